@@ -1,0 +1,39 @@
+"""Error types. A HarnessError is a user-facing problem: the CLI prints its message, never a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HarnessError(Exception):
+    """A problem the user can fix (bad input, missing file, unknown name). Message is one paragraph."""
+
+
+class ConfigError(HarnessError):
+    """Malformed suite or task file: the message names the file and the key."""
+
+
+class DataError(HarnessError):
+    """Dataset missing, empty, or with labels outside the declared set."""
+
+
+class NotApplicable(Exception):
+    """This (model, protocol, task) combination cannot run; recorded with the reason, not as a failure."""
+
+
+class ModelOutputError(Exception):
+    """A model produced unusable output (NaN/inf features or scores)."""
+
+
+def close_match(name: str, candidates: Iterable[str]) -> str:
+    """' Did you mean "x"?' for the closest candidate, or '' when none is close."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return f' Did you mean "{matches[0]}"?' if matches else ""
+
+
+def unknown_name(kind: str, name: str, candidates: Iterable[str]) -> HarnessError:
+    cands = sorted(candidates)
+    return HarnessError(
+        f'Unknown {kind} "{name}".{close_match(name, cands)} Available: {", ".join(cands) or "(none)"}.'
+    )

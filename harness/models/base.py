@@ -1,0 +1,104 @@
+"""ModelAdapter: the one interface every model family implements.
+
+A protocol never knows which family it runs; an adapter never knows which protocol calls it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.errors import NotApplicable
+from harness.tasks import Modality, Split, TaskSpec
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as named in a suite file. `source` is a hub id, a local path, or pkg://package/sub/path."""
+
+    name: str
+    family: str
+    source: str = ""
+    revision: str | None = None
+    pooling: str = "mean"  # mean | cls (text encoders)
+    normalize: bool = True
+    batch_size: int = 32
+    max_length: int = 256
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA)
+    trust_remote_code: bool = False
+    license: str = ""
+    # Family-specific settings (image_size, label_map, thresholds, ...), typed by each adapter.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["options"] = dict(self.options)
+        return d
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Metadata shown on the leaderboard and stored in the models table."""
+
+    name: str
+    family: str
+    modality: Modality
+    source: str
+    revision: str | None
+    params: int | None
+    license: str = ""
+    description: str = ""
+    feature_dim: int | None = None
+
+
+class ModelAdapter(ABC):
+    """Loads lazily in `__init__` (the runner caches adapters) and answers three questions.
+
+    encode(inputs) -> float32 (N, D) features        (linear probe, fine-tune backbone)
+    zero_shot_scores(inputs, task) -> (N, n_labels)  (zero-shot; raise NotApplicable if impossible)
+    fit_featurizer(train) -> adapter                 (for baselines whose features need fitting)
+    """
+
+    modality: Modality
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def info(self) -> ModelInfo: ...
+
+    @abstractmethod
+    def encode(self, inputs: Sequence[Any]) -> np.ndarray: ...
+
+    def zero_shot_scores(self, inputs: Sequence[Any], task: TaskSpec) -> np.ndarray:
+        raise NotApplicable(f"{self.spec.family} model {self.spec.name!r} has no zero-shot mode.")
+
+    def fit_featurizer(self, train: Split) -> ModelAdapter:
+        """Return an adapter whose encode() is fitted on `train`. Most models need nothing: self."""
+        return self
+
+    @property
+    def feature_cache_id(self) -> str | None:
+        """Identity of the features for the on-disk cache; None disables caching (cheap featurizers)."""
+        return self.spec.key
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def check_modality(self, task: TaskSpec) -> None:
+        if task.modality != self.modality:
+            raise NotApplicable(
+                f"model {self.spec.name!r} takes {self.modality} input; task {task.name!r} is {task.modality}."
+            )

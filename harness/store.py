@@ -1,0 +1,264 @@
+"""SQLite result store (via sqlite-utils). Schema documented in docs/store.md.
+
+One job = one transaction: a run row with its metrics, predictions and timing appear together or not
+at all. Only the driver process writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from harness import RESULT_SCHEMA_VERSION
+from harness.errors import HarnessError
+from harness.records import RunRecord
+
+DEFAULT_DB = Path("results/harness.db")
+FINISHED = ("done", "not_applicable")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+  key TEXT PRIMARY KEY,
+  suite TEXT NOT NULL,
+  label TEXT NOT NULL DEFAULT '',
+  model TEXT NOT NULL,
+  task TEXT NOT NULL,
+  task_version TEXT NOT NULL,
+  data_fingerprint TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  seed INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('done', 'failed', 'not_applicable')),
+  error TEXT,
+  config_json TEXT NOT NULL,
+  selected_json TEXT NOT NULL DEFAULT '{}',
+  confusion_json TEXT,
+  started_at TEXT NOT NULL,
+  finished_at TEXT NOT NULL,
+  duration_s REAL NOT NULL,
+  hardware TEXT,
+  harness_version TEXT NOT NULL,
+  git_hash TEXT,
+  env_json TEXT NOT NULL DEFAULT '{}',
+  schema_version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_model_task ON runs (model, task, protocol);
+CREATE TABLE IF NOT EXISTS metrics (
+  run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  value REAL NOT NULL,
+  ci_low REAL,
+  ci_high REAL,
+  PRIMARY KEY (run_key, name)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+  run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+  example_id TEXT NOT NULL,
+  label INTEGER NOT NULL,
+  pred INTEGER NOT NULL,
+  score REAL,
+  PRIMARY KEY (run_key, example_id)
+);
+CREATE TABLE IF NOT EXISTS timings (
+  run_key TEXT PRIMARY KEY REFERENCES runs(key) ON DELETE CASCADE,
+  hardware TEXT NOT NULL,
+  device TEXT NOT NULL,
+  batch_size INTEGER NOT NULL,
+  p50_ms REAL NOT NULL,
+  p95_ms REAL NOT NULL,
+  p99_ms REAL NOT NULL,
+  mean_ms REAL NOT NULL,
+  std_ms REAL NOT NULL,
+  n_timed INTEGER NOT NULL,
+  items_per_s REAL NOT NULL,
+  peak_mem_mb REAL,
+  params INTEGER
+);
+CREATE TABLE IF NOT EXISTS hardware (
+  fingerprint TEXT PRIMARY KEY,
+  cpu TEXT, gpu TEXT, torch TEXT, cuda TEXT, threads INTEGER, platform TEXT, details_json TEXT
+);
+CREATE TABLE IF NOT EXISTS models (
+  name TEXT PRIMARY KEY,
+  family TEXT NOT NULL, modality TEXT NOT NULL, source TEXT, revision TEXT, params INTEGER,
+  license TEXT, description TEXT, feature_dim INTEGER, spec_json TEXT
+);
+CREATE TABLE IF NOT EXISTS tasks (
+  name TEXT NOT NULL, version TEXT NOT NULL,
+  modality TEXT NOT NULL, labels_json TEXT NOT NULL,
+  n_train INTEGER, n_validation INTEGER, n_test INTEGER,
+  fingerprint TEXT NOT NULL, source_signature TEXT,
+  source TEXT, license TEXT, citation TEXT, spec_json TEXT,
+  PRIMARY KEY (name, version)
+);
+"""
+
+
+class Store:
+    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+        self.path = Path(path)
+        if self.path.exists() and self.path.is_dir():
+            raise HarnessError(f"--db {self.path} is a directory; give a file path such as {self.path}/harness.db.")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.enable_wal()
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise HarnessError(f"{self.path} is not a harness results database ({exc}).") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        with self.db.atomic():
+            yield self.db
+
+    # ---- writes -------------------------------------------------------------------------------------
+
+    def write_run(
+        self,
+        record: RunRecord,
+        *,
+        label: str = "",
+        model_row: Mapping[str, Any] | None = None,
+        task_row: Mapping[str, Any] | None = None,
+        hardware_row: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write everything a job produced in one transaction, replacing an earlier failed attempt."""
+        job = record.job
+        with self.transaction() as db:
+            db.execute("DELETE FROM runs WHERE key = ?", [job.key])
+            if model_row:
+                db["models"].upsert(dict(model_row), pk="name")
+            if task_row:
+                db["tasks"].upsert(dict(task_row), pk=("name", "version"))
+            if hardware_row:
+                db["hardware"].upsert(dict(hardware_row), pk="fingerprint")
+            db["runs"].insert(
+                {
+                    "key": job.key,
+                    "suite": job.suite,
+                    "label": label,
+                    "model": job.model,
+                    "task": job.task,
+                    "task_version": job.task_version,
+                    "data_fingerprint": job.data_fingerprint,
+                    "protocol": job.protocol,
+                    "seed": job.seed,
+                    "status": record.status,
+                    "error": record.error,
+                    "config_json": _dumps(job.config),
+                    "selected_json": _dumps(record.selected),
+                    "confusion_json": _dumps(record.confusion) if record.confusion is not None else None,
+                    "started_at": record.started_at,
+                    "finished_at": record.finished_at,
+                    "duration_s": record.duration_s,
+                    "hardware": record.timing.hardware if record.timing else record.env.get("hardware"),
+                    "harness_version": record.env.get("harness_version", ""),
+                    "git_hash": record.env.get("git_hash"),
+                    "env_json": _dumps(record.env),
+                    "schema_version": RESULT_SCHEMA_VERSION,
+                }
+            )
+            if record.metrics:
+                db["metrics"].insert_all(
+                    {"run_key": job.key, "name": m.name, "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high}
+                    for m in record.metrics
+                )
+            if record.predictions is not None:
+                p = record.predictions
+                db.conn.executemany(
+                    "INSERT INTO predictions (run_key, example_id, label, pred, score) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        (job.key, eid, int(y), int(yhat), float(s))
+                        for eid, y, yhat, s in zip(p.example_ids, p.labels, p.preds, p.scores, strict=True)
+                    ),
+                )
+            if record.timing is not None:
+                t = record.timing
+                db["timings"].insert({"run_key": job.key, **t.__dict__})
+
+    # ---- reads --------------------------------------------------------------------------------------
+
+    def finished_keys(self, keys: Iterable[str] | None = None) -> set[str]:
+        placeholders = ",".join("?" for _ in FINISHED)
+        rows = self.db.execute(f"SELECT key FROM runs WHERE status IN ({placeholders})", list(FINISHED)).fetchall()
+        found = {r[0] for r in rows}
+        return found if keys is None else found & set(keys)
+
+    def stored_fingerprint(self, task: str, version: str, source_signature: str) -> str | None:
+        row = self.db.execute(
+            "SELECT fingerprint FROM tasks WHERE name = ? AND version = ? AND source_signature = ?",
+            [task, version, source_signature],
+        ).fetchone()
+        return row[0] if row else None
+
+    def runs(self, **where: Any) -> list[dict[str, Any]]:
+        """Run rows (newest first) filtered by equality on columns, e.g. runs(task='bbc-news', status='done')."""
+        clauses = " AND ".join(f"{col} = :{col}" for col in where) or "1"
+        return list(self.db.query(f"SELECT * FROM runs WHERE {clauses} ORDER BY finished_at DESC", where))
+
+    def metrics(self, run_key: str) -> dict[str, dict[str, float | None]]:
+        return {
+            r["name"]: {"value": r["value"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
+            for r in self.db.query("SELECT * FROM metrics WHERE run_key = ?", [run_key])
+        }
+
+    def predictions(self, run_key: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(example_ids, labels, preds) sorted by example id, for paired comparisons."""
+        rows = self.db.execute(
+            "SELECT example_id, label, pred FROM predictions WHERE run_key = ? ORDER BY example_id", [run_key]
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        return ids, np.array([r[1] for r in rows], dtype=np.int64), np.array([r[2] for r in rows], dtype=np.int64)
+
+    def timing(self, run_key: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM timings WHERE run_key = ?", [run_key]))
+        return rows[0] if rows else None
+
+    def results_table(self, task: str | None = None) -> list[dict[str, Any]]:
+        """One row per finished run with its headline metrics and timing, for show/site/compare/pick."""
+        sql = """
+        SELECT r.key, r.suite, r.label, r.model, r.task, r.task_version, r.data_fingerprint, r.protocol, r.seed,
+               r.status, r.error, r.finished_at, r.hardware, r.selected_json, r.config_json,
+               acc.value AS accuracy, acc.ci_low AS accuracy_ci_low, acc.ci_high AS accuracy_ci_high,
+               f1.value AS macro_f1, f1.ci_low AS macro_f1_ci_low, f1.ci_high AS macro_f1_ci_high,
+               t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb, t.batch_size, t.device,
+               m.params, m.family
+        FROM runs r
+        LEFT JOIN metrics acc ON acc.run_key = r.key AND acc.name = 'accuracy'
+        LEFT JOIN metrics f1 ON f1.run_key = r.key AND f1.name = 'macro_f1'
+        LEFT JOIN timings t ON t.run_key = r.key
+        LEFT JOIN models m ON m.name = r.model
+        WHERE (:task IS NULL OR r.task = :task)
+        ORDER BY r.task, r.protocol, f1.value DESC
+        """
+        return list(self.db.query(sql, {"task": task}))
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return repr(obj)

@@ -1,0 +1,168 @@
+"""Task plugin API: a Task declares typed metadata (TaskSpec) and loads train/validation/test splits."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from harness.errors import DataError
+
+Modality = Literal["text", "image"]
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Metadata every task carries; the leaderboard shows it and job keys include name + version."""
+
+    name: str
+    version: str
+    modality: Modality
+    labels: tuple[str, ...]
+    description: str = ""
+    source: str = ""
+    license: str = ""
+    citation: str = ""
+    homepage: str = ""
+    main_metric: str = "macro_f1"
+    # Zero-shot prompt templates with a "{label}" placeholder; scores are averaged over templates.
+    prompt_templates: tuple[str, ...] = ("{label}",)
+    # Optional words used in prompts instead of the raw label names (label -> verbalizer).
+    label_verbalizers: Mapping[str, str] = field(default_factory=dict)
+
+    def prompts_for(self, label: str) -> list[str]:
+        word = self.label_verbalizers.get(label, label)
+        return [t.format(label=word) for t in self.prompt_templates]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "modality": self.modality,
+            "labels": list(self.labels),
+            "description": self.description,
+            "source": self.source,
+            "license": self.license,
+            "citation": self.citation,
+            "homepage": self.homepage,
+            "main_metric": self.main_metric,
+            "prompt_templates": list(self.prompt_templates),
+            "label_verbalizers": dict(self.label_verbalizers),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split. `inputs` is a list of str (text) or a uint8 array (N, H, W, C) (image)."""
+
+    name: str
+    ids: tuple[str, ...]
+    inputs: Sequence[Any]
+    labels: np.ndarray  # int64 indices into TaskSpec.labels
+
+    def __post_init__(self) -> None:
+        if not (len(self.ids) == len(self.inputs) == len(self.labels)):
+            raise DataError(
+                f"Split {self.name!r}: ids ({len(self.ids)}), inputs ({len(self.inputs)}) and labels "
+                f"({len(self.labels)}) must have the same length."
+            )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over ids, labels and input contents: identical data gives the same fingerprint."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            h = hashlib.sha256()
+            for i, x in zip(self.ids, self.inputs, strict=True):
+                h.update(i.encode())
+                h.update(b"\0")
+                if isinstance(x, str):
+                    h.update(x.encode("utf-8", "surrogatepass"))
+                else:
+                    arr = np.ascontiguousarray(x)
+                    h.update(str(arr.shape).encode() + str(arr.dtype).encode())
+                    h.update(arr.tobytes())
+                h.update(b"\1")
+            h.update(np.asarray(self.labels, dtype=np.int64).tobytes())
+            cached = h.hexdigest()[:16]
+            object.__setattr__(self, "_fingerprint", cached)
+        return cached
+
+    def subset(self, index: Sequence[int] | np.ndarray, name: str | None = None) -> Split:
+        idx = np.asarray(index, dtype=np.int64)
+        inputs: Sequence[Any]
+        if isinstance(self.inputs, np.ndarray):
+            inputs = self.inputs[idx]
+        else:
+            inputs = [self.inputs[i] for i in idx]
+        return Split(
+            name=name or self.name,
+            ids=tuple(self.ids[i] for i in idx),
+            inputs=inputs,
+            labels=np.asarray(self.labels)[idx],
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class TaskData:
+    spec: TaskSpec
+    splits: Mapping[str, Split]
+
+    def __post_init__(self) -> None:
+        for name in SPLIT_NAMES:
+            if name not in self.splits:
+                raise DataError(f"Task {self.spec.name!r} has no {name!r} split.")
+            if len(self.splits[name]) == 0:
+                raise DataError(f"Task {self.spec.name!r}: the {name!r} split is empty.")
+            labels = np.asarray(self.splits[name].labels)
+            if labels.size and (labels.min() < 0 or labels.max() >= len(self.spec.labels)):
+                raise DataError(
+                    f"Task {self.spec.name!r}, split {name!r}: label index outside the "
+                    f"{len(self.spec.labels)} declared labels."
+                )
+
+    @property
+    def train(self) -> Split:
+        return self.splits["train"]
+
+    @property
+    def validation(self) -> Split:
+        return self.splits["validation"]
+
+    @property
+    def test(self) -> Split:
+        return self.splits["test"]
+
+    @property
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for name in SPLIT_NAMES:
+            h.update(f"{name}:{self.splits[name].fingerprint};".encode())
+        return h.hexdigest()[:16]
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(self.splits[name]) for name in SPLIT_NAMES}
+
+
+class Task(ABC):
+    """A benchmark task. Subclasses set `spec` and implement `load()`.
+
+    `source_signature()` must change whenever the loaded data could change (file stats, package
+    version, options); the runner uses it to find a stored data fingerprint without loading data.
+    """
+
+    spec: TaskSpec
+
+    @abstractmethod
+    def load(self) -> TaskData: ...
+
+    def source_signature(self) -> str:
+        return hashlib.sha256(repr(sorted(self.spec.as_dict().items())).encode()).hexdigest()[:16]
