@@ -1,0 +1,216 @@
+"""Command-line interface (typer + rich). Thin: parses options, calls library code, renders results.
+
+Any HarnessError is printed as a one-paragraph message with exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.errors import HarnessError
+from harness.store import DEFAULT_DB
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark pretrained models; publish a leaderboard.")
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+DB_OPTION = typer.Option(DEFAULT_DB, "--db", help="SQLite results database.")
+PLUGIN_OPTION = typer.Option([], "--plugin", help="Task plugin: a .py file, a task .yaml file or a folder of them.")
+
+
+def user_errors(fn: F) -> F:
+    """Turn HarnessError into a clean message + exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HarnessError as exc:
+            err_console.print(f"[bold red]Error:[/bold red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def run(
+    suite_file: Path = typer.Argument(..., help="Suite YAML (models x tasks x protocols x seeds)."),
+    db: Path = DB_OPTION,
+    only_model: list[str] = typer.Option([], "--only-model", help="Run only this model (repeatable)."),
+    only_task: list[str] = typer.Option([], "--only-task", help="Run only this task (repeatable)."),
+    only_protocol: list[str] = typer.Option([], "--only-protocol", help="Run only this protocol (repeatable)."),
+    label: str = typer.Option("", "--label", help="Label stored with these runs (for harness compare)."),
+    plugin: list[Path] = PLUGIN_OPTION,
+    quiet: bool = typer.Option(False, "--quiet", help="No leaderboard at the end."),
+) -> None:
+    """Run a suite; finished jobs already in the store are skipped (resume)."""
+    from harness.config import load_suite
+    from harness.report import leaderboard_tables
+    from harness.runner import Selection, run_suite
+    from harness.store import Store
+
+    suite = load_suite(suite_file)
+    for kind, names, known in (
+        ("model", only_model, [m.spec.name for m in suite.models]),
+        ("task", only_task, [t.name for t in suite.tasks]),
+        ("protocol", only_protocol, [p.name for p in suite.protocols]),
+    ):
+        for name in names:
+            if name not in known:
+                from harness.errors import unknown_name
+
+                raise HarnessError(f"--only-{kind}: {unknown_name(kind + ' in ' + str(suite_file), name, known)}")
+    store = Store(db)
+    t0 = time.perf_counter()
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as progress:  # fmt: skip
+        bar = progress.add_task("planning", total=None)
+
+        def on_plan(plan: Any, todo: int) -> None:
+            progress.update(bar, total=todo, description=f"{suite.name}: {todo} job(s) to run")
+            if plan.skipped_modality:
+                progress.console.print(f"[dim]{len(plan.skipped_modality)} model/task pair(s) skipped: modality differs[/dim]")
+
+        def on_job(job: Any, result: Any) -> None:
+            i = job.identity
+            if result is None:
+                progress.update(bar, description=f"{i.model} / {i.task} / {i.protocol} / seed {i.seed}")
+                return
+            progress.advance(bar)
+            r = result.record
+            if r.status == "failed":
+                progress.console.print(f"[red]failed[/red] {i.model} / {i.task} / {i.protocol}: {(r.error or '').splitlines()[0]}")
+
+        summary = run_suite(
+            suite,
+            store,
+            selection=Selection(tuple(only_model), tuple(only_task), tuple(only_protocol)),
+            label=label,
+            plugins=plugin,
+            progress=on_job,
+            on_plan=on_plan,
+        )
+    if not quiet:
+        for table in leaderboard_tables(store):
+            console.print(table)
+    wall = time.perf_counter() - t0
+    if summary.ran == 0:
+        console.print(
+            f"All {summary.total} job(s) already in {db}: nothing to run "
+            f"({summary.models_loaded} models loaded, {summary.forward_passes} forward passes). {wall:.1f}s."
+        )
+    else:
+        console.print(
+            f"{summary.ran} job(s) run ({summary.done} done, {summary.not_applicable} not applicable, "
+            f"{summary.failed} failed), {summary.already_done} skipped as already done; "
+            f"{summary.models_loaded} model load(s), {summary.forward_passes} feature pass(es); {wall:.1f}s. Results: {db}"
+        )
+    if summary.failed:
+        for name, error in summary.failures:
+            err_console.print(f"[red]FAILED[/red] {name}: {error.splitlines()[0] if error else ''}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def tasks(
+    plugin: list[Path] = PLUGIN_OPTION,
+    check: str = typer.Option(None, "--check", help="Load this task and print its data-hygiene report."),
+) -> None:
+    """List available tasks with their metadata."""
+    from harness.registry import TaskRegistry
+
+    registry = TaskRegistry.discover(plugin)
+    if check:
+        from harness.data.hygiene import format_report, hygiene_report
+
+        data = registry.get(check).load()
+        console.print(format_report(hygiene_report(data)))
+        return
+    table = Table(title="Tasks", title_justify="left", header_style="bold")
+    for col in ("name", "version", "modality", "labels", "main metric", "source", "license"):
+        table.add_column(col)
+    for spec in sorted(registry.specs(), key=lambda s: s.name):
+        labels = ", ".join(spec.labels)
+        table.add_row(spec.name, spec.version, spec.modality, labels if len(labels) < 60 else labels[:57] + "...",
+                      spec.main_metric, spec.source, spec.license)  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def models(
+    suite_file: Path = typer.Argument(None, help="Suite YAML: list its models. Without it: the model families."),
+    db: Path = DB_OPTION,
+) -> None:
+    """List model families, or a suite's models with the metadata stored for them."""
+    from harness.models import FAMILIES, FAMILY_MODALITY
+
+    if suite_file is None:
+        table = Table(title="Model families", title_justify="left", header_style="bold")
+        table.add_column("family")
+        table.add_column("modality")
+        table.add_column("implementation")
+        for fam in sorted(FAMILIES):
+            table.add_row(fam, FAMILY_MODALITY[fam], FAMILIES[fam])
+        console.print(table)
+        return
+    from harness.config import load_suite
+    from harness.store import Store
+
+    suite = load_suite(suite_file)
+    stored = {r["name"]: r for r in Store(db).db.query("SELECT * FROM models")} if db.exists() else {}
+    table = Table(title=f"Models in {suite_file}", title_justify="left", header_style="bold")
+    for col in ("name", "family", "modality", "source", "revision", "params", "license"):
+        table.add_column(col)
+    for m in suite.models:
+        row = stored.get(m.spec.name, {})
+        params = row.get("params")
+        table.add_row(m.spec.name, m.spec.family, FAMILY_MODALITY[m.spec.family], m.spec.source, m.spec.revision or "-",
+                      f"{params / 1e6:.1f}M" if params else "(not run yet)", row.get("license") or m.spec.license or "-")  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def show(
+    db: Path = DB_OPTION,
+    task: str = typer.Option(None, "--task", help="Only this task."),
+    model: str = typer.Option(None, "--model", help="Only this model."),
+) -> None:
+    """Print the leaderboard tables stored in the results database."""
+    from harness.report import leaderboard_tables
+    from harness.store import Store
+
+    if not db.exists():
+        raise HarnessError(f"No results database at {db}. Run `harness run SUITE --db {db}` first, or pass --db.")
+    tables = leaderboard_tables(Store(db), task, model)
+    if not tables:
+        raise HarnessError(f"No results in {db}" + (f" for task {task!r}" if task else "") + (f" and model {model!r}" if model else "") + ".")
+    for table in tables:
+        console.print(table)
+
+
+# -- commands contributed by other modules are registered below --
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

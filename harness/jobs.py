@@ -1,0 +1,230 @@
+"""Jobs: one (model, task, protocol, seed). Planning computes keys; execution turns a job into a RunRecord.
+
+Execution is pure (no store writes) so the local and Ray executors share it; only the driver writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import hashlib
+import json
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import RESULT_SCHEMA_VERSION
+from harness.config import ModelEntry, ProtocolRef, SuiteConfig, TaskRef
+from harness.environment import run_environment
+from harness.errors import HarnessError, ModelOutputError, NotApplicable
+from harness.features import FeatureCache
+from harness.metrics import classification_metrics
+from harness.models.base import ModelAdapter, ModelInfo
+from harness.protocols import get_protocol
+from harness.protocols.base import ProtocolContext
+from harness.records import JobIdentity, Predictions, RunRecord, RunStatus
+from harness.seeding import seed_everything
+from harness.tasks import Task, TaskData
+from harness.timing import hardware_info, hardware_row, measure
+
+
+@dataclass(frozen=True)
+class Job:
+    identity: JobIdentity
+    model: ModelEntry
+    task: TaskRef
+    protocol: ProtocolRef
+
+    @property
+    def key(self) -> str:
+        return self.identity.key
+
+
+def job_key(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def job_config(
+    suite: SuiteConfig, model: ModelEntry, task: Task, fingerprint: str, protocol: ProtocolRef, seed: int, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Everything that shapes a result; its hash is the job key (resume skips a finished key)."""
+    return {
+        "model": model.spec.as_dict(),
+        "task": {"name": task.spec.name, "version": task.spec.version, "fingerprint": fingerprint, "options": dict(options)},
+        "protocol": {"name": protocol.name, "protocol": protocol.protocol, "config": dataclasses.asdict(protocol.config)},
+        "seed": seed,
+        "bootstrap": dataclasses.asdict(suite.bootstrap),
+        "timing": dataclasses.asdict(suite.timing),
+        "schema_version": RESULT_SCHEMA_VERSION,
+    }
+
+
+def make_job(
+    suite: SuiteConfig, model: ModelEntry, task: Task, ref: TaskRef, fingerprint: str, protocol: ProtocolRef, seed: int
+) -> Job:
+    config = job_config(suite, model, task, fingerprint, protocol, seed, ref.options)
+    identity = JobIdentity(
+        key=job_key(config),
+        suite=suite.name,
+        model=model.spec.name,
+        task=task.spec.name,
+        task_version=task.spec.version,
+        data_fingerprint=fingerprint,
+        protocol=protocol.name,
+        seed=seed,
+        config={**config, "suite_path": str(suite.path)},
+    )
+    return Job(identity, model, ref, protocol)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a worker sends back to the driver: the record plus the metadata rows to upsert."""
+
+    record: RunRecord
+    model_row: dict[str, Any] | None
+    task_row: dict[str, Any] | None
+    hardware_row: dict[str, Any] | None
+
+
+def model_row(info: ModelInfo, spec_json: str) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "family": info.family,
+        "modality": info.modality,
+        "source": info.source,
+        "revision": info.revision,
+        "params": info.params,
+        "license": info.license,
+        "description": info.description,
+        "feature_dim": info.feature_dim,
+        "spec_json": spec_json,
+    }
+
+
+def task_row(task: Task, data: TaskData) -> dict[str, Any]:
+    spec = data.spec
+    sizes = data.sizes()
+    return {
+        "name": spec.name,
+        "version": spec.version,
+        "modality": spec.modality,
+        "labels_json": json.dumps(list(spec.labels)),
+        "n_train": sizes["train"],
+        "n_validation": sizes["validation"],
+        "n_test": sizes["test"],
+        "fingerprint": data.fingerprint,
+        "source_signature": task.source_signature(),
+        "source": spec.source,
+        "license": spec.license,
+        "citation": spec.citation,
+        "spec_json": json.dumps(spec.as_dict(), sort_keys=True),
+    }
+
+
+@dataclass
+class WorkerState:
+    """Per-process caches: one loaded model at a time (jobs arrive grouped by model), loaded task data."""
+
+    features: FeatureCache
+    tasks: dict[str, tuple[Task, TaskData]] = field(default_factory=dict)
+    adapter: ModelAdapter | None = None
+    adapter_key: str | None = None
+    models_loaded: int = 0
+
+    def get_adapter(self, model: ModelEntry) -> ModelAdapter:
+        from harness.models import load_adapter
+
+        if self.adapter_key != model.spec.key:
+            self.release_model()
+            self.adapter = load_adapter(model.spec)
+            self.adapter_key = model.spec.key
+            self.models_loaded += 1
+        assert self.adapter is not None
+        return self.adapter
+
+    def release_model(self) -> None:
+        self.adapter, self.adapter_key = None, None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover
+            pass
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, (HarnessError, ModelOutputError, NotApplicable)):
+        return str(exc)
+    tail = "".join(traceback.format_exception(exc)[-3:]).strip()
+    return f"{type(exc).__name__}: {exc}\n{tail}"
+
+
+def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, data: TaskData) -> JobResult:
+    """Run one job to a record. Never raises for the job's own failure: it is recorded as failed."""
+    started, t0 = _now(), time.perf_counter()
+    hw = hardware_info()["fingerprint"]
+    env = run_environment(hw)
+    status: RunStatus = "done"
+    error: str | None = None
+    metrics, confusion, predictions, timing, selected = (), None, None, None, {}
+    info_row: dict[str, Any] | None = None
+    try:
+        seed_everything(job.identity.seed)
+        adapter = state.get_adapter(job.model)
+        info = adapter.info()
+        info_row = model_row(info, json.dumps(job.model.spec.as_dict(), sort_keys=True, default=str))
+        protocol = get_protocol(job.protocol.protocol)
+        ctx = ProtocolContext(features=state.features, seed=job.identity.seed)
+        out = protocol.run(adapter, data, job.protocol.config, ctx)
+        y = np.asarray(data.test.labels)
+        metric_list, confusion = classification_metrics(y, out.preds, data.spec.labels, suite.bootstrap)
+        metrics = tuple(metric_list) + tuple(out.extra_metrics)
+        predictions = Predictions(data.test.ids, y, np.asarray(out.preds), np.asarray(out.scores))
+        selected = dict(out.selected)
+        if suite.timing.enabled:
+            timing = measure(
+                out.predict,
+                data.test.inputs,
+                batch_size=job.model.spec.batch_size,
+                device=adapter.device,
+                params=info.params,
+                cfg=suite.timing,
+            )
+    except NotApplicable as exc:
+        status, error = "not_applicable", str(exc)
+    except Exception as exc:  # the sweep goes on; the failure is recorded with its reason
+        status, error = "failed", _error_text(exc)
+    if status != "done":
+        metrics, confusion, predictions, timing = (), None, None, None
+    record = RunRecord(
+        job=job.identity,
+        status=status,
+        started_at=started,
+        finished_at=_now(),
+        duration_s=time.perf_counter() - t0,
+        error=error,
+        selected=selected,
+        metrics=metrics,
+        confusion=confusion,
+        predictions=predictions,
+        timing=timing,
+        env=env,
+    )
+    return JobResult(record, info_row, task_row(task, data), hardware_row())
+
+
+def feature_cache_dir(db_path: Path) -> Path:
+    return db_path.parent / ".cache" / "features"

@@ -1,0 +1,44 @@
+"""What every protocol returns, and the registry of protocol names -> (config class, run function)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from harness.features import FeatureCache
+from harness.models.base import ModelAdapter
+from harness.records import MetricValue
+from harness.tasks import Split, TaskData
+
+
+@dataclass(frozen=True, eq=False)
+class ProtocolOutput:
+    preds: np.ndarray  # (N_test,) predicted label indices
+    scores: np.ndarray  # (N_test,) confidence of the predicted label
+    predict: Callable[[Sequence[Any]], np.ndarray]  # raw inputs -> label indices: the timed inference path
+    selected: Mapping[str, Any] = field(default_factory=dict)  # hyper-parameters chosen on validation
+    extra_metrics: tuple[MetricValue, ...] = ()
+
+
+@dataclass
+class ProtocolContext:
+    features: FeatureCache
+    seed: int
+
+    def encode(self, adapter: ModelAdapter, split: Split) -> Any:
+        return self.features.get(adapter.feature_cache_id, split, lambda: adapter.encode(split.inputs))
+
+
+class RunProtocol(Protocol):
+    def __call__(self, adapter: ModelAdapter, data: TaskData, config: Any, ctx: ProtocolContext) -> ProtocolOutput: ...
+
+
+def confidence(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(argmax predictions, softmax probability of the argmax) for a score matrix."""
+    preds = scores.argmax(axis=1)
+    z = scores - scores.max(axis=1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return preds, probs[np.arange(len(preds)), preds]

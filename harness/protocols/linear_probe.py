@@ -1,0 +1,138 @@
+"""Linear probe: frozen features -> scikit-learn logistic regression.
+
+C is chosen on the validation split (main metric: macro-F1), then the probe is refit on train+val.
+k-shot (MTEB style): k training examples per class drawn with a seed, n repeats; the stored predictions
+and headline metrics are those of repeat 0 (so paired comparisons use real predictions), and the mean
+and spread over repeats are recorded as extra metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from harness.errors import DataError
+from harness.models.base import ModelAdapter
+from harness.protocols.base import ProtocolContext, ProtocolOutput
+from harness.records import MetricValue
+from harness.tasks import TaskData
+
+
+@dataclass(frozen=True)
+class LinearProbeConfig:
+    Cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
+    k_shot: int | None = None  # examples per class from train; None = the whole train split
+    repeats: int = 1  # k-shot draws (ignored without k_shot)
+    max_iter: int = 2000
+    standardize: bool = True
+    refit_on_train_val: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.Cs or any(c <= 0 for c in self.Cs):
+            raise ValueError("Cs must be a non-empty list of positive numbers")
+        if self.k_shot is not None and self.k_shot < 1:
+            raise ValueError("k_shot must be >= 1")
+        if self.repeats < 1:
+            raise ValueError("repeats must be >= 1")
+
+
+def _stack(a: Any, b: Any) -> Any:
+    return sp.vstack([a, b]).tocsr() if sp.issparse(a) else np.concatenate([a, b])
+
+
+def _probe(C: float, sparse: bool, cfg: LinearProbeConfig, seed: int) -> Pipeline:
+    steps: list[Any] = []
+    if cfg.standardize:
+        steps.append(StandardScaler(with_mean=not sparse))
+    steps.append(LogisticRegression(C=C, max_iter=cfg.max_iter, random_state=seed))
+    return make_pipeline(*steps)
+
+
+def _macro_f1(y: np.ndarray, pred: np.ndarray, n_labels: int) -> float:
+    return float(f1_score(y, pred, labels=list(range(n_labels)), average="macro", zero_division=0))
+
+
+def k_shot_indices(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k examples per class (all of a class when it has fewer), sorted; deterministic for a given rng."""
+    chosen = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        chosen.append(rng.choice(members, size=min(k, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def _fit_one(
+    X_tr: Any, y_tr: np.ndarray, X_val: Any, y_val: np.ndarray, n_labels: int, cfg: LinearProbeConfig, seed: int
+) -> tuple[Pipeline, float, dict[str, float]]:
+    if len(np.unique(y_tr)) < 2:
+        raise DataError("linear probe needs at least two classes in the training examples")
+    sparse = sp.issparse(X_tr)
+    val_scores: dict[str, float] = {}
+    for C in cfg.Cs:
+        model = _probe(C, sparse, cfg, seed).fit(X_tr, y_tr)
+        val_scores[repr(C)] = _macro_f1(y_val, model.predict(X_val), n_labels)
+    best_C = float(max(cfg.Cs, key=lambda c: (val_scores[repr(c)], -abs(np.log10(c)))))
+    if cfg.refit_on_train_val and cfg.k_shot is None:  # k-shot stays k-shot: no refit on the whole val split
+        final = _probe(best_C, sparse, cfg, seed).fit(_stack(X_tr, X_val), np.concatenate([y_tr, y_val]))
+    else:
+        final = _probe(best_C, sparse, cfg, seed).fit(X_tr, y_tr)
+    return final, best_C, val_scores
+
+
+def run(adapter: ModelAdapter, data: TaskData, config: LinearProbeConfig, ctx: ProtocolContext) -> ProtocolOutput:
+    adapter.check_modality(data.spec)
+    n_labels = len(data.spec.labels)
+    featurizer = adapter.fit_featurizer(data.train)
+    X_train = ctx.encode(featurizer, data.train)
+    X_val = ctx.encode(featurizer, data.validation)
+    X_test = ctx.encode(featurizer, data.test)
+    y_train, y_val, y_test = (np.asarray(s.labels) for s in (data.train, data.validation, data.test))
+
+    repeats = config.repeats if config.k_shot else 1
+    rng = np.random.default_rng(ctx.seed)
+    outcomes = []
+    for r in range(repeats):
+        idx = k_shot_indices(y_train, config.k_shot, rng) if config.k_shot else np.arange(len(y_train))
+        X_tr = X_train[idx]
+        probe, best_C, val_scores = _fit_one(X_tr, y_train[idx], X_val, y_val, n_labels, config, ctx.seed + r)
+        proba = probe.predict_proba(X_test)
+        classes = probe.classes_
+        preds = classes[proba.argmax(axis=1)]
+        outcomes.append((probe, best_C, val_scores, preds, proba.max(axis=1), len(idx)))
+
+    probe, best_C, val_scores, preds, conf, n_train = outcomes[0]
+    extra: list[MetricValue] = []
+    if repeats > 1:
+        f1s = np.array([_macro_f1(y_test, o[3], n_labels) for o in outcomes])
+        accs = np.array([accuracy_score(y_test, o[3]) for o in outcomes])
+        extra += [
+            MetricValue("macro_f1_repeats_mean", float(f1s.mean()), float(f1s.min()), float(f1s.max())),
+            MetricValue("macro_f1_repeats_std", float(f1s.std(ddof=1))),
+            MetricValue("accuracy_repeats_mean", float(accs.mean()), float(accs.min()), float(accs.max())),
+            MetricValue("accuracy_repeats_std", float(accs.std(ddof=1))),
+        ]
+
+    def predict(inputs: Sequence[Any]) -> np.ndarray:
+        return np.asarray(probe.predict(featurizer.encode(inputs)))
+
+    return ProtocolOutput(
+        preds=np.asarray(preds, dtype=np.int64),
+        scores=np.asarray(conf, dtype=np.float64),
+        predict=predict,
+        selected={
+            "C": best_C,
+            "validation_macro_f1_by_C": val_scores,
+            "n_train_examples": int(n_train),
+            "refit_on_train_val": config.refit_on_train_val and config.k_shot is None,
+            "selected_C_per_repeat": [o[1] for o in outcomes],
+        },
+        extra_metrics=tuple(extra),
+    )

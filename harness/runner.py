@@ -1,0 +1,158 @@
+"""Suite -> jobs -> executor -> store. The driver alone writes SQLite, one transaction per job."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.config import SuiteConfig
+from harness.errors import HarnessError, unknown_name
+from harness.features import FeatureCache
+from harness.jobs import Job, JobResult, WorkerState, execute_job, feature_cache_dir, make_job
+from harness.store import Store
+from harness.tasks import Task, TaskData
+
+
+@dataclass(frozen=True)
+class Selection:
+    """--only-model / --only-task / --only-protocol filters (empty = everything)."""
+
+    models: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = ()
+
+    def admits(self, job: Job) -> bool:
+        return (
+            (not self.models or job.identity.model in self.models)
+            and (not self.tasks or job.identity.task in self.tasks)
+            and (not self.protocols or job.identity.protocol in self.protocols)
+        )
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    tasks: dict[str, Task]
+    skipped_modality: list[tuple[str, str]] = field(default_factory=list)  # (model, task) pairs
+
+
+@dataclass
+class SweepSummary:
+    total: int
+    already_done: int
+    ran: int = 0
+    done: int = 0
+    failed: int = 0
+    not_applicable: int = 0
+    wall_s: float = 0.0
+    models_loaded: int = 0
+    forward_passes: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (job label, error)
+
+
+class TaskLoader:
+    """Loads each task's data once per process; resolves data fingerprints from the store when possible."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[str, TaskData] = {}
+
+    def data(self, task: Task) -> TaskData:
+        sig = f"{task.spec.name}@{task.source_signature()}"
+        if sig not in self.loaded:
+            self.loaded[sig] = task.load()
+        return self.loaded[sig]
+
+    def fingerprint(self, task: Task, store: Store) -> str:
+        stored = store.stored_fingerprint(task.spec.name, task.spec.version, task.source_signature())
+        return stored if stored is not None else self.data(task).fingerprint
+
+
+def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Sequence[Path] = ()) -> Plan:
+    from harness.models import FAMILY_MODALITY
+    from harness.registry import TaskRegistry
+
+    registry = TaskRegistry.discover([*suite.plugins, *plugins])
+    tasks: dict[str, Task] = {}
+    for ref in suite.tasks:
+        if ref.name not in registry.names():
+            raise HarnessError(f"{suite.path}: tasks: {unknown_name('task', ref.name, registry.names())}")
+        tasks[ref.name] = registry.get(ref.name, ref.options or None)
+    jobs: list[Job] = []
+    skipped: list[tuple[str, str]] = []
+    for model in suite.models:
+        for ref in suite.tasks:
+            if model.tasks is not None and ref.name not in model.tasks:
+                continue
+            task = tasks[ref.name]
+            if FAMILY_MODALITY[model.spec.family] != task.spec.modality:
+                skipped.append((model.spec.name, ref.name))
+                continue
+            fingerprint = loader.fingerprint(task, store)
+            for protocol in suite.protocols:
+                if model.protocols is not None and protocol.name not in model.protocols:
+                    continue
+                for seed in suite.seeds:
+                    jobs.append(make_job(suite, model, task, ref, fingerprint, protocol, seed))
+    return Plan(jobs, tasks, skipped)
+
+
+ProgressCallback = Callable[[Job, JobResult | None], None]
+
+
+def run_jobs_locally(
+    jobs: Iterable[Job], suite: SuiteConfig, plan: Plan, loader: TaskLoader, state: WorkerState, progress: ProgressCallback
+) -> Iterable[JobResult]:
+    """In-process executor: jobs arrive grouped by model, so each model is loaded once."""
+    for job in jobs:
+        progress(job, None)
+        task = plan.tasks[job.task.name]
+        result = execute_job(job, state, suite, task, loader.data(task))
+        progress(job, result)
+        yield result
+    state.release_model()
+
+
+def run_suite(
+    suite: SuiteConfig,
+    store: Store,
+    *,
+    selection: Selection = Selection(),
+    label: str = "",
+    plugins: Sequence[Path] = (),
+    progress: ProgressCallback | None = None,
+    on_plan: Callable[[Plan, int], None] | None = None,
+) -> SweepSummary:
+    t0 = time.perf_counter()
+    loader = TaskLoader()
+    plan = plan_suite(suite, store, loader, plugins)
+    selected = [j for j in plan.jobs if selection.admits(j)]
+    finished = store.finished_keys([j.key for j in selected])
+    todo = [j for j in selected if j.key not in finished]
+    summary = SweepSummary(total=len(selected), already_done=len(selected) - len(todo))
+    if on_plan:
+        on_plan(plan, len(todo))
+    state = WorkerState(features=FeatureCache(feature_cache_dir(store.path)))
+    for result in run_jobs_locally(todo, suite, plan, loader, state, progress or (lambda j, r: None)):
+        store.write_run(
+            result.record,
+            label=label,
+            model_row=result.model_row,
+            task_row=result.task_row,
+            hardware_row=result.hardware_row,
+        )
+        summary.ran += 1
+        status = result.record.status
+        if status == "done":
+            summary.done += 1
+        elif status == "not_applicable":
+            summary.not_applicable += 1
+        else:
+            summary.failed += 1
+            ident = result.record.job
+            summary.failures.append((f"{ident.model} / {ident.task} / {ident.protocol} / seed {ident.seed}", result.record.error or ""))
+    summary.models_loaded = state.models_loaded
+    summary.forward_passes = state.features.forward_passes
+    summary.wall_s = time.perf_counter() - t0
+    return summary
