@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,11 +23,20 @@ from harness.store import DEFAULT_DB
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark pretrained models; publish a leaderboard.")
 console = Console()
+if not console.is_terminal:  # piped / CI logs: rich would assume 80 columns and fold the tables
+    console = Console(width=120)
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 DB_OPTION = typer.Option(DEFAULT_DB, "--db", help="SQLite results database.")
 PLUGIN_OPTION = typer.Option([], "--plugin", help="Task plugin: a .py file, a task .yaml file or a folder of them.")
+
+
+def _print_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+warnings.showwarning = _print_warning  # data-hygiene and other user-facing warnings: one readable line
 
 
 def user_errors(fn: F) -> F:
@@ -136,14 +146,14 @@ def tasks(
 
     registry = TaskRegistry.discover(plugin)
     if check:
-        from harness.data.hygiene import format_report, hygiene_report
+        from harness.data.hygiene import cached_hygiene_report, format_report
 
         data = registry.get(check).load()
-        console.print(format_report(hygiene_report(data)))
+        console.print(format_report(cached_hygiene_report(data)), highlight=False)
         return
     table = Table(title="Tasks", title_justify="left", header_style="bold")
     for col in ("name", "version", "modality", "labels", "main metric", "source", "license"):
-        table.add_column(col)
+        table.add_column(col, max_width=36 if col in ("source", "license") else None, no_wrap=col == "license", overflow="ellipsis")
     for spec in sorted(registry.specs(), key=lambda s: s.name):
         labels = ", ".join(spec.labels)
         table.add_row(spec.name, spec.version, spec.modality, labels if len(labels) < 60 else labels[:57] + "...",
@@ -206,6 +216,12 @@ def show(
 
 
 # -- commands contributed by other modules are registered below --
+from harness.commands.compare_cmd import compare, export_baseline  # noqa: E402
+from harness.commands.pick_cmd import pick_command  # noqa: E402
+
+app.command("compare")(user_errors(compare))
+app.command("export-baseline")(user_errors(export_baseline))
+app.command("pick")(user_errors(pick_command))
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from rich import box
+from rich.console import RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from harness.store import Store
 
 
-def _ci(row: dict[str, Any], name: str) -> str:
-    value = row.get(name)
-    if value is None:
-        return "-"
+def _ci_range(row: dict[str, Any], name: str) -> str:
     lo, hi = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
-    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else f"{value:.3f}"
+    return f"{lo:.3f}-{hi:.3f}" if lo is not None and hi is not None else "-"
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -25,41 +25,40 @@ def _fmt(value: Any, spec: str) -> str:
 def _params(n: int | None) -> str:
     if n is None:
         return "-"
+    if n == 0:
+        return "0"
     return f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
 
-def leaderboard_tables(store: Store, task: str | None = None, model: str | None = None) -> list[Table]:
-    """One table per task: finished runs sorted by macro-F1 (failed / not applicable listed below)."""
+def leaderboard_tables(store: Store, task: str | None = None, model: str | None = None) -> list[RenderableType]:
+    """Per task: finished runs sorted by macro-F1, then the runs that were not applicable or failed."""
     rows = store.results_table(task)
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if model is None or row["model"] == model:
             by_task[row["task"]].append(row)
-    tables = []
+    out: list[RenderableType] = []
     for task_name in sorted(by_task):
-        table = Table(title=f"{task_name}", title_justify="left", header_style="bold")
-        for col, justify in (
-            ("model", "left"), ("protocol", "left"), ("seed", "right"), ("macro-F1 [95% CI]", "right"),
-            ("accuracy [95% CI]", "right"), ("p50 ms", "right"), ("p95 ms", "right"), ("items/s", "right"),
-            ("params", "right"), ("status", "left"),
-        ):  # fmt: skip
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        ordered = sorted(
-            by_task[task_name],
-            key=lambda r: (r["status"] != "done", -(r["macro_f1"] or 0.0), r["model"], r["protocol"], r["seed"]),
-        )
-        for r in ordered:
-            status = r["status"]
-            if status == "done":
-                status_text = "done"
-            elif status == "not_applicable":
-                status_text = f"n/a: {r['error'] or ''}"[:70]
-            else:
-                status_text = f"[red]FAILED[/red]: {(r['error'] or '').splitlines()[0][:70]}"
-            table.add_row(
-                r["model"], r["protocol"], str(r["seed"]), _ci(r, "macro_f1"), _ci(r, "accuracy"),
-                _fmt(r["p50_ms"], ".2f"), _fmt(r["p95_ms"], ".2f"), _fmt(r["items_per_s"], ",.0f"),
-                _params(r["params"]), status_text,
-            )  # fmt: skip
-        tables.append(table)
-    return tables
+        runs = by_task[task_name]
+        multi_seed = len({r["seed"] for r in runs}) > 1
+        table = Table(title=f"{task_name}", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        table.add_column("model", overflow="fold", min_width=10)
+        table.add_column("protocol", overflow="fold", min_width=8)
+        if multi_seed:
+            table.add_column("seed", justify="right")
+        for col in ("macro-F1", "95% CI", "accuracy", "p50 ms", "p95 ms", "items/s", "params"):
+            table.add_column(col, justify="right", no_wrap=True)
+        done = sorted((r for r in runs if r["status"] == "done"), key=lambda r: (-(r["macro_f1"] or 0.0), r["model"]))
+        for r in done:
+            cells = [r["model"], r["protocol"]] + ([str(r["seed"])] if multi_seed else [])
+            cells += [
+                _fmt(r["macro_f1"], ".3f"), _ci_range(r, "macro_f1"), _fmt(r["accuracy"], ".3f"),
+                _fmt(r["p50_ms"], ".1f"), _fmt(r["p95_ms"], ".1f"), _fmt(r["items_per_s"], ",.0f"), _params(r["params"]),
+            ]  # fmt: skip
+            table.add_row(*cells)
+        out.append(table)
+        for r in sorted((r for r in runs if r["status"] != "done"), key=lambda r: (r["status"], r["model"])):
+            reason = (r["error"] or "").splitlines()[0] if r["error"] else ""
+            tag = "[dim]n/a[/dim]" if r["status"] == "not_applicable" else "[bold red]FAILED[/bold red]"
+            out.append(Text.from_markup(f"  {tag} {r['model']} / {r['protocol']}: ", end="") + Text(reason))
+    return out

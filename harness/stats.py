@@ -144,13 +144,40 @@ def paired_bootstrap(
         raise ValueError("n_boot must be >= 1")
     diff = float(metric(y, pred_b) - metric(y, pred_a))
     if isinstance(metric, ConfusionMetric):
-        boot = _vectorised_diffs(y, pred_a, pred_b, metric, n_boot, seed)
+        boot = _vectorised_diffs(y, [pred_a], [pred_b], metric, n_boot, seed)
     else:
         rng = np.random.default_rng(seed)
         boot = np.empty(n_boot)
         for i in range(n_boot):
             idx = rng.integers(0, len(y), size=len(y))
             boot[i] = metric(y[idx], pred_b[idx]) - metric(y[idx], pred_a[idx])
+    return _bootstrap_result(diff, boot, n_boot)
+
+
+def paired_bootstrap_seeds(
+    y: np.ndarray,
+    preds_a: Sequence[np.ndarray],
+    preds_b: Sequence[np.ndarray],
+    metric: ConfusionMetric,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> PairedBootstrapResult:
+    """paired_bootstrap where each side is the mean of several runs (seeds) on the same examples: every
+    resample draws one set of example indices and scores all runs of both sides on it. With one run per
+    side it gives exactly paired_bootstrap's result."""
+    y = np.asarray(y)
+    if not preds_a or not preds_b:
+        raise ValueError("paired_bootstrap_seeds needs at least one prediction array per side")
+    _check_paired(len(y), *(len(p) for p in [*preds_a, *preds_b]))
+    if len(y) == 0:
+        raise DataError("paired_bootstrap: no examples to compare.")
+    if n_boot < 1:
+        raise ValueError("n_boot must be >= 1")
+    diff = float(np.mean([metric(y, p) for p in preds_b]) - np.mean([metric(y, p) for p in preds_a]))
+    return _bootstrap_result(diff, _vectorised_diffs(y, preds_a, preds_b, metric, n_boot, seed), n_boot)
+
+
+def _bootstrap_result(diff: float, boot: np.ndarray, n_boot: int) -> PairedBootstrapResult:
     extreme = int(np.sum(np.abs(boot - diff) >= abs(diff) - 1e-12))
     return PairedBootstrapResult(
         diff=diff,
@@ -162,24 +189,34 @@ def paired_bootstrap(
 
 
 def _vectorised_diffs(
-    y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metric: ConfusionMetric, n_boot: int, seed: int
+    y: np.ndarray,
+    preds_a: Sequence[np.ndarray],
+    preds_b: Sequence[np.ndarray],
+    metric: ConfusionMetric,
+    n_boot: int,
+    seed: int,
 ) -> np.ndarray:
+    """Resampled mean(metric over preds_b) - mean(metric over preds_a), from bincounted confusions."""
     n, k = len(y), metric.n_labels
-    y64, a64, b64 = (np.asarray(v, dtype=np.int64) for v in (y, pred_a, pred_b))
-    if max(y64.max(), a64.max(), b64.max()) >= k or min(y64.min(), a64.min(), b64.min()) < 0:
+    y64 = np.asarray(y, dtype=np.int64)
+    all_preds = [np.asarray(p, dtype=np.int64) for p in [*preds_a, *preds_b]]
+    lo = min(int(y64.min()), *(int(p.min()) for p in all_preds))
+    hi = max(int(y64.max()), *(int(p.max()) for p in all_preds))
+    if lo < 0 or hi >= k:
         raise DataError(f"{metric.name}: a label or prediction is outside the {k} label indices 0..{k - 1}.")
-    codes_a, codes_b = y64 * k + a64, y64 * k + b64
+    codes = [y64 * k + p for p in all_preds]
+    sign = np.array([-1.0 / len(preds_a)] * len(preds_a) + [1.0 / len(preds_b)] * len(preds_b))
     cells = k * k
     rng = np.random.default_rng(seed)
-    out = np.empty(n_boot)
+    out = np.zeros(n_boot)
     chunk = max(1, 4_000_000 // n)  # bound the (chunk, n) index matrix
     for start in range(0, n_boot, chunk):
         m = min(chunk, n_boot - start)
         idx = rng.integers(0, n, size=(m, n))
         offset = np.arange(m)[:, None] * cells
-        cm_a = np.bincount((codes_a[idx] + offset).ravel(), minlength=m * cells).reshape(m, k, k)
-        cm_b = np.bincount((codes_b[idx] + offset).ravel(), minlength=m * cells).reshape(m, k, k)
-        out[start : start + m] = metric.from_confusions(cm_b) - metric.from_confusions(cm_a)
+        for w, c in zip(sign, codes, strict=True):
+            cms = np.bincount((c[idx] + offset).ravel(), minlength=m * cells).reshape(m, k, k)
+            out[start : start + m] += w * metric.from_confusions(cms)
     return out
 
 

@@ -50,7 +50,7 @@ def test_protocol_variants_are_typed(tmp_path: Path) -> None:
         (GOOD.replace("name: t", "nmae: t"), ['unknown key "nmae"', 'Did you mean "name"']),
         (GOOD.replace("tasks: [bbc-news]\n", ""), ["missing required key 'tasks'"]),
         (GOOD.replace("{name: m, family: tfidf}", "{name: m, family: tfidf, batch_size: 0}"), ["batch_size", "positive"]),
-        ("name: [unclosed\n", ["not valid YAML", "line 1"]),
+        ("name: [unclosed\n", ["not valid YAML", "line 2", "column 1"]),
         (GOOD.replace("k_shot: 4", "k_shot: 0"), ["k_shot must be >= 1"]),
     ],
 )

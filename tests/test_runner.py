@@ -148,7 +148,8 @@ def test_rerun_does_no_model_work_and_loads_no_data(e2e: tuple[Path, Path], monk
     monkeypatch.setattr(Task, "load", no_loading, raising=False)
     result = CliRunner().invoke(app, ["run", str(suite_path), "--db", str(db)])
     assert result.exit_code == 0, result.output
-    assert "All 4 job(s) already in" in result.output and "0 models loaded, 0 forward passes" in result.output
+    text = " ".join(result.output.split())
+    assert "All 4 job(s) already in" in text and "0 models loaded, 0 forward passes" in text
     assert _rows(db) == before
 
 
@@ -235,8 +236,11 @@ def test_missing_dataset_file_and_labels_outside_declared_set(e2e: tuple[Path, P
 
 
 def test_sigkill_mid_sweep_then_rerun_finishes_only_what_was_missing(tmp_path: Path) -> None:
-    suite = _suite(tmp_path, SUITE.replace("seed: 0}}\nmodels", "seed: 0}}\n  - name: digits\n    subsample: {train: 300, validation: 100, test: 200, seed: 0}\nmodels")
-                   .replace("  - {name: tfidf, family: tfidf}", "  - {name: tfidf, family: tfidf}\n  - {name: pixels, family: pixels}"))  # fmt: skip
+    text = SUITE.replace(
+        "models:", "  - name: digits\n    subsample: {train: 300, validation: 100, test: 200, seed: 0}\nmodels:"
+    ).replace("  - {name: tfidf, family: tfidf}", "  - {name: tfidf, family: tfidf}\n  - {name: pixels, family: pixels}")
+    assert text.count("digits") == 1 and "pixels" in text
+    suite = _suite(tmp_path, text)
     db = tmp_path / "kill.db"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "harness.cli", "run", str(suite), "--db", str(db), "--quiet"]

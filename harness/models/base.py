@@ -8,14 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.errors import NotApplicable
 from harness.tasks import Modality, Split, TaskSpec
+
+if TYPE_CHECKING:  # torch stays out of `import harness.models`
+    import torch
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,22 @@ class ModelInfo:
     feature_dim: int | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class TrainableBackbone:
+    """A fresh, trainable copy of a model's feature extractor, for the fine-tune protocol.
+
+    `module(**collate(raw_inputs))` returns pooled features (B, feature_dim) with gradients (the
+    adapter's L2 normalisation is not applied: a new linear head learns the scale). `collate` builds
+    the batch on CPU; moving it and the module to a device is the caller's job. `layers` are the
+    module's blocks in input-to-output order, so freezing `layers[:n]` freezes the bottom n blocks.
+    """
+
+    module: torch.nn.Module
+    collate: Callable[[Sequence[Any]], dict[str, torch.Tensor]]
+    feature_dim: int
+    layers: list[torch.nn.Module]
+
+
 class ModelAdapter(ABC):
     """Loads lazily in `__init__` (the runner caches adapters) and answers three questions.
 
@@ -81,6 +100,11 @@ class ModelAdapter(ABC):
     @abstractmethod
     def encode(self, inputs: Sequence[Any]) -> np.ndarray: ...
 
+    def zero_shot_head(self, task: TaskSpec) -> Callable[[np.ndarray], np.ndarray] | None:
+        """For embedding models: a function mapping encode() features to (N, n_labels) label scores, so
+        zero-shot reuses cached features. None: the model scores raw inputs (zero_shot_scores)."""
+        return None
+
     def zero_shot_scores(self, inputs: Sequence[Any], task: TaskSpec) -> np.ndarray:
         raise NotApplicable(f"{self.spec.family} model {self.spec.name!r} has no zero-shot mode.")
 
@@ -93,9 +117,18 @@ class ModelAdapter(ABC):
         """Identity of the features for the on-disk cache; None disables caching (cheap featurizers)."""
         return self.spec.key
 
+    def trainable_backbone(self) -> TrainableBackbone:
+        """A trainable copy of the feature extractor (fine-tune protocol); the cached model is untouched."""
+        raise NotApplicable(f"{self.spec.family} model {self.spec.name!r} has no trainable backbone.")
+
     @property
     def device(self) -> str:
         return "cpu"
+
+    @property
+    def precision(self) -> str:
+        """The precision inference actually runs in ("bf16" only under CUDA autocast)."""
+        return "fp32"
 
     def check_modality(self, task: TaskSpec) -> None:
         if task.modality != self.modality:

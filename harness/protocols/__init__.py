@@ -18,7 +18,7 @@ class ProtocolDef:
 
 
 def protocol_defs() -> dict[str, ProtocolDef]:
-    from harness.protocols import linear_probe, zero_shot
+    from harness.protocols import finetune, linear_probe, zero_shot
 
     defs = [
         ProtocolDef("zero_shot", zero_shot.ZeroShotConfig, zero_shot.run, "no training on task data"),
@@ -27,6 +27,18 @@ def protocol_defs() -> dict[str, ProtocolDef]:
             linear_probe.LinearProbeConfig,
             linear_probe.run,
             "frozen features -> logistic regression (C on validation)",
+        ),
+        ProtocolDef(
+            "finetune",
+            finetune.FinetuneConfig,
+            finetune.run,
+            "backbone + new head, all weights trained (AdamW, warm-up + decay), early stopping on validation",
+        ),
+        ProtocolDef(
+            "few_shot_finetune",
+            finetune.FewShotFinetuneConfig,
+            finetune.run,
+            "fine-tune on VTAB-1k style draws (800 train / 200 validation), repeated with seeds",
         ),
     ]
     return {d.name: d for d in defs}

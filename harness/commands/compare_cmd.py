@@ -1,0 +1,181 @@
+"""`harness compare` and `harness export-baseline` (typer command functions; registered in harness.cli).
+
+Exit codes of compare: 0 no regression, 1 significant regression (or a required model/task missing,
+or a candidate run failed), 2 usage or data error (raised as HarnessError; the CLI prints it).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from harness.compare import (
+    FORMATS,
+    compare_results,
+    load_policy,
+    load_results,
+    render_json,
+    render_junit,
+    render_markdown,
+    render_table,
+    write_baseline,
+)
+from harness.compare.policy import parse_percentile
+from harness.errors import HarnessError, close_match
+from harness.store import DEFAULT_DB
+
+
+def compare(
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="Baseline results: a .db results database or a .json file from export-baseline.",
+        ),
+    ] = None,
+    candidate: Annotated[
+        Path | None, typer.Option("--candidate", help="Candidate results (.db or .json). Default: --db.")
+    ] = None,
+    db: Annotated[
+        Path, typer.Option("--db", help="Database used for a side given only by a label.")
+    ] = DEFAULT_DB,
+    baseline_label: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline-label", help="Select baseline runs: label:X, suite:X, git:HASH or a bare name."
+        ),
+    ] = None,
+    candidate_label: Annotated[
+        str | None,
+        typer.Option("--candidate-label", help="Select candidate runs (same syntax as --baseline-label)."),
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Compare only this task.")] = None,
+    policy_file: Annotated[
+        Path | None, typer.Option("--policy", help="YAML policy file (keys as the flags below).")
+    ] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="Gated metric (default macro_f1).")] = None,
+    max_drop: Annotated[
+        float | None, typer.Option("--max-drop", help="Tolerated significant drop, e.g. 0.01.")
+    ] = None,
+    alpha: Annotated[float | None, typer.Option("--alpha", help="Significance level (default 0.05).")] = None,
+    max_latency_ratio: Annotated[
+        float | None,
+        typer.Option(
+            "--max-latency-ratio",
+            help="Fail when slower than this ratio beyond noise (e.g. 1.2). Default: report only.",
+        ),
+    ] = None,
+    latency_at: Annotated[
+        str | None, typer.Option("--latency-at", help="Latency percentile: p50, p95 or p99.")
+    ] = None,
+    require_model: Annotated[
+        list[str] | None,
+        typer.Option("--require-model", help="Fail if absent from the candidate (repeatable)."),
+    ] = None,
+    require_task: Annotated[
+        list[str] | None,
+        typer.Option("--require-task", help="Fail if absent from the candidate (repeatable)."),
+    ] = None,
+    fail_on_not_comparable: Annotated[
+        bool | None,
+        typer.Option(
+            "--fail-on-not-comparable/--allow-not-comparable",
+            help="Fail when data, task version, protocol config or model revision changed. Default: allow.",
+        ),
+    ] = None,
+    n_boot: Annotated[
+        int | None, typer.Option("--n-boot", help="Paired bootstrap resamples (default 1000).")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help=f"Output: {', '.join(FORMATS)}.")] = "table",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the report to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Regression check: candidate vs baseline, paired per (model, task, protocol). Exit 1 on a regression."""
+    if output_format not in FORMATS:
+        raise HarnessError(
+            f'--format "{output_format}" is not one of {", ".join(FORMATS)}.{close_match(output_format, FORMATS)}'
+        )
+    if baseline is None and baseline_label is None:
+        raise HarnessError(
+            "Say what to compare against: --baseline FILE (.db or .json from `harness export-baseline`), or "
+            "--baseline-label X --candidate-label Y for two labelled result sets in one database (--db)."
+        )
+    base_path, cand_path = baseline or db, candidate or db
+    if base_path.resolve() == cand_path.resolve() and baseline_label == candidate_label:
+        raise HarnessError(
+            f"Baseline and candidate are the same result set ({base_path}"
+            + (f" [{baseline_label}]" if baseline_label else "")
+            + "). Give --baseline-label and --candidate-label to compare two labels in one database."
+        )
+    overrides = {
+        "metric": metric,
+        "max_drop": max_drop,
+        "alpha": alpha,
+        "max_latency_ratio": max_latency_ratio,
+        "latency_at": parse_percentile(latency_at, "--latency-at") if latency_at else None,
+        "required_models": tuple(require_model) if require_model else None,
+        "required_tasks": tuple(require_task) if require_task else None,
+        "fail_on_not_comparable": fail_on_not_comparable,
+        "n_boot": n_boot,
+    }
+    policy = load_policy(policy_file, overrides)
+    base = load_results(base_path, baseline_label, task=task)
+    cand = load_results(cand_path, candidate_label, task=task)
+    if not base.runs:
+        raise HarnessError(
+            f"The baseline {base.source} has no runs" + (f" for task {task!r}." if task else ".")
+        )
+    report = compare_results(base, cand, policy)
+
+    if output_format == "table":
+        if out is None:
+            render_table(report, Console())
+        else:
+            with out.open("w", encoding="utf-8") as fh:
+                render_table(report, Console(file=fh, width=200, no_color=True))
+    else:
+        render = {"markdown": render_markdown, "junit": render_junit, "json": render_json}[output_format]
+        text = render(report)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+    if out is not None:
+        from harness.compare.render import summary_line
+
+        Console(stderr=True).print(f"{summary_line(report)} Report written to {out}.", highlight=False)
+    raise typer.Exit(report.exit_code)
+
+
+def export_baseline(
+    out: Annotated[
+        Path, typer.Option("--out", help="Baseline JSON to write (commit it to your repository).")
+    ],
+    db: Annotated[Path, typer.Option("--db", help="Results database to export from.")] = DEFAULT_DB,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="Only these runs: label:X, suite:X, git:HASH or a bare name."),
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
+) -> None:
+    """Export runs (metrics, config, fingerprints, per-example predictions) to a small JSON baseline."""
+    if out.suffix.lower() != ".json":
+        raise HarnessError(f"--out {out}: a baseline is a .json file (e.g. baseline.json).")
+    results = load_results(db, label, task=task)
+    if not results.runs:
+        raise HarnessError(
+            f"No runs to export from {results.source}" + (f" for task {task!r}." if task else ".")
+        )
+    write_baseline(results, out)
+    with_preds = sum(r.predictions is not None for r in results.runs)
+    size_kb = out.stat().st_size / 1024
+    Console(stderr=True).print(
+        f"Wrote {len(results.runs)} runs ({with_preds} with per-example predictions, {size_kb:.0f} KiB) to {out}.",
+        highlight=False,
+    )

@@ -1,0 +1,167 @@
+"""`harness pick` (typer command function; registered in harness.cli).
+
+Exit codes: 0 a model was recommended, 1 no candidate satisfies the constraints, 2 usage or data error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.compare.policy import parse_percentile
+from harness.pick import (
+    Candidate,
+    Constraints,
+    PickResult,
+    format_bytes,
+    format_count,
+    parse_count,
+    parse_memory,
+    pick,
+)
+from harness.store import DEFAULT_DB
+
+
+def pick_command(
+    task: Annotated[str, typer.Option("--task", help="Task to pick a model for.")],
+    db: Annotated[Path, typer.Option("--db", help="Results database.")] = DEFAULT_DB,
+    protocol: Annotated[
+        str | None, typer.Option("--protocol", help="Only this protocol (e.g. linear_probe).")
+    ] = None,
+    max_latency_ms: Annotated[
+        float | None, typer.Option("--max-latency-ms", help="Latency limit in ms (batch 1).")
+    ] = None,
+    at: Annotated[
+        str, typer.Option("--at", help="Latency percentile for the limit and the ranking: p50, p95, p99.")
+    ] = "p50",
+    max_params: Annotated[
+        str | None, typer.Option("--max-params", help="Parameter limit, e.g. 50M or 1.5B.")
+    ] = None,
+    max_memory: Annotated[
+        str | None, typer.Option("--max-memory", help="Peak memory limit, e.g. 512MB or 2GB.")
+    ] = None,
+    metric: Annotated[
+        str, typer.Option("--metric", help="Quality metric (accuracy, macro_f1, ...).")
+    ] = "macro_f1",
+    hardware: Annotated[
+        str | None,
+        typer.Option(
+            "--hardware",
+            help="Hardware fingerprint (or prefix) for latency, or 'current'. Default: this machine "
+            "if it has timings, else the most common one.",
+        ),
+    ] = None,  # fmt: skip
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level for the tie group.")] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")] = False,
+) -> None:
+    """Recommend the cheapest model statistically tied with the best one that meets the constraints."""
+    if max_latency_ms is not None and max_latency_ms <= 0:
+        from harness.errors import HarnessError
+
+        raise HarnessError(
+            f"--max-latency-ms must be a positive number of milliseconds, got {max_latency_ms:g}."
+        )
+    constraints = Constraints(
+        max_latency_ms=max_latency_ms,
+        at=parse_percentile(at, "--at"),
+        max_params=parse_count(max_params) if max_params is not None else None,
+        max_memory_bytes=parse_memory(max_memory) if max_memory is not None else None,
+    )
+    result = pick(
+        db, task, protocol=protocol, constraints=constraints, metric=metric, hardware=hardware, alpha=alpha
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(result_as_dict(result), indent=2) + "\n")
+    else:
+        render_pick(result, Console())
+    raise typer.Exit(0 if result.recommendation is not None else 1)
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _candidate_dict(c: Candidate) -> dict[str, Any]:
+    d = dataclasses.asdict(c)
+    d["name"] = c.name
+    d["eligible"] = c.eligible
+    d["excluded_by"] = sorted(c.violations)
+    return d
+
+
+def result_as_dict(result: PickResult) -> dict[str, Any]:
+    return _clean(
+        {
+            "task": result.task,
+            "protocol": result.protocol,
+            "metric": result.metric,
+            "alpha": result.alpha,
+            "hardware": result.hardware,
+            "hardware_reason": result.hardware_reason,
+            "constraints": dataclasses.asdict(result.constraints),
+            "recommendation": _candidate_dict(result.recommendation) if result.recommendation else None,
+            "tie_group": list(result.tie_group),
+            "explanation": result.explanation,
+            "excluded_most_by": result.excluded_most_by,
+            "nearest_miss": _candidate_dict(result.nearest_miss) if result.nearest_miss else None,
+            "notes": list(result.notes),
+            "candidates": [_candidate_dict(c) for c in result.candidates],
+        }
+    )
+
+
+def render_pick(result: PickResult, console: Console) -> None:
+    at = result.constraints.at
+    console.print(
+        f"[bold]{escape(result.task)}[/]: {len(result.candidates)} candidates; latency from {result.hardware_reason}.",
+        highlight=False,
+    )
+    several_protocols = len({c.protocol for c in result.candidates}) > 1
+    table = Table()
+    columns = ["model", *(["protocol"] if several_protocols else []), f"{result.metric} [95% CI]"]
+    for col in [*columns, f"{at} ms", "params", "peak mem", "rank", "Pareto", "status"]:
+        table.add_column(escape(col))
+    chosen = result.recommendation.name if result.recommendation else None
+    for c in result.candidates:
+        ci = f" [{c.ci_low:.3f}, {c.ci_high:.3f}]" if c.ci_low is not None and c.ci_high is not None else ""
+        table.add_row(
+            escape(c.model),
+            *([escape(c.protocol)] if several_protocols else []),
+            escape(f"{c.value:.4f}{ci}"),
+            f"{c.latency_ms:.2f}" if c.latency_ms is not None else "-",
+            format_count(c.params),
+            format_bytes(c.peak_mem_mb * 2**20) if c.peak_mem_mb is not None else "-",
+            str(c.rank) if c.rank is not None else "-",
+            "+".join(x for x, on in (("lat", c.pareto_latency), ("size", c.pareto_size)) if on) or "-",
+            _status(c, chosen, result.tie_group),
+        )
+    console.print(table)
+    for note in result.notes:
+        console.print(f"• {note}", markup=False, highlight=False)
+    style = "green" if result.recommendation else "red"
+    console.print(result.explanation, style=style, markup=False, highlight=False)
+
+
+def _status(c: Candidate, chosen: str | None, tie_group: tuple[str, ...]) -> str:
+    if c.name == chosen:
+        return "[bold green]recommended[/]"
+    if c.violations:
+        return "[red]over " + ", ".join(sorted(c.violations)) + "[/]"
+    if c.name in tie_group:
+        return "tied with best" if c.tied_with else "best"
+    return "worse than best"

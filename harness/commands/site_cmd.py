@@ -1,0 +1,30 @@
+"""`harness site` (typer command function; registered in harness.cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from harness.site import build_site
+from harness.store import DEFAULT_DB
+
+console = Console()
+
+
+def site(
+    db: Annotated[Path, typer.Option("--db", help="SQLite results database to publish.")] = DEFAULT_DB,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the static site (created; updated in place).")
+    ] = Path("site"),
+) -> None:
+    """Build a static leaderboard site from the stored results (no model is run)."""
+    stats = build_site(db, out)
+    console.print(
+        f"Site in {out}/: {len(stats.written)} files written, {len(stats.unchanged)} unchanged, "
+        f"{len(stats.removed)} removed ({stats.seconds['total']:.1f} s).",
+        highlight=False,
+    )
+    console.print(f"Open {stats.index.resolve().as_uri()}", highlight=False, soft_wrap=True)

@@ -1,0 +1,376 @@
+"""Baseline vs candidate: pair runs, test differences on paired per-example predictions, apply the policy.
+
+Pairing: runs pair on (model, task, protocol). Seeds are averaged, not paired seed-by-seed: each side's
+metric is the mean over its seeds, and the paired bootstrap resamples test examples jointly for every
+seed of both sides (the examples are what is shared; seeds are nuisance). With exactly one run per side,
+accuracy is tested with McNemar's test and the other metrics with the paired bootstrap; with several
+seeds on a side, every metric uses the seed-averaged paired bootstrap (McNemar needs one prediction per
+example and side).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from harness.compare.latency import LatencyComparison, compare_latency
+from harness.compare.policy import Policy
+from harness.compare.results import ResultSet, RunResult
+from harness.stats import ConfusionMetric, mcnemar, paired_bootstrap_seeds
+
+Verdict = Literal["ok", "improved", "regression", "failed", "not_comparable", "untested", "missing", "new"]
+FAILING: frozenset[str] = frozenset({"regression", "failed"})
+REPORTED_METRICS = ("accuracy", "macro_f1")
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    metric: str
+    baseline: float
+    candidate: float
+    diff: float  # candidate - baseline
+    ci_low: float | None  # 95% interval of the difference (paired bootstrap) or None
+    ci_high: float | None
+    p_value: float | None
+    test: str  # which test produced p (or "CI overlap ..." / "none"), in words
+    paired: bool
+    significant: bool
+    n_examples: int | None = None
+
+
+@dataclass(frozen=True)
+class PairComparison:
+    model: str
+    task: str
+    protocol: str
+    verdict: Verdict
+    reasons: tuple[str, ...] = ()  # why the verdict, in sentences
+    notes: tuple[str, ...] = ()  # context that does not change the verdict
+    metrics: tuple[MetricComparison, ...] = ()  # the policy metric first
+    latency: LatencyComparison | None = None
+    baseline_seeds: tuple[int, ...] = ()
+    candidate_seeds: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} / {self.task} / {self.protocol}"
+
+    @property
+    def failing(self) -> bool:
+        return self.verdict in FAILING
+
+    def metric(self, name: str) -> MetricComparison | None:
+        return next((m for m in self.metrics if m.metric == name), None)
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    baseline: str
+    candidate: str
+    policy: Policy
+    pairs: tuple[PairComparison, ...]
+    problems: tuple[str, ...] = ()  # failures not tied to one pair (a required model absent)
+    notes: tuple[str, ...] = ()  # context about the result sets themselves
+
+    @property
+    def failures(self) -> list[PairComparison]:
+        strict = self.policy.fail_on_not_comparable
+        return [p for p in self.pairs if p.failing or (strict and p.verdict == "not_comparable")]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures or self.problems else 0
+
+    def counts(self) -> Counter[str]:
+        return Counter(p.verdict for p in self.pairs)
+
+
+# ---- entry point -------------------------------------------------------------------------------------
+
+
+def compare_results(baseline: ResultSet, candidate: ResultSet, policy: Policy) -> ComparisonReport:
+    base, cand = baseline.by_pair(), candidate.by_pair()
+    pairs = []
+    for key in sorted(set(base) | set(cand), key=lambda k: (k[1], k[2], k[0])):
+        pair = compare_pair(key, base.get(key, []), cand.get(key, []), policy)
+        if pair is not None:
+            pairs.append(pair)
+    notes = tuple(
+        f"{side} {rs.source}: {rs.superseded} older run(s) of the same (model, task, protocol, seed) ignored; "
+        "the newest counts."
+        for side, rs in (("Baseline", baseline), ("Candidate", candidate))
+        if rs.superseded
+    )
+    problems = _required_problems(candidate, policy)
+    return ComparisonReport(baseline.source, candidate.source, policy, tuple(pairs), problems, notes)
+
+
+def _required_problems(candidate: ResultSet, policy: Policy) -> tuple[str, ...]:
+    done = [r for r in candidate.runs if r.status == "done"]
+    problems = []
+    for kind, names, have in (
+        ("model", policy.required_models, {r.model for r in done}),
+        ("task", policy.required_tasks, {r.task for r in done}),
+    ):
+        for name in names:
+            if name not in have:
+                problems.append(
+                    f"Required {kind} {name!r} has no finished run in the candidate ({candidate.source})."
+                )
+    return tuple(problems)
+
+
+def compare_pair(
+    key: tuple[str, str, str], base_runs: Sequence[RunResult], cand_runs: Sequence[RunResult], policy: Policy
+) -> PairComparison | None:
+    model, task, protocol = key
+    base_done = [r for r in base_runs if r.status == "done"]
+    cand_done = [r for r in cand_runs if r.status == "done"]
+    seeds = {
+        "baseline_seeds": tuple(r.seed for r in base_done),
+        "candidate_seeds": tuple(r.seed for r in cand_done),
+    }
+
+    def verdict(v: Verdict, *reasons: str, **kw: Any) -> PairComparison:
+        return PairComparison(model, task, protocol, v, tuple(reasons), **{**seeds, **kw})
+
+    if not base_done and not cand_done:
+        if all(r.status == "not_applicable" for r in [*base_runs, *cand_runs]):
+            return None
+        return verdict("untested", "No finished run on either side (failed or not applicable in both).")
+    if not cand_done:
+        if not cand_runs:
+            required = model in policy.required_models or task in policy.required_tasks
+            msg = "Present in the baseline, absent from the candidate."
+            return (
+                verdict("failed", msg + " It is required by the policy.")
+                if required
+                else verdict("missing", msg)
+            )
+        last = cand_runs[-1]
+        if last.status == "failed":
+            return verdict("failed", f"The candidate run failed: {_first_line(last.error)}")
+        return verdict("not_comparable", f"The candidate run is not applicable: {_first_line(last.error)}")
+    if not base_done:
+        note = "not in the baseline" if not base_runs else f"baseline run {base_runs[-1].status}"
+        return verdict("new", f"New in the candidate ({note}).")
+
+    blockers = comparability_problems(base_done, cand_done)
+    notes = _context_notes(base_done, cand_done)
+    metrics, metric_notes, label_problem = compare_metrics(base_done, cand_done, policy)
+    if label_problem:
+        blockers.append(label_problem)
+    latency = compare_latency(base_done, cand_done, policy)
+    all_notes = tuple(notes + metric_notes)
+    if blockers:
+        return verdict("not_comparable", *blockers, notes=all_notes, metrics=metrics, latency=latency)
+
+    gate = metrics[0]
+    reasons, v = [], "ok"
+    if gate.test == "none":
+        v = "untested"
+        reasons.append(f"No paired predictions and no confidence intervals for {gate.metric}: cannot test.")
+    elif gate.significant and gate.diff < 0 and -gate.diff > policy.max_drop:
+        v = "regression"
+        reasons.append(_describe_change(gate, policy, "dropped"))
+    elif gate.significant and gate.diff > 0:
+        v = "improved"
+        reasons.append(_describe_change(gate, policy, "improved"))
+    elif gate.significant:
+        reasons.append(
+            _describe_change(gate, policy, "dropped") + f" Within the allowed drop of {policy.max_drop:g}."
+        )
+    if latency.status == "regression":
+        v = "regression"
+        reasons.append(latency.note)
+    return verdict(v, *reasons, notes=all_notes, metrics=metrics, latency=latency)  # type: ignore[arg-type]
+
+
+def _describe_change(m: MetricComparison, policy: Policy, word: str) -> str:
+    ci = f", 95% CI of the difference [{m.ci_low:+.4f}, {m.ci_high:+.4f}]" if m.ci_low is not None else ""
+    p = f"{m.test} p={m.p_value:.3g} < alpha {policy.alpha:g}" if m.p_value is not None else m.test
+    return f"{m.metric} {word} by {abs(m.diff):.4f} ({m.baseline:.4f} -> {m.candidate:.4f}){ci}; {p}."
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "no error recorded").strip().splitlines()[0]
+
+
+# ---- comparability -----------------------------------------------------------------------------------
+
+
+def _protocol_config(run: RunResult) -> Any:
+    proto = run.config.get("protocol")
+    if isinstance(proto, Mapping):
+        return {"protocol": proto.get("protocol"), "config": proto.get("config")}
+    return proto
+
+
+def _model_spec(run: RunResult) -> Mapping[str, Any]:
+    spec = run.config.get("model")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def comparability_problems(base: Sequence[RunResult], cand: Sequence[RunResult]) -> list[str]:
+    """Reasons the two sides measure different things (data, task, protocol config, model revision)."""
+    checks = (
+        ("data fingerprint", lambda r: r.data_fingerprint),
+        ("task version", lambda r: r.task_version),
+        ("model revision", lambda r: _model_spec(r).get("revision")),
+        ("protocol config", _protocol_config),
+    )
+    problems = []
+    for what, get in checks:
+        b, c = {_canon(get(r)) for r in base}, {_canon(get(r)) for r in cand}
+        if b != c:
+            detail = (
+                _dict_diff(get(base[0]), get(cand[0]))
+                if what == "protocol config"
+                else f"{' / '.join(sorted(b))} -> {' / '.join(sorted(c))}"
+            )
+            problems.append(f"Not comparable: {what} changed ({detail}).")
+    return problems
+
+
+def _dict_diff(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        parts = [
+            _dict_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+            for k in sorted(set(a) | set(b), key=str)
+            if _canon(a.get(k)) != _canon(b.get(k))
+        ]
+        return "; ".join(parts)
+    return f"{prefix.rstrip('.') or 'value'}: {_canon(a)} -> {_canon(b)}"
+
+
+def _context_notes(base: Sequence[RunResult], cand: Sequence[RunResult]) -> list[str]:
+    notes = []
+    spec_b = {k: v for k, v in _model_spec(base[0]).items() if k != "revision"}
+    spec_c = {k: v for k, v in _model_spec(cand[0]).items() if k != "revision"}
+    if _canon(spec_b) != _canon(spec_c):
+        notes.append(f"Model spec changed ({_dict_diff(spec_b, spec_c)}).")
+    sb, sc = sorted(r.seed for r in base), sorted(r.seed for r in cand)
+    if sb != sc:
+        notes.append(f"Seeds differ (baseline {sb}, candidate {sc}); each side is averaged over its seeds.")
+    return notes
+
+
+# ---- metrics -----------------------------------------------------------------------------------------
+
+
+def compare_metrics(
+    base: Sequence[RunResult], cand: Sequence[RunResult], policy: Policy
+) -> tuple[tuple[MetricComparison, ...], list[str], str | None]:
+    """(comparisons with the policy metric first, notes, a label-mismatch problem or None)."""
+    names = [policy.metric, *(m for m in REPORTED_METRICS if m != policy.metric)]
+    runs = [*base, *cand]
+    if any(r.predictions is None for r in runs):
+        notes = [
+            "No per-example predictions on both sides: no paired test; CI overlap used instead (weaker)."
+        ]
+        return tuple(_unpaired(name, base, cand) for name in names), notes, None
+
+    common = set(runs[0].predictions.ids)  # type: ignore[union-attr]
+    for r in runs[1:]:
+        common &= set(r.predictions.ids)  # type: ignore[union-attr]
+    if not common:
+        notes = ["No example ids in common between the sides: no paired test; CI overlap used instead."]
+        return tuple(_unpaired(name, base, cand) for name in names), notes, None
+    ids = sorted(common)
+    aligned = [_aligned(r, ids) for r in runs]
+    y = aligned[0][0]
+    mismatched = max(int(np.sum(labels != y)) for labels, _ in aligned)
+    if mismatched:
+        problem = f"Not comparable: ground-truth labels differ on {mismatched} of {len(ids)} shared examples."
+        return tuple(_unpaired(name, base, cand) for name in names), [], problem
+
+    notes = []
+    sizes = {len(r.predictions.ids) for r in runs}  # type: ignore[union-attr]
+    if sizes != {len(ids)}:
+        notes.append(
+            f"Compared on the {len(ids)} test examples both sides share (run sizes: {sorted(sizes)})."
+        )
+    n_labels = max(
+        [r.n_labels for r in runs if r.n_labels] or [1 + int(max(y.max(), *(p.max() for _, p in aligned)))]
+    )
+    preds_b = [p for _, p in aligned[: len(base)]]
+    preds_c = [p for _, p in aligned[len(base) :]]
+    out = tuple(_paired(ConfusionMetric(name, n_labels), y, preds_b, preds_c, policy) for name in names)
+    return out, notes, None
+
+
+def _aligned(run: RunResult, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    p = run.predictions
+    assert p is not None
+    if len(p.ids) == len(ids):  # already sorted by id and identical
+        return p.labels, p.preds
+    pos = {eid: i for i, eid in enumerate(p.ids)}
+    idx = np.array([pos[i] for i in ids], dtype=np.int64)
+    return p.labels[idx], p.preds[idx]
+
+
+def _paired(
+    metric: ConfusionMetric,
+    y: np.ndarray,
+    preds_b: list[np.ndarray],
+    preds_c: list[np.ndarray],
+    policy: Policy,
+) -> MetricComparison:
+    boot = paired_bootstrap_seeds(y, preds_b, preds_c, metric, n_boot=policy.n_boot, seed=policy.seed)
+    base_value = float(np.mean([metric(y, p) for p in preds_b]))
+    cand_value = float(np.mean([metric(y, p) for p in preds_c]))
+    p_value, test = boot.p_value, "paired bootstrap"
+    if len(preds_b) > 1 or len(preds_c) > 1:
+        test = f"paired bootstrap (seed-averaged, {len(preds_b)} vs {len(preds_c)} seeds)"
+    elif metric.name == "accuracy":
+        mc = mcnemar(preds_b[0] == y, preds_c[0] == y)
+        p_value = mc.p_value
+        test = f"McNemar {'exact' if mc.exact else 'chi2'} (n01={mc.n01}, n10={mc.n10})"
+    return MetricComparison(
+        metric=metric.name,
+        baseline=base_value,
+        candidate=cand_value,
+        diff=cand_value - base_value,
+        ci_low=boot.ci_low,
+        ci_high=boot.ci_high,
+        p_value=p_value,
+        test=test,
+        paired=True,
+        significant=p_value < policy.alpha,
+        n_examples=len(y),
+    )
+
+
+def _unpaired(name: str, base: Sequence[RunResult], cand: Sequence[RunResult]) -> MetricComparison:
+    """Fallback without per-example predictions: stored values, and whether their 95% CIs overlap."""
+    values_b = [r.metrics[name].value for r in base if name in r.metrics]
+    values_c = [r.metrics[name].value for r in cand if name in r.metrics]
+    if not values_b or not values_c:
+        nan = float("nan")
+        return MetricComparison(name, nan, nan, nan, None, None, None, "none", False, False)
+    b, c = float(np.mean(values_b)), float(np.mean(values_c))
+    ci_b = _single_ci(base, name)
+    ci_c = _single_ci(cand, name)
+    if ci_b is None or ci_c is None:
+        return MetricComparison(name, b, c, c - b, None, None, None, "none", False, False)
+    disjoint = ci_c[1] < ci_b[0] or ci_b[1] < ci_c[0]
+    test = "CI overlap (no per-example predictions; not a paired test)"
+    return MetricComparison(name, b, c, c - b, None, None, None, test, False, disjoint)
+
+
+def _single_ci(runs: Sequence[RunResult], name: str) -> tuple[float, float] | None:
+    if len(runs) != 1:
+        return None
+    m = runs[0].metrics.get(name)
+    if m is None or m.ci_low is None or m.ci_high is None:
+        return None
+    return (m.ci_low, m.ci_high)

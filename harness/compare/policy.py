@@ -1,0 +1,88 @@
+"""Regression policy: what counts as a failure in `harness compare`. From a YAML file and/or CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from harness.errors import ConfigError, HarnessError, close_match
+from harness.stats import CONFUSION_METRICS
+from harness.typed_config import from_mapping
+
+Percentile = Literal["p50", "p95", "p99"]
+PERCENTILES = ("p50", "p95", "p99")
+
+
+@dataclass(frozen=True)
+class Policy:
+    metric: str = "macro_f1"  # the gated metric
+    max_drop: float = 0.0  # a significant drop no larger than this (absolute, e.g. 0.01) is tolerated
+    alpha: float = 0.05  # significance level of the paired tests
+    # e.g. 1.2: fail when the candidate is >20% slower beyond noise; None: report latency only
+    max_latency_ratio: float | None = None
+    latency_at: Percentile = "p50"
+    required_models: tuple[str, ...] = ()  # each must have a finished run in the candidate
+    required_tasks: tuple[str, ...] = ()
+    fail_on_not_comparable: bool = False  # e.g. the data fingerprint changed between baseline and candidate
+    n_boot: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.metric not in CONFUSION_METRICS:
+            raise ValueError(
+                f'metric "{self.metric}" is not one of {", ".join(CONFUSION_METRICS)}.'
+                f"{close_match(self.metric, CONFUSION_METRICS)}"
+            )
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {self.alpha}.")
+        if self.max_drop < 0:
+            raise ValueError(f"max_drop is an allowed drop, >= 0 (e.g. 0.01), got {self.max_drop}.")
+        if self.max_latency_ratio is not None and self.max_latency_ratio < 1:
+            raise ValueError(
+                f"max_latency_ratio must be >= 1 (1.2 = 20% slower allowed), got {self.max_latency_ratio}."
+            )
+        if self.latency_at not in PERCENTILES:
+            raise ValueError(f"latency_at must be one of {', '.join(PERCENTILES)}, got {self.latency_at!r}.")
+        if self.n_boot < 100:
+            raise ValueError(f"n_boot must be >= 100 for a usable p-value, got {self.n_boot}.")
+
+
+def load_policy(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> Policy:
+    """Policy from a YAML mapping of Policy fields, then CLI overrides (None values mean "not given")."""
+    data: dict[str, Any] = {}
+    where = "compare options"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"Policy file {p} does not exist.") from None
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{p}: not readable YAML ({exc}).") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{p}: expected a mapping of policy keys ({', '.join(policy_keys())}).")
+        data.update(loaded)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    return from_mapping(Policy, data, where)
+
+
+def policy_keys() -> list[str]:
+    return [f.name for f in dataclasses.fields(Policy)]
+
+
+def parse_percentile(value: str, option: str) -> Percentile:
+    if value not in PERCENTILES:
+        raise HarnessError(
+            f'{option} must be one of {", ".join(PERCENTILES)}, got "{value}".{close_match(value, PERCENTILES)}'
+        )
+    return value  # type: ignore[return-value]

@@ -1,0 +1,387 @@
+"""Result sets read for comparison: a results database (opened read-only) or an exported baseline JSON.
+
+A result set is the newest run per (model, task, protocol, seed) among the runs a selector picks:
+`label:X`, `suite:X`, `git:PREFIX`, or a bare value tried as label, then suite, then git hash.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import RESULT_SCHEMA_VERSION, __version__
+from harness.errors import HarnessError, close_match
+
+BASELINE_FORMAT = "harness-baseline"
+BASELINE_FORMAT_VERSION = 1
+SELECTOR_COLUMNS = {"label": "label", "suite": "suite", "git": "git_hash"}
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class MetricStat:
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ExamplePredictions:
+    """Per-example test predictions of one run, sorted by example id."""
+
+    ids: tuple[str, ...]
+    labels: np.ndarray
+    preds: np.ndarray
+
+    def by_id(self) -> dict[str, tuple[int, int]]:
+        return {i: (int(y), int(p)) for i, y, p in zip(self.ids, self.labels, self.preds, strict=True)}
+
+
+@dataclass(frozen=True)
+class TimingStat:
+    hardware: str
+    device: str
+    batch_size: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    n_timed: int
+    items_per_s: float
+    peak_mem_mb: float | None
+    params: int | None
+
+    def at(self, percentile: str) -> float:
+        return float(getattr(self, f"{percentile}_ms"))
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    key: str
+    suite: str
+    label: str
+    model: str
+    task: str
+    task_version: str
+    data_fingerprint: str
+    protocol: str
+    seed: int
+    status: str
+    error: str | None
+    config: Mapping[str, Any]
+    git_hash: str | None
+    finished_at: str
+    metrics: Mapping[str, MetricStat] = field(default_factory=dict)
+    predictions: ExamplePredictions | None = None
+    timing: TimingStat | None = None
+    n_labels: int | None = None  # the task's declared label count (macro metrics average over all of them)
+    params: int | None = None
+
+    @property
+    def pair_key(self) -> tuple[str, str, str]:
+        return (self.model, self.task, self.protocol)
+
+
+@dataclass(frozen=True, eq=False)
+class ResultSet:
+    source: str  # e.g. "results/harness.db [label=main]", for messages and reports
+    runs: tuple[RunResult, ...]
+    superseded: int = 0  # older runs of the same (model, task, protocol, seed) that were ignored
+
+    def by_pair(self) -> dict[tuple[str, str, str], list[RunResult]]:
+        out: dict[tuple[str, str, str], list[RunResult]] = {}
+        for run in sorted(self.runs, key=lambda r: (r.pair_key, r.seed)):
+            out.setdefault(run.pair_key, []).append(run)
+        return out
+
+
+# ---- selection ---------------------------------------------------------------------------------------
+
+
+def select_rows(
+    rows: Sequence[Mapping[str, Any]], selector: str | None, source: str
+) -> list[Mapping[str, Any]]:
+    """Rows matching the selector; a selector that matches nothing is an error naming what exists."""
+    if not selector:
+        return list(rows)
+    kind, sep, value = selector.partition(":")
+    if sep and kind in SELECTOR_COLUMNS:
+        kinds = [kind]
+    else:
+        kinds, value = list(SELECTOR_COLUMNS), selector
+    for k in kinds:
+        picked = [r for r in rows if _matches(r, k, value)]
+        if picked:
+            return picked
+    available = {k: sorted({str(r[c]) for r in rows if r.get(c)}) for k, c in SELECTOR_COLUMNS.items()}
+    every = [v for values in available.values() for v in values]
+    listing = "; ".join(f"{k}s: {', '.join(v[:12]) or '(none)'}" for k, v in available.items())
+    raise HarnessError(
+        f'No runs in {source} match "{selector}".{close_match(value, every)} A selector is label:NAME, '
+        f"suite:NAME, git:HASH_PREFIX, or a bare name tried in that order. Available {listing}."
+    )
+
+
+def _matches(row: Mapping[str, Any], kind: str, value: str) -> bool:
+    got = row.get(SELECTOR_COLUMNS[kind])
+    if not got:
+        return False
+    if kind == "git":
+        return len(value) >= 4 and str(got).startswith(value)
+    return str(got) == value
+
+
+def _newest_per_job(runs: Iterable[RunResult]) -> tuple[tuple[RunResult, ...], int]:
+    newest: dict[tuple[str, str, str, int], RunResult] = {}
+    total = 0
+    for run in runs:
+        total += 1
+        slot = (run.model, run.task, run.protocol, run.seed)
+        if slot not in newest or run.finished_at > newest[slot].finished_at:
+            newest[slot] = run
+    return tuple(sorted(newest.values(), key=lambda r: (r.pair_key, r.seed))), total - len(newest)
+
+
+# ---- databases ---------------------------------------------------------------------------------------
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection: comparing or picking never writes to (or creates) a results file."""
+    if not path.is_file():
+        raise HarnessError(f"Results database {path} does not exist (give the path of a harness .db file).")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        has_runs = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise HarnessError(f"{path} is not a readable SQLite results database ({exc}).") from exc
+    if not has_runs:
+        conn.close()
+        raise HarnessError(f"{path} is an SQLite file but not a harness results database (no runs table).")
+    return conn
+
+
+def load_db(
+    path: Path, selector: str | None = None, *, task: str | None = None, protocol: str | None = None
+) -> ResultSet:
+    conn = open_readonly(path)
+    try:
+        all_rows = [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY finished_at")]
+        source = f"{path}" + (f" [{selector}]" if selector else "")
+        rows = select_rows(all_rows, selector, str(path))
+        rows = [
+            r
+            for r in rows
+            if (task is None or r["task"] == task) and (protocol is None or r["protocol"] == protocol)
+        ]
+        n_labels = _task_label_counts(conn)
+        params = {r["name"]: r["params"] for r in conn.execute("SELECT name, params FROM models")}
+        runs = [_run_from_db(conn, row, n_labels, params) for row in rows]
+    except sqlite3.DatabaseError as exc:
+        raise HarnessError(
+            f"Could not read {path}: {exc}. Is it a database from this harness version?"
+        ) from exc
+    finally:
+        conn.close()
+    kept, superseded = _newest_per_job(runs)
+    return ResultSet(source, kept, superseded)
+
+
+def _task_label_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    out = {}
+    for r in conn.execute("SELECT name, version, labels_json FROM tasks"):
+        try:
+            out[(r["name"], r["version"])] = len(json.loads(r["labels_json"]))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _run_from_db(
+    conn: sqlite3.Connection,
+    row: Mapping[str, Any],
+    n_labels: Mapping[tuple[str, str], int],
+    params: Mapping[str, int | None],
+) -> RunResult:
+    key = row["key"]
+    metrics = {
+        m["name"]: MetricStat(m["value"], m["ci_low"], m["ci_high"])
+        for m in conn.execute("SELECT name, value, ci_low, ci_high FROM metrics WHERE run_key = ?", [key])
+    }
+    pred_rows = conn.execute(
+        "SELECT example_id, label, pred FROM predictions WHERE run_key = ? ORDER BY example_id", [key]
+    ).fetchall()
+    predictions = None
+    if pred_rows:
+        predictions = ExamplePredictions(
+            ids=tuple(r[0] for r in pred_rows),
+            labels=np.array([r[1] for r in pred_rows], dtype=np.int64),
+            preds=np.array([r[2] for r in pred_rows], dtype=np.int64),
+        )
+    t = conn.execute("SELECT * FROM timings WHERE run_key = ?", [key]).fetchone()
+    timing = TimingStat(**{f: t[f] for f in TimingStat.__dataclass_fields__}) if t else None
+    model_params = params.get(row["model"])
+    return RunResult(
+        key=key,
+        suite=row["suite"],
+        label=row["label"] or "",
+        model=row["model"],
+        task=row["task"],
+        task_version=row["task_version"],
+        data_fingerprint=row["data_fingerprint"],
+        protocol=row["protocol"],
+        seed=int(row["seed"]),
+        status=row["status"],
+        error=row["error"],
+        config=_loads(row["config_json"]),
+        git_hash=row["git_hash"],
+        finished_at=row["finished_at"],
+        metrics=metrics,
+        predictions=predictions,
+        timing=timing,
+        n_labels=n_labels.get((row["task"], row["task_version"])),
+        params=model_params if model_params is not None else (timing.params if timing else None),
+    )
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# ---- baseline JSON -----------------------------------------------------------------------------------
+
+
+def run_to_json(run: RunResult) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        f: getattr(run, f)
+        for f in (
+            "key", "suite", "label", "model", "task", "task_version", "data_fingerprint", "protocol", "seed",
+            "status", "error", "git_hash", "finished_at", "n_labels", "params",
+        )
+    }  # fmt: skip
+    out["config"] = dict(run.config)
+    out["metrics"] = {name: [m.value, m.ci_low, m.ci_high] for name, m in sorted(run.metrics.items())}
+    if run.predictions is not None:
+        p = run.predictions
+        out["predictions"] = {"ids": list(p.ids), "labels": p.labels.tolist(), "preds": p.preds.tolist()}
+    if run.timing is not None:
+        out["timing"] = dict(run.timing.__dict__)
+    return out
+
+
+def write_baseline(results: ResultSet, out: Path) -> None:
+    """One run per line so a committed baseline diffs readably; predictions as compact parallel arrays."""
+    header = {
+        "format": BASELINE_FORMAT,
+        "format_version": BASELINE_FORMAT_VERSION,
+        "result_schema_version": RESULT_SCHEMA_VERSION,
+        "harness_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": results.source,
+    }
+    lines = [json.dumps(run_to_json(r), sort_keys=True, separators=(",", ":")) for r in results.runs]
+    head = json.dumps(header, sort_keys=True, indent=1)[:-2]  # drop the closing "\n}"
+    body = ",\n".join(lines)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f'{head},\n "runs": [\n{body}\n]}}\n', encoding="utf-8")
+
+
+def load_baseline_json(
+    path: Path, selector: str | None = None, *, task: str | None = None, protocol: str | None = None
+) -> ResultSet:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarnessError(
+            f"Baseline file {path} does not exist (create one with `harness export-baseline`)."
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise HarnessError(f"{path} is not a readable baseline JSON file ({exc}).") from None
+    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
+        raise HarnessError(f'{path} is not a harness baseline (expected "format": "{BASELINE_FORMAT}").')
+    if data.get("format_version") != BASELINE_FORMAT_VERSION:
+        raise HarnessError(
+            f"{path} has baseline format version {data.get('format_version')!r}; this harness reads "
+            f"version {BASELINE_FORMAT_VERSION}. Re-export it with `harness export-baseline`."
+        )
+    raw = data.get("runs")
+    if not isinstance(raw, list):
+        raise HarnessError(f'{path}: "runs" must be a list of runs.')
+    rows = select_rows(raw, selector, str(path))
+    rows = [
+        r
+        for r in rows
+        if (task is None or r["task"] == task) and (protocol is None or r["protocol"] == protocol)
+    ]
+    try:
+        runs = [run_from_json(r) for r in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HarnessError(
+            f"{path}: malformed run entry ({type(exc).__name__}: {exc}). Re-export the baseline."
+        ) from None
+    kept, superseded = _newest_per_job(runs)
+    return ResultSet(f"{path}" + (f" [{selector}]" if selector else ""), kept, superseded)
+
+
+def run_from_json(d: Mapping[str, Any]) -> RunResult:
+    preds = d.get("predictions")
+    timing = d.get("timing")
+    return RunResult(
+        key=d["key"],
+        suite=d["suite"],
+        label=d.get("label") or "",
+        model=d["model"],
+        task=d["task"],
+        task_version=d["task_version"],
+        data_fingerprint=d["data_fingerprint"],
+        protocol=d["protocol"],
+        seed=int(d["seed"]),
+        status=d["status"],
+        error=d.get("error"),
+        config=d.get("config") or {},
+        git_hash=d.get("git_hash"),
+        finished_at=d.get("finished_at") or "",
+        metrics={name: MetricStat(*v) for name, v in (d.get("metrics") or {}).items()},
+        predictions=ExamplePredictions(
+            ids=tuple(str(i) for i in preds["ids"]),
+            labels=np.asarray(preds["labels"], dtype=np.int64),
+            preds=np.asarray(preds["preds"], dtype=np.int64),
+        )
+        if preds
+        else None,
+        timing=TimingStat(**timing) if timing else None,
+        n_labels=d.get("n_labels"),
+        params=d.get("params"),
+    )
+
+
+# ---- either ------------------------------------------------------------------------------------------
+
+
+def load_results(
+    path: str | Path, selector: str | None = None, *, task: str | None = None, protocol: str | None = None
+) -> ResultSet:
+    """Read a .db results database or a .json exported baseline (by suffix, else by content)."""
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        return load_baseline_json(p, selector, task=task, protocol=protocol)
+    if p.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        return load_db(p, selector, task=task, protocol=protocol)
+    if not p.is_file():
+        raise HarnessError(f"{p} does not exist (expected a results .db or an exported baseline .json).")
+    with p.open("rb") as fh:
+        is_sqlite = fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    loader = load_db if is_sqlite else load_baseline_json
+    return loader(p, selector, task=task, protocol=protocol)

@@ -1,0 +1,251 @@
+"""Read raw examples (ids, inputs, raw label values) from HF datasets: a hub id, a local dataset
+directory, or local csv/jsonl/parquet files and image folders through datasets' packaged builders.
+
+Every problem a user can fix (missing file, missing column, empty split, unreachable hub) becomes a
+DataError that names the source, the column and what is available.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+
+from harness.data.labels import encode_labels
+from harness.errors import DataError, HarnessError, close_match
+from harness.tasks import Modality, Split
+
+FileFormat = Literal["csv", "json", "parquet"]
+DataFiles = str | Sequence[str] | Mapping[str, str | Sequence[str]]
+
+_HUB_HINT = (
+    "If no dataset hub is reachable from this machine, load it once where one is (datasets caches it "
+    "under HF_DATASETS_CACHE) and set HF_DATASETS_OFFLINE=1, or declare the task on local files "
+    "(source type csv, jsonl, parquet or imagefolder)."
+)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns hold the input, the label and (optionally) the example id."""
+
+    input: str
+    label: str
+    modality: Modality
+    id: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class RawExamples:
+    """Examples as read, before labels are mapped to the task's declared label list.
+
+    `inputs` is a list of str (text), a uint8 array (N, H, W, C), or a list of HxWxC uint8 arrays when
+    image sizes differ. `class_names` names the integer values of a datasets ClassLabel column.
+    """
+
+    ids: tuple[str, ...]
+    inputs: Sequence[Any]
+    labels: Sequence[Any]
+    where: str
+    label_column: str
+    class_names: tuple[str, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def encoded_labels(self, declared: Sequence[str]) -> np.ndarray:
+        return encode_labels(
+            self.labels,
+            declared,
+            where=f"{self.where}, column {self.label_column!r}",
+            class_names=self.class_names,
+        )
+
+    def to_split(self, name: str, declared: Sequence[str]) -> Split:
+        return Split(name=name, ids=self.ids, inputs=self.inputs, labels=self.encoded_labels(declared))
+
+
+def to_uint8_image(value: Any, *, where: str) -> np.ndarray:
+    """An image as an HxWxC uint8 array: grayscale keeps one channel, every other mode becomes RGB."""
+    from PIL import Image
+
+    if isinstance(value, Mapping) and ("bytes" in value or "path" in value):  # datasets Image(decode=False)
+        value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
+    if isinstance(value, Image.Image):
+        if value.mode not in ("L", "RGB"):
+            value = value.convert("L" if value.mode in ("1", "I;16", "I", "F") else "RGB")
+        value = np.asarray(value)
+    arr = np.asarray(value)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.dtype != np.uint8:
+        raise DataError(
+            f"{where}: expected images (PIL images or HxWxC uint8 arrays), got an array of shape "
+            f"{arr.shape} and dtype {arr.dtype}."
+        )
+    return arr
+
+
+def stack_images(images: Sequence[np.ndarray]) -> Sequence[Any]:
+    """One (N, H, W, C) array when all images share a shape, else the list as is.
+
+    Typed as a Sequence like `Split.inputs` (a numpy array indexes like one).
+    """
+    if images and all(img.shape == images[0].shape for img in images):
+        return cast("Sequence[Any]", np.stack(images))
+    return list(images)
+
+
+def _require_column(name: str, available: Sequence[str], *, where: str, setting: str) -> None:
+    if name not in available:
+        raise DataError(
+            f"{where}: no column {name!r} (the task's {setting} setting).{close_match(name, available)} "
+            f"Available columns: {', '.join(map(repr, available))}."
+        )
+
+
+def _class_names(dataset: Any, column: str) -> tuple[str, ...] | None:
+    feature = dataset.features.get(column)
+    names = getattr(feature, "names", None)
+    return tuple(names) if names else None
+
+
+def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix: str) -> RawExamples:
+    """Turn one `datasets.Dataset` split into RawExamples, checking columns, emptiness and ids."""
+    available = list(dataset.column_names)
+    setting = "text_column" if columns.modality == "text" else "image_column"
+    _require_column(columns.input, available, where=where, setting=setting)
+    _require_column(columns.label, available, where=where, setting="label_column")
+    if columns.id is not None:
+        _require_column(columns.id, available, where=where, setting="id_column")
+    if len(dataset) == 0:
+        raise DataError(f"{where}: the split has no rows.")
+
+    raw_inputs = list(dataset[columns.input])
+    inputs: Sequence[Any]
+    if columns.modality == "text":
+        missing = [i for i, x in enumerate(raw_inputs) if x is None]
+        if missing:
+            raise DataError(
+                f"{where}: {len(missing)} rows have no text in column {columns.input!r} "
+                f"(rows {', '.join(map(str, missing[:5]))}). Remove them or fill them in."
+            )
+        inputs = [x if isinstance(x, str) else str(x) for x in raw_inputs]
+    else:
+        inputs = stack_images(
+            [to_uint8_image(x, where=f"{where}, column {columns.input!r}") for x in raw_inputs]
+        )
+
+    if columns.id is None:
+        ids = tuple(f"{id_prefix}-{i}" for i in range(len(dataset)))
+    else:
+        ids = tuple(str(v) for v in dataset[columns.id])
+        if len(set(ids)) != len(ids):
+            repeated = [i for i, n in Counter(ids).items() if n > 1]
+            raise DataError(
+                f"{where}: column {columns.id!r} (id_column) has repeated ids, e.g. "
+                f"{', '.join(map(repr, repeated[:5]))}. Ids must be unique; drop id_column to number rows."
+            )
+    return RawExamples(
+        ids=ids,
+        inputs=inputs,
+        labels=list(dataset[columns.label]),
+        where=where,
+        label_column=columns.label,
+        class_names=_class_names(dataset, columns.label),
+    )
+
+
+def _load_dataset(where: str, hint: str, *args: Any, **kwargs: Any) -> Any:
+    import datasets
+
+    try:
+        return datasets.load_dataset(*args, **kwargs)
+    except HarnessError:
+        raise
+    except Exception as exc:  # datasets raises many unrelated types; all mean "cannot read this source"
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "corresponds to no data" in message:  # datasets' wording for a split without rows
+            raise DataError(f"{where}: the split has no rows.") from exc
+        raise DataError(f"Could not load {where}: {type(exc).__name__}: {message}. {hint}".strip()) from exc
+
+
+def load_hf_split(
+    dataset_id: str,
+    *,
+    split: str,
+    columns: Columns,
+    config: str | None = None,
+    revision: str | None = None,
+    data_files: DataFiles | None = None,
+    cache_dir: str | None = None,
+) -> RawExamples:
+    """One split of a dataset on the hub (or a local dataset directory) via `datasets.load_dataset`."""
+    where = f"dataset {dataset_id!r}" + (f" (config {config!r})" if config else "") + f" split {split!r}"
+    dataset = _load_dataset(
+        where,
+        _HUB_HINT,
+        dataset_id,
+        name=config,
+        revision=revision,
+        data_files=data_files,
+        split=split,
+        cache_dir=cache_dir,
+    )
+    return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=split)
+
+
+def _check_exists(paths: Sequence[Path], what: str) -> None:
+    for path in paths:
+        if not path.exists():
+            raise DataError(
+                f"{what} not found: {path}. Check the path (relative paths are resolved from the task file)."
+            )
+
+
+def load_file_split(
+    file_format: FileFormat,
+    files: Sequence[Path],
+    *,
+    columns: Columns,
+    id_prefix: str,
+    encoding: str | None = None,
+    cache_dir: str | None = None,
+) -> RawExamples:
+    """Rows of local csv / json(l) / parquet files (concatenated) via datasets' packaged builders."""
+    if not files:
+        raise DataError(f"No {file_format} files given.")
+    _check_exists(files, "Data file")
+    where = "file " + ", ".join(str(f) for f in files)
+    extra: dict[str, Any] = {"encoding": encoding} if encoding and file_format == "csv" else {}
+    dataset = _load_dataset(
+        where,
+        "",
+        file_format,
+        data_files={"train": [str(f) for f in files]},
+        split="train",
+        cache_dir=cache_dir,
+        **extra,
+    )
+    return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix)
+
+
+def load_imagefolder_split(
+    directory: Path, *, columns: Columns, id_prefix: str, cache_dir: str | None = None
+) -> RawExamples:
+    """Images under `directory/<label>/...` via datasets' imagefolder builder (label = folder name)."""
+    _check_exists([directory], "Image folder")
+    if not directory.is_dir():
+        raise DataError(
+            f"Image folder {directory} is not a directory (expected <dir>/<label>/<image files>)."
+        )
+    where = f"image folder {directory}"
+    dataset = _load_dataset(
+        where, "", "imagefolder", data_dir=str(directory), split="train", cache_dir=cache_dir
+    )
+    return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix)

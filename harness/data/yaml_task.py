@@ -1,0 +1,356 @@
+"""Tasks declared in a YAML file, no Python needed.
+
+Schema (relative paths resolve from the YAML file's folder)::
+
+    name: my-task                  # letters, digits, '-', '_', '.'
+    version: "1"                   # bump when the data or splits change
+    modality: text                 # text | image
+    description: ...               # license, citation, homepage, main_metric (default macro_f1) too
+    labels: [negative, positive]   # string labels match by name; integer labels are indices
+    source:
+      type: hf                     # hf | csv | jsonl | parquet | imagefolder
+      id: stanfordnlp/sst2         # hf: hub id (or a local dataset folder); config, revision, data_files
+      # path: data/all.csv         # csv/jsonl/parquet: one file holding every row (split below);
+                                   # imagefolder: root folder of <label>/<image> (or <split>/<label>/...)
+      # data_files: {train: a.csv, test: b.csv}   # local alternative to path: files per split
+      # encoding: latin-1          # csv only
+    text_column: sentence          # default "text" (image tasks: image_column, default "image")
+    label_column: label            # default "label"
+    id_column: idx                 # optional; default ids are "<source split>-<row>"
+    splits:                        # where each split comes from: an hf split name ("train[:5000]" works),
+      train: train                 # a data_files key, a file path (csv/jsonl/parquet) or a subfolder
+      test: validation             # of source.path (imagefolder)
+    split: {validation_size: 0.1, test_size: 0.2, seed: 0}
+                                   # missing validation/test splits are carved from train, stratified,
+                                   # keeping exact duplicates together; sizes are fractions of train
+    dedupe: drop-test-leaks        # drop-test-leaks (default) | drop-duplicates | off: what to do with
+                                   # exact duplicates between/within the given splits (a warning
+                                   # reports them either way); non-default modes are added to version
+    prompt_templates: ["This review is {label}."]
+    label_verbalizers: {negative: bad}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from harness.data.assemble import group_aware_split
+from harness.data.hygiene import DedupeMode, enforce_hygiene
+from harness.data.loaders import (
+    Columns,
+    FileFormat,
+    RawExamples,
+    load_file_split,
+    load_hf_split,
+    load_imagefolder_split,
+)
+from harness.data.signatures import signature
+from harness.data.yaml_schema import build
+from harness.errors import ConfigError, DataError, close_match
+from harness.tasks import SPLIT_NAMES, Modality, Split, Task, TaskData, TaskSpec
+
+SourceType = Literal["hf", "csv", "jsonl", "parquet", "imagefolder"]
+DataFilesValue = str | tuple[str, ...] | Mapping[str, str | tuple[str, ...]]
+_FILE_FORMAT: dict[str, FileFormat] = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+DEFAULT_DEDUPE: DedupeMode = "drop-test-leaks"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    type: SourceType
+    id: str | None = None
+    path: str | None = None
+    config: str | None = None
+    revision: str | None = None
+    data_files: DataFilesValue | None = None
+    encoding: str | None = None
+
+
+@dataclass(frozen=True)
+class SplitSources:
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+
+    def given(self) -> dict[str, str]:
+        return {name: ref for name in SPLIT_NAMES if (ref := getattr(self, name)) is not None}
+
+
+@dataclass(frozen=True)
+class CarveConfig:
+    validation_size: float = 0.1
+    test_size: float = 0.2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class YamlTaskConfig:
+    name: str
+    version: str
+    modality: Modality
+    labels: tuple[str, ...]
+    source: SourceConfig
+    description: str = ""
+    license: str = ""
+    citation: str = ""
+    homepage: str = ""
+    main_metric: str = "macro_f1"
+    text_column: str | None = None
+    image_column: str | None = None
+    label_column: str = "label"
+    id_column: str | None = None
+    splits: SplitSources | None = None
+    split: CarveConfig = field(default_factory=CarveConfig)
+    dedupe: DedupeMode = DEFAULT_DEDUPE
+    prompt_templates: tuple[str, ...] = ("{label}",)
+    label_verbalizers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def input_column(self) -> str:
+        if self.modality == "text":
+            return self.text_column or "text"
+        return self.image_column or "image"
+
+
+def _check(config: YamlTaskConfig, file: Path) -> None:
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f"{file}: {message}")
+
+    if not _NAME_RE.match(config.name):
+        raise fail(
+            f"key 'name' must start with a letter or digit and use only letters, digits, '-', '_', '.'; got {config.name!r}."
+        )
+    if not config.labels:
+        raise fail("key 'labels' must list at least one label.")
+    if len(set(config.labels)) != len(config.labels):
+        raise fail(f"key 'labels' lists a label twice: {list(config.labels)}.")
+    for label in config.label_verbalizers:
+        if label not in config.labels:
+            raise fail(
+                f"key 'label_verbalizers.{label}' is not one of the labels.{close_match(label, config.labels)} "
+                f"Labels: {list(config.labels)}."
+            )
+    for i, template in enumerate(config.prompt_templates):
+        try:
+            template.format(label="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise fail(
+                f"key 'prompt_templates[{i}]' {template!r} is not a valid template ({exc}); use {{label}} as the only placeholder."
+            ) from exc
+        if "{label}" not in template:
+            raise fail(f"key 'prompt_templates[{i}]' {template!r} has no {{label}} placeholder.")
+    other = "image_column" if config.modality == "text" else "text_column"
+    if getattr(config, other) is not None:
+        raise fail(
+            f"key '{other}' does not apply to a {config.modality} task; use '{'text_column' if other == 'image_column' else 'image_column'}'."
+        )
+
+    src = config.source
+    if src.type == "hf":
+        if not src.id:
+            raise fail("source type hf needs 'source.id' (a hub dataset id such as stanfordnlp/sst2).")
+        if src.path:
+            raise fail("key 'source.path' is for local sources; for hf use 'source.id'.")
+    else:
+        for key in ("id", "config", "revision"):
+            if getattr(src, key) is not None:
+                raise fail(f"key 'source.{key}' only applies to source type hf (this source is {src.type}).")
+        if src.type == "imagefolder":
+            if not src.path or src.data_files is not None:
+                raise fail(
+                    "source type imagefolder needs 'source.path' (a folder of <label>/<images>), and no data_files."
+                )
+        elif not src.path and src.data_files is None:
+            raise fail(f"source type {src.type} needs 'source.path' (a file) or 'source.data_files'.")
+        elif src.path and src.data_files is not None:
+            raise fail("give either 'source.path' or 'source.data_files', not both.")
+    if src.encoding is not None and src.type != "csv":
+        raise fail("key 'source.encoding' only applies to csv sources.")
+    if config.modality == "image" and src.type in ("csv", "jsonl"):
+        raise fail(f"image tasks need source type hf, parquet or imagefolder, not {src.type}.")
+    if config.modality == "text" and src.type == "imagefolder":
+        raise fail("source type imagefolder holds images; set 'modality: image'.")
+    if config.splits is not None and config.splits.train is None:
+        raise fail(
+            "key 'splits.train' is required when 'splits' is given (validation/test may be carved from it)."
+        )
+    carve = config.split
+    for key in ("validation_size", "test_size"):
+        if not 0.0 <= getattr(carve, key) < 1.0:
+            raise fail(f"key 'split.{key}' must be a fraction between 0 and 1, got {getattr(carve, key)}.")
+    if carve.validation_size + carve.test_size >= 1.0:
+        raise fail("keys 'split.validation_size' + 'split.test_size' must add up to less than 1.")
+
+
+def load_yaml_task_config(path: Path) -> YamlTaskConfig:
+    if not path.is_file():
+        raise ConfigError(f"Task file not found: {path}.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc}).") from exc
+    config = build(YamlTaskConfig, data, file=path)
+    _check(config, path)
+    return config
+
+
+class YamlTask(Task):
+    """A Task whose metadata, source and splits come from a YAML file (see the module docstring)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path).resolve()
+        self.config = load_yaml_task_config(self.path)
+        self._file_digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        c = self.config
+        self.spec = TaskSpec(
+            name=c.name,
+            version=c.version if c.dedupe == DEFAULT_DEDUPE else f"{c.version}+dedupe-{c.dedupe}",
+            modality=c.modality,
+            labels=c.labels,
+            description=c.description,
+            source=self._source_text(),
+            license=c.license,
+            citation=c.citation,
+            homepage=c.homepage,
+            main_metric=c.main_metric,
+            prompt_templates=c.prompt_templates,
+            label_verbalizers=dict(c.label_verbalizers),
+        )
+
+    def __repr__(self) -> str:
+        return f"YamlTask({str(self.path)!r})"
+
+    def _source_text(self) -> str:
+        s = self.config.source
+        if s.type == "hf":
+            return (
+                f"hf:{s.id}"
+                + (f" config={s.config}" if s.config else "")
+                + (f"@{s.revision}" if s.revision else "")
+            )
+        return f"{s.type}:{s.path or s.data_files}"
+
+    def _resolve(self, relative: str) -> Path:
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.path.parent / p
+
+    # -- where each split comes from -------------------------------------------------------------
+
+    def _split_refs(self) -> dict[str, str]:
+        c, s = self.config, self.config.source
+        if c.splits is not None:
+            return c.splits.given()
+        if isinstance(s.data_files, Mapping) and s.type != "hf":
+            unknown = [k for k in s.data_files if k not in SPLIT_NAMES]
+            if unknown:
+                raise ConfigError(
+                    f"{self.path}: source.data_files has keys {unknown} that are not train/validation/test; "
+                    "add a 'splits' section saying which key feeds which split."
+                )
+            return {k: k for k in SPLIT_NAMES if k in s.data_files}
+        if s.type == "imagefolder":
+            root = self._resolve(s.path or ".")
+            present = {k: k for k in SPLIT_NAMES if (root / k).is_dir()}
+            if "train" in present:
+                return present
+        return {"train": "train" if s.type == "hf" else ""}  # "" = the whole local source
+
+    def _local_files(self, ref: str) -> tuple[list[Path], str]:
+        """Files for a split reference of a csv/jsonl/parquet source, and an id prefix."""
+        s = self.config.source
+        if ref == "":
+            if s.path:
+                path = self._resolve(s.path)
+                return [path], path.stem
+            files = s.data_files
+            if isinstance(files, str):
+                files = (files,)
+            assert isinstance(files, tuple)
+            return [self._resolve(f) for f in files], "train"
+        if isinstance(s.data_files, Mapping) and ref in s.data_files:
+            entry = s.data_files[ref]
+            return [self._resolve(f) for f in ((entry,) if isinstance(entry, str) else entry)], ref
+        path = self._resolve(ref)
+        return [path], path.stem
+
+    def _data_files_for_hf(self) -> str | list[str] | dict[str, str | list[str]] | None:
+        files = self.config.source.data_files
+        if files is None or isinstance(files, str):
+            return files
+        if isinstance(files, tuple):
+            return list(files)
+        return {k: v if isinstance(v, str) else list(v) for k, v in files.items()}
+
+    def _read(self, ref: str) -> RawExamples:
+        c, s = self.config, self.config.source
+        columns = Columns(input=c.input_column, label=c.label_column, modality=c.modality, id=c.id_column)
+        if s.type == "hf":
+            assert s.id is not None
+            return load_hf_split(
+                s.id,
+                split=ref,
+                columns=columns,
+                config=s.config,
+                revision=s.revision,
+                data_files=self._data_files_for_hf(),
+            )
+        if s.type == "imagefolder":
+            root = self._resolve(s.path or ".")
+            directory = root / ref if ref else root
+            return load_imagefolder_split(directory, columns=columns, id_prefix=ref or root.name)
+        files, prefix = self._local_files(ref)
+        return load_file_split(
+            _FILE_FORMAT[s.type], files, columns=columns, id_prefix=prefix, encoding=s.encoding
+        )
+
+    def local_paths(self) -> list[Path]:
+        """Local files and folders this task reads (their stats go into the source signature)."""
+        s = self.config.source
+        if s.type == "hf":
+            local = Path(s.id or "")
+            return [local] if s.id and local.exists() else []
+        if s.type == "imagefolder":
+            return [self._resolve(s.path or ".")]
+        return [path for ref in self._split_refs().values() for path in self._local_files(ref)[0]]
+
+    # -- Task API ---------------------------------------------------------------------------------
+
+    def load(self) -> TaskData:
+        c = self.config
+        refs = self._split_refs()
+        labels = self.spec.labels
+        splits: dict[str, Split] = {
+            name: self._read(ref).to_split(name, labels) for name, ref in refs.items()
+        }
+        missing = [name for name in ("validation", "test") if name not in splits]
+        if missing:
+            carved = group_aware_split(
+                splits["train"],
+                validation_size=c.split.validation_size if "validation" in missing else 0.0,
+                test_size=c.split.test_size if "test" in missing else 0.0,
+                seed=c.split.seed,
+            )
+            for name in ("train", *missing):
+                if name not in carved:
+                    raise DataError(
+                        f"{self.path}: carving {', '.join(missing)} from the {len(splits['train'])} train "
+                        f"examples (split.validation_size {c.split.validation_size}, split.test_size "
+                        f"{c.split.test_size}) left the {name!r} split empty. Provide more data, larger "
+                        "fractions, or the split itself under 'splits'."
+                    )
+            splits.update(carved)
+        data = TaskData(spec=self.spec, splits=splits)
+        return enforce_hygiene(data, c.dedupe, origin=str(self.path))
+
+    def source_signature(self) -> str:
+        return signature(self.spec.as_dict(), self._file_digest, files=self.local_paths())

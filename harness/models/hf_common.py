@@ -1,0 +1,141 @@
+"""Pieces the transformers-based families share: loading errors, pooling, batching by length, trainable copies."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.devices import run_batched
+from harness.errors import HarnessError, close_match
+from harness.models.base import ModelSpec
+from harness.models.outputs import length_order, unsort
+
+POOLINGS = ("mean", "cls", "max")
+
+
+def check_pooling(spec: ModelSpec, allowed: Sequence[str] = POOLINGS) -> str:
+    if spec.pooling not in allowed:
+        raise HarnessError(
+            f'Model "{spec.name}" ({spec.family}): pooling "{spec.pooling}" is not supported.'
+            f"{close_match(spec.pooling, allowed)} Expected one of: {', '.join(allowed)}."
+        )
+    return spec.pooling
+
+
+def require_source(spec: ModelSpec, example: str) -> None:
+    if not spec.source:
+        raise HarnessError(
+            f'Model "{spec.name}" ({spec.family}) has no source: give a hub id, a local path or '
+            f"pkg://package/path, e.g. source: {example}"
+        )
+
+
+def load_error(spec: ModelSpec, source: str, err: Exception) -> HarnessError:
+    return HarnessError(
+        f'Could not load model "{spec.name}" ({spec.family}) from "{source}"'
+        f"{f' at revision {spec.revision!r}' if spec.revision else ''}: {type(err).__name__}: {err}. "
+        "The source must be a local directory with config.json and weights, or a hub id reachable from "
+        "this machine (offline machines: point source at a local copy)."
+    )
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(B, T, H) token states -> (B, H), ignoring padding; computed in float32 even under autocast."""
+    hidden = hidden.float()
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    if pooling == "max":
+        return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+
+class PooledEncoder(nn.Module):
+    """A transformers encoder + pooling: forward(**tokenized batch) -> pooled features (B, H)."""
+
+    def __init__(self, encoder: nn.Module, pooling: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(**batch).last_hidden_state
+        return pool(hidden, batch["attention_mask"], self.pooling)
+
+
+def transformer_layers(model: nn.Module) -> list[nn.Module]:
+    """Embeddings first, then the stack of transformer blocks, whatever the architecture calls them."""
+    config = getattr(model, "config", None)
+    n_layers = getattr(config, "num_hidden_layers", None)
+    blocks: list[nn.Module] = []
+    for module in model.modules():
+        if (
+            isinstance(module, nn.ModuleList)
+            and len(module) > 0
+            and (n_layers is None or len(module) == n_layers)
+        ):
+            blocks = list(module)
+            break
+    embeddings = getattr(model, "embeddings", None)
+    if not isinstance(embeddings, nn.Module):
+        get_embeddings = getattr(model, "get_input_embeddings", None)
+        embeddings = get_embeddings() if callable(get_embeddings) else None
+    return ([embeddings] if isinstance(embeddings, nn.Module) else []) + blocks
+
+
+def trainable_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in float32 with every parameter trainable; the cached inference model is untouched."""
+    clone = copy.deepcopy(model).float()
+    clone.requires_grad_(True)
+    return clone
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def max_length_for(tokenizer: Any, requested: int) -> int:
+    """The smaller of the spec's max_length and what the tokenizer says the model accepts."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 1_000_000:
+        return min(requested, limit)
+    return requested
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    encoded = tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    return dict(encoded)
+
+
+class Tokenize:
+    """Picklable collate function: raw texts -> tokenized batch on CPU."""
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, texts: Sequence[Any]) -> dict[str, torch.Tensor]:
+        return tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
+
+
+def embed_by_length(
+    texts: Sequence[str],
+    embed_batch: Callable[[Sequence[str]], np.ndarray],
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+) -> tuple[np.ndarray, int]:
+    """Embed longest-first in batches (less padding, early OOM), then restore input order.
+
+    Returns the features and the batch size the run ended with (after any OOM back-off).
+    """
+    order = length_order(texts)
+    result = run_batched(embed_batch, [texts[i] for i in order], batch_size, device, precision)
+    return unsort(np.concatenate(result.outputs), order), result.batch_size

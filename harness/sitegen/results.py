@@ -1,0 +1,168 @@
+"""Stored runs -> one result per (task, protocol, model), the unit every page shows.
+
+A task shows only runs on its current data (the version and data fingerprint of its most recently
+finished done run); runs on other data stay in the downloads. Several seeds of one result are averaged; the spread
+shown is then the min-max over seeds instead of the stored bootstrap CI.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Literal
+
+from harness.sitegen.load import (
+    HEADLINE_METRICS,
+    HardwareMeta,
+    Metric,
+    ModelMeta,
+    RunRow,
+    StoreSnapshot,
+    TaskMeta,
+    Timing,
+)
+
+Spread = Literal["ci95", "seeds", "none"]
+STATUS_ORDER = {"done": 0, "not_applicable": 1, "failed": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    task: str
+    protocol: str
+    model: str
+    status: str  # done | not_applicable | failed
+    reason: str | None  # why not applicable / why it failed
+    runs: tuple[RunRow, ...]  # the done runs (one per seed), or the latest unfinished attempt
+    metrics: Mapping[str, Metric]  # averaged over seeds
+    spread: Spread
+
+    @property
+    def representative(self) -> RunRow:
+        """The lowest-seed run: its predictions feed the paired tests, its timing the latency columns."""
+        return self.runs[0]
+
+    @property
+    def timing(self) -> Timing | None:
+        return self.representative.timing
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.runs) if self.status == "done" else 0
+
+    def metric(self, name: str) -> Metric | None:
+        return self.metrics.get(name)
+
+
+@dataclass(frozen=True)
+class Board:
+    """Everything the pages are made of, already grouped."""
+
+    tasks: tuple[TaskMeta, ...]
+    models: tuple[ModelMeta, ...]
+    protocols: tuple[str, ...]
+    results: Mapping[tuple[str, str, str], Result]  # (task, protocol, model)
+    by_task_protocol: Mapping[tuple[str, str], tuple[Result, ...]]  # best main metric first
+    by_model: Mapping[str, tuple[Result, ...]]
+    superseded_runs: Mapping[str, int]  # task -> runs on older task versions / data, not shown
+    hardware: Mapping[str, HardwareMeta]
+    snapshot: StoreSnapshot
+    task_meta: Mapping[str, TaskMeta]
+    model_meta: Mapping[str, ModelMeta]
+
+    def task(self, name: str) -> TaskMeta:
+        return self.task_meta[name]
+
+    def main_metric(self, task: str) -> str:
+        metric = self.task_meta[task].main_metric
+        return metric if metric in HEADLINE_METRICS else "macro_f1"
+
+
+def build_board(snapshot: StoreSnapshot) -> Board:
+    current = _current_task_data(snapshot.runs)
+    grouped: dict[tuple[str, str, str], list[RunRow]] = defaultdict(list)
+    superseded: dict[str, int] = defaultdict(int)
+    for run in snapshot.runs:
+        if (run.task_version, run.data_fingerprint) != current[run.task]:
+            superseded[run.task] += 1
+            continue
+        grouped[(run.task, run.protocol, run.model)].append(run)
+
+    results = {key: _result(key, runs) for key, runs in grouped.items()}
+    tasks = tuple(_task_meta(snapshot, name, *current[name]) for name in sorted(current))
+    main_metric = {t.name: t.main_metric if t.main_metric in HEADLINE_METRICS else "macro_f1" for t in tasks}
+
+    by_tp: dict[tuple[str, str], list[Result]] = defaultdict(list)
+    by_model: dict[str, list[Result]] = defaultdict(list)
+    for (task, protocol, model), result in results.items():
+        by_tp[(task, protocol)].append(result)
+        by_model[model].append(result)
+    ordered_tp = {key: tuple(sorted(rs, key=lambda r: _quality_order(r, main_metric[key[0]]))) for key, rs in by_tp.items()}
+    ordered_model = {m: tuple(sorted(rs, key=lambda r: (r.task, r.protocol))) for m, rs in by_model.items()}
+
+    model_names = sorted(by_model)
+    models = tuple(snapshot.models.get(name) or _unknown_model(name) for name in model_names)
+    protocols = tuple(sorted({p for _, p, _ in results}))
+    return Board(
+        tasks=tasks,
+        models=models,
+        protocols=protocols,
+        results=results,
+        by_task_protocol=ordered_tp,
+        by_model=ordered_model,
+        superseded_runs=dict(superseded),
+        hardware=snapshot.hardware,
+        snapshot=snapshot,
+        task_meta={t.name: t for t in tasks},
+        model_meta={m.name: m for m in models},
+    )
+
+
+def _current_task_data(runs: Sequence[RunRow]) -> dict[str, tuple[str, str]]:
+    """task -> (version, data fingerprint) of its latest done run (latest run of any status if none is done)."""
+    latest: dict[str, tuple[bool, str, str, str]] = {}
+    for run in runs:
+        mark = (run.status == "done", run.finished_at, run.task_version, run.data_fingerprint)
+        if run.task not in latest or mark[:2] > latest[run.task][:2]:
+            latest[run.task] = mark
+    return {task: (version, fp) for task, (_, _, version, fp) in latest.items()}
+
+
+def _result(key: tuple[str, str, str], runs: list[RunRow]) -> Result:
+    task, protocol, model = key
+    done = sorted((r for r in runs if r.status == "done"), key=lambda r: (r.seed, r.finished_at))
+    if not done:
+        latest = max(runs, key=lambda r: (r.finished_at, -STATUS_ORDER.get(r.status, 9)))
+        return Result(task, protocol, model, latest.status, latest.error, (latest,), {}, "none")
+    # Re-runs of one seed (e.g. different suites) keep the latest; seeds are averaged.
+    by_seed: dict[int, RunRow] = {}
+    for run in done:
+        by_seed[run.seed] = run
+    seeds = tuple(by_seed[s] for s in sorted(by_seed))
+    if len(seeds) == 1:
+        return Result(task, protocol, model, "done", None, seeds, dict(seeds[0].metrics), "ci95")
+    metrics: dict[str, Metric] = {}
+    for name in HEADLINE_METRICS:
+        values = [m.value for r in seeds if (m := r.metric(name)) is not None]
+        if values:
+            metrics[name] = Metric(fmean(values), min(values), max(values))
+    return Result(task, protocol, model, "done", None, seeds, metrics, "seeds")
+
+
+def _quality_order(result: Result, metric: str) -> tuple[int, float, str]:
+    m = result.metric(metric)
+    return (STATUS_ORDER.get(result.status, 9), -(m.value if m else float("-inf")), result.model)
+
+
+def _task_meta(snapshot: StoreSnapshot, name: str, version: str, fingerprint: str) -> TaskMeta:
+    meta = snapshot.tasks.get((name, version))
+    if meta is not None:
+        return meta
+    return TaskMeta(name, version, "", (), None, None, None, fingerprint, "", "", "", "", "", "macro_f1")
+
+
+def _unknown_model(name: str) -> ModelMeta:
+    # Runs that failed before the model loaded leave no models row.
+    return ModelMeta(name, "", "", "", None, None, "", "", None)

@@ -1,0 +1,93 @@
+"""Write site files only when their content changed, and remove files an earlier build made that are gone.
+
+The state file in the output folder records each written file's hash, size and mtime. A file whose
+new content hashes the same, and which nobody touched since (size and mtime as recorded), is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+STATE_FILE = ".harness-site.json"
+STATE_VERSION = 1
+
+
+@dataclass
+class WriteStats:
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+class IncrementalWriter:
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise HarnessError(f"--out {self.out} is a file; give a folder for the site, e.g. site/.")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(f"Cannot create the site folder {self.out}: {exc.strerror}.") from exc
+        state = self._read_state()
+        self._previous: dict[str, dict[str, Any]] = state.get("files", {})
+        self.extra: dict[str, Any] = state.get("extra", {})
+        self._current: dict[str, dict[str, Any]] = {}
+        self.stats = WriteStats()
+
+    def write(self, relpath: str, content: str | bytes) -> None:
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.out / relpath
+        before = self._previous.get(relpath)
+        if before and before.get("sha256") == digest and self._untouched(target, before):
+            self._current[relpath] = before
+            self.stats.unchanged.append(relpath)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        st = target.stat()
+        self._current[relpath] = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        self.stats.written.append(relpath)
+
+    def finish(self, extra: dict[str, Any] | None = None) -> WriteStats:
+        """Delete files the previous build wrote and this one did not, then save the state."""
+        root = self.out.resolve()
+        for relpath in sorted(set(self._previous) - set(self._current)):
+            path = self.out / relpath
+            if path.resolve().is_relative_to(root) and path.is_file():
+                path.unlink()
+                self.stats.removed.append(relpath)
+        state = {"version": STATE_VERSION, "files": self._current, "extra": extra or {}}
+        tmp = self.out / f"{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.out / STATE_FILE)
+        return self.stats
+
+    @staticmethod
+    def _untouched(path: Path, recorded: dict[str, Any]) -> bool:
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        return st.st_size == recorded.get("size") and st.st_mtime_ns == recorded.get("mtime_ns")
+
+    def _read_state(self) -> dict[str, Any]:
+        try:
+            state = json.loads((self.out / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            return {}
+        files = state.get("files")
+        if not isinstance(files, dict):
+            return {}
+        return state

@@ -1,0 +1,242 @@
+"""Scale benchmark for `harness site`: generate a store of N models x T tasks x P protocols, build the site.
+
+    python scripts/bench_site.py --models 1000 --tasks 50 --protocols 3 --out /tmp/bench-site
+
+Writes the store with bulk inserts into the exact schema Store creates (harness.store.SCHEMA), with
+synthetic but internally consistent results: per-example predictions, metrics computed from them,
+confusion matrices, per-class F1, timings on two hardware fingerprints, ~2% not-applicable and ~1%
+failed runs. Prints insert, query, cold build, unchanged rebuild and one-model-added rebuild times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.site import build_site
+from harness.sitegen.load import StoreReader
+from harness.store import Store
+
+HARDWARE = (
+    ("benchcpu0001", "Bench CPU 16-core", None, 16),
+    ("benchgpu0002", "Bench CPU 16-core", "Bench GPU 80GB", 16),
+)
+PROTOCOL_NAMES = ("zero-shot", "linear-probe", "finetune", "probe-8shot", "probe-32shot")
+
+
+def _metrics(y: np.ndarray, pred: np.ndarray, k: int) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    tp = np.diag(cm).astype(float)
+    support, predicted = cm.sum(1), cm.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
+    return (
+        {
+            "accuracy": tp.sum() / len(y),
+            "macro_f1": f1.mean(),
+            "weighted_f1": (f1 * support).sum() / support.sum(),
+            "macro_precision": precision.mean(),
+            "macro_recall": recall.mean(),
+        },
+        f1,
+        cm,
+    )
+
+
+class Generator:
+    def __init__(self, n_models: int, n_tasks: int, n_protocols: int, n_test: int, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.models = [f"model-{i:04d}" for i in range(n_models)]
+        self.tasks = [f"task-{j:02d}" for j in range(n_tasks)]
+        self.protocols = list(PROTOCOL_NAMES[:n_protocols]) + [f"protocol-{p}" for p in range(n_protocols - len(PROTOCOL_NAMES))]
+        self.n_test = n_test
+        self.skill = self.rng.uniform(0.35, 0.95, n_models)
+        self.params = (10 ** self.rng.uniform(6, 9.5, n_models)).astype(np.int64)
+        self.n_labels = self.rng.integers(2, 11, n_tasks)
+        self.difficulty = self.rng.uniform(0.0, 0.25, n_tasks)
+        self.labels = [self.rng.integers(0, k, n_test) for k in self.n_labels]
+        self.clock = 0
+
+    def _now(self) -> str:
+        self.clock += 1
+        return f"2025-01-01T00:{(self.clock // 3600) % 60:02d}:{self.clock % 60:02d}+00:00".replace(
+            "T00:", f"T{(self.clock // 216000) % 24:02d}:", 1
+        )
+
+    def metadata(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        models = [
+            {"name": m, "family": ["hf_text", "sentence_tf", "onnx", "tfidf"][i % 4], "modality": "text" if i % 5 else "image",
+             "source": f"org/{m}", "revision": "main", "params": int(self.params[i]), "license": "apache-2.0",
+             "description": "", "feature_dim": 384, "spec_json": "{}"}
+            for i, m in enumerate(self.models)
+        ]  # fmt: skip
+        tasks = [
+            {"name": t, "version": "1", "modality": "text", "labels_json": json.dumps([f"label-{c}" for c in range(k)]),
+             "n_train": 1000, "n_validation": 200, "n_test": self.n_test, "fingerprint": f"fp-{t}", "source_signature": "",
+             "source": "synthetic", "license": "CC0", "citation": "", "spec_json": json.dumps({"main_metric": "macro_f1"})}
+            for t, k in zip(self.tasks, self.n_labels, strict=True)
+        ]  # fmt: skip
+        hardware = [
+            {"fingerprint": fp, "cpu": cpu, "gpu": gpu, "torch": "2.13.0", "cuda": "12.4" if gpu else None,
+             "threads": threads, "platform": "Linux x86_64", "details_json": "{}"}
+            for fp, cpu, gpu, threads in HARDWARE
+        ]  # fmt: skip
+        return models, tasks, hardware
+
+    def runs(
+        self, model_indices: range | list[int]
+    ) -> Iterator[tuple[dict[str, Any], list[tuple[Any, ...]], list[tuple[Any, ...]], dict[str, Any] | None]]:
+        """(run row, metric rows, prediction rows, timing row) per (model, task, protocol)."""
+        env = json.dumps({"harness_version": "0.1.0", "python": "3.11.7", "packages": {"torch": "2.13.0"}})
+        for i in model_indices:
+            model = self.models[i]
+            hw = HARDWARE[1][0] if i % 5 == 0 else HARDWARE[0][0]
+            for j, task in enumerate(self.tasks):
+                k, y = int(self.n_labels[j]), self.labels[j]
+                for p_index, protocol in enumerate(self.protocols):
+                    key = f"{model}|{task}|{protocol}"
+                    started = self._now()
+                    roll = self.rng.random()
+                    status = "not_applicable" if roll < 0.02 else "failed" if roll < 0.03 else "done"
+                    run = {
+                        "key": key, "suite": "bench", "label": "", "model": model, "task": task, "task_version": "1",
+                        "data_fingerprint": f"fp-{task}", "protocol": protocol, "seed": 0, "status": status,
+                        "error": None if status == "done" else f"{status} for {model} on {task}",
+                        "config_json": json.dumps({"suite_path": "suites/bench.yaml"}), "selected_json": "{}",
+                        "confusion_json": None, "started_at": started, "finished_at": started, "duration_s": 1.0,
+                        "hardware": hw, "harness_version": "0.1.0", "git_hash": "0123456789abcdef", "env_json": env,
+                        "schema_version": 1,
+                    }  # fmt: skip
+                    if status != "done":
+                        yield run, [], [], None
+                        continue
+                    p_correct = float(np.clip(self.skill[i] - self.difficulty[j] + 0.05 * p_index + self.rng.normal(0, 0.03), 0.05, 0.99))
+                    correct = self.rng.random(self.n_test) < p_correct
+                    pred = np.where(correct, y, (y + self.rng.integers(1, k, self.n_test)) % k)
+                    values, f1, cm = _metrics(y, pred, k)
+                    run["confusion_json"] = json.dumps(cm.tolist())
+                    half = 1.96 * np.sqrt(values["accuracy"] * (1 - values["accuracy"]) / self.n_test)
+                    metrics: list[tuple[Any, ...]] = [
+                        (key, name, float(v), float(v - half), float(v + half)) for name, v in values.items()
+                    ]
+                    metrics += [(key, f"f1/label-{c}", float(f1[c]), None, None) for c in range(k)]
+                    preds = [(key, f"ex-{e:05d}", int(y[e]), int(pred[e]), 1.0) for e in range(self.n_test)]
+                    p50 = float(self.params[i] / 2e7 * (0.1 if hw == HARDWARE[1][0] else 1.0) * self.rng.uniform(0.9, 1.1))
+                    timing = {
+                        "run_key": key, "hardware": hw, "device": "cuda" if hw == HARDWARE[1][0] else "cpu", "batch_size": 32,
+                        "p50_ms": p50, "p95_ms": p50 * 1.3, "p99_ms": p50 * 1.6, "mean_ms": p50 * 1.05, "std_ms": p50 * 0.1,
+                        "n_timed": 30, "items_per_s": 32000 / (p50 * 8), "peak_mem_mb": float(self.params[i] * 4 / 2**20),
+                        "params": int(self.params[i]),
+                    }  # fmt: skip
+                    yield run, metrics, preds, timing
+
+
+def insert(store: Store, gen: Generator, model_indices: range | list[int], with_metadata: bool) -> int:
+    conn = store.db.conn
+    n = 0
+    with store.transaction():
+        if with_metadata:
+            models, tasks, hardware = gen.metadata()
+            store.db.table("models").upsert_all(models, pk="name")
+            store.db.table("tasks").upsert_all(tasks, pk=("name", "version"))
+            store.db.table("hardware").upsert_all(hardware, pk="fingerprint")
+        run_rows: list[dict[str, Any]] = []
+        metric_rows: list[tuple[Any, ...]] = []
+        pred_rows: list[tuple[Any, ...]] = []
+        timing_rows: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            if run_rows:
+                cols = list(run_rows[0])
+                conn.executemany(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                                 [tuple(r[c] for c in cols) for r in run_rows])  # fmt: skip
+            conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", metric_rows)
+            conn.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?)", pred_rows)
+            if timing_rows:
+                cols = list(timing_rows[0])
+                conn.executemany(f"INSERT INTO timings ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                                 [tuple(r[c] for c in cols) for r in timing_rows])  # fmt: skip
+            for rows in (run_rows, metric_rows, pred_rows, timing_rows):
+                rows.clear()
+
+        for run, metrics, preds, timing in gen.runs(model_indices):
+            run_rows.append(run)
+            metric_rows.extend(metrics)
+            pred_rows.extend(preds)
+            if timing:
+                timing_rows.append(timing)
+            n += 1
+            if len(pred_rows) > 500_000:
+                flush()
+        flush()
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=50)
+    parser.add_argument("--protocols", type=int, default=3)
+    parser.add_argument("--n-test", type=int, default=100, help="test examples per task (predictions per run)")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench-site"), help="work folder (store + site)")
+    parser.add_argument("--reuse-db", action="store_true", help="keep an existing generated store")
+    args = parser.parse_args(argv)
+
+    db, site = args.out / "bench.db", args.out / "site"
+    gen = Generator(args.models - 1, args.tasks, args.protocols, args.n_test)
+    if not (args.reuse_db and db.exists()):
+        shutil.rmtree(args.out, ignore_errors=True)
+        store = Store(db)
+        t = time.perf_counter()
+        n = insert(store, gen, range(args.models - 1), with_metadata=True)
+        print(f"insert: {n:,} runs ({args.models - 1} models x {args.tasks} tasks x {args.protocols} protocols, "
+              f"{args.n_test} predictions each) in {time.perf_counter() - t:.1f} s")  # fmt: skip
+        store.close()
+    else:
+        shutil.rmtree(site, ignore_errors=True)
+    print(f"store size: {db.stat().st_size / 2**20:,.0f} MiB")
+
+    t = time.perf_counter()
+    with StoreReader(db) as reader:
+        snapshot = reader.snapshot()
+    print(f"query (bulk load of {len(snapshot.runs):,} runs with metrics and timings): {time.perf_counter() - t:.1f} s")
+
+    def report(label: str) -> None:
+        t = time.perf_counter()
+        stats = build_site(db, site)
+        wall = time.perf_counter() - t
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in stats.seconds.items() if k != "total")
+        print(f"{label}: {wall:.1f} s ({parts}); {len(stats.written)} files written, {len(stats.unchanged)} unchanged, "
+              f"{stats.rank_groups_computed} tie-group computations")  # fmt: skip
+
+    report("cold build")
+    report("unchanged rebuild")
+    # One more model arrives (as after `harness run` of a new candidate): a realistic incremental update.
+    store = Store(db)
+    gen.models.append(f"model-{args.models - 1:04d}")
+    gen.skill = np.append(gen.skill, 0.99)
+    gen.params = np.append(gen.params, 50_000_000)
+    store.db.execute("DELETE FROM runs WHERE model = ?", [gen.models[-1]])  # a --reuse-db rerun
+    t = time.perf_counter()
+    extra = insert(store, gen, [args.models - 1], with_metadata=False)
+    store.db.table("models").upsert(gen.metadata()[0][-1], pk="name")
+    store.close()
+    print(f"insert of one new model ({extra} runs): {time.perf_counter() - t:.1f} s")
+    report("rebuild after adding one model")
+    size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
+    print(f"site: {sum(1 for p in site.rglob('*') if p.is_file()):,} files, {size / 2**20:,.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

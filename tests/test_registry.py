@@ -1,0 +1,208 @@
+"""Task discovery (built-ins, entry points, plugin paths), options and in-process caching."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import pickle
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from harness.errors import ConfigError, HarnessError
+from harness.registry import ENTRY_POINT_GROUP, TaskRegistry
+from harness.tasks import TaskSpec
+
+BUILTIN_NAMES = {"bbc-news", "tweet-sentiment", "digits", "sst2", "ag_news", "cifar10"}
+
+PLUGIN_SOURCE = textwrap.dedent(
+    """
+    import numpy as np
+
+    from harness.tasks import Split, Task, TaskData, TaskSpec
+
+
+    class ParityBase(Task):
+        '''Abstract: must not be collected.'''
+
+
+    class Parity(Task):
+        spec = TaskSpec(name="{name}", version="1", modality="text", labels=("even", "odd"))
+
+        def load(self):
+            def split(name, numbers):
+                return Split(name, tuple(f"n{{i}}" for i in numbers), [str(i) for i in numbers],
+                             np.array([i % 2 for i in numbers]))
+            return TaskData(self.spec, {{"train": split("train", range(0, 60)),
+                                         "validation": split("validation", range(60, 80)),
+                                         "test": split("test", range(80, 100))}})
+
+
+    def make_tasks():
+        class Other(Parity):
+            spec = TaskSpec(name="{name}-2", version="1", modality="text", labels=("even", "odd"))
+        return [Other()]
+    """
+)
+
+
+def _plugin(tmp_path: Path, name: str = "parity", module: str = "parity_plugin") -> Path:
+    path = tmp_path / f"{module}.py"
+    path.write_text(PLUGIN_SOURCE.format(name=name), encoding="utf-8")
+    return path
+
+
+def _yaml_task(path: Path, name: str) -> Path:
+    doc = {
+        "name": name,
+        "version": "2",
+        "modality": "text",
+        "labels": ["a", "b"],
+        "source": {"type": "csv", "path": "rows.csv"},
+    }
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    (path.parent / "rows.csv").write_text(
+        "text,label\n" + "".join(f"row number {i},{'ab'[i % 2]}\n" for i in range(30)), encoding="utf-8"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def registry() -> TaskRegistry:
+    return TaskRegistry.discover()
+
+
+def test_builtins_are_listed_with_specs(registry):
+    assert set(registry.names()) >= BUILTIN_NAMES
+    specs = registry.specs()
+    assert [s.name for s in specs] == sorted(s.name for s in specs)
+    assert all(isinstance(s, TaskSpec) and s.license and s.citation for s in specs)
+    assert registry.origin("sst2") == "built-in sst2.yaml"
+    assert registry.origin("digits") == "built-in harness.builtin_tasks.digits"
+
+
+def test_unknown_task_name_suggests_a_close_one(registry):
+    with pytest.raises(HarnessError, match=r'Unknown task "bbc-nwes"\. Did you mean "bbc-news"\?'):
+        registry.get("bbc-nwes")
+
+
+def test_loaded_data_is_cached_per_name_and_options(registry):
+    task = registry.get("digits")
+    assert registry.get("digits") is task
+    assert task.load() is task.load()
+    small = registry.get("digits", {"subsample": {"train": 100, "test": 50}})
+    assert registry.get("digits", {"subsample": {"test": 50, "train": 100, "seed": 0}}) is small
+    assert small.load() is small.load()
+
+
+def test_subsample_option_changes_version_signature_and_sizes(registry):
+    base = registry.get("digits")
+    small = registry.get("digits", {"subsample": {"train": 100, "test": 50, "seed": 1}})
+    assert small.spec.version == "1+subsample(train=100,test=50,seed=1)"
+    assert small.source_signature() != base.source_signature()
+    data = small.load()
+    assert data.sizes() == {"train": 100, "validation": 359, "test": 50}
+    assert data.spec.version == small.spec.version
+    assert set(data.test.ids) <= set(base.load().test.ids)
+    assert np.bincount(data.test.labels, minlength=10).min() >= 4  # stratified: every digit present
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        ({"subsampel": {"train": 5}}, r"unknown task option 'subsampel'\. Did you mean \"subsample\"\?"),
+        ({"subsample": {"trian": 5}}, r"unknown key 'trian'\. Did you mean \"train\"\?"),
+        ({"subsample": {"train": "all"}}, r"'subsample\.train' must be an integer"),
+        ({"subsample": 100}, r"'subsample' must be a mapping"),
+    ],
+)
+def test_bad_task_options(registry, options, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        registry.get("digits", options)
+
+
+def test_python_plugin_by_path(tmp_path):
+    registry = TaskRegistry.discover([_plugin(tmp_path)])
+    assert "parity" in registry.names() and "ParityBase" not in registry.names()
+    assert registry.origin("parity").startswith("plugin file ")
+    data = registry.get("parity").load()
+    assert data.sizes() == {"train": 60, "validation": 20, "test": 20}
+
+
+def test_python_plugin_errors_are_config_errors(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("import not_a_module_anywhere\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broken\.py failed to import: ModuleNotFoundError"):
+        TaskRegistry.discover([broken])
+    empty = tmp_path / "empty.py"
+    empty.write_text("X = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"defines no concrete harness\.tasks\.Task subclass"):
+        TaskRegistry.discover([empty])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"expected a \.py file, a \.yaml/\.yml task file"):
+        TaskRegistry.discover([notes])
+    with pytest.raises(ConfigError, match=r"Plugin path not found: .*missing\.py"):
+        TaskRegistry.discover([tmp_path / "missing.py"])
+
+
+def test_yaml_file_and_folder_plugins(tmp_path):
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    _yaml_task(folder / "one.yaml", "one")
+    _yaml_task(folder / "two.yml", "two")
+    registry = TaskRegistry.discover([folder])
+    assert {"one", "two"} <= set(registry.names())
+    assert registry.get("two").load().sizes() == {"train": 21, "validation": 3, "test": 6}
+    single = TaskRegistry.discover([folder / "one.yaml"])
+    assert "one" in single.names() and "two" not in single.names()
+
+
+def test_duplicate_names_name_both_origins(tmp_path):
+    path = _yaml_task(tmp_path / "digits.yaml", "digits")
+    with pytest.raises(ConfigError) as err:
+        TaskRegistry.discover([path])
+    message = str(err.value)
+    assert 'Two tasks are named "digits"' in message
+    assert "built-in harness.builtin_tasks.digits" in message and str(path) in message
+
+
+def test_entry_point_discovery(tmp_path, monkeypatch):
+    _plugin(tmp_path, name="ep-parity", module="ep_parity_module")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    points = [
+        importlib.metadata.EntryPoint(
+            name="parity", value="ep_parity_module:Parity", group=ENTRY_POINT_GROUP
+        ),
+        importlib.metadata.EntryPoint(
+            name="more", value="ep_parity_module:make_tasks", group=ENTRY_POINT_GROUP
+        ),
+    ]
+    calls = []
+
+    def fake_entry_points(**kwargs):
+        calls.append(kwargs)
+        return points if kwargs.get("group") == ENTRY_POINT_GROUP else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
+    registry = TaskRegistry.discover()
+    assert calls == [{"group": ENTRY_POINT_GROUP}]
+    assert {"ep-parity", "ep-parity-2"} <= set(registry.names())
+    assert registry.origin("ep-parity") == "entry point 'parity = ep_parity_module:Parity'"
+    assert len(registry.get("ep-parity-2").load().test) == 20
+
+    points[:] = [
+        importlib.metadata.EntryPoint(name="bad", value="no_such_module_xyz:Task", group=ENTRY_POINT_GROUP)
+    ]
+    with pytest.raises(ConfigError, match=r"entry point 'bad = no_such_module_xyz:Task'.*failed to import"):
+        TaskRegistry.discover()
+
+
+def test_cached_task_pickles_without_its_data(registry):
+    task = registry.get("digits")
+    task.load()
+    clone = pickle.loads(pickle.dumps(task))
+    assert clone.__dict__["_data"] is None
+    assert clone.load().fingerprint == task.load().fingerprint

@@ -1,0 +1,430 @@
+"""The static site, built from a store of real sklearn results on the digits data (no browser here)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.tree import DecisionTreeClassifier
+
+from harness.errors import HarnessError
+from harness.metrics import BootstrapConfig, classification_metrics
+from harness.records import JobIdentity, Predictions, RunRecord, RunStatus, TimingRecord
+from harness.site import BuildStats, build_site
+from harness.sitegen.charts import pareto_frontier
+from harness.sitegen.slugs import slugify_all
+from harness.sitegen.ties import task_tie_groups
+from harness.stats import ConfusionMetric, rank_with_ties
+from harness.store import Store
+
+XSS = "<script>alert(1)</script>"
+SUITE_PATH = "suites/digits demo.yaml"  # a space: the reproduce command must quote it
+HW: dict[str, dict[str, Any]] = {
+    "cpu0aaaaaaaa": {"cpu": "Test CPU 8-core", "gpu": None, "torch": "2.13.0", "cuda": None, "threads": 8, "platform": "Linux x86_64"},
+    "gpu1bbbbbbbb": {"cpu": "Test CPU 8-core", "gpu": "Test GPU 24GB", "torch": "2.13.0", "cuda": "12.4", "threads": 8, "platform": "Linux x86_64"},
+}  # fmt: skip
+# name -> (estimator factory, params, hardware fingerprint, p50 ms)
+MODELS = {
+    "logreg": (lambda: LogisticRegression(max_iter=300), 650, "cpu0aaaaaaaa", 0.9),
+    "naive-bayes": (GaussianNB, 1280, "cpu0aaaaaaaa", 1.2),  # slower and worse than logreg: off the frontier
+    "tree-d4": (lambda: DecisionTreeClassifier(max_depth=4, random_state=0), 31, "cpu0aaaaaaaa", 0.2),
+    "knn-5": (lambda: KNeighborsClassifier(5), 76_000_000, "gpu1bbbbbbbb", 2.5),
+    XSS: (lambda: DecisionTreeClassifier(max_depth=2, random_state=0), 7, "cpu0aaaaaaaa", 0.1),
+}
+PROTOCOLS = ("full-train", "probe-20shot")
+START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+Built = tuple[Store, Path, BuildStats]
+
+
+def _digits_tasks() -> dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
+    x, y = load_digits(return_X_y=True)
+    x = x / 16.0
+    return {
+        "digits": (tuple(str(i) for i in range(10)), x, y),
+        XSS: (("even", "odd"), x, y % 2),
+    }
+
+
+def _k_shot(y: np.ndarray, k: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.choice(np.flatnonzero(y == c), k, replace=False) for c in np.unique(y)])
+
+
+def _record(
+    model: str, task: str, protocol: str, seed: int, status: RunStatus, when: datetime, *, suite_path: str | None = SUITE_PATH,
+    error: str | None = None, labels: Sequence[str] = (), y: np.ndarray | None = None, pred: np.ndarray | None = None,
+    ids: tuple[str, ...] = (), timing: TimingRecord | None = None,
+) -> RunRecord:  # fmt: skip
+    config = {"model": model, "task": task, "protocol": protocol, "seed": seed}
+    if suite_path is not None:
+        config["suite_path"] = suite_path
+    job = JobIdentity(
+        f"{model}|{task}|{protocol}|{seed}",
+        "digits-demo",
+        model,
+        task,
+        "1",
+        "fp-" + str(len(labels)),
+        protocol,
+        seed,
+        config,
+    )
+    metrics, confusion, predictions = (), None, None
+    if status == "done":
+        assert y is not None and pred is not None
+        metric_list, confusion = classification_metrics(y, pred, labels, BootstrapConfig(n_boot=200))
+        metrics = tuple(metric_list)
+        predictions = Predictions(ids, y, pred, np.ones(len(y)))
+    env = {
+        "harness_version": "0.1.0",
+        "git_hash": "abc1234def",
+        "python": "3.11.7",
+        "packages": {"scikit-learn": "1.6.0"},
+    }
+    return RunRecord(
+        job=job, status=status, started_at=when.isoformat(), finished_at=(when + timedelta(seconds=5)).isoformat(),
+        duration_s=5.0, error=error, metrics=metrics, confusion=confusion, predictions=predictions, timing=timing, env=env,
+    )  # fmt: skip
+
+
+def make_digits_store(path: Path) -> Store:
+    """Real predictions of five sklearn models on two digits tasks under two protocols, on two hardware ids."""
+    store = Store(path)
+    when = START
+    for task, (labels, x, y) in _digits_tasks().items():
+        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+        ids = tuple(f"test-{i:04d}" for i in range(len(y_test)))
+        task_row = {
+            "name": task, "version": "1", "modality": "image", "labels_json": json.dumps(list(labels)),
+            "n_train": len(y_train), "n_validation": 0, "n_test": len(y_test), "fingerprint": "fp-" + str(len(labels)),
+            "source": "sklearn.datasets.load_digits", "license": "CC BY 4.0", "citation": "Alpaydin & Kaynak (1998)",
+            "spec_json": json.dumps({"description": f"Handwritten digits ({task})", "main_metric": "macro_f1"}),
+        }  # fmt: skip
+        for name, (factory, params, hw, p50) in MODELS.items():
+            model_row = {"name": name, "family": "sklearn", "modality": "image", "source": "scikit-learn", "revision": "1.6",
+                         "params": params, "license": "BSD-3-Clause", "description": f"sklearn {name}"}  # fmt: skip
+            hw_row = {"fingerprint": hw, **HW[hw], "details_json": "{}"}
+            for protocol in PROTOCOLS:
+                when += timedelta(minutes=1)
+                kwargs = {"model_row": model_row, "task_row": task_row, "hardware_row": hw_row}
+                if name == "knn-5" and protocol == "probe-20shot":
+                    reason = "model 'knn-5' has no few-shot mode (needs <neighbours> per class)."
+                    store.write_run(
+                        _record(name, task, protocol, 0, "not_applicable", when, error=reason, labels=labels),
+                        **kwargs,
+                    )
+                    continue
+                seeds = (0, 1) if (name == "logreg" and protocol == "probe-20shot") else (0,)
+                for seed in seeds:
+                    train_idx = (
+                        _k_shot(y_train, 20) if protocol == "probe-20shot" else np.arange(len(y_train))
+                    )
+                    if seed:
+                        train_idx = _k_shot(y_train[::-1], 20)
+                    pred = (
+                        factory().fit(x_train[train_idx], y_train[train_idx]).predict(x_test).astype(np.int64)
+                    )
+                    timing = TimingRecord(hw, "cpu" if hw.startswith("cpu") else "cuda", 32, p50, p50 * 1.5, p50 * 2,
+                                          p50, p50 / 10, 30, 1000 / p50, 12.5, params)  # fmt: skip
+                    record = _record(name, task, protocol, seed, "done", when, labels=labels, y=y_test, pred=pred, ids=ids,
+                                     timing=timing, suite_path=None if name == "tree-d4" else SUITE_PATH)  # fmt: skip
+                    store.write_run(record, **kwargs)
+    when += timedelta(minutes=1)
+    broken = "ValueError: features contain NaN\nTraceback (most recent call last): ..."
+    digit_labels = tuple(str(i) for i in range(10))
+    store.write_run(
+        _record("broken-model", "digits", "full-train", 0, "failed", when, error=broken, labels=digit_labels)
+    )
+    return store
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    root = tmp_path_factory.mktemp("site")
+    store = make_digits_store(root / "harness.db")
+    out = root / "site"
+    stats = build_site(store.path, out)
+    return store, out, stats
+
+
+def _page(out: Path, kind: str, name: str, names: Sequence[str]) -> str:
+    slug = slugify_all(names)[name]
+    return (out / kind / f"{slug}.html").read_text(encoding="utf-8")
+
+
+def _model_names() -> list[str]:
+    return [*MODELS, "broken-model"]
+
+
+def test_pages_downloads_and_static_files_exist(built: Built) -> None:
+    _, out, _ = built
+    for rel in ("index.html", "results.csv", "results.json", "static/site.css", "static/site.js"):
+        assert (out / rel).is_file(), rel
+    assert len(list((out / "models").glob("*.html"))) == len(_model_names())
+    assert len(list((out / "tasks").glob("*.html"))) == 2
+    assert len(list((out / "protocols").glob("*.html"))) == 2
+    index = (out / "index.html").read_text()
+    assert "https://" not in index.split("<main")[0]  # no CDN in the head
+    assert 'src="static/site.js"' in index and 'href="static/site.css"' in index
+
+
+def test_task_page_shows_stored_numbers_and_best_model_details(built: Built) -> None:
+    store, out, _ = built
+    page = _page(out, "tasks", "digits", ["digits", XSS])
+    rows = [
+        r
+        for r in store.results_table(task="digits")
+        if r["status"] == "done" and r["protocol"] == "full-train"
+    ]
+    for row in rows:
+        assert f"{row['macro_f1']:.3f}" in page
+        assert f"[{row['macro_f1_ci_low']:.3f}, {row['macro_f1_ci_high']:.3f}]" in page
+    best = max(rows, key=lambda r: r["macro_f1"])
+    assert (
+        f'Best model: <a href="../models/{slugify_all(_model_names())[best["model"]]}.html">{best["model"]}</a>'
+        in page
+    )
+    per_class = store.metrics(best["key"])
+    assert f">{per_class['f1/7']['value']:.3f}<" in page
+    confusion = json.loads(
+        store.db.execute("SELECT confusion_json FROM runs WHERE key = ?", [best["key"]]).fetchone()[0]
+    )
+    diagonal = [confusion[i][i] for i in range(10)]
+    assert all('class="num diag" style="background:' in page and f">{d}<" in page for d in diagonal)
+    # not applicable and failed are shown, with their reasons as text
+    assert (
+        "not applicable: model &#39;knn-5&#39; has no few-shot mode (needs &lt;neighbours&gt; per class)."
+        in page
+    )
+    assert "failed: ValueError: features contain NaN" in page
+    # per-hardware Pareto plots, labelled with their hardware
+    assert page.count('class="pareto-plot"') == 3  # full-train: cpu + gpu; probe-20shot: cpu only
+    assert "Test GPU 24GB" in page and 'data-hardware="gpu1bbbbbbbb"' in page
+    # latency columns with the hardware each timing came from
+    assert '<abbr class="hw" title="Test CPU 8-core · 8 threads · torch 2.13.0">cpu0aaaa</abbr>' in page
+
+
+def test_pareto_plot_marks_the_frontier(built: Built) -> None:
+    store, out, _ = built
+    page = _page(out, "tasks", "digits", ["digits", XSS])
+    svg = page.split('data-hardware="cpu0aaaaaaaa"')[1].split("</svg>")[0]
+    rows = [
+        r
+        for r in store.results_table(task="digits")
+        if r["protocol"] == "full-train" and r["hardware"] == "cpu0aaaaaaaa" and r["status"] == "done"
+    ]
+    front = pareto_frontier([(r["p50_ms"], r["accuracy"]) for r in rows])
+    expected = {html.escape(rows[i]["model"]) for i in front}
+    marked = set(re.findall(r'<g class="pt frontier" data-model="([^"]+)"', svg))
+    assert marked == expected and 0 < len(marked) < len(rows)
+    assert len(re.findall(r'<g class="pt', svg)) == len(rows)
+
+
+def test_pareto_frontier_function() -> None:
+    points = [(1.0, 0.5), (2.0, 0.4), (2.0, 0.7), (3.0, 0.7), (5.0, 0.9), (0.5, 0.2)]
+    assert pareto_frontier(points) == {0, 2, 4, 5}
+
+
+def test_model_page_has_metadata_results_latency_and_reproduce_command(
+    built: Built,
+) -> None:
+    store, out, _ = built
+    page = _page(out, "models", "logreg", _model_names())
+    assert "BSD-3-Clause" in page and "650" in page and "sklearn" in page
+    assert (
+        "harness run &#39;suites/digits demo.yaml&#39; --only-model logreg --only-task digits --only-protocol full-train"
+        in page
+    )
+    assert "2 seeds averaged" in page
+    f1 = [
+        r["macro_f1"]
+        for r in store.results_table(task="digits")
+        if r["model"] == "logreg" and r["protocol"] == "probe-20shot"
+    ]
+    assert len(f1) == 2 and f"{np.mean(f1):.3f}" in page
+    assert "Latency per hardware" in page and "Test CPU 8-core" in page
+    tree = _page(out, "models", "tree-d4", _model_names())
+    assert "harness run suites/digits-demo.yaml --only-model tree-d4" in tree
+    assert "suite path not recorded" in tree
+    broken = _page(out, "models", "broken-model", _model_names())
+    assert "failed: ValueError: features contain NaN" in broken
+
+
+def test_index_ranks_with_tie_groups_and_filters(built: Built) -> None:
+    _, out, _ = built
+    index = (out / "index.html").read_text()
+    assert index.count('<table class="sortable filterable board"') == 2
+    assert "<caption>" in index and 'scope="col"' in index and 'scope="row"' in index
+    assert 'data-key="modality"' in index and 'data-key="protocol"' in index and 'data-key="size"' in index
+    assert 'data-size="lt10m"' in index
+    # the leader of each protocol has rank 1; the digits tasks separate the models well, so a clearly worse model is not tied
+    ranks = re.findall(r'<td class="num" data-v="[^"]*" title="([^"]*)">(\d+=?)</td>', index)
+    assert ("group leader", "1") in ranks
+    assert any(rank not in ("1", "1=") for _, rank in ranks)
+    assert "Test GPU 24GB" in index and "scikit-learn" in index and "abc1234def" in index  # provenance
+    assert "2025-03-01" in index
+
+
+def test_downloads_hold_every_run(built: Built) -> None:
+    store, out, _ = built
+    n_runs = store.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == n_runs
+    stored = {r["key"]: r for r in store.results_table()}
+    for row in rows:
+        want = stored[row["key"]]["macro_f1"]
+        assert (row["macro_f1"] == "") if want is None else float(row["macro_f1"]) == pytest.approx(want)
+    doc = json.loads((out / "results.json").read_text())
+    assert len(doc["runs"]) == n_runs
+    assert {r["status"] for r in doc["runs"]} == {"done", "not_applicable", "failed"}
+    assert any(r["model"] == XSS for r in doc["runs"])
+    assert doc["aggregate_ranks"][0]["rank"] == 1
+
+
+def test_html_in_names_is_escaped(built: Built) -> None:
+    _, out, _ = built
+    escaped = html.escape(XSS)
+    for path in [
+        out / "index.html",
+        *out.glob("tasks/*.html"),
+        *out.glob("models/*.html"),
+        *out.glob("protocols/*.html"),
+    ]:
+        text = path.read_text()
+        assert XSS not in text, path
+        assert "<script>" not in text.replace('<script src="', ""), path
+    assert escaped in (out / "index.html").read_text()
+    xss_task = _page(out, "tasks", XSS, ["digits", XSS])
+    assert f"<h1>{escaped}</h1>" in xss_task
+    xss_model = _page(out, "models", XSS, _model_names())
+    assert f"<h1>{escaped}</h1>" in xss_model
+
+
+def test_slugs_are_safe_unique_and_stable() -> None:
+    names = [
+        "minilm",
+        "MiniLM",
+        "mini lm",
+        "mini/lm",
+        "../etc/passwd",
+        XSS,
+        "con",
+        "é",
+        "",
+        "a" * 200,
+        "model.v2",
+    ]
+    slugs = slugify_all(names)
+    assert len(set(slugs.values())) == len(names)
+    assert len({s.lower() for s in slugs.values()}) == len(names)
+    for slug in slugs.values():
+        assert re.fullmatch(r"[a-z0-9][a-z0-9._-]*", slug) and len(slug) <= 80 and ".." not in slug
+    assert slugs["minilm"] == "minilm" and slugs["model.v2"] == "model.v2"
+    assert slugs["con"] != "con"
+    assert slugify_all(reversed(names)) == slugs
+
+
+def test_unchanged_rebuild_rewrites_nothing(built: Built) -> None:
+    store, out, first = built
+    assert first.written and not first.removed
+    mtimes = {
+        p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != ".harness-site.json"
+    }
+    again = build_site(store.path, out)
+    assert again.written == () and again.removed == ()
+    assert again.rank_groups_computed == 0  # tie groups come from the cache
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+def test_new_run_rewrites_only_affected_pages_and_removes_stale_ones(tmp_path: Path) -> None:
+    store = make_digits_store(tmp_path / "harness.db")
+    out = tmp_path / "site"
+    build_site(store.path, out)
+    (out / "index.html").write_text(
+        "edited by hand"
+    )  # a touched file is rewritten even if its content would match
+    store.db.execute("DELETE FROM runs WHERE model = 'broken-model'")
+    stats = build_site(store.path, out)
+    assert "index.html" in stats.written
+    broken_page = f"models/{slugify_all(_model_names())['broken-model']}.html"
+    assert stats.removed == (broken_page,) and not (out / broken_page).exists()
+    assert {"models/logreg.html", f"tasks/{slugify_all(['digits', XSS])[XSS]}.html"} <= set(stats.unchanged)
+    assert "tasks/digits.html" in stats.written
+    assert "edited by hand" not in (out / "index.html").read_text()
+
+
+def test_missing_or_bad_database_is_a_harness_error(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="No results database"):
+        build_site(tmp_path / "nope.db", tmp_path / "site")
+    bad = tmp_path / "bad.db"
+    bad.write_text("not sqlite at all " * 100)
+    with pytest.raises(HarnessError, match="not a harness results database"):
+        build_site(bad, tmp_path / "site")
+    empty = Store(tmp_path / "empty.db")
+    empty.close()
+    with pytest.raises(HarnessError, match="no runs yet"):
+        build_site(tmp_path / "empty.db", tmp_path / "site")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(HarnessError, match="is a file"):
+        build_site(tmp_path / "empty.db", tmp_path / "file")
+
+
+@pytest.mark.parametrize("metric", ["macro_f1", "accuracy"])
+def test_site_tie_groups_equal_rank_with_ties(built: Built, metric: str) -> None:
+    """The site's shared-resample tie groups give exactly stats.rank_with_ties' ranks and p-values."""
+    store, _, _ = built
+    checked = 0
+    for task, n_labels in (("digits", 10), (XSS, 2)):
+        for protocol in PROTOCOLS:
+            runs = [r for r in store.runs(task=task, protocol=protocol, status="done", seed=0)]
+            entries = [(r["model"], *store.predictions(r["key"])[1:]) for r in runs]
+            expected = rank_with_ties(entries, metric, n_boot=300, seed=0, n_labels=n_labels)
+            got = task_tie_groups(
+                [name for name, _, _ in entries],
+                entries[0][1],
+                [pred for _, _, pred in entries],
+                ConfusionMetric(metric, n_labels),
+                alpha=0.05,
+                n_boot=300,
+                seed=0,
+            )
+            assert {e.name: (e.rank, e.tied_with, e.p_value) for e in expected} == {
+                name: (p.rank, p.tied_with, p.p_value) for name, p in got.items()
+            }
+            # the site passes the stored values as the observed ones: they must be the very same floats
+            score = ConfusionMetric(metric, n_labels)
+            for r, (_, y, pred) in zip(runs, entries, strict=True):
+                assert store.metrics(r["key"])[metric]["value"] == score(y, pred)
+            checked += any(e.tied_with for e in expected)
+    assert checked  # at least one real tie group was compared
+
+
+def test_site_command_prints_where_to_open_it(built: Built, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from harness.commands.site_cmd import site
+
+    app = typer.Typer()
+    app.command()(site)
+    app.command("noop")(lambda: None)  # two commands, so typer keeps `site` as a subcommand name
+    store, _, _ = built
+    out = tmp_path / "published"
+    result = CliRunner().invoke(app, ["site", "--db", str(store.path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "index.html").is_file()
+    assert "file://" in result.output and "index.html" in result.output
