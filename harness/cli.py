@@ -6,6 +6,7 @@ Any HarnessError is printed as a one-paragraph message with exit code 2 — neve
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 import warnings
@@ -20,6 +21,9 @@ from rich.table import Table
 
 from harness.errors import HarnessError
 from harness.store import DEFAULT_DB
+
+# Our own rich progress bar reports jobs; per-model loading bars from transformers would interleave with it.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark pretrained models; publish a leaderboard.")
 console = Console()
@@ -64,9 +68,12 @@ def run(
     label: str = typer.Option("", "--label", help="Label stored with these runs (for harness compare)."),
     plugin: list[Path] = PLUGIN_OPTION,
     quiet: bool = typer.Option(False, "--quiet", help="No leaderboard at the end."),
+    executor: str = typer.Option("local", "--executor", help="local (in-process) or ray (a Ray cluster; needs harness[ray])."),
+    address: str = typer.Option(None, "--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start a local Ray)."),
 ) -> None:
     """Run a suite; finished jobs already in the store are skipped (resume)."""
     from harness.config import load_suite
+    from harness.executors import make_executor
     from harness.report import leaderboard_tables
     from harness.runner import Selection, run_suite
     from harness.store import Store
@@ -82,6 +89,7 @@ def run(
                 from harness.errors import unknown_name
 
                 raise HarnessError(f"--only-{kind}: {unknown_name(kind + ' in ' + str(suite_file), name, known)}")
+    runner = make_executor(executor, address)
     store = Store(db)
     t0 = time.perf_counter()
     with Progress(
@@ -113,6 +121,7 @@ def run(
             plugins=plugin,
             progress=on_job,
             on_plan=on_plan,
+            executor=runner,
         )
     if not quiet:
         for table in leaderboard_tables(store):

@@ -98,6 +98,21 @@ def tensor_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor
     return tensor.to(device)
 
 
+def to_host(tensor: torch.Tensor) -> torch.Tensor:
+    """A float32 CPU copy. From CUDA the copy is asynchronous, into pinned memory, so the host can
+    prepare the next batch while the GPU still works: read it only after `synchronize` (`host_rows` does)."""
+    tensor = tensor.float()
+    if tensor.device.type == "cuda":
+        return tensor.to("cpu", non_blocking=True)
+    return tensor
+
+
+def host_rows(outputs: Sequence[torch.Tensor | np.ndarray], device: torch.device) -> np.ndarray:
+    """Per-batch `to_host` outputs (or arrays) -> one (N, ...) array, after a single wait for the GPU."""
+    synchronize(device)
+    return np.concatenate([out.numpy() if isinstance(out, torch.Tensor) else np.asarray(out) for out in outputs])
+
+
 @dataclass(frozen=True)
 class BatchedResult(Generic[T]):
     outputs: list[T]  # one entry per batch, in input order

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import SuiteConfig
+from harness.config import SuiteConfig, TaskRef
 from harness.errors import HarnessError, unknown_name
-from harness.features import FeatureCache
-from harness.jobs import Job, JobResult, WorkerState, execute_job, feature_cache_dir, make_job
+from harness.executors import Executor, LocalExecutor, ProgressCallback, SweepContext
+from harness.jobs import Job, JobResult, feature_cache_dir, make_job
 from harness.store import Store
 from harness.tasks import Task, TaskData
 
@@ -98,20 +99,18 @@ def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Se
     return Plan(jobs, tasks, skipped)
 
 
-ProgressCallback = Callable[[Job, JobResult | None], None]
+@dataclass
+class PlannedTasks:
+    """The driver's tasks for the local executor: the plan's task objects and the loader's cached data."""
 
+    plan: Plan
+    loader: TaskLoader
 
-def run_jobs_locally(
-    jobs: Iterable[Job], suite: SuiteConfig, plan: Plan, loader: TaskLoader, state: WorkerState, progress: ProgressCallback
-) -> Iterable[JobResult]:
-    """In-process executor: jobs arrive grouped by model, so each model is loaded once."""
-    for job in jobs:
-        progress(job, None)
-        task = plan.tasks[job.task.name]
-        result = execute_job(job, state, suite, task, loader.data(task))
-        progress(job, result)
-        yield result
-    state.release_model()
+    def task(self, ref: TaskRef) -> Task:
+        return self.plan.tasks[ref.name]
+
+    def data(self, task: Task) -> TaskData:
+        return self.loader.data(task)
 
 
 def run_suite(
@@ -123,7 +122,10 @@ def run_suite(
     plugins: Sequence[Path] = (),
     progress: ProgressCallback | None = None,
     on_plan: Callable[[Plan, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> SweepSummary:
+    """Plan, skip what the store already has, run the rest on `executor` (default: in-process) and write
+    each result as it arrives."""
     t0 = time.perf_counter()
     loader = TaskLoader()
     plan = plan_suite(suite, store, loader, plugins)
@@ -133,26 +135,38 @@ def run_suite(
     summary = SweepSummary(total=len(selected), already_done=len(selected) - len(todo))
     if on_plan:
         on_plan(plan, len(todo))
-    state = WorkerState(features=FeatureCache(feature_cache_dir(store.path)))
-    for result in run_jobs_locally(todo, suite, plan, loader, state, progress or (lambda j, r: None)):
-        store.write_run(
-            result.record,
-            label=label,
-            model_row=result.model_row,
-            task_row=result.task_row,
-            hardware_row=result.hardware_row,
-        )
-        summary.ran += 1
-        status = result.record.status
-        if status == "done":
-            summary.done += 1
-        elif status == "not_applicable":
-            summary.not_applicable += 1
-        else:
-            summary.failed += 1
-            ident = result.record.job
-            summary.failures.append((f"{ident.model} / {ident.task} / {ident.protocol} / seed {ident.seed}", result.record.error or ""))
-    summary.models_loaded = state.models_loaded
-    summary.forward_passes = state.features.forward_passes
+    executor = executor or LocalExecutor()
+    context = SweepContext(
+        suite=suite,
+        plugins=tuple(Path(p).expanduser().resolve() for p in plugins),
+        feature_dir=feature_cache_dir(store.path.resolve()),
+        tasks=PlannedTasks(plan, loader),
+    )
+    results = executor.run(todo, context, progress or (lambda j, r: None))
+    with contextlib.closing(results):  # on an error here, the executor stops its workers at once
+        for result in results:
+            _record(store, result, label, summary)
+    summary.models_loaded = executor.stats.models_loaded
+    summary.forward_passes = executor.stats.forward_passes
     summary.wall_s = time.perf_counter() - t0
     return summary
+
+
+def _record(store: Store, result: JobResult, label: str, summary: SweepSummary) -> None:
+    store.write_run(
+        result.record,
+        label=label,
+        model_row=result.model_row,
+        task_row=result.task_row,
+        hardware_row=result.hardware_row,
+    )
+    summary.ran += 1
+    status = result.record.status
+    if status == "done":
+        summary.done += 1
+    elif status == "not_applicable":
+        summary.not_applicable += 1
+    else:
+        summary.failed += 1
+        ident = result.record.job
+        summary.failures.append((f"{ident.model} / {ident.task} / {ident.protocol} / seed {ident.seed}", result.record.error or ""))

@@ -13,7 +13,7 @@ import torch
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
-from harness.devices import run_batched, tensor_to_device
+from harness.devices import host_rows, run_batched, tensor_to_device, to_host
 from harness.errors import HarnessError, close_match
 from harness.models import resolve_source
 from harness.models.base import ModelSpec
@@ -121,12 +121,12 @@ class EfficientNetLite(ImageBackboneAdapter):
         """(N, 1000) ImageNet logits of the full network (a sanity check that the weights are real)."""
         network = self._network
 
-        def batch_logits(images: Sequence[Any] | np.ndarray) -> np.ndarray:
+        def batch_logits(images: Sequence[Any] | np.ndarray) -> torch.Tensor:
             pixels = tensor_to_device(self.loaded.preprocessor.pixels(images), self.torch_device)
-            return network(pixels).float().cpu().numpy()
+            return to_host(network(pixels))
 
         result = run_batched(batch_logits, inputs, self.batch_size, self.torch_device, self.spec.precision)
-        return checked_features(np.concatenate(result.outputs), self.spec, "logits")
+        return checked_features(host_rows(result.outputs, self.torch_device), self.spec, "logits")
 
     @property
     def _network(self) -> EfficientNet:

@@ -12,7 +12,7 @@ import torch
 from scipy.special import logsumexp
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from harness.devices import to_device
+from harness.devices import to_device, to_host
 from harness.errors import ConfigError, NotApplicable, close_match
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
@@ -153,7 +153,7 @@ class HFSequenceClassifier(TorchAdapter):
         )
 
     def _run(
-        self, inputs: Sequence[Any], batch_fn: Callable[[Sequence[str]], np.ndarray], width: int, what: str
+        self, inputs: Sequence[Any], batch_fn: Callable[[Sequence[str]], torch.Tensor], width: int, what: str
     ) -> np.ndarray:
         texts = as_texts(inputs, self.spec)
         if not texts:
@@ -163,14 +163,14 @@ class HFSequenceClassifier(TorchAdapter):
         )
         return checked_features(out, self.spec, what)
 
-    def _features_batch(self, texts: Sequence[str]) -> np.ndarray:
+    def _features_batch(self, texts: Sequence[str]) -> torch.Tensor:
         batch = to_device(tokenize(self.tokenizer, texts, self.max_length), self.torch_device)
         hidden = self.model.base_model(**batch).last_hidden_state
         pooled = pool(hidden, batch["attention_mask"], self.pooling)
         if self.spec.normalize:
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return pooled.float().cpu().numpy()
+        return to_host(pooled)
 
-    def _logits_batch(self, texts: Sequence[str]) -> np.ndarray:
+    def _logits_batch(self, texts: Sequence[str]) -> torch.Tensor:
         batch = to_device(tokenize(self.tokenizer, texts, self.max_length), self.torch_device)
-        return self.model(**batch).logits.float().cpu().numpy()
+        return to_host(self.model(**batch).logits)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.devices import run_batched
+from harness.devices import host_rows, run_batched
 from harness.errors import HarnessError, close_match
 from harness.models.base import ModelSpec
 from harness.models.outputs import length_order, unsort
@@ -127,15 +127,16 @@ class Tokenize:
 
 def embed_by_length(
     texts: Sequence[str],
-    embed_batch: Callable[[Sequence[str]], np.ndarray],
+    embed_batch: Callable[[Sequence[str]], torch.Tensor],
     batch_size: int,
     device: torch.device,
     precision: str,
 ) -> tuple[np.ndarray, int]:
     """Embed longest-first in batches (less padding, early OOM), then restore input order.
 
+    `embed_batch` returns its rows through `devices.to_host` (no per-batch wait for the GPU).
     Returns the features and the batch size the run ended with (after any OOM back-off).
     """
     order = length_order(texts)
     result = run_batched(embed_batch, [texts[i] for i in order], batch_size, device, precision)
-    return unsort(np.concatenate(result.outputs), order), result.batch_size
+    return unsort(host_rows(result.outputs, device), order), result.batch_size

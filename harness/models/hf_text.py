@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
-from harness.devices import to_device
+from harness.devices import to_device, to_host
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
 from harness.models.hf_common import (
@@ -88,12 +88,12 @@ class HFTextEncoder(TorchAdapter, TextEncoderAdapter):
         )
         return checked_features(features, self.spec)
 
-    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+    def _embed_batch(self, texts: Sequence[str]) -> torch.Tensor:
         batch = to_device(tokenize(self.tokenizer, texts, self.max_length), self.torch_device)
         pooled = pool(self.model(**batch).last_hidden_state, batch["attention_mask"], self.pooling)
         if self.spec.normalize:
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return pooled.float().cpu().numpy()
+        return to_host(pooled)
 
     def trainable_backbone(self) -> TrainableBackbone:
         module = PooledEncoder(trainable_copy(self.model), self.pooling)

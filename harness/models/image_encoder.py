@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.devices import run_batched, tensor_to_device
+from harness.devices import host_rows, run_batched, tensor_to_device, to_host
 from harness.errors import HarnessError, NotApplicable
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
@@ -88,14 +88,14 @@ class ImageBackboneAdapter(TorchAdapter):
             self._embed_batch, images, self.batch_size, self.torch_device, self.spec.precision
         )
         self.batch_size = result.batch_size
-        return checked_features(np.concatenate(result.outputs), self.spec)
+        return checked_features(host_rows(result.outputs, self.torch_device), self.spec)
 
-    def _embed_batch(self, images: Sequence[Any] | np.ndarray) -> np.ndarray:
+    def _embed_batch(self, images: Sequence[Any] | np.ndarray) -> torch.Tensor:
         pixels = tensor_to_device(self.loaded.preprocessor.pixels(images), self.torch_device)
         features = self.loaded.features(pixel_values=pixels)
         if self.spec.normalize:
             features = torch.nn.functional.normalize(features.float(), dim=-1)
-        return features.float().cpu().numpy()
+        return to_host(features)
 
     def zero_shot_scores(self, inputs: Sequence[Any], task: TaskSpec) -> np.ndarray:
         raise NotApplicable(

@@ -7,9 +7,11 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import torch
 from sentence_transformers import SentenceTransformer
 from torch import nn
 
+from harness.devices import to_device, to_host
 from harness.errors import NotApplicable
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
@@ -90,15 +92,25 @@ class SentenceTransformerEncoder(TorchAdapter, TextEncoderAdapter):
         )
         return checked_features(features, self.spec)
 
-    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        embeddings = self.model.encode(
-            list(texts),
-            batch_size=len(texts),
-            convert_to_tensor=True,  # then .float(): numpy has no bfloat16
-            normalize_embeddings=self.spec.normalize,
-            show_progress_bar=False,
-        )
-        return embeddings.float().cpu().numpy()
+    def _embed_batch(self, texts: Sequence[str]) -> torch.Tensor:
+        """What SentenceTransformer.encode() does for one batch, without its per-row Python work:
+        tokenize, pinned copy to the device, forward, truncate, normalise."""
+        features = to_device(self._tokenize(list(texts)), self.torch_device)
+        embeddings = self.model(features)["sentence_embedding"]
+        truncate_dim = getattr(self.model, "truncate_dim", None)
+        if truncate_dim:
+            embeddings = embeddings[:, :truncate_dim]
+        if self.spec.normalize:
+            embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
+        return to_host(embeddings)
+
+    def _tokenize(self, texts: list[str]) -> dict[str, Any]:
+        prompt_name = getattr(self.model, "default_prompt_name", None)
+        prompt = (getattr(self.model, "prompts", None) or {}).get(prompt_name) if prompt_name else None
+        preprocess = getattr(self.model, "preprocess", None)  # sentence-transformers >= 6; tokenize() before
+        if preprocess is not None:
+            return dict(preprocess(texts, prompt=prompt))
+        return dict(self.model.tokenize([prompt + t for t in texts] if prompt else texts))
 
     def trainable_backbone(self) -> TrainableBackbone:
         """The underlying transformer + the model's own pooling mode (mean, cls or max)."""

@@ -41,6 +41,9 @@ class FinetuneConfig:
     max_grad_norm: float | None = 1.0
     freeze_layers: int = 0  # bottom blocks (embeddings/stem first) kept frozen
     head_dropout: float = 0.1
+    # Batch-norm running-statistics momentum while training (None: keep the model's). TF-ported weights
+    # (EfficientNet-Lite) use 0.01, too slow for the statistics to follow a new domain in a short run.
+    bn_momentum: float | None = 0.1
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 (or fp16) on CUDA, fp32 on CPU
     deterministic: bool = True  # deterministic cuDNN kernels; False: cudnn.benchmark
     tf32: bool = True  # TF32 matmuls/convolutions on Ampere+ GPUs
@@ -57,6 +60,7 @@ class FinetuneConfig:
         optional_positive = {"head_lr": self.head_lr, "max_steps": self.max_steps, "eval_every": self.eval_every,
                              "patience": self.patience, "eval_batch_size": self.eval_batch_size,
                              "max_grad_norm": self.max_grad_norm, "k_shot": self.k_shot,
+                             "bn_momentum": self.bn_momentum,
                              "train_examples": self.train_examples, "val_examples": self.val_examples}
         for name, value in {**positive, **optional_positive}.items():
             if value is not None and value <= 0:
@@ -69,6 +73,8 @@ class FinetuneConfig:
             raise ValueError("give either k_shot (per class) or train_examples (a total), not both")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.bn_momentum is not None and not 0.0 < self.bn_momentum <= 1.0:
+            raise ValueError(f"bn_momentum must be in (0, 1], got {self.bn_momentum}")
         if not 0.0 <= self.head_dropout < 1.0:
             raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout}")
         if self.freeze_layers < 0:

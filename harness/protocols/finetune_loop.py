@@ -47,6 +47,7 @@ class TrainSettings:
     max_grad_norm: float | None
     freeze_layers: int
     head_dropout: float
+    bn_momentum: float | None  # batch-norm running-statistics momentum while training; None: the model's own
     eval_batch_size: int
     seed: int
 
@@ -206,6 +207,10 @@ class Trainer:
         self.collate = backbone.collate
         self.model = Classifier(backbone.module, backbone.feature_dim, n_labels, settings.head_dropout).to(device)
         self.frozen = _freeze_bottom(backbone, settings.freeze_layers)
+        if settings.bn_momentum is not None:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.momentum = settings.bn_momentum
         self.optimizer = _optimizer(self.model, settings)
         self.scaler = grad_scaler(device, precision)
         self.micro_batch = settings.batch_size
@@ -341,9 +346,10 @@ class Trainer:
         mean_loss = float(total)  # one host sync per optimizer step
         if not math.isfinite(mean_loss):
             kind = "NaN" if math.isnan(mean_loss) else "inf"
+            advice = "lower the learning rate" + (" or train in fp32" if self.precision.name != "fp32" else "")
             raise ModelOutputError(
                 f"loss diverged ({kind}) at step {self.step + 1} (lr {self.settings.lr:g}, precision "
-                f"{self.precision.name}): lower the learning rate or use fp32."
+                f"{self.precision.name}): {advice}."
             )
         return mean_loss * len(idx)
 
@@ -372,6 +378,8 @@ def train_classifier(
     precision: TrainPrecision,
 ) -> TrainOutcome:
     """Seed everything, build a fresh backbone + head on `device`, train, keep the best checkpoint."""
-    seed_everything(settings.seed)  # the head's initialisation and dropout masks follow the run seed
     backbone = make_backbone()
+    # Seeded after the backbone exists: a first call may load weights, and model construction draws
+    # from the global RNG. The head's initialisation and dropout masks then follow the run seed alone.
+    seed_everything(settings.seed)
     return Trainer(backbone, n_labels, settings, device, precision).train(train, validation)

@@ -74,7 +74,7 @@ def _draw(data: TaskData, config: FinetuneConfig, rng: np.random.Generator) -> t
     return train, val
 
 
-def _settings(config: FinetuneConfig, lr: float, epochs: int, seed: int, eval_batch_size: int) -> TrainSettings:
+def train_settings(config: FinetuneConfig, lr: float, epochs: int, seed: int, eval_batch_size: int) -> TrainSettings:
     return TrainSettings(
         lr=lr,
         head_lr=config.head_lr if config.head_lr is not None else lr,
@@ -90,6 +90,7 @@ def _settings(config: FinetuneConfig, lr: float, epochs: int, seed: int, eval_ba
         max_grad_norm=config.max_grad_norm,
         freeze_layers=config.freeze_layers,
         head_dropout=config.head_dropout,
+        bn_momentum=config.bn_momentum,
         eval_batch_size=eval_batch_size,
         seed=seed,
     )
@@ -125,7 +126,7 @@ def _train_selected(
     for lr, epochs in itertools.product(config.sweep_lr or (config.lr,), config.sweep_epochs or (config.epochs,)):
         if best is not None:
             best.classifier.to("cpu")  # park the incumbent while the next grid point trains
-        settings = _settings(config, lr, epochs, seed, eval_batch_size)
+        settings = train_settings(config, lr, epochs, seed, eval_batch_size)
         outcome = train_classifier(adapter.trainable_backbone, train, val, n_labels, settings, device, precision)
         grid.append(_grid_row(outcome))
         if best is None or outcome.best.val_macro_f1 > best.best.val_macro_f1:

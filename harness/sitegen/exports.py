@@ -1,4 +1,9 @@
-"""The downloads next to the pages: every stored run as CSV (one flat row each) and as JSON."""
+"""The downloads next to the pages: every stored run as CSV and as JSON (the same flat rows).
+
+Numbers are rounded (metrics to 6 decimals, timings to 4) to keep the files small enough to publish
+(GitHub refuses files over 100 MB); the database keeps full precision. Per-class scores and
+per-example predictions stay in the database, which any SQLite tool opens.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -20,77 +26,83 @@ RUN_FIELDS = (
 TIMING_FIELDS = (
     "hardware", "device", "batch_size", "p50_ms", "p95_ms", "p99_ms", "items_per_s", "peak_mem_mb", "params",
 )  # fmt: skip
-CSV_COLUMNS = (
+COLUMNS = (
     *RUN_FIELDS,
     *(f"{m}{suffix}" for m in HEADLINE_METRICS for suffix in ("", "_ci_low", "_ci_high")),
     *TIMING_FIELDS,
 )
+RANK_COLUMNS = ("task", "protocol", "model", "rank", "tied_with", "p_value", "tested")
+AGGREGATE_COLUMNS = ("protocol", "model", "score", "n_tasks", "n_tasks_total", "tasks_at_rank_1", "rank", "tied_with", "p_value", "tested")
+_NO_TIMING = (None,) * len(TIMING_FIELDS)
 
 
-def _finite(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
+def _round(v: float | None, digits: int) -> float | None:
+    return None if v is None or not math.isfinite(v) else round(v, digits)
 
 
-def _flat(run: RunRow) -> dict[str, Any]:
-    row: dict[str, Any] = {f: getattr(run, f) for f in RUN_FIELDS}
+def _run_row(run: RunRow) -> list[Any]:
+    row: list[Any] = [
+        run.key, run.suite, run.suite_path, run.model, run.task, run.task_version, run.data_fingerprint,
+        run.protocol, run.seed, run.status, run.error, run.started_at, run.finished_at, _round(run.duration_s, 3),
+        run.harness_version, run.git_hash,
+    ]  # fmt: skip
     for name in HEADLINE_METRICS:
-        m = run.metric(name)
-        row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = (m.value, m.ci_low, m.ci_high) if m else (None,) * 3
+        m = run.metrics.get(name)
+        row += (_round(m.value, 6), _round(m.ci_low, 6), _round(m.ci_high, 6)) if m else (None, None, None)
     t = run.timing
-    row.update({f: getattr(t, f) if t else None for f in TIMING_FIELDS})
-    return {k: _finite(v) for k, v in row.items()}
+    row += (
+        (
+            t.hardware, t.device, t.batch_size, _round(t.p50_ms, 4), _round(t.p95_ms, 4), _round(t.p99_ms, 4),
+            _round(t.items_per_s, 2), _round(t.peak_mem_mb, 2), t.params,
+        )  # fmt: skip
+        if t
+        else _NO_TIMING
+    )
+    return row
 
 
-def _placement(p: Placement | None) -> dict[str, Any]:
-    if p is None:
-        return {"rank": None, "tied_with": None, "p_value": None, "tested": False}
-    return {"rank": p.rank, "tied_with": p.tied_with, "p_value": p.p_value, "tested": p.tested}
+def run_rows(snapshot: StoreSnapshot) -> list[list[Any]]:
+    """One flat row per stored run (every status, every task version), in COLUMNS order."""
+    return [_run_row(run) for run in snapshot.runs]
 
 
-def results_csv(snapshot: StoreSnapshot) -> str:
+def results_csv(rows: Sequence[Sequence[Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for run in snapshot.runs:
-        writer.writerow(_flat(run))
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(rows)
     return buf.getvalue()
 
 
-def results_json(snapshot: StoreSnapshot, rankings: Rankings) -> str:
-    runs = []
-    for run in snapshot.runs:
-        item: dict[str, Any] = {f: _finite(getattr(run, f)) for f in RUN_FIELDS}
-        item["metrics"] = {
-            name: {"value": _finite(m.value), "ci_low": _finite(m.ci_low), "ci_high": _finite(m.ci_high)}
-            for name, m in run.metrics.items()
-        }
-        t = run.timing
-        item["timing"] = {f: _finite(getattr(t, f)) for f in TIMING_FIELDS} if t else None
-        runs.append(item)
+def _placement(p: Placement | None) -> list[Any]:
+    if p is None:
+        return [None, None, None, False]
+    return [p.rank, p.tied_with, _round(p.p_value, 6), p.tested]
+
+
+def results_json(snapshot: StoreSnapshot, rows: Sequence[Sequence[Any]], rankings: Rankings) -> str:
     doc = {
         "format": "harness-results",
         "version": 1,
         "models": [asdict(m) for m in sorted(snapshot.models.values(), key=lambda m: m.name)],
         "tasks": [asdict(t) for t in sorted(snapshot.tasks.values(), key=lambda t: (t.name, t.version))],
         "hardware": [asdict(h) for h in sorted(snapshot.hardware.values(), key=lambda h: h.fingerprint)],
-        "runs": runs,
-        "ranks": [
-            {"task": task, "protocol": protocol, "model": model, **_placement(p)}
-            for (task, protocol), placements in sorted(rankings.per_task.items())
-            for model, p in placements.items()
-        ],
-        "aggregate_ranks": [
-            {
-                "protocol": protocol,
-                "model": row.model,
-                "score": _finite(row.score),
-                "n_tasks": row.n_tasks,
-                "n_tasks_total": row.n_tasks_total,
-                "tasks_at_rank_1": row.wins,
-                **_placement(row.placement),
-            }
-            for protocol, rows in sorted(rankings.aggregate.items())
-            for row in rows
-        ],
+        "runs": {"columns": list(COLUMNS), "rows": rows},
+        "ranks": {
+            "columns": list(RANK_COLUMNS),
+            "rows": [
+                [task, protocol, model, *_placement(p)]
+                for (task, protocol), placements in sorted(rankings.per_task.items())
+                for model, p in placements.items()
+            ],
+        },
+        "aggregate_ranks": {
+            "columns": list(AGGREGATE_COLUMNS),
+            "rows": [
+                [protocol, r.model, _round(r.score, 6), r.n_tasks, r.n_tasks_total, r.wins, *_placement(r.placement)]
+                for protocol, agg in sorted(rankings.aggregate.items())
+                for r in agg
+            ],
+        },
     }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False)

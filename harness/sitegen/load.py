@@ -198,54 +198,45 @@ class StoreReader:
     # ---- bulk queries --------------------------------------------------------------------------------
 
     def _runs(self) -> Iterator[RunRow]:
-        metric_joins = "\n".join(
-            f"LEFT JOIN metrics m{i} ON m{i}.run_key = r.key AND m{i}.name = '{name}'"
-            for i, name in enumerate(HEADLINE_METRICS)
-        )
-        metric_cols = ", ".join(f"m{i}.value, m{i}.ci_low, m{i}.ci_high" for i in range(len(HEADLINE_METRICS)))
-        sql = f"""
-        SELECT r.key, r.suite,
-               CASE WHEN json_valid(r.config_json) THEN json_extract(r.config_json, '$.suite_path') END,
-               r.model, r.task, r.task_version, r.data_fingerprint, r.protocol, r.seed, r.status, r.error,
-               r.started_at, r.finished_at, r.duration_s, r.harness_version, r.git_hash,
-               t.hardware, t.device, t.batch_size, t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb,
-               t.params, {metric_cols}
-        FROM runs r
-        LEFT JOIN timings t ON t.run_key = r.key
-        {metric_joins}
-        ORDER BY r.task, r.protocol, r.model, r.seed, r.finished_at
-        """
-        n_fixed = 25
-        for row in self.conn.execute(sql):
-            metrics: dict[str, Metric] = {}
-            for i, name in enumerate(HEADLINE_METRICS):
-                value, lo, hi = row[n_fixed + 3 * i : n_fixed + 3 * i + 3]
-                if value is not None:
-                    metrics[name] = Metric(float(value), lo, hi)
-            timing = (
-                Timing(row[16], row[17], row[18], row[19], row[20], row[21], row[22], row[23], row[24])
-                if row[16] is not None
-                else None
+        # Three sequential scans joined in Python: several LEFT JOINs into `metrics` cost one random
+        # index lookup per run and metric, which dominates on a large store.
+        placeholders = ", ".join("?" for _ in HEADLINE_METRICS)
+        metrics: dict[str, dict[str, Metric]] = {}
+        sql = f"SELECT run_key, name, value, ci_low, ci_high FROM metrics WHERE name IN ({placeholders})"
+        for key, name, value, lo, hi in self.conn.execute(sql, HEADLINE_METRICS):
+            if value is not None:
+                metrics.setdefault(key, {})[name] = Metric(float(value), lo, hi)
+        timings = {
+            row[0]: Timing(*row[1:])
+            for row in self.conn.execute(
+                """SELECT run_key, hardware, device, batch_size, p50_ms, p95_ms, p99_ms, items_per_s, peak_mem_mb,
+                          params FROM timings"""
             )
+        }
+        sql = """
+        SELECT key, suite, CASE WHEN json_valid(config_json) THEN json_extract(config_json, '$.suite_path') END,
+               model, task, task_version, data_fingerprint, protocol, seed, status, error,
+               started_at, finished_at, duration_s, harness_version, git_hash
+        FROM runs ORDER BY task, protocol, model, seed, finished_at
+        """
+        no_metrics: dict[str, Metric] = {}
+        for row in self.conn.execute(sql):
+            key, suite_path = row[0], row[2]
             yield RunRow(
-                key=row[0],
-                suite=row[1],
-                suite_path=str(row[2]) if isinstance(row[2], (str, int, float)) and str(row[2]) else None,
-                model=row[3],
-                task=row[4],
-                task_version=row[5],
-                data_fingerprint=row[6],
-                protocol=row[7],
-                seed=int(row[8]),
-                status=row[9],
-                error=row[10],
-                started_at=row[11],
-                finished_at=row[12],
-                duration_s=float(row[13]),
-                harness_version=row[14],
-                git_hash=row[15],
-                metrics=metrics,
-                timing=timing,
+                key,
+                row[1],
+                str(suite_path) if isinstance(suite_path, (str, int, float)) and str(suite_path) else None,
+                *row[3:8],
+                int(row[8]),
+                row[9],
+                row[10],
+                row[11],
+                row[12],
+                float(row[13]),
+                row[14],
+                row[15],
+                metrics.get(key, no_metrics),
+                timings.get(key),
             )
 
     def _models(self) -> Iterator[ModelMeta]:

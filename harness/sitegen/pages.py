@@ -75,17 +75,17 @@ def result_cell(result: Result | None, metric: str) -> Cell:
         label = "n/a" if result.status == "not_applicable" else "failed"
         return Cell(label, "", fmt.short_reason(result.reason) or result.status, status=result.status)
     m = result.metric(metric)
-    return Cell(fmt.score(m.value if m else None), fmt.sort_value(m.value if m else None), fmt.interval(m, result.spread))
+    return Cell(fmt.score(m.value if m else None), fmt.sort_value(m.value if m else None))
 
 
 def rank_text(p: Placement | None) -> tuple[str, str]:
-    """(rank shown, its explanation for a title attribute)."""
+    """(rank shown, the tie explained for a title attribute; "" when there is no tie to explain).
+
+    Page captions explain untested placements once instead of a title on each of thousands of rows."""
     if p is None:
-        return fmt.DASH, "not ranked: no done result on every task of this protocol"
-    if not p.tested:
-        return str(p.rank), "placed by value; not tested for ties (outside the models closest to the leader)"
+        return fmt.DASH, ""
     if p.tied_with is None:
-        return str(p.rank), "group leader"
+        return str(p.rank), ""
     return f"{p.rank}=", f"not significantly worse than {p.tied_with} (paired test, p = {p.p_value:.3f})"
 
 
@@ -99,78 +99,66 @@ class ResultView:
     protocol: str
     model_href: str  # from a page one folder down (tasks/, models/)
     task_href: str
-    name_attr: str  # lower-cased name the filter's text box matches
-    modality: str
+    name_attr: str  # lower-cased model name the filter's text box matches
     size: str
     status: str
     reason: str
     rank: str
-    rank_sort: str
     rank_title: str
     accuracy: str
-    accuracy_sort: str
-    accuracy_ci: str
     f1: str
     f1_sort: str
     f1_ci: str
     p50: str
-    p50_sort: str
     p95: str
-    p95_sort: str
     throughput: str
-    throughput_sort: str
-    batch_size: int | None
     params: str
     params_sort: str
     memory: str
-    memory_sort: str
     hw: HwView | None
     seeds: int
     command: str
     suite_known: bool
 
 
-def result_views(board: Board, rankings: Rankings, links: Links, hw: Mapping[str, HwView]) -> dict[tuple[str, str, str], ResultView]:
+def result_views(
+    board: Board, rankings: Rankings, links: Links, hw: Mapping[str, HwView]
+) -> dict[tuple[str, str, str], ResultView]:
     out = {}
     empty: dict[str, Placement] = {}
+    model_href = {m: links.model(m, "../") for m in links.models}
+    task_href = {t: links.task(t, "../") for t in links.tasks}
     for key, r in board.results.items():
         meta = board.model_meta[r.model]
-        placement = rankings.per_task.get((r.task, r.protocol), empty).get(r.model)
-        rank, rank_title = rank_text(placement) if r.status == "done" else (fmt.DASH, "")
-        acc, f1, t = r.metric("accuracy"), r.metric("macro_f1"), r.timing
+        t = r.timing
+        done = r.status == "done"
+        placement = rankings.per_task.get((r.task, r.protocol), empty).get(r.model) if done else None
+        rank, rank_title = rank_text(placement) if done else (fmt.DASH, "")
+        acc, f1 = r.metrics.get("accuracy"), r.metrics.get("macro_f1")
         params = t.params if t and t.params is not None else meta.params
         command, suite_known = fmt.reproduce_command(r.representative)
         out[key] = ResultView(
             model=r.model,
             task=r.task,
             protocol=r.protocol,
-            model_href=links.model(r.model, "../"),
-            task_href=links.task(r.task, "../"),
+            model_href=model_href[r.model],
+            task_href=task_href[r.task],
             name_attr=r.model.lower(),
-            modality=meta.modality or "unknown",
             size=fmt.size_bucket(meta.params),
             status=r.status,
             reason=fmt.short_reason(r.reason),
             rank=rank,
-            rank_sort=fmt.sort_value(placement.rank if placement and r.status == "done" else None),
             rank_title=rank_title,
-            accuracy=fmt.score(acc.value if acc else None),
-            accuracy_sort=fmt.sort_value(acc.value if acc else None),
-            accuracy_ci=fmt.interval(acc, r.spread),
-            f1=fmt.score(f1.value if f1 else None),
-            f1_sort=fmt.sort_value(f1.value if f1 else None),
+            accuracy=fmt.score(acc.value) if acc else fmt.DASH,
+            f1=fmt.score(f1.value) if f1 else fmt.DASH,
+            f1_sort=fmt.sort_value(f1.value) if f1 else "",
             f1_ci=fmt.interval(f1, r.spread),
-            p50=fmt.ms(t.p50_ms if t else None),
-            p50_sort=fmt.sort_value(t.p50_ms if t else None),
-            p95=fmt.ms(t.p95_ms if t else None),
-            p95_sort=fmt.sort_value(t.p95_ms if t else None),
-            throughput=fmt.rate(t.items_per_s if t else None),
-            throughput_sort=fmt.sort_value(t.items_per_s if t else None),
-            batch_size=t.batch_size if t else None,
+            p50=fmt.ms(t.p50_ms) if t else fmt.DASH,
+            p95=fmt.ms(t.p95_ms) if t else fmt.DASH,
+            throughput=fmt.rate(t.items_per_s) if t else fmt.DASH,
             params=fmt.params(params),
             params_sort=fmt.sort_value(params),
-            memory=fmt.megabytes(t.peak_mem_mb if t else None),
-            memory_sort=fmt.sort_value(t.peak_mem_mb if t else None),
+            memory=fmt.megabytes(t.peak_mem_mb) if t else fmt.DASH,
             hw=hw[t.hardware] if t else None,
             seeds=r.n_seeds,
             command=command,
@@ -191,12 +179,10 @@ class BoardRow:
     size: str
     family: str
     rank: str
-    rank_sort: str
     rank_title: str
     params: str
     params_sort: str
     score: str
-    score_sort: str
     coverage: str
     wins: int
     cells: tuple[Cell, ...]
@@ -233,12 +219,10 @@ def board_table(board: Board, rankings: Rankings, links: Links, protocol: str, r
                 size=fmt.size_bucket(meta.params),
                 family=meta.family,
                 rank=rank,
-                rank_sort=fmt.sort_value(row.placement.rank if row.placement else None),
                 rank_title=rank_title,
                 params=fmt.params(meta.params),
                 params_sort=fmt.sort_value(meta.params),
                 score=fmt.score(row.score),
-                score_sort=fmt.sort_value(row.score),
                 coverage=f"{row.n_tasks}/{row.n_tasks_total}",
                 wins=row.wins,
                 cells=tuple(cells),

@@ -84,8 +84,9 @@ def build_board(snapshot: StoreSnapshot) -> Board:
     current = _current_task_data(snapshot.runs)
     grouped: dict[tuple[str, str, str], list[RunRow]] = defaultdict(list)
     superseded: dict[str, int] = defaultdict(int)
-    for run in snapshot.runs:
-        if (run.task_version, run.data_fingerprint) != current[run.task]:
+    for run in snapshot.runs:  # ordered by task, protocol, model, seed (StoreReader), so groups are too
+        version, fingerprint = current[run.task]
+        if run.task_version != version or run.data_fingerprint != fingerprint:
             superseded[run.task] += 1
             continue
         grouped[(run.task, run.protocol, run.model)].append(run)
@@ -100,7 +101,7 @@ def build_board(snapshot: StoreSnapshot) -> Board:
         by_tp[(task, protocol)].append(result)
         by_model[model].append(result)
     ordered_tp = {key: tuple(sorted(rs, key=lambda r: _quality_order(r, main_metric[key[0]]))) for key, rs in by_tp.items()}
-    ordered_model = {m: tuple(sorted(rs, key=lambda r: (r.task, r.protocol))) for m, rs in by_model.items()}
+    ordered_model = {m: tuple(rs) for m, rs in by_model.items()}  # already in (task, protocol) order
 
     model_names = sorted(by_model)
     models = tuple(snapshot.models.get(name) or _unknown_model(name) for name in model_names)
@@ -132,6 +133,8 @@ def _current_task_data(runs: Sequence[RunRow]) -> dict[str, tuple[str, str]]:
 
 def _result(key: tuple[str, str, str], runs: list[RunRow]) -> Result:
     task, protocol, model = key
+    if len(runs) == 1 and runs[0].status == "done":  # the common case, kept cheap for large stores
+        return Result(task, protocol, model, "done", None, (runs[0],), runs[0].metrics, "ci95")
     done = sorted((r for r in runs if r.status == "done"), key=lambda r: (r.seed, r.finished_at))
     if not done:
         latest = max(runs, key=lambda r: (r.finished_at, -STATUS_ORDER.get(r.status, 9)))
@@ -142,7 +145,7 @@ def _result(key: tuple[str, str, str], runs: list[RunRow]) -> Result:
         by_seed[run.seed] = run
     seeds = tuple(by_seed[s] for s in sorted(by_seed))
     if len(seeds) == 1:
-        return Result(task, protocol, model, "done", None, seeds, dict(seeds[0].metrics), "ci95")
+        return Result(task, protocol, model, "done", None, seeds, seeds[0].metrics, "ci95")
     metrics: dict[str, Metric] = {}
     for name in HEADLINE_METRICS:
         values = [m.value for r in seeds if (m := r.metric(name)) is not None]

@@ -42,21 +42,16 @@ class IncrementalWriter:
         self.stats = WriteStats()
 
     def write(self, relpath: str, content: str | bytes) -> None:
-        data = content.encode("utf-8") if isinstance(content, str) else content
-        digest = hashlib.sha256(data).hexdigest()
-        target = self.out / relpath
-        before = self._previous.get(relpath)
-        if before and before.get("sha256") == digest and self._untouched(target, before):
-            self._current[relpath] = before
-            self.stats.unchanged.append(relpath)
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-        st = target.stat()
-        self._current[relpath] = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        self.stats.written.append(relpath)
+        entry, written = sync_file(self.out, relpath, content, self._previous.get(relpath))
+        self.record(relpath, entry, written)
+
+    def previous(self, relpath: str) -> dict[str, Any] | None:
+        return self._previous.get(relpath)
+
+    def record(self, relpath: str, entry: dict[str, Any], written: bool) -> None:
+        """Note a file synced elsewhere (e.g. by a worker process) with sync_file."""
+        self._current[relpath] = entry
+        (self.stats.written if written else self.stats.unchanged).append(relpath)
 
     def finish(self, extra: dict[str, Any] | None = None) -> WriteStats:
         """Delete files the previous build wrote and this one did not, then save the state."""
@@ -72,14 +67,6 @@ class IncrementalWriter:
         os.replace(tmp, self.out / STATE_FILE)
         return self.stats
 
-    @staticmethod
-    def _untouched(path: Path, recorded: dict[str, Any]) -> bool:
-        try:
-            st = path.stat()
-        except OSError:
-            return False
-        return st.st_size == recorded.get("size") and st.st_mtime_ns == recorded.get("mtime_ns")
-
     def _read_state(self) -> dict[str, Any]:
         try:
             state = json.loads((self.out / STATE_FILE).read_text(encoding="utf-8"))
@@ -91,3 +78,27 @@ class IncrementalWriter:
         if not isinstance(files, dict):
             return {}
         return state
+
+
+def sync_file(out: Path, relpath: str, content: str | bytes, before: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+    """Make out/relpath hold `content`, skipping the write when `before` (its recorded state) shows the
+    same hash and the file is untouched. Returns (state to record, whether it was written)."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    digest = hashlib.sha256(data).hexdigest()
+    target = out / relpath
+    if before and before.get("sha256") == digest and _untouched(target, before):
+        return before, False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    st = target.stat()
+    return {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}, True
+
+
+def _untouched(path: Path, recorded: dict[str, Any]) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return st.st_size == recorded.get("size") and st.st_mtime_ns == recorded.get("mtime_ns")
