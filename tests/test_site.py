@@ -31,6 +31,7 @@ from harness.stats import ConfusionMetric, rank_with_ties
 from harness.store import Store
 
 XSS = "<script>alert(1)</script>"
+QUOTES = "q\" onmouseover=\"alert(2)\" x='&"  # breaks out of an attribute unless quotes are escaped
 SUITE_PATH = "suites/digits demo.yaml"  # a space: the reproduce command must quote it
 HW: dict[str, dict[str, Any]] = {
     "cpu0aaaaaaaa": {"cpu": "Test CPU 8-core", "gpu": None, "torch": "2.13.0", "cuda": None, "threads": 8, "platform": "Linux x86_64"},
@@ -43,6 +44,7 @@ MODELS = {
     "tree-d4": (lambda: DecisionTreeClassifier(max_depth=4, random_state=0), 31, "cpu0aaaaaaaa", 0.2),
     "knn-5": (lambda: KNeighborsClassifier(5), 76_000_000, "gpu1bbbbbbbb", 2.5),
     XSS: (lambda: DecisionTreeClassifier(max_depth=2, random_state=0), 7, "cpu0aaaaaaaa", 0.1),
+    QUOTES: (lambda: DecisionTreeClassifier(max_depth=1, random_state=0), 3, "cpu0aaaaaaaa", 0.15),
 }
 PROTOCOLS = ("full-train", "probe-20shot")
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -206,7 +208,7 @@ def test_task_page_shows_stored_numbers_and_best_model_details(built: Built) -> 
     assert all('class="num diag" style="background:' in page and f">{d}<" in page for d in diagonal)
     # not applicable and failed are shown, with their reasons as text
     assert (
-        "not applicable: model &#39;knn-5&#39; has no few-shot mode (needs &lt;neighbours&gt; per class)."
+        html.escape("not applicable: model 'knn-5' has no few-shot mode (needs <neighbours> per class).")
         in page
     )
     assert "failed: ValueError: features contain NaN" in page
@@ -245,7 +247,9 @@ def test_model_page_has_metadata_results_latency_and_reproduce_command(
     page = _page(out, "models", "logreg", _model_names())
     assert "BSD-3-Clause" in page and "650" in page and "sklearn" in page
     assert (
-        "harness run &#39;suites/digits demo.yaml&#39; --only-model logreg --only-task digits --only-protocol full-train"
+        html.escape(
+            "harness run 'suites/digits demo.yaml' --only-model logreg --only-task digits --only-protocol full-train"
+        )
         in page
     )
     assert "2 seeds averaged" in page
@@ -315,7 +319,12 @@ def test_html_in_names_is_escaped(built: Built) -> None:
         text = path.read_text()
         assert XSS not in text, path
         assert "<script>" not in text.replace('<script src="', ""), path
-    assert escaped in (out / "index.html").read_text()
+        assert 'onmouseover="' not in text and QUOTES not in text, path
+    index = (out / "index.html").read_text()
+    assert escaped in index
+    assert f'data-name="{html.escape(QUOTES.lower())}"' in index  # inside the attribute, quotes as entities
+    digits = _page(out, "tasks", "digits", ["digits", XSS])
+    assert f'data-model="{html.escape(QUOTES)}"' in digits  # the Pareto point's attribute
     xss_task = _page(out, "tasks", XSS, ["digits", XSS])
     assert f"<h1>{escaped}</h1>" in xss_task
     xss_model = _page(out, "models", XSS, _model_names())

@@ -32,12 +32,11 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not insta
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
+from test_site import QUOTES, XSS, make_digits_store  # noqa: E402 - tests/ is on sys.path, as for result_fixtures
 
 from harness.site import build_site  # noqa: E402
 from harness.sitegen.charts import pareto_frontier  # noqa: E402
 from harness.sitegen.slugs import slugify_all  # noqa: E402
-
-from test_site import XSS, make_digits_store  # noqa: E402 - tests/ is on sys.path, as for result_fixtures
 
 FLAGS = (
     "--headless",
@@ -160,7 +159,7 @@ def test_filters_hide_rows_and_sections(driver: Any, site: Path) -> None:
     assert sections == {"full-train": False, "probe-20shot": True}
     Select(driver.find_element(By.CSS_SELECTOR, "#filters-index select[data-key='size']")).select_by_value("lt10m")
     shown = [r for r in driver.find_elements(By.CSS_SELECTOR, "section[data-protocol='probe-20shot'] tbody tr") if r.is_displayed()]
-    assert {r.find_element(By.CSS_SELECTOR, "th a").text for r in shown} == {"logreg", "naive-bayes", "tree-d4", XSS}
+    assert {r.find_element(By.CSS_SELECTOR, "th a").text for r in shown} == {"logreg", "naive-bayes", "tree-d4", XSS, QUOTES}
 
 
 def test_pareto_plot_has_one_point_per_model_and_marks_the_frontier(driver: Any, site: Path) -> None:

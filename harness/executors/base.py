@@ -87,7 +87,8 @@ class JobWorker:
         return ExecutionStats(self.state.models_loaded, self.state.features.forward_passes)
 
     def close(self) -> None:
-        self.state.release_model()
+        if self.state.models_loaded:  # release_model imports torch: 2 s a fully cached re-run need not pay
+            self.state.release_model()
 
 
 @dataclass

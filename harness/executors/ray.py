@@ -242,7 +242,7 @@ class RayExecutor(Executor):
         ) as exc:
             if isinstance(exc, ray.exceptions.RayActorError) and exc.actor_init_failed:
                 raise HarnessError(
-                    f'A Ray worker for model "{job.identity.model}" failed to start: {_first_line(exc)} '
+                    f'A Ray worker for model "{job.identity.model}" failed to start: {_last_line(exc)}. '
                     "Every node needs harness and the model's packages installed (see docs/ray.md)."
                 ) from None
             lane.finished, lane.current = lane.finished + lane.current, ExecutionStats()
@@ -275,3 +275,9 @@ def _label(job: Job) -> str:
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+def _last_line(exc: BaseException) -> str:
+    """The exception line at the end of a remote traceback."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].rstrip(".") if lines else type(exc).__name__

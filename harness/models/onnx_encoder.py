@@ -28,6 +28,11 @@ class OnnxOptions:
     # onnxruntime execution providers, in preference order; default from the spec's device.
     providers: tuple[str, ...] | None = None
     output: str = "last_hidden_state"
+    # Intra-op threads (0 = onnxruntime's default: one per physical core).
+    threads: int = 0
+    # onnxruntime's worker threads busy-wait between ops by default; on a shared or oversubscribed
+    # machine that made one BBC feature pass 10x slower than PyTorch, so spinning is off unless asked.
+    spinning: bool = False
 
 
 class OnnxTextEncoder(TextEncoderAdapter):
@@ -43,6 +48,9 @@ class OnnxTextEncoder(TextEncoderAdapter):
     def session(self) -> ort.InferenceSession:
         options = ort.SessionOptions()
         options.log_severity_level = 3  # onnxruntime warns about unused initializers on many exports
+        options.intra_op_num_threads = self.options.threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.options.spinning else "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "1" if self.options.spinning else "0")
         try:
             session = ort.InferenceSession(
                 str(self.model_path), sess_options=options, providers=self.providers

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class FinetuneConfig:
     lr: float = 5e-5  # backbone learning rate (AdamW)
-    head_lr: float | None = 1e-3  # the new head's learning rate; None: same as lr
+    # A randomly initialised head needs larger steps than pretrained weights; None: same as lr.
+    head_lr: float | None = 1e-3
     epochs: int = 3
     max_steps: int | None = None  # optimizer steps; when set, overrides epochs
     batch_size: int = 16  # examples per forward pass (halved on CUDA OOM, accumulation doubled)
@@ -52,19 +53,31 @@ class FinetuneConfig:
     k_shot: int | None = None  # few-shot: examples per class drawn from train
     train_examples: int | None = None  # few-shot: stratified budget drawn from train
     val_examples: int | None = None  # stratified budget drawn from validation
-    repeats: int = 1  # few-shot draws (each with its own seed)
+    repeats: int = 1  # few-shot draws, each with its own seed (ignored without k_shot / train_examples)
 
     def __post_init__(self) -> None:
-        positive = {"lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size, "grad_accum": self.grad_accum,
-                    "repeats": self.repeats}
-        optional_positive = {"head_lr": self.head_lr, "max_steps": self.max_steps, "eval_every": self.eval_every,
-                             "patience": self.patience, "eval_batch_size": self.eval_batch_size,
-                             "max_grad_norm": self.max_grad_norm, "k_shot": self.k_shot,
-                             "bn_momentum": self.bn_momentum,
-                             "train_examples": self.train_examples, "val_examples": self.val_examples}
-        for name, value in {**positive, **optional_positive}.items():
+        positive = {
+            "lr": self.lr,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "grad_accum": self.grad_accum,
+            "repeats": self.repeats,
+            "head_lr": self.head_lr,
+            "max_steps": self.max_steps,
+            "eval_every": self.eval_every,
+            "patience": self.patience,
+            "eval_batch_size": self.eval_batch_size,
+            "max_grad_norm": self.max_grad_norm,
+            "bn_momentum": self.bn_momentum,
+            "k_shot": self.k_shot,
+            "train_examples": self.train_examples,
+            "val_examples": self.val_examples,
+        }
+        for name, value in positive.items():
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if any(v <= 0 for v in self.sweep_lr) or any(v <= 0 for v in self.sweep_epochs):
             raise ValueError("sweep_lr and sweep_epochs must hold positive numbers")
         if self.sweep_epochs and self.max_steps is not None:
@@ -87,15 +100,25 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class FewShotFinetuneConfig(FinetuneConfig):
-    """VTAB-1k style defaults: 800 training and 200 validation examples, 3 draws."""
+    """VTAB-1k style defaults: 800 training and 200 validation examples, 3 draws.
+
+    Giving k_shot replaces the 800-example budget (k examples per class instead).
+    """
 
     epochs: int = 5
     train_examples: int | None = 800
     val_examples: int | None = 200
     repeats: int = 3
 
+    def __post_init__(self) -> None:
+        if self.k_shot is not None:
+            object.__setattr__(self, "train_examples", None)
+        super().__post_init__()
 
-def run(adapter: ModelAdapter, data: TaskData, config: FinetuneConfig, ctx: ProtocolContext) -> ProtocolOutput:
+
+def run(
+    adapter: ModelAdapter, data: TaskData, config: FinetuneConfig, ctx: ProtocolContext
+) -> ProtocolOutput:
     from harness.protocols.finetune_run import run_finetune
 
     return run_finetune(adapter, data, config, ctx)

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -111,9 +111,12 @@ class TrainOutcome:
     frozen_params: int = 0
 
 
-def take(inputs: Sequence[Any], idx: Sequence[int] | np.ndarray) -> Sequence[Any]:
+Inputs = Sequence[Any] | np.ndarray  # texts, or an (N, ...) array of images / token ids
+
+
+def take(inputs: Inputs, idx: Sequence[int] | np.ndarray) -> Sequence[Any]:
     if isinstance(inputs, np.ndarray):
-        return inputs[np.asarray(idx, dtype=np.int64)]
+        return cast(Sequence[Any], inputs[np.asarray(idx, dtype=np.int64)])  # an array is a sequence of rows
     return [inputs[int(i)] for i in idx]
 
 
@@ -205,7 +208,9 @@ class Trainer:
         self.precision = precision
         self.n_labels = n_labels
         self.collate = backbone.collate
-        self.model = Classifier(backbone.module, backbone.feature_dim, n_labels, settings.head_dropout).to(device)
+        self.model = Classifier(backbone.module, backbone.feature_dim, n_labels, settings.head_dropout).to(
+            device
+        )
         self.frozen = _freeze_bottom(backbone, settings.freeze_layers)
         if settings.bn_momentum is not None:
             for module in self.model.modules():
@@ -222,7 +227,8 @@ class Trainer:
         y_train = torch.as_tensor(np.asarray(train.labels), dtype=torch.long)
         y_val = np.asarray(validation.labels)
         steps_per_epoch = math.ceil(len(train) / s.effective_batch)
-        planned = s.epochs * steps_per_epoch if s.max_steps is None else s.max_steps  # max_steps overrides epochs
+        # max_steps, when set, overrides epochs
+        planned = s.epochs * steps_per_epoch if s.max_steps is None else s.max_steps
         warmup = round(s.warmup_ratio * planned)
         scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(s.schedule, warmup, planned))
         generator = torch.Generator().manual_seed(s.seed)
@@ -237,7 +243,7 @@ class Trainer:
         with PeakMemory(self.device) as peak:
             for idx in self._effective_batches(len(train), generator):
                 t0 = time.perf_counter()
-                loss_sum += self._optimizer_step(train.inputs, y_train, idx)
+                loss_sum += self.optimizer_step(train.inputs, y_train, idx)
                 scheduler.step()
                 self.step += 1
                 loss_n += len(idx)
@@ -248,13 +254,17 @@ class Trainer:
                 if not (due or self.step == planned):
                     continue
                 t0 = time.perf_counter()
-                f1, acc = _macro_f1_and_accuracy(y_val, self._predict(validation.inputs).argmax(axis=1), self.n_labels)
+                f1, acc = _macro_f1_and_accuracy(
+                    y_val, self._predict(validation.inputs).argmax(axis=1), self.n_labels
+                )
                 point = EvalPoint(self.step, self.step / steps_per_epoch, loss_sum / max(1, loss_n), f1, acc)
                 curve.append(point)
                 loss_sum, loss_n = 0.0, 0
                 if best is None or point.val_macro_f1 > best.val_macro_f1:
                     best, since_best = point, 0
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+                    best_state = {
+                        k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+                    }
                 else:
                     since_best += 1
                 eval_s += time.perf_counter() - t0
@@ -301,10 +311,15 @@ class Trainer:
     def _predict(self, inputs: Sequence[Any]) -> np.ndarray:
         self.model.eval()
         return predict_logits(
-            self.model, self.collate, inputs, self.settings.eval_batch_size, self.device, self.precision.inference
+            self.model,
+            self.collate,
+            inputs,
+            self.settings.eval_batch_size,
+            self.device,
+            self.precision.inference,
         )
 
-    def _optimizer_step(self, inputs: Sequence[Any], y: torch.Tensor, idx: np.ndarray) -> float:
+    def optimizer_step(self, inputs: Inputs, y: torch.Tensor, idx: np.ndarray) -> float:
         """One optimizer step on the examples `idx`; returns their summed loss. Retries after a CUDA OOM."""
         while True:
             try:
@@ -326,7 +341,7 @@ class Trainer:
         self._apply_update()
         return loss_sum
 
-    def _accumulate(self, inputs: Sequence[Any], y: torch.Tensor, idx: np.ndarray) -> float:
+    def _accumulate(self, inputs: Inputs, y: torch.Tensor, idx: np.ndarray) -> float:
         self.model.train()
         for layer in self.frozen:  # frozen blocks keep their dropout off and batch-norm statistics fixed
             layer.eval()
@@ -346,7 +361,9 @@ class Trainer:
         mean_loss = float(total)  # one host sync per optimizer step
         if not math.isfinite(mean_loss):
             kind = "NaN" if math.isnan(mean_loss) else "inf"
-            advice = "lower the learning rate" + (" or train in fp32" if self.precision.name != "fp32" else "")
+            advice = "lower the learning rate" + (
+                " or train in fp32" if self.precision.name != "fp32" else ""
+            )
             raise ModelOutputError(
                 f"loss diverged ({kind}) at step {self.step + 1} (lr {self.settings.lr:g}, precision "
                 f"{self.precision.name}): {advice}."

@@ -74,7 +74,9 @@ def _draw(data: TaskData, config: FinetuneConfig, rng: np.random.Generator) -> t
     return train, val
 
 
-def train_settings(config: FinetuneConfig, lr: float, epochs: int, seed: int, eval_batch_size: int) -> TrainSettings:
+def train_settings(
+    config: FinetuneConfig, lr: float, epochs: int, seed: int, eval_batch_size: int
+) -> TrainSettings:
     return TrainSettings(
         lr=lr,
         head_lr=config.head_lr if config.head_lr is not None else lr,
@@ -123,11 +125,15 @@ def _train_selected(
     validation macro-F1 (ties: the earlier point). Only the incumbent is kept, parked on the CPU."""
     best: TrainOutcome | None = None
     grid: list[dict[str, Any]] = []
-    for lr, epochs in itertools.product(config.sweep_lr or (config.lr,), config.sweep_epochs or (config.epochs,)):
+    for lr, epochs in itertools.product(
+        config.sweep_lr or (config.lr,), config.sweep_epochs or (config.epochs,)
+    ):
         if best is not None:
             best.classifier.to("cpu")  # park the incumbent while the next grid point trains
         settings = train_settings(config, lr, epochs, seed, eval_batch_size)
-        outcome = train_classifier(adapter.trainable_backbone, train, val, n_labels, settings, device, precision)
+        outcome = train_classifier(
+            adapter.trainable_backbone, train, val, n_labels, settings, device, precision
+        )
         grid.append(_grid_row(outcome))
         if best is None or outcome.best.val_macro_f1 > best.best.val_macro_f1:
             best = outcome
@@ -139,8 +145,12 @@ def _train_selected(
 
 
 def _repeat_metrics(y: np.ndarray, repeats: Sequence[_Repeat], n_labels: int) -> tuple[MetricValue, ...]:
-    f1s = np.array([f1_score(y, r.preds, labels=list(range(n_labels)), average="macro", zero_division=0)
-                    for r in repeats])
+    f1s = np.array(
+        [
+            f1_score(y, r.preds, labels=list(range(n_labels)), average="macro", zero_division=0)
+            for r in repeats
+        ]
+    )
     accs = np.array([accuracy_score(y, r.preds) for r in repeats])
     return (
         MetricValue("macro_f1_repeats_mean", float(f1s.mean()), float(f1s.min()), float(f1s.max())),
@@ -207,7 +217,9 @@ def _selected(
                 "epochs": r.settings.epochs,
                 "selected_step": r.best.step,
                 "validation_macro_f1": r.best.val_macro_f1,
-                "test_macro_f1": float(f1_score(y_test, r.preds, labels=labels, average="macro", zero_division=0)),
+                "test_macro_f1": float(
+                    f1_score(y_test, r.preds, labels=labels, average="macro", zero_division=0)
+                ),
                 "test_accuracy": float(accuracy_score(y_test, r.preds)),
                 "train_wall_s": round(r.train_wall_s, 3),
             }
@@ -238,11 +250,26 @@ def run_finetune(
                 adapter, train, val, n_labels, config, seed, device, precision, eval_batch_size
             )
             logits = predict_logits(
-                outcome.classifier, outcome.collate, data.test.inputs, eval_batch_size, device, precision.inference
+                outcome.classifier,
+                outcome.collate,
+                data.test.inputs,
+                eval_batch_size,
+                device,
+                precision.inference,
             )
             preds, conf = confidence(logits)
             repeats.append(
-                _Repeat(seed, outcome.settings, outcome.best, outcome.train_wall_s, grid, len(train), len(val), preds, conf)
+                _Repeat(
+                    seed,
+                    outcome.settings,
+                    outcome.best,
+                    outcome.train_wall_s,
+                    grid,
+                    len(train),
+                    len(val),
+                    preds,
+                    conf,
+                )
             )
             if r == 0:  # repeat 0's model serves the stored predictions and the latency timing
                 first = outcome
@@ -261,6 +288,8 @@ def run_finetune(
         preds=np.asarray(repeats[0].preds, dtype=np.int64),
         scores=np.asarray(repeats[0].conf, dtype=np.float64),
         predict=predict,
-        selected=_selected(first, repeats, y_test, n_labels, device, precision, backend, time.perf_counter() - t0),
+        selected=_selected(
+            first, repeats, y_test, n_labels, device, precision, backend, time.perf_counter() - t0
+        ),
         extra_metrics=_repeat_metrics(y_test, repeats, n_labels) if n_repeats > 1 else (),
     )

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
-TrainPrecisionName = Literal["auto", "bf16", "fp16", "fp32"]
+# timing's sampler of resident memory (CPU has no allocator peak counter); private there, shared here.
+from harness.timing import _RssPeak as RssPeak
+
 TRAIN_PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
@@ -55,7 +55,9 @@ def training_precision(device: torch.device, requested: str) -> TrainPrecision:
         if requested in ("auto", "bf16") and bf16_ok:
             return TrainPrecision("bf16", requested)
         if requested == "bf16":
-            return TrainPrecision("fp16", requested, "this GPU has no bf16 support: fp16 autocast with GradScaler")
+            return TrainPrecision(
+                "fp16", requested, "this GPU has no bf16 support: fp16 autocast with GradScaler"
+            )
         if requested in ("auto", "fp16"):
             return TrainPrecision("fp16", requested)
         return TrainPrecision("fp32", requested)
@@ -125,25 +127,25 @@ def backend_settings(*, deterministic: bool, tf32: bool) -> Iterator[dict[str, A
 
 
 class PeakMemory:
-    """Peak memory over a block: CUDA max allocated bytes on a GPU; on CPU the process's peak RSS.
-
-    The CPU figure is the process high-water mark (getrusage), so it includes anything the process
-    held before the block; it is an upper bound for the run, labelled as such in `kind`.
-    """
+    """Peak memory over a block: CUDA max allocated bytes on a GPU; on CPU the process's resident set
+    size sampled while the block runs (so it includes the weights and data the process already held)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.mb: float | None = None
-        self.kind = "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"
+        self.kind = "cuda_max_allocated" if device.type == "cuda" else "process_rss_peak"
+        self._rss = RssPeak()
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._rss.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.device.type == "cuda":
             self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
         else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            self.mb = peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+            self._rss.__exit__(*exc)
+            self.mb = self._rss.peak / 2**20

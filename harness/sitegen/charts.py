@@ -5,14 +5,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Sequential palette (light -> dark blue); heatmap cells also print their number, colour is a second cue.
 _PALETTE = ((0xF7, 0xFB, 0xFF), (0x9E, 0xCA, 0xE1), (0x42, 0x92, 0xC6), (0x08, 0x45, 0x94))
 
 
 def heat_colour(t: float) -> tuple[str, str]:
-    """(background, text colour) for a position 0..1 on the palette."""
-    t = min(1.0, max(0.0, t))
+    """(background, text colour) for a position 0..1 on the palette (256 steps)."""
+    return _heat_colour(round(min(1.0, max(0.0, t)) * 255))
+
+
+@lru_cache(maxsize=256)
+def _heat_colour(step: int) -> tuple[str, str]:
+    t = step / 255
     seg = min(int(t * (len(_PALETTE) - 1)), len(_PALETTE) - 2)
     local = t * (len(_PALETTE) - 1) - seg
     a, b = _PALETTE[seg], _PALETTE[seg + 1]

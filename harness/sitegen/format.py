@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shlex
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from harness.sitegen.load import Metric, RunRow
 
@@ -20,7 +21,7 @@ METRIC_LABELS = {
 
 
 def _missing(v: float | None) -> bool:
-    return v is None or (isinstance(v, float) and not math.isfinite(v))
+    return v is None or not math.isfinite(v)
 
 
 def score(v: float | None) -> str:
@@ -84,8 +85,13 @@ def reproduce_command(run: RunRow) -> tuple[str, bool]:
     """(shell command, suite path is known) for re-running exactly this result with `harness run`."""
     known = bool(run.suite_path)
     suite = run.suite_path if known else f"suites/{run.suite}.yaml"
-    args = ["harness", "run", suite, "--only-model", run.model, "--only-task", run.task, "--only-protocol", run.protocol]
-    return " ".join(shlex.quote(str(a)) for a in args), known
+    args = (suite, "--only-model", run.model, "--only-task", run.task, "--only-protocol", run.protocol)
+    return "harness run " + " ".join(_quote(a) for a in args), known
+
+
+@lru_cache(maxsize=65536)
+def _quote(arg: str) -> str:
+    return shlex.quote(arg)  # the same few names recur on every row
 
 
 def short_reason(text: str | None, limit: int = 300) -> str:

@@ -1,16 +1,21 @@
 """Page contexts: what each template shows, already formatted. Templates only lay it out.
 
-Rows are slotted dataclasses built once per result and shared by the task and model pages: at 150,000
-results the site renders millions of cells, so per-row work here is kept to string formatting.
+Table rows (ResultView, BoardRow, Cell, PointView) are built once per result through `escaped`, which
+HTML-escapes every string field, and the templates print them inside `{% autoescape false %}` loops.
+At 150,000 results the site prints millions of cells; escaping each at render time made rendering
+nine times slower, while escaping once here is cheap and, since `escaped` covers every field,
+cannot be forgotten for one. Everything else is escaped by Jinja as usual. Those row classes are
+NamedTuples for the same reason of volume (cheaper to construct than frozen dataclasses).
 """
 
 from __future__ import annotations
 
+import html
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from harness.sitegen import format as fmt
 from harness.sitegen.charts import ParetoPlot, heat_colour, pareto_plot
@@ -19,6 +24,7 @@ from harness.sitegen.ranking import AggregateRow, Rankings
 from harness.sitegen.results import Board, Result
 from harness.sitegen.ties import Placement
 
+T = TypeVar("T")
 INDEX_TOP_MODELS = 50  # rows per protocol on the index; the protocol page lists every model
 MAX_PARETO_PLOTS = 4  # per task and protocol: one per hardware fingerprint, most points first
 
@@ -57,8 +63,19 @@ def hw_views(hardware: Mapping[str, HardwareMeta], fingerprints: set[str]) -> di
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
+def escaped(cls: type[T], **fields: Any) -> T:
+    """An instance of a row class with every string field HTML-escaped (quotes included)."""
+    return cls(**{k: _escape(v) if v.__class__ is str else v for k, v in fields.items()})
+
+
+def _escape(text: str) -> str:
+    # Most fields are numbers we formatted: test before escaping (html.escape always runs 5 replaces).
+    if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
+        return html.escape(text)
+    return text
+
+
+class Cell(NamedTuple):
     text: str
     sort: str
     title: str = ""
@@ -70,12 +87,13 @@ class Cell:
 def result_cell(result: Result | None, metric: str) -> Cell:
     """A result as one heatmap cell: its value, or its status with the reason in the title."""
     if result is None:
-        return Cell(fmt.DASH, "", "not run", status="missing")
+        return escaped(Cell, text=fmt.DASH, sort="", title="not run", status="missing")
     if result.status != "done":
         label = "n/a" if result.status == "not_applicable" else "failed"
-        return Cell(label, "", fmt.short_reason(result.reason) or result.status, status=result.status)
+        title = fmt.short_reason(result.reason) or result.status
+        return escaped(Cell, text=label, sort="", title=title, status=result.status)
     m = result.metric(metric)
-    return Cell(fmt.score(m.value if m else None), fmt.sort_value(m.value if m else None))
+    return escaped(Cell, text=fmt.score(m.value if m else None), sort=fmt.sort_value(m.value if m else None))
 
 
 def rank_text(p: Placement | None) -> tuple[str, str]:
@@ -92,14 +110,14 @@ def rank_text(p: Placement | None) -> tuple[str, str]:
 # ---- one row per result (task and model pages) ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ResultView:
+class ResultView(NamedTuple):
     model: str
     task: str
     protocol: str
     model_href: str  # from a page one folder down (tasks/, models/)
     task_href: str
-    name_attr: str  # lower-cased model name the filter's text box matches
+    name_attr: str  # lower-cased model name the task page's filter box matches
+    task_attr: str  # lower-cased task name the model page's filter box matches
     size: str
     status: str
     reason: str
@@ -115,7 +133,9 @@ class ResultView:
     params: str
     params_sort: str
     memory: str
-    hw: HwView | None
+    hw_id: str  # "" when the result has no timing
+    hw_short: str
+    hw_summary: str
     seeds: int
     command: str
     suite_known: bool
@@ -137,13 +157,16 @@ def result_views(
         acc, f1 = r.metrics.get("accuracy"), r.metrics.get("macro_f1")
         params = t.params if t and t.params is not None else meta.params
         command, suite_known = fmt.reproduce_command(r.representative)
-        out[key] = ResultView(
+        machine = hw[t.hardware] if t else None
+        out[key] = escaped(
+            ResultView,
             model=r.model,
             task=r.task,
             protocol=r.protocol,
             model_href=model_href[r.model],
             task_href=task_href[r.task],
             name_attr=r.model.lower(),
+            task_attr=r.task.lower(),
             size=fmt.size_bucket(meta.params),
             status=r.status,
             reason=fmt.short_reason(r.reason),
@@ -159,7 +182,9 @@ def result_views(
             params=fmt.params(params),
             params_sort=fmt.sort_value(params),
             memory=fmt.megabytes(t.peak_mem_mb) if t else fmt.DASH,
-            hw=hw[t.hardware] if t else None,
+            hw_id=machine.id if machine else "",
+            hw_short=machine.short if machine else "",
+            hw_summary=machine.summary if machine else "",
             seeds=r.n_seeds,
             command=command,
             suite_known=suite_known,
@@ -170,8 +195,7 @@ def result_views(
 # ---- index and protocol pages --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BoardRow:
+class BoardRow(NamedTuple):
     model: str
     href: str
     name_attr: str
@@ -207,11 +231,12 @@ def board_table(board: Board, rankings: Rankings, links: Links, protocol: str, r
             if cell.sort:
                 lo, hi = colour_range[t.name]
                 bg, fg = heat_colour((float(cell.sort) - lo) / (hi - lo) if hi > lo else 1.0)
-                cell = Cell(cell.text, cell.sort, cell.title, bg, fg)
+                cell = Cell(cell.text, cell.sort, cell.title, bg, fg)  # already escaped; colours are ours
             cells.append(cell)
         rank, rank_title = rank_text(row.placement)
         out_rows.append(
-            BoardRow(
+            escaped(
+                BoardRow,
                 model=row.model,
                 href=links.model(row.model, root),
                 name_attr=row.model.lower(),
@@ -286,17 +311,54 @@ def task_list(board: Board, links: Links, root: str) -> list[dict[str, Any]]:
 # ---- task pages ----------------------------------------------------------------------------------------
 
 
+class PointView(NamedTuple):
+    """One plotted model, escaped for the SVG (see the module docstring)."""
+
+    model: str
+    href: str
+    label: str  # tooltip text
+    numbers: str  # "(accuracy, latency)" for the frontier list under the plot
+    x: float
+    y: float
+    frontier: bool
+
+
+def point_views(plot: ParetoPlot) -> tuple[list[PointView], list[PointView]]:
+    """(every point, frontier last so it is drawn on top; the frontier alone, fastest first)."""
+    views = [
+        escaped(
+            PointView,
+            model=p.model,
+            href=p.href,
+            label=f"{p.model}: accuracy {p.accuracy:.3f}, p50 {p.latency_ms:.3g} ms"
+            + (" (on the Pareto frontier)" if p.frontier else ""),
+            numbers=f"({p.accuracy:.3f}, {p.latency_ms:.3g} ms)",
+            x=p.x,
+            y=p.y,
+            frontier=p.frontier,
+        )
+        for p in plot.points
+    ]
+    frontier = sorted((v for v, p in zip(views, plot.points, strict=True) if p.frontier), key=lambda v: v.x)
+    return [v for v in views if not v.frontier] + frontier, frontier
+
+
 def pareto_plots(
     protocol: str, results: Sequence[Result], links: Links, hw: Mapping[str, HwView]
-) -> list[tuple[HwView, ParetoPlot]]:
-    """Accuracy vs p50 latency, one plot per hardware fingerprint (timings never mix across hardware)."""
+) -> list[tuple[HwView, ParetoPlot, list[PointView], list[PointView]]]:
+    """Accuracy vs p50 latency, one plot per hardware fingerprint (timings never mix across hardware):
+    (hardware, geometry, points to draw, frontier points)."""
     by_hw: dict[str, list[tuple[str, str, float, float]]] = defaultdict(list)
     for r in results:
         acc = r.metric("accuracy")
         if r.status == "done" and r.timing is not None and acc is not None:
             by_hw[r.timing.hardware].append((r.model, links.model(r.model, "../"), r.timing.p50_ms, acc.value))
     ordered = sorted(by_hw.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:MAX_PARETO_PLOTS]
-    return [(hw[fp], pareto_plot(f"{protocol} on hardware {fp[:8]}", pts)) for fp, pts in ordered]
+    out = []
+    for fp, pts in ordered:
+        plot = pareto_plot(f"{protocol} on hardware {fp[:8]}", pts)
+        out.append((hw[fp], plot, *point_views(plot)))
+    return out
 
 
 def class_view(task: TaskMeta, detail: ClassDetail | None) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ import jinja2
 
 from harness.sitegen import format as fmt
 from harness.sitegen import pages
+from harness.sitegen.exports import results_csv, results_json, run_rows
 from harness.sitegen.load import ClassDetail
 from harness.sitegen.ranking import AggregateRow, Rankings
 from harness.sitegen.results import Board
@@ -59,47 +60,55 @@ class SiteContext:
 
 @dataclass(frozen=True)
 class PageJob:
-    path: str  # relative to the site folder
-    kind: str  # index | protocol | task | model
+    paths: tuple[str, ...]  # relative to the site folder; render() returns one content per path
+    kind: str  # downloads | index | protocol | task | model
     name: str = ""
 
 
 def page_jobs(ctx: SiteContext) -> list[PageJob]:
+    """Every file to render, the slowest first so a pool starts on it at once."""
     links = ctx.links
     return [
-        PageJob("index.html", "index"),
-        *(PageJob(f"protocols/{links.protocols[p]}.html", "protocol", p) for p in ctx.board.protocols),
-        *(PageJob(f"tasks/{links.tasks[t.name]}.html", "task", t.name) for t in ctx.board.tasks),
-        *(PageJob(f"models/{links.models[m.name]}.html", "model", m.name) for m in ctx.board.models),
+        PageJob(("results.csv", "results.json"), "downloads"),
+        PageJob(("index.html",), "index"),
+        *(PageJob((f"protocols/{links.protocols[p]}.html",), "protocol", p) for p in ctx.board.protocols),
+        *(PageJob((f"tasks/{links.tasks[t.name]}.html",), "task", t.name) for t in ctx.board.tasks),
+        *(PageJob((f"models/{links.models[m.name]}.html",), "model", m.name) for m in ctx.board.models),
     ]
 
 
-def render(ctx: SiteContext, job: PageJob) -> str:
+def render(ctx: SiteContext, job: PageJob) -> tuple[str, ...]:
+    if job.kind == "downloads":
+        rows = run_rows(ctx.board.snapshot)
+        return results_csv(rows), results_json(ctx.board.snapshot, rows, ctx.rankings)
     if job.kind == "index":
-        return _index(ctx)
+        return (_index(ctx),)
     if job.kind == "protocol":
         table = pages.board_table(ctx.board, ctx.rankings, ctx.links, job.name, "../", None)
-        return ctx.env.get_template("protocol.html").render(root="../", table=table, **ctx.common)
+        return (ctx.env.get_template("protocol.html").render(root="../", table=table, **ctx.common),)
     if job.kind == "task":
-        return _task_page(ctx, job.name)
-    return _model_page(ctx, job.name)
+        return (_task_page(ctx, job.name),)
+    return (_model_page(ctx, job.name),)
 
 
 def render_all(ctx: SiteContext, jobs: Sequence[PageJob], writer: IncrementalWriter, workers: int | None = None) -> None:
-    """Render and sync every page: in forked workers when asked for (workers > 1), or by default when
+    """Render and sync every file: in forked workers when asked for (workers > 1), or by default when
     there are many pages and several CPUs; in this process otherwise (and where fork is unavailable)."""
     n = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
     small = workers is None and len(jobs) < PARALLEL_FROM_PAGES
     if n <= 1 or small or "fork" not in multiprocessing.get_all_start_methods():
         for job in jobs:
-            writer.write(job.path, render(ctx, job))
+            for path, content in zip(job.paths, render(ctx, job), strict=True):
+                writer.write(path, content)
         return
     global _FORKED
     _FORKED = (ctx, writer.out)
     try:
-        batches = [[(job, writer.previous(job.path)) for job in jobs[i::n * 4]] for i in range(n * 4)]
+        head, rest = jobs[:1], jobs[1:]  # the slowest job alone, so another worker takes the pages
+        batches = [head] + [list(rest[i :: n * 4]) for i in range(n * 4)]
+        work = [[(job, [writer.previous(p) for p in job.paths]) for job in batch] for batch in batches if batch]
         with multiprocessing.get_context("fork").Pool(n) as pool:
-            for synced in pool.imap_unordered(_render_batch, batches):
+            for synced in pool.imap_unordered(_render_batch, work):
                 for path, entry, written in synced:
                     writer.record(path, entry, written)
     finally:
@@ -109,10 +118,14 @@ def render_all(ctx: SiteContext, jobs: Sequence[PageJob], writer: IncrementalWri
 _FORKED: tuple[SiteContext, Path] | None = None  # what forked workers inherit instead of unpickling
 
 
-def _render_batch(batch: list[tuple[PageJob, dict[str, Any] | None]]) -> list[tuple[str, dict[str, Any], bool]]:
+def _render_batch(batch: list[tuple[PageJob, list[dict[str, Any] | None]]]) -> list[tuple[str, dict[str, Any], bool]]:
     assert _FORKED is not None, "render workers must be forked from render_all"
     ctx, out = _FORKED
-    return [(job.path, *sync_file(out, job.path, render(ctx, job), before)) for job, before in batch]
+    synced = []
+    for job, before in batch:
+        for path, content, previous in zip(job.paths, render(ctx, job), before, strict=True):
+            synced.append((path, *sync_file(out, path, content, previous)))
+    return synced
 
 
 def _index(ctx: SiteContext) -> str:
@@ -167,7 +180,7 @@ def _model_page(ctx: SiteContext, model: str) -> str:
         params=fmt.params(meta.params),
         summary=pages.model_summary(ctx.aggregate_index.get(model, [])),
         rows=rows,
-        hardware=sorted({r.hw for r in rows if r.hw is not None}, key=lambda h: h.id),
+        hardware=[ctx.hw[fp] for fp in sorted({r.timing.hardware for r in results if r.timing is not None})],
         latency=pages.latency_summary(results, ctx.hw),
         **ctx.common,
     )

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from harness.sitegen.load import (
     HEADLINE_METRICS,
@@ -28,8 +28,7 @@ Spread = Literal["ci95", "seeds", "none"]
 STATUS_ORDER = {"done": 0, "not_applicable": 1, "failed": 2}
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
     task: str
     protocol: str
     model: str
