@@ -227,10 +227,12 @@ def show(
 # -- commands contributed by other modules are registered below --
 from harness.commands.compare_cmd import compare, export_baseline  # noqa: E402
 from harness.commands.pick_cmd import pick_command  # noqa: E402
+from harness.commands.site_cmd import site as site_cmd  # noqa: E402
 
 app.command("compare")(user_errors(compare))
 app.command("export-baseline")(user_errors(export_baseline))
 app.command("pick")(user_errors(pick_command))
+app.command("site")(user_errors(site_cmd))
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -139,12 +139,12 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM runs WHERE key = ?", [job.key])
             if model_row:
-                db["models"].upsert(dict(model_row), pk="name")
+                db.table("models").upsert(dict(model_row), pk="name")
             if task_row:
-                db["tasks"].upsert(dict(task_row), pk=("name", "version"))
+                db.table("tasks").upsert(dict(task_row), pk=("name", "version"))
             if hardware_row:
-                db["hardware"].upsert(dict(hardware_row), pk="fingerprint")
-            db["runs"].insert(
+                db.table("hardware").upsert(dict(hardware_row), pk="fingerprint")
+            db.table("runs").insert(
                 {
                     "key": job.key,
                     "suite": job.suite,
@@ -171,7 +171,7 @@ class Store:
                 }
             )
             if record.metrics:
-                db["metrics"].insert_all(
+                db.table("metrics").insert_all(
                     {"run_key": job.key, "name": m.name, "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high}
                     for m in record.metrics
                 )
@@ -186,7 +186,7 @@ class Store:
                 )
             if record.timing is not None:
                 t = record.timing
-                db["timings"].insert({"run_key": job.key, **t.__dict__})
+                db.table("timings").insert({"run_key": job.key, **t.__dict__})
 
     # ---- reads --------------------------------------------------------------------------------------
 

@@ -98,11 +98,9 @@ class Split:
 
     def subset(self, index: Sequence[int] | np.ndarray, name: str | None = None) -> Split:
         idx = np.asarray(index, dtype=np.int64)
-        inputs: Sequence[Any]
-        if isinstance(self.inputs, np.ndarray):
-            inputs = self.inputs[idx]
-        else:
-            inputs = [self.inputs[i] for i in idx]
+        inputs: Sequence[Any] = (
+            self.inputs[idx] if isinstance(self.inputs, np.ndarray) else [self.inputs[i] for i in idx]
+        )
         return Split(
             name=name or self.name,
             ids=tuple(self.ids[i] for i in idx),

@@ -60,7 +60,9 @@ class Generator:
         self.rng = np.random.default_rng(seed)
         self.models = [f"model-{i:04d}" for i in range(n_models)]
         self.tasks = [f"task-{j:02d}" for j in range(n_tasks)]
-        self.protocols = list(PROTOCOL_NAMES[:n_protocols]) + [f"protocol-{p}" for p in range(n_protocols - len(PROTOCOL_NAMES))]
+        self.protocols = list(PROTOCOL_NAMES[:n_protocols]) + [
+            f"protocol-{p}" for p in range(n_protocols - len(PROTOCOL_NAMES))
+        ]
         self.n_test = n_test
         self.skill = self.rng.uniform(0.35, 0.95, n_models)
         self.params = (10 ** self.rng.uniform(6, 9.5, n_models)).astype(np.int64)
@@ -122,7 +124,13 @@ class Generator:
                     if status != "done":
                         yield run, [], [], None
                         continue
-                    p_correct = float(np.clip(self.skill[i] - self.difficulty[j] + 0.05 * p_index + self.rng.normal(0, 0.03), 0.05, 0.99))
+                    p_correct = float(
+                        np.clip(
+                            self.skill[i] - self.difficulty[j] + 0.05 * p_index + self.rng.normal(0, 0.03),
+                            0.05,
+                            0.99,
+                        )
+                    )
                     correct = self.rng.random(self.n_test) < p_correct
                     pred = np.where(correct, y, (y + self.rng.integers(1, k, self.n_test)) % k)
                     values, f1, cm = _metrics(y, pred, k)
@@ -133,7 +141,12 @@ class Generator:
                     ]
                     metrics += [(key, f"f1/label-{c}", float(f1[c]), None, None) for c in range(k)]
                     preds = [(key, f"ex-{e:05d}", int(y[e]), int(pred[e]), 1.0) for e in range(self.n_test)]
-                    p50 = float(self.params[i] / 2e7 * (0.1 if hw == HARDWARE[1][0] else 1.0) * self.rng.uniform(0.9, 1.1))
+                    p50 = float(
+                        self.params[i]
+                        / 2e7
+                        * (0.1 if hw == HARDWARE[1][0] else 1.0)
+                        * self.rng.uniform(0.9, 1.1)
+                    )
                     timing = {
                         "run_key": key, "hardware": hw, "device": "cuda" if hw == HARDWARE[1][0] else "cpu", "batch_size": 32,
                         "p50_ms": p50, "p95_ms": p50 * 1.3, "p99_ms": p50 * 1.6, "mean_ms": p50 * 1.05, "std_ms": p50 * 0.1,
@@ -194,8 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--protocols", type=int, default=3)
-    parser.add_argument("--n-test", type=int, default=100, help="test examples per task (predictions per run)")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/bench-site"), help="work folder (store + site)")
+    parser.add_argument(
+        "--n-test", type=int, default=100, help="test examples per task (predictions per run)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("/tmp/bench-site"), help="work folder (store + site)"
+    )
     parser.add_argument("--reuse-db", action="store_true", help="keep an existing generated store")
     parser.add_argument("--workers", type=int, default=None, help="render processes (default: one per CPU)")
     args = parser.parse_args(argv)
@@ -220,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     with StoreReader(db) as reader:
         snapshot = reader.snapshot()
-    print(f"query (bulk load of {len(snapshot.runs):,} runs with metrics and timings): {time.perf_counter() - t:.1f} s")
+    print(
+        f"query (bulk load of {len(snapshot.runs):,} runs with metrics and timings): {time.perf_counter() - t:.1f} s"
+    )
 
     def report(label: str) -> None:
         load = os.getloadavg()[0]

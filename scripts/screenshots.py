@@ -42,7 +42,9 @@ def make_driver(user_data_dir: str, width: int, height: int) -> Any:
 
 
 def full_page_png(driver: Any, path: Path, width: int, max_height: int) -> None:
-    height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
+    height = driver.execute_script(
+        "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
+    )
     driver.set_window_size(width, min(int(height) + 40, max_height))
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
@@ -51,9 +53,13 @@ def full_page_png(driver: Any, path: Path, width: int, max_height: int) -> None:
 def take(site: Path, out: Path, width: int = 1280, max_height: int = 3000, suffix: str = "") -> list[Path]:
     index = (site / "index.html").resolve()
     if not index.is_file():
-        raise SystemExit(f"{index} does not exist; build the site first: harness site --db results/harness.db --out {site}")
+        raise SystemExit(
+            f"{index} does not exist; build the site first: harness site --db results/harness.db --out {site}"
+        )
     if not CHROMEDRIVER.exists():
-        raise SystemExit("chromedriver not found; install it with: apt-get install -y chromium chromium-driver")
+        raise SystemExit(
+            "chromedriver not found; install it with: apt-get install -y chromium chromium-driver"
+        )
     from selenium.webdriver.common.by import By
 
     saved = []
@@ -61,7 +67,9 @@ def take(site: Path, out: Path, width: int = 1280, max_height: int = 3000, suffi
         driver = make_driver(profile, width, 900)
         try:
             driver.get(index.as_uri())
-            task_href = driver.find_element(By.CSS_SELECTOR, "table.board thead th.task-col a").get_attribute("href")
+            task_href = driver.find_element(By.CSS_SELECTOR, "table.board thead th.task-col a").get_attribute(
+                "href"
+            )
             model_href = driver.find_element(By.CSS_SELECTOR, "table.board tbody th a").get_attribute("href")
             for name, url in (("index", index.as_uri()), ("task", task_href), ("model", model_href)):
                 driver.get(url)

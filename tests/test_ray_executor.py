@@ -102,6 +102,16 @@ def test_executor_names_and_address_are_checked() -> None:
         RayOptions(max_retries=-1)
 
 
+def test_cli_rejects_a_mistyped_executor_before_touching_the_store(tmp_path: Path) -> None:
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(SUITE)
+    db = tmp_path / "r.db"
+    result = CliRunner().invoke(app, ["run", str(suite_path), "--db", str(db), "--executor", "rya"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert 'Unknown executor "rya". Did you mean "ray"?' in " ".join(result.output.split())
+    assert not db.exists()
+
+
 def test_missing_ray_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(HarnessError, match=r"pip install 'harness\[ray\]'"):

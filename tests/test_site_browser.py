@@ -109,7 +109,9 @@ def test_every_page_loads_from_file_without_console_errors(driver: Any, site: Pa
     for rel in _pages(site):
         driver.get((site / rel).as_uri())
         assert driver.find_element(By.TAG_NAME, "h1").text, rel
-        assert driver.execute_script("return document.querySelectorAll('th[data-sort] button').length") > 0, rel
+        assert driver.execute_script("return document.querySelectorAll('th[data-sort] button').length") > 0, (
+            rel
+        )
         assert _console_errors(driver) == [], rel
 
 
@@ -119,12 +121,17 @@ def test_every_page_loads_over_http_without_console_errors(driver: Any, site: Pa
         driver.get(f"{served}/{rel}")
         assert driver.find_element(By.TAG_NAME, "h1").text, rel
         assert _console_errors(driver) == [], rel
-    with urllib.request.urlopen(f"{served}/results.csv") as response:  # browsers download it rather than show it
+    with urllib.request.urlopen(
+        f"{served}/results.csv"
+    ) as response:  # browsers download it rather than show it
         assert b"macro_f1" in response.readline()
 
 
 def _column(table: Any, index: int) -> list[str]:
-    return [row.find_elements(By.CSS_SELECTOR, "td, th")[index].text for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    return [
+        row.find_elements(By.CSS_SELECTOR, "td, th")[index].text
+        for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    ]
 
 
 def test_clicking_a_header_sorts_the_rows(driver: Any, site: Path) -> None:
@@ -154,12 +161,29 @@ def test_filters_hide_rows_and_sections(driver: Any, site: Path) -> None:
     assert all("logreg" in r.find_element(By.CSS_SELECTOR, "th").text for r in visible)
     assert "showing" in driver.find_element(By.CSS_SELECTOR, "#filters-index .filter-count").text
     driver.find_element(By.CSS_SELECTOR, "#filters-index input[data-key='name']").clear()
-    Select(driver.find_element(By.CSS_SELECTOR, "#filters-index select[data-key='protocol']")).select_by_value("probe-20shot")
-    sections = {s.get_attribute("data-protocol"): s.is_displayed() for s in driver.find_elements(By.CSS_SELECTOR, "section.filter-section")}
+    Select(
+        driver.find_element(By.CSS_SELECTOR, "#filters-index select[data-key='protocol']")
+    ).select_by_value("probe-20shot")
+    sections = {
+        s.get_attribute("data-protocol"): s.is_displayed()
+        for s in driver.find_elements(By.CSS_SELECTOR, "section.filter-section")
+    }
     assert sections == {"full-train": False, "probe-20shot": True}
-    Select(driver.find_element(By.CSS_SELECTOR, "#filters-index select[data-key='size']")).select_by_value("lt10m")
-    shown = [r for r in driver.find_elements(By.CSS_SELECTOR, "section[data-protocol='probe-20shot'] tbody tr") if r.is_displayed()]
-    assert {r.find_element(By.CSS_SELECTOR, "th a").text for r in shown} == {"logreg", "naive-bayes", "tree-d4", XSS, QUOTES}
+    Select(driver.find_element(By.CSS_SELECTOR, "#filters-index select[data-key='size']")).select_by_value(
+        "lt10m"
+    )
+    shown = [
+        r
+        for r in driver.find_elements(By.CSS_SELECTOR, "section[data-protocol='probe-20shot'] tbody tr")
+        if r.is_displayed()
+    ]
+    assert {r.find_element(By.CSS_SELECTOR, "th a").text for r in shown} == {
+        "logreg",
+        "naive-bayes",
+        "tree-d4",
+        XSS,
+        QUOTES,
+    }
 
 
 def test_pareto_plot_has_one_point_per_model_and_marks_the_frontier(driver: Any, site: Path) -> None:
@@ -167,7 +191,9 @@ def test_pareto_plot_has_one_point_per_model_and_marks_the_frontier(driver: Any,
     section = driver.find_element(By.CSS_SELECTOR, "section[data-protocol='full-train']")
     table = section.find_element(By.CSS_SELECTOR, "table.results")
     headers = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
-    acc, p50, hw = (next(i for i, h in enumerate(headers) if h.startswith(k)) for k in ("Accuracy", "p50", "Hardware"))
+    acc, p50, hw = (
+        next(i for i, h in enumerate(headers) if h.startswith(k)) for k in ("Accuracy", "p50", "Hardware")
+    )
     timed = {}
     for row in table.find_elements(By.CSS_SELECTOR, "tbody tr"):
         cells = row.find_elements(By.CSS_SELECTOR, "td, th")
@@ -180,7 +206,9 @@ def test_pareto_plot_has_one_point_per_model_and_marks_the_frontier(driver: Any,
     frontier = {p.get_attribute("data-model") for p in plot.find_elements(By.CSS_SELECTOR, "g.pt.frontier")}
     models = list(timed)
     assert frontier == {models[i] for i in pareto_frontier([timed[m] for m in models])}
-    assert all(p.find_elements(By.TAG_NAME, "path") for p in plot.find_elements(By.CSS_SELECTOR, "g.pt.frontier"))
+    assert all(
+        p.find_elements(By.TAG_NAME, "path") for p in plot.find_elements(By.CSS_SELECTOR, "g.pt.frontier")
+    )
     assert "Pareto frontier" in section.find_element(By.CSS_SELECTOR, "figcaption").text
     assert len(section.find_elements(By.CSS_SELECTOR, "svg.pareto-plot")) == 2  # one per hardware id
 
@@ -188,7 +216,9 @@ def test_pareto_plot_has_one_point_per_model_and_marks_the_frontier(driver: Any,
 def test_links_lead_from_index_to_task_to_model(driver: Any, site: Path, served: str) -> None:
     for start in ((site / "index.html").as_uri(), f"{served}/index.html"):
         driver.get(start)
-        driver.find_element(By.CSS_SELECTOR, "section[data-protocol='full-train'] thead th.task-col a[href$='digits.html']").click()
+        driver.find_element(
+            By.CSS_SELECTOR, "section[data-protocol='full-train'] thead th.task-col a[href$='digits.html']"
+        ).click()
         assert driver.find_element(By.TAG_NAME, "h1").text == "digits"
         driver.find_element(By.LINK_TEXT, "logreg").click()
         assert driver.find_element(By.TAG_NAME, "h1").text == "logreg"
@@ -204,7 +234,9 @@ def test_pages_read_fine_with_javascript_off(site: Path, tmp_path: Path) -> None
     drv = _driver(tmp_path / "profile", javascript=False)
     try:
         drv.get((site / "index.html").as_uri())
-        assert not drv.find_element(By.ID, "filters-index").is_displayed()  # controls that need JS stay hidden
+        assert not drv.find_element(
+            By.ID, "filters-index"
+        ).is_displayed()  # controls that need JS stay hidden
         rows = drv.find_elements(By.CSS_SELECTOR, "table.board tbody tr")
         assert rows and all(r.is_displayed() for r in rows)
         assert not drv.find_elements(By.CSS_SELECTOR, "th[data-sort] button")

@@ -209,7 +209,7 @@ class RayExecutor(Executor):
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"at {address!r}" if address else "(RAY_ADDRESS or a new local instance)"
             raise HarnessError(
-                f"Could not connect to a Ray cluster {where}: {exc}. Start one with `ray start --head` and pass "
+                f"Could not connect to a Ray cluster {where}: {str(exc).strip().rstrip('.')}. Start one with `ray start --head` and pass "
                 "--address auto (see docs/ray.md), fix --address, or leave --address out to start a local Ray."
             ) from None
         return True

@@ -13,17 +13,17 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.devices import release_cuda_memory, run_batched, to_device
+from harness.devices import release_cuda_memory, synchronize, to_device
 from harness.errors import HarnessError, ModelOutputError
 from harness.models.base import TrainableBackbone
-from harness.models.outputs import length_order, unsort
+from harness.protocols.finetune_model import Classifier, Inputs, freeze_bottom, predict_logits, take
 from harness.protocols.finetune_runtime import PeakMemory, TrainPrecision, grad_scaler, train_autocast
 from harness.seeding import seed_everything
 from harness.tasks import Split
@@ -54,20 +54,6 @@ class TrainSettings:
     @property
     def effective_batch(self) -> int:
         return self.batch_size * self.grad_accum
-
-
-class Classifier(nn.Module):
-    """Backbone features -> dropout -> linear head; the head computes in float32 for a stable loss."""
-
-    def __init__(self, backbone: nn.Module, feature_dim: int, n_labels: int, dropout: float) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(feature_dim, n_labels)
-
-    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(**batch)
-        return self.head(self.dropout(features.float()))
 
 
 @dataclass(frozen=True)
@@ -111,35 +97,6 @@ class TrainOutcome:
     frozen_params: int = 0
 
 
-Inputs = Sequence[Any] | np.ndarray  # texts, or an (N, ...) array of images / token ids
-
-
-def take(inputs: Inputs, idx: Sequence[int] | np.ndarray) -> Sequence[Any]:
-    if isinstance(inputs, np.ndarray):
-        return cast(Sequence[Any], inputs[np.asarray(idx, dtype=np.int64)])  # an array is a sequence of rows
-    return [inputs[int(i)] for i in idx]
-
-
-def predict_logits(
-    model: nn.Module,
-    collate: Callable[[Sequence[Any]], dict[str, torch.Tensor]],
-    inputs: Sequence[Any],
-    batch_size: int,
-    device: torch.device,
-    precision: str,
-) -> np.ndarray:
-    """(N, n_labels) float32 logits under inference_mode; texts go longest-first (less padding)."""
-    texts = len(inputs) > 0 and not isinstance(inputs, np.ndarray) and all(isinstance(x, str) for x in inputs)
-    order = length_order(list(inputs)) if texts else np.arange(len(inputs))
-    ordered = take(inputs, order)
-
-    def logits_of(batch: Sequence[Any]) -> np.ndarray:
-        return model(**to_device(collate(batch), device)).float().cpu().numpy()
-
-    result = run_batched(logits_of, ordered, batch_size, device, precision)
-    return unsort(np.concatenate(result.outputs), order)
-
-
 def lr_factor(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
     """Multiplier of the base learning rate after `step` optimizer steps: linear warm-up, then decay."""
 
@@ -161,18 +118,6 @@ def _macro_f1_and_accuracy(y: np.ndarray, pred: np.ndarray, n_labels: int) -> tu
 
     f1 = f1_score(y, pred, labels=list(range(n_labels)), average="macro", zero_division=0)
     return float(f1), float(accuracy_score(y, pred))
-
-
-def _freeze_bottom(backbone: TrainableBackbone, n: int) -> list[nn.Module]:
-    if n > len(backbone.layers):
-        raise HarnessError(
-            f"finetune: freeze_layers is {n}, but this backbone has only {len(backbone.layers)} freezable "
-            f"blocks (embeddings/stem first). Use a value from 0 to {len(backbone.layers)}."
-        )
-    frozen = backbone.layers[:n]
-    for layer in frozen:
-        layer.requires_grad_(False)
-    return frozen
 
 
 def _optimizer(model: Classifier, settings: TrainSettings) -> torch.optim.AdamW:
@@ -211,7 +156,7 @@ class Trainer:
         self.model = Classifier(backbone.module, backbone.feature_dim, n_labels, settings.head_dropout).to(
             device
         )
-        self.frozen = _freeze_bottom(backbone, settings.freeze_layers)
+        self.frozen = freeze_bottom(backbone, settings.freeze_layers)
         if settings.bn_momentum is not None:
             for module in self.model.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -245,6 +190,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 loss_sum += self.optimizer_step(train.inputs, y_train, idx)
                 scheduler.step()
+                synchronize(self.device)  # the optimizer update is queued asynchronously on CUDA
                 self.step += 1
                 loss_n += len(idx)
                 examples_seen += len(idx)

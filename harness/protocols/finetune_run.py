@@ -21,13 +21,8 @@ from harness.devices import release_cuda_memory, resolve_device
 from harness.models.base import ModelAdapter
 from harness.protocols.base import ProtocolContext, ProtocolOutput, confidence
 from harness.protocols.finetune import FinetuneConfig
-from harness.protocols.finetune_loop import (
-    EvalPoint,
-    TrainOutcome,
-    TrainSettings,
-    predict_logits,
-    train_classifier,
-)
+from harness.protocols.finetune_loop import EvalPoint, TrainOutcome, TrainSettings, train_classifier
+from harness.protocols.finetune_model import predict_logits
 from harness.protocols.finetune_runtime import TrainPrecision, backend_settings, training_precision
 from harness.protocols.linear_probe import k_shot_indices
 from harness.records import MetricValue

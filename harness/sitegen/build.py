@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.sitegen import pages
+from harness.sitegen import pages, rows
+from harness.sitegen.links import Links, hw_views
 from harness.sitegen.load import StoreReader
 from harness.sitegen.ranking import RankingConfig, compute_rankings
 from harness.sitegen.render import TEMPLATES, SiteContext, page_jobs, render_all, template_env
@@ -28,18 +29,18 @@ class BuildStats:
     unchanged: tuple[str, ...]
     removed: tuple[str, ...]
     rank_groups_computed: int  # tie-group computations not served from the previous build's cache
-    seconds: dict[str, float] = field(default_factory=dict)  # load, rank, prepare, render (+ downloads), total
+    seconds: dict[str, float] = field(
+        default_factory=dict
+    )  # load, rank, prepare, render (+ downloads), total
 
     @property
     def index(self) -> Path:
         return self.out / "index.html"
 
-    @property
-    def files(self) -> int:
-        return len(self.written) + len(self.unchanged)
 
-
-def build_site(db: Path, out: Path, *, ranking: RankingConfig | None = None, workers: int | None = None) -> BuildStats:
+def build_site(
+    db: Path, out: Path, *, ranking: RankingConfig | None = None, workers: int | None = None
+) -> BuildStats:
     """Build (or update in place) the static site for the results in `db` under `out`.
 
     workers: processes rendering pages (default: one per CPU, at most 8; 1 renders in this process).
@@ -67,7 +68,9 @@ def _build(db: Path, out: Path, ranking: RankingConfig, workers: int | None) -> 
     with StoreReader(db) as reader:
         snapshot = reader.snapshot()
         if not snapshot.runs:
-            raise HarnessError(f"{db} has no runs yet; run a suite first (harness run suites/demo.yaml), then build the site.")
+            raise HarnessError(
+                f"{db} has no runs yet; run a suite first (harness run suites/demo.yaml), then build the site."
+            )
         board = build_board(snapshot)
         clock.lap("load")
         cache = writer.extra.get("ranking_cache")
@@ -76,19 +79,19 @@ def _build(db: Path, out: Path, ranking: RankingConfig, workers: int | None) -> 
         best = _best_runs(board)
         details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
 
-    links = pages.Links(
+    links = Links(
         models=slugify_all(m.name for m in board.models),
         tasks=slugify_all(t.name for t in board.tasks),
         protocols=slugify_all(board.protocols),
     )
-    hw = pages.hw_views(board.hardware, {r.timing.hardware for r in board.results.values() if r.timing})
+    hw = hw_views(board.hardware, {r.timing.hardware for r in board.results.values() if r.timing})
     ctx = SiteContext(
         env=template_env(),
         board=board,
         rankings=rankings,
         links=links,
         hw=hw,
-        views=pages.result_views(board, rankings, links, hw),
+        views=rows.result_views(board, rankings, links, hw),
         best=best,
         details=details,
         aggregate_index=pages.aggregate_index(rankings),
@@ -110,7 +113,7 @@ def _build(db: Path, out: Path, ranking: RankingConfig, workers: int | None) -> 
         written=tuple(stats.written),
         unchanged=tuple(stats.unchanged),
         removed=tuple(stats.removed),
-        rank_groups_computed=rankings.tests_run,
+        rank_groups_computed=rankings.groups_computed,
         seconds=clock.laps | {"total": clock.total()},
     )
 

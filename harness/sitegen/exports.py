@@ -32,7 +32,18 @@ COLUMNS = (
     *TIMING_FIELDS,
 )
 RANK_COLUMNS = ("task", "protocol", "model", "rank", "tied_with", "p_value", "tested")
-AGGREGATE_COLUMNS = ("protocol", "model", "score", "n_tasks", "n_tasks_total", "tasks_at_rank_1", "rank", "tied_with", "p_value", "tested")
+AGGREGATE_COLUMNS = (
+    "protocol",
+    "model",
+    "score",
+    "n_tasks",
+    "n_tasks_total",
+    "tasks_at_rank_1",
+    "rank",
+    "tied_with",
+    "p_value",
+    "tested",
+)
 _NO_TIMING = (None,) * len(TIMING_FIELDS)
 
 
@@ -52,8 +63,15 @@ def _run_row(run: RunRow) -> list[Any]:
     t = run.timing
     row += (
         (
-            t.hardware, t.device, t.batch_size, _round(t.p50_ms, 4), _round(t.p95_ms, 4), _round(t.p99_ms, 4),
-            _round(t.items_per_s, 2), _round(t.peak_mem_mb, 2), t.params,
+            t.hardware,
+            t.device,
+            t.batch_size,
+            _round(t.p50_ms, 4),
+            _round(t.p95_ms, 4),
+            _round(t.p99_ms, 4),
+            _round(t.items_per_s, 2),
+            _round(t.peak_mem_mb, 2),
+            t.params,
         )  # fmt: skip
         if t
         else _NO_TIMING
@@ -99,7 +117,15 @@ def results_json(snapshot: StoreSnapshot, rows: Sequence[Sequence[Any]], ranking
         "aggregate_ranks": {
             "columns": list(AGGREGATE_COLUMNS),
             "rows": [
-                [protocol, r.model, _round(r.score, 6), r.n_tasks, r.n_tasks_total, r.wins, *_placement(r.placement)]
+                [
+                    protocol,
+                    r.model,
+                    _round(r.score, 6),
+                    r.n_tasks,
+                    r.n_tasks_total,
+                    r.wins,
+                    *_placement(r.placement),
+                ]
                 for protocol, agg in sorted(rankings.aggregate.items())
                 for r in agg
             ],

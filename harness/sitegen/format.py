@@ -10,7 +10,12 @@ from functools import lru_cache
 from harness.sitegen.load import Metric, RunRow
 
 DASH = "—"
-SIZE_BUCKETS = (("lt10m", "< 10M", 1e7), ("10m-100m", "10M–100M", 1e8), ("100m-1b", "100M–1B", 1e9), ("ge1b", "≥ 1B", math.inf))
+SIZE_BUCKETS = (
+    ("lt10m", "< 10M", 1e7),
+    ("10m-100m", "10M–100M", 1e8),
+    ("100m-1b", "100M–1B", 1e9),
+    ("ge1b", "≥ 1B", math.inf),
+)
 METRIC_LABELS = {
     "accuracy": "Accuracy",
     "macro_f1": "Macro-F1",

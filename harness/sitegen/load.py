@@ -168,9 +168,13 @@ class StoreReader:
                 "or pass --db with the path of an existing results file."
             )
         if self.path.is_dir():
-            raise HarnessError(f"--db {self.path} is a directory; give the results file, e.g. {self.path}/harness.db.")
+            raise HarnessError(
+                f"--db {self.path} is a directory; give the results file, e.g. {self.path}/harness.db."
+            )
         try:
-            self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            self.conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None
+            )
             self.conn.execute("SELECT key, status, config_json FROM runs LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             raise HarnessError(
@@ -225,7 +229,9 @@ class StoreReader:
             yield RunRow(
                 key=key,
                 suite=row[1],
-                suite_path=str(suite_path) if isinstance(suite_path, (str, int, float)) and str(suite_path) else None,
+                suite_path=str(suite_path)
+                if isinstance(suite_path, (str, int, float)) and str(suite_path)
+                else None,
                 model=row[3],
                 task=row[4],
                 task_version=row[5],
@@ -246,7 +252,9 @@ class StoreReader:
     def _models(self) -> Iterator[ModelMeta]:
         sql = "SELECT name, family, modality, source, revision, params, license, description, feature_dim FROM models"
         for r in self.conn.execute(sql):
-            yield ModelMeta(r[0], r[1] or "", r[2] or "", r[3] or "", r[4], r[5], r[6] or "", r[7] or "", r[8])
+            yield ModelMeta(
+                r[0], r[1] or "", r[2] or "", r[3] or "", r[4], r[5], r[6] or "", r[7] or "", r[8]
+            )
 
     def _tasks(self) -> Iterator[TaskMeta]:
         sql = """SELECT name, version, modality, labels_json, n_train, n_validation, n_test, fingerprint,
@@ -271,7 +279,9 @@ class StoreReader:
             )
 
     def _hardware(self) -> Iterator[HardwareMeta]:
-        for r in self.conn.execute("SELECT fingerprint, cpu, gpu, torch, cuda, threads, platform FROM hardware"):
+        for r in self.conn.execute(
+            "SELECT fingerprint, cpu, gpu, torch, cuda, threads, platform FROM hardware"
+        ):
             yield HardwareMeta(r[0], r[1] or "", r[2], r[3], r[4], r[5], r[6] or "")
 
     def _environments(self) -> Iterator[EnvGroup]:
@@ -293,7 +303,9 @@ class StoreReader:
             for key, name, value in self.conn.execute(sql):
                 f1[key][name[3:]] = float(value)
             confusion: dict[str, list[list[int]] | None] = {}
-            for key, raw in self.conn.execute(f"SELECT r.key, r.confusion_json FROM runs r JOIN {table} k ON k.key = r.key"):
+            for key, raw in self.conn.execute(
+                f"SELECT r.key, r.confusion_json FROM runs r JOIN {table} k ON k.key = r.key"
+            ):
                 cm = _json_list(raw)
                 confusion[key] = cm if cm and all(isinstance(row, list) for row in cm) else None
         return {

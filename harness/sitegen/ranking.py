@@ -49,17 +49,13 @@ class AggregateRow:
     wins: int  # tasks where the model shares rank 1
     placement: Placement | None  # None: incomplete coverage, not ranked
 
-    @property
-    def complete(self) -> bool:
-        return self.n_tasks == self.n_tasks_total
-
 
 @dataclass(frozen=True)
 class Rankings:
     per_task: Mapping[tuple[str, str], Mapping[str, Placement]]  # (task, protocol) -> model -> placement
     aggregate: Mapping[str, tuple[AggregateRow, ...]]  # protocol -> rows, ranked first
     cache: Mapping[str, Any]  # outcomes by input hash, to reuse on the next build
-    tests_run: int  # groups computed this build (not served from the cache)
+    groups_computed: int  # groups computed this build (not served from the cache)
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,9 @@ def compute_rankings(
     for (task, protocol), results in board.by_task_protocol.items():
         candidates = _task_candidates(results, board.main_metric(task), cfg.max_tested)
         keys = tuple(r.representative.key for r in candidates)
-        plan = _Plan(_hash("task", task, protocol, board.main_metric(task), asdict(cfg), _run_ids(candidates)), keys)
+        plan = _Plan(
+            _hash("task", task, protocol, board.main_metric(task), asdict(cfg), _run_ids(candidates)), keys
+        )
         per_task_plans[(task, protocol)] = (plan, candidates)
 
     agg_plans: dict[str, tuple[_Plan, list[str], list[str]]] = {}
@@ -85,7 +83,8 @@ def compute_rankings(
     for protocol in board.protocols:
         tasks = _protocol_tasks(board, protocol)
         complete = sorted(
-            (m for m, (_, n) in scores[protocol].items() if n == len(tasks)), key=lambda m: (-scores[protocol][m][0], m)
+            (m for m, (_, n) in scores[protocol].items() if n == len(tasks)),
+            key=lambda m: (-scores[protocol][m][0], m),
         )
         top = complete[: cfg.max_tested_aggregate]
         runs = [board.results[(t, protocol, m)] for m in top for t in tasks]
@@ -97,27 +96,31 @@ def compute_rankings(
     plans = [plan for plan, _ in per_task_plans.values()] + [plan for plan, _, _ in agg_plans.values()]
     needed = {k for plan in plans if _cached(cache, plan.cache_key) is None for k in plan.keys}
     preds = reader.predictions(needed) if needed else {}
-    tests_run = 0
+    groups_computed = 0
 
     per_task: dict[tuple[str, str], dict[str, Placement]] = {}
     for (task, protocol), (plan, candidates) in per_task_plans.items():
         tested = _cached(cache, plan.cache_key)
         if tested is None:
             tested = _rank_task(candidates, preds, board.main_metric(task), len(board.task(task).labels), cfg)
-            tests_run += 1
+            groups_computed += 1
         new_cache[plan.cache_key] = _placements_to_json(tested)
-        per_task[(task, protocol)] = _place_rest(tested, [r.model for r in board.by_task_protocol[(task, protocol)] if r.status == "done"])
+        per_task[(task, protocol)] = _place_rest(
+            tested, [r.model for r in board.by_task_protocol[(task, protocol)] if r.status == "done"]
+        )
 
     aggregate: dict[str, tuple[AggregateRow, ...]] = {}
     for protocol, (plan, top, tasks) in agg_plans.items():
         tested = _cached(cache, plan.cache_key)
         if tested is None:
             tested = _rank_aggregate(board, protocol, top, tasks, preds, cfg)
-            tests_run += 1
+            groups_computed += 1
         new_cache[plan.cache_key] = _placements_to_json(tested)
         unfinished = {m for (_, p, m) in board.results if p == protocol} - set(scores[protocol])
-        aggregate[protocol] = _aggregate_rows(protocol, scores[protocol], len(tasks), tested, per_task, unfinished)
-    return Rankings(per_task, aggregate, new_cache, tests_run)
+        aggregate[protocol] = _aggregate_rows(
+            protocol, scores[protocol], len(tasks), tested, per_task, unfinished
+        )
+    return Rankings(per_task, aggregate, new_cache, groups_computed)
 
 
 # ---- per task ------------------------------------------------------------------------------------------
@@ -169,14 +172,18 @@ def _rank_task(
     )
 
 
-def _aligned(candidates: Sequence[Result], preds: Mapping[str, PredictionVector]) -> list[tuple[str, PredictionVector]]:
+def _aligned(
+    candidates: Sequence[Result], preds: Mapping[str, PredictionVector]
+) -> list[tuple[str, PredictionVector]]:
     """Candidates whose predictions cover the same examples with the same labels as the first one's."""
     out: list[tuple[str, PredictionVector]] = []
     for r in candidates:
         vec = preds.get(r.representative.key)
         if vec is None:
             continue
-        if out and (vec.example_ids != out[0][1].example_ids or not np.array_equal(vec.labels, out[0][1].labels)):
+        if out and (
+            vec.example_ids != out[0][1].example_ids or not np.array_equal(vec.labels, out[0][1].labels)
+        ):
             continue
         out.append((r.model, vec))
     return out
@@ -196,7 +203,11 @@ def _place_rest(tested: Mapping[str, Placement], ordered_models: Sequence[str]) 
 
 def _protocol_tasks(board: Board, protocol: str) -> list[str]:
     return sorted(
-        {t for (t, p), rs in board.by_task_protocol.items() if p == protocol and any(r.status == "done" for r in rs)}
+        {
+            t
+            for (t, p), rs in board.by_task_protocol.items()
+            if p == protocol and any(r.status == "done" for r in rs)
+        }
     )
 
 
@@ -244,7 +255,10 @@ def _rank_aggregate(
     boot /= len(tasks)
 
     return greedy_groups(
-        names, list(observed), lambda a, b: bootstrap_p(boot[a], boot[b], observed[b] - observed[a]), cfg.alpha
+        names,
+        list(observed),
+        lambda a, b: bootstrap_p(boot[a], boot[b], observed[b] - observed[a]),
+        cfg.alpha,
     )
 
 
@@ -264,8 +278,12 @@ def _aggregate_rows(
                 wins[model] = wins.get(model, 0) + (placement.rank == 1)
     complete = sorted((m for m, (_, n) in scores.items() if n == n_tasks), key=lambda m: (-scores[m][0], m))
     placements = _place_rest(tested, complete)
-    rows = [AggregateRow(m, scores[m][0], n_tasks, n_tasks, wins.get(m, 0), placements[m]) for m in placements]
-    incomplete = sorted((m for m, (_, n) in scores.items() if n < n_tasks), key=lambda m: (-scores[m][1], -scores[m][0], m))
+    rows = [
+        AggregateRow(m, scores[m][0], n_tasks, n_tasks, wins.get(m, 0), placements[m]) for m in placements
+    ]
+    incomplete = sorted(
+        (m for m, (_, n) in scores.items() if n < n_tasks), key=lambda m: (-scores[m][1], -scores[m][0], m)
+    )
     rows += [AggregateRow(m, scores[m][0], scores[m][1], n_tasks, wins.get(m, 0), None) for m in incomplete]
     rows += [AggregateRow(m, None, 0, n_tasks, 0, None) for m in sorted(unfinished)]
     return tuple(rows)

@@ -16,8 +16,9 @@ from typing import Any
 import jinja2
 
 from harness.sitegen import format as fmt
-from harness.sitegen import pages
+from harness.sitegen import pages, rows
 from harness.sitegen.exports import results_csv, results_json, run_rows
+from harness.sitegen.links import HwView, Links
 from harness.sitegen.load import ClassDetail
 from harness.sitegen.ranking import AggregateRow, Rankings
 from harness.sitegen.results import Board
@@ -49,9 +50,9 @@ class SiteContext:
     env: jinja2.Environment
     board: Board
     rankings: Rankings
-    links: pages.Links
-    hw: dict[str, pages.HwView]
-    views: dict[tuple[str, str, str], pages.ResultView]
+    links: Links
+    hw: dict[str, HwView]
+    views: dict[tuple[str, str, str], rows.ResultView]
     best: dict[tuple[str, str], str]  # (task, protocol) -> run key of the best model
     details: dict[str, ClassDetail]  # per-class F1 and confusion of those runs
     aggregate_index: dict[str, list[tuple[str, AggregateRow, int]]]
@@ -79,19 +80,21 @@ def page_jobs(ctx: SiteContext) -> list[PageJob]:
 
 def render(ctx: SiteContext, job: PageJob) -> tuple[str, ...]:
     if job.kind == "downloads":
-        rows = run_rows(ctx.board.snapshot)
-        return results_csv(rows), results_json(ctx.board.snapshot, rows, ctx.rankings)
+        flat = run_rows(ctx.board.snapshot)
+        return results_csv(flat), results_json(ctx.board.snapshot, flat, ctx.rankings)
     if job.kind == "index":
         return (_index(ctx),)
     if job.kind == "protocol":
-        table = pages.board_table(ctx.board, ctx.rankings, ctx.links, job.name, "../", None)
+        table = rows.board_table(ctx.board, ctx.rankings, ctx.links, job.name, "../", None)
         return (ctx.env.get_template("protocol.html").render(root="../", table=table, **ctx.common),)
     if job.kind == "task":
         return (_task_page(ctx, job.name),)
     return (_model_page(ctx, job.name),)
 
 
-def render_all(ctx: SiteContext, jobs: Sequence[PageJob], writer: IncrementalWriter, workers: int | None = None) -> None:
+def render_all(
+    ctx: SiteContext, jobs: Sequence[PageJob], writer: IncrementalWriter, workers: int | None = None
+) -> None:
     """Render and sync every file: in forked workers when asked for (workers > 1), or by default when
     there are many pages and several CPUs; in this process otherwise (and where fork is unavailable)."""
     n = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
@@ -106,7 +109,9 @@ def render_all(ctx: SiteContext, jobs: Sequence[PageJob], writer: IncrementalWri
     try:
         head, rest = jobs[:1], jobs[1:]  # the slowest job alone, so another worker takes the pages
         batches = [head] + [list(rest[i :: n * 4]) for i in range(n * 4)]
-        work = [[(job, [writer.previous(p) for p in job.paths]) for job in batch] for batch in batches if batch]
+        work = [
+            [(job, [writer.previous(p) for p in job.paths]) for job in batch] for batch in batches if batch
+        ]
         with multiprocessing.get_context("fork").Pool(n) as pool:
             for synced in pool.imap_unordered(_render_batch, work):
                 for path, entry, written in synced:
@@ -118,7 +123,9 @@ def render_all(ctx: SiteContext, jobs: Sequence[PageJob], writer: IncrementalWri
 _FORKED: tuple[SiteContext, Path] | None = None  # what forked workers inherit instead of unpickling
 
 
-def _render_batch(batch: list[tuple[PageJob, list[dict[str, Any] | None]]]) -> list[tuple[str, dict[str, Any], bool]]:
+def _render_batch(
+    batch: list[tuple[PageJob, list[dict[str, Any] | None]]],
+) -> list[tuple[str, dict[str, Any], bool]]:
     assert _FORKED is not None, "render workers must be forked from render_all"
     ctx, out = _FORKED
     synced = []
@@ -132,7 +139,10 @@ def _index(ctx: SiteContext) -> str:
     board = ctx.board
     return ctx.env.get_template("index.html").render(
         root="",
-        boards=[pages.board_table(board, ctx.rankings, ctx.links, p, "", pages.INDEX_TOP_MODELS) for p in board.protocols],
+        boards=[
+            rows.board_table(board, ctx.rankings, ctx.links, p, "", pages.INDEX_TOP_MODELS)
+            for p in board.protocols
+        ],
         tasks=pages.task_list(board, ctx.links, ""),
         n_models=len(board.models),
         provenance=pages.provenance(board, ctx.hw),
@@ -156,7 +166,7 @@ def _task_page(ctx: SiteContext, task: str) -> str:
                 "best": results[0].model if best_key else None,
                 "best_href": ctx.links.model(results[0].model, "../"),
                 "classes": pages.class_view(meta, ctx.details.get(best_key)) if best_key else None,
-                "plots": pages.pareto_plots(protocol, results, ctx.links, ctx.hw),
+                "plots": rows.pareto_plots(protocol, results, ctx.links, ctx.hw),
             }
         )
     return ctx.env.get_template("task.html").render(
@@ -172,14 +182,14 @@ def _task_page(ctx: SiteContext, task: str) -> str:
 
 def _model_page(ctx: SiteContext, model: str) -> str:
     results = ctx.board.by_model.get(model, ())
-    rows = [ctx.views[(r.task, r.protocol, r.model)] for r in results]
+    views = [ctx.views[(r.task, r.protocol, r.model)] for r in results]
     meta = ctx.board.model_meta[model]
     return ctx.env.get_template("model.html").render(
         root="../",
         model=meta,
         params=fmt.params(meta.params),
         summary=pages.model_summary(ctx.aggregate_index.get(model, [])),
-        rows=rows,
+        rows=views,
         hardware=[ctx.hw[fp] for fp in sorted({r.timing.hardware for r in results if r.timing is not None})],
         latency=pages.latency_summary(results, ctx.hw),
         **ctx.common,

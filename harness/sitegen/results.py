@@ -99,7 +99,10 @@ def build_board(snapshot: StoreSnapshot) -> Board:
     for (task, protocol, model), result in results.items():
         by_tp[(task, protocol)].append(result)
         by_model[model].append(result)
-    ordered_tp = {key: tuple(sorted(rs, key=lambda r: _quality_order(r, main_metric[key[0]]))) for key, rs in by_tp.items()}
+    ordered_tp = {
+        key: tuple(sorted(rs, key=lambda r: _quality_order(r, main_metric[key[0]])))
+        for key, rs in by_tp.items()
+    }
     ordered_model = {m: tuple(rs) for m, rs in by_model.items()}  # already in (task, protocol) order
 
     model_names = sorted(by_model)

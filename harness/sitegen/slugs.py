@@ -30,7 +30,9 @@ def _digest(name: str, length: int) -> str:
 
 
 def _is_clean(name: str) -> bool:
-    return len(name) <= MAX_BASE and _CLEAN.fullmatch(name) is not None and name.split(".")[0] not in _RESERVED
+    return (
+        len(name) <= MAX_BASE and _CLEAN.fullmatch(name) is not None and name.split(".")[0] not in _RESERVED
+    )
 
 
 def slugify_all(names: Iterable[str]) -> dict[str, str]:

@@ -80,7 +80,9 @@ class IncrementalWriter:
         return state
 
 
-def sync_file(out: Path, relpath: str, content: str | bytes, before: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+def sync_file(
+    out: Path, relpath: str, content: str | bytes, before: dict[str, Any] | None
+) -> tuple[dict[str, Any], bool]:
     """Make out/relpath hold `content`, skipping the write when `before` (its recorded state) shows the
     same hash and the file is untouched. Returns (state to record, whether it was written)."""
     data = content.encode("utf-8") if isinstance(content, str) else content
