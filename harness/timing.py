@@ -93,7 +93,7 @@ def _rss_bytes() -> int:
         return 0
 
 
-class _RssPeak:
+class RssPeak:
     """Samples resident memory in a thread while a block runs (CPU has no allocator peak counter)."""
 
     def __init__(self, interval_s: float = 0.005) -> None:
@@ -107,7 +107,7 @@ class _RssPeak:
             self.peak = max(self.peak, _rss_bytes())
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> _RssPeak:
+    def __enter__(self) -> RssPeak:
         self.peak = _rss_bytes()
         self._thread.start()
         return self
@@ -155,7 +155,7 @@ def measure(
     base_rss = _rss_bytes()
 
     lat = np.empty(cfg.batch1_iters)
-    with _RssPeak() as rss:
+    with RssPeak() as rss:
         for i in range(cfg.batch1_iters):
             item = take(i, 1)
             _synchronize(device)

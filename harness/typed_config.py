@@ -15,6 +15,8 @@ T = TypeVar("T")
 
 def _type_name(tp: Any) -> str:
     origin = get_origin(tp)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp))
     if origin is not None:

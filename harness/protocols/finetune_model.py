@@ -18,6 +18,7 @@ Inputs = Sequence[Any] | np.ndarray  # texts, or an (N, ...) array of images / t
 
 
 def take(inputs: Inputs, idx: Sequence[int] | np.ndarray) -> Sequence[Any]:
+    """The inputs at `idx`, as an array slice for arrays and a list otherwise."""
     if isinstance(inputs, np.ndarray):
         return cast(Sequence[Any], inputs[np.asarray(idx, dtype=np.int64)])  # an array is a sequence of rows
     return [inputs[int(i)] for i in idx]
@@ -44,7 +45,7 @@ def predict_logits(
 
 
 class Classifier(nn.Module):
-    """Backbone features -> dropout -> linear head; the head computes in float32 for a stable loss."""
+    """Backbone features -> dropout -> a fresh linear head (initialised from the global RNG)."""
 
     def __init__(self, backbone: nn.Module, feature_dim: int, n_labels: int, dropout: float) -> None:
         super().__init__()
@@ -58,6 +59,7 @@ class Classifier(nn.Module):
 
 
 def freeze_bottom(backbone: TrainableBackbone, n: int) -> list[nn.Module]:
+    """Turn off gradients for the bottom `n` blocks; returns them (the trainer keeps them in eval mode)."""
     if n > len(backbone.layers):
         raise HarnessError(
             f"finetune: freeze_layers is {n}, but this backbone has only {len(backbone.layers)} freezable "

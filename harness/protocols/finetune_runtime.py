@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 
 # timing's sampler of resident memory (CPU has no allocator peak counter); private there, shared here.
-from harness.timing import _RssPeak as RssPeak
+from harness.timing import RssPeak
 
 TRAIN_PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
