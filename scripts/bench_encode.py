@@ -128,14 +128,15 @@ def make_methods(
     }
 
 
-def timed(fn: Callable[[list[str]], np.ndarray], texts: list[str], device: torch.device) -> tuple[float, np.ndarray]:
+def timed(fn: Callable[[list[str]], np.ndarray], texts: list[str], device: torch.device) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) for one call."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    out = fn(texts)
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn(texts)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def rotations(names: list[str], reps: int) -> Iterator[list[str]]:
@@ -169,10 +170,12 @@ def main() -> None:
             if cosine < 0.999:
                 sys.exit(f"{name} disagrees with {REFERENCE}: min cosine {cosine:.5f}; the comparison would be unfair.")
         seconds: dict[str, list[float]] = {name: [] for name in names}
+        cpu_seconds: dict[str, list[float]] = {name: [] for name in names}
         for order in rotations(names, args.reps):
             for name in order:
-                elapsed, _ = timed(methods[name], texts, device)
-                seconds[name].append(elapsed)
+                wall, cpu = timed(methods[name], texts, device)
+                seconds[name].append(wall)
+                cpu_seconds[name].append(cpu)
 
     model = args.random_init_config or "all-MiniLM-L6-v2"
     print(
@@ -180,17 +183,29 @@ def main() -> None:
         f"device {device}, {args.precision}, torch threads {torch.get_num_threads()}, {args.reps} interleaved reps"
     )
     print()
-    print(f"| method | median s | items/s | speed vs {REFERENCE} (median, min-max) | speed vs naive-padded |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print(
+        f"| method | median wall s | items/s | speed vs {REFERENCE} (median, min-max) | speed vs naive-padded "
+        f"| median CPU s | CPU-time speed vs {REFERENCE} |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in names:
         t = seconds[name]
-        vs_ref = [r / s for r, s in zip(seconds[REFERENCE], t, strict=True)]
-        vs_naive = [r / s for r, s in zip(seconds["naive-padded"], t, strict=True)]
+        vs_ref = paired(seconds[REFERENCE], t)
+        vs_naive = paired(seconds["naive-padded"], t)
+        cpu_vs_ref = paired(cpu_seconds[REFERENCE], cpu_seconds[name])
         print(
-            f"| {name} | {statistics.median(t):.3f} | {args.n / statistics.median(t):.1f} | "
-            f"{statistics.median(vs_ref):.2f}x ({min(vs_ref):.2f}-{max(vs_ref):.2f}) | "
-            f"{statistics.median(vs_naive):.2f}x ({min(vs_naive):.2f}-{max(vs_naive):.2f}) |"
+            f"| {name} | {statistics.median(t):.3f} | {args.n / statistics.median(t):.1f} | {spread(vs_ref)} | "
+            f"{spread(vs_naive)} | {statistics.median(cpu_seconds[name]):.3f} | {spread(cpu_vs_ref)} |"
         )
+
+
+def paired(reference: list[float], method: list[float]) -> list[float]:
+    """Per-repetition speed ratios: > 1 means `method` was faster than the reference in that repetition."""
+    return [r / m for r, m in zip(reference, method, strict=True)]
+
+
+def spread(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 if __name__ == "__main__":

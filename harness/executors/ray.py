@@ -186,13 +186,13 @@ class RayExecutor(Executor):
                     continue
                 lane.jobs.popleft()
                 lane.losses = 0
-                self.stats = sum((ln.finished + ln.current for ln in lanes), ExecutionStats())
-                progress(job, result)
-                yield result
-                if lane.jobs:
+                if lane.jobs:  # before yielding: the worker goes on while the driver writes the result
                     submit(lane)
                 else:
                     self._retire(ray, lane)
+                self.stats = sum((ln.finished + ln.current for ln in lanes), ExecutionStats())
+                progress(job, result)
+                yield result
         finally:
             for lane in lanes:
                 self._retire(ray, lane)
