@@ -108,7 +108,18 @@ def model_row(info: ModelInfo, spec_json: str) -> dict[str, Any]:
     }
 
 
-def task_row(task: Task, data: TaskData) -> dict[str, Any]:
+_HYGIENE_JSON: dict[str, str] = {}  # data fingerprint -> report JSON (one computation per process)
+
+
+def hygiene_json(data: TaskData, cache_dir: Path | None) -> str:
+    from harness.data.hygiene import cached_hygiene_report
+
+    if data.fingerprint not in _HYGIENE_JSON:
+        _HYGIENE_JSON[data.fingerprint] = cached_hygiene_report(data, cache_dir=cache_dir).to_json()
+    return _HYGIENE_JSON[data.fingerprint]
+
+
+def task_row(task: Task, data: TaskData, hygiene_cache: Path | None = None) -> dict[str, Any]:
     spec = data.spec
     sizes = data.sizes()
     return {
@@ -125,6 +136,7 @@ def task_row(task: Task, data: TaskData) -> dict[str, Any]:
         "license": spec.license,
         "citation": spec.citation,
         "spec_json": json.dumps(spec.as_dict(), sort_keys=True),
+        "hygiene_json": hygiene_json(data, hygiene_cache),
     }
 
 
@@ -185,6 +197,7 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
         seed_everything(job.identity.seed)
         adapter = state.get_adapter(job.model)
         info = adapter.info()
+        inference = {"device": adapter.device, "precision": adapter.precision}
         info_row = model_row(info, json.dumps(job.model.spec.as_dict(), sort_keys=True, default=str))
         protocol = get_protocol(job.protocol.protocol)
         ctx = ProtocolContext(features=state.features, seed=job.identity.seed)
@@ -193,7 +206,7 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
         metric_list, confusion = classification_metrics(y, out.preds, data.spec.labels, suite.bootstrap)
         metrics = tuple(metric_list) + tuple(out.extra_metrics)
         predictions = Predictions(data.test.ids, y, np.asarray(out.preds), np.asarray(out.scores))
-        selected = dict(out.selected)
+        selected = {"inference": inference, **out.selected}
         if suite.timing.enabled:
             timing = measure(
                 out.predict,
@@ -223,7 +236,8 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
         timing=timing,
         env=env,
     )
-    return JobResult(record, info_row, task_row(task, data), hardware_row())
+    hygiene_cache = state.features.root.parent / "hygiene" if state.features.root else None
+    return JobResult(record, info_row, task_row(task, data, hygiene_cache), hardware_row())
 
 
 def feature_cache_dir(db_path: Path) -> Path:

@@ -32,7 +32,10 @@ def _params(n: int | None) -> str:
 
 def leaderboard_tables(store: Store, task: str | None = None, model: str | None = None) -> list[RenderableType]:
     """Per task: finished runs sorted by macro-F1, then the runs that were not applicable or failed."""
+    from harness.data.hygiene import leak_summary
+
     rows = store.results_table(task)
+    hygiene = store.task_hygiene()
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if model is None or row["model"] == model:
@@ -57,6 +60,9 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
             ]  # fmt: skip
             table.add_row(*cells)
         out.append(table)
+        leaks = leak_summary(hygiene.get(task_name))
+        if leaks:
+            out.append(Text.from_markup("  [bold yellow]data leak:[/bold yellow] ", end="") + Text(leaks))
         for r in sorted((r for r in runs if r["status"] != "done"), key=lambda r: (r["status"], r["model"])):
             reason = (r["error"] or "").splitlines()[0] if r["error"] else ""
             tag = "[dim]n/a[/dim]" if r["status"] == "not_applicable" else "[bold red]FAILED[/bold red]"

@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   n_train INTEGER, n_validation INTEGER, n_test INTEGER,
   fingerprint TEXT NOT NULL, source_signature TEXT,
   source TEXT, license TEXT, citation TEXT, spec_json TEXT,
+  hygiene_json TEXT,
   PRIMARY KEY (name, version)
 );
 """
@@ -112,6 +113,8 @@ class Store:
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.enable_wal()
             self.db.executescript(SCHEMA)
+            if "hygiene_json" not in self.db.table("tasks").columns_dict:  # stores made before this column
+                self.db.execute("ALTER TABLE tasks ADD COLUMN hygiene_json TEXT")
         except sqlite3.DatabaseError as exc:
             raise HarnessError(f"{self.path} is not a harness results database ({exc}).") from exc
 
@@ -202,6 +205,14 @@ class Store:
             [task, version, source_signature],
         ).fetchone()
         return row[0] if row else None
+
+    def task_hygiene(self) -> dict[str, str | None]:
+        """Task name -> stored hygiene report JSON of its newest stored version."""
+        rows = self.db.execute(
+            "SELECT t.name, t.hygiene_json FROM tasks t JOIN runs r ON r.task = t.name AND r.task_version = t.version "
+            "GROUP BY t.name, t.version ORDER BY max(r.finished_at)"
+        ).fetchall()
+        return {name: report for name, report in rows}
 
     def runs(self, **where: Any) -> list[dict[str, Any]]:
         """Run rows (newest first) filtered by equality on columns, e.g. runs(task='bbc-news', status='done')."""

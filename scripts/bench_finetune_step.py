@@ -88,7 +88,7 @@ def minimal_step(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss) * len(idx)
+        return float(loss.detach()) * len(idx)
 
     return step
 

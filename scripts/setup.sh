@@ -8,4 +8,4 @@ PY=${PYTHON:-python3}
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==${HARNESS_TORCH_VERSION:-2.13.0}"
-python -m pip install -q -e ".[demo,dev]"
+python -m pip install -q -e ".[demo,dev,ray]"

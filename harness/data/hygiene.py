@@ -262,6 +262,27 @@ def hygiene_report(
     )
 
 
+def leak_summary(report_json: str | None) -> str | None:
+    """One line for results on a task whose splits leak (from the report JSON the store keeps); None if clean."""
+    if not report_json:
+        return None
+    try:
+        report = HygieneReport.from_json(report_json)
+    except (ValueError, KeyError, TypeError):
+        return None
+    exact = report.exact_leaks
+    near = report.near_leaks
+    if exact.total == 0 and (near is None or near.total == 0):
+        return None
+    parts = [
+        f"{exact.test_in_train_or_validation} test and {exact.validation_in_train} validation examples "
+        "have an exact copy in an earlier split"
+    ]
+    if near is not None and near.total > exact.total:
+        parts.append(f"{near.test_in_train_or_validation} test examples have an exact or near copy (Jaccard >= {report.near_threshold})")
+    return "; ".join(parts) + f": scores may be inflated (harness tasks --check {report.task})."
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness") / "hygiene"
 

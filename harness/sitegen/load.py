@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from harness.data.hygiene import leak_summary
 from harness.errors import HarnessError
 
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
@@ -97,6 +98,7 @@ class TaskMeta:
     description: str
     homepage: str
     main_metric: str
+    leak_warning: str | None = None  # from the stored data-hygiene report; None when the splits are clean
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,8 +259,10 @@ class StoreReader:
             )
 
     def _tasks(self) -> Iterator[TaskMeta]:
-        sql = """SELECT name, version, modality, labels_json, n_train, n_validation, n_test, fingerprint,
-                        source, license, citation, spec_json FROM tasks"""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(tasks)")}
+        hygiene = "hygiene_json" if "hygiene_json" in columns else "NULL"  # stores from before the column
+        sql = f"""SELECT name, version, modality, labels_json, n_train, n_validation, n_test, fingerprint,
+                        source, license, citation, spec_json, {hygiene} FROM tasks"""
         for r in self.conn.execute(sql):
             spec = _json_object(r[11])
             yield TaskMeta(
@@ -276,6 +280,7 @@ class StoreReader:
                 description=str(spec.get("description") or ""),
                 homepage=str(spec.get("homepage") or ""),
                 main_metric=str(spec.get("main_metric") or "macro_f1"),
+                leak_warning=leak_summary(r[12]),
             )
 
     def _hardware(self) -> Iterator[HardwareMeta]:
