@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.console import output_console
 from harness.errors import HarnessError
 from harness.store import DEFAULT_DB
 
@@ -26,9 +27,7 @@ from harness.store import DEFAULT_DB
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark pretrained models; publish a leaderboard.")
-console = Console()
-if not console.is_terminal:  # piped / CI logs: rich would assume 80 columns and fold the tables
-    console = Console(width=120)
+console = output_console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 

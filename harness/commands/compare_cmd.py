@@ -25,6 +25,7 @@ from harness.compare import (
     write_baseline,
 )
 from harness.compare.policy import parse_percentile
+from harness.console import output_console
 from harness.errors import HarnessError, close_match
 from harness.store import DEFAULT_DB
 
@@ -134,7 +135,7 @@ def compare(
 
     if output_format == "table":
         if out is None:
-            render_table(report, Console())
+            render_table(report, output_console())
         else:
             with out.open("w", encoding="utf-8") as fh:
                 render_table(report, Console(file=fh, width=200, no_color=True))

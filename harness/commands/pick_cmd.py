@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.compare.policy import parse_percentile
+from harness.console import output_console
 from harness.pick import (
     Candidate,
     Constraints,
@@ -82,7 +83,7 @@ def pick_command(
     if as_json:
         sys.stdout.write(json.dumps(result_as_dict(result), indent=2) + "\n")
     else:
-        render_pick(result, Console())
+        render_pick(result, output_console())
     raise typer.Exit(0 if result.recommendation is not None else 1)
 
 
