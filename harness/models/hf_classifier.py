@@ -4,35 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import torch
 from scipy.special import logsumexp
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoModelForSequenceClassification
 
 from harness.devices import to_device, to_host
 from harness.errors import ConfigError, NotApplicable, close_match
-from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
 from harness.models.hf_common import (
     PooledEncoder,
     Tokenize,
-    check_pooling,
     embed_by_length,
-    load_error,
-    max_length_for,
     parameter_count,
     pool,
-    require_source,
     tokenize,
     trainable_copy,
     transformer_layers,
 )
+from harness.models.hf_pretrained import HFPretrainedAdapter
 from harness.models.options import parse_options
 from harness.models.outputs import as_texts, checked_features
-from harness.models.torch_adapter import TorchAdapter
 from harness.tasks import Modality, TaskSpec
 
 
@@ -42,34 +36,14 @@ class ClassifierOptions:
     label_map: Mapping[str, str] = field(default_factory=dict)
 
 
-class HFSequenceClassifier(TorchAdapter):
+class HFSequenceClassifier(HFPretrainedAdapter):
     modality: Modality = "text"
+    auto_model_class = AutoModelForSequenceClassification
+    example_source = "distilbert-base-uncased-finetuned-sst-2-english"
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        require_source(spec, "distilbert-base-uncased-finetuned-sst-2-english")
         self.options = parse_options(spec, ClassifierOptions)
-        self.pooling = check_pooling(spec)
-        self.source = resolve_source(spec.source)
-
-    @cached_property
-    def tokenizer(self) -> Any:
-        try:
-            return AutoTokenizer.from_pretrained(
-                self.source, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code
-            )
-        except (OSError, ValueError) as err:
-            raise load_error(self.spec, self.source, err) from err
-
-    @cached_property
-    def model(self) -> PreTrainedModel:
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                self.source, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code
-            )
-        except (OSError, ValueError) as err:
-            raise load_error(self.spec, self.source, err) from err
-        return model.to(self.torch_device).eval()
 
     @property
     def model_labels(self) -> list[str]:
@@ -78,14 +52,6 @@ class HFSequenceClassifier(TorchAdapter):
             int(i): str(name) for i, name in id2label.items()
         }  # keys may be str after a JSON round-trip
         return [by_index[i] for i in range(len(by_index))]
-
-    @property
-    def max_length(self) -> int:
-        return max_length_for(self.tokenizer, self.spec.max_length)
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self.model.config.hidden_size)
 
     def info(self) -> ModelInfo:
         return ModelInfo(

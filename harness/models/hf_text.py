@@ -3,69 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
 from harness.devices import to_device, to_host
-from harness.models import resolve_source
-from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
+from harness.models.base import ModelInfo, TrainableBackbone
 from harness.models.hf_common import (
     PooledEncoder,
     Tokenize,
-    check_pooling,
     embed_by_length,
-    load_error,
-    max_length_for,
     parameter_count,
     pool,
-    require_source,
     tokenize,
     trainable_copy,
     transformer_layers,
 )
+from harness.models.hf_pretrained import HFPretrainedAdapter
 from harness.models.outputs import as_texts, checked_features
 from harness.models.text_zero_shot import TextEncoderAdapter
-from harness.models.torch_adapter import TorchAdapter
 
 
-class HFTextEncoder(TorchAdapter, TextEncoderAdapter):
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        require_source(spec, "sentence-transformers/all-MiniLM-L6-v2")
-        self.pooling = check_pooling(spec)
-        self.source = resolve_source(spec.source)
-
-    @cached_property
-    def tokenizer(self) -> Any:
-        try:
-            return AutoTokenizer.from_pretrained(
-                self.source, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code
-            )
-        except (OSError, ValueError) as err:
-            raise load_error(self.spec, self.source, err) from err
-
-    @cached_property
-    def model(self) -> PreTrainedModel:
-        try:
-            model = AutoModel.from_pretrained(
-                self.source, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code
-            )
-        except (OSError, ValueError) as err:
-            raise load_error(self.spec, self.source, err) from err
-        return model.to(self.torch_device).eval()
-
-    @property
-    def max_length(self) -> int:
-        return max_length_for(self.tokenizer, self.spec.max_length)
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self.model.config.hidden_size)
-
+class HFTextEncoder(HFPretrainedAdapter, TextEncoderAdapter):
     def info(self) -> ModelInfo:
         return ModelInfo(
             name=self.spec.name,

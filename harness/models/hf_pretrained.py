@@ -1,0 +1,54 @@
+"""Shared loading for transformers families: tokenizer + model via from_pretrained (hub id or local dir)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, ClassVar
+
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
+
+from harness.models import resolve_source
+from harness.models.base import ModelSpec
+from harness.models.hf_common import check_pooling, load_error, max_length_for, require_source
+from harness.models.torch_adapter import TorchAdapter
+
+
+class HFPretrainedAdapter(TorchAdapter):
+    """Subclasses set `auto_model_class` (AutoModel, AutoModelForSequenceClassification, ...) and an
+    example hub id for error messages. Weights load on first use; revision and trust_remote_code
+    come from the spec (remote code stays off unless the model opts in)."""
+
+    auto_model_class: ClassVar[Any] = AutoModel
+    example_source: ClassVar[str] = "sentence-transformers/all-MiniLM-L6-v2"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        require_source(spec, self.example_source)
+        self.pooling = check_pooling(spec)
+        self.source = resolve_source(spec.source)
+
+    def _from_pretrained(self, loader: Any) -> Any:
+        try:
+            return loader.from_pretrained(
+                self.source, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code
+            )
+        except (OSError, ValueError) as err:
+            raise load_error(self.spec, self.source, err) from err
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        return self._from_pretrained(AutoTokenizer)
+
+    @cached_property
+    def model(self) -> PreTrainedModel:
+        model: Any = self._from_pretrained(self.auto_model_class)
+        loaded: PreTrainedModel = model.to(self.torch_device).eval()
+        return loaded
+
+    @property
+    def max_length(self) -> int:
+        return max_length_for(self.tokenizer, self.spec.max_length)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.config.hidden_size)
