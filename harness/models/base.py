@@ -97,6 +97,20 @@ class ModelAdapter(ABC):
     @abstractmethod
     def info(self) -> ModelInfo: ...
 
+    def model_info(self, *, params: int | None, description: str, feature_dim: int | None = None) -> ModelInfo:
+        """ModelInfo whose identity fields (name, family, modality, source, revision, license) come from the spec."""
+        return ModelInfo(
+            name=self.spec.name,
+            family=self.spec.family,
+            modality=self.modality,
+            source=self.spec.source,
+            revision=self.spec.revision,
+            params=params,
+            license=self.spec.license,
+            description=description,
+            feature_dim=feature_dim,
+        )
+
     @abstractmethod
     def encode(self, inputs: Sequence[Any]) -> np.ndarray: ...
 

@@ -54,14 +54,8 @@ class HFSequenceClassifier(HFPretrainedAdapter):
         return [by_index[i] for i in range(len(by_index))]
 
     def info(self) -> ModelInfo:
-        return ModelInfo(
-            name=self.spec.name,
-            family=self.spec.family,
-            modality=self.modality,
-            source=self.spec.source,
-            revision=self.spec.revision,
+        return self.model_info(
             params=parameter_count(self.model),
-            license=self.spec.license,
             description=f"{self.model.config.model_type} classifier over {', '.join(self.model_labels)}",
             feature_dim=self.feature_dim,
         )

@@ -27,14 +27,8 @@ from harness.models.text_zero_shot import TextEncoderAdapter
 
 class HFTextEncoder(HFPretrainedAdapter, TextEncoderAdapter):
     def info(self) -> ModelInfo:
-        return ModelInfo(
-            name=self.spec.name,
-            family=self.spec.family,
-            modality=self.modality,
-            source=self.spec.source,
-            revision=self.spec.revision,
+        return self.model_info(
             params=parameter_count(self.model),
-            license=self.spec.license,
             description=f"{self.model.config.model_type} encoder, {self.pooling} pooling, max {self.max_length} tokens",
             feature_dim=self.feature_dim,
         )

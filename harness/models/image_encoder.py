@@ -65,14 +65,8 @@ class ImageBackboneAdapter(TorchAdapter):
         return model
 
     def info(self) -> ModelInfo:
-        return ModelInfo(
-            name=self.spec.name,
-            family=self.spec.family,
-            modality=self.modality,
-            source=self.spec.source,
-            revision=self.spec.revision,
+        return self.model_info(
             params=self.parameter_count(),
-            license=self.spec.license,
             description=self.loaded.description,
             feature_dim=self.loaded.feature_dim,
         )

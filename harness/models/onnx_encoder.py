@@ -83,14 +83,8 @@ class OnnxTextEncoder(TextEncoderAdapter):
         return int(shape[-1])
 
     def info(self) -> ModelInfo:
-        return ModelInfo(
-            name=self.spec.name,
-            family=self.spec.family,
-            modality=self.modality,
-            source=self.spec.source,
-            revision=self.spec.revision,
+        return self.model_info(
             params=onnx_parameter_count(self.model_path),
-            license=self.spec.license,
             description=f"ONNX encoder ({', '.join(self.session.get_providers())}), {self.pooling} pooling",
             feature_dim=self.feature_dim,
         )

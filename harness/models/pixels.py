@@ -35,14 +35,8 @@ class RawPixels(ModelAdapter):
 
     def info(self) -> ModelInfo:
         size = f"resized to {self.options.image_size}px, " if self.options.image_size else ""
-        return ModelInfo(
-            name=self.spec.name,
-            family=self.spec.family,
-            modality=self.modality,
-            source=self.spec.source,
-            revision=self.spec.revision,
+        return self.model_info(
             params=0,
-            license=self.spec.license,
             description=f"raw pixels, {size}scaled to [0, 1] and flattened",
         )
 

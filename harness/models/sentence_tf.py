@@ -71,14 +71,8 @@ class SentenceTransformerEncoder(TorchAdapter, TextEncoderAdapter):
         return int(dim)
 
     def info(self) -> ModelInfo:
-        return ModelInfo(
-            name=self.spec.name,
-            family=self.spec.family,
-            modality=self.modality,
-            source=self.spec.source,
-            revision=self.spec.revision,
+        return self.model_info(
             params=parameter_count(self.model),
-            license=self.spec.license,
             description=f"sentence-transformers model, max {self.max_length} tokens",
             feature_dim=self.feature_dim,
         )

@@ -66,14 +66,8 @@ class TfidfFeaturizer(ModelAdapter):
         return None if self.vectorizer is None else len(self.vectorizer.vocabulary_)
 
     def info(self) -> ModelInfo:
-        return ModelInfo(
-            name=self.spec.name,
-            family=self.spec.family,
-            modality=self.modality,
-            source=self.spec.source,
-            revision=self.spec.revision,
+        return self.model_info(
             params=self.vocabulary_size,
-            license=self.spec.license,
             description=(
                 f"TF-IDF (sublinear tf, 1-{self.options.ngram_max} grams, min_df {self.options.min_df}, "
                 f"at most {self.options.max_features} terms), fitted on the train split; params = vocabulary size"
