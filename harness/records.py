@@ -34,6 +34,10 @@ class TimingRecord:
     peak_mem_mb: float | None
     params: int | None
 
+    def at(self, percentile: str) -> float:
+        """Batch-1 latency at "p50", "p95" or "p99", in ms."""
+        return float(getattr(self, f"{percentile}_ms"))
+
 
 @dataclass(frozen=True, eq=False)
 class Predictions:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.compare.policy import Policy
-from harness.compare.results import RunResult, TimingStat
+from harness.compare.results import RunResult
+from harness.records import TimingRecord
 
 LatencyStatus = Literal["within_noise", "slower", "faster", "regression", "not_comparable", "unavailable"]
 
@@ -65,5 +66,5 @@ def compare_latency(
     return LatencyComparison(status, at, b, c, ratio, noise, hardware, note)
 
 
-def _spread(t: TimingStat) -> float:
+def _spread(t: TimingRecord) -> float:
     return max(t.std_ms, t.p95_ms - t.p50_ms)

@@ -18,6 +18,7 @@ import numpy as np
 
 from harness import RESULT_SCHEMA_VERSION, __version__
 from harness.errors import HarnessError, close_match
+from harness.records import TimingRecord
 
 BASELINE_FORMAT = "harness-baseline"
 BASELINE_FORMAT_VERSION = 1
@@ -44,25 +45,6 @@ class ExamplePredictions:
         return {i: (int(y), int(p)) for i, y, p in zip(self.ids, self.labels, self.preds, strict=True)}
 
 
-@dataclass(frozen=True)
-class TimingStat:
-    hardware: str
-    device: str
-    batch_size: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    n_timed: int
-    items_per_s: float
-    peak_mem_mb: float | None
-    params: int | None
-
-    def at(self, percentile: str) -> float:
-        return float(getattr(self, f"{percentile}_ms"))
-
-
 @dataclass(frozen=True, eq=False)
 class RunResult:
     key: str
@@ -81,7 +63,7 @@ class RunResult:
     finished_at: str
     metrics: Mapping[str, MetricStat] = field(default_factory=dict)
     predictions: ExamplePredictions | None = None
-    timing: TimingStat | None = None
+    timing: TimingRecord | None = None
     n_labels: int | None = None  # the task's declared label count (macro metrics average over all of them)
     params: int | None = None
 
@@ -227,7 +209,7 @@ def _run_from_db(
             preds=np.array([r[2] for r in pred_rows], dtype=np.int64),
         )
     t = conn.execute("SELECT * FROM timings WHERE run_key = ?", [key]).fetchone()
-    timing = TimingStat(**{f: t[f] for f in TimingStat.__dataclass_fields__}) if t else None
+    timing = TimingRecord(**{f: t[f] for f in TimingRecord.__dataclass_fields__}) if t else None
     model_params = params.get(row["model"])
     return RunResult(
         key=key,
@@ -361,7 +343,7 @@ def run_from_json(d: Mapping[str, Any]) -> RunResult:
         )
         if preds
         else None,
-        timing=TimingStat(**timing) if timing else None,
+        timing=TimingRecord(**timing) if timing else None,
         n_labels=d.get("n_labels"),
         params=d.get("params"),
     )
