@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
 import torch
 
 from harness.devices import to_device, to_host
@@ -13,7 +11,6 @@ from harness.models.base import ModelInfo, TrainableBackbone
 from harness.models.hf_common import (
     PooledEncoder,
     Tokenize,
-    embed_by_length,
     parameter_count,
     pool,
     tokenize,
@@ -21,26 +18,16 @@ from harness.models.hf_common import (
     transformer_layers,
 )
 from harness.models.hf_pretrained import HFPretrainedAdapter
-from harness.models.outputs import as_texts, checked_features
-from harness.models.text_zero_shot import TextEncoderAdapter
+from harness.models.text_zero_shot import TorchTextEncoder
 
 
-class HFTextEncoder(HFPretrainedAdapter, TextEncoderAdapter):
+class HFTextEncoder(HFPretrainedAdapter, TorchTextEncoder):
     def info(self) -> ModelInfo:
         return self.model_info(
             params=parameter_count(self.model),
             description=f"{self.model.config.model_type} encoder, {self.pooling} pooling, max {self.max_length} tokens",
             feature_dim=self.feature_dim,
         )
-
-    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
-        texts = as_texts(inputs, self.spec)
-        if not texts:
-            return np.zeros((0, self.feature_dim), dtype=np.float32)
-        features, self.batch_size = embed_by_length(
-            texts, self._embed_batch, self.batch_size, self.torch_device, self.spec.precision
-        )
-        return checked_features(features, self.spec)
 
     def _embed_batch(self, texts: Sequence[str]) -> torch.Tensor:
         batch = to_device(tokenize(self.tokenizer, texts, self.max_length), self.torch_device)

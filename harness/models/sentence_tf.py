@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from torch import nn
@@ -19,19 +18,17 @@ from harness.models.hf_common import (
     POOLINGS,
     PooledEncoder,
     Tokenize,
-    embed_by_length,
     load_error,
     parameter_count,
     require_source,
     trainable_copy,
     transformer_layers,
 )
-from harness.models.outputs import as_texts, checked_features
-from harness.models.text_zero_shot import TextEncoderAdapter
+from harness.models.text_zero_shot import TorchTextEncoder
 from harness.models.torch_adapter import TorchAdapter
 
 
-class SentenceTransformerEncoder(TorchAdapter, TextEncoderAdapter):
+class SentenceTransformerEncoder(TorchAdapter, TorchTextEncoder):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         require_source(spec, "sentence-transformers/all-MiniLM-L6-v2")
@@ -76,15 +73,6 @@ class SentenceTransformerEncoder(TorchAdapter, TextEncoderAdapter):
             description=f"sentence-transformers model, max {self.max_length} tokens",
             feature_dim=self.feature_dim,
         )
-
-    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
-        texts = as_texts(inputs, self.spec)
-        if not texts:
-            return np.zeros((0, self.feature_dim), dtype=np.float32)
-        features, self.batch_size = embed_by_length(
-            texts, self._embed_batch, self.batch_size, self.torch_device, self.spec.precision
-        )
-        return checked_features(features, self.spec)
 
     def _embed_batch(self, texts: Sequence[str]) -> torch.Tensor:
         """What SentenceTransformer.encode() does for one batch, without its per-row Python work:
