@@ -35,7 +35,7 @@ def point_metrics(y: np.ndarray, pred: np.ndarray, n_labels: int) -> dict[str, f
     }
 
 
-def _metrics_from_confusions(cms: np.ndarray) -> dict[str, np.ndarray]:
+def metrics_from_confusions(cms: np.ndarray) -> dict[str, np.ndarray]:
     """Vectorised headline metrics for a stack of confusion matrices (B, L, L), rows = true labels."""
     tp = np.diagonal(cms, axis1=1, axis2=2).astype(np.float64)
     support = cms.sum(axis=2).astype(np.float64)
@@ -84,7 +84,7 @@ def classification_metrics(
     y = np.asarray(y, dtype=np.int64)
     pred = np.asarray(pred, dtype=np.int64)
     point = point_metrics(y, pred, n_labels)
-    boot = _metrics_from_confusions(bootstrap_confusions(y, pred, n_labels, cfg))
+    boot = metrics_from_confusions(bootstrap_confusions(y, pred, n_labels, cfg))
     alpha = (1 - cfg.confidence) / 2
     out = [
         MetricValue(

@@ -16,6 +16,7 @@ from scipy.stats import binom, chi2
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from harness.errors import DataError, unknown_name
+from harness.metrics import metrics_from_confusions
 
 # Below this many discordant pairs the chi-square approximation is poor; use the exact binomial test.
 EXACT_BELOW = 25
@@ -79,22 +80,7 @@ class ConfusionMetric:
 
     def from_confusions(self, cms: np.ndarray) -> np.ndarray:
         """(B, L, L) confusion matrices (rows = true label) -> (B,) metric values."""
-        tp = np.diagonal(cms, axis1=1, axis2=2).astype(np.float64)
-        support = cms.sum(axis=2).astype(np.float64)
-        predicted = cms.sum(axis=1).astype(np.float64)
-        fp, fn = predicted - tp, support - tp
-        total = support.sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if self.name == "accuracy":
-                return np.asarray(tp.sum(axis=1) / total)
-            if self.name == "macro_precision":
-                return np.asarray(np.where(tp + fp > 0, tp / (tp + fp), 0.0).mean(axis=1))
-            if self.name == "macro_recall":
-                return np.asarray(np.where(tp + fn > 0, tp / (tp + fn), 0.0).mean(axis=1))
-            f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-            if self.name == "macro_f1":
-                return np.asarray(f1.mean(axis=1))
-            return np.asarray((f1 * support / total[:, None]).sum(axis=1))
+        return metrics_from_confusions(cms)[self.name]
 
 
 def macro_f1(n_labels: int) -> ConfusionMetric:
