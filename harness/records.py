@@ -9,6 +9,8 @@ from typing import Any, Literal
 import numpy as np
 
 RunStatus = Literal["done", "failed", "not_applicable"]
+# What a class-score matrix holds: only "probability" rows are calibrated distributions over the labels.
+ScoreKind = Literal["probability", "logit", "similarity", "log_likelihood", "lexicon"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Predictions:
     labels: np.ndarray
     preds: np.ndarray
     scores: np.ndarray  # confidence of the predicted label
+    class_scores: np.ndarray | None = None  # (N, n_labels) float scores of every label, see score_kind
+    score_kind: ScoreKind | None = None
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,9 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 """
 
+# Columns added after the first release: (table, column, SQL type). Append here when the schema grows.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("tasks", "hygiene_json", "TEXT"),)
+
 
 class Store:
     def __init__(self, path: str | Path = DEFAULT_DB) -> None:
@@ -113,10 +116,15 @@ class Store:
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.enable_wal()
             self.db.executescript(SCHEMA)
-            if "hygiene_json" not in self.db.table("tasks").columns_dict:  # stores made before this column
-                self.db.execute("ALTER TABLE tasks ADD COLUMN hygiene_json TEXT")
+            self._add_missing_columns()
         except sqlite3.DatabaseError as exc:
             raise HarnessError(f"{self.path} is not a harness results database ({exc}).") from exc
+
+    def _add_missing_columns(self) -> None:
+        """Stores made before a column existed get it added (NULL for their old rows)."""
+        for table, column, sql_type in ADDED_COLUMNS:
+            if column not in self.db.table(table).columns_dict:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
     def close(self) -> None:
         self.db.close()

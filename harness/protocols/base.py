@@ -10,7 +10,7 @@ import numpy as np
 
 from harness.features import FeatureCache
 from harness.models.base import ModelAdapter
-from harness.records import MetricValue
+from harness.records import MetricValue, ScoreKind
 from harness.tasks import Split, TaskData
 
 
@@ -21,6 +21,8 @@ class ProtocolOutput:
     predict: Callable[[Sequence[Any]], np.ndarray]  # raw inputs -> label indices: the timed inference path
     selected: Mapping[str, Any] = field(default_factory=dict)  # hyper-parameters chosen on validation
     extra_metrics: tuple[MetricValue, ...] = ()
+    class_scores: np.ndarray | None = None  # (N_test, n_labels) scores of every label, kind in score_kind
+    score_kind: ScoreKind | None = None
 
 
 @dataclass
