@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.console import output_console
+from harness.console import esc, output_console
 from harness.errors import HarnessError
 from harness.store import DEFAULT_DB
 
@@ -36,7 +36,7 @@ PLUGIN_OPTION = typer.Option([], "--plugin", help="Task plugin: a .py file, a ta
 
 
 def _print_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    err_console.print(f"[yellow]warning:[/yellow] {esc(message)}", highlight=False)
 
 
 warnings.showwarning = _print_warning  # data-hygiene and other user-facing warnings: one readable line
@@ -50,7 +50,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
-            err_console.print(f"[bold red]Error:[/bold red] {exc}", highlight=False)
+            err_console.print(f"[bold red]Error:[/bold red] {esc(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -98,19 +98,19 @@ def run(
         bar = progress.add_task("planning", total=None)
 
         def on_plan(plan: Any, todo: int) -> None:
-            progress.update(bar, total=todo, description=f"{suite.name}: {todo} job(s) to run")
+            progress.update(bar, total=todo, description=f"{esc(suite.name)}: {todo} job(s) to run")
             if plan.skipped_modality:
                 progress.console.print(f"[dim]{len(plan.skipped_modality)} model/task pair(s) skipped: modality differs[/dim]")
 
         def on_job(job: Any, result: Any) -> None:
             i = job.identity
             if result is None:
-                progress.update(bar, description=f"{i.model} / {i.task} / {i.protocol} / seed {i.seed}")
+                progress.update(bar, description=esc(f"{i.model} / {i.task} / {i.protocol} / seed {i.seed}"))
                 return
             progress.advance(bar)
             r = result.record
             if r.status == "failed":
-                progress.console.print(f"[red]failed[/red] {i.model} / {i.task} / {i.protocol}: {(r.error or '').splitlines()[0]}")
+                progress.console.print(f"[red]failed[/red] {esc(f'{i.model} / {i.task} / {i.protocol}: ' + ((r.error or '').splitlines() or [''])[0])}", highlight=False)
 
         summary = run_suite(
             suite,
@@ -128,18 +128,18 @@ def run(
     wall = time.perf_counter() - t0
     if summary.ran == 0:
         console.print(
-            f"All {summary.total} job(s) already in {db}: nothing to run "
+            f"All {summary.total} job(s) already in {esc(db)}: nothing to run "
             f"({summary.models_loaded} models loaded, {summary.forward_passes} forward passes). {wall:.1f}s."
         )
     else:
         console.print(
             f"{summary.ran} job(s) run ({summary.done} done, {summary.not_applicable} not applicable, "
             f"{summary.failed} failed), {summary.already_done} skipped as already done; "
-            f"{summary.models_loaded} model load(s), {summary.forward_passes} feature pass(es); {wall:.1f}s. Results: {db}"
+            f"{summary.models_loaded} model load(s), {summary.forward_passes} feature pass(es); {wall:.1f}s. Results: {esc(db)}"
         )
     if summary.failed:
         for name, error in summary.failures:
-            err_console.print(f"[red]FAILED[/red] {name}: {error.splitlines()[0] if error else ''}", highlight=False)
+            err_console.print(f"[red]FAILED[/red] {esc(name)}: {esc(error.splitlines()[0] if error else '')}", highlight=False)
         raise typer.Exit(1)
 
 
@@ -157,15 +157,16 @@ def tasks(
         from harness.data.hygiene import cached_hygiene_report, format_report
 
         data = registry.get(check).load()
-        console.print(format_report(cached_hygiene_report(data)), highlight=False)
+        console.print(format_report(cached_hygiene_report(data)), markup=False, highlight=False)
         return
     table = Table(title="Tasks", title_justify="left", header_style="bold")
     for col in ("name", "version", "modality", "labels", "main metric", "source", "license"):
         table.add_column(col, max_width=36 if col in ("source", "license") else None, no_wrap=col == "license", overflow="ellipsis")
     for spec in sorted(registry.specs(), key=lambda s: s.name):
         labels = ", ".join(spec.labels)
-        table.add_row(spec.name, spec.version, spec.modality, labels if len(labels) < 60 else labels[:57] + "...",
-                      spec.main_metric, spec.source, spec.license)  # fmt: skip
+        cells = (spec.name, spec.version, spec.modality, labels if len(labels) < 60 else labels[:57] + "...",
+                 spec.main_metric, spec.source, spec.license)  # fmt: skip
+        table.add_row(*(esc(c) for c in cells))
     console.print(table)
 
 
@@ -192,14 +193,15 @@ def models(
 
     suite = load_suite(suite_file)
     stored = {r["name"]: r for r in Store(db).db.query("SELECT * FROM models")} if db.exists() else {}
-    table = Table(title=f"Models in {suite_file}", title_justify="left", header_style="bold")
+    table = Table(title=f"Models in {esc(suite_file)}", title_justify="left", header_style="bold")
     for col in ("name", "family", "modality", "source", "revision", "params", "license"):
         table.add_column(col)
     for m in suite.models:
         row = stored.get(m.spec.name, {})
         params = row.get("params")
-        table.add_row(m.spec.name, m.spec.family, FAMILY_MODALITY[m.spec.family], m.spec.source, m.spec.revision or "-",
-                      f"{params / 1e6:.1f}M" if params else "(not run yet)", row.get("license") or m.spec.license or "-")  # fmt: skip
+        cells = (m.spec.name, m.spec.family, FAMILY_MODALITY[m.spec.family], m.spec.source, m.spec.revision or "-",
+                 f"{params / 1e6:.1f}M" if params else "(not run yet)", row.get("license") or m.spec.license or "-")  # fmt: skip
+        table.add_row(*(esc(c) for c in cells))
     console.print(table)
 
 

@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.errors import ConfigError, close_match
 from harness.metrics import BootstrapConfig
 from harness.models.base import ModelSpec
 from harness.protocols import protocol_defs
 from harness.timing import TimingConfig
 from harness.typed_config import from_mapping
+from harness.yaml_io import load_yaml
 
 
 @dataclass(frozen=True)
@@ -179,11 +178,5 @@ def load_suite(path: str | Path) -> SuiteConfig:
         if path.parent.is_dir():
             hint = close_match(path.name, [p.name for p in path.parent.glob("*.y*ml")])
         raise ConfigError(f"Suite file {path} does not exist.{hint}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: not valid YAML{at}: {problem}.") from None
+    data = load_yaml(path, "Suite file")
     return parse_suite(data, path)

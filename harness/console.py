@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 
 def output_console() -> Console:
@@ -10,3 +11,9 @@ def output_console() -> Console:
     which folds wide result tables into unreadable slivers."""
     console = Console()
     return console if console.is_terminal else Console(width=120)
+
+
+def esc(value: object) -> str:
+    """Anything a user named (model, task, file, error text) made safe to embed in rich markup: a name
+    such as ``a[/]b`` would otherwise be read as a closing tag and crash the command."""
+    return escape(str(value))

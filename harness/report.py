@@ -10,6 +10,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from harness.console import esc
 from harness.store import Store
 
 
@@ -44,7 +45,7 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
     for task_name in sorted(by_task):
         runs = by_task[task_name]
         multi_seed = len({r["seed"] for r in runs}) > 1
-        table = Table(title=f"{task_name}", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        table = Table(title=esc(task_name), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
         table.add_column("model", overflow="fold", min_width=10)
         table.add_column("protocol", overflow="fold", min_width=8)
         if multi_seed:
@@ -53,7 +54,7 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
             table.add_column(col, justify="right", no_wrap=True)
         done = sorted((r for r in runs if r["status"] == "done"), key=lambda r: (-(r["macro_f1"] or 0.0), r["model"]))
         for r in done:
-            cells = [r["model"], r["protocol"]] + ([str(r["seed"])] if multi_seed else [])
+            cells = [esc(r["model"]), esc(r["protocol"])] + ([str(r["seed"])] if multi_seed else [])
             cells += [
                 _fmt(r["macro_f1"], ".3f"), _ci_range(r, "macro_f1"), _fmt(r["accuracy"], ".3f"),
                 _fmt(r["p50_ms"], ".1f"), _fmt(r["p95_ms"], ".1f"), _fmt(r["items_per_s"], ",.0f"), _params(r["params"]),
@@ -66,5 +67,5 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
         for r in sorted((r for r in runs if r["status"] != "done"), key=lambda r: (r["status"], r["model"])):
             reason = (r["error"] or "").splitlines()[0] if r["error"] else ""
             tag = "[dim]n/a[/dim]" if r["status"] == "not_applicable" else "[bold red]FAILED[/bold red]"
-            out.append(Text.from_markup(f"  {tag} {r['model']} / {r['protocol']}: ", end="") + Text(reason))
+            out.append(Text.from_markup(f"  {tag} ", end="") + Text(f"{r['model']} / {r['protocol']}: {reason}"))
     return out

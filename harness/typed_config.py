@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 from harness.errors import ConfigError, close_match
+from harness.yaml_io import as_bool
 
 T = TypeVar("T")
 
@@ -55,6 +56,11 @@ def _check(value: Any, tp: Any) -> Any:
         if not isinstance(value, Mapping):
             raise TypeError
         return dict(value)
+    if tp is bool:
+        flag = as_bool(value)  # YAML 1.2 reads yes/no/on/off as words; a boolean setting takes them too
+        if flag is None:
+            raise TypeError
+        return flag
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError

@@ -296,7 +296,7 @@ def test_policy_file_flags_and_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="alpha must be between 0 and 1"):
         load_policy(path)
     path.write_text("metric: [1\n")
-    with pytest.raises(ConfigError, match="not readable YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML at line 2"):
         load_policy(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_policy(tmp_path / "missing.yaml")

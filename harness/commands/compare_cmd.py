@@ -150,7 +150,7 @@ def compare(
     if out is not None:
         from harness.compare.render import summary_line
 
-        Console(stderr=True).print(f"{summary_line(report)} Report written to {out}.", highlight=False)
+        Console(stderr=True).print(f"{summary_line(report)} Report written to {out}.", markup=False, highlight=False)
     raise typer.Exit(report.exit_code)
 
 
@@ -178,5 +178,6 @@ def export_baseline(
     size_kb = out.stat().st_size / 1024
     Console(stderr=True).print(
         f"Wrote {len(results.runs)} runs ({with_preds} with per-example predictions, {size_kb:.0f} KiB) to {out}.",
+        markup=False,
         highlight=False,
     )

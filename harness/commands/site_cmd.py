@@ -25,6 +25,7 @@ def site(
     console.print(
         f"Site in {out}/: {len(stats.written)} files written, {len(stats.unchanged)} unchanged, "
         f"{len(stats.removed)} removed ({stats.seconds['total']:.1f} s).",
+        markup=False,
         highlight=False,
     )
-    console.print(f"Open {stats.index.resolve().as_uri()}", highlight=False, soft_wrap=True)
+    console.print(f"Open {stats.index.resolve().as_uri()}", markup=False, highlight=False, soft_wrap=True)

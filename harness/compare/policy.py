@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from harness.errors import ConfigError, HarnessError, close_match
 from harness.stats import CONFUSION_METRICS
 from harness.typed_config import from_mapping
+from harness.yaml_io import load_yaml
 
 Percentile = Literal["p50", "p95", "p99"]
 PERCENTILES = ("p50", "p95", "p99")
@@ -59,12 +58,7 @@ def load_policy(path: str | Path | None, overrides: Mapping[str, Any] | None = N
     if path is not None:
         p = Path(path)
         where = str(p)
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"Policy file {p} does not exist.") from None
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{p}: not readable YAML ({exc}).") from None
+        loaded = load_yaml(p, "Policy file")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, Mapping):

@@ -128,13 +128,13 @@ def render_table(report: ComparisonReport, console: Console) -> None:
     p = report.policy
     limit = f"x{p.max_latency_ratio:g}" if p.max_latency_ratio else "none (latency reported only)"
     console.print(
-        f"Policy: gate {p.metric}, alpha {p.alpha:g}, max drop {p.max_drop:g}, latency limit {limit}"
+        f"Policy: gate {escape(p.metric)}, alpha {p.alpha:g}, max drop {p.max_drop:g}, latency limit {limit}"
     )
     rows = _rows(report, with_task=False)
     for task in dict.fromkeys(pair.task for pair in report.pairs):
         table = Table(title=escape(task), title_justify="left")
         for col in rows[0]:
-            table.add_column(col, overflow="fold")
+            table.add_column(escape(col), overflow="fold")
         for row, pair in zip(rows, report.pairs, strict=True):
             if pair.task == task:
                 verdict = f"[{VERDICT_STYLE[pair.verdict]}]{row['verdict']}[/]"
@@ -144,7 +144,7 @@ def render_table(report: ComparisonReport, console: Console) -> None:
     for line in _details(report):
         console.print(f"• {line}", markup=False, highlight=False)
     style = "bold red" if report.exit_code else "bold green"
-    console.print(f"[{style}]{summary_line(report)}[/]")
+    console.print(f"[{style}]{escape(summary_line(report))}[/]", highlight=False)
 
 
 def _md_cell(text: str) -> str:

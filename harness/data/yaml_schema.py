@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from harness.errors import ConfigError, close_match
+from harness.yaml_io import as_bool
 
 T = TypeVar("T")
 _MISSING = dataclasses.MISSING
@@ -28,7 +29,7 @@ def describe(tp: Any) -> str:
     if tp is float:
         return "a number"
     if tp is bool:
-        return "true or false"
+        return "true or false (yes/no, on/off)"
     if tp is type(None):
         return "empty (null)"
     if origin is Literal:
@@ -81,9 +82,10 @@ def convert(value: Any, tp: Any, *, file: Path, key: str) -> Any:
         hint = ' Quote it, e.g. "1.0".' if isinstance(value, float) else ""
         raise _fail(file, key, tp, value, hint)
     if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise _fail(file, key, tp, value)
+        flag = as_bool(value)  # YAML 1.2 reads yes/no/on/off as words; a boolean setting takes them too
+        if flag is None:
+            raise _fail(file, key, tp, value)
+        return flag
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value

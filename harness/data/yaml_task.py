@@ -39,8 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from harness.data.assemble import group_aware_split
 from harness.data.hygiene import DedupeMode, enforce_hygiene
 from harness.data.loaders import (
@@ -55,6 +53,7 @@ from harness.data.signatures import signature
 from harness.data.yaml_schema import build
 from harness.errors import ConfigError, DataError, close_match
 from harness.tasks import SPLIT_NAMES, Modality, Split, Task, TaskData, TaskSpec
+from harness.yaml_io import load_yaml
 
 SourceType = Literal["hf", "csv", "jsonl", "parquet", "imagefolder"]
 DataFilesValue = str | tuple[str, ...] | Mapping[str, str | tuple[str, ...]]
@@ -193,12 +192,7 @@ def _check(config: YamlTaskConfig, file: Path) -> None:
 def load_yaml_task_config(path: Path) -> YamlTaskConfig:
     if not path.is_file():
         raise ConfigError(f"Task file not found: {path}.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc}).") from exc
+    data = load_yaml(path, "Task file")
     config = build(YamlTaskConfig, data, file=path)
     _check(config, path)
     return config
