@@ -26,6 +26,7 @@ from harness.errors import HarnessError, ModelOutputError, NotApplicable
 from harness.features import FeatureCache
 from harness.metrics import classification_metrics
 from harness.models.base import ModelAdapter, ModelInfo
+from harness.models.identity import ModelIdentity
 from harness.protocols import get_protocol
 from harness.protocols.base import ProtocolContext
 from harness.records import JobIdentity, Predictions, RunRecord, RunStatus
@@ -40,6 +41,7 @@ class Job:
     model: ModelEntry
     task: TaskRef
     protocol: ProtocolRef
+    model_identity: ModelIdentity
 
     @property
     def key(self) -> str:
@@ -51,11 +53,19 @@ def job_key(config: Mapping[str, Any]) -> str:
 
 
 def job_config(
-    suite: SuiteConfig, model: ModelEntry, task: Task, fingerprint: str, protocol: ProtocolRef, seed: int, options: Mapping[str, Any]
+    suite: SuiteConfig,
+    model: ModelEntry,
+    model_identity: ModelIdentity,
+    task: Task,
+    fingerprint: str,
+    protocol: ProtocolRef,
+    seed: int,
+    options: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Everything that shapes a result; its hash is the job key (resume skips a finished key)."""
     return {
         "model": model.spec.as_dict(),
+        "model_identity": model_identity.as_dict(),
         "task": {"name": task.spec.name, "version": task.spec.version, "fingerprint": fingerprint, "options": dict(options)},
         "protocol": {"name": protocol.name, "protocol": protocol.protocol, "config": dataclasses.asdict(protocol.config)},
         "seed": seed,
@@ -66,9 +76,16 @@ def job_config(
 
 
 def make_job(
-    suite: SuiteConfig, model: ModelEntry, task: Task, ref: TaskRef, fingerprint: str, protocol: ProtocolRef, seed: int
+    suite: SuiteConfig,
+    model: ModelEntry,
+    model_identity: ModelIdentity,
+    task: Task,
+    ref: TaskRef,
+    fingerprint: str,
+    protocol: ProtocolRef,
+    seed: int,
 ) -> Job:
-    config = job_config(suite, model, task, fingerprint, protocol, seed, ref.options)
+    config = job_config(suite, model, model_identity, task, fingerprint, protocol, seed, ref.options)
     identity = JobIdentity(
         key=job_key(config),
         suite=suite.name,
@@ -79,8 +96,9 @@ def make_job(
         protocol=protocol.name,
         seed=seed,
         config={**config, "suite_path": str(suite.path)},
+        model_weights=model_identity.weights,
     )
-    return Job(identity, model, ref, protocol)
+    return Job(identity, model, ref, protocol, model_identity)
 
 
 @dataclass(frozen=True)
@@ -93,7 +111,8 @@ class JobResult:
     hardware_row: dict[str, Any] | None
 
 
-def model_row(info: ModelInfo, spec_json: str) -> dict[str, Any]:
+def model_row(info: ModelInfo, spec_json: str, identity: ModelIdentity) -> dict[str, Any]:
+    """The models-table row (the newest identity seen for the name; each run keeps its own in config_json)."""
     return {
         "name": info.name,
         "family": info.family,
@@ -105,6 +124,8 @@ def model_row(info: ModelInfo, spec_json: str) -> dict[str, Any]:
         "description": info.description,
         "feature_dim": info.feature_dim,
         "spec_json": spec_json,
+        "weights": identity.weights,
+        "identity_json": json.dumps(identity.as_dict(), sort_keys=True),
     }
 
 
@@ -150,13 +171,14 @@ class WorkerState:
     adapter_key: str | None = None
     models_loaded: int = 0
 
-    def get_adapter(self, model: ModelEntry) -> ModelAdapter:
+    def get_adapter(self, model: ModelEntry, identity: ModelIdentity) -> ModelAdapter:
         from harness.models import load_adapter
 
-        if self.adapter_key != model.spec.key:
+        key = f"{model.spec.key}-{identity.token}"
+        if self.adapter_key != key:
             self.release_model()
             self.adapter = load_adapter(model.spec)
-            self.adapter_key = model.spec.key
+            self.adapter_key = key
             self.models_loaded += 1
         assert self.adapter is not None
         return self.adapter
@@ -195,12 +217,12 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
     info_row: dict[str, Any] | None = None
     try:
         seed_everything(job.identity.seed)
-        adapter = state.get_adapter(job.model)
+        adapter = state.get_adapter(job.model, job.model_identity)
         info = adapter.info()
         inference = {"device": adapter.device, "precision": adapter.precision}
-        info_row = model_row(info, json.dumps(job.model.spec.as_dict(), sort_keys=True, default=str))
+        info_row = model_row(info, json.dumps(job.model.spec.as_dict(), sort_keys=True, default=str), job.model_identity)
         protocol = get_protocol(job.protocol.protocol)
-        ctx = ProtocolContext(features=state.features, seed=job.identity.seed)
+        ctx = ProtocolContext(features=state.features, seed=job.identity.seed, model_identity=job.model_identity.token)
         out = protocol.run(adapter, data, job.protocol.config, ctx)
         y = np.asarray(data.test.labels)
         metric_list, confusion = classification_metrics(y, out.preds, data.spec.labels, suite.bootstrap)
@@ -242,3 +264,8 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
 
 def feature_cache_dir(db_path: Path) -> Path:
     return db_path.parent / ".cache" / "features"
+
+
+def digest_cache_path(db_path: Path) -> Path:
+    """Weight-file digests (see models.identity.DigestCache), next to the feature cache."""
+    return db_path.parent / ".cache" / "weight-digests.json"

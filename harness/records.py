@@ -63,7 +63,8 @@ class JobIdentity:
     data_fingerprint: str
     protocol: str
     seed: int
-    config: Mapping[str, Any]  # model spec, protocol config, task options: everything that shaped the run
+    config: Mapping[str, Any]  # model spec + identity, protocol config, task options: everything that shaped the run
+    model_weights: str = ""  # what pins the weights, e.g. "sha256:0a1b2c3d4e5f" (models.identity.describe_weights)
 
 
 @dataclass(frozen=True, eq=False)

@@ -31,6 +31,16 @@ def _params(n: int | None) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
 
+def _weights_column(runs: list[dict[str, Any]]) -> bool:
+    """Show which weights each run used when it matters: a model with several weight versions in this
+    task, or runs recorded before weights were hashed."""
+    done = [r for r in runs if r["status"] == "done"]
+    versions: dict[str, set[str | None]] = defaultdict(set)
+    for r in done:
+        versions[r["model"]].add(r.get("model_weights"))
+    return any(len(v) > 1 or None in v for v in versions.values())
+
+
 def leaderboard_tables(store: Store, task: str | None = None, model: str | None = None) -> list[RenderableType]:
     """Per task: finished runs sorted by macro-F1, then the runs that were not applicable or failed."""
     from harness.data.hygiene import leak_summary
@@ -45,16 +55,20 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
     for task_name in sorted(by_task):
         runs = by_task[task_name]
         multi_seed = len({r["seed"] for r in runs}) > 1
+        weights = _weights_column(runs)
         table = Table(title=esc(task_name), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
         table.add_column("model", overflow="fold", min_width=10)
         table.add_column("protocol", overflow="fold", min_width=8)
         if multi_seed:
             table.add_column("seed", justify="right")
+        if weights:
+            table.add_column("weights", no_wrap=True)
         for col in ("macro-F1", "95% CI", "accuracy", "p50 ms", "p95 ms", "items/s", "params"):
             table.add_column(col, justify="right", no_wrap=True)
         done = sorted((r for r in runs if r["status"] == "done"), key=lambda r: (-(r["macro_f1"] or 0.0), r["model"]))
         for r in done:
             cells = [esc(r["model"]), esc(r["protocol"])] + ([str(r["seed"])] if multi_seed else [])
+            cells += [r["model_weights"] or "not recorded"] if weights else []
             cells += [
                 _fmt(r["macro_f1"], ".3f"), _ci_range(r, "macro_f1"), _fmt(r["accuracy"], ".3f"),
                 _fmt(r["p50_ms"], ".1f"), _fmt(r["p95_ms"], ".1f"), _fmt(r["items_per_s"], ",.0f"), _params(r["params"]),

@@ -11,7 +11,8 @@ from pathlib import Path
 from harness.config import SuiteConfig, TaskRef
 from harness.errors import HarnessError, unknown_name
 from harness.executors import Executor, LocalExecutor, ProgressCallback, SweepContext
-from harness.jobs import Job, JobResult, feature_cache_dir, make_job
+from harness.jobs import Job, JobResult, digest_cache_path, feature_cache_dir, make_job
+from harness.models.identity import DigestCache, model_identity
 from harness.store import Store
 from harness.tasks import Task, TaskData
 
@@ -82,6 +83,9 @@ def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Se
         tasks[ref.name] = registry.get(ref.name, ref.options or None)
     jobs: list[Job] = []
     skipped: list[tuple[str, str]] = []
+    digests = DigestCache(digest_cache_path(store.path.resolve()))
+    identities = {model.spec.name: model_identity(model.spec, digests) for model in suite.models}
+    digests.save()
     for model in suite.models:
         for ref in suite.tasks:
             if model.tasks is not None and ref.name not in model.tasks:
@@ -95,7 +99,7 @@ def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Se
                 if model.protocols is not None and protocol.name not in model.protocols:
                     continue
                 for seed in suite.seeds:
-                    jobs.append(make_job(suite, model, task, ref, fingerprint, protocol, seed))
+                    jobs.append(make_job(suite, model, identities[model.spec.name], task, ref, fingerprint, protocol, seed))
     return Plan(jobs, tasks, skipped)
 
 

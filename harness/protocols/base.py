@@ -29,9 +29,13 @@ class ProtocolOutput:
 class ProtocolContext:
     features: FeatureCache
     seed: int
+    model_identity: str = ""  # ModelIdentity.token: features of changed weights are never served from cache
 
     def encode(self, adapter: ModelAdapter, split: Split) -> Any:
-        return self.features.get(adapter.feature_cache_id, split, lambda: adapter.encode(split.inputs))
+        cache_id = adapter.feature_cache_id
+        if cache_id is not None and self.model_identity:
+            cache_id = f"{cache_id}-{self.model_identity}"
+        return self.features.get(cache_id, split, lambda: adapter.encode(split.inputs))
 
 
 class RunProtocol(Protocol):

@@ -1,0 +1,245 @@
+"""Model identity: what a model computes, pinned without loading it.
+
+A suite names a model by a spec (family, source path or hub id, options); the spec does not change when a
+checkpoint is retrained in place, a hub branch moves or an asset package is upgraded, but the results do.
+`model_identity` pins the weights at plan time, cheaply:
+
+- a local or packaged (`pkg://`) source, file or folder: a SHA-256 over the content of every file
+  (a folder: every file under it except hidden ones, with its relative path; families whose model lives
+  in several places declare their files in `WEIGHT_FILES`). Digests are cached on disk by
+  path + size + mtime (ns) + inode, so an unchanged 500 MB checkpoint is hashed once, not on every plan;
+- a hub id: the commit the requested revision resolves to (a pinned 40-hex revision is taken as is;
+  offline, the commit of the local Hugging Face cache snapshot; otherwise recorded as unresolved);
+- the version of the package a `pkg://` source lives in, and of the libraries that implement the family
+  (`FAMILY_PACKAGES`): code-only models (TF-IDF, pixels, VADER) are pinned by these alone.
+
+The identity goes into the job key, the feature-cache key, the models table, each run's config (so
+`compare` can say "model weights changed") and the runs table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.errors import HarnessError
+from harness.models import PKG_SCHEME, package_distribution, resolve_source
+from harness.models.base import ModelSpec
+
+SourceKind = Literal["files", "hub", "name", "none"]
+
+# Libraries whose code computes a family's outputs (their versions are part of the identity).
+FAMILY_PACKAGES: dict[str, tuple[str, ...]] = {
+    "hf_text": ("transformers",),
+    "sentence_transformers": ("sentence-transformers", "transformers"),
+    "onnx": ("onnxruntime", "tokenizers"),
+    "hf_classifier": ("transformers",),
+    "efficientnet_lite": ("efficientnet-lite-pytorch",),
+    "torchvision": ("torchvision",),
+    "timm": ("timm",),
+    "tfidf": ("scikit-learn",),
+    "pixels": ("scikit-learn",),
+    "vader": ("vaderSentiment",),
+}
+# Families whose model is not just "the source file or folder": "module:function" in this package, the
+# function (spec, resolved source path) -> the files the model reads. Imported only when needed.
+WEIGHT_FILES: dict[str, str] = {"onnx": "onnx_files:onnx_files"}
+
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    kind: SourceKind  # files: local/packaged weights hashed; hub: a hub id; name: a library's model name; none
+    weights_sha256: str | None = None  # content hash of the weight files (kind "files")
+    n_files: int = 0
+    commit: str | None = None  # resolved hub commit (kind "hub")
+    unresolved: str | None = None  # why the weights could not be pinned, in words
+    packages: tuple[tuple[str, str], ...] = ()  # (distribution, version) of the source package and the family code
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["packages"] = dict(self.packages)
+        return d
+
+    @property
+    def token(self) -> str:
+        """A short hash of the whole identity (feature-cache namespace)."""
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def weights(self) -> str:
+        """What pins the weights, for tables: "sha256:<12 hex>", "commit:<12 hex>", "unresolved", "code"."""
+        return describe_weights(self.as_dict())
+
+
+def describe_weights(identity: Any) -> str:
+    """The short weights label of a stored identity dict (or "not recorded" for runs made before identities)."""
+    if not isinstance(identity, dict):
+        return "not recorded"
+    if identity.get("weights_sha256"):
+        return f"sha256:{identity['weights_sha256'][:12]}"
+    if identity.get("commit"):
+        return f"commit:{identity['commit'][:12]}"
+    if identity.get("kind") in ("hub", "name") or identity.get("unresolved"):
+        return "unresolved"
+    return "code"
+
+
+class DigestCache:
+    """File content digests keyed by absolute path, valid while size, mtime (ns) and inode are unchanged.
+
+    One small JSON file; written atomically (temp file + rename) only when a digest was computed."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, list[Any]] = {}
+        self.dirty = False
+        self.hashed_bytes = 0  # bytes read to hash (0 on a fully cached plan)
+        if path is not None and path.is_file():
+            try:
+                loaded = json.loads(path.read_text())
+                if isinstance(loaded, dict):
+                    self.entries = loaded
+            except (OSError, ValueError):
+                self.entries = {}  # a damaged cache is only a cache: rebuild it
+
+    def digest(self, path: Path) -> str:
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        key = str(path)
+        entry = self.entries.get(key)
+        if isinstance(entry, list) and len(entry) == 4 and entry[:3] == stamp:
+            return str(entry[3])
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+        self.hashed_bytes += st.st_size
+        self.entries[key] = [*stamp, h.hexdigest()]
+        self.dirty = True
+        return h.hexdigest()
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp.json")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.entries, fh)
+            os.replace(tmp, self.path)
+        except OSError:
+            return  # the cache is an optimisation; an unwritable cache dir only costs re-hashing
+        self.dirty = False
+
+
+def model_identity(spec: ModelSpec, digests: DigestCache) -> ModelIdentity:
+    """The identity of `spec`'s model, from files, the local hub cache and package metadata (no model load)."""
+    packages = [(dist, _version(dist)) for dist in FAMILY_PACKAGES.get(spec.family, ())]
+    source = spec.source
+    if not source:
+        return ModelIdentity("none", packages=tuple(packages))
+    if source.startswith(PKG_SCHEME):
+        dist = package_distribution(source[len(PKG_SCHEME) :].partition("/")[0])
+        packages.insert(0, (dist, _version(dist)))
+    try:
+        resolved = Path(resolve_source(source)).expanduser()
+        files = weight_files(spec, resolved) if resolved.exists() else None
+    except HarnessError as err:  # the job records the load failure with this same message
+        return ModelIdentity("files", unresolved=str(err), packages=tuple(packages))
+    if files is not None:
+        return ModelIdentity(
+            "files", weights_sha256=files_digest(files, resolved, digests), n_files=len(files), packages=tuple(packages)
+        )
+    if spec.family in ("torchvision", "timm"):  # a library's model name; its weights are pinned by the library version
+        return ModelIdentity("name", unresolved="weights named by the library; pinned by its version only", packages=tuple(packages))
+    commit, why = hub_commit(source, spec.revision)
+    return ModelIdentity("hub", commit=commit, unresolved=why, packages=tuple(packages))
+
+
+def weight_files(spec: ModelSpec, resolved: Path) -> list[Path]:
+    """The files the model reads: the family's declaration, else the source file or every file under the folder."""
+    if spec.family in WEIGHT_FILES:
+        module_name, func_name = WEIGHT_FILES[spec.family].split(":")
+        func: Callable[[ModelSpec, Path], Iterable[Path]] = getattr(
+            importlib.import_module(f"harness.models.{module_name}"), func_name
+        )
+        return sorted(set(func(spec, resolved)))
+    if resolved.is_file():
+        return [resolved]
+    out: list[Path] = []
+    for root, dirs, names in os.walk(resolved, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        out.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
+    return out
+
+
+def files_digest(files: Iterable[Path], base: Path, digests: DigestCache) -> str:
+    """SHA-256 over (path relative to the source, content digest) of each file: renames and edits both count."""
+    h = hashlib.sha256()
+    anchor = base if base.is_dir() else base.parent
+    for f in files:
+        try:
+            rel = f.relative_to(anchor).as_posix()
+        except ValueError:
+            rel = f.name
+        h.update(f"{rel}\0{digests.digest(f)}\n".encode())
+    return h.hexdigest()
+
+
+def hub_commit(repo_id: str, revision: str | None) -> tuple[str | None, str | None]:
+    """(commit, None) for a hub id at `revision`, or (None, why) when it cannot be resolved.
+
+    A 40-hex revision is a commit already. Online (HF_HUB_OFFLINE unset), the hub is asked; otherwise, or
+    when it cannot be reached, the commit the local Hugging Face cache snapshot points at is used."""
+    rev = revision or "main"
+    if _SHA_RE.match(rev):
+        return rev, None
+    if not _offline():
+        try:
+            from huggingface_hub import HfApi
+
+            sha = HfApi().model_info(repo_id, revision=rev, timeout=10).sha
+            if sha:
+                return sha, None
+        except Exception:  # noqa: BLE001 - no network, unknown repo, ...: fall back to the local cache
+            pass
+    ref = _hf_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "refs" / rev
+    try:
+        commit = ref.read_text().strip()
+    except OSError:
+        commit = ""
+    if _SHA_RE.match(commit):
+        return commit, None
+    return None, f"hub revision {rev!r} of {repo_id!r} not resolved (hub unreachable and no local snapshot)"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hf_cache_dir() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+@cache
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"

@@ -1,0 +1,42 @@
+"""Where an ONNX export keeps its files (graph, external data, tokenizer). Cheap: no onnxruntime import,
+so model identity (harness.models.identity) can list them at plan time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.models.base import ModelSpec
+
+
+def locate_files(spec: ModelSpec, source: Path) -> tuple[Path, Path]:
+    """(model.onnx, tokenizer.json) for a source that is the .onnx file or its export folder."""
+    if source.is_file():
+        model_path = source
+    else:
+        candidates = [source / "onnx" / "model.onnx", source / "model.onnx"]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise HarnessError(
+                f'ONNX model "{spec.name}": no model.onnx under {source} (looked for '
+                f"{', '.join(str(c) for c in candidates)}). Point source at the .onnx file or its export folder."
+            )
+        model_path = found[0]
+    tokenizer_dirs = [model_path.parent, model_path.parent.parent]
+    if source.is_dir():
+        tokenizer_dirs.insert(0, source)
+    for folder in tokenizer_dirs:
+        if (folder / "tokenizer.json").is_file():
+            return model_path, folder / "tokenizer.json"
+    raise HarnessError(
+        f'ONNX model "{spec.name}": no tokenizer.json next to {model_path} or in '
+        f"{', '.join(str(d) for d in tokenizer_dirs)}. Export the tokenizer with the model "
+        "(tokenizer.save_pretrained) into that folder."
+    )
+
+
+def onnx_files(spec: ModelSpec, source: Path) -> list[Path]:
+    """Every file the ONNX model reads: the graph, its external-data files (model.onnx_data, ...) and the tokenizer."""
+    model_path, tokenizer_path = locate_files(spec, source)
+    external = [p for p in model_path.parent.glob(f"{model_path.name}?*") if p.is_file()]
+    return [model_path, *external, tokenizer_path]

