@@ -170,21 +170,26 @@ class WorkerState:
     adapter: ModelAdapter | None = None
     adapter_key: str | None = None
     models_loaded: int = 0
+    load_s: float | None = None  # seconds the loaded adapter took to build and load its weights
 
     def get_adapter(self, model: ModelEntry, identity: ModelIdentity) -> ModelAdapter:
+        """The model's adapter, loaded (weights included: `info()` forces them) and timed on first use."""
         from harness.models import load_adapter
 
         key = f"{model.spec.key}-{identity.token}"
         if self.adapter_key != key:
             self.release_model()
-            self.adapter = load_adapter(model.spec)
-            self.adapter_key = key
+            t0 = time.perf_counter()
+            adapter = load_adapter(model.spec)
+            adapter.info()  # builds the network and reads the weights of lazily loading adapters
+            self.load_s = time.perf_counter() - t0
+            self.adapter, self.adapter_key = adapter, key
             self.models_loaded += 1
         assert self.adapter is not None
         return self.adapter
 
     def release_model(self) -> None:
-        self.adapter, self.adapter_key = None, None
+        self.adapter, self.adapter_key, self.load_s = None, None, None
         gc.collect()
         try:
             import torch
@@ -237,6 +242,8 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
                 device=adapter.device,
                 params=info.params,
                 cfg=suite.timing,
+                weight_bytes=info.weight_bytes,
+                load_s=state.load_s,
             )
     except NotApplicable as exc:
         status, error = "not_applicable", str(exc)

@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.compare.policy import Percentile
 from harness.compare.results import RunResult, load_results, open_readonly
 from harness.errors import HarnessError, close_match, unknown_name
+from harness.records import TimingRecord
 from harness.stats import CONFUSION_METRICS, RankedEntry, rank_with_ties
 
 CONSTRAINT_FLAGS = {"latency": "--max-latency-ms", "params": "--max-params", "memory": "--max-memory"}
@@ -105,7 +106,7 @@ class Candidate:
     value: float  # the metric of the representative run (its stored value)
     ci_low: float | None
     ci_high: float | None
-    latency_ms: float | None  # at the requested percentile, on the chosen hardware
+    latency_ms: float | None  # at the requested percentile, on the chosen hardware, uncontended timings only
     params: int | None
     peak_mem_mb: float | None  # MiB, on the chosen hardware
     has_predictions: bool
@@ -115,6 +116,8 @@ class Candidate:
     p_value: float | None = None
     pareto_latency: bool = False
     pareto_size: bool = False
+    latency_note: str | None = None  # why latency_ms is missing or what was left out of it
+
 
     @property
     def name(self) -> str:
@@ -169,6 +172,7 @@ def pick(
     candidates = [_candidate(group, hw, constraints.at, metric) for group in _by_candidate(runs).values()]
     candidates = [replace(c, violations=_violations(c, constraints)) for c in candidates]
     candidates = sorted(_mark_pareto(candidates), key=_by_value)
+    notes += [f"{c.name}: {c.latency_note}." for c in candidates if c.latency_note]
     eligible = [c for c in candidates if c.eligible]
     tie_group: tuple[str, ...] = ()
     choice = blocker = miss = None
@@ -283,18 +287,39 @@ def _resolve_hardware(runs: Sequence[RunResult], requested: str | None) -> tuple
 
 
 def _candidate(runs: Sequence[RunResult], hw: str | None, at: Percentile, metric: str) -> Candidate:
+    """Latency: the median over the candidate's seeds of its timings on `hw`, leaving out contended
+    timings (they measure the other work on the machine, not the model) and timings whose sample count
+    does not support the percentile."""
     rep = runs[0]
     stat = rep.metrics.get(metric)
-    timed = [r.timing for r in runs if r.timing is not None and r.timing.hardware == hw]
-    latency = statistics.median(t.at(at) for t in timed) if timed else None
-    mem = [t.peak_mem_mb for t in timed if t.peak_mem_mb is not None]
+    on_hw = [r.timing for r in runs if r.timing is not None and r.timing.hardware == hw]
+    quiet = [t for t in on_hw if not t.contended]
+    values = [v for v in (t.reported(at) for t in quiet) if v is not None]
+    latency = statistics.median(values) if values else None
+    mem = [t.peak_mem_mb for t in quiet if t.peak_mem_mb is not None]
     params = rep.params if rep.params is not None else next((r.timing.params for r in runs if r.timing), None)
     return Candidate(
         model=rep.model, protocol=rep.protocol, run_key=rep.key, seed=rep.seed, n_seeds=len(runs),
         value=stat.value if stat else math.nan, ci_low=stat.ci_low if stat else None,
         ci_high=stat.ci_high if stat else None, latency_ms=latency, params=params,
         peak_mem_mb=max(mem) if mem else None, has_predictions=rep.predictions is not None,
+        latency_note=_latency_note(on_hw, quiet, values, at),
     )  # fmt: skip
+
+
+def _latency_note(
+    on_hw: Sequence[TimingRecord], quiet: Sequence[TimingRecord], values: Sequence[float], at: str
+) -> str | None:
+    contended = len(on_hw) - len(quiet)
+    parts = []
+    if contended:
+        parts.append(f"{contended} contended timing(s) ignored")
+    withheld = [t.withheld_reason(at) for t in quiet if t.withheld_reason(at)]
+    if withheld:
+        parts.append(f"{at} withheld ({withheld[0]})")
+    if not parts:
+        return None
+    return ("no usable timing: " if not values else "") + "; ".join(parts)
 
 
 def _violations(c: Candidate, k: Constraints) -> dict[str, float]:
@@ -388,7 +413,7 @@ def _costs(c: Candidate, at: str, hw: str | None) -> str:
     lat = (
         f"{at} {c.latency_ms:.2f} ms"
         if c.latency_ms is not None
-        else f"no {at} latency on {hw or 'any hardware'}"
+        else f"no {at} latency on {hw or 'any hardware'}" + (f" ({c.latency_note})" if c.latency_note else "")
     )
     return f"{lat}, {format_count(c.params)} parameters"
 

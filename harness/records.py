@@ -21,9 +21,21 @@ class MetricValue:
     ci_high: float | None = None
 
 
+# A percentile is reported only when at least one timed sample lies above it: the q-th percentile of
+# fewer than 1 / (1 - q) samples is just the largest sample. p95 needs 20 samples, p99 needs 100.
+PERCENTILE_MIN_SAMPLES = {"p50": 1, "p95": 20, "p99": 100}
+
+
 @dataclass(frozen=True)
 class TimingRecord:
-    hardware: str  # fingerprint id, see timing.hardware_fingerprint
+    """One timing row. The fields after `params` were added later: rows from older stores leave them None.
+
+    p95_ms / p99_ms hold the empirical percentiles of the n_timed batch-1 samples; `reported` withholds
+    them when n_timed is too small to support them (PERCENTILE_MIN_SAMPLES). `contended` marks a timing
+    taken while other work competed for the CPU or GPU (see timing.contention_verdict for the rule).
+    """
+
+    hardware: str  # fingerprint id, see timing.hardware_info
     device: str
     batch_size: int
     p50_ms: float
@@ -35,10 +47,48 @@ class TimingRecord:
     items_per_s: float
     peak_mem_mb: float | None
     params: int | None
+    # adaptive sampling
+    p50_rel_ci: float | None = None  # half-width of the distribution-free 95% CI of p50, relative to p50
+    stop_reason: str | None = None  # "precision" | "budget" | "max_samples" | "fixed"
+    # memory and load
+    weights_mb: float | None = None  # parameter + buffer bytes by their actual dtype (ONNX: initialisers)
+    rss_peak_mb: float | None = None  # the process's peak resident memory during the timed region (psutil)
+    load_s: float | None = None  # model load time, measured once per worker when the model was loaded
+    threads: int | None = None  # torch intra-op threads during the timing
+    # contention guard, measured around the timed regions
+    cpu_wall_ratio: float | None = None  # process CPU seconds / wall seconds
+    run_wait_frac: float | None = None  # share of runnable time our threads waited for a CPU (Linux schedstat)
+    others_cpu_frac: float | None = None  # CPU capacity (our CPUs) used by other processes, 0..1
+    steal_frac: float | None = None  # CPU time the hypervisor gave to other machines, 0..1
+    load_avg: float | None = None  # 1-minute load average per usable CPU at the end of the timing
+    gpu_other_procs: int | None = None  # other processes computing on our GPU (CUDA, when observable)
+    contended: bool | None = None  # None: measured before the contention guard existed
+    attempts: int = 1  # 2 when the first measurement was contended and the timing was re-measured
 
     def at(self, percentile: str) -> float:
-        """Batch-1 latency at "p50", "p95" or "p99", in ms."""
+        """Batch-1 latency at "p50", "p95" or "p99", in ms, whether or not n supports it."""
         return float(getattr(self, f"{percentile}_ms"))
+
+    def reported(self, percentile: str) -> float | None:
+        """The percentile in ms, or None when n_timed is too small to support it."""
+        return None if self.withheld_reason(percentile) else self.at(percentile)
+
+    def withheld_reason(self, percentile: str) -> str | None:
+        need = PERCENTILE_MIN_SAMPLES[percentile]
+        if self.n_timed >= need:
+            return None
+        return f"{percentile} needs >= {need} samples, this timing has {self.n_timed}"
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> TimingRecord:
+        """From a timings-table row or a baseline JSON object; fields it lacks keep their defaults."""
+        names = set(cls.__dataclass_fields__)
+        values = {k: row[k] for k in row.keys() if k in names}  # noqa: SIM118 (sqlite3.Row has no __iter__ of keys)
+        if values.get("contended") is not None:
+            values["contended"] = bool(values["contended"])
+        if values.get("attempts") is None:  # a row from before the column existed
+            values.pop("attempts", None)
+        return cls(**values)
 
 
 @dataclass(frozen=True, eq=False)

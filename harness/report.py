@@ -11,7 +11,32 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.console import esc
+from harness.records import PERCENTILE_MIN_SAMPLES
 from harness.store import Store
+
+WITHHELD = "—"
+
+
+def _latency(row: dict[str, Any], at: str) -> str:
+    """A batch-1 percentile; "—" when n is too small to support it; "*" marks a contended timing."""
+    value = row.get(f"{at}_ms")
+    if value is None:
+        return "-"
+    n = row.get("n_timed")
+    if n is not None and n < PERCENTILE_MIN_SAMPLES[at]:
+        return WITHHELD
+    return f"{value:.1f}" + ("*" if row.get("contended") else "")
+
+
+def _timing_mark(row: dict[str, Any]) -> str:
+    if row.get("p50_ms") is None:
+        return ""
+    if row.get("contended"):
+        wait = row.get("run_wait_frac")
+        others = row.get("others_cpu_frac")
+        figure = f"wait {wait:.0%}" if wait is not None else (f"others {others:.0%}" if others is not None else "")
+        return f"[yellow]contended[/yellow] {figure}".rstrip()
+    return "quiet" if row.get("contended") is not None else "[dim]unchecked[/dim]"
 
 
 def _ci_range(row: dict[str, Any], name: str) -> str:
@@ -63,18 +88,21 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
             table.add_column("seed", justify="right")
         if weights:
             table.add_column("weights", no_wrap=True)
-        for col in ("macro-F1", "95% CI", "accuracy", "p50 ms", "p95 ms", "items/s", "params"):
+        for col in ("macro-F1", "95% CI", "accuracy", "p50 ms", "p95 ms", "p99 ms", "n", "items/s", "params"):
             table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("timing", no_wrap=True)
         done = sorted((r for r in runs if r["status"] == "done"), key=lambda r: (-(r["macro_f1"] or 0.0), r["model"]))
         for r in done:
             cells = [esc(r["model"]), esc(r["protocol"])] + ([str(r["seed"])] if multi_seed else [])
             cells += [r["model_weights"] or "not recorded"] if weights else []
             cells += [
                 _fmt(r["macro_f1"], ".3f"), _ci_range(r, "macro_f1"), _fmt(r["accuracy"], ".3f"),
-                _fmt(r["p50_ms"], ".1f"), _fmt(r["p95_ms"], ".1f"), _fmt(r["items_per_s"], ",.0f"), _params(r["params"]),
+                _latency(r, "p50"), _latency(r, "p95"), _latency(r, "p99"), _fmt(r["n_timed"], "d"),
+                _fmt(r["items_per_s"], ",.0f"), _params(r["params"]), _timing_mark(r),
             ]  # fmt: skip
             table.add_row(*cells)
         out.append(table)
+        out.extend(_latency_notes(done))
         leaks = leak_summary(hygiene.get(task_name))
         if leaks:
             out.append(Text.from_markup("  [bold yellow]data leak:[/bold yellow] ", end="") + Text(leaks))
@@ -83,3 +111,27 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
             tag = "[dim]n/a[/dim]" if r["status"] == "not_applicable" else "[bold red]FAILED[/bold red]"
             out.append(Text.from_markup(f"  {tag} ", end="") + Text(f"{r['model']} / {r['protocol']}: {reason}"))
     return out
+
+
+def _latency_notes(done: list[dict[str, Any]]) -> list[RenderableType]:
+    """Legends for the marks the table used: contended timings and withheld percentiles."""
+    notes: list[RenderableType] = []
+    if any(r.get("contended") for r in done):
+        notes.append(
+            Text(
+                "  * contended: other processes competed for the CPU/GPU while this was timed (our threads waited "
+                "for a CPU >= 10% of the time, or steal/others over the limit; see docs/store.md). Its latency "
+                "measures the machine, not the model: pick and compare leave it out. Re-run on a quiet machine."
+            )
+        )
+    withheld = sorted(
+        {
+            f"{at} needs >= {need} samples"
+            for r in done
+            for at, need in PERCENTILE_MIN_SAMPLES.items()
+            if r.get("n_timed") is not None and r["n_timed"] < need and r.get(f"{at}_ms") is not None
+        }
+    )
+    if withheld:
+        notes.append(Text(f"  {WITHHELD} withheld: {'; '.join(withheld)} (n = timed batch-1 samples; raise timing.min_samples)"))
+    return notes

@@ -108,6 +108,21 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("runs", "model_weights", "TEXT"),  # NULL: run made before weights were hashed
     ("models", "weights", "TEXT"),
     ("models", "identity_json", "TEXT"),
+    # latency: adaptive sampling, memory, load time, contention guard (see records.TimingRecord)
+    ("timings", "p50_rel_ci", "REAL"),
+    ("timings", "stop_reason", "TEXT"),
+    ("timings", "weights_mb", "REAL"),
+    ("timings", "rss_peak_mb", "REAL"),
+    ("timings", "load_s", "REAL"),
+    ("timings", "threads", "INTEGER"),
+    ("timings", "cpu_wall_ratio", "REAL"),
+    ("timings", "run_wait_frac", "REAL"),
+    ("timings", "others_cpu_frac", "REAL"),
+    ("timings", "steal_frac", "REAL"),
+    ("timings", "load_avg", "REAL"),
+    ("timings", "gpu_other_procs", "INTEGER"),
+    ("timings", "contended", "INTEGER"),
+    ("timings", "attempts", "INTEGER"),
 )
 
 
@@ -261,6 +276,7 @@ class Store:
                acc.value AS accuracy, acc.ci_low AS accuracy_ci_low, acc.ci_high AS accuracy_ci_high,
                f1.value AS macro_f1, f1.ci_low AS macro_f1_ci_low, f1.ci_high AS macro_f1_ci_high,
                t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb, t.batch_size, t.device,
+               t.n_timed, t.p50_rel_ci, t.contended, t.run_wait_frac, t.others_cpu_frac, t.weights_mb, t.load_s,
                m.params, m.family
         FROM runs r
         LEFT JOIN metrics acc ON acc.run_key = r.key AND acc.name = 'accuracy'

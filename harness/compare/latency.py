@@ -31,12 +31,22 @@ def compare_latency(
     base: Sequence[RunResult], cand: Sequence[RunResult], policy: Policy
 ) -> LatencyComparison:
     """Latency compares only within one hardware fingerprint. A difference smaller than the spread
-    measured inside the runs (the larger of std and p95 - p50 on either side) is treated as noise."""
+    measured inside the runs (the larger of std and p95 - p50 on either side) is treated as noise.
+
+    Contended timings (taken while other processes competed for the CPU or GPU) are left out: they
+    measure the machine's other work, so they can neither fail nor pass the latency gate. Timings whose
+    sample count does not support the requested percentile (p99 of 30 samples) are left out too."""
     at = policy.latency_at
-    tb = [r.timing for r in base if r.timing is not None]
-    tc = [r.timing for r in cand if r.timing is not None]
-    if not tb or not tc:
+    tb_all = [r.timing for r in base if r.timing is not None]
+    tc_all = [r.timing for r in cand if r.timing is not None]
+    if not tb_all or not tc_all:
         return LatencyComparison("unavailable", at, note="No timing on one side.")
+    tb, tc = _usable(tb_all, at), _usable(tc_all, at)
+    if not tb or not tc:
+        side, unusable = ("baseline", tb_all) if not tb else ("candidate", tc_all)
+        return LatencyComparison(
+            "unavailable", at, note=f"Latency not compared: {_why_unusable(unusable, at)} on the {side} side."
+        )
     common = {t.hardware for t in tb} & {t.hardware for t in tc}
     if not common:
         hb = ", ".join(sorted({t.hardware for t in tb}))
@@ -53,7 +63,9 @@ def compare_latency(
     c = statistics.median(t.at(at) for t in on_c)
     noise = max(_spread(t) for t in [*on_b, *on_c])
     ratio = c / b if b > 0 else float("inf")
-    change = f"{at} {b:.2f} ms -> {c:.2f} ms (x{ratio:.2f}, noise margin {noise:.2f} ms, hardware {hardware})"
+    left_out = len(tb_all) + len(tc_all) - len(tb) - len(tc)
+    aside = f", {left_out} contended or too-small timing(s) left out" if left_out else ""
+    change = f"{at} {b:.2f} ms -> {c:.2f} ms (x{ratio:.2f}, noise margin {noise:.2f} ms, hardware {hardware}{aside})"
     if c - b > noise and policy.max_latency_ratio is not None and ratio > policy.max_latency_ratio:
         status: LatencyStatus = "regression"
         note = f"Latency regression: {change} exceeds the allowed x{policy.max_latency_ratio:g}."
@@ -64,6 +76,18 @@ def compare_latency(
     else:
         status, note = "within_noise", f"Within noise: {change}."
     return LatencyComparison(status, at, b, c, ratio, noise, hardware, note)
+
+
+def _usable(timings: Sequence[TimingRecord], at: str) -> list[TimingRecord]:
+    return [t for t in timings if not t.contended and t.reported(at) is not None]
+
+
+def _why_unusable(timings: Sequence[TimingRecord], at: str) -> str:
+    contended = sum(1 for t in timings if t.contended)
+    if contended:
+        return f"{contended} of {len(timings)} timing(s) contended (other processes competed for the CPU/GPU; re-time on a quiet machine)"
+    reason = next((t.withheld_reason(at) for t in timings if t.withheld_reason(at)), None)
+    return f"{at} withheld ({reason})"
 
 
 def _spread(t: TimingRecord) -> float:

@@ -79,7 +79,7 @@ def _p(m: MetricComparison | None) -> str:
 def _latency(pair: PairComparison) -> str:
     lat = pair.latency
     if lat is None or lat.status == "unavailable":
-        return "—"
+        return "— (contended)" if lat is not None and "contended" in lat.note else "—"
     if lat.status == "not_comparable":
         return "not comparable (different hardware)"
     return (
@@ -110,11 +110,17 @@ def _rows(report: ComparisonReport, with_task: bool = True) -> list[dict[str, st
     return rows
 
 
+def _latency_note_worth_showing(pair: PairComparison) -> bool:
+    """Every latency note except the plain "no timing" one (contended or withheld timings say why)."""
+    lat = pair.latency
+    return lat is not None and (lat.status != "unavailable" or lat.note.startswith("Latency not compared"))
+
+
 def _details(report: ComparisonReport) -> list[str]:
     lines = [*report.problems, *report.notes]
     for pair in report.pairs:
         extra = list(pair.reasons) + list(pair.notes)
-        if pair.latency is not None and pair.latency.status not in ("unavailable", "regression"):
+        if pair.latency is not None and pair.latency.status != "regression" and _latency_note_worth_showing(pair):
             extra.append(pair.latency.note)
         lines.extend(f"{pair.name}: {text}" for text in extra)
     return lines
@@ -196,7 +202,7 @@ def render_junit(report: ComparisonReport) -> str:
             ET.SubElement(case, "failure", message=message, type=pair.verdict).text = "\n".join(pair.reasons)
         elif pair.verdict in SKIPPED:
             ET.SubElement(case, "skipped", message=message)
-        latency = [pair.latency.note] if pair.latency and pair.latency.status != "unavailable" else []
+        latency = [pair.latency.note] if pair.latency and _latency_note_worth_showing(pair) else []
         out = [*pair.notes, *latency]
         if out:
             ET.SubElement(case, "system-out").text = "\n".join(out)

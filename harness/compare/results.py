@@ -209,7 +209,7 @@ def _run_from_db(
             preds=np.array([r[2] for r in pred_rows], dtype=np.int64),
         )
     t = conn.execute("SELECT * FROM timings WHERE run_key = ?", [key]).fetchone()
-    timing = TimingRecord(**{f: t[f] for f in TimingRecord.__dataclass_fields__}) if t else None
+    timing = TimingRecord.from_mapping(t) if t else None
     model_params = params.get(row["model"])
     return RunResult(
         key=key,
@@ -343,7 +343,7 @@ def run_from_json(d: Mapping[str, Any]) -> RunResult:
         )
         if preds
         else None,
-        timing=TimingRecord(**timing) if timing else None,
+        timing=TimingRecord.from_mapping(timing) if timing else None,
         n_labels=d.get("n_labels"),
         params=d.get("params"),
     )

@@ -113,7 +113,14 @@ class WorkerReply:
 class ModelWorker:
     """The body of a Ray actor: a JobWorker whose tasks are re-discovered from plugin paths."""
 
-    def __init__(self, suite: SuiteConfig, plugins: tuple[Path, ...], feature_dir: Path) -> None:
+    def __init__(
+        self, suite: SuiteConfig, plugins: tuple[Path, ...], feature_dir: Path, cpus: float | None = None
+    ) -> None:
+        from harness.timing import configure_threads
+
+        # Several workers share a node: each runs torch with its own CPU share of threads (recorded in
+        # the hardware fingerprint and each timing row), not one thread per core each.
+        configure_threads(cpus if cpus else None)
         self.tasks = DiscoveredTasks((*suite.plugins, *plugins))
         self.worker = JobWorker(suite, self.tasks, feature_dir)
 
@@ -168,7 +175,7 @@ class RayExecutor(Executor):
             def submit(lane: _Lane) -> None:
                 if lane.actor is None:
                     lane.actor = actor_class.options(max_restarts=0, **lane.resources).remote(
-                        context.suite, context.plugins, context.feature_dir
+                        context.suite, context.plugins, context.feature_dir, lane.resources["num_cpus"]
                     )
                 job = lane.jobs[0]
                 progress(job, None)

@@ -63,6 +63,7 @@ class ModelInfo:
     license: str = ""
     description: str = ""
     feature_dim: int | None = None
+    weight_bytes: int | None = None  # parameters + buffers by their actual dtype (ONNX: initialisers)
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,7 +98,14 @@ class ModelAdapter(ABC):
     @abstractmethod
     def info(self) -> ModelInfo: ...
 
-    def model_info(self, *, params: int | None, description: str, feature_dim: int | None = None) -> ModelInfo:
+    def model_info(
+        self,
+        *,
+        params: int | None,
+        description: str,
+        feature_dim: int | None = None,
+        weight_bytes: int | None = None,
+    ) -> ModelInfo:
         """ModelInfo whose identity fields (name, family, modality, source, revision, license) come from the spec."""
         return ModelInfo(
             name=self.spec.name,
@@ -109,6 +117,7 @@ class ModelAdapter(ABC):
             license=self.spec.license,
             description=description,
             feature_dim=feature_dim,
+            weight_bytes=weight_bytes,
         )
 
     @abstractmethod

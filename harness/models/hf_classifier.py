@@ -18,6 +18,7 @@ from harness.models.hf_common import (
     PooledEncoder,
     Tokenize,
     embed_by_length,
+    module_bytes,
     parameter_count,
     pool,
     tokenize,
@@ -56,6 +57,7 @@ class HFSequenceClassifier(HFPretrainedAdapter):
     def info(self) -> ModelInfo:
         return self.model_info(
             params=parameter_count(self.model),
+            weight_bytes=module_bytes(self.model),
             description=f"{self.model.config.model_type} classifier over {', '.join(self.model_labels)}",
             feature_dim=self.feature_dim,
         )

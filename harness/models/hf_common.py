@@ -99,6 +99,20 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def module_bytes(model: nn.Module) -> int:
+    """Bytes of the parameters and buffers by their actual dtype (a bf16 copy is half an fp32 one);
+    tensors shared between modules (tied embeddings) count once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for tensor in [*model.parameters(), *model.buffers()]:
+        ident = (tensor.data_ptr(), tensor.numel())
+        if ident in seen:
+            continue
+        seen.add(ident)
+        total += tensor.numel() * tensor.element_size()
+    return total
+
+
 def max_length_for(tokenizer: Any, requested: int) -> int:
     """The smaller of the spec's max_length and what the tokenizer says the model accepts."""
     limit = getattr(tokenizer, "model_max_length", None)

@@ -11,6 +11,7 @@ from harness.models.base import ModelInfo, TrainableBackbone
 from harness.models.hf_common import (
     PooledEncoder,
     Tokenize,
+    module_bytes,
     parameter_count,
     pool,
     tokenize,
@@ -25,6 +26,7 @@ class HFTextEncoder(HFPretrainedAdapter, TorchTextEncoder):
     def info(self) -> ModelInfo:
         return self.model_info(
             params=parameter_count(self.model),
+            weight_bytes=module_bytes(self.model),
             description=f"{self.model.config.model_type} encoder, {self.pooling} pooling, max {self.max_length} tokens",
             feature_dim=self.feature_dim,
         )

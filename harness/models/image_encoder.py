@@ -20,7 +20,7 @@ from harness.devices import host_rows, run_batched, tensor_to_device, to_host
 from harness.errors import HarnessError, NotApplicable
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
-from harness.models.hf_common import parameter_count, trainable_copy
+from harness.models.hf_common import module_bytes, parameter_count, trainable_copy
 from harness.models.image_preprocess import ImagePreprocessor, uint8_images
 from harness.models.outputs import checked_features
 from harness.models.torch_adapter import TorchAdapter
@@ -69,6 +69,7 @@ class ImageBackboneAdapter(TorchAdapter):
             params=self.parameter_count(),
             description=self.loaded.description,
             feature_dim=self.loaded.feature_dim,
+            weight_bytes=module_bytes(self.loaded.features),
         )
 
     def parameter_count(self) -> int:

@@ -84,8 +84,10 @@ class OnnxTextEncoder(TextEncoderAdapter):
         return int(shape[-1])
 
     def info(self) -> ModelInfo:
+        params, weight_bytes = onnx_initializer_sizes(self.model_path)
         return self.model_info(
-            params=onnx_parameter_count(self.model_path),
+            params=params,
+            weight_bytes=weight_bytes,
             description=f"ONNX encoder ({', '.join(self.session.get_providers())}), {self.pooling} pooling",
             feature_dim=self.feature_dim,
         )
@@ -152,27 +154,39 @@ def _providers_for_device(spec: ModelSpec) -> list[Any]:
     )
 
 
-def onnx_parameter_count(model_path: Path) -> int:
-    """Sum of initializer sizes, read from the ModelProto wire format (no `onnx` dependency needed).
+# TensorProto.data_type -> bytes per element (onnx.TensorProto.DataType; strings and 4-bit types omitted).
+_ONNX_ITEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2, 17: 1, 18: 1, 19: 1, 20: 1}
 
-    ModelProto.graph is field 7; GraphProto.initializer is field 5; TensorProto.dims is field 1.
-    Weights stored in external data files are not read: only the dims in the graph file count.
+
+def onnx_initializer_sizes(model_path: Path) -> tuple[int, int]:
+    """(element count, bytes) of the graph's initializers, read from the ModelProto wire format (no `onnx`
+    dependency needed); bytes by each initializer's data type, so an fp16 or int8 export counts as such.
+
+    ModelProto.graph is field 7; GraphProto.initializer is field 5; TensorProto.dims is field 1 and
+    data_type field 2. Weights stored in external data files are not read: only the dims in the graph file count.
     """
-    total = 0
+    count = size = 0
     try:
         for field, value in _protobuf_fields(memoryview(model_path.read_bytes())):
             if field == 7 and isinstance(value, memoryview):
                 for graph_field, tensor in _protobuf_fields(value):
                     if graph_field == 5 and isinstance(tensor, memoryview):
-                        total += int(np.prod(_tensor_dims(tensor), dtype=np.int64))
+                        dims, data_type = _tensor_header(tensor)
+                        n = int(np.prod(dims, dtype=np.int64))
+                        count += n
+                        size += n * _ONNX_ITEM_BYTES.get(data_type, 4)
     except (ValueError, IndexError) as err:
         raise HarnessError(f"{model_path} is not a valid ONNX model file ({err}).") from err
-    return total
+    return count, size
 
 
-def _tensor_dims(tensor: memoryview) -> list[int]:
+def _tensor_header(tensor: memoryview) -> tuple[list[int], int]:
+    """(dims, data_type) of a TensorProto."""
     dims: list[int] = []
+    data_type = 1
     for field, value in _protobuf_fields(tensor):
+        if field == 2 and isinstance(value, int):
+            data_type = value
         if field != 1:
             continue
         if isinstance(value, int):  # unpacked repeated int64
@@ -182,7 +196,7 @@ def _tensor_dims(tensor: memoryview) -> list[int]:
             while i < len(value):
                 dim, i = _varint(value, i)
                 dims.append(dim)
-    return dims
+    return dims, data_type
 
 
 def _protobuf_fields(buf: memoryview) -> Iterator[tuple[int, int | memoryview]]:

@@ -19,6 +19,7 @@ from harness.models.hf_common import (
     PooledEncoder,
     Tokenize,
     load_error,
+    module_bytes,
     parameter_count,
     require_source,
     trainable_copy,
@@ -70,6 +71,7 @@ class SentenceTransformerEncoder(TorchAdapter, TorchTextEncoder):
     def info(self) -> ModelInfo:
         return self.model_info(
             params=parameter_count(self.model),
+            weight_bytes=module_bytes(self.model),
             description=f"sentence-transformers model, max {self.max_length} tokens",
             feature_dim=self.feature_dim,
         )
