@@ -32,11 +32,17 @@ def _timing_mark(row: dict[str, Any]) -> str:
     if row.get("p50_ms") is None:
         return ""
     if row.get("contended"):
-        wait = row.get("run_wait_frac")
-        others = row.get("others_cpu_frac")
-        figure = f"wait {wait:.0%}" if wait is not None else (f"others {others:.0%}" if others is not None else "")
-        return f"[yellow]contended[/yellow] {figure}".rstrip()
+        return "[yellow]contended[/yellow]"
     return "quiet" if row.get("contended") is not None else "[dim]unchecked[/dim]"
+
+
+def _contention_figures(row: dict[str, Any]) -> str:
+    figures = [
+        f"{label} {row[key]:.0%}"
+        for key, label in (("run_wait_frac", "run-queue wait"), ("others_cpu_frac", "other processes' CPU"))
+        if row.get(key) is not None
+    ]
+    return ", ".join(figures)
 
 
 def _ci_range(row: dict[str, Any], name: str) -> str:
@@ -88,7 +94,7 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
             table.add_column("seed", justify="right")
         if weights:
             table.add_column("weights", no_wrap=True)
-        for col in ("macro-F1", "95% CI", "accuracy", "p50 ms", "p95 ms", "p99 ms", "n", "items/s", "params"):
+        for col in ("macro-F1", "95% CI", "accuracy", "p50 ms", "p95", "p99", "n", "items/s", "params"):
             table.add_column(col, justify="right", no_wrap=True)
         table.add_column("timing", no_wrap=True)
         done = sorted((r for r in runs if r["status"] == "done"), key=lambda r: (-(r["macro_f1"] or 0.0), r["model"]))
@@ -116,14 +122,18 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
 def _latency_notes(done: list[dict[str, Any]]) -> list[RenderableType]:
     """Legends for the marks the table used: contended timings and withheld percentiles."""
     notes: list[RenderableType] = []
-    if any(r.get("contended") for r in done):
+    contended = [r for r in done if r.get("contended")]
+    if contended:
         notes.append(
             Text(
                 "  * contended: other processes competed for the CPU/GPU while this was timed (our threads waited "
                 "for a CPU >= 10% of the time, or steal/others over the limit; see docs/store.md). Its latency "
-                "measures the machine, not the model: pick and compare leave it out. Re-run on a quiet machine."
+                "measures the machine, not the model: pick, compare and the site's plots leave it out. Re-run on a "
+                "quiet machine."
             )
         )
+        for r in contended:
+            notes.append(Text(f"    {r['model']} / {r['protocol']}: {_contention_figures(r)}"))
     withheld = sorted(
         {
             f"{at} needs >= {need} samples"

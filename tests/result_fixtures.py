@@ -157,7 +157,13 @@ def zoo_model(name: str) -> TrainedModel:
 
 
 def fixed_timing(
-    p50_ms: float, *, hardware: str = HW_A, spread: float = 0.05, params: int | None = None
+    p50_ms: float,
+    *,
+    hardware: str = HW_A,
+    spread: float = 0.05,
+    params: int | None = None,
+    n_timed: int = 30,
+    contended: bool | None = False,
 ) -> TimingRecord:
     """A timing record with given numbers (std and p95 - p50 are `spread` x p50)."""
     return TimingRecord(
@@ -169,10 +175,12 @@ def fixed_timing(
         p99_ms=p50_ms * (1 + 2 * spread),
         mean_ms=p50_ms,
         std_ms=p50_ms * spread,
-        n_timed=30,
+        n_timed=n_timed,
         items_per_s=1000.0 / p50_ms,
         peak_mem_mb=1.0 + (params or 0) * 4 / 2**20,
         params=params,
+        contended=contended,
+        run_wait_frac=0.4 if contended else 0.01,
     )
 
 

@@ -217,6 +217,23 @@ def test_latency_on_different_hardware_is_reported_as_not_comparable(tmp_path: P
     assert "not comparable (different hardware)" in render_markdown(report)
 
 
+def test_contended_or_too_small_timings_never_gate_latency(tmp_path: Path, models) -> None:
+    full = models["full"]
+    base = write_store(tmp_path / "b.db", [make_record(full, timing=fixed_timing(1.0))])
+    # 9x slower, but timed next to a CPU hog: it measures the machine, so no regression verdict
+    hog = write_store(tmp_path / "hog.db", [make_record(full, timing=fixed_timing(9.0, contended=True))])
+    report = _report(base, hog, Policy(max_latency_ratio=1.5))
+    (pair,) = report.pairs
+    assert pair.latency is not None and pair.latency.status == "unavailable"
+    assert "1 of 1 timing(s) contended" in pair.latency.note and "candidate side" in pair.latency.note
+    assert pair.verdict == "ok" and report.exit_code == 0
+    assert "— (contended)" in render_markdown(report) and "1 of 1 timing(s) contended" in render_markdown(report)
+    # p99 of 30 samples is withheld: a p99 gate has nothing to compare
+    (p99,) = _report(base, base, Policy(max_latency_ratio=1.5, latency_at="p99")).pairs
+    assert p99.latency is not None and p99.latency.status == "unavailable"
+    assert "p99 withheld (p99 needs >= 100 samples, this timing has 30)" in p99.latency.note
+
+
 def test_latency_regression_needs_the_same_hardware_the_ratio_and_more_than_noise(
     tmp_path: Path, models
 ) -> None:
@@ -241,10 +258,15 @@ def test_real_timings_from_this_machine_compare_within_its_fingerprint(tmp_path:
     from harness.timing import hardware_info
 
     full = models["full"]
-    base = write_store(tmp_path / "b.db", [make_record(full, timing=measured_timing(full))])
-    cand = write_store(tmp_path / "c.db", [make_record(full, timing=measured_timing(full))])
+    base_timing, cand_timing = measured_timing(full), measured_timing(full)
+    base = write_store(tmp_path / "b.db", [make_record(full, timing=base_timing)])
+    cand = write_store(tmp_path / "c.db", [make_record(full, timing=cand_timing)])
     (pair,) = _report(base, cand).pairs
-    assert pair.latency is not None and pair.latency.hardware == hardware_info()["fingerprint"]
+    assert pair.latency is not None
+    if base_timing.contended or cand_timing.contended:  # a shared machine: the guard keeps them out
+        assert pair.latency.status == "unavailable" and "contended" in pair.latency.note
+        return
+    assert pair.latency.hardware == hardware_info()["fingerprint"]
     assert pair.latency.status in (
         "within_noise",
         "slower",

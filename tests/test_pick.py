@@ -6,6 +6,7 @@ wall-clock noise; metrics, predictions and the paired tests are real.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -150,6 +151,35 @@ def test_latency_uses_one_hardware_fingerprint_and_says_which(
     assert current.hardware == HW_B and "this machine" in current.hardware_reason
     only_latency_unknown = pick(db, TASK, constraints=Constraints(max_latency_ms=0.01), hardware=HW_B)
     assert "have no recorded value on hardware" in only_latency_unknown.explanation
+
+
+def test_contended_timings_and_withheld_percentiles_are_left_out(tmp_path: Path) -> None:
+    knn = zoo_model("knn-3")
+    records = [
+        make_record(zoo_model("svm-rbf"), timing=fixed_timing(2.0)),
+        # knn-3 twice: seed 0 timed quietly at 1.2 ms, seed 1 timed next to a CPU hog at 50 ms
+        make_record(knn, timing=fixed_timing(1.2)),
+        make_record(dataclasses.replace(knn, seed=1), timing=fixed_timing(50.0, contended=True)),
+        # logreg timed only while contended (a fast-looking 0.1 ms must not make it eligible)
+        make_record(zoo_model("logreg"), timing=fixed_timing(0.1, contended=True)),
+    ]
+    db = write_store(tmp_path / "contended.db", records)
+    result = pick(db, TASK, constraints=Constraints(max_latency_ms=5.0))
+    by_model = {c.model: c for c in result.candidates}
+    assert by_model["knn-3"].latency_ms == 1.2  # the median would be 25.6 with the contended one
+    assert by_model["knn-3"].latency_note == "1 contended timing(s) ignored"
+    assert by_model["logreg"].latency_ms is None and not by_model["logreg"].eligible
+    assert by_model["logreg"].latency_note == "no usable timing: 1 contended timing(s) ignored"
+    assert "logreg [linear_probe]: no usable timing: 1 contended timing(s) ignored." in result.notes
+    assert result.recommendation is not None and result.recommendation.model == "knn-3"
+    # p99 from 30 samples is only the largest sample: withheld, so no candidate has a p99
+    p99 = pick(db, TASK, constraints=Constraints(max_latency_ms=5.0, at="p99"))
+    assert all(c.latency_ms is None for c in p99.candidates) and p99.recommendation is None
+    assert "p99 withheld (p99 needs >= 100 samples, this timing has 30)" in by_note(p99, "svm-rbf")
+
+
+def by_note(result: harness.pick.PickResult, model: str) -> str:
+    return next(c.latency_note or "" for c in result.candidates if c.model == model)
 
 
 def test_unknown_task_protocol_or_metric(db: Path) -> None:

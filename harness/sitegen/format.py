@@ -7,7 +7,8 @@ import shlex
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from harness.sitegen.load import Metric, RunRow
+from harness.records import PERCENTILE_MIN_SAMPLES
+from harness.sitegen.load import Metric, RunRow, Timing
 
 DASH = "—"
 SIZE_BUCKETS = (
@@ -46,6 +47,32 @@ def ms(v: float | None) -> str:
         return DASH
     assert v is not None
     return f"{v:.3g}" if v < 100 else f"{v:,.0f}"
+
+
+def latency(t: Timing | None, at: str) -> tuple[str, str]:
+    """(a batch-1 percentile in ms, a title saying why it is withheld); a dash when n does not support it."""
+    if t is None:
+        return DASH, ""
+    need = PERCENTILE_MIN_SAMPLES[at]
+    if t.n_timed < need:
+        return DASH, f"{at} withheld: needs at least {need} timed samples, this timing has {t.n_timed}"
+    return ms(getattr(t, f"{at}_ms")), ""
+
+
+def contention(t: Timing | None) -> tuple[str, str]:
+    """("contended" and a title with the figures) for a timing taken while other work held the CPU/GPU."""
+    if t is None or not t.contended:
+        return "", ""
+    figures = [
+        f"{label} {value:.0%}"
+        for label, value in (("run-queue wait", t.run_wait_frac), ("other processes' CPU", t.others_cpu_frac))
+        if value is not None
+    ]
+    return "contended", (
+        "Timed while other processes competed for the CPU/GPU"
+        + (f" ({', '.join(figures)})" if figures else "")
+        + ": this latency measures the machine, not the model. Left out of plots, latency summaries, pick and compare."
+    )
 
 
 def rate(v: float | None) -> str:

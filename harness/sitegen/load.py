@@ -41,6 +41,14 @@ class Timing(NamedTuple):
     items_per_s: float
     peak_mem_mb: float | None
     params: int | None
+    n_timed: int
+    contended: int | None  # 1 / 0; None in stores from before the contention guard
+    run_wait_frac: float | None
+    others_cpu_frac: float | None
+
+
+# Timing columns added after the first release (store.ADDED_COLUMNS): read as NULL from older stores.
+_LATER_TIMING_COLUMNS = ("contended", "run_wait_frac", "others_cpu_frac")
 
 
 class RunRow(NamedTuple):
@@ -212,11 +220,13 @@ class StoreReader:
         for key, name, value, lo, hi in self.conn.execute(sql, HEADLINE_METRICS):
             if value is not None:
                 metrics.setdefault(key, {})[name] = Metric(float(value), lo, hi)
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(timings)")}
+        later = ", ".join(c if c in have else f"NULL AS {c}" for c in _LATER_TIMING_COLUMNS)
         timings = {
             row[0]: Timing(*row[1:])
             for row in self.conn.execute(
-                """SELECT run_key, hardware, device, batch_size, p50_ms, p95_ms, p99_ms, items_per_s, peak_mem_mb,
-                          params FROM timings"""
+                f"""SELECT run_key, hardware, device, batch_size, p50_ms, p95_ms, p99_ms, items_per_s, peak_mem_mb,
+                          params, n_timed, {later} FROM timings"""
             )
         }
         sql = """

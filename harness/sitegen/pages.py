@@ -7,10 +7,11 @@ from collections.abc import Mapping, Sequence
 from statistics import median
 from typing import Any
 
+from harness.records import PERCENTILE_MIN_SAMPLES
 from harness.sitegen import format as fmt
 from harness.sitegen.charts import heat_colour
 from harness.sitegen.links import HwView, Links
-from harness.sitegen.load import ClassDetail, TaskMeta
+from harness.sitegen.load import ClassDetail, TaskMeta, Timing
 from harness.sitegen.ranking import AggregateRow, Rankings
 from harness.sitegen.results import Board, Result
 from harness.sitegen.rows import rank_text
@@ -138,14 +139,20 @@ def model_summary(entries: Sequence[tuple[str, AggregateRow, int]]) -> list[dict
 
 
 def latency_summary(results: Sequence[Result], hw: Mapping[str, HwView]) -> list[dict[str, Any]]:
-    """Per hardware fingerprint and protocol: the spread of this model's timings over tasks."""
+    """Per hardware fingerprint and protocol: the spread of this model's timings over tasks.
+
+    Contended timings are left out (they measure the machine's other work) and counted; p95 / p99
+    medians are over the timings whose sample count supports them (a dash when none does)."""
     groups: dict[tuple[str, str], list[Result]] = defaultdict(list)
     for r in results:
         if r.timing is not None:
             groups[(r.timing.hardware, r.protocol)].append(r)
     out = []
     for (fp, protocol), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        timings = [r.timing for r in rs if r.timing is not None]
+        every = [r.timing for r in rs if r.timing is not None]
+        timings = [t for t in every if not t.contended]
+        if not timings:
+            continue
         p50 = [t.p50_ms for t in timings]
         memory = [t.peak_mem_mb for t in timings if t.peak_mem_mb is not None]
         out.append(
@@ -153,13 +160,19 @@ def latency_summary(results: Sequence[Result], hw: Mapping[str, HwView]) -> list
                 "hw": hw[fp],
                 "protocol": protocol,
                 "n_tasks": len(timings),
+                "n_contended": len(every) - len(timings),
                 "batch_sizes": ", ".join(str(b) for b in sorted({t.batch_size for t in timings})),
                 "p50_median": fmt.ms(median(p50)),
                 "p50_range": f"{fmt.ms(min(p50))}–{fmt.ms(max(p50))}",
-                "p95_median": fmt.ms(median(t.p95_ms for t in timings)),
-                "p99_median": fmt.ms(median(t.p99_ms for t in timings)),
+                "p95_median": _supported_median(timings, "p95"),
+                "p99_median": _supported_median(timings, "p99"),
                 "throughput_median": fmt.rate(median(t.items_per_s for t in timings)),
                 "memory_max": fmt.megabytes(max(memory) if memory else None),
             }
         )
     return out
+
+
+def _supported_median(timings: Sequence[Timing], at: str) -> str:
+    values = [getattr(t, f"{at}_ms") for t in timings if t.n_timed >= PERCENTILE_MIN_SAMPLES[at]]
+    return fmt.ms(median(values)) if values else fmt.DASH

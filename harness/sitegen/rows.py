@@ -92,6 +92,9 @@ class ResultView(NamedTuple):
     f1_ci: str
     p50: str
     p95: str
+    p95_title: str  # why p95 is withheld (too few samples)
+    contended: str  # "contended" or ""
+    contended_title: str
     throughput: str
     params: str
     params_sort: str
@@ -121,6 +124,8 @@ def result_views(
         params = t.params if t and t.params is not None else meta.params
         command, suite_known = fmt.reproduce_command(r.representative)
         machine = hw[t.hardware] if t else None
+        p95, p95_title = fmt.latency(t, "p95")
+        contended, contended_title = fmt.contention(t)
         out[key] = escaped(
             ResultView,
             model=r.model,
@@ -140,7 +145,10 @@ def result_views(
             f1_sort=fmt.sort_value(f1.value) if f1 else "",
             f1_ci=fmt.interval(f1, r.spread),
             p50=fmt.ms(t.p50_ms) if t else fmt.DASH,
-            p95=fmt.ms(t.p95_ms) if t else fmt.DASH,
+            p95=p95,
+            p95_title=p95_title,
+            contended=contended,
+            contended_title=contended_title,
             throughput=fmt.rate(t.items_per_s) if t else fmt.DASH,
             params=fmt.params(params),
             params_sort=fmt.sort_value(params),
@@ -272,7 +280,8 @@ def pareto_plots(
     by_hw: dict[str, list[tuple[str, str, float, float]]] = defaultdict(list)
     for r in results:
         acc = r.metric("accuracy")
-        if r.status == "done" and r.timing is not None and acc is not None:
+        # A contended timing measures the machine's other work: it would put a model off the frontier.
+        if r.status == "done" and r.timing is not None and not r.timing.contended and acc is not None:
             by_hw[r.timing.hardware].append(
                 (r.model, links.model(r.model, "../"), r.timing.p50_ms, acc.value)
             )
