@@ -18,22 +18,16 @@ WITHHELD = "—"
 
 
 def _latency(row: dict[str, Any], at: str) -> str:
-    """A batch-1 percentile; "—" when n is too small to support it; "*" marks a contended timing."""
+    """A batch-1 percentile; "—" when n is too small to support it; "*" marks a contended timing, "?" on the
+    p50 one timed before the contention guard existed."""
     value = row.get(f"{at}_ms")
     if value is None:
         return "-"
     n = row.get("n_timed")
     if n is not None and n < PERCENTILE_MIN_SAMPLES[at]:
         return WITHHELD
-    return f"{value:.1f}" + ("*" if row.get("contended") else "")
-
-
-def _timing_mark(row: dict[str, Any]) -> str:
-    if row.get("p50_ms") is None:
-        return ""
-    if row.get("contended"):
-        return "[yellow]contended[/yellow]"
-    return "quiet" if row.get("contended") is not None else "[dim]unchecked[/dim]"
+    mark = "*" if row.get("contended") else ("?" if row.get("contended") is None and at == "p50" else "")
+    return f"{value:.1f}{mark}"
 
 
 def _contention_figures(row: dict[str, Any]) -> str:
@@ -96,7 +90,6 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
             table.add_column("weights", no_wrap=True)
         for col in ("macro-F1", "95% CI", "accuracy", "p50 ms", "p95", "p99", "n", "items/s", "params"):
             table.add_column(col, justify="right", no_wrap=True)
-        table.add_column("timing", no_wrap=True)
         done = sorted((r for r in runs if r["status"] == "done"), key=lambda r: (-(r["macro_f1"] or 0.0), r["model"]))
         for r in done:
             cells = [esc(r["model"]), esc(r["protocol"])] + ([str(r["seed"])] if multi_seed else [])
@@ -104,7 +97,7 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
             cells += [
                 _fmt(r["macro_f1"], ".3f"), _ci_range(r, "macro_f1"), _fmt(r["accuracy"], ".3f"),
                 _latency(r, "p50"), _latency(r, "p95"), _latency(r, "p99"), _fmt(r["n_timed"], "d"),
-                _fmt(r["items_per_s"], ",.0f"), _params(r["params"]), _timing_mark(r),
+                _fmt(r["items_per_s"], ",.0f"), _params(r["params"]),
             ]  # fmt: skip
             table.add_row(*cells)
         out.append(table)
@@ -134,6 +127,8 @@ def _latency_notes(done: list[dict[str, Any]]) -> list[RenderableType]:
         )
         for r in contended:
             notes.append(Text(f"    {r['model']} / {r['protocol']}: {_contention_figures(r)}"))
+    if any(r.get("contended") is None and r.get("p50_ms") is not None for r in done):
+        notes.append(Text("  ? unchecked: timed before the contention guard existed; whether the machine was busy is unknown."))
     withheld = sorted(
         {
             f"{at} needs >= {need} samples"
