@@ -35,7 +35,8 @@ def test_show_marks_contended_timings_and_withholds_percentiles(tmp_path: Path) 
     result = CliRunner().invoke(app, ["show", "--db", str(db), "--task", TASK])
     assert result.exit_code == 0, result.output
     # table rows (the model name may fold after 10 characters: "logreg-twi" / "n")
-    lines = {line.split()[0][:10]: line for line in result.output.splitlines() if "linear_p" in line}
+    table = result.output.split("* contended:")[0]
+    lines = {line.split()[0][:10]: line for line in table.splitlines() if "linear_p" in line}
     assert "6.5*" in lines["logreg-twi"] and "6.8*" in lines["logreg-twi"]
     assert "0.8 " in lines["logreg"] and "*" not in lines["logreg"] and "?" not in lines["logreg"]
     # knn-3: 12 samples support a p50 but neither p95 (needs 20) nor p99 (needs 100)
