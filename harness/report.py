@@ -72,6 +72,7 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
 
     rows = store.results_table(task)
     hygiene = store.task_hygiene()
+    data_versions = store.task_data_versions()
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if model is None or row["model"] == model:
@@ -81,11 +82,14 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
         runs = by_task[task_name]
         multi_seed = len({r["seed"] for r in runs}) > 1
         weights = _weights_column(runs)
+        several_data = len({r["data_fingerprint"] for r in runs}) > 1
         table = Table(title=esc(task_name), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
         table.add_column("model", overflow="fold", min_width=10)
         table.add_column("protocol", overflow="fold", min_width=8)
         if multi_seed:
             table.add_column("seed", justify="right")
+        if several_data:
+            table.add_column("data", no_wrap=True)
         if weights:
             table.add_column("weights", no_wrap=True)
         for col in ("macro-F1", "95% CI", "accuracy", "p50 ms", "p95", "p99", "n", "items/s", "params"):
@@ -93,6 +97,7 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
         done = sorted((r for r in runs if r["status"] == "done"), key=lambda r: (-(r["macro_f1"] or 0.0), r["model"]))
         for r in done:
             cells = [esc(r["model"]), esc(r["protocol"])] + ([str(r["seed"])] if multi_seed else [])
+            cells += [f"v{esc(r['task_version'])} {r['data_fingerprint'][:8]}"] if several_data else []
             cells += [r["model_weights"] or "not recorded"] if weights else []
             cells += [
                 _fmt(r["macro_f1"], ".3f"), _ci_range(r, "macro_f1"), _fmt(r["accuracy"], ".3f"),
@@ -102,6 +107,14 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
             table.add_row(*cells)
         out.append(table)
         out.extend(_latency_notes(done))
+        versions = data_versions.get(task_name, [])
+        if len(versions) > 1:
+            listed = ", ".join(f"version {v} data {fp[:8]} ({n} run{'s' if n != 1 else ''})" for v, fp, n in versions)
+            out.append(
+                Text.from_markup("  [bold yellow]different data:[/bold yellow] ", end="")
+                + Text(f"runs of {task_name} were computed on {len(versions)} different data sets ({listed}); "
+                       "compare results only within one data set (the data column).")
+            )  # fmt: skip
         leaks = leak_summary(hygiene.get(task_name))
         if leaks:
             out.append(Text.from_markup("  [bold yellow]data leak:[/bold yellow] ", end="") + Text(leaks))

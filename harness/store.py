@@ -98,7 +98,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   fingerprint TEXT NOT NULL, source_signature TEXT,
   source TEXT, license TEXT, citation TEXT, spec_json TEXT,
   hygiene_json TEXT,
-  PRIMARY KEY (name, version)
+  PRIMARY KEY (name, version, fingerprint)
 );
 """
 
@@ -139,6 +139,7 @@ class Store:
             self.db.enable_wal()
             self.db.executescript(SCHEMA)
             self._add_missing_columns()
+            self._key_tasks_by_fingerprint()
         except sqlite3.DatabaseError as exc:
             raise HarnessError(f"{self.path} is not a harness results database ({exc}).") from exc
 
@@ -147,6 +148,13 @@ class Store:
         for table, column, sql_type in ADDED_COLUMNS:
             if column not in self.db.table(table).columns_dict:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+
+    def _key_tasks_by_fingerprint(self) -> None:
+        """Stores from before per-data task rows had one tasks row per (name, version): re-key it by
+        (name, version, fingerprint) so a task whose data changes keeps the description of each data set."""
+        if self.db.table("tasks").pks != ["name", "version", "fingerprint"]:
+            with self.db.atomic():
+                self.db.table("tasks").transform(pk=("name", "version", "fingerprint"))
 
     def close(self) -> None:
         self.db.close()
@@ -174,7 +182,7 @@ class Store:
             if model_row:
                 db.table("models").upsert(dict(model_row), pk="name")
             if task_row:
-                db.table("tasks").upsert(dict(task_row), pk=("name", "version"))
+                db.table("tasks").upsert(dict(task_row), pk=("name", "version", "fingerprint"))
             if hardware_row:
                 db.table("hardware").upsert(dict(hardware_row), pk="fingerprint")
             db.table("runs").insert(
@@ -232,18 +240,31 @@ class Store:
 
     def stored_fingerprint(self, task: str, version: str, source_signature: str) -> str | None:
         row = self.db.execute(
-            "SELECT fingerprint FROM tasks WHERE name = ? AND version = ? AND source_signature = ?",
+            "SELECT fingerprint FROM tasks WHERE name = ? AND version = ? AND source_signature = ? "
+            "ORDER BY rowid DESC LIMIT 1",
             [task, version, source_signature],
         ).fetchone()
         return row[0] if row else None
 
     def task_hygiene(self) -> dict[str, str | None]:
-        """Task name -> stored hygiene report JSON of its newest stored version."""
+        """Task name -> stored hygiene report JSON of the data its newest run used."""
         rows = self.db.execute(
             "SELECT t.name, t.hygiene_json FROM tasks t JOIN runs r ON r.task = t.name AND r.task_version = t.version "
-            "GROUP BY t.name, t.version ORDER BY max(r.finished_at)"
+            "AND r.data_fingerprint = t.fingerprint GROUP BY t.name, t.version, t.fingerprint ORDER BY max(r.finished_at)"
         ).fetchall()
         return {name: report for name, report in rows}
+
+    def task_data_versions(self) -> dict[str, list[tuple[str, str, int]]]:
+        """Task name -> [(version, data fingerprint, runs)] of its runs, oldest data first: more than one entry
+        means runs of that task name were computed on different data."""
+        rows = self.db.execute(
+            "SELECT task, task_version, data_fingerprint, count(*) FROM runs "
+            "GROUP BY task, task_version, data_fingerprint ORDER BY task, min(finished_at)"
+        ).fetchall()
+        out: dict[str, list[tuple[str, str, int]]] = {}
+        for task, version, fingerprint, n in rows:
+            out.setdefault(task, []).append((version, fingerprint, int(n)))
+        return out
 
     def runs(self, **where: Any) -> list[dict[str, Any]]:
         """Run rows (newest first) filtered by equality on columns, e.g. runs(task='bbc-news', status='done')."""

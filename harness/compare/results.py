@@ -177,11 +177,14 @@ def load_db(
     return ResultSet(source, kept, superseded)
 
 
-def _task_label_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
-    out = {}
-    for r in conn.execute("SELECT name, version, labels_json FROM tasks"):
+def _task_label_counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str | None], int]:
+    """Label count per (task, version, data fingerprint); (task, version, None): that of the newest data."""
+    out: dict[tuple[str, str, str | None], int] = {}
+    for r in conn.execute("SELECT name, version, fingerprint, labels_json FROM tasks ORDER BY rowid"):
         try:
-            out[(r["name"], r["version"])] = len(json.loads(r["labels_json"]))
+            n = len(json.loads(r["labels_json"]))
+            out[(r["name"], r["version"], r["fingerprint"])] = n
+            out[(r["name"], r["version"], None)] = n  # the newest row: runs whose own data row is gone
         except (TypeError, ValueError):
             continue
     return out
@@ -190,7 +193,7 @@ def _task_label_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
 def _run_from_db(
     conn: sqlite3.Connection,
     row: Mapping[str, Any],
-    n_labels: Mapping[tuple[str, str], int],
+    n_labels: Mapping[tuple[str, str, str | None], int],
     params: Mapping[str, int | None],
 ) -> RunResult:
     key = row["key"]
@@ -229,7 +232,9 @@ def _run_from_db(
         metrics=metrics,
         predictions=predictions,
         timing=timing,
-        n_labels=n_labels.get((row["task"], row["task_version"])),
+        n_labels=n_labels.get(
+            (row["task"], row["task_version"], row["data_fingerprint"]), n_labels.get((row["task"], row["task_version"], None))
+        ),
         params=model_params if model_params is not None else (timing.params if timing else None),
     )
 

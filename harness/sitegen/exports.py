@@ -103,7 +103,7 @@ def results_json(snapshot: StoreSnapshot, rows: Sequence[Sequence[Any]], ranking
         "format": "harness-results",
         "version": 1,
         "models": [asdict(m) for m in sorted(snapshot.models.values(), key=lambda m: m.name)],
-        "tasks": [asdict(t) for t in sorted(snapshot.tasks.values(), key=lambda t: (t.name, t.version))],
+        "tasks": [asdict(t) for t in sorted(snapshot.tasks.values(), key=lambda t: (t.name, t.version, t.fingerprint))],
         "hardware": [asdict(h) for h in sorted(snapshot.hardware.values(), key=lambda h: h.fingerprint)],
         "runs": {"columns": list(COLUMNS), "rows": rows},
         "ranks": {

@@ -147,7 +147,7 @@ class EnvGroup:
 class StoreSnapshot:
     runs: tuple[RunRow, ...]
     models: Mapping[str, ModelMeta]
-    tasks: Mapping[tuple[str, str], TaskMeta]  # (name, version)
+    tasks: Mapping[tuple[str, str, str], TaskMeta]  # (name, version, data fingerprint)
     hardware: Mapping[str, HardwareMeta]
     environments: tuple[EnvGroup, ...]
 
@@ -204,7 +204,7 @@ class StoreReader:
         return StoreSnapshot(
             runs=tuple(self._runs()),
             models={m.name: m for m in self._models()},
-            tasks={(t.name, t.version): t for t in self._tasks()},
+            tasks={(t.name, t.version, t.fingerprint): t for t in self._tasks()},
             hardware={h.fingerprint: h for h in self._hardware()},
             environments=tuple(self._environments()),
         )
@@ -272,7 +272,7 @@ class StoreReader:
         columns = {row[1] for row in self.conn.execute("PRAGMA table_info(tasks)")}
         hygiene = "hygiene_json" if "hygiene_json" in columns else "NULL"  # stores from before the column
         sql = f"""SELECT name, version, modality, labels_json, n_train, n_validation, n_test, fingerprint,
-                        source, license, citation, spec_json, {hygiene} FROM tasks"""
+                        source, license, citation, spec_json, {hygiene} FROM tasks ORDER BY rowid"""
         for r in self.conn.execute(sql):
             spec = _json_object(r[11])
             yield TaskMeta(

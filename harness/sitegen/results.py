@@ -162,9 +162,13 @@ def _quality_order(result: Result, metric: str) -> tuple[int, float, str]:
 
 
 def _task_meta(snapshot: StoreSnapshot, name: str, version: str, fingerprint: str) -> TaskMeta:
-    meta = snapshot.tasks.get((name, version))
+    meta = snapshot.tasks.get((name, version, fingerprint))
     if meta is not None:
         return meta
+    # Stores from before per-data task rows kept only the newest data's row of a (name, version).
+    older = [t for (n, v, _), t in snapshot.tasks.items() if (n, v) == (name, version)]
+    if older:
+        return older[-1]
     return TaskMeta(name, version, "", (), None, None, None, fingerprint, "", "", "", "", "", "macro_f1")
 
 
