@@ -72,7 +72,7 @@ class TaskLoader:
 
 
 def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Sequence[Path] = ()) -> Plan:
-    from harness.models import FAMILY_MODALITY
+    from harness.models import FAMILY_MODALITY, check_spec
     from harness.registry import TaskRegistry
 
     registry = TaskRegistry.discover([*suite.plugins, *plugins])
@@ -87,6 +87,7 @@ def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Se
     identities = {model.spec.name: model_identity(model.spec, digests) for model in suite.models}
     digests.save()
     for model in suite.models:
+        check_spec(model.spec)
         for ref in suite.tasks:
             if model.tasks is not None and ref.name not in model.tasks:
                 continue

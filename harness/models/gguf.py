@@ -1,0 +1,122 @@
+"""GGUF files: recognise them, and cache a de-quantised transformers copy keyed by the file's content hash.
+
+transformers loads a GGUF file (`from_pretrained(folder, gguf_file=name)`) by de-quantising every tensor:
+18-28 s for SmolLM2-135M on 2 cores (plus ~15 s to build the tokenizer from the GGUF vocabulary), on every
+load. The harness pays that once per distinct file: the de-quantised fp32 model and its tokenizer are saved
+under `<cache>/<sha256 of the .gguf>/` (reload: ~0.3 s). The key is the file's content, never its path, so
+a GGUF replaced in place is converted again and a copy elsewhere reuses the cache. A model loaded from GGUF
+cannot be `save_pretrained` directly (it carries a GGUF quantization_config), so the copy is a fresh model
+built from the config without it, given the loaded state dict.
+
+Cache folder: $HARNESS_MODEL_CACHE, else $XDG_CACHE_HOME/harness/gguf, else ~/.cache/harness/gguf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+GGUF_MAGIC = b"GGUF"
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
+
+
+def is_gguf(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def check_gguf(path: Path, model: str) -> None:
+    """A clear error unless `path` is a readable GGUF file."""
+    if not path.is_file():
+        raise HarnessError(f'Model "{model}": GGUF file {path} does not exist (or is not a file).')
+    if not is_gguf(path):
+        with path.open("rb") as fh:
+            head = fh.read(4)
+        raise HarnessError(
+            f'Model "{model}": {path} is not a GGUF file (it starts with {head!r}, a GGUF file starts with '
+            f"{GGUF_MAGIC!r}). Point source at a .gguf file, or at a transformers model folder / hub id "
+            "without options.gguf_file."
+        )
+
+
+def file_sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
+def cache_root() -> Path:
+    explicit = os.environ.get("HARNESS_MODEL_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "harness" / "gguf"
+
+
+def converted_copy(gguf_path: Path, model: str) -> Path:
+    """The folder of a de-quantised transformers copy of `gguf_path` (converted now if not cached)."""
+    check_gguf(gguf_path, model)
+    target = cache_root() / file_sha256(gguf_path)
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
+    try:
+        tokenizer, loaded = load_gguf(gguf_path, model)
+        fresh = dequantised_model(loaded)
+        fresh.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "SOURCE_GGUF").write_text(f"{gguf_path.name}\n{file_sha256(gguf_path)}\n")
+        try:
+            os.replace(tmp, target)  # atomic: a concurrent or killed conversion never leaves a half copy
+        except OSError:  # another process finished first
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_gguf(gguf_path: Path, model: str) -> tuple[Any, Any]:
+    """(tokenizer, model) straight from the GGUF file (the slow, de-quantising path)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    check_gguf(gguf_path, model)
+    folder, name = str(gguf_path.parent), gguf_path.name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    except (OSError, ValueError, RuntimeError, KeyError, ImportError) as err:
+        raise HarnessError(
+            f'Could not load GGUF model "{model}" from {gguf_path}: {type(err).__name__}: {err}. transformers '
+            "reads GGUF files of the architectures it supports; it needs the `gguf` and `accelerate` packages "
+            "(pip install -e '.[gguf]')."
+        ) from err
+    return tokenizer, loaded
+
+
+def dequantised_model(loaded: Any) -> Any:
+    """A plain (no quantization_config) copy of a model loaded from GGUF, which save_pretrained accepts."""
+    from transformers import AutoModelForCausalLM
+
+    config = loaded.config.__class__.from_dict(
+        {k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"}
+    )
+    fresh = AutoModelForCausalLM.from_config(config)
+    fresh.load_state_dict(loaded.state_dict(), strict=True)
+    return fresh.eval()

