@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.models.base import ModelSpec
 
 GGUF_MAGIC = b"GGUF"
 _DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
@@ -46,6 +47,16 @@ def check_gguf(path: Path, model: str) -> None:
             f"{GGUF_MAGIC!r}). Point source at a .gguf file, or at a transformers model folder / hub id "
             "without options.gguf_file."
         )
+
+
+def weight_files(spec: ModelSpec, resolved: Path) -> list[Path]:
+    """Files an hf_causal_lm model reads (model identity): the GGUF file when it names one, else the source."""
+    gguf_file = spec.options.get("gguf_file")
+    if isinstance(gguf_file, str) and resolved.is_dir():
+        return [resolved / gguf_file]
+    if resolved.is_file():
+        return [resolved]
+    return sorted(p for p in resolved.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(resolved).parts))
 
 
 def file_sha256(path: Path) -> str:

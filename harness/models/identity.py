@@ -50,10 +50,11 @@ FAMILY_PACKAGES: dict[str, tuple[str, ...]] = {
     "tfidf": ("scikit-learn",),
     "pixels": ("scikit-learn",),
     "vader": ("vaderSentiment",),
+    "hf_causal_lm": ("transformers", "gguf"),  # gguf de-quantises GGUF weights
 }
 # Families whose model is not just "the source file or folder": "module:function" in this package, the
 # function (spec, resolved source path) -> the files the model reads. Imported only when needed.
-WEIGHT_FILES: dict[str, str] = {"onnx": "onnx_files:onnx_files"}
+WEIGHT_FILES: dict[str, str] = {"onnx": "onnx_files:onnx_files", "hf_causal_lm": "gguf:weight_files"}
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 4 << 20

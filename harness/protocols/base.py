@@ -32,10 +32,17 @@ class ProtocolContext:
     model_identity: str = ""  # ModelIdentity.token: features of changed weights are never served from cache
 
     def encode(self, adapter: ModelAdapter, split: Split) -> Any:
+        return self.cached(adapter, split, lambda: adapter.encode(split.inputs))
+
+    def cached(self, adapter: ModelAdapter, split: Split, compute: Callable[[], Any], variant: str = "") -> Any:
+        """`compute()` for `split` through the feature cache, keyed by the adapter, its weights and `variant`
+        (what else the result depends on, e.g. an LM's prompt and label tokens)."""
         cache_id = adapter.feature_cache_id
         if cache_id is not None and self.model_identity:
             cache_id = f"{cache_id}-{self.model_identity}"
-        return self.features.get(cache_id, split, lambda: adapter.encode(split.inputs))
+        if cache_id is not None and variant:
+            cache_id = f"{cache_id}-{variant}"
+        return self.features.get(cache_id, split, compute)
 
 
 class RunProtocol(Protocol):

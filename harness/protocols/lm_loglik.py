@@ -133,12 +133,10 @@ def normalised(scores: np.ndarray, prompts: PromptSet, normalize: Normalize) -> 
     return scores
 
 
-def _cache_id(model: LanguageModel, prompts: PromptSet, max_tokens: int) -> str | None:
-    base = model.feature_cache_id
-    if base is None:
-        return None
+def _variant(prompts: PromptSet, max_tokens: int) -> str:
+    """Feature-cache variant of a log-likelihood matrix: everything besides the model and split it depends on."""
     what = json.dumps([prompts.template, prompts.words, prompts.continuations, prompts.prefix, max_tokens])
-    return f"{base}-loglik-{hashlib.sha256(what.encode()).hexdigest()[:16]}"
+    return f"loglik-{hashlib.sha256(what.encode()).hexdigest()[:16]}"
 
 
 def _macro_f1(y: np.ndarray, pred: np.ndarray, n_labels: int) -> float:
@@ -179,7 +177,7 @@ def run(adapter: ModelAdapter, data: TaskData, config: LMLoglikConfig, ctx: Prot
             )
             return scores
 
-        raw_by_draw.append(np.asarray(ctx.features.get(_cache_id(model, prompts, max_tokens), data.test, compute)))
+        raw_by_draw.append(np.asarray(ctx.cached(model, data.test, compute, _variant(prompts, max_tokens))))
 
     scores_by_draw = [normalised(raw, p, config.normalize) for raw, p in zip(raw_by_draw, prompt_sets, strict=True)]
     scores = scores_by_draw[0]
