@@ -35,6 +35,7 @@ from harness.models.hf_common import (
     embed_by_length,
     load_error,
     max_length_for,
+    module_bytes,
     parameter_count,
     require_source,
     trainable_copy,
@@ -152,6 +153,7 @@ class HFCausalLM(TorchAdapter, LanguageModel):
         where = f"GGUF {self.gguf_path.name}, de-quantised to fp32" if self.gguf_path else "transformers weights"
         return self.model_info(
             params=parameter_count(self.model),
+            weight_bytes=module_bytes(self.model),
             description=(
                 f"{self.model.config.model_type} causal LM ({where}); hidden states {self.pooling}-pooled, "
                 f"text cut at {self.spec.max_length} tokens"
