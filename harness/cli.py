@@ -192,7 +192,7 @@ def models(
     from harness.store import Store
 
     suite = load_suite(suite_file)
-    stored = {r["name"]: r for r in Store(db).db.query("SELECT * FROM models")} if db.exists() else {}
+    stored = {r["name"]: r for r in Store.open_readonly(db).db.query("SELECT * FROM models")} if db.exists() else {}
     table = Table(title=f"Models in {esc(suite_file)}", title_justify="left", header_style="bold")
     for col in ("name", "family", "modality", "source", "revision", "params", "license"):
         table.add_column(col)
@@ -216,9 +216,7 @@ def show(
     from harness.report import leaderboard_tables
     from harness.store import Store
 
-    if not db.exists():
-        raise HarnessError(f"No results database at {db}. Run `harness run SUITE --db {db}` first, or pass --db.")
-    tables = leaderboard_tables(Store(db), task, model)
+    tables = leaderboard_tables(Store.open_readonly(db), task, model)
     if not tables:
         raise HarnessError(f"No results in {db}" + (f" for task {task!r}" if task else "") + (f" and model {model!r}" if model else "") + ".")
     for table in tables:

@@ -92,15 +92,9 @@ def _parse_model(item: Any, where: str) -> ModelEntry:
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ConfigError(f"{where}.{key}: expected a list of names, got {value!r}.")
     spec = from_mapping(ModelSpec, data, where)
-    from harness.models import FAMILIES
+    from harness.models import validate_spec
 
-    if spec.family not in FAMILIES:
-        raise ConfigError(
-            f'{where}.family: unknown model family "{spec.family}".{close_match(spec.family, FAMILIES)} '
-            f'Available: {", ".join(sorted(FAMILIES))}.'
-        )
-    if spec.batch_size < 1:
-        raise ConfigError(f"{where}.batch_size: expected a positive integer, got {spec.batch_size}.")
+    validate_spec(spec, where)
     return ModelEntry(spec, tuple(tasks) if tasks else None, tuple(protocols) if protocols else None)
 
 

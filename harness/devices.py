@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from harness.errors import HarnessError, close_match
+from harness.models.base import PRECISIONS
 
-PRECISIONS = ("fp32", "bf16")
 _DEVICE_WORDS = ("auto", "cpu", "cuda")
 
 T = TypeVar("T")

@@ -23,6 +23,14 @@ class BootstrapConfig:
     seed: int = 0
     confidence: float = 0.95
 
+    def __post_init__(self) -> None:
+        if self.n_boot < 1:
+            raise ValueError(f"n_boot must be >= 1 (bootstrap resamples; 1000 is usual), got {self.n_boot}.")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}.")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be between 0 and 1 (exclusive), e.g. 0.95, got {self.confidence}.")
+
 
 def point_metrics(y: np.ndarray, pred: np.ndarray, n_labels: int) -> dict[str, float]:
     labels = list(range(n_labels))

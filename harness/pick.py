@@ -163,6 +163,8 @@ def pick(
 ) -> PickResult:
     """hardware: a fingerprint (or unique prefix), "current", or None (current if it has timings, else
     the most common fingerprint among the candidates' timings)."""
+    if not 0 < alpha < 1:
+        raise HarnessError(f"--alpha must be a significance level between 0 and 1 (exclusive), e.g. 0.05, got {alpha:g}.")
     if metric not in CONFUSION_METRICS:
         raise HarnessError(
             f'--metric "{metric}" is not one of {", ".join(CONFUSION_METRICS)}.{close_match(metric, CONFUSION_METRICS)}'

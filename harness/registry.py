@@ -13,6 +13,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import sys
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,10 +107,24 @@ def _import_path(path: Path) -> ModuleType:
     sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt from a plugin must not end the run
         del sys.modules[module_name]
-        raise ConfigError(f"Plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(_import_failure(path, exc)) from None
     return module
+
+
+def _import_failure(path: Path, exc: BaseException) -> str:
+    """One paragraph: what the plugin raised while being imported and the line of the plugin that did it."""
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+    at = f" (line {lines[-1]})" if lines else ""
+    if isinstance(exc, SystemExit):
+        what = f"called sys.exit({exc.code!r}) (a plugin must define tasks, not end the program)"
+    elif isinstance(exc, KeyboardInterrupt):
+        what = "raised KeyboardInterrupt"
+    else:
+        detail = " ".join(str(exc).split())
+        what = f"raised {type(exc).__name__}" + (f": {detail}" if detail else "")
+    return f"Plugin {path} {what} while being imported{at}."
 
 
 def _python_plugin_tasks(path: Path) -> list[tuple[Task, str]]:

@@ -138,9 +138,13 @@ def run_suite(
     finished = store.finished_keys([j.key for j in selected])
     todo = [j for j in selected if j.key not in finished]
     summary = SweepSummary(total=len(selected), already_done=len(selected) - len(todo))
+    if todo:
+        store.check_writable(len(todo))
     if on_plan:
         on_plan(plan, len(todo))
     executor = executor or LocalExecutor()
+    if isinstance(executor, LocalExecutor):
+        check_local_devices(suite, todo)
     context = SweepContext(
         suite=suite,
         plugins=tuple(Path(p).expanduser().resolve() for p in plugins),
@@ -155,6 +159,23 @@ def run_suite(
     summary.forward_passes = executor.stats.forward_passes
     summary.wall_s = time.perf_counter() - t0
     return summary
+
+
+def check_local_devices(suite: SuiteConfig, jobs: Sequence[Job]) -> None:
+    """A CUDA device this machine lacks is refused before any job runs, naming the suite key (in-process runs;
+    a Ray cluster's workers check their own devices)."""
+    from harness.models import CPU_ONLY_FAMILIES
+
+    wanted = {j.model.spec.name for j in jobs}
+    for i, entry in enumerate(suite.models):
+        spec = entry.spec
+        if spec.name in wanted and spec.family not in CPU_ONLY_FAMILIES and spec.device.strip().lower().startswith("cuda"):
+            from harness.devices import resolve_device
+
+            try:
+                resolve_device(spec.device)
+            except HarnessError as exc:
+                raise HarnessError(f"{suite.path}: models[{i}].device ({spec.name}): {exc}") from None
 
 
 def _record(store: Store, result: JobResult, label: str, summary: SweepSummary) -> None:

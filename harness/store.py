@@ -7,6 +7,7 @@ at all. Only the driver process writes.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -126,12 +127,53 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def connect_readonly(path: str | Path) -> sqlite3.Connection:
+    """The one way read commands (show, models, site, pick, compare, export-baseline) open a store: SQLite URI
+    mode=ro, so nothing is created, no table added and the journal mode left as it is. A missing path, a
+    folder, an empty file, a file that is not SQLite and an SQLite database without a runs table are refused
+    with the file untouched."""
+    path = Path(path)
+    hint = "pass --db with the results file `harness run` wrote (default results/harness.db)"
+    if not path.exists():
+        raise HarnessError(f"No results database at {path} (the file does not exist). Run a suite first (harness run SUITE --db {path}) or {hint}.")
+    if path.is_dir():
+        raise HarnessError(f"--db {path} is a directory; give the results file, e.g. {path}/harness.db.")
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise HarnessError(f"Results database {path} cannot be read: {exc.strerror or exc}.") from None
+    if not header:
+        raise HarnessError(f"{path} is not a harness results database: it is an empty file (0 bytes); {hint}.")
+    if header != SQLITE_HEADER:
+        raise HarnessError(f"{path} is not a harness results database: not an SQLite file; {hint}.")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        has_runs = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise HarnessError(f"{path} is not a harness results database: SQLite cannot read it ({exc}); {hint}.") from None
+    if not has_runs:
+        conn.close()
+        raise HarnessError(f"{path} is not a harness results database: an SQLite database without a runs table; {hint}.")
+    return conn
+
+
 class Store:
     def __init__(self, path: str | Path = DEFAULT_DB) -> None:
         self.path = Path(path)
         if self.path.exists() and self.path.is_dir():
             raise HarnessError(f"--db {self.path} is a directory; give a file path such as {self.path}/harness.db.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(
+                f"--db {self.path}: its folder {self.path.parent} cannot be created ({exc.strerror or exc})."
+            ) from None
+        if self.path.exists() and self.path.stat().st_size > 0 and not _has_sqlite_header(self.path):
+            raise HarnessError(f"{self.path} is not an SQLite database; pass --db with a harness results file or a new path.")
         try:
             conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
@@ -141,7 +183,30 @@ class Store:
             self._add_missing_columns()
             self._key_tasks_by_fingerprint()
         except sqlite3.DatabaseError as exc:
-            raise HarnessError(f"{self.path} is not a harness results database ({exc}).") from exc
+            if "readonly" in str(exc):
+                raise HarnessError(
+                    f"Results database {self.path} is read-only ({exc}); make it (and its folder) writable, or "
+                    "pass --db with a writable path."
+                ) from None
+            raise HarnessError(f"{self.path} is not a harness results database ({exc}).") from None
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> Store:
+        """A store for reading only (see connect_readonly): write methods fail, nothing on disk changes."""
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        store.db = sqlite_utils.Database(connect_readonly(store.path))
+        return store
+
+    def check_writable(self, jobs: int) -> None:
+        """Before running jobs: their results must be writable here (the file, and its folder for SQLite's
+        journal), or the compute would be lost at the first write."""
+        for target in (self.path, self.path.parent):
+            if not os.access(target, os.W_OK):
+                raise HarnessError(
+                    f"Results database {self.path} is read-only ({target} is not writable) and {jobs} job(s) "
+                    "need their results written there. Make it writable, or pass --db with a writable path."
+                )
 
     def _add_missing_columns(self) -> None:
         """Stores made before a column existed get it added (NULL for their old rows)."""
@@ -308,6 +373,11 @@ class Store:
         ORDER BY r.task, r.protocol, f1.value DESC
         """
         return list(self.db.query(sql, {"task": task}))
+
+
+def _has_sqlite_header(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
 
 
 def _dumps(obj: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -62,8 +63,8 @@ def _check(value: Any, tp: Any) -> Any:
             raise TypeError
         return flag
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise TypeError  # NaN passes every range check silently
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):

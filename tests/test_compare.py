@@ -299,7 +299,9 @@ def test_failed_or_missing_required_candidate_runs_fail_the_check(tmp_path: Path
     other = write_store(tmp_path / "o.db", [make_record(dataclasses.replace(full, name="other"))])
     report = _report(base, other)
     assert {p.model: p.verdict for p in report.pairs} == {"logreg": "missing", "other": "new"}
-    assert report.exit_code == 0
+    assert report.exit_code == 1  # nothing was compared: a gate must not pass on nothing
+    assert any(p.startswith("Nothing comparable") and "logreg" in p and "other" in p for p in report.problems)
+    assert _report(base, other, Policy(allow_nothing_comparable=True)).exit_code == 0
     strict = _report(base, other, Policy(required_models=("logreg",)))
     assert strict.exit_code == 1
     assert any("Required model 'logreg'" in p for p in strict.problems)
@@ -415,7 +417,7 @@ def test_cli_usage_errors_exit_2_with_a_message(dbs: dict[str, Path], tmp_path: 
 def test_a_corrupt_or_foreign_file_is_a_clear_error(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all" * 10)
-    with pytest.raises(HarnessError, match="not a readable SQLite"):
+    with pytest.raises(HarnessError, match="not a harness results database"):
         load_results(junk)
     empty = tmp_path / "other.db"
     sqlite3.connect(empty).execute("CREATE TABLE t (x)").connection.close()

@@ -6,6 +6,7 @@ or a candidate run failed), 2 usage or data error (raised as HarnessError; the C
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -88,6 +89,13 @@ def compare(
             help="Fail when data, task version, protocol config or model revision changed. Default: allow.",
         ),
     ] = None,
+    allow_nothing_comparable: Annotated[
+        bool,
+        typer.Option(
+            "--allow-nothing-comparable",
+            help="Pass when the two sides share no finished run (default: that fails, exit 1).",
+        ),
+    ] = False,
     n_boot: Annotated[
         int | None, typer.Option("--n-boot", help="Paired bootstrap resamples (default 1000).")
     ] = None,
@@ -122,9 +130,12 @@ def compare(
         "required_models": tuple(require_model) if require_model else None,
         "required_tasks": tuple(require_task) if require_task else None,
         "fail_on_not_comparable": fail_on_not_comparable,
+        "allow_nothing_comparable": True if allow_nothing_comparable else None,
         "n_boot": n_boot,
     }
     policy = load_policy(policy_file, overrides)
+    if out is not None:
+        _check_out(out, "--out")
     base = load_results(base_path, baseline_label, task=task)
     cand = load_results(cand_path, candidate_label, task=task)
     if not base.runs:
@@ -145,7 +156,6 @@ def compare(
         if out is None:
             sys.stdout.write(text)
         else:
-            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text, encoding="utf-8")
     if out is not None:
         from harness.compare.render import summary_line
@@ -168,12 +178,16 @@ def export_baseline(
     """Export runs (metrics, config, fingerprints, per-example predictions) to a small JSON baseline."""
     if out.suffix.lower() != ".json":
         raise HarnessError(f"--out {out}: a baseline is a .json file (e.g. baseline.json).")
+    _check_out(out, "--out")
     results = load_results(db, label, task=task)
     if not results.runs:
         raise HarnessError(
             f"No runs to export from {results.source}" + (f" for task {task!r}." if task else ".")
         )
-    write_baseline(results, out)
+    try:
+        write_baseline(results, out)
+    except OSError as exc:
+        raise HarnessError(f"--out {out}: cannot be written ({exc.strerror or exc}).") from None
     with_preds = sum(r.predictions is not None for r in results.runs)
     size_kb = out.stat().st_size / 1024
     Console(stderr=True).print(
@@ -181,3 +195,17 @@ def export_baseline(
         markup=False,
         highlight=False,
     )
+
+
+def _check_out(out: Path, option: str) -> None:
+    """Before any work: the output file's folder exists (created if needed) and the path is not a folder."""
+    if out.is_dir():
+        raise HarnessError(f"{option} {out} is a directory; give a file path, e.g. {out / 'report.md'}.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(
+            f"{option} {out}: its folder {out.parent} cannot be created ({exc.strerror or exc})."
+        ) from None
+    if not os.access(out.parent, os.W_OK):
+        raise HarnessError(f"{option} {out}: its folder {out.parent} is not writable.")

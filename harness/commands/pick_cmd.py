@@ -65,7 +65,7 @@ def pick_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")] = False,
 ) -> None:
     """Recommend the cheapest model statistically tied with the best one that meets the constraints."""
-    if max_latency_ms is not None and max_latency_ms <= 0:
+    if max_latency_ms is not None and not max_latency_ms > 0:
         from harness.errors import HarnessError
 
         raise HarnessError(

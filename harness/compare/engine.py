@@ -26,6 +26,9 @@ from harness.stats import ConfusionMetric, mcnemar, paired_bootstrap_seeds
 
 Verdict = Literal["ok", "improved", "regression", "failed", "not_comparable", "untested", "missing", "new"]
 FAILING: frozenset[str] = frozenset({"regression", "failed"})
+# Verdicts of a pair with a finished run on both sides (not_comparable ones are governed by
+# fail_on_not_comparable); a report with none of them compared nothing.
+PAIRED: frozenset[str] = frozenset({"ok", "improved", "regression", "not_comparable"})
 REPORTED_METRICS = ("accuracy", "macro_f1")
 
 
@@ -108,7 +111,22 @@ def compare_results(baseline: ResultSet, candidate: ResultSet, policy: Policy) -
         if rs.superseded
     )
     problems = _required_problems(candidate, policy)
+    if not policy.allow_nothing_comparable and not any(p.verdict in PAIRED for p in pairs):
+        problems += (_nothing_comparable(baseline, candidate),)
     return ComparisonReport(baseline.source, candidate.source, policy, tuple(pairs), problems, notes)
+
+
+def _nothing_comparable(baseline: ResultSet, candidate: ResultSet) -> str:
+    def has(rs: ResultSet) -> str:
+        names = sorted({" / ".join(r.pair_key) for r in rs.runs if r.status == "done"})
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        return f"{rs.source} has {len(names)} finished (model / task / protocol): {shown or 'none'}"
+
+    return (
+        "Nothing comparable: no (model, task, protocol) has a finished run on both sides. "
+        f"Baseline {has(baseline)}. Candidate {has(candidate)}. Pass --allow-nothing-comparable "
+        "(policy: allow_nothing_comparable: true) if an empty comparison should pass."
+    )
 
 
 def _required_problems(candidate: ResultSet, policy: Policy) -> tuple[str, ...]:

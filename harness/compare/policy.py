@@ -28,6 +28,9 @@ class Policy:
     required_models: tuple[str, ...] = ()  # each must have a finished run in the candidate
     required_tasks: tuple[str, ...] = ()
     fail_on_not_comparable: bool = False  # e.g. the data fingerprint changed between baseline and candidate
+    # No pair compared at all (the two sides share no finished run) fails unless this is set: a CI gate
+    # must not pass on nothing.
+    allow_nothing_comparable: bool = False
     n_boot: int = 1000
     seed: int = 0
 
@@ -39,9 +42,9 @@ class Policy:
             )
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {self.alpha}.")
-        if self.max_drop < 0:
+        if not self.max_drop >= 0:
             raise ValueError(f"max_drop is an allowed drop, >= 0 (e.g. 0.01), got {self.max_drop}.")
-        if self.max_latency_ratio is not None and self.max_latency_ratio < 1:
+        if self.max_latency_ratio is not None and not self.max_latency_ratio >= 1:
             raise ValueError(
                 f"max_latency_ratio must be >= 1 (1.2 = 20% slower allowed), got {self.max_latency_ratio}."
             )

@@ -6,6 +6,7 @@ A result set is the newest run per (model, task, protocol, seed) among the runs 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +20,7 @@ import numpy as np
 from harness import RESULT_SCHEMA_VERSION, __version__
 from harness.errors import HarnessError, close_match
 from harness.records import TimingRecord
+from harness.store import connect_readonly
 
 BASELINE_FORMAT = "harness-baseline"
 BASELINE_FORMAT_VERSION = 1
@@ -137,17 +139,8 @@ def _newest_per_job(runs: Iterable[RunResult]) -> tuple[tuple[RunResult, ...], i
 
 def open_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection: comparing or picking never writes to (or creates) a results file."""
-    if not path.is_file():
-        raise HarnessError(f"Results database {path} does not exist (give the path of a harness .db file).")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        conn.row_factory = sqlite3.Row
-        has_runs = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise HarnessError(f"{path} is not a readable SQLite results database ({exc}).") from exc
-    if not has_runs:
-        conn.close()
-        raise HarnessError(f"{path} is an SQLite file but not a harness results database (no runs table).")
+    conn = connect_readonly(path)
+    conn.row_factory = sqlite3.Row
     return conn
 
 
@@ -306,6 +299,8 @@ def load_baseline_json(
     raw = data.get("runs")
     if not isinstance(raw, list):
         raise HarnessError(f'{path}: "runs" must be a list of runs.')
+    for i, entry in enumerate(raw):
+        _check_run_entry(entry, f"{path}: runs[{i}]")
     rows = select_rows(raw, selector, str(path))
     rows = [
         r
@@ -320,6 +315,63 @@ def load_baseline_json(
         ) from None
     kept, superseded = _newest_per_job(runs)
     return ResultSet(f"{path}" + (f" [{selector}]" if selector else ""), kept, superseded)
+
+
+_NUMBER = (int, float)
+# field -> (accepted types, required); bool is never accepted where a number or string is meant.
+_RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    **{name: ((str,), True) for name in ("key", "suite", "model", "task", "task_version", "data_fingerprint")},
+    "protocol": ((str,), True),
+    "seed": ((int,), True),
+    "status": ((str,), True),
+    **{name: ((str, type(None)), False) for name in ("label", "error", "git_hash", "finished_at")},
+    **{name: ((dict, type(None)), False) for name in ("config", "metrics", "predictions", "timing")},
+    **{name: ((int, type(None)), False) for name in ("n_labels", "params")},
+}
+_TIMING_FIELDS = {f.name for f in dataclasses.fields(TimingRecord)}
+
+
+def _bad(where: str, expected: str, value: Any) -> HarnessError:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return HarnessError(f"{where}: expected {expected}, got {type(value).__name__} {shown}. Re-export the baseline.")
+
+
+def _check_run_entry(d: Any, where: str) -> None:
+    """Every field a baseline run entry is read through has the type the reader relies on."""
+    if not isinstance(d, dict):
+        raise _bad(where, "an object (one run)", d)
+    for name, (types, required) in _RUN_FIELDS.items():
+        if name not in d:
+            if required:
+                raise HarnessError(f'{where}: missing field "{name}". Re-export the baseline.')
+            continue
+        value = d[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise _bad(f"{where}.{name}", " or ".join("null" if t is type(None) else t.__name__ for t in types), value)
+    if d["status"] not in ("done", "failed", "not_applicable"):
+        raise _bad(f"{where}.status", "done, failed or not_applicable", d["status"])
+    for name, stat in (d.get("metrics") or {}).items():
+        ok = isinstance(stat, list) and 1 <= len(stat) <= 3 and isinstance(stat[0], _NUMBER)
+        if not ok or any(isinstance(v, bool) or not isinstance(v, (*_NUMBER, type(None))) for v in stat):
+            raise _bad(f"{where}.metrics.{name}", "[value, ci_low, ci_high] numbers", stat)
+    preds = d.get("predictions")
+    if preds:
+        ids = preds.get("ids")
+        if not isinstance(ids, list):
+            raise _bad(f"{where}.predictions.ids", "a list of example ids", ids)
+        for part in ("labels", "preds"):
+            values = preds.get(part)
+            if not (isinstance(values, list) and len(values) == len(ids)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in values
+            ):
+                raise _bad(f"{where}.predictions.{part}", f"a list of {len(ids)} integer class indices", values)
+    timing = d.get("timing")
+    if timing:
+        if set(timing) != _TIMING_FIELDS:
+            raise _bad(f"{where}.timing", f"an object with the fields {', '.join(sorted(_TIMING_FIELDS))}", timing)
+        for name, value in timing.items():
+            if name not in ("hardware", "device") and (isinstance(value, bool) or not isinstance(value, (*_NUMBER, type(None)))):
+                raise _bad(f"{where}.timing.{name}", "a number", value)
 
 
 def run_from_json(d: Mapping[str, Any]) -> RunResult:

@@ -8,6 +8,7 @@ nested dataclasses (a YAML mapping with the dataclass's keys).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from collections.abc import Mapping
 from pathlib import Path
@@ -91,8 +92,8 @@ def convert(value: Any, tp: Any, *, file: Path, key: str) -> Any:
             return value
         raise _fail(file, key, tp, value)
     if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+            return float(value)  # NaN passes every range check silently
         raise _fail(file, key, tp, value)
     if origin is tuple:
         if not isinstance(value, list):

@@ -38,14 +38,13 @@ from harness.executors.base import (
     worker_lost_result,
 )
 from harness.jobs import Job, JobResult
+from harness.models import CPU_ONLY_FAMILIES  # their workers ask Ray for no GPU
 
 if TYPE_CHECKING:
     from harness.config import SuiteConfig
     from harness.models.base import ModelSpec
 
 INSTALL_HINT = "pip install 'harness[ray]'"
-# Families whose adapters never touch a GPU: their workers ask Ray for none.
-CPU_ONLY_FAMILIES = frozenset({"tfidf", "pixels", "vader"})
 
 
 @dataclass(frozen=True)

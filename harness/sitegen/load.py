@@ -21,6 +21,7 @@ import numpy as np
 
 from harness.data.hygiene import leak_summary
 from harness.errors import HarnessError
+from harness.store import connect_readonly
 
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
 
@@ -172,19 +173,8 @@ class StoreReader:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise HarnessError(
-                f"No results database at {self.path}. Run a suite first (harness run suites/demo.yaml) "
-                "or pass --db with the path of an existing results file."
-            )
-        if self.path.is_dir():
-            raise HarnessError(
-                f"--db {self.path} is a directory; give the results file, e.g. {self.path}/harness.db."
-            )
+        self.conn = connect_readonly(self.path)
         try:
-            self.conn = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None
-            )
             self.conn.execute("SELECT key, status, config_json FROM runs LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             raise HarnessError(

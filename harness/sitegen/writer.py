@@ -2,6 +2,11 @@
 
 The state file in the output folder records each written file's hash, size and mtime. A file whose
 new content hashes the same, and which nobody touched since (size and mtime as recorded), is skipped.
+
+The state file is not trusted for deletion: a file an earlier build listed is removed only when it is a
+plain file of a kind the build writes, inside the output folder, and its current content still hashes to
+what the state file recorded (so a forged, stale or copied state file cannot delete a user's file, and a
+generated file someone edited by hand is kept).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from harness.errors import HarnessError
 
 STATE_FILE = ".harness-site.json"
 STATE_VERSION = 1
+SITE_SUFFIXES = frozenset({".html", ".css", ".js", ".json", ".csv"})  # what the build writes
 
 
 @dataclass
@@ -24,6 +30,7 @@ class WriteStats:
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # listed by an earlier build, but not provably ours
 
 
 class IncrementalWriter:
@@ -55,17 +62,36 @@ class IncrementalWriter:
 
     def finish(self, extra: dict[str, Any] | None = None) -> WriteStats:
         """Delete files the previous build wrote and this one did not, then save the state."""
-        root = self.out.resolve()
         for relpath in sorted(set(self._previous) - set(self._current)):
-            path = self.out / relpath
-            if path.resolve().is_relative_to(root) and path.is_file():
-                path.unlink()
-                self.stats.removed.append(relpath)
+            if (self.out / relpath).exists() or (self.out / relpath).is_symlink():
+                removable = self._provably_ours(relpath, self._previous[relpath])
+                if removable:
+                    removable.unlink()
+                    self.stats.removed.append(relpath)
+                else:
+                    self.stats.kept.append(relpath)
         state = {"version": STATE_VERSION, "files": self._current, "extra": extra or {}}
         tmp = self.out / f"{STATE_FILE}.tmp"
         tmp.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
         os.replace(tmp, self.out / STATE_FILE)
         return self.stats
+
+    def _provably_ours(self, relpath: str, recorded: Any) -> Path | None:
+        """The file to delete, or None unless it is a regular file (no link) of a site kind inside the folder
+        whose current bytes hash to the recorded sha256."""
+        root = self.out.resolve()
+        path = self.out / relpath
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("sha256"), str):
+            return None
+        if Path(relpath).is_absolute() or ".." in Path(relpath).parts or path.suffix.lower() not in SITE_SUFFIXES:
+            return None
+        if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root):
+            return None
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+        return path if digest == recorded["sha256"] else None
 
     def _read_state(self) -> dict[str, Any]:
         try:
