@@ -118,13 +118,11 @@ def _import_failure(path: Path, exc: BaseException) -> str:
     lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
     at = f" (line {lines[-1]})" if lines else ""
     if isinstance(exc, SystemExit):
-        what = f"called sys.exit({exc.code!r}) (a plugin must define tasks, not end the program)"
-    elif isinstance(exc, KeyboardInterrupt):
-        what = "raised KeyboardInterrupt"
+        what = f"it called sys.exit({exc.code!r}) (a plugin must define tasks, not end the program)"
     else:
         detail = " ".join(str(exc).split())
-        what = f"raised {type(exc).__name__}" + (f": {detail}" if detail else "")
-    return f"Plugin {path} {what} while being imported{at}."
+        what = type(exc).__name__ + (f": {detail}" if detail else "")
+    return f"Plugin {path} failed to import{at}: {what}."
 
 
 def _python_plugin_tasks(path: Path) -> list[tuple[Task, str]]:

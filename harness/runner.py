@@ -138,8 +138,6 @@ def run_suite(
     finished = store.finished_keys([j.key for j in selected])
     todo = [j for j in selected if j.key not in finished]
     summary = SweepSummary(total=len(selected), already_done=len(selected) - len(todo))
-    if todo:
-        store.check_writable(len(todo))
     if on_plan:
         on_plan(plan, len(todo))
     executor = executor or LocalExecutor()

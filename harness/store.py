@@ -174,6 +174,13 @@ class Store:
             ) from None
         if self.path.exists() and self.path.stat().st_size > 0 and not _has_sqlite_header(self.path):
             raise HarnessError(f"{self.path} is not an SQLite database; pass --db with a harness results file or a new path.")
+        for target in (self.path, self.path.parent) if self.path.exists() else (self.path.parent,):
+            if not os.access(target, os.W_OK):  # checked before any job runs: its compute would be lost
+                raise HarnessError(
+                    f"Results database {self.path} is read-only ({target} is not writable; SQLite also writes "
+                    "a journal next to it), and `harness run` records its results there. Make it writable, or "
+                    "pass --db with a writable path (show, site, compare and pick read it as it is)."
+                )
         try:
             conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
@@ -198,15 +205,6 @@ class Store:
         store.db = sqlite_utils.Database(connect_readonly(store.path))
         return store
 
-    def check_writable(self, jobs: int) -> None:
-        """Before running jobs: their results must be writable here (the file, and its folder for SQLite's
-        journal), or the compute would be lost at the first write."""
-        for target in (self.path, self.path.parent):
-            if not os.access(target, os.W_OK):
-                raise HarnessError(
-                    f"Results database {self.path} is read-only ({target} is not writable) and {jobs} job(s) "
-                    "need their results written there. Make it writable, or pass --db with a writable path."
-                )
 
     def _add_missing_columns(self) -> None:
         """Stores made before a column existed get it added (NULL for their old rows)."""

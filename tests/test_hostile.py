@@ -59,6 +59,15 @@ def store_state(db: Path) -> tuple[str, str]:
     return hashlib.sha256(db.read_bytes()).hexdigest(), hashlib.sha256(dump.encode()).hexdigest()
 
 
+def folder_state(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (SQLite's -wal/-shm reader files aside) -> hash of its bytes."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
+
+
 def invoke(args: list[str]) -> Result:
     return CliRunner().invoke(app, args)
 
@@ -109,9 +118,10 @@ def assert_clean_failure(result: Result, code: int, needles: tuple[str, ...]) ->
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
     if code == 2:
+        # One paragraph, printed last (third-party progress lines before it are issue 16's to silence).
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr  # one paragraph
-        text = lines[0]
+        assert [line for line in lines if line.startswith("Error: ")] == lines[-1:], result.stderr
+        text = lines[-1]
     else:
         text = " ".join(result.output.split())
     for needle in needles:
@@ -192,17 +202,352 @@ CASES: dict[str, Case] = {
 }
 
 
+# ---- settings validated at parse time, naming the key and the allowed range ------------------------------
+
+
+def model_line(**fields: str) -> str:
+    inner = ", ".join(f"{k}: {v}" for k, v in {"name": "m", "family": "pixels", **fields}.items())
+    return f"models:\n  - {{{inner}}}\n"
+
+
+def run_suite_with(**sections: str) -> Callable[[Env], list[str]]:
+    return suite_file(good_suite(**sections))
+
+
+def pick(*extra: str) -> Callable[[Env], list[str]]:
+    return lambda env: ["pick", "--task", "digits", "--db", str(env.db), *extra]
+
+
+def compare(*extra: str) -> Callable[[Env], list[str]]:
+    def make(env: Env) -> list[str]:
+        other = env.tmp / "other.db"
+        shutil.copyfile(env.db, other)
+        return ["compare", "--baseline", str(env.db), "--candidate", str(other), *extra]
+
+    return make
+
+
+CASES |= {
+    "timing-zero-iterations": Case(
+        run_suite_with(timing="timing: {batch1_iters: 0}\n"),
+        ("suite.yaml", "timing", "batch1_iters must be >= 1", "got 0"),
+    ),
+    "timing-negative-warmup": Case(
+        run_suite_with(timing="timing: {warmup: -1}\n"), ("timing", "warmup must be >= 0")
+    ),
+    "timing-zero-throughput": Case(
+        run_suite_with(timing="timing: {throughput_batches: 0}\n"),
+        ("timing", "throughput_batches must be >= 1"),
+    ),
+    "timing-wrong-type": Case(
+        run_suite_with(timing="timing: {warmup: many}\n"), ("timing.warmup", "expected int", "'many'")
+    ),
+    "bootstrap-zero-resamples": Case(
+        run_suite_with(bootstrap="bootstrap: {n_boot: 0}\n"),
+        ("suite.yaml", "bootstrap", "n_boot must be >= 1", "got 0"),
+    ),
+    "bootstrap-confidence-5": Case(
+        run_suite_with(bootstrap="bootstrap: {confidence: 5}\n"),
+        ("bootstrap", "confidence must be between 0 and 1", "5"),
+    ),
+    "bootstrap-negative-seed": Case(
+        run_suite_with(bootstrap="bootstrap: {seed: -3}\n"), ("bootstrap", "seed must be >= 0")
+    ),
+    "bootstrap-nan": Case(
+        run_suite_with(bootstrap="bootstrap: {confidence: .nan}\n"), ("bootstrap.confidence", "nan")
+    ),
+    "precision-fp8": Case(
+        run_suite_with(models=model_line(precision="fp8")),
+        ("suite.yaml", "models[0].precision", "expected one of fp32, bf16", '"fp8"'),
+    ),
+    "precision-bf16-on-cpu-only-family": Case(
+        run_suite_with(models=model_line(precision="bf16")),
+        ("models[0].precision", "family pixels computes in fp32 only"),
+    ),
+    "device-cuda7-on-cpu-only-family": Case(
+        run_suite_with(models=model_line(device="cuda:7")),
+        ("models[0].device", "family pixels runs on the CPU only", "cuda:7"),
+    ),
+    "device-malformed": Case(
+        run_suite_with(models=model_line(device="gpu0")),
+        ("models[0].device", "expected auto, cpu, cuda or cuda:N", "gpu0"),
+    ),
+    "device-missing-gpu": Case(
+        run_suite_with(models=model_line(family="efficientnet_lite", device="cuda:99")),
+        ("suite.yaml", "models[0].device", "cuda:99"),
+    ),
+    "batch-size-zero": Case(
+        run_suite_with(models=model_line(batch_size="0")), ("models[0].batch_size", "got 0")
+    ),
+    "max-length-zero": Case(
+        run_suite_with(models=model_line(max_length="0")), ("models[0].max_length", "got 0")
+    ),
+    "unknown-family": Case(
+        run_suite_with(models=model_line(family="pixel")),
+        ('unknown model family "pixel"', 'Did you mean "pixels"'),
+    ),
+    "unknown-suite-key": Case(
+        suite_file(good_suite() + "modles: []\n"), ('unknown key "modles"', 'Did you mean "models"')
+    ),
+    "seeds-not-integers": Case(
+        run_suite_with(name="name: ok\nseeds: [a]\n"), ("seeds", "list of integers", "'a'")
+    ),
+    "probe-k-shot-zero": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, k_shot: 0}]\n"),
+        ("protocols[0]", "k_shot must be >= 1"),
+    ),
+    "probe-nan-C": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, Cs: [.nan]}]\n"),
+        ("protocols[0].Cs", "nan"),
+    ),
+    "probe-max-iter-zero": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, max_iter: 0}]\n"),
+        ("max_iter must be >= 1",),
+    ),
+    "subsample-negative": Case(
+        run_suite_with(tasks="tasks: [{name: digits, subsample: {train: -5}}]\n"),
+        ("subsample.train", "at least 1", "-5"),
+    ),
+    "pick-alpha-negative": Case(pick("--alpha", "-1"), ("--alpha", "between 0 and 1", "-1")),
+    "pick-alpha-one": Case(pick("--alpha", "1"), ("--alpha", "between 0 and 1")),
+    "pick-latency-nan": Case(pick("--max-latency-ms", "nan"), ("--max-latency-ms", "positive")),
+    "pick-unknown-task": Case(
+        lambda env: ["pick", "--task", "digit", "--db", str(env.db)], ('"digit"', 'Did you mean "digits"')
+    ),
+    "pick-bad-memory": Case(pick("--max-memory", "lots"), ("lots",)),
+    "compare-alpha-2": Case(compare("--alpha", "2"), ("alpha must be between 0 and 1", "2")),
+    "compare-n-boot-0": Case(compare("--n-boot", "0"), ("n_boot must be >= 100", "0")),
+    "compare-max-drop-negative": Case(compare("--max-drop", "-0.1"), ("max_drop", "-0.1")),
+    "compare-latency-ratio-nan": Case(compare("--max-latency-ratio", "nan"), ("max_latency_ratio", "nan")),
+}
+
+
+# ---- files and stores ---------------------------------------------------------------------------------
+
+
+def _image_task(env: Env, corrupt: bytes) -> Path:
+    from PIL import Image
+
+    for label, colour in (("cat", 40), ("dog", 200)):
+        (env.tmp / "images" / label).mkdir(parents=True)
+        for i in range(6):
+            pixels = [[(colour + i, colour, colour)] * 7] * 5
+            Image.frombytes("RGB", (7, 5), bytes(v for row in pixels for px in row for v in px)).save(
+                env.tmp / "images" / label / f"{i}.png"
+            )
+    (env.tmp / "images" / "dog" / "broken.png").write_bytes(corrupt)
+    return env.write(
+        "pets.yaml",
+        "name: pets\nversion: '1'\nmodality: image\nlabels: [cat, dog]\n"
+        "source: {type: imagefolder, path: images}\nsplit: {validation_size: 0.25, test_size: 0.25}\n",
+    )
+
+
+def corrupt_image(corrupt: bytes) -> Callable[[Env], list[str]]:
+    def make(env: Env) -> list[str]:
+        task = _image_task(env, corrupt)
+        suite = env.write("suite.yaml", good_suite(tasks=f"plugins: [{task.name}]\ntasks: [pets]\n"))
+        return ["run", str(suite), "--db", str(env.db)]
+
+    return make
+
+
+PNG_HEADER_ONLY = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000070000000508020000")
+
+
+def foreign_sqlite(env: Env) -> Path:
+    path = env.tmp / "foreign.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('mine')")
+    conn.commit()
+    conn.close()
+    return path
+
+
+def read_command(command: str, target: Callable[[Env], Path]) -> Callable[[Env], list[str]]:
+    def make(env: Env) -> list[str]:
+        db = str(target(env))
+        return {
+            "show": ["show", "--db", db],
+            "models": ["models", str(env.write("evil.yaml", EVIL_SUITE)), "--db", db],
+            "site": ["site", "--db", db, "--out", str(env.tmp / "site")],
+            "pick": ["pick", "--task", "digits", "--db", db],
+            "compare": ["compare", "--baseline", db, "--candidate", str(env.db)],
+            "export-baseline": ["export-baseline", "--db", db, "--out", str(env.tmp / "b.json")],
+        }[command]
+
+    return make
+
+
+READ_COMMANDS = ("show", "models", "site", "pick", "compare", "export-baseline")
+TARGETS: dict[str, tuple[Callable[[Env], Path], str]] = {
+    "empty-file": (lambda env: env.write("empty.db", b""), "empty file (0 bytes)"),
+    "foreign-sqlite": (foreign_sqlite, "without a runs table"),
+    "text-file": (lambda env: env.write("notes.db", "my notes\n" * 50), "not an SQLite file"),
+}
+for _command in READ_COMMANDS:
+    for _target, (_make, _needle) in TARGETS.items():
+        CASES[f"read-only-{_command}-{_target}"] = Case(
+            read_command(_command, _make), ("not a harness results database", _needle)
+        )
+
+
+def baseline_json(mutate: Callable[[dict], None]) -> Callable[[Env], list[str]]:
+    def make(env: Env) -> list[str]:
+        import json
+
+        from harness.compare import load_results, write_baseline
+
+        path = env.tmp / "baseline.json"
+        write_baseline(load_results(env.db), path)
+        data = json.loads(path.read_text())
+        mutate(data)
+        path.write_text(json.dumps(data))
+        return ["compare", "--baseline", str(path), "--candidate", str(env.db)]
+
+    return make
+
+
+def _set(run_field: str, value: object) -> Callable[[dict], None]:
+    def mutate(data: dict) -> None:
+        target = data["runs"][0]
+        *parents, leaf = run_field.split(".")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+
+    return mutate
+
+
+CASES |= {
+    "corrupt-png-in-imagefolder": Case(
+        corrupt_image(b"\x89PNG\r\n\x1a\nthis is not a png"), ("broken.png", "cannot decode the image")
+    ),
+    "truncated-png-in-imagefolder": Case(
+        corrupt_image(PNG_HEADER_ONLY), ("broken.png", "cannot decode the image")
+    ),
+    "run-db-folder-cannot-be-created": Case(
+        lambda env: [
+            "run",
+            str(env.write("s.yaml", good_suite())),
+            "--db",
+            str(env.write("afile", "x") / "sub" / "r.db"),
+        ],
+        ("--db", "cannot be created"),
+    ),
+    "show-db-is-a-directory": Case(lambda env: ["show", "--db", str(env.tmp)], ("is a directory",)),
+    "show-db-missing": Case(lambda env: ["show", "--db", str(env.tmp / "nope.db")], ("does not exist",)),
+    "compare-out-folder-cannot-be-created": Case(
+        lambda env: compare("--out", str(env.write("afile", "x") / "sub" / "report.md"))(env),
+        ("--out", "cannot be created"),
+    ),
+    "compare-out-is-a-directory": Case(compare("--out", "."), ("--out", "is a directory")),
+    "export-baseline-out-folder-cannot-be-created": Case(
+        lambda env: [
+            "export-baseline",
+            "--db",
+            str(env.db),
+            "--out",
+            str(env.write("afile", "x") / "sub" / "b.json"),
+        ],
+        ("--out", "cannot be created"),
+    ),
+    "baseline-json-seed-string": Case(
+        baseline_json(_set("seed", "zero")), ("baseline.json", "runs[0].seed", "expected int", "'zero'")
+    ),
+    "baseline-json-metric-string": Case(
+        baseline_json(_set("metrics.accuracy", "abc")),
+        ("runs[0].metrics.accuracy", "[value, ci_low, ci_high]"),
+    ),
+    "baseline-json-predictions-short": Case(
+        baseline_json(lambda d: d["runs"][0]["predictions"]["labels"].pop()),
+        ("runs[0].predictions.labels", "integer class indices"),
+    ),
+    "baseline-json-run-not-object": Case(
+        baseline_json(lambda d: d["runs"].insert(0, 5)), ("runs[0]", "expected an object")
+    ),
+    "baseline-json-model-number": Case(
+        baseline_json(_set("model", 7)), ("runs[0].model", "expected str", "7")
+    ),
+    "baseline-json-timing-field": Case(
+        baseline_json(_set("timing.p50_ms", "fast")), ("runs[0].timing.p50_ms", "a number")
+    ),
+    "baseline-json-missing-status": Case(
+        baseline_json(lambda d: d["runs"][0].pop("status")), ('missing field "status"',)
+    ),
+    "baseline-json-not-json": Case(
+        lambda env: [
+            "compare",
+            "--baseline",
+            str(env.write("b.json", "{not json")),
+            "--candidate",
+            str(env.db),
+        ],
+        ("b.json", "not a readable baseline JSON"),
+    ),
+}
+
+
+# ---- silent passes ------------------------------------------------------------------------------------
+
+
+def plugin_run(code: str) -> Callable[[Env], list[str]]:
+    def make(env: Env) -> list[str]:
+        plugin = env.write("plug.py", code)
+        return ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--plugin", str(plugin)]
+
+    return make
+
+
+def nothing_comparable(*extra: str) -> Callable[[Env], list[str]]:
+    def make(env: Env) -> list[str]:
+        other = env.tmp / "other.db"
+        shutil.copyfile(env.db, other)
+        conn = sqlite3.connect(other)
+        conn.execute("UPDATE runs SET task = 'other-task'")
+        conn.commit()
+        conn.close()
+        return ["compare", "--baseline", str(env.db), "--candidate", str(other), *extra]
+
+    return make
+
+
+CASES |= {
+    "plugin-sys-exit-0": Case(
+        plugin_run("import sys\nsys.exit(0)\n"), ("plug.py", "called sys.exit(0)", "line 2")
+    ),
+    "plugin-sys-exit-3-in-tasks": Case(
+        lambda env: ["tasks", "--plugin", str(env.write("plug.py", "raise SystemExit(3)\n"))],
+        ("called sys.exit(3)",),
+    ),
+    "plugin-keyboard-interrupt": Case(
+        plugin_run("raise KeyboardInterrupt\n"), ("plug.py", "KeyboardInterrupt", "line 1")
+    ),
+    "plugin-raises": Case(
+        plugin_run("x = 1\nraise ValueError('nope [/] here')\n"), ("ValueError: nope [/] here", "line 2")
+    ),
+    "plugin-syntax-error": Case(plugin_run("def (:\n"), ("plug.py", "SyntaxError")),
+    "compare-nothing-comparable": Case(
+        nothing_comparable(),
+        ("Nothing comparable", f"{EVIL_MODEL} / digits / {EVIL_PROTOCOL}", "other-task"),
+        code=1,
+    ),
+}
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input_is_a_clear_error_and_the_store_is_untouched(name: str, env: Env) -> None:
     case = CASES[name]
-    before = store_state(env.db)
-    result = invoke(case.make(env))
+    args = case.make(env)
+    before = store_state(env.db), folder_state(env.tmp)
+    result = invoke(args)
     assert_clean_failure(result, case.code, case.needles)
-    assert store_state(env.db) == before
+    assert (store_state(env.db), folder_state(env.tmp)) == before  # nothing created, changed or deleted
 
 
 def test_catalogue_is_broad() -> None:
-    assert len(CASES) >= 19
+    assert len(CASES) >= 40
 
 
 # ---- YAML 1.1 words mean what was written ----------------------------------------------------------------
@@ -302,3 +647,83 @@ def test_run_prints_markup_names_verbatim(tmp_path: Path) -> None:
     result = invoke(["run", str(suite), "--db", str(tmp_path / "r[/].db")])
     assert result.exit_code == 0, result.output
     assert EVIL_MODEL in result.output and EVIL_PROTOCOL in result.output and "r[/].db" in result.output
+
+
+def test_nothing_comparable_passes_only_when_asked(env: Env) -> None:
+    result = invoke(nothing_comparable("--allow-nothing-comparable")(env))
+    assert result.exit_code == 0, result.output
+    assert "Nothing comparable" not in result.output
+
+
+# ---- the site folder: only files the build provably wrote are deleted ------------------------------------
+
+
+def test_forged_site_state_deletes_no_user_file(env: Env) -> None:
+    import json
+
+    out = env.tmp / "site"
+    assert invoke(["site", "--db", str(env.db), "--out", str(out)]).exit_code == 0
+    state_file = out / ".harness-site.json"
+    state = json.loads(state_file.read_text())
+    # A file the earlier build wrote and nobody changed: provably ours, removed when no longer produced.
+    stale = out / "models" / "retired-model.html"
+    stale.write_text("<p>old page</p>")
+    state["files"]["models/retired-model.html"] = {"sha256": hashlib.sha256(stale.read_bytes()).hexdigest()}
+    # User files listed by a forged state file: a wrong hash, a hand-edited page, a kind the build never
+    # writes, a path outside the folder. None may be deleted.
+    user_files = {
+        out / "notes.html": "my notes",
+        out / "edited.html": "hand-edited",
+        out / "thesis.pdf": "pdf",
+        env.tmp / "outside.html": "outside",
+    }
+    for path, text in user_files.items():
+        path.write_text(text)
+    state["files"]["notes.html"] = {"sha256": "0" * 64}
+    state["files"]["edited.html"] = {"sha256": hashlib.sha256(b"generated").hexdigest()}
+    state["files"]["thesis.pdf"] = {"sha256": hashlib.sha256(b"pdf").hexdigest()}
+    state["files"]["../outside.html"] = {"sha256": hashlib.sha256(b"outside").hexdigest()}
+    state_file.write_text(json.dumps(state))
+
+    result = invoke(["site", "--db", str(env.db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
+    assert {p: p.read_text() for p in user_files} == user_files
+    assert "1 removed" in " ".join(result.output.split())
+
+
+# ---- a read-only store with a job to run -----------------------------------------------------------------
+
+
+def test_read_only_store_is_refused_before_any_job_runs(tmp_path: Path, pristine: Path) -> None:
+    """A real read-only store in a real subprocess: file modes for a normal user; for root (which ignores
+    them) a read-only bind mount of the store's folder inside a private mount namespace (unshare -m)."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    db = folder / "store.db"
+    shutil.copyfile(pristine, db)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(good_suite())
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    command = [sys.executable, "-m", "harness.cli", "run", str(suite), "--db", str(db)]
+    if os.geteuid() == 0:
+        if shutil.which("unshare") is None:
+            pytest.skip("running as root without unshare: cannot make a folder read-only for root")
+        script = f'mount --bind "{folder}" "{folder}" && mount -o remount,bind,ro "{folder}" && exec "$@"'
+        command = ["unshare", "-m", "sh", "-c", script, "sh", *command]
+    else:
+        db.chmod(0o444)
+        folder.chmod(0o555)
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    finally:
+        folder.chmod(0o755)
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "read-only" in message and str(db) in message and "not writable" in message
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before

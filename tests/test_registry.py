@@ -134,7 +134,7 @@ def test_python_plugin_by_path(tmp_path):
 def test_python_plugin_errors_are_config_errors(tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("import not_a_module_anywhere\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"broken\.py failed to import: ModuleNotFoundError"):
+    with pytest.raises(ConfigError, match=r"broken\.py failed to import \(line 1\): ModuleNotFoundError"):
         TaskRegistry.discover([broken])
     empty = tmp_path / "empty.py"
     empty.write_text("X = 1\n", encoding="utf-8")

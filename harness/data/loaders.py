@@ -74,12 +74,20 @@ def to_uint8_image(value: Any, *, where: str) -> np.ndarray:
     """An image as an HxWxC uint8 array: grayscale keeps one channel, every other mode becomes RGB."""
     from PIL import Image
 
-    if isinstance(value, Mapping) and ("bytes" in value or "path" in value):  # datasets Image(decode=False)
-        value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
-    if isinstance(value, Image.Image):
-        if value.mode not in ("L", "RGB"):
-            value = value.convert("L" if value.mode in ("1", "I;16", "I", "F") else "RGB")
-        value = np.asarray(value)
+    source = None
+    try:
+        if isinstance(value, Mapping) and ("bytes" in value or "path" in value):  # datasets Image(decode=False)
+            source = value.get("path")
+            value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
+        if isinstance(value, Image.Image):
+            if value.mode not in ("L", "RGB"):
+                value = value.convert("L" if value.mode in ("1", "I;16", "I", "F") else "RGB")
+            value = np.asarray(value)
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL: unidentified, truncated or malformed image data
+        detail = " ".join(str(exc).split())
+        raise DataError(
+            f"{where}: cannot decode the image {source or '(in-memory bytes)'}: {detail}. Replace or remove the file."
+        ) from None
     arr = np.asarray(value)
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -126,6 +134,11 @@ def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix
     if len(dataset) == 0:
         raise DataError(f"{where}: the split has no rows.")
 
+    if columns.modality == "image":  # decode ourselves, so a corrupt file is an error naming it
+        import datasets
+
+        if isinstance(dataset.features.get(columns.input), datasets.Image):
+            dataset = dataset.cast_column(columns.input, datasets.Image(decode=False))
     raw_inputs = list(dataset[columns.input])
     inputs: Sequence[Any]
     if columns.modality == "text":
