@@ -96,14 +96,6 @@ class TimingConfig:
 
 # ---- fingerprint ---------------------------------------------------------------------------------------
 
-    def __post_init__(self) -> None:
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0 (untimed iterations), got {self.warmup}.")
-        if self.batch1_iters < 1:
-            raise ValueError(f"batch1_iters must be >= 1 (timed batch-1 iterations), got {self.batch1_iters}.")
-        if self.throughput_batches < 1:
-            raise ValueError(f"throughput_batches must be >= 1 (timed full batches), got {self.throughput_batches}.")
-
 
 def _cpu_model() -> str:
     try:

@@ -328,7 +328,7 @@ _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     **{name: ((dict, type(None)), False) for name in ("config", "metrics", "predictions", "timing")},
     **{name: ((int, type(None)), False) for name in ("n_labels", "params")},
 }
-_TIMING_FIELDS = {f.name for f in dataclasses.fields(TimingRecord)}
+_TIMING_FIELDS = {f.name: f for f in dataclasses.fields(TimingRecord)}
 
 
 def _bad(where: str, expected: str, value: Any) -> HarnessError:
@@ -367,11 +367,22 @@ def _check_run_entry(d: Any, where: str) -> None:
                 raise _bad(f"{where}.predictions.{part}", f"a list of {len(ids)} integer class indices", values)
     timing = d.get("timing")
     if timing:
-        if set(timing) != _TIMING_FIELDS:
-            raise _bad(f"{where}.timing", f"an object with the fields {', '.join(sorted(_TIMING_FIELDS))}", timing)
-        for name, value in timing.items():
-            if name not in ("hardware", "device") and (isinstance(value, bool) or not isinstance(value, (*_NUMBER, type(None)))):
-                raise _bad(f"{where}.timing.{name}", "a number", value)
+        for name, f in _TIMING_FIELDS.items():
+            if name not in timing:
+                if f.default is dataclasses.MISSING:
+                    raise HarnessError(f'{where}.timing: missing field "{name}". Re-export the baseline.')
+                continue
+            value, kind = timing[name], str(f.type)
+            if value is None:
+                ok = "None" in kind
+            elif "str" in kind:
+                ok = isinstance(value, str)
+            elif "bool" in kind:
+                ok = isinstance(value, bool)
+            else:
+                ok = isinstance(value, _NUMBER) and not isinstance(value, bool)
+            if not ok:
+                raise _bad(f"{where}.timing.{name}", kind.replace(" | None", " or null"), value)
 
 
 def run_from_json(d: Mapping[str, Any]) -> RunResult:
