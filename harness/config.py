@@ -143,8 +143,8 @@ def parse_suite(data: Any, path: Path) -> SuiteConfig:
                         f'{where}: models[{i}].{kind}: "{n}" is not in the suite\'s {kind}.{close_match(n, known)}'
                     )
     seeds = data.get("seeds", [0])
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        raise ConfigError(f"{where}: seeds: expected a non-empty list of integers, got {seeds!r}.")
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise ConfigError(f"{where}: seeds: expected a non-empty list of integers >= 0, got {seeds!r}.")
     plugins = data.get("plugins", [])
     if not (isinstance(plugins, list) and all(isinstance(p, str) for p in plugins)):
         raise ConfigError(f"{where}: plugins: expected a list of paths, got {plugins!r}.")

@@ -292,6 +292,9 @@ CASES |= {
     "seeds-not-integers": Case(
         run_suite_with(name="name: ok\nseeds: [a]\n"), ("seeds", "list of integers", "'a'")
     ),
+    "seeds-negative": Case(
+        run_suite_with(name="name: ok\nseeds: [0, -1]\n"), ("seeds", "integers >= 0", "-1")
+    ),
     "probe-k-shot-zero": Case(
         run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, k_shot: 0}]\n"),
         ("protocols[0]", "k_shot must be >= 1"),
