@@ -9,6 +9,7 @@ import functools
 import os
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,15 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except HarnessError as exc:
             err_console.print(f"[bold red]Error:[/bold red] {esc(exc)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except SystemExit as exc:  # our commands end with typer.Exit; this came from plugin/task/model code
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+            err_console.print(
+                f"[bold red]Error:[/bold red] {esc(f'sys.exit({exc.code!r}) was called{where} while `harness {fn.__name__}` ran (plugin, task or model code?); the command did not finish.')}",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -249,6 +249,8 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
         status, error = "not_applicable", str(exc)
     except Exception as exc:  # the sweep goes on; the failure is recorded with its reason
         status, error = "failed", _error_text(exc)
+    except SystemExit as exc:  # model or task code calling sys.exit fails this job, not the whole sweep
+        status, error = "failed", f"SystemExit: the job's code called sys.exit({exc.code!r})\n{_error_text(exc)}"
     if status != "done":
         metrics, confusion, predictions, timing = (), None, None, None
     record = RunRecord(

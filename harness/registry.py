@@ -50,7 +50,7 @@ def _instantiate(cls: type[Task], origin: str) -> Task:
         return _checked(cls(), origin)
     except HarnessError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ConfigError(
             f"{origin}: could not create task class {cls.__name__}: {type(exc).__name__}: {exc}"
         ) from exc
@@ -66,7 +66,7 @@ def _tasks_from_object(obj: Any, origin: str) -> list[Task]:
             made = obj()
         except HarnessError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise ConfigError(f"{origin}: task factory failed: {type(exc).__name__}: {exc}") from exc
         if isinstance(made, Task):
             return [_checked(made, origin)]
@@ -86,7 +86,7 @@ def _entry_point_tasks() -> list[tuple[Task, str]]:
         )
         try:
             obj = ep.load()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise ConfigError(
                 f"{origin} (group {ENTRY_POINT_GROUP}) failed to import: {type(exc).__name__}: {exc}. "
                 "Fix or uninstall that package."

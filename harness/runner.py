@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import SuiteConfig, TaskRef
-from harness.errors import HarnessError, unknown_name
+from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.executors import Executor, LocalExecutor, ProgressCallback, SweepContext
 from harness.jobs import Job, JobResult, digest_cache_path, feature_cache_dir, make_job
 from harness.models.identity import DigestCache, model_identity
@@ -80,7 +80,10 @@ def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Se
     for ref in suite.tasks:
         if ref.name not in registry.names():
             raise HarnessError(f"{suite.path}: tasks: {unknown_name('task', ref.name, registry.names())}")
-        tasks[ref.name] = registry.get(ref.name, ref.options or None)
+        try:
+            tasks[ref.name] = registry.get(ref.name, ref.options or None)
+        except ConfigError as exc:  # task options: name the suite file too
+            raise ConfigError(f"{suite.path}: tasks: {exc}") from None
     jobs: list[Job] = []
     skipped: list[tuple[str, str]] = []
     digests = DigestCache(digest_cache_path(store.path.resolve()))

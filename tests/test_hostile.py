@@ -309,7 +309,7 @@ CASES |= {
     ),
     "subsample-negative": Case(
         run_suite_with(tasks="tasks: [{name: digits, subsample: {train: -5}}]\n"),
-        ("subsample.train", "at least 1", "-5"),
+        ("suite.yaml: tasks", "subsample.train", "at least 1", "-5"),
     ),
     "pick-alpha-negative": Case(pick("--alpha", "-1"), ("--alpha", "between 0 and 1", "-1")),
     "pick-alpha-one": Case(pick("--alpha", "1"), ("--alpha", "between 0 and 1")),
@@ -495,6 +495,21 @@ CASES |= {
 # ---- silent passes ------------------------------------------------------------------------------------
 
 
+TASK_PLUGIN = """import sys
+from harness.tasks import Task, TaskSpec
+
+
+class Exits(Task):
+    spec = TaskSpec(name="exits", version="1", modality="text", labels=("a", "b"))
+
+    def __init__(self):
+{init}
+
+    def load(self):
+{load}
+"""
+
+
 def plugin_run(code: str) -> Callable[[Env], list[str]]:
     def make(env: Env) -> list[str]:
         plugin = env.write("plug.py", code)
@@ -531,6 +546,21 @@ CASES |= {
         plugin_run("x = 1\nraise ValueError('nope [/] here')\n"), ("ValueError: nope [/] here", "line 2")
     ),
     "plugin-syntax-error": Case(plugin_run("def (:\n"), ("plug.py", "SyntaxError")),
+    "plugin-task-init-exits": Case(
+        plugin_run(TASK_PLUGIN.format(init="        sys.exit(0)", load="        pass")),
+        ("plug.py", "could not create task class Exits", "SystemExit"),
+    ),
+    "plugin-task-load-exits": Case(
+        lambda env: [
+            "run",
+            str(env.write("s.yaml", good_suite(tasks="tasks: [exits]\n", models=model_line(family="tfidf")))),
+            "--db",
+            str(env.db),
+            "--plugin",
+            str(env.write("plug.py", TASK_PLUGIN.format(init="        pass", load="        sys.exit(0)"))),
+        ],
+        ("sys.exit(0) was called at", "plug.py:12", "harness run", "did not finish"),
+    ),
     "compare-nothing-comparable": Case(
         nothing_comparable(),
         ("Nothing comparable", f"{EVIL_MODEL} / digits / {EVIL_PROTOCOL}", "other-task"),
