@@ -150,8 +150,13 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
         raise HarnessError(f"{path} is not a harness results database: it is an empty file (0 bytes); {hint}.")
     if header != SQLITE_HEADER:
         raise HarnessError(f"{path} is not a harness results database: not an SQLite file; {hint}.")
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    if not os.access(path.parent, os.W_OK):
+        # A WAL store in a read-only folder (a read-only mount, a CI artifact): SQLite cannot create its -shm
+        # file there, and no writer can be changing the file either, so read it as immutable.
+        uri += "&immutable=1"
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
         has_runs = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise HarnessError(f"{path} is not a harness results database: SQLite cannot read it ({exc}); {hint}.") from None

@@ -742,19 +742,31 @@ def test_read_only_store_is_refused_before_any_job_runs(tmp_path: Path, pristine
     suite = tmp_path / "s.yaml"
     suite.write_text(good_suite())
     before = hashlib.sha256(db.read_bytes()).hexdigest()
-    command = [sys.executable, "-m", "harness.cli", "run", str(suite), "--db", str(db)]
-    if os.geteuid() == 0:
-        if shutil.which("unshare") is None:
-            pytest.skip("running as root without unshare: cannot make a folder read-only for root")
+    cli = [sys.executable, "-m", "harness.cli"]
+
+    def read_only(*args: str) -> list[str]:
+        if os.geteuid() != 0:
+            return [*cli, *args]
         script = f'mount --bind "{folder}" "{folder}" && mount -o remount,bind,ro "{folder}" && exec "$@"'
-        command = ["unshare", "-m", "sh", "-c", script, "sh", *command]
-    else:
+        return ["unshare", "-m", "sh", "-c", script, "sh", *cli, *args]
+
+    if os.geteuid() == 0 and shutil.which("unshare") is None:
+        pytest.skip("running as root without unshare: cannot make a folder read-only for root")
+    if os.geteuid() != 0:
         db.chmod(0o444)
         folder.chmod(0o555)
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        proc = subprocess.run(
+            read_only("run", str(suite), "--db", str(db)), capture_output=True, text=True, timeout=300
+        )
+        shown = subprocess.run(
+            read_only("show", "--db", str(db)), capture_output=True, text=True, timeout=300
+        )
     finally:
         folder.chmod(0o755)
+    assert shown.returncode == 0 and EVIL_MODEL in shown.stdout, (
+        shown.stdout + shown.stderr
+    )  # reading still works
     message = " ".join(proc.stderr.split())
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
