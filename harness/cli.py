@@ -136,16 +136,20 @@ def run(
         for table in leaderboard_tables(store):
             console.print(table)
     wall = time.perf_counter() - t0
+    elsewhere = (
+        f"{summary.recorded_elsewhere} run by another harness process on this store; " if summary.recorded_elsewhere else ""
+    )
     if summary.ran == 0:
         console.print(
-            f"All {summary.total} job(s) already in {esc(db)}: nothing to run "
+            f"All {summary.total} job(s) already in {esc(db)}"
+            f"{f' ({summary.recorded_elsewhere} of them run meanwhile by another harness process)' if elsewhere else ''}: nothing to run "
             f"({summary.models_loaded} models loaded, {summary.forward_passes} forward passes). {wall:.1f}s."
         )
     else:
         console.print(
             f"{summary.ran} job(s) run ({summary.done} done, {summary.not_applicable} not applicable, "
             f"{summary.failed} failed), {summary.already_done} skipped as already done; "
-            f"{summary.models_loaded} model load(s), {summary.forward_passes} feature pass(es); {wall:.1f}s. Results: {esc(db)}"
+            f"{elsewhere}{summary.models_loaded} model load(s), {summary.forward_passes} feature pass(es); {wall:.1f}s. Results: {esc(db)}"
         )
     if summary.failed:
         for name, error in summary.failures:

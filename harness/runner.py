@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.claims import JobClaims, lease_seconds, new_owner
 from harness.config import SuiteConfig, TaskRef
 from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.executors import Executor, LocalExecutor, ProgressCallback, SweepContext
+from harness.executors.base import ExecutionStats
 from harness.jobs import Job, JobResult, digest_cache_path, feature_cache_dir, make_job
 from harness.models.identity import DigestCache, model_identity
 from harness.store import Store
@@ -51,6 +53,7 @@ class SweepSummary:
     wall_s: float = 0.0
     models_loaded: int = 0
     forward_passes: int = 0
+    recorded_elsewhere: int = 0  # jobs another harness process on this store ran meanwhile (not run here)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (job label, error)
 
 
@@ -152,12 +155,24 @@ def run_suite(
         feature_dir=feature_cache_dir(store.path.resolve()),
         tasks=PlannedTasks(plan, loader),
     )
-    results = executor.run(todo, context, progress or (lambda j, r: None))
-    with contextlib.closing(results):  # on an error here, the executor stops its workers at once
-        for result in results:
-            _record(store, result, label, summary)
-    summary.models_loaded = executor.stats.models_loaded
-    summary.forward_passes = executor.stats.forward_passes
+    stats = ExecutionStats()
+    if todo:
+        claims = JobClaims(store, new_owner(), lease_seconds(), store.run_states([j.key for j in todo]))
+        with claims.heartbeat():
+            pending: list[Job] = todo
+            while pending:
+                queue = ClaimQueue(pending, claims)
+                results = executor.run(queue, context, progress or (lambda j, r: None))
+                with contextlib.closing(results):  # on an error here, the executor stops its workers at once
+                    for result in results:
+                        _record(store, result, label, summary)
+                stats = stats + executor.stats
+                summary.recorded_elsewhere += queue.recorded
+                pending = queue.busy
+                if pending and not queue.claimed:
+                    time.sleep(CLAIM_POLL_S)  # every job left is another live process's: wait for it
+    summary.models_loaded = stats.models_loaded
+    summary.forward_passes = stats.forward_passes
     summary.wall_s = time.perf_counter() - t0
     return summary
 
@@ -179,14 +194,42 @@ def check_local_devices(suite: SuiteConfig, jobs: Sequence[Job]) -> None:
                 raise HarnessError(f"{suite.path}: models[{i}].device ({spec.name}): {exc}") from None
 
 
+CLAIM_POLL_S = 0.5
+
+
+class ClaimQueue:
+    """The jobs of one round, each claimed just before the executor takes it (the local executor takes
+    one at a time, Ray all at once). Jobs another live process holds are kept for the next round; jobs it
+    recorded meanwhile are dropped."""
+
+    def __init__(self, jobs: Sequence[Job], claims: JobClaims) -> None:
+        self.jobs, self.claims = jobs, claims
+        self.busy: list[Job] = []
+        self.claimed = self.recorded = 0
+
+    def __iter__(self) -> Iterator[Job]:
+        for job in self.jobs:
+            outcome = self.claims.claim(job.key)
+            if outcome == "busy":
+                self.busy.append(job)
+            elif outcome == "recorded":
+                self.recorded += 1
+            else:
+                self.claimed += 1
+                yield job
+
+
 def _record(store: Store, result: JobResult, label: str, summary: SweepSummary) -> None:
-    store.write_run(
+    written = store.write_run(
         result.record,
         label=label,
         model_row=result.model_row,
         task_row=result.task_row,
         hardware_row=result.hardware_row,
     )
+    if not written:  # another process recorded it first (its claim outlived our lease): keep theirs
+        summary.recorded_elsewhere += 1
+        return
     summary.ran += 1
     status = result.record.status
     if status == "done":

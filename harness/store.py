@@ -92,6 +92,12 @@ CREATE TABLE IF NOT EXISTS models (
   license TEXT, description TEXT, feature_dim INTEGER, spec_json TEXT,
   weights TEXT, identity_json TEXT
 );
+CREATE TABLE IF NOT EXISTS claims (
+  key TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  claimed_at REAL NOT NULL,
+  heartbeat REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tasks (
   name TEXT NOT NULL, version TEXT NOT NULL,
   modality TEXT NOT NULL, labels_json TEXT NOT NULL,
@@ -242,10 +248,16 @@ class Store:
         model_row: Mapping[str, Any] | None = None,
         task_row: Mapping[str, Any] | None = None,
         hardware_row: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Write everything a job produced in one transaction, replacing an earlier failed attempt."""
+    ) -> bool:
+        """Write everything a job produced in one transaction, replacing an earlier failed attempt, and
+        release the job's claim. False (nothing written) when the job is already finished in the store:
+        another process recorded it first, and its result stays."""
         job = record.job
         with self.transaction() as db:
+            db.execute("DELETE FROM claims WHERE key = ?", [job.key])
+            existing = db.execute("SELECT status FROM runs WHERE key = ?", [job.key]).fetchone()
+            if existing and existing[0] in FINISHED:
+                return False
             db.execute("DELETE FROM runs WHERE key = ?", [job.key])
             if model_row:
                 db.table("models").upsert(dict(model_row), pk="name")
@@ -297,6 +309,7 @@ class Store:
             if record.timing is not None:
                 t = record.timing
                 db.table("timings").insert({"run_key": job.key, **t.__dict__})
+        return True
 
     # ---- reads --------------------------------------------------------------------------------------
 
@@ -305,6 +318,19 @@ class Store:
         rows = self.db.execute(f"SELECT key FROM runs WHERE status IN ({placeholders})", list(FINISHED)).fetchall()
         found = {r[0] for r in rows}
         return found if keys is None else found & set(keys)
+
+    def run_states(self, keys: Iterable[str]) -> dict[str, tuple[str, str] | None]:
+        """key -> (status, finished_at) of its run row, None when it has none."""
+        wanted = list(keys)
+        out: dict[str, tuple[str, str] | None] = dict.fromkeys(wanted)
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" for _ in chunk)
+            for key, status, finished in self.db.execute(
+                f"SELECT key, status, finished_at FROM runs WHERE key IN ({marks})", chunk
+            ).fetchall():
+                out[key] = (status, finished)
+        return out
 
     def stored_fingerprint(self, task: str, version: str, source_signature: str) -> str | None:
         row = self.db.execute(

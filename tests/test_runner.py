@@ -235,49 +235,157 @@ def test_missing_dataset_file_and_labels_outside_declared_set(e2e: tuple[Path, P
     assert _rows(db) == before
 
 
-def test_sigkill_mid_sweep_then_rerun_finishes_only_what_was_missing(tmp_path: Path) -> None:
-    text = SUITE.replace(
-        "models:", "  - name: digits\n    subsample: {train: 300, validation: 100, test: 200, seed: 0}\nmodels:"
-    ).replace("  - {name: tfidf, family: tfidf}", "  - {name: tfidf, family: tfidf}\n  - {name: pixels, family: pixels}")
-    assert text.count("digits") == 1 and "pixels" in text
-    suite = _suite(tmp_path, text)
-    db = tmp_path / "kill.db"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "harness.cli", "run", str(suite), "--db", str(db), "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+KILL_SUITE = f"""
+name: kill
+tasks:
+  - name: bbc-news
+    subsample: {{train: 60, validation: 30, test: 50, seed: 0}}
+  - name: digits
+    subsample: {{train: 300, validation: 100, test: 200, seed: 0}}
+models:
+  - {{name: minilm, family: sentence_transformers, source: "{MINILM}", max_length: 64}}
+  - {{name: tfidf, family: tfidf}}
+  - {{name: pixels, family: pixels}}
+protocols:
+  - zero_shot
+  - {{name: linear_probe, Cs: [0.1, 1.0]}}
+timing: {{warmup: 1, batch1_iters: 5, throughput_batches: 1}}
+bootstrap: {{n_boot: 100, seed: 0}}
+"""
+KILL_JOBS = 6  # minilm x2 protocols, tfidf x2 on bbc; pixels x2 on digits
+
+# Runs `harness run` in this process after arming one SIGKILL at a precise point of the sweep.
+KILLER = """
+import os, signal, sys, threading
+point, after = sys.argv[1], int(sys.argv[2])
+seen = [0]
+def due():
+    seen[0] += 1
+    return seen[0] > after
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+if point == "model_load":  # while the next model is being built, after `after` models were
+    import harness.models
+    load = harness.models.load_adapter
+    def load_adapter(spec):
+        if due():
+            die()
+        return load(spec)
+    harness.models.load_adapter = load_adapter
+elif point == "forward_pass":  # 50 ms into a forward pass over a split
+    from harness.features import FeatureCache
+    get = FeatureCache.get
+    def cached_get(self, cache_id, split, compute):
+        def computing():
+            if due():
+                threading.Timer(0.05, die).start()
+            return compute()
+        return get(self, cache_id, split, computing)
+    FeatureCache.get = cached_get
+elif point == "prediction_inserts":  # half-way through a run's prediction rows, inside its transaction
+    import dataclasses
+    from harness.store import Store
+    write_run = Store.write_run
+    class DyingIds(tuple):
+        def __iter__(self):
+            for i, x in enumerate(tuple.__iter__(self)):
+                if i == len(self) // 2:
+                    die()
+                yield x
+    def dying_write_run(self, record, **kw):
+        if record.predictions is not None and due():
+            p = dataclasses.replace(record.predictions, example_ids=DyingIds(record.predictions.example_ids))
+            record = dataclasses.replace(record, predictions=p)
+        return write_run(self, record, **kw)
+    Store.write_run = dying_write_run
+from harness.cli import app
+app(sys.argv[3:])
+"""
+
+
+def _dump(db: Path) -> dict[str, list[tuple]]:
+    """Every row of the result tables, for byte-identical comparisons."""
+    con = sqlite3.connect(db)
+    try:
+        return {
+            table: con.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("runs", "metrics", "predictions", "timings")
+        }
+    finally:
+        con.close()
+
+
+def _orphans(db: Path) -> int:
+    con = sqlite3.connect(db)
+    try:
+        return sum(
+            con.execute(f"SELECT count(*) FROM {table} WHERE run_key NOT IN (SELECT key FROM runs)").fetchone()[0]
+            for table in ("metrics", "predictions", "timings")
+        )
+    finally:
+        con.close()
+
+
+def _kill_externally_after_first_commit(cmd: list[str], db: Path) -> int:
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    done_before: list[tuple] = []
     while time.monotonic() < deadline and proc.poll() is None:
         if db.exists():
             try:
                 con = sqlite3.connect(db)
-                done_before = con.execute("SELECT key, finished_at FROM runs").fetchall()
+                n = con.execute("SELECT count(*) FROM runs").fetchone()[0]
                 con.close()
             except sqlite3.Error:
-                done_before = []
-            if len(done_before) >= 1:
+                n = 0
+            if n >= 1:
                 break
         time.sleep(0.05)
-    # The first job is committed; MiniLM's second job (the probe, with timing) is still running.
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the sweep finished before it could be killed"
-    con = sqlite3.connect(db)
-    after_kill = con.execute("SELECT key, finished_at FROM runs").fetchall()
-    before_metrics = con.execute("SELECT run_key, name, value FROM metrics ORDER BY 1, 2").fetchall()
-    orphans = con.execute("SELECT count(*) FROM predictions WHERE run_key NOT IN (SELECT key FROM runs)").fetchone()[0]
-    con.close()
-    assert orphans == 0
-    assert 1 <= len(after_kill) < 6
+    return proc.wait()
 
-    result = CliRunner().invoke(app, ["run", str(suite), "--db", str(db), "--quiet"])
+
+@pytest.mark.parametrize(
+    ("point", "after", "recorded_before"),
+    [
+        ("external", 0, None),  # SIGKILL from outside as soon as the first run is committed
+        ("model_load", 1, 2),  # building the second model: minilm's two runs are in
+        ("forward_pass", 1, 1),  # during minilm's second forward pass (the probe's train split)
+        ("prediction_inserts", 1, 1),  # half-way through the second run's prediction rows
+    ],
+)
+def test_sigkill_mid_sweep_then_rerun_finishes_only_what_was_missing(
+    tmp_path: Path, point: str, after: int, recorded_before: int | None
+) -> None:
+    suite = _suite(tmp_path, KILL_SUITE)
+    db = tmp_path / "kill.db"
+    args = ["run", str(suite), "--db", str(db), "--quiet"]
+    if point == "external":
+        code = _kill_externally_after_first_commit([sys.executable, "-m", "harness.cli", *args], db)
+    else:
+        code = subprocess.run([sys.executable, "-c", KILLER, point, str(after), *args], capture_output=True).returncode
+    assert code == -signal.SIGKILL, f"the sweep was not killed at {point}"
+    before = _dump(db)
+    assert _orphans(db) == 0
+    n_before = len(before["runs"])
+    assert 1 <= n_before < KILL_JOBS
+    if recorded_before is not None:
+        assert n_before == recorded_before
+    con = sqlite3.connect(db)
+    claims = con.execute("SELECT count(*) FROM claims").fetchone()[0]
+    con.close()
+    # The dead process's claim of the job it was running is left behind; it must not block the re-run.
+    # (Killed from outside, it may die between recording a job and claiming the next.)
+    assert claims == 1 if point != "external" else claims <= 1
+
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert f"{len(after_kill)} skipped as already done" in result.output
-    store = Store(db)
-    rows = store.db.execute("SELECT key, finished_at, status FROM runs").fetchall()
-    expected_jobs = 6  # minilm x2 protocols, tfidf x2 on bbc; pixels x2 on digits
-    assert len(rows) == expected_jobs == len({r[0] for r in rows})
-    assert set(after_kill) <= {(r[0], r[1]) for r in rows}  # earlier results unchanged
-    kept = {k for k, _ in after_kill}
-    again = store.db.execute("SELECT run_key, name, value FROM metrics ORDER BY 1, 2").fetchall()
-    assert [m for m in again if m[0] in kept] == before_metrics
+    assert f"{n_before} skipped as already done" in " ".join(result.output.split())
+    after_rerun = _dump(db)
+    assert _orphans(db) == 0
+    assert len(after_rerun["runs"]) == KILL_JOBS == len({r[0] for r in after_rerun["runs"]})
+    kept = {r[0] for r in before["runs"]}
+    for table, rows in before.items():  # earlier results byte-identical
+        assert [r for r in after_rerun[table] if r[0] in kept] == rows, table
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM claims").fetchone()[0] == 0
+    con.close()

@@ -8,7 +8,7 @@ a `JobWorker` lives: in the driver process, or in one Ray actor per model.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,10 +64,11 @@ class Executor(ABC):
 
     @abstractmethod
     def run(
-        self, jobs: Sequence[Job], context: SweepContext, progress: ProgressCallback
+        self, jobs: Iterable[Job], context: SweepContext, progress: ProgressCallback
     ) -> Generator[JobResult, None, None]:
         """Yield one result per job, in completion order, as soon as each is known. Closing the
-        generator early stops the workers."""
+        generator early stops the workers. `jobs` may be lazy (the runner claims each job as it is
+        taken): iterate it once, as late as the executor can."""
 
 
 class JobWorker:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable
 
 from harness.executors.base import Executor, JobWorker, ProgressCallback, SweepContext
 from harness.jobs import Job, JobResult
@@ -14,7 +14,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def run(
-        self, jobs: Sequence[Job], context: SweepContext, progress: ProgressCallback
+        self, jobs: Iterable[Job], context: SweepContext, progress: ProgressCallback
     ) -> Generator[JobResult, None, None]:
         worker = JobWorker(context.suite, context.tasks, context.feature_dir)
         try:

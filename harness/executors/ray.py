@@ -21,7 +21,7 @@ import logging
 import socket
 import warnings
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -155,9 +155,10 @@ class RayExecutor(Executor):
         self.options = options
 
     def run(
-        self, jobs: Sequence[Job], context: SweepContext, progress: ProgressCallback
+        self, jobs: Iterable[Job], context: SweepContext, progress: ProgressCallback
     ) -> Generator[JobResult, None, None]:
-        if not jobs:
+        claimed = list(jobs)  # every lane starts at once: claim them all now
+        if not claimed:
             return
         ray = import_ray()
         owns_connection = self._connect(ray)
@@ -166,7 +167,7 @@ class RayExecutor(Executor):
             cluster = ray.cluster_resources()
             lanes = [
                 _Lane(deque(lane), self._resources(lane[0].model.spec, cluster))
-                for lane in plan_lanes(jobs, self.options.workers_per_model)
+                for lane in plan_lanes(claimed, self.options.workers_per_model)
             ]
             actor_class = ray.remote(ModelWorker)
             pending: dict[Any, _Lane] = {}
