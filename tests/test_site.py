@@ -453,8 +453,9 @@ def test_parallel_build_writes_the_same_site(built: Built, tmp_path: Path) -> No
     parallel = tmp_path / "parallel"
     stats = build_site(store.path, parallel, workers=2)
     assert (
-        not stats.unchanged and len(stats.written) == len(list(out.rglob("*.html"))) + 4
-    )  # 2 static + 2 downloads
+        not stats.unchanged
+        and len(stats.written) == len(list(out.rglob("*.html"))) + len(list(out.glob("data/*/*.js"))) + 5
+    )  # 3 static + 2 downloads
     for path in out.rglob("*"):
         if path.is_file() and path.name != ".harness-site.json":
             assert (parallel / path.relative_to(out)).read_bytes() == path.read_bytes(), path

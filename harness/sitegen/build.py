@@ -1,4 +1,6 @@
-"""store -> static site: load in bulk, rank, render every page, write only what changed."""
+"""store -> static site: load in bulk, rank, render the pages whose inputs changed, write only what changed.
+
+An unchanged store (same signature, same renderer) returns before loading anything."""
 
 from __future__ import annotations
 
@@ -6,18 +8,20 @@ import gc
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
-from harness.sitegen import pages, rows
+from harness.sitegen import deps, pages, pickform
+from harness.sitegen.charts import heat_css
 from harness.sitegen.links import Links, hw_views
 from harness.sitegen.load import StoreReader
 from harness.sitegen.ranking import RankingConfig, compute_rankings
 from harness.sitegen.render import TEMPLATES, SiteContext, page_jobs, render_all, template_env
 from harness.sitegen.results import Board, build_board
 from harness.sitegen.slugs import slugify_all
-from harness.sitegen.writer import IncrementalWriter
+from harness.sitegen.writer import IncrementalWriter, WriteStats
 
 STATIC_FILES = ("site.css", "site.js")
 
@@ -29,6 +33,7 @@ class BuildStats:
     unchanged: tuple[str, ...]
     removed: tuple[str, ...]
     rank_groups_computed: int  # tie-group computations not served from the previous build's cache
+    pages_rendered: int  # page jobs whose inputs changed (each job: a page and its data files)
     seconds: dict[str, float] = field(
         default_factory=dict
     )  # load, rank, prepare, render (+ downloads), total
@@ -66,6 +71,12 @@ def _build(db: Path, out: Path, ranking: RankingConfig, workers: int | None) -> 
     clock = _Clock()
     writer = IncrementalWriter(out)
     with StoreReader(db) as reader:
+        # Nothing the site shows changed, and nobody touched its files: done without loading anything.
+        signature = deps.digest(reader.signature(), deps.renderer_version(), asdict(ranking), db.name)
+        if writer.extra.get("inputs") == signature and writer.reuse_all():
+            clock.lap("load")
+            stats = writer.finish(extra=writer.extra)
+            return _stats(out, stats, 0, 0, clock)
         snapshot = reader.snapshot()
         if not snapshot.runs:
             raise HarnessError(
@@ -78,11 +89,16 @@ def _build(db: Path, out: Path, ranking: RankingConfig, workers: int | None) -> 
         clock.lap("rank")
         best = _best_runs(board)
         details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
+        cached = writer.extra.get("pick_cache")
+        pick_cache = dict(cached) if isinstance(cached, dict) else {}
+        forms = pickform.build_forms(board, reader, ranking, pick_cache)
+        clock.lap("pick")
 
     links = Links(
         models=slugify_all(m.name for m in board.models),
         tasks=slugify_all(t.name for t in board.tasks),
         protocols=slugify_all(board.protocols),
+        groups=slugify_all(g.name for g in board.groups),
     )
     hw = hw_views(board.hardware, {r.timing.hardware for r in board.results.values() if r.timing})
     ctx = SiteContext(
@@ -91,7 +107,6 @@ def _build(db: Path, out: Path, ranking: RankingConfig, workers: int | None) -> 
         rankings=rankings,
         links=links,
         hw=hw,
-        views=rows.result_views(board, rankings, links, hw),
         best=best,
         details=details,
         aggregate_index=pages.aggregate_index(rankings),
@@ -101,21 +116,35 @@ def _build(db: Path, out: Path, ranking: RankingConfig, workers: int | None) -> 
             "protocol_slugs": links.protocols,
             "modalities": sorted({m.modality or "unknown" for m in board.models}),
         },
+        signature=signature,
+        forms=forms,
     )
+    jobs = page_jobs(ctx)
     clock.lap("prepare")
-    render_all(ctx, page_jobs(ctx), writer, workers)
+    rendered = render_all(ctx, jobs, writer, workers)
     for name in STATIC_FILES:
         writer.write(f"static/{name}", (TEMPLATES / "static" / name).read_bytes())
-    stats = writer.finish(extra={"ranking_cache": dict(rankings.cache)})
+    writer.write("static/heat.css", heat_css())
+    used = {k: v for k, v in pick_cache.items() if k in _used_pick_keys(forms)}
+    stats = writer.finish(extra={"ranking_cache": dict(rankings.cache), "pick_cache": used, "inputs": signature})
     clock.lap("render")
+    return _stats(out, stats, rankings.groups_computed, rendered, clock)
+
+
+def _stats(out: Path, stats: WriteStats, groups_computed: int, rendered: int, clock: _Clock) -> BuildStats:
     return BuildStats(
         out=out,
         written=tuple(stats.written),
         unchanged=tuple(stats.unchanged),
         removed=tuple(stats.removed),
-        rank_groups_computed=rankings.groups_computed,
+        rank_groups_computed=groups_computed,
+        pages_rendered=rendered,
         seconds=clock.laps | {"total": clock.total()},
     )
+
+
+def _used_pick_keys(forms: dict[str, dict[str, Any]]) -> set[str]:
+    return {k for form in forms.values() for k in form.get("cache_keys", ())}
 
 
 def _best_runs(board: Board) -> dict[tuple[str, str], str]:

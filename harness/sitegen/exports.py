@@ -33,12 +33,14 @@ COLUMNS = (
 )
 RANK_COLUMNS = ("task", "protocol", "model", "rank", "tied_with", "p_value", "tested")
 AGGREGATE_COLUMNS = (
+    "group",
     "protocol",
     "model",
     "score",
     "n_tasks",
     "n_tasks_total",
     "tasks_at_rank_1",
+    "mean_rank",
     "rank",
     "tied_with",
     "p_value",
@@ -118,15 +120,17 @@ def results_json(snapshot: StoreSnapshot, rows: Sequence[Sequence[Any]], ranking
             "columns": list(AGGREGATE_COLUMNS),
             "rows": [
                 [
+                    group,
                     protocol,
                     r.model,
                     _round(r.score, 6),
                     r.n_tasks,
                     r.n_tasks_total,
                     r.wins,
+                    _round(r.mean_rank, 4),
                     *_placement(r.placement),
                 ]
-                for protocol, agg in sorted(rankings.aggregate.items())
+                for (group, protocol), agg in sorted(rankings.aggregate.items())
                 for r in agg
             ],
         },

@@ -15,6 +15,7 @@ class Links:
     models: Mapping[str, str]
     tasks: Mapping[str, str]
     protocols: Mapping[str, str]
+    groups: Mapping[str, str]
 
     def model(self, name: str, root: str) -> str:
         return f"{root}models/{self.models[name]}.html"

@@ -9,11 +9,12 @@ million of them, and frozen dataclasses are several times slower to construct.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,6 +25,7 @@ from harness.errors import HarnessError
 from harness.store import connect_readonly
 
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
+LOWER_IS_BETTER: frozenset[str] = frozenset()  # every headline metric is a score; errors would go here
 
 
 class Metric(NamedTuple):
@@ -151,6 +153,8 @@ class StoreSnapshot:
     tasks: Mapping[tuple[str, str, str], TaskMeta]  # (name, version, data fingerprint)
     hardware: Mapping[str, HardwareMeta]
     environments: tuple[EnvGroup, ...]
+    task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # declared by suites
+    protocol_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # protocol -> config
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +201,24 @@ class StoreReader:
             tasks={(t.name, t.version, t.fingerprint): t for t in self._tasks()},
             hardware={h.fingerprint: h for h in self._hardware()},
             environments=tuple(self._environments()),
+            task_groups=self._task_groups(),
+            protocol_configs=self._protocol_configs(),
         )
+
+    def signature(self) -> str:
+        """A digest of everything the site shows: every run's identity and state (a run's metrics,
+        predictions and timing are written with it in one transaction, and a re-run changes its
+        finished_at), and the small metadata tables in full. One scan, no per-run Python work."""
+        h = hashlib.sha256()
+        row = self.conn.execute(
+            "SELECT COUNT(*), group_concat(key || '|' || status || '|' || finished_at, ',') FROM runs"
+        ).fetchone()
+        h.update(repr(row).encode())
+        for table in ("models", "tasks", "hardware", "task_groups"):
+            if self._has_table(table):
+                for r in self.conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2"):
+                    h.update(repr(r).encode())
+        return h.hexdigest()
 
     # ---- bulk queries --------------------------------------------------------------------------------
 
@@ -282,6 +303,28 @@ class StoreReader:
                 main_metric=str(spec.get("main_metric") or "macro_f1"),
                 leak_warning=leak_summary(r[12]),
             )
+
+    def _task_groups(self) -> dict[str, tuple[str, ...]]:
+        if not self._has_table("task_groups"):  # stores written before suites could declare groups
+            return {}
+        out: dict[str, list[str]] = {}
+        for name, task in self.conn.execute("SELECT DISTINCT name, task FROM task_groups ORDER BY name, task"):
+            out.setdefault(name, []).append(task)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def _protocol_configs(self) -> dict[str, dict[str, Any]]:
+        """protocol name -> the protocol part of one of its runs' config (a suite gives a protocol name
+        one configuration: k_shot of a probe variant, the step budget of a fine-tune)."""
+        sql = """SELECT protocol, CASE WHEN json_valid(config_json) THEN json_extract(config_json, '$.protocol') END
+                 FROM runs WHERE rowid IN (SELECT MAX(rowid) FROM runs GROUP BY protocol)"""
+        out = {}
+        for name, raw in self.conn.execute(sql):
+            out[name] = _json_object(raw) if isinstance(raw, str) else {}
+        return out
+
+    def _has_table(self, name: str) -> bool:
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self.conn.execute(sql, (name,)).fetchone() is not None
 
     def _hardware(self) -> Iterator[HardwareMeta]:
         for r in self.conn.execute(

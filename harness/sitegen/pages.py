@@ -110,29 +110,35 @@ def task_hardware(board: Board, task: str, hw: Mapping[str, HwView]) -> list[HwV
 # ---- model pages ---------------------------------------------------------------------------------------
 
 
-def aggregate_index(rankings: Rankings) -> dict[str, list[tuple[str, AggregateRow, int]]]:
-    """model -> [(protocol, its aggregate row, ranked models in that protocol)], for the model pages."""
-    out: dict[str, list[tuple[str, AggregateRow, int]]] = defaultdict(list)
-    for protocol, rows in sorted(rankings.aggregate.items()):
-        n_ranked = sum(row.placement is not None for row in rows)
+AggregateEntry = tuple[str, str, AggregateRow]  # (group, protocol, the model's row there)
+
+
+def aggregate_index(rankings: Rankings) -> dict[str, list[AggregateEntry]]:
+    """model -> [(group, protocol, its aggregate row)], for the model pages."""
+    out: dict[str, list[AggregateEntry]] = defaultdict(list)
+    for (group, protocol), rows in sorted(rankings.aggregate.items()):
         for row in rows:
-            out[row.model].append((protocol, row, n_ranked))
+            out[row.model].append((group, protocol, row))
     return out
 
 
-def model_summary(entries: Sequence[tuple[str, AggregateRow, int]]) -> list[dict[str, Any]]:
+def model_summary(entries: Sequence[AggregateEntry]) -> list[dict[str, Any]]:
+    """The model's standing per group and protocol. Only what depends on this model's results and on
+    the tested tie groups: a position counted among all models (or a mean rank) changes whenever any
+    model is added, and would re-render every model page each time."""
     out = []
-    for protocol, row, n in entries:
-        rank, title = rank_text(row.placement)
+    for group, protocol, row in entries:
+        placement = row.placement if row.placement is not None and row.placement.tested else None
+        rank, title = rank_text(placement)
         out.append(
             {
+                "group": group,
                 "protocol": protocol,
                 "rank": rank,
                 "rank_title": title,
                 "score": fmt.score(row.score),
                 "coverage": f"{row.n_tasks}/{row.n_tasks_total}",
                 "wins": row.wins,
-                "of": n,
             }
         )
     return out

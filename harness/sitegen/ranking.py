@@ -5,10 +5,13 @@ accuracy; computed by `ties` with shared resamples, same outcome) over at most `
 best by the task's main metric, stopping at the first whose 95% CI lies wholly below the leader's (it
 is already significantly worse). Everyone else is placed by value after them, marked untested.
 
-Per protocol (aggregate): the score is the mean of the task main metrics over all tasks of the
-protocol; only models with a result on every task are ranked. The `max_tested_aggregate` best get a
-task-stratified paired bootstrap of that mean (every task's test set resampled with the same indices
-for both models), grouped the same way.
+Per group of comparable tasks and protocol (aggregate; groups are task modalities and groups a suite
+declared): a model takes part when it has a done result on some task of the group, so an image model
+never "misses" a text task. Its score is the mean of its task main metrics; only models with a result
+on every task of the group are ranked. The `max_tested_aggregate` best get a task-stratified paired
+bootstrap of that mean (every task's test set resampled with the same indices for both models),
+grouped the same way. Each also gets its mean rank over the group's tasks among the complete models
+(Borda count; equal values share the average rank).
 
 Multi-seed results are tested on their lowest seed's predictions. Outcomes are cached by the run keys
 involved, so a rebuild re-tests only the groups whose inputs changed.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from statistics import fmean
@@ -48,12 +52,13 @@ class AggregateRow:
     n_tasks_total: int
     wins: int  # tasks where the model shares rank 1
     placement: Placement | None  # None: incomplete coverage, not ranked
+    mean_rank: float | None = None  # Borda: mean per-task rank among the complete models
 
 
 @dataclass(frozen=True)
 class Rankings:
     per_task: Mapping[tuple[str, str], Mapping[str, Placement]]  # (task, protocol) -> model -> placement
-    aggregate: Mapping[str, tuple[AggregateRow, ...]]  # protocol -> rows, ranked first
+    aggregate: Mapping[tuple[str, str], tuple[AggregateRow, ...]]  # (group, protocol) -> rows, ranked first
     cache: Mapping[str, Any]  # outcomes by input hash, to reuse on the next build
     groups_computed: int  # groups computed this build (not served from the cache)
 
@@ -78,20 +83,17 @@ def compute_rankings(
         )
         per_task_plans[(task, protocol)] = (plan, candidates)
 
-    agg_plans: dict[str, tuple[_Plan, list[str], list[str]]] = {}
+    agg_plans: dict[tuple[str, str], tuple[_Plan, list[str], list[str]]] = {}
     scores = _aggregate_scores(board)
-    for protocol in board.protocols:
-        tasks = _protocol_tasks(board, protocol)
-        complete = sorted(
-            (m for m, (_, n) in scores[protocol].items() if n == len(tasks)),
-            key=lambda m: (-scores[protocol][m][0], m),
-        )
+    for (group, protocol), tasks in _group_tasks(board).items():
+        sc = scores[(group, protocol)]
+        complete = sorted((m for m, (_, n) in sc.items() if n == len(tasks)), key=lambda m: (-sc[m][0], m))
         top = complete[: cfg.max_tested_aggregate]
         runs = [board.results[(t, protocol, m)] for m in top for t in tasks]
         keys = tuple(r.representative.key for r in runs)
         metrics = [board.main_metric(t) for t in tasks]
         plan = _Plan(_hash("aggregate", protocol, tasks, metrics, asdict(cfg), _run_ids(runs)), keys)
-        agg_plans[protocol] = (plan, top, tasks)
+        agg_plans[(group, protocol)] = (plan, top, tasks)
 
     plans = [plan for plan, _ in per_task_plans.values()] + [plan for plan, _, _ in agg_plans.values()]
     needed = {k for plan in plans if _cached(cache, plan.cache_key) is None for k in plan.keys}
@@ -109,16 +111,21 @@ def compute_rankings(
             tested, [r.model for r in board.by_task_protocol[(task, protocol)] if r.status == "done"]
         )
 
-    aggregate: dict[str, tuple[AggregateRow, ...]] = {}
-    for protocol, (plan, top, tasks) in agg_plans.items():
+    aggregate: dict[tuple[str, str], tuple[AggregateRow, ...]] = {}
+    for (group, protocol), (plan, top, tasks) in agg_plans.items():
         tested = _cached(cache, plan.cache_key)
         if tested is None:
             tested = _rank_aggregate(board, protocol, top, tasks, preds, cfg)
             groups_computed += 1
         new_cache[plan.cache_key] = _placements_to_json(tested)
-        unfinished = {m for (_, p, m) in board.results if p == protocol} - set(scores[protocol])
-        aggregate[protocol] = _aggregate_rows(
-            protocol, scores[protocol], len(tasks), tested, per_task, unfinished
+        failed = {
+            r.model
+            for t in tasks
+            for r in board.by_task_protocol.get((t, protocol), ())
+            if r.status == "failed"
+        } - set(scores[(group, protocol)])
+        aggregate[(group, protocol)] = _aggregate_rows(
+            board, protocol, tasks, scores[(group, protocol)], tested, per_task, failed
         )
     return Rankings(per_task, aggregate, new_cache, groups_computed)
 
@@ -201,24 +208,31 @@ def _place_rest(tested: Mapping[str, Placement], ordered_models: Sequence[str]) 
 # ---- aggregate -----------------------------------------------------------------------------------------
 
 
-def _protocol_tasks(board: Board, protocol: str) -> list[str]:
-    return sorted(
-        {
-            t
-            for (t, p), rs in board.by_task_protocol.items()
-            if p == protocol and any(r.status == "done" for r in rs)
-        }
-    )
+def _group_tasks(board: Board) -> dict[tuple[str, str], list[str]]:
+    """(group, protocol) -> the group's tasks with a done result under the protocol (non-empty only)."""
+    done = {(t, p) for (t, p), rs in board.by_task_protocol.items() if any(r.status == "done" for r in rs)}
+    out = {}
+    for group in board.groups:
+        for protocol in board.protocols:
+            tasks = [t for t in group.tasks if (t, protocol) in done]
+            if tasks:
+                out[(group.name, protocol)] = tasks
+    return out
 
 
-def _aggregate_scores(board: Board) -> dict[str, dict[str, tuple[float, int]]]:
-    """protocol -> model -> (mean main metric over its done tasks, number of those tasks)."""
-    values: dict[str, dict[str, list[float]]] = {p: {} for p in board.protocols}
-    for (task, protocol, model), result in board.results.items():
-        m = result.metric(board.main_metric(task))
-        if result.status == "done" and m is not None:
-            values[protocol].setdefault(model, []).append(m.value)
-    return {p: {m: (fmean(v), len(v)) for m, v in by_model.items()} for p, by_model in values.items()}
+def _aggregate_scores(board: Board) -> dict[tuple[str, str], dict[str, tuple[float, int]]]:
+    """(group, protocol) -> model -> (mean main metric over its done tasks in the group, their number)."""
+    out = {}
+    for (group, protocol), tasks in _group_tasks(board).items():
+        values: dict[str, list[float]] = {}
+        for task in tasks:
+            metric = board.main_metric(task)
+            for r in board.by_task_protocol[(task, protocol)]:
+                m = r.metric(metric)
+                if r.status == "done" and m is not None:
+                    values.setdefault(r.model, []).append(board.sign(task) * m.value)
+        out[(group, protocol)] = {m: (fmean(v), len(v)) for m, v in values.items()}
+    return out
 
 
 def _rank_aggregate(
@@ -246,11 +260,14 @@ def _rank_aggregate(
         n_labels = max(declared, 1 + max(int(max(v.labels.max(), v.preds.max())) for v in vectors.values()))
         metric = ConfusionMetric(board.main_metric(task), n_labels)
         y = vectors[names[0]].labels
+        sign = board.sign(task)  # the mean is of "higher is better" values
         for i, name in enumerate(names):
             stored = board.results[(task, protocol, name)].representative.metric(metric.name)
             use_stored = stored is not None and n_labels == declared  # same sklearn call, same label count
-            observed[i] += stored.value if use_stored and stored else metric(y, vectors[name].preds)
-        boot += bootstrap_metric(y, [vectors[n].preds for n in names], metric, cfg.n_boot, cfg.seed + t_index)
+            observed[i] += sign * (stored.value if use_stored and stored else metric(y, vectors[name].preds))
+        boot += sign * bootstrap_metric(
+            y, [vectors[n].preds for n in names], metric, cfg.n_boot, cfg.seed + t_index
+        )
     observed /= len(tasks)
     boot /= len(tasks)
 
@@ -263,30 +280,77 @@ def _rank_aggregate(
 
 
 def _aggregate_rows(
+    board: Board,
     protocol: str,
+    tasks: Sequence[str],
     scores: Mapping[str, tuple[float, int]],
-    n_tasks: int,
     tested: Mapping[str, Placement],
     per_task: Mapping[tuple[str, str], Mapping[str, Placement]],
-    unfinished: set[str],
+    failed: set[str],
 ) -> tuple[AggregateRow, ...]:
-    """Ranked models first, then models missing some tasks, then models with no done result (n/a, failed)."""
-    wins: dict[str, int] = {}
-    for (_, p), placements in per_task.items():
-        if p == protocol:
-            for model, placement in placements.items():
-                wins[model] = wins.get(model, 0) + (placement.rank == 1)
+    """Ranked models first, then models missing some of the group's tasks, then models whose every
+    result in the group failed."""
+    n_tasks = len(tasks)
+    wins = {m: 0 for m in scores}
+    for task in tasks:
+        for model, placement in per_task.get((task, protocol), {}).items():
+            if placement.rank == 1 and model in wins:
+                wins[model] += 1
     complete = sorted((m for m, (_, n) in scores.items() if n == n_tasks), key=lambda m: (-scores[m][0], m))
+    borda = _mean_ranks(board, protocol, tasks, complete)
     placements = _place_rest(tested, complete)
+    # Scores were summed with the task's sign (higher is better); shown as the metric's own mean.
+    shown = {m: _shown_mean(board, tasks, protocol, m) for m in scores}
     rows = [
-        AggregateRow(m, scores[m][0], n_tasks, n_tasks, wins.get(m, 0), placements[m]) for m in placements
+        AggregateRow(m, shown[m], n_tasks, n_tasks, wins[m], placements[m], borda.get(m)) for m in placements
     ]
     incomplete = sorted(
         (m for m, (_, n) in scores.items() if n < n_tasks), key=lambda m: (-scores[m][1], -scores[m][0], m)
     )
-    rows += [AggregateRow(m, scores[m][0], scores[m][1], n_tasks, wins.get(m, 0), None) for m in incomplete]
-    rows += [AggregateRow(m, None, 0, n_tasks, 0, None) for m in sorted(unfinished)]
+    rows += [AggregateRow(m, shown[m], scores[m][1], n_tasks, wins[m], None) for m in incomplete]
+    rows += [AggregateRow(m, None, 0, n_tasks, 0, None) for m in sorted(failed)]
     return tuple(rows)
+
+
+def _shown_mean(board: Board, tasks: Sequence[str], protocol: str, model: str) -> float:
+    values = []
+    for t in tasks:
+        r = board.results.get((t, protocol, model))
+        m = r.metric(board.main_metric(t)) if r is not None and r.status == "done" else None
+        if m is not None:
+            values.append(m.value)
+    return fmean(values)
+
+
+def _mean_ranks(board: Board, protocol: str, tasks: Sequence[str], models: Sequence[str]) -> dict[str, float]:
+    """Borda: each model's rank on each task among `models` (1 = best, equal values share the average
+    rank), averaged over the tasks."""
+    if not models:
+        return {}
+    total = np.zeros(len(models))
+    for task in tasks:
+        metric, sign = board.main_metric(task), board.sign(task)
+        values = []
+        for model in models:
+            m = board.results[(task, protocol, model)].metric(metric)
+            values.append(-sign * m.value if m is not None else math.inf)
+        total += _average_ranks(np.asarray(values))
+    return {m: float(v) / len(tasks) for m, v in zip(models, total, strict=True)}
+
+
+def _average_ranks(costs: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ascending costs; ties get the mean of the ranks they span."""
+    order = np.argsort(costs, kind="stable")
+    ranks = np.empty(len(costs))
+    sorted_costs = costs[order]
+    i = 0
+    while i < len(costs):
+        j = i
+        while j + 1 < len(costs) and sorted_costs[j + 1] == sorted_costs[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
 
 
 # ---- cache ---------------------------------------------------------------------------------------------

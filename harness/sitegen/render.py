@@ -6,6 +6,7 @@ data (no pickling of the board) and write their files themselves; the parent onl
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -15,18 +16,20 @@ from typing import Any
 
 import jinja2
 
+from harness.sitegen import deps, pages, rows
 from harness.sitegen import format as fmt
-from harness.sitegen import pages, rows
+from harness.sitegen.deps import TEMPLATES
 from harness.sitegen.exports import results_csv, results_json, run_rows
 from harness.sitegen.links import HwView, Links
 from harness.sitegen.load import ClassDetail
-from harness.sitegen.ranking import AggregateRow, Rankings
-from harness.sitegen.results import Board
+from harness.sitegen.ranking import Rankings
+from harness.sitegen.results import Board, Result, TaskGroup
 from harness.sitegen.writer import IncrementalWriter, sync_file
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "site_templates"
 PARALLEL_FROM_PAGES = 200  # below this a pool costs more than it saves
 MAX_WORKERS = 8
+PAGE_ROWS = 50  # rows of a long table printed in the page; the rest load from its data file
+INDEX_ROWS = 20  # rows per leaderboard on the index; the protocol page holds them all
 
 
 def template_env() -> jinja2.Environment:
@@ -52,11 +55,12 @@ class SiteContext:
     rankings: Rankings
     links: Links
     hw: dict[str, HwView]
-    views: dict[tuple[str, str, str], rows.ResultView]
     best: dict[tuple[str, str], str]  # (task, protocol) -> run key of the best model
     details: dict[str, ClassDetail]  # per-class F1 and confusion of those runs
-    aggregate_index: dict[str, list[tuple[str, AggregateRow, int]]]
+    aggregate_index: dict[str, list[pages.AggregateEntry]]
     common: dict[str, Any]
+    signature: str  # of the whole store (pages that show a bit of everything depend on it)
+    forms: dict[str, dict[str, Any]]  # task -> the pick form's data
 
 
 @dataclass(frozen=True)
@@ -64,18 +68,83 @@ class PageJob:
     paths: tuple[str, ...]  # relative to the site folder; render() returns one content per path
     kind: str  # downloads | index | protocol | task | model
     name: str = ""
+    inputs: str = ""  # digest of everything the files are made of
 
 
 def page_jobs(ctx: SiteContext) -> list[PageJob]:
     """Every file to render, the slowest first so a pool starts on it at once."""
-    links = ctx.links
-    return [
-        PageJob(("results.csv", "results.json"), "downloads"),
-        PageJob(("index.html",), "index"),
-        *(PageJob((f"protocols/{links.protocols[p]}.html",), "protocol", p) for p in ctx.board.protocols),
-        *(PageJob((f"tasks/{links.tasks[t.name]}.html",), "task", t.name) for t in ctx.board.tasks),
-        *(PageJob((f"models/{links.models[m.name]}.html",), "model", m.name) for m in ctx.board.models),
+    links, board = ctx.links, ctx.board
+    common = deps.digest(deps.renderer_version(), ctx.common)
+    whole = deps.digest(common, ctx.signature)
+    jobs = [
+        PageJob(("results.csv", "results.json"), "downloads", "", whole),
+        PageJob(("index.html",), "index", "", whole),
     ]
+    for p in board.protocols:
+        slug = links.protocols[p]
+        n = len(_protocol_groups(board, ctx.rankings, p))
+        paths = (f"protocols/{slug}.html", *(f"data/protocols/{slug}.{i}.js" for i in range(1, n + 1)))
+        jobs.append(PageJob(paths, "protocol", p, whole))
+    for t in board.tasks:
+        slug = links.tasks[t.name]
+        protocols = [p for p in board.protocols if (t.name, p) in board.by_task_protocol]
+        paths = (f"tasks/{slug}.html", *(f"data/tasks/{slug}.{i}.js" for i in range(1, len(protocols) + 1)))
+        jobs.append(PageJob(paths, "task", t.name, deps.digest(common, _task_inputs(ctx, t.name))))
+    for m in board.models:
+        jobs.append(
+            PageJob(
+                (f"models/{links.models[m.name]}.html",),
+                "model",
+                m.name,
+                deps.digest(common, _model_inputs(ctx, m.name)),
+            )
+        )
+    return jobs
+
+
+def _identity(r: Result) -> tuple[Any, ...]:
+    return (r.model, r.protocol, r.status, tuple((x.key, x.finished_at) for x in r.runs))
+
+
+def _task_inputs(ctx: SiteContext, task: str) -> tuple[Any, ...]:
+    board = ctx.board
+    sections = []
+    for protocol in board.protocols:
+        results = board.by_task_protocol.get((task, protocol), ())
+        placements = ctx.rankings.per_task.get((task, protocol), {})
+        best = ctx.best.get((task, protocol))
+        sections.append(
+            (
+                protocol,
+                board.snapshot.protocol_configs.get(protocol),
+                [
+                    (_identity(r), deps.placement_key(placements.get(r.model)), board.model_meta[r.model], ctx.links.models[r.model])
+                    for r in results
+                ],
+                best,
+                ctx.details.get(best) if best else None,
+            )
+        )
+    timed = sorted({r.timing.hardware for s in sections for r in board.by_task_protocol.get((task, s[0]), ()) if r.timing})
+    return (
+        board.task(task),
+        board.superseded_runs.get(task, 0),
+        sections,
+        [ctx.hw[fp] for fp in timed],
+        ctx.forms.get(task),
+    )
+
+
+def _model_inputs(ctx: SiteContext, model: str) -> tuple[Any, ...]:
+    board = ctx.board
+    results = board.by_model.get(model, ())
+    rows = []
+    for r in results:
+        p = ctx.rankings.per_task.get((r.task, r.protocol), {}).get(r.model)
+        rows.append((r.task, ctx.links.tasks[r.task], board.main_metric(r.task), _identity(r), deps.placement_key(p if p and p.tested else None)))
+    summary = pages.model_summary(ctx.aggregate_index.get(model, []))
+    timed = sorted({r.timing.hardware for r in results if r.timing is not None})
+    return (board.model_meta[model], rows, summary, [ctx.hw[fp] for fp in timed])
 
 
 def render(ctx: SiteContext, job: PageJob) -> tuple[str, ...]:
@@ -85,29 +154,30 @@ def render(ctx: SiteContext, job: PageJob) -> tuple[str, ...]:
     if job.kind == "index":
         return (_index(ctx),)
     if job.kind == "protocol":
-        table = rows.board_table(ctx.board, ctx.rankings, ctx.links, job.name, "../", None)
-        return (ctx.env.get_template("protocol.html").render(root="../", table=table, **ctx.common),)
+        return _protocol_page(ctx, job.name)
     if job.kind == "task":
-        return (_task_page(ctx, job.name),)
+        return _task_page(ctx, job.name)
     return (_model_page(ctx, job.name),)
 
 
 def render_all(
     ctx: SiteContext, jobs: Sequence[PageJob], writer: IncrementalWriter, workers: int | None = None
-) -> None:
-    """Render and sync every file: in forked workers when asked for (workers > 1), or by default when
-    there are many pages and several CPUs; in this process otherwise (and where fork is unavailable)."""
+) -> int:
+    """Render and sync the files of every job whose inputs changed (the others are kept as they are):
+    in forked workers when asked for (workers > 1), or by default when there are many pages and several
+    CPUs; in this process otherwise (and where fork is unavailable). Returns the number of jobs rendered."""
+    todo = [job for job in jobs if not writer.reuse(job.paths, job.inputs)]
     n = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
-    small = workers is None and len(jobs) < PARALLEL_FROM_PAGES
+    small = workers is None and len(todo) < PARALLEL_FROM_PAGES
     if n <= 1 or small or "fork" not in multiprocessing.get_all_start_methods():
-        for job in jobs:
+        for job in todo:
             for path, content in zip(job.paths, render(ctx, job), strict=True):
-                writer.write(path, content)
-        return
+                writer.write(path, content, job.inputs)
+        return len(todo)
     global _FORKED
     _FORKED = (ctx, writer.out)
     try:
-        head, rest = jobs[:1], jobs[1:]  # the slowest job alone, so another worker takes the pages
+        head, rest = todo[:1], todo[1:]  # the slowest job alone, so another worker takes the pages
         batches = [head] + [list(rest[i :: n * 4]) for i in range(n * 4)]
         work = [
             [(job, [writer.previous(p) for p in job.paths]) for job in batch] for batch in batches if batch
@@ -118,6 +188,7 @@ def render_all(
                     writer.record(path, entry, written)
     finally:
         _FORKED = None
+    return len(todo)
 
 
 _FORKED: tuple[SiteContext, Path] | None = None  # what forked workers inherit instead of unpickling
@@ -131,18 +202,31 @@ def _render_batch(
     synced = []
     for job, before in batch:
         for path, content, previous in zip(job.paths, render(ctx, job), before, strict=True):
-            synced.append((path, *sync_file(out, path, content, previous)))
+            synced.append((path, *sync_file(out, path, content, previous, job.inputs)))
     return synced
+
+
+def rows_script(table_id: str, rows: Sequence[str]) -> str:
+    """A table's data file: every row's HTML, handed to site.js. A script rather than JSON because
+    browsers refuse fetch() on file:// pages, while a script element loads there as over HTTP."""
+    return f"harnessRows({json.dumps(table_id)},{json.dumps(list(rows), separators=(',', ':'))});\n"
+
+
+def _protocol_groups(board: Board, rankings: Rankings, protocol: str) -> list[TaskGroup]:
+    return [g for g in board.groups if (g.name, protocol) in rankings.aggregate]
 
 
 def _index(ctx: SiteContext) -> str:
     board = ctx.board
+    boards = [
+        (rows.board_table(board, ctx.rankings, ctx.links, g, p, ""), f"b{i}")
+        for i, (g, p) in enumerate(((g, p) for g in board.groups for p in board.protocols if (g.name, p) in ctx.rankings.aggregate), 1)
+    ]
     return ctx.env.get_template("index.html").render(
         root="",
-        boards=[
-            rows.board_table(board, ctx.rankings, ctx.links, p, "", pages.INDEX_TOP_MODELS)
-            for p in board.protocols
-        ],
+        boards=boards,
+        inline_limit=INDEX_ROWS,
+        page_size=INDEX_ROWS,
         tasks=pages.task_list(board, ctx.links, ""),
         n_models=len(board.models),
         provenance=pages.provenance(board, ctx.hw),
@@ -150,46 +234,96 @@ def _index(ctx: SiteContext) -> str:
     )
 
 
-def _task_page(ctx: SiteContext, task: str) -> str:
+def _protocol_page(ctx: SiteContext, protocol: str) -> tuple[str, ...]:
+    slug = ctx.links.protocols[protocol]
+    tables = [
+        rows.board_table(ctx.board, ctx.rankings, ctx.links, g, protocol, "../")
+        for g in _protocol_groups(ctx.board, ctx.rankings, protocol)
+    ]
+    html = ctx.env.get_template("protocol.html").render(
+        root="../", protocol=protocol, tables=tables, slug=slug, page_size=PAGE_ROWS, **ctx.common
+    )
+    return (html, *(rows_script(f"t{i}", t.rows) for i, t in enumerate(tables, 1)))
+
+
+def _task_page(ctx: SiteContext, task: str) -> tuple[str, ...]:
     board = ctx.board
     meta = board.task(task)
-    sections = []
+    slug = ctx.links.tasks[task]
+    form = ctx.forms.get(task)
+    pick_ids = {(c[0], c[1]): str(i) for i, c in enumerate(form["candidates"])} if form else {}
+    sections: list[dict[str, Any]] = []
     for protocol in board.protocols:
         results = board.by_task_protocol.get((task, protocol))
         if not results:
             continue
         best_key = ctx.best.get((task, protocol))
+        html_rows = [
+            rows.task_row_html(
+                rows.result_view(board, ctx.rankings, ctx.links, ctx.hw, r),
+                pick_ids.get((r.model, r.protocol), ""),
+            )
+            for r in results
+        ]
         sections.append(
             {
                 "protocol": protocol,
-                "rows": [ctx.views[(task, protocol, r.model)] for r in results],
+                "rows": html_rows,
+                "total": len(results),
+                "rows_src": f"../data/tasks/{slug}.{len(sections) + 1}.js",
                 "best": results[0].model if best_key else None,
                 "best_href": ctx.links.model(results[0].model, "../"),
                 "classes": pages.class_view(meta, ctx.details.get(best_key)) if best_key else None,
                 "plots": rows.pareto_plots(protocol, results, ctx.links, ctx.hw),
             }
         )
-    return ctx.env.get_template("task.html").render(
+    html = ctx.env.get_template("task.html").render(
         root="../",
         task=meta,
         main_metric=board.main_metric(task),
         sections=sections,
+        page_size=PAGE_ROWS,
         hardware=pages.task_hardware(board, task, ctx.hw),
         superseded=board.superseded_runs.get(task, 0),
+        pick=_pick_view(ctx, form),
         **ctx.common,
     )
+    return (html, *(rows_script(f"t{i}", s["rows"]) for i, s in enumerate(sections, 1)))
+
+
+def _pick_view(ctx: SiteContext, form: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not form or not form["candidates"]:
+        return None
+    public = {k: v for k, v in form.items() if k != "cache_keys"}
+    return {
+        "json": script_json(public),
+        "hardware": [ctx.hw[fp] for fp in form["hardware"] if fp in ctx.hw],
+        "protocols": sorted({c[1] for c in form["candidates"]}),
+        "n": len(form["candidates"]),
+    }
+
+
+def script_json(data: Any) -> str:
+    """JSON safe inside <script type="application/json">: no "<", ">" or "&" (a name like
+    "</script>" cannot end the element)."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _model_page(ctx: SiteContext, model: str) -> str:
-    results = ctx.board.by_model.get(model, ())
-    views = [ctx.views[(r.task, r.protocol, r.model)] for r in results]
-    meta = ctx.board.model_meta[model]
+    board = ctx.board
+    results = board.by_model.get(model, ())
+    html_rows = [
+        rows.model_row_html(rows.result_view(board, ctx.rankings, ctx.links, ctx.hw, r, tested_only=True))
+        for r in results
+    ]
+    meta = board.model_meta[model]
     return ctx.env.get_template("model.html").render(
         root="../",
         model=meta,
         params=fmt.params(meta.params),
         summary=pages.model_summary(ctx.aggregate_index.get(model, [])),
-        rows=views,
+        rows=html_rows,
         hardware=[ctx.hw[fp] for fp in sorted({r.timing.hardware for r in results if r.timing is not None})],
         latency=pages.latency_summary(results, ctx.hw),
         **ctx.common,

@@ -15,6 +15,7 @@ from typing import Literal, NamedTuple
 
 from harness.sitegen.load import (
     HEADLINE_METRICS,
+    LOWER_IS_BETTER,
     HardwareMeta,
     Metric,
     ModelMeta,
@@ -55,6 +56,19 @@ class Result(NamedTuple):
         return self.metrics.get(name)
 
 
+@dataclass(frozen=True, slots=True)
+class TaskGroup:
+    """Tasks whose scores are comparable enough to average: one modality, or a group a suite declared."""
+
+    name: str
+    kind: str  # "modality" | "suite"
+    tasks: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} tasks" if self.kind == "modality" else self.name
+
+
 @dataclass(frozen=True)
 class Board:
     """Everything the pages are made of, already grouped."""
@@ -70,13 +84,43 @@ class Board:
     snapshot: StoreSnapshot
     task_meta: Mapping[str, TaskMeta]
     model_meta: Mapping[str, ModelMeta]
+    groups: tuple[TaskGroup, ...] = ()
 
     def task(self, name: str) -> TaskMeta:
         return self.task_meta[name]
 
     def main_metric(self, task: str) -> str:
-        metric = self.task_meta[task].main_metric
-        return metric if metric in HEADLINE_METRICS else "macro_f1"
+        return main_metric(self.task_meta[task])
+
+    def sign(self, task: str) -> float:
+        """+1 when a higher main metric is better on this task, -1 when lower is."""
+        return 1.0 if higher_is_better(self.main_metric(task)) else -1.0
+
+
+def main_metric(task: TaskMeta) -> str:
+    return task.main_metric if task.main_metric in HEADLINE_METRICS else "macro_f1"
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
+
+
+def task_groups(tasks: Sequence[TaskMeta], declared: Mapping[str, Sequence[str]]) -> tuple[TaskGroup, ...]:
+    """Suite-declared groups (only their tasks with results), then one group per task modality."""
+    names = {t.name for t in tasks}
+    out = [
+        TaskGroup(name, "suite", tuple(sorted(set(members) & names)))
+        for name, members in sorted(declared.items())
+        if set(members) & names
+    ]
+    by_modality: dict[str, list[str]] = defaultdict(list)
+    for t in tasks:
+        by_modality[t.modality or "unknown"].append(t.name)
+    taken = {g.name for g in out}
+    for modality, members in sorted(by_modality.items()):
+        name = modality if modality not in taken else f"{modality} (modality)"
+        out.append(TaskGroup(name, "modality", tuple(sorted(members))))
+    return tuple(out)
 
 
 def build_board(snapshot: StoreSnapshot) -> Board:
@@ -92,7 +136,7 @@ def build_board(snapshot: StoreSnapshot) -> Board:
 
     results = {key: _result(key, runs) for key, runs in grouped.items()}
     tasks = tuple(_task_meta(snapshot, name, *current[name]) for name in sorted(current))
-    main_metric = {t.name: t.main_metric if t.main_metric in HEADLINE_METRICS else "macro_f1" for t in tasks}
+    metric_of = {t.name: main_metric(t) for t in tasks}
 
     by_tp: dict[tuple[str, str], list[Result]] = defaultdict(list)
     by_model: dict[str, list[Result]] = defaultdict(list)
@@ -100,7 +144,7 @@ def build_board(snapshot: StoreSnapshot) -> Board:
         by_tp[(task, protocol)].append(result)
         by_model[model].append(result)
     ordered_tp = {
-        key: tuple(sorted(rs, key=lambda r: _quality_order(r, main_metric[key[0]])))
+        key: tuple(sorted(rs, key=lambda r: _quality_order(r, metric_of[key[0]])))
         for key, rs in by_tp.items()
     }
     ordered_model = {m: tuple(rs) for m, rs in by_model.items()}  # already in (task, protocol) order
@@ -120,6 +164,7 @@ def build_board(snapshot: StoreSnapshot) -> Board:
         snapshot=snapshot,
         task_meta={t.name: t for t in tasks},
         model_meta={m.name: m for m in models},
+        groups=task_groups(tasks, snapshot.task_groups),
     )
 
 
@@ -158,7 +203,8 @@ def _result(key: tuple[str, str, str], runs: list[RunRow]) -> Result:
 
 def _quality_order(result: Result, metric: str) -> tuple[int, float, str]:
     m = result.metric(metric)
-    return (STATUS_ORDER.get(result.status, 9), -(m.value if m else float("-inf")), result.model)
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    return (STATUS_ORDER.get(result.status, 9), -(sign * m.value) if m else float("inf"), result.model)
 
 
 def _task_meta(snapshot: StoreSnapshot, name: str, version: str, fingerprint: str) -> TaskMeta:

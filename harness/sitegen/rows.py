@@ -13,13 +13,14 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from harness.sitegen import format as fmt
-from harness.sitegen.charts import ParetoPlot, heat_colour, pareto_plot
+from harness.sitegen.charts import ParetoPlot, heat_class, pareto_plot
 from harness.sitegen.links import HwView, Links
 from harness.sitegen.ranking import Rankings
-from harness.sitegen.results import Board, Result
+from harness.sitegen.results import Board, Result, TaskGroup
 from harness.sitegen.ties import Placement
 
 T = TypeVar("T")
@@ -42,8 +43,7 @@ class Cell(NamedTuple):
     text: str
     sort: str
     title: str = ""
-    bg: str = ""
-    fg: str = ""
+    bg: str = ""  # heat class (charts.heat_class)
     status: str = "done"
 
 
@@ -87,9 +87,9 @@ class ResultView(NamedTuple):
     rank: str
     rank_title: str
     accuracy: str
-    f1: str
-    f1_sort: str
-    f1_ci: str
+    main: str  # the task's main metric
+    main_sort: str
+    main_ci: str
     p50: str
     p95: str
     p95_title: str  # why p95 is withheld (too few samples)
@@ -107,32 +107,38 @@ class ResultView(NamedTuple):
     suite_known: bool
 
 
-def result_views(
-    board: Board, rankings: Rankings, links: Links, hw: Mapping[str, HwView]
-) -> dict[tuple[str, str, str], ResultView]:
-    out = {}
-    empty: dict[str, Placement] = {}
-    model_href = {m: links.model(m, "../") for m in links.models}
-    task_href = {t: links.task(t, "../") for t in links.tasks}
-    for key, r in board.results.items():
-        meta = board.model_meta[r.model]
-        t = r.timing
-        done = r.status == "done"
-        placement = rankings.per_task.get((r.task, r.protocol), empty).get(r.model) if done else None
-        rank, rank_title = rank_text(placement) if done else (fmt.DASH, "")
-        acc, f1 = r.metrics.get("accuracy"), r.metrics.get("macro_f1")
-        params = t.params if t and t.params is not None else meta.params
-        command, suite_known = fmt.reproduce_command(r.representative)
-        machine = hw[t.hardware] if t else None
-        p95, p95_title = fmt.latency(t, "p95")
-        contended, contended_title = fmt.contention(t)
-        out[key] = escaped(
+def result_view(
+    board: Board,
+    rankings: Rankings,
+    links: Links,
+    hw: Mapping[str, HwView],
+    r: Result,
+    *,
+    tested_only: bool = False,
+) -> ResultView:
+    """One result as a table row. tested_only: show a rank only where the paired tests placed it (model
+    pages: a rank placed by value shifts whenever any better model arrives, which would re-render every
+    model page on each new result)."""
+    meta = board.model_meta[r.model]
+    t = r.timing
+    done = r.status == "done"
+    placement = rankings.per_task.get((r.task, r.protocol), _EMPTY).get(r.model) if done else None
+    if tested_only and placement is not None and not placement.tested:
+        placement = None
+    rank, rank_title = rank_text(placement) if done else (fmt.DASH, "")
+    acc, main = r.metrics.get("accuracy"), r.metrics.get(board.main_metric(r.task))
+    params = t.params if t and t.params is not None else meta.params
+    command, suite_known = fmt.reproduce_command(r.representative)
+    machine = hw[t.hardware] if t else None
+    p95, p95_title = fmt.latency(t, "p95")
+    contended, contended_title = fmt.contention(t)
+    return escaped(
             ResultView,
             model=r.model,
             task=r.task,
             protocol=r.protocol,
-            model_href=model_href[r.model],
-            task_href=task_href[r.task],
+            model_href=links.model(r.model, "../"),
+            task_href=links.task(r.task, "../"),
             name_attr=r.model.lower(),
             task_attr=r.task.lower(),
             size=fmt.size_bucket(meta.params),
@@ -141,9 +147,9 @@ def result_views(
             rank=rank,
             rank_title=rank_title,
             accuracy=fmt.score(acc.value) if acc else fmt.DASH,
-            f1=fmt.score(f1.value) if f1 else fmt.DASH,
-            f1_sort=fmt.sort_value(f1.value) if f1 else "",
-            f1_ci=fmt.interval(f1, r.spread),
+            main=fmt.score(main.value) if main else fmt.DASH,
+            main_sort=fmt.sort_value(main.value) if main else "",
+            main_ci=fmt.interval(main, r.spread),
             p50=fmt.ms(t.p50_ms) if t else fmt.DASH,
             p95=p95,
             p95_title=p95_title,
@@ -160,7 +166,9 @@ def result_views(
             command=command,
             suite_known=suite_known,
         )
-    return out
+
+
+_EMPTY: dict[str, Placement] = {}
 
 
 # ---- index and protocol pages --------------------------------------------------------------------------
@@ -178,66 +186,116 @@ class BoardRow(NamedTuple):
     params: str
     params_sort: str
     score: str
+    mean_rank: str
     coverage: str
     wins: int
     cells: tuple[Cell, ...]
 
 
+@dataclass(frozen=True)
+class BoardTable:
+    """The leaderboard of one task group under one protocol."""
+
+    group: str
+    title: str
+    protocol: str
+    anchor: str  # id of its section on the protocol page
+    tasks: list[dict[str, Any]]
+    rows: list[str]  # every row's HTML, ranked first
+    total: int
+
+
 def board_table(
-    board: Board, rankings: Rankings, links: Links, protocol: str, root: str, limit: int | None
-) -> dict[str, Any]:
-    """The leaderboard of one protocol: aggregate rank, then a heatmap row of main metrics per model."""
-    rows_all = rankings.aggregate.get(protocol, ())
-    rows = rows_all[:limit] if limit else rows_all
-    tasks = [t for t in board.tasks if (t.name, protocol) in board.by_task_protocol]
+    board: Board, rankings: Rankings, links: Links, group: TaskGroup, protocol: str, root: str
+) -> BoardTable:
+    """Aggregate rank, mean score, mean rank, then a heatmap cell of the main metric per task; a task
+    with leaky splits is flagged in its header and on each of its cells."""
+    rows_all = rankings.aggregate.get((group.name, protocol), ())
+    tasks = [board.task(t) for t in group.tasks if (t, protocol) in board.by_task_protocol]
     metrics = {t.name: board.main_metric(t.name) for t in tasks}
     colour_range: dict[str, tuple[float, float]] = {}
     for t in tasks:
         values = [
-            m.value for r in board.by_task_protocol[(t.name, protocol)] if (m := r.metric(metrics[t.name]))
+            board.sign(t.name) * m.value
+            for r in board.by_task_protocol[(t.name, protocol)]
+            if (m := r.metric(metrics[t.name]))
         ]
         colour_range[t.name] = (min(values), max(values)) if values else (0.0, 1.0)
+    leak = {t.name: _escape(f"Leak: {t.leak_warning}") for t in tasks if t.leak_warning}
     out_rows = []
-    for row in rows:
+    for row in rows_all:
         meta = board.model_meta[row.model]
         cells = []
         for t in tasks:
             cell = result_cell(board.results.get((t.name, protocol, row.model)), metrics[t.name])
             if cell.sort:
                 lo, hi = colour_range[t.name]
-                bg, fg = heat_colour((float(cell.sort) - lo) / (hi - lo) if hi > lo else 1.0)
-                cell = Cell(cell.text, cell.sort, cell.title, bg, fg)  # already escaped; colours are ours
+                v = board.sign(t.name) * float(cell.sort)
+                heat = heat_class((v - lo) / (hi - lo) if hi > lo else 1.0)
+                cell = Cell(cell.text, cell.sort, cell.title, heat)  # already escaped; the class is ours
+            if t.name in leak and cell.status == "done":
+                cell = Cell(cell.text, cell.sort, leak[t.name], cell.bg, "done leak")
             cells.append(cell)
         rank, rank_title = rank_text(row.placement)
         out_rows.append(
-            escaped(
-                BoardRow,
-                model=row.model,
-                href=links.model(row.model, root),
-                name_attr=row.model.lower(),
-                modality=meta.modality or "unknown",
-                size=fmt.size_bucket(meta.params),
-                family=meta.family,
-                rank=rank,
-                rank_title=rank_title,
-                params=fmt.params(meta.params),
-                params_sort=fmt.sort_value(meta.params),
-                score=fmt.score(row.score),
-                coverage=f"{row.n_tasks}/{row.n_tasks_total}",
-                wins=row.wins,
-                cells=tuple(cells),
+            board_row_html(
+                escaped(
+                    BoardRow,
+                    model=row.model,
+                    href=links.model(row.model, root),
+                    name_attr=row.model.lower(),
+                    modality=meta.modality or "unknown",
+                    size=fmt.size_bucket(meta.params),
+                    family=meta.family,
+                    rank=rank,
+                    rank_title=rank_title,
+                    params=fmt.params(meta.params),
+                    params_sort=fmt.sort_value(meta.params),
+                    score=fmt.score(row.score),
+                    mean_rank=f"{row.mean_rank:.1f}" if row.mean_rank is not None else fmt.DASH,
+                    coverage=f"{row.n_tasks}/{row.n_tasks_total}",
+                    wins=row.wins,
+                    cells=tuple(cells),
+                )
             )
         )
-    return {
-        "protocol": protocol,
-        "tasks": [
-            {"name": t.name, "href": links.task(t.name, root), "metric": fmt.metric_label(metrics[t.name])}
+    return BoardTable(
+        group=group.name,
+        title=group.title,
+        protocol=protocol,
+        anchor=f"g-{links.groups[group.name]}",
+        tasks=[
+            {
+                "name": t.name,
+                "href": links.task(t.name, root),
+                "metric": fmt.metric_label(metrics[t.name]),
+                "leak": t.leak_warning,
+            }
             for t in tasks
         ],
-        "rows": out_rows,
-        "total": len(rows_all),
-        "full_href": links.protocol(protocol, root),
-    }
+        rows=out_rows,
+        total=len(rows_all),
+    )
+
+
+def board_row_html(r: BoardRow) -> str:
+    cells = "".join(
+        f'<td class="heat {c.status}{" " + c.bg if c.bg else ""}"'
+        + _title(c.title)
+        + f">{c.text}"
+        + ('<span class="leak-mark" aria-label="leaky splits">⚠</span>' if c.status == "done leak" else "")
+        + "</td>"
+        for c in r.cells
+    )
+    family = f' <span class="family">{r.family}</span>' if r.family else ""
+    return (
+        f'<tr data-name="{r.name_attr}" data-modality="{r.modality}" data-size="{r.size}">'
+        f'<td class="num"{_title(r.rank_title)}>{r.rank}</td>'
+        f'<th scope="row"><a href="{r.href}">{r.model}</a>{family}</th>'
+        f'<td class="num" data-v="{r.params_sort}">{r.params}</td><td class="num">{r.score}</td>'
+        f'<td class="num">{r.mean_rank}</td><td class="num">{r.wins}</td><td class="num">{r.coverage}</td>'
+        f"{cells}</tr>\n"
+    )
 
 
 class PointView(NamedTuple):
@@ -291,3 +349,71 @@ def pareto_plots(
         plot = pareto_plot(f"{protocol} on hardware {fp[:8]}", pts)
         out.append((hw[fp], plot, *point_views(plot)))
     return out
+
+
+# ---- row markup -----------------------------------------------------------------------------------------
+# Rows are rendered here, once, as HTML strings: the page prints the first rows of a long table and the
+# page's data file holds every row (site.js loads it for the next pages, sorting or filtering), so both
+# come from the same code. Every field is escaped when its view is built (see `escaped`).
+
+
+def _title(text: str) -> str:
+    return f' title="{text}"' if text else ""
+
+
+def _latency_cells(r: ResultView) -> str:
+    """p50 (with the contended badge) and p95 (withheld: a dash with the reason)."""
+    if r.contended:
+        p50 = (
+            f'<td class="num contended"{_title(r.contended_title)}>{r.p50} '
+            f'<span class="badge contended">{r.contended}</span></td>'
+        )
+    else:
+        p50 = f'<td class="num">{r.p50}</td>'
+    return f'{p50}<td class="num"{_title(r.p95_title)}>{r.p95}</td>'
+
+
+def task_row_html(r: ResultView, pick_id: str = "") -> str:
+    """A row of a task page's per-protocol table. pick_id: the candidate id the pick form refers to."""
+    if r.status == "done":
+        status = "done" + (f" ({r.seeds} seeds)" if r.seeds > 1 else "")
+    elif r.status == "not_applicable":
+        status = f"not applicable: {r.reason}"
+    else:
+        status = f"failed: {r.reason}"
+    ci = f' <span class="ci">{r.main_ci}</span>' if r.main_ci else ""
+    hw_cell = f'<abbr class="hw" title="{r.hw_summary}">{r.hw_short}</abbr>' if r.hw_id else fmt.DASH
+    cand = f' data-cand="{pick_id}"' if pick_id else ""
+    return (
+        f'<tr data-name="{r.name_attr}" data-size="{r.size}" data-hw="{r.hw_id or "none"}"{cand} class="status-{r.status}">'
+        f'<td class="num"{_title(r.rank_title)}>{r.rank}</td>'
+        f'<th scope="row"><a href="{r.model_href}">{r.model}</a></th>'
+        f'<td class="num">{r.accuracy}</td>'
+        f'<td class="num" data-v="{r.main_sort}">{r.main}{ci}</td>'
+        f"{_latency_cells(r)}<td class=\"num\">{r.throughput}</td>"
+        f'<td class="num" data-v="{r.params_sort}">{r.params}</td><td class="num">{r.memory}</td>'
+        f"<td>{hw_cell}</td><td{_title(r.reason)}>{status}</td></tr>\n"
+    )
+
+
+def model_row_html(r: ResultView) -> str:
+    """A row of a model page's results table."""
+    if r.status == "not_applicable":
+        status = f'<span class="status">not applicable: {r.reason}</span>'
+    elif r.status == "failed":
+        status = f'<span class="status">failed: {r.reason}</span>'
+    elif r.seeds > 1:
+        status = f'<span class="status">{r.seeds} seeds averaged</span>'
+    else:
+        status = ""
+    ci = f' <span class="ci">{r.main_ci}</span>' if r.main_ci else ""
+    hw_cell = f'<abbr class="hw" title="{r.hw_summary}">{r.hw_short}</abbr>' if r.hw_id else fmt.DASH
+    guessed = "" if r.suite_known else ' <span class="note">(suite path not recorded; guessed from the suite name)</span>'
+    return (
+        f'<tr data-name="{r.task_attr}" data-protocol="{r.protocol}" data-hw="{r.hw_id or "none"}" class="status-{r.status}">'
+        f'<th scope="row"><a href="{r.task_href}">{r.task}</a></th><td>{r.protocol}</td>'
+        f'<td class="num"{_title(r.rank_title)}>{r.rank}</td><td class="num">{r.accuracy}</td>'
+        f'<td class="num" data-v="{r.main_sort}">{r.main}{ci}</td>'
+        f"{_latency_cells(r)}<td class=\"num\">{r.throughput}</td>"
+        f'<td>{hw_cell}</td><td class="cmd">{status}\n<code>{r.command}</code>{guessed}</td></tr>\n'
+    )

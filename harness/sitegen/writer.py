@@ -1,7 +1,9 @@
 """Write site files only when their content changed, and remove files an earlier build made that are gone.
 
-The state file in the output folder records each written file's hash, size and mtime. A file whose
-new content hashes the same, and which nobody touched since (size and mtime as recorded), is skipped.
+The state file in the output folder records each written file's hash, size and mtime, and the digest
+of the inputs it was rendered from. A page whose inputs digest is unchanged, and whose files nobody
+touched since (size and mtime as recorded), is not rendered at all (`reuse`); a rendered file whose
+content hashes the same as before is not rewritten.
 
 The state file is not trusted for deletion: a file an earlier build listed is removed only when it is a
 plain file of a kind the build writes, inside the output folder, and its current content still hashes to
@@ -21,7 +23,7 @@ from typing import Any
 from harness.errors import HarnessError
 
 STATE_FILE = ".harness-site.json"
-STATE_VERSION = 1
+STATE_VERSION = 2
 SITE_SUFFIXES = frozenset({".html", ".css", ".js", ".json", ".csv"})  # what the build writes
 
 
@@ -48,12 +50,36 @@ class IncrementalWriter:
         self._current: dict[str, dict[str, Any]] = {}
         self.stats = WriteStats()
 
-    def write(self, relpath: str, content: str | bytes) -> None:
-        entry, written = sync_file(self.out, relpath, content, self._previous.get(relpath))
+    def write(self, relpath: str, content: str | bytes, inputs: str = "") -> None:
+        entry, written = sync_file(self.out, relpath, content, self._previous.get(relpath), inputs)
         self.record(relpath, entry, written)
 
     def previous(self, relpath: str) -> dict[str, Any] | None:
         return self._previous.get(relpath)
+
+    def reuse(self, relpaths: tuple[str, ...], inputs: str) -> bool:
+        """Keep these files as they are when the previous build rendered them from the same inputs and
+        nobody touched them since; False (nothing recorded) when they must be rendered."""
+        before = [self._previous.get(p) for p in relpaths]
+        if not inputs or not all(
+            isinstance(b, dict) and b.get("inputs") == inputs and _untouched(self.out / p, b)
+            for p, b in zip(relpaths, before, strict=True)
+        ):
+            return False
+        for path, entry in zip(relpaths, before, strict=True):
+            assert entry is not None
+            self.record(path, entry, False)
+        return True
+
+    def reuse_all(self) -> bool:
+        """Keep every file of the previous build when none was touched (the inputs are known unchanged)."""
+        if not self._previous or not all(
+            isinstance(e, dict) and _site_path(p) and _untouched(self.out / p, e) for p, e in self._previous.items()
+        ):
+            return False
+        for path, entry in self._previous.items():
+            self.record(path, entry, False)
+        return True
 
     def record(self, relpath: str, entry: dict[str, Any], written: bool) -> None:
         """Note a file synced elsewhere (e.g. by a worker process) with sync_file."""
@@ -83,7 +109,7 @@ class IncrementalWriter:
         path = self.out / relpath
         if not isinstance(recorded, dict) or not isinstance(recorded.get("sha256"), str):
             return None
-        if Path(relpath).is_absolute() or ".." in Path(relpath).parts or path.suffix.lower() not in SITE_SUFFIXES:
+        if not _site_path(relpath):
             return None
         if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root):
             return None
@@ -106,8 +132,14 @@ class IncrementalWriter:
         return state
 
 
+def _site_path(relpath: str) -> bool:
+    """A relative path inside the folder, of a kind the build writes (a state file may be forged)."""
+    path = Path(relpath)
+    return not path.is_absolute() and ".." not in path.parts and path.suffix.lower() in SITE_SUFFIXES
+
+
 def sync_file(
-    out: Path, relpath: str, content: str | bytes, before: dict[str, Any] | None
+    out: Path, relpath: str, content: str | bytes, before: dict[str, Any] | None, inputs: str = ""
 ) -> tuple[dict[str, Any], bool]:
     """Make out/relpath hold `content`, skipping the write when `before` (its recorded state) shows the
     same hash and the file is untouched. Returns (state to record, whether it was written)."""
@@ -115,13 +147,13 @@ def sync_file(
     digest = hashlib.sha256(data).hexdigest()
     target = out / relpath
     if before and before.get("sha256") == digest and _untouched(target, before):
-        return before, False
+        return before | {"inputs": inputs}, False
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, target)
     st = target.stat()
-    return {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}, True
+    return {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inputs": inputs}, True
 
 
 def _untouched(path: Path, recorded: dict[str, Any]) -> bool:

@@ -1,0 +1,38 @@
+"""What each page is made of, as a digest: a page whose inputs digest matches the previous build's is
+not rendered at all (hash the inputs, not the output).
+
+A run never changes under the same key without its finished_at changing (one transaction writes it,
+a re-run replaces it), so a result is identified by its runs' (key, finished_at) and status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import harness
+from harness.sitegen.ties import Placement
+
+SOURCES = Path(__file__).resolve().parent
+TEMPLATES = SOURCES.parent / "site_templates"
+
+
+def digest(*parts: Any) -> str:
+    return hashlib.sha256(pickle.dumps(parts, protocol=5)).hexdigest()[:32]
+
+
+@lru_cache(maxsize=1)
+def renderer_version() -> str:
+    """The code and templates that turn data into pages: a change to either re-renders everything."""
+    h = hashlib.sha256(harness.__version__.encode())
+    for path in sorted([*SOURCES.glob("*.py"), *TEMPLATES.rglob("*.*")]):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:32]
+
+
+def placement_key(p: Placement | None) -> tuple[Any, ...] | None:
+    return None if p is None else (p.rank, p.tied_with, p.p_value, p.tested)

@@ -1,0 +1,275 @@
+"""Data for the task page's pick form: `harness pick`'s rule (harness.pick), computed at build time.
+
+The form filters (model, protocol) candidates by max p50/p95 latency, parameters and peak memory on one
+hardware id, takes the best eligible candidate, forms its tie group (eligible candidates not
+significantly worse: McNemar for accuracy, paired bootstrap otherwise, on the stored predictions) and
+recommends the cheapest member (lowest latency at the chosen percentile, then fewest parameters) —
+the steps of harness.pick.pick, run in the browser on numbers embedded here.
+
+Only the paired tests need the predictions, so they are done here, for every candidate that can be
+the best eligible one under some constraint set (not dominated by a better candidate that is no
+costlier on any constrained quantity, on some hardware id, within some protocol), against the
+candidates below it whose 95% CI reaches its CI (at most MAX_TESTS per leader, the closest first).
+On a small board that is every pair harness pick could test; on a very large one a tie member
+further down than MAX_TESTS candidates is not found (the page says how many were tested).
+p-values are a function of the two runs alone and are cached across builds by run keys.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.sitegen.load import PredictionVector
+from harness.sitegen.ranking import RankingConfig
+from harness.sitegen.results import Board, Result
+from harness.sitegen.ties import bootstrap_metric, bootstrap_p
+from harness.stats import ConfusionMetric, mcnemar
+
+MAX_TESTS = 40  # paired tests per possible leader
+
+
+@dataclass(frozen=True, slots=True)
+class PickCandidate:
+    model: str
+    protocol: str
+    key: str  # the representative run (lowest seed), whose predictions are tested
+    value: float  # its stored main metric, as harness pick uses
+    ci_low: float | None
+    ci_high: float | None
+    params: int | None
+    timings: Mapping[str, tuple[float, float, float | None]]  # hw -> (median p50, median p95, max peak MiB)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} [{self.protocol}]"
+
+
+def candidates(board: Board, task: str) -> list[PickCandidate]:
+    """Every done (model, protocol) on the task, best first (harness pick's order: value, then name)."""
+    metric = board.main_metric(task)
+    out = []
+    for protocol in board.protocols:
+        for r in board.by_task_protocol.get((task, protocol), ()):
+            if r.status != "done":
+                continue
+            rep = r.representative
+            m = rep.metric(metric)
+            if m is None or m.value != m.value:
+                continue
+            out.append(_candidate(board, r, m.value, m.ci_low, m.ci_high))
+    sign = board.sign(task)
+    return sorted(out, key=lambda c: (-sign * c.value, c.name))
+
+
+def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: float | None) -> PickCandidate:
+    by_hw: dict[str, list[Any]] = {}
+    for run in r.runs:
+        if run.timing is not None:
+            by_hw.setdefault(run.timing.hardware, []).append(run.timing)
+    timings = {
+        hw: (
+            statistics.median(t.p50_ms for t in ts),
+            statistics.median(t.p95_ms for t in ts),
+            max((t.peak_mem_mb for t in ts if t.peak_mem_mb is not None), default=None),
+        )
+        for hw, ts in by_hw.items()
+    }
+    meta_params = board.model_meta[r.model].params
+    params = meta_params if meta_params is not None else next((x.timing.params for x in r.runs if x.timing), None)
+    return PickCandidate(r.model, r.protocol, r.representative.key, value, lo, hi, params, timings)
+
+
+def hardware_counts(board: Board, task: str) -> Counter[str]:
+    """Timed runs per hardware id (harness pick's default is the most common one)."""
+    return Counter(
+        run.timing.hardware
+        for p in board.protocols
+        for r in board.by_task_protocol.get((task, p), ())
+        if r.status == "done"
+        for run in r.runs
+        if run.timing is not None
+    )
+
+
+def possible_leaders(cands: Sequence[PickCandidate], hardware: Sequence[str]) -> list[int]:
+    """Indices of candidates that are the best eligible one for some constraint set: on some hardware id
+    and within some protocol (or all), no better candidate is at most as costly on every quantity a
+    constraint can bound (unknown counts as infinitely costly: it fails any bound)."""
+    if not cands:
+        return []
+    leaders: set[int] = set()
+    scopes: list[str | None] = [None, *sorted({c.protocol for c in cands})]
+    hws: list[str | None] = [*hardware] or [None]
+    for hw in hws:
+        costs = np.array([_costs(c, hw) for c in cands], dtype=np.float64)
+        for scope in scopes:
+            members = [i for i, c in enumerate(cands) if scope is None or c.protocol == scope]
+            front: list[int] = []  # candidates are best first: a later one never dominates an earlier
+            for i in members:
+                if front and bool(np.any(np.all(costs[front] <= costs[i], axis=1))):
+                    continue
+                front.append(i)
+            leaders.update(front)
+    return sorted(leaders)
+
+
+def _costs(c: PickCandidate, hw: str | None) -> list[float]:
+    """What a constraint can bound: p50, p95, parameters, peak memory (unknown: infinite)."""
+    t = c.timings.get(hw) if hw is not None else None
+    return [
+        t[0] if t else math.inf,
+        t[1] if t else math.inf,
+        float(c.params) if c.params is not None else math.inf,
+        t[2] if t and t[2] is not None else math.inf,
+    ]
+
+
+def tie_tests(
+    cands: Sequence[PickCandidate], leaders: Sequence[int]
+) -> dict[int, list[int]]:
+    """leader -> the candidates below it to test against it (closest first, CI reaching its CI)."""
+    out = {}
+    for lead in leaders:
+        low = cands[lead].ci_low
+        floor = low if low is not None else -math.inf
+        below = []
+        for j in range(lead + 1, len(cands)):
+            high = cands[j].ci_high
+            reach = high if high is not None else cands[j].value
+            if reach >= floor:
+                below.append(j)
+            if len(below) >= MAX_TESTS:
+                break
+        out[lead] = below
+    return out
+
+
+def p_values(
+    cands: Sequence[PickCandidate],
+    tests: Mapping[int, Sequence[int]],
+    preds: Mapping[str, PredictionVector],
+    metric: str,
+    n_labels: int,
+    cfg: RankingConfig,
+    cache: dict[str, float],
+) -> dict[tuple[int, int], float]:
+    """(leader, other) -> p-value of the paired test, for the pairs with predictions on the same examples.
+    `cache` (run key pair -> p) is read and extended."""
+    out: dict[tuple[int, int], float] = {}
+    todo: list[tuple[int, int]] = []
+    for lead, others in tests.items():
+        for j in others:
+            hit = cache.get(_cache_key(cands[lead].key, cands[j].key, metric, n_labels, cfg))
+            if hit is not None:
+                out[(lead, j)] = hit
+            else:
+                todo.append((lead, j))
+    if not todo:
+        return out
+    involved = sorted({i for pair in todo for i in pair})
+    vectors = {i: preds[cands[i].key] for i in involved if cands[i].key in preds}
+    if not vectors:
+        return out
+    ref = next(iter(vectors.values()))
+    same = {i for i, v in vectors.items() if v.example_ids == ref.example_ids and np.array_equal(v.labels, ref.labels)}
+    top = 1 + max(int(max(v.labels.max(), v.preds.max())) for v in vectors.values())
+    score = ConfusionMetric(metric, max(n_labels, top))
+    order = sorted(same)
+    boot: dict[int, np.ndarray] = {}
+    if metric != "accuracy" and order:
+        matrix = bootstrap_metric(ref.labels, [vectors[i].preds for i in order], score, cfg.n_boot, cfg.seed)
+        boot = dict(zip(order, matrix, strict=True))
+    for lead, j in todo:
+        if lead not in same or j not in same:
+            continue
+        a, b = vectors[lead], vectors[j]
+        if metric == "accuracy":
+            p = mcnemar(a.preds == a.labels, b.preds == b.labels).p_value
+        else:
+            diff = score(b.labels, b.preds) - score(a.labels, a.preds)
+            p = bootstrap_p(boot[lead], boot[j], diff)
+        out[(lead, j)] = p
+        cache[_cache_key(cands[lead].key, cands[j].key, metric, n_labels, cfg)] = p
+    return out
+
+
+def _cache_key(a: str, b: str, metric: str, n_labels: int, cfg: RankingConfig) -> str:
+    return f"{a}|{b}|{metric}|{n_labels}|{cfg.n_boot}|{cfg.seed}"
+
+
+def form_data(
+    board: Board,
+    task: str,
+    cands: Sequence[PickCandidate],
+    leaders: Sequence[int],
+    tests: Mapping[int, Sequence[int]],
+    pvals: Mapping[tuple[int, int], float],
+    cfg: RankingConfig,
+) -> dict[str, Any]:
+    """The JSON the form's script reads (compact: one array per candidate)."""
+    counts = hardware_counts(board, task)
+    hardware = [hw for hw, _ in counts.most_common()]
+    hw_index = {hw: i for i, hw in enumerate(hardware)}
+    return {
+        "metric": board.main_metric(task),
+        "higherIsBetter": board.sign(task) > 0,
+        "alpha": cfg.alpha,
+        "hardware": hardware,  # most timed runs first: the default, as harness pick's
+        "candidates": [
+            [
+                c.model,
+                c.protocol,
+                c.value,
+                c.params,
+                {str(hw_index[hw]): [t[0], t[1], t[2]] for hw, t in c.timings.items() if hw in hw_index},
+            ]
+            for c in cands
+        ],
+        # leader index -> [[candidate index, p-value], ...] for every pair tested (full precision: the
+        # form compares p >= alpha exactly as harness pick does)
+        "tests": {
+            str(lead): [[j, pvals[(lead, j)]] for j in tests[lead] if (lead, j) in pvals]
+            for lead in leaders
+        },
+        "maxTests": MAX_TESTS,
+        "cache_keys": [
+            _cache_key(cands[lead].key, cands[j].key, board.main_metric(task), len(board.task(task).labels), cfg)
+            for lead in leaders
+            for j in tests[lead]
+        ],
+    }
+
+
+def build_forms(
+    board: Board, reader: Any, cfg: RankingConfig, cache: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """task -> its form data; loads the predictions only of pairs not in `cache` (which is extended)."""
+    plans = {}
+    for task in board.task_meta:
+        cands = candidates(board, task)
+        hardware = [hw for hw, _ in hardware_counts(board, task).most_common()]
+        leaders = possible_leaders(cands, hardware)
+        plans[task] = (cands, leaders, tie_tests(cands, leaders))
+    needed = {
+        key
+        for task, (cands, _, tests) in plans.items()
+        for lead, others in tests.items()
+        for j in others
+        if _cache_key(cands[lead].key, cands[j].key, board.main_metric(task), len(board.task(task).labels), cfg)
+        not in cache
+        for key in (cands[lead].key, cands[j].key)
+    }
+    preds = reader.predictions(needed) if needed else {}
+    out = {}
+    for task, (cands, leaders, tests) in plans.items():
+        metric, n_labels = board.main_metric(task), len(board.task(task).labels)
+        pvals = p_values(cands, tests, preds, metric, n_labels, cfg, cache)
+        out[task] = form_data(board, task, cands, leaders, tests, pvals, cfg)
+    return out
