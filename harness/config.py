@@ -64,9 +64,30 @@ class SuiteConfig:
     plugins: tuple[Path, ...] = ()
     bootstrap: BootstrapConfig = BootstrapConfig()
     timing: TimingConfig = TimingConfig()
+    task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> tasks (site rankings)
 
 
-SUITE_KEYS = ("name", "description", "seeds", "models", "tasks", "protocols", "plugins", "bootstrap", "timing")
+SUITE_KEYS = (
+    "name", "description", "seeds", "models", "tasks", "protocols", "plugins", "bootstrap", "timing", "task_groups",
+)  # fmt: skip
+
+
+def _parse_task_groups(value: Any, task_names: set[str], where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, list) and v and all(isinstance(t, str) for t in v)
+        for k, v in value.items()
+    ):
+        raise ConfigError(
+            f"{where}: task_groups: expected a mapping of group name -> non-empty list of task names, "
+            f"e.g. {{news: [bbc-news, ag_news]}}, got {value!r}."
+        )
+    for name, tasks in value.items():
+        for task in tasks:
+            if task not in task_names:
+                raise ConfigError(
+                    f'{where}: task_groups.{name}: "{task}" is not in the suite\'s tasks.{close_match(task, task_names)}'
+                )
+    return {name: tuple(tasks) for name, tasks in value.items()}
 
 
 def _require_list(value: Any, where: str) -> list[Any]:
@@ -162,6 +183,7 @@ def parse_suite(data: Any, path: Path) -> SuiteConfig:
         plugins=tuple((path.parent / p).resolve() for p in plugins),
         bootstrap=from_mapping(BootstrapConfig, data.get("bootstrap", {}), f"{where}: bootstrap"),
         timing=from_mapping(TimingConfig, data.get("timing", {}), f"{where}: timing"),
+        task_groups=_parse_task_groups(data.get("task_groups", {}), task_names, where),
     )
 
 

@@ -140,6 +140,7 @@ def run_suite(
     t0 = time.perf_counter()
     loader = TaskLoader()
     plan = plan_suite(suite, store, loader, plugins)
+    store.record_task_groups(suite.name, suite.task_groups)
     selected = [j for j in plan.jobs if selection.admits(j)]
     finished = store.finished_keys([j.key for j in selected])
     todo = [j for j in selected if j.key not in finished]

@@ -107,6 +107,10 @@ CREATE TABLE IF NOT EXISTS tasks (
   hygiene_json TEXT,
   PRIMARY KEY (name, version, fingerprint)
 );
+CREATE TABLE IF NOT EXISTS task_groups (
+  suite TEXT NOT NULL, name TEXT NOT NULL, task TEXT NOT NULL,
+  PRIMARY KEY (suite, name, task)
+);
 """
 
 # Columns added after the first release: (table, column, SQL type). Append here when the schema grows.
@@ -239,6 +243,17 @@ class Store:
             yield self.db
 
     # ---- writes -------------------------------------------------------------------------------------
+
+    def record_task_groups(self, suite: str, groups: Mapping[str, Iterable[str]]) -> None:
+        """The named task groups a suite declares (the site ranks each group on its own); replaces the
+        suite's earlier declaration."""
+        rows = [(suite, name, task) for name, tasks in groups.items() for task in tasks]
+        current = {tuple(r) for r in self.db.execute("SELECT suite, name, task FROM task_groups WHERE suite = ?", [suite])}
+        if current == set(rows):
+            return  # unchanged: leave the store (and the site's signature of it) alone
+        with self.transaction():
+            self.db.execute("DELETE FROM task_groups WHERE suite = ?", [suite])
+            self.db.conn.executemany("INSERT INTO task_groups VALUES (?, ?, ?)", rows)
 
     def write_run(
         self,

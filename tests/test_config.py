@@ -68,3 +68,12 @@ def test_missing_suite_file_suggests_close_name(tmp_path: Path) -> None:
     _write(tmp_path, GOOD)
     with pytest.raises(ConfigError, match=r'does not exist\. Did you mean "suite.yaml"'):
         load_suite(tmp_path / "suit.yaml")
+
+
+def test_task_groups_are_checked_against_the_suite_tasks(tmp_path: Path) -> None:
+    text = GOOD + "task_groups:\n  news: [bbc-news]\n"
+    assert load_suite(_write(tmp_path, text)).task_groups == {"news": ("bbc-news",)}
+    with pytest.raises(ConfigError, match=r"task_groups.news: \"bbc-newz\" is not in the suite's tasks"):
+        load_suite(_write(tmp_path, GOOD + "task_groups:\n  news: [bbc-newz]\n"))
+    with pytest.raises(ConfigError, match="mapping of group name"):
+        load_suite(_write(tmp_path, GOOD + "task_groups: [bbc-news]\n"))

@@ -68,9 +68,9 @@ def _k_shot(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 def _record(
     model: str, task: str, protocol: str, seed: int, status: RunStatus, when: datetime, *, suite_path: str | None = SUITE_PATH,
     error: str | None = None, labels: Sequence[str] = (), y: np.ndarray | None = None, pred: np.ndarray | None = None,
-    ids: tuple[str, ...] = (), timing: TimingRecord | None = None,
+    ids: tuple[str, ...] = (), timing: TimingRecord | None = None, protocol_config: dict[str, Any] | None = None,
 ) -> RunRecord:  # fmt: skip
-    config = {"model": model, "task": task, "protocol": protocol, "seed": seed}
+    config: dict[str, Any] = {"model": model, "task": task, "protocol": protocol_config or protocol, "seed": seed}
     if suite_path is not None:
         config["suite_path"] = suite_path
     job = JobIdentity(
@@ -461,3 +461,79 @@ def test_parallel_build_writes_the_same_site(built: Built, tmp_path: Path) -> No
             assert (parallel / path.relative_to(out)).read_bytes() == path.read_bytes(), path
     again = build_site(store.path, parallel, workers=2)
     assert again.written == ()
+
+
+# ---- groups of comparable tasks, learning curves -----------------------------------------------------
+
+
+def _add_text_task(store: Store, when: datetime) -> None:
+    """Two text models on a text task (labels from a real digits split: parity), one image task-free."""
+    labels = ("neg", "pos")
+    x, y = load_digits(return_X_y=True)
+    y = (y % 2).astype(np.int64)[:300]
+    ids = tuple(f"r-{i:03d}" for i in range(len(y)))
+    rng = np.random.default_rng(0)
+    task_row = {"name": "reviews", "version": "1", "modality": "text", "labels_json": json.dumps(labels), "n_train": 900,
+                "n_validation": 0, "n_test": len(y), "fingerprint": "fp-2", "spec_json": json.dumps({"main_metric": "macro_f1"})}  # fmt: skip
+    for name, flip in (("text-a", 0.1), ("text-b", 0.3)):
+        pred = np.where(rng.random(len(y)) < flip, 1 - y, y)
+        model_row = {"name": name, "family": "tfidf", "modality": "text", "params": 1000}
+        record = _record(name, "reviews", "full-train", 0, "done", when, labels=labels, y=y, pred=pred, ids=ids)
+        store.write_run(record, model_row=model_row, task_row=task_row)
+
+
+def test_index_ranks_each_group_of_comparable_tasks_on_its_own(tmp_path: Path) -> None:
+    store = make_digits_store(tmp_path / "harness.db")
+    _add_text_task(store, START + timedelta(days=1))
+    build_site(store.path, tmp_path / "site")
+    index = (tmp_path / "site" / "index.html").read_text()
+    titles = re.findall(r"<h2>([^<]*) · ([^<]*)</h2>", index)
+    assert titles == [("image tasks", "full-train"), ("image tasks", "probe-20shot"), ("text tasks", "full-train")]
+    sections = index.split("<h2>")[1:4]
+    text_table = sections[2]
+    assert "text-a" in text_table and "text-b" in text_table and "logreg" not in text_table
+    # both text models are ranked (no image task counts as missing for them), the better one first
+    ranks = re.findall(r'<tr data-name="(text-[ab])"[^>]*><td class="num"[^>]*>(\d+=?)</td>', text_table)
+    assert ranks[0] == ("text-a", "1") and ranks[1][0] == "text-b"
+    assert "text-a" not in sections[0] and "1/1" in text_table
+    # Borda: mean rank over the group's tasks among the ranked models
+    image = sections[0]
+    assert re.search(r'<tr data-name="logreg".*?<td class="num">(\d\.\d)</td>', image)
+    store.record_task_groups("digits-demo", {"everything": ["digits", "reviews"]})
+    store.close()
+    build_site(tmp_path / "harness.db", tmp_path / "site")
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert ("everything", "full-train") in re.findall(r"<h2>([^<]*) · ([^<]*)</h2>", index)
+
+
+def test_learning_curve_plots_the_k_series(tmp_path: Path) -> None:
+    store = make_digits_store(tmp_path / "harness.db")
+    labels, x, y = _digits_tasks()["digits"]
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    ids = tuple(f"test-{i:04d}" for i in range(len(y_test)))
+    when = START + timedelta(days=2)
+    series = {"k1": 1, "k4": 4, "k16": 16, "all": None}
+    for name, make in (("logreg", lambda: LogisticRegression(max_iter=300)), ("naive-bayes", GaussianNB)):
+        for protocol, k in series.items():
+            idx = _k_shot(y_train, k) if k else np.arange(len(y_train))
+            pred = make().fit(x_train[idx], y_train[idx]).predict(x_test).astype(np.int64)
+            cfg = {"name": protocol, "protocol": "linear_probe", "config": {"k_shot": k, "repeats": 1, "c_grid": [1.0]}}
+            when += timedelta(minutes=1)
+            store.write_run(_record(name, "digits", protocol, 0, "done", when, labels=labels, y=y_test, pred=pred, ids=ids,
+                                    protocol_config=cfg))  # fmt: skip
+    store.close()
+    build_site(tmp_path / "harness.db", tmp_path / "site")
+    page = (tmp_path / "site" / "tasks" / "digits.html").read_text()
+    assert page.count('<svg viewBox="0 0 640 360" class="curve-plot"') == 1
+    assert 'data-curves="2"' in page
+    # one line per model; points at 10, 40, 160 and all 1347 training examples, left to right
+    for model in ("logreg", "naive-bayes"):
+        group = re.search(rf'<g class="curve-line" data-model="{model}">(.*?)</g>', page, re.S)
+        assert group
+        xs = [float(v) for v in re.findall(r'<circle cx="([\d.]+)"', group.group(1))]
+        assert len(xs) == 4 and xs == sorted(xs)
+        shown = re.findall(r"\((\d+) labelled examples\)", group.group(1))
+        assert shown == ["10", "40", "160", "1347"]
+    assert "k1: 10; k4: 40; k16: 160; all: 1347" in page
+    other = (tmp_path / "site" / "tasks" / f"{slugify_all(['digits', XSS])[XSS]}.html").read_text()
+    assert "curve-plot" not in other  # no k-series there

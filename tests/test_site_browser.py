@@ -242,3 +242,204 @@ def test_pages_read_fine_with_javascript_off(site: Path, tmp_path: Path) -> None
         assert not drv.find_elements(By.CSS_SELECTOR, "th[data-sort] button")
     finally:
         drv.quit()
+
+
+# ---- the pick form agrees with `harness pick --json` ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pick_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Real sklearn models on real digits (result_fixtures), fixed latencies on two hardware ids and
+    two protocols, so constraints, hardware and protocol all change the answer."""
+    from result_fixtures import HW_B, fixed_timing, make_record, train, write_store, zoo_model
+    from sklearn.linear_model import LogisticRegression
+
+    root = tmp_path_factory.mktemp("pick-site")
+    latency = {"svm-rbf": 2.0, "knn-3": 1.2, "logreg": 0.15, "pca16-logreg": 0.2, "gaussian-nb": 0.1, "tree-depth4": 0.05}
+    records = []
+    for name, p50 in latency.items():
+        model = zoo_model(name)
+        records.append(make_record(model, timing=fixed_timing(p50, params=model.params)))
+    for name, per_class, p50 in (("logreg-20shot", 20, 0.12), ("logreg-5shot", 5, 0.11)):
+        model = train(name, LogisticRegression(max_iter=2000), per_class=per_class)
+        records.append(make_record(model, protocol="few-shot", timing=fixed_timing(p50, hardware=HW_B, params=model.params)))
+    db = write_store(root / "pick.db", records)
+    build_site(db, root / "site")
+    return db, root / "site"
+
+
+PICK_CASES = [
+    {},
+    {"latency": "0.16"},
+    {"latency": "1.5", "at": "p95"},
+    {"params": "0.001"},
+    {"memory": "1.1"},
+    {"protocol": "few-shot"},
+    {"hw": "hw-b-9876543210"},
+    {"hw": "hw-b-9876543210", "latency": "0.115"},
+    {"latency": "0.01"},  # nothing fits
+]
+
+
+def _cli_pick(db: Path, case: dict[str, str]) -> dict[str, Any]:
+    import json
+
+    import typer
+    from result_fixtures import HW_A, TASK
+    from typer.testing import CliRunner
+
+    import harness.pick
+    from harness.cli import user_errors
+    from harness.commands.pick_cmd import pick_command
+
+    args = ["pick", "--task", TASK, "--db", str(db), "--json", "--metric", "macro_f1", "--hardware", case.get("hw", HW_A)]
+    flags = {"latency": "--max-latency-ms", "at": "--at", "protocol": "--protocol"}
+    for key, flag in flags.items():
+        if key in case:
+            args += [flag, case[key]]
+    if "params" in case:
+        args += ["--max-params", f"{float(case['params']) * 1e6:.0f}"]
+    if "memory" in case:
+        args += ["--max-memory", f"{case['memory']}MB"]
+    app = typer.Typer()
+    app.command("pick")(user_errors(pick_command))
+    app.command("noop")(lambda: None)
+    current = harness.pick.current_hardware
+    harness.pick.current_hardware = lambda: "this-machine"  # type: ignore[assignment]
+    try:
+        result = CliRunner().invoke(app, args)
+    finally:
+        harness.pick.current_hardware = current  # type: ignore[assignment]
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.output)
+
+
+def _form_pick(driver: Any, case: dict[str, str]) -> tuple[str, list[str]]:
+    import json
+
+    form = driver.find_element(By.ID, "pick-form")
+    for key in ("latency", "params", "memory"):
+        field = form.find_element(By.CSS_SELECTOR, f"[data-pick='{key}']")
+        field.clear()
+        if key in case:
+            field.send_keys(case[key])
+    Select(form.find_element(By.CSS_SELECTOR, "[data-pick='at']")).select_by_value(case.get("at", "p50"))
+    Select(form.find_element(By.CSS_SELECTOR, "[data-pick='protocol']")).select_by_value(case.get("protocol", ""))
+    hw = case.get("hw", "hw-a-0123456789")
+    form.find_element(By.CSS_SELECTOR, f"[data-pick='hw'] option[data-hw='{hw}']").click()
+    out = form.find_element(By.CSS_SELECTOR, ".pick-result")
+    return out.get_attribute("data-choice") or "", json.loads(out.get_attribute("data-group") or "[]")
+
+
+@pytest.mark.parametrize("case", PICK_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "none")
+def test_pick_form_agrees_with_harness_pick(driver: Any, pick_site: tuple[Path, Path], case: dict[str, str]) -> None:
+    from result_fixtures import TASK
+
+    db, site = pick_site
+    expected = _cli_pick(db, case)
+    driver.get((site / "tasks" / f"{slugify_all([TASK])[TASK]}.html").as_uri())
+    choice, group = _form_pick(driver, case)
+    want = expected["recommendation"]["name"] if expected["recommendation"] else ""
+    assert choice == want, (case, expected["explanation"])
+    assert sorted(group) == sorted(expected["tie_group"])
+    rows = driver.find_elements(By.CSS_SELECTOR, "tr.pick-choice")
+    if want:
+        # the recommended row is highlighted; ineligible rows are hidden
+        assert len(rows) == 1 and rows[0].is_displayed()
+        assert rows[0].find_element(By.CSS_SELECTOR, "th a").text == expected["recommendation"]["model"]
+        eligible = {c["name"] for c in expected["candidates"] if c["eligible"]}
+        shown = {
+            f"{r.find_element(By.CSS_SELECTOR, 'th a').text} [{r.find_element(By.XPATH, './ancestor::section').get_attribute('data-protocol')}]"
+            for r in driver.find_elements(By.CSS_SELECTOR, "tr[data-cand]")
+            if r.is_displayed()
+        }
+        assert shown == eligible
+    else:
+        assert not rows and "No candidate" in driver.find_element(By.CSS_SELECTOR, ".pick-result").text
+
+
+# ---- long tables: pages of rows loaded from the page's data file ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated store (scripts/bench_site.py's generator) with more models than a page shows."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_site", Path(__file__).parents[1] / "scripts" / "bench_site.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from harness.store import Store
+
+    root = tmp_path_factory.mktemp("long-site")
+    store = Store(root / "bench.db")
+    gen = bench.Generator(130, 2, 1, 60)
+    bench.insert(store, gen, range(130), with_metadata=True)
+    store.close()
+    build_site(root / "bench.db", root / "site")
+    return root / "site"
+
+
+def _shown_rows(table: Any) -> list[Any]:
+    return [r for r in table.find_elements(By.CSS_SELECTOR, "tbody tr") if r.is_displayed()]
+
+
+def test_long_tables_page_through_every_row(driver: Any, long_site: Path) -> None:
+    driver.get((long_site / "tasks" / "task-00.html").as_uri())
+    table = driver.find_element(By.CSS_SELECTOR, "table.results")
+    total = int(table.get_attribute("data-total"))
+    assert total > 100
+    pager = driver.find_element(By.CSS_SELECTOR, "nav.pager")
+    assert pager.find_element(By.TAG_NAME, "output").text == f"Rows 1–50 of {total}"
+    first = [r.find_element(By.CSS_SELECTOR, "th a").text for r in _shown_rows(table)]
+    assert len(first) == 50
+    buttons = pager.find_elements(By.TAG_NAME, "button")
+    buttons[1].click()  # Next: loads the data file
+    assert pager.find_element(By.TAG_NAME, "output").text == f"Rows 51–100 of {total}"
+    second = [r.find_element(By.CSS_SELECTOR, "th a").text for r in _shown_rows(table)]
+    assert len(second) == 50 and not set(first) & set(second)
+    buttons[1].click()
+    last = [r.find_element(By.CSS_SELECTOR, "th a").text for r in _shown_rows(table)]
+    assert len(last) == total - 100 and pager.find_element(By.TAG_NAME, "output").text == f"Rows 101–{total} of {total}"
+    assert len(set(first) | set(second) | set(last)) == total  # every row, once
+    assert buttons[1].get_attribute("disabled") is not None
+    buttons[0].click()
+    assert [r.find_element(By.CSS_SELECTOR, "th a").text for r in _shown_rows(table)] == second
+    assert _console_errors(driver) == []
+
+
+def test_sorting_and_filtering_a_long_table_cover_every_row(driver: Any, long_site: Path) -> None:
+    driver.get((long_site / "tasks" / "task-00.html").as_uri())
+    table = driver.find_element(By.CSS_SELECTOR, "table.results")
+    total = int(table.get_attribute("data-total"))
+    headers = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    params = next(i for i, h in enumerate(headers) if h.startswith("Params"))
+    table.find_elements(By.CSS_SELECTOR, "thead th")[params].find_element(By.TAG_NAME, "button").click()
+    assert len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == total  # sorting loaded every row
+    values = driver.execute_script(
+        "return Array.from(arguments[0].tBodies[0].rows).map(r => r.cells[arguments[1]].getAttribute('data-v'))",
+        table,
+        params,
+    )
+    numbers = [float(v) for v in values if v]
+    assert numbers == sorted(numbers)
+    assert len(_shown_rows(table)) == 50  # still one page at a time
+    driver.find_element(By.CSS_SELECTOR, "#filters-task input[data-key='name']").send_keys("model-012")
+    shown = _shown_rows(table)
+    names = {r.find_element(By.CSS_SELECTOR, "th a").text for r in shown}
+    assert names == {f"model-012{i}" for i in range(10)}  # found beyond the first page too
+
+
+def test_long_tables_show_their_top_rows_with_javascript_off(long_site: Path, tmp_path: Path) -> None:
+    drv = _driver(tmp_path / "profile", javascript=False)
+    try:
+        drv.get((long_site / "tasks" / "task-00.html").as_uri())
+        table = drv.find_element(By.CSS_SELECTOR, "table.results")
+        assert len(_shown_rows(table)) == 50
+        assert "The first 50 of" in drv.find_element(By.CSS_SELECTOR, ".more-rows").text
+        assert not drv.find_elements(By.CSS_SELECTOR, "nav.pager")
+        drv.get((long_site / "index.html").as_uri())
+        assert drv.find_elements(By.CSS_SELECTOR, "table.board tbody tr")
+    finally:
+        drv.quit()

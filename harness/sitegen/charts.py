@@ -115,8 +115,8 @@ def pareto_plot(
         path += f"{'M' if i == 0 else 'L'}{p.x},{p.y} "
         if i + 1 < len(frontier_pts):
             path += f"L{frontier_pts[i + 1].x},{p.y} "
-    x_ticks = tuple((sx(v), _fmt_ms(v)) for v in _log_ticks(10**lo_x, 10**hi_x))
-    y_ticks = tuple((sy(v), f"{v:.2f}") for v in _linear_ticks(lo_y, hi_y))
+    x_ticks = tuple((sx(v), _fmt_ms(v)) for v in log_ticks(10**lo_x, 10**hi_x))
+    y_ticks = tuple((sy(v), f"{v:.2f}") for v in linear_ticks(lo_y, hi_y))
     return ParetoPlot(title, width, height, left, top, right, bottom, points, path.strip(), x_ticks, y_ticks)
 
 
@@ -129,7 +129,7 @@ def _accuracy_range(acc: Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
-def _log_ticks(lo: float, hi: float) -> list[float]:
+def log_ticks(lo: float, hi: float) -> list[float]:
     exps = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
     fine = [m * 10.0**e for e in exps for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
     if len(fine) <= 8:
@@ -137,7 +137,7 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
     return [10.0**e for e in exps if lo <= 10.0**e <= hi]
 
 
-def _linear_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+def linear_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     raw = (hi - lo) / n
     step = 10 ** math.floor(math.log10(raw))
     step *= next(m for m in (1, 2, 2.5, 5, 10) if step * m >= raw)

@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from harness.sitegen import deps, pages, rows
+from harness.sitegen import curves, deps, pages, rows
 from harness.sitegen import format as fmt
 from harness.sitegen.deps import TEMPLATES
 from harness.sitegen.exports import results_csv, results_json, run_rows
@@ -286,6 +286,7 @@ def _task_page(ctx: SiteContext, task: str) -> tuple[str, ...]:
         hardware=pages.task_hardware(board, task, ctx.hw),
         superseded=board.superseded_runs.get(task, 0),
         pick=_pick_view(ctx, form),
+        curves=curves.curve_plots(board, task, ctx.links),
         **ctx.common,
     )
     return (html, *(rows_script(f"t{i}", s["rows"]) for i, s in enumerate(sections, 1)))

@@ -263,6 +263,8 @@
     document.querySelectorAll("table[data-page-size]").forEach(pageRows);
     var out = form.querySelector(".pick-result");
     var metric = data.metric;
+    function name(i) { return data.candidates[i][0] + " [" + data.candidates[i][1] + "]"; }
+    out.setAttribute("data-group", JSON.stringify(result.group.map(name)));
     if (result.choice === null) {
       out.textContent = "No candidate satisfies these constraints (" + data.candidates.length + " considered).";
       out.setAttribute("data-choice", "");
