@@ -55,8 +55,14 @@ def _metrics(y: np.ndarray, pred: np.ndarray, k: int) -> tuple[dict[str, float],
     )
 
 
+K_SERIES = {"probe-1shot": 1, "probe-2shot": 2, "probe-4shot": 4, "probe-8shot": 8, "probe-16shot": 16}
+
+
 class Generator:
-    def __init__(self, n_models: int, n_tasks: int, n_protocols: int, n_test: int, seed: int = 0) -> None:
+    def __init__(
+        self, n_models: int, n_tasks: int, n_protocols: int, n_test: int, seed: int = 0, k_series: bool = False
+    ) -> None:
+        self.k_series = k_series  # k-shot probes on the first task, with linear-probe as "all of train"
         self.rng = np.random.default_rng(seed)
         self.models = [f"model-{i:04d}" for i in range(n_models)]
         self.tasks = [f"task-{j:02d}" for j in range(n_tasks)]
@@ -76,6 +82,13 @@ class Generator:
         return f"2025-01-01T00:{(self.clock // 3600) % 60:02d}:{self.clock % 60:02d}+00:00".replace(
             "T00:", f"T{(self.clock // 216000) % 24:02d}:", 1
         )
+
+    def _config(self, protocol: str) -> dict[str, Any]:
+        config: dict[str, Any] = {"suite_path": "suites/bench.yaml"}
+        if self.k_series and (protocol in K_SERIES or protocol == "linear-probe"):
+            options = {"k_shot": K_SERIES.get(protocol), "repeats": 5 if protocol in K_SERIES else 1}
+            config["protocol"] = {"name": protocol, "protocol": "linear_probe", "config": options}
+        return config
 
     def metadata(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         models = [
@@ -107,7 +120,8 @@ class Generator:
             hw = HARDWARE[1][0] if i % 5 == 0 else HARDWARE[0][0]
             for j, task in enumerate(self.tasks):
                 k, y = int(self.n_labels[j]), self.labels[j]
-                for p_index, protocol in enumerate(self.protocols):
+                extra = list(K_SERIES) if self.k_series and j == 0 else []
+                for p_index, protocol in enumerate(self.protocols + extra):
                     key = f"{model}|{task}|{protocol}"
                     started = self._now()
                     roll = self.rng.random()
@@ -116,7 +130,7 @@ class Generator:
                         "key": key, "suite": "bench", "label": "", "model": model, "task": task, "task_version": "1",
                         "data_fingerprint": f"fp-{task}", "protocol": protocol, "seed": 0, "status": status,
                         "error": None if status == "done" else f"{status} for {model} on {task}",
-                        "config_json": json.dumps({"suite_path": "suites/bench.yaml"}), "selected_json": "{}",
+                        "config_json": json.dumps(self._config(protocol)), "selected_json": "{}",
                         "confusion_json": None, "started_at": started, "finished_at": started, "duration_s": 1.0,
                         "hardware": hw, "harness_version": "0.1.0", "git_hash": "0123456789abcdef", "env_json": env,
                         "schema_version": 1,
@@ -124,9 +138,11 @@ class Generator:
                     if status != "done":
                         yield run, [], [], None
                         continue
+                    shots = K_SERIES.get(protocol)
+                    offset = 0.05 * p_index if shots is None else 0.05 - 0.3 / shots**0.5
                     p_correct = float(
                         np.clip(
-                            self.skill[i] - self.difficulty[j] + 0.05 * p_index + self.rng.normal(0, 0.03),
+                            self.skill[i] - self.difficulty[j] + offset + self.rng.normal(0, 0.03),
                             0.05,
                             0.99,
                         )
@@ -215,10 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--reuse-db", action="store_true", help="keep an existing generated store")
     parser.add_argument("--workers", type=int, default=None, help="render processes (default: one per CPU)")
+    parser.add_argument("--k-series", action="store_true", help="add k-shot probes on the first task (a learning curve)")
     args = parser.parse_args(argv)
 
     db, site = args.out / "bench.db", args.out / "site"
-    gen = Generator(args.models - 1, args.tasks, args.protocols, args.n_test)
+    gen = Generator(args.models - 1, args.tasks, args.protocols, args.n_test, k_series=args.k_series)
     if not (args.reuse_db and db.exists()):
         shutil.rmtree(args.out, ignore_errors=True)
         store = Store(db)
@@ -266,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     store.close()
     print(f"insert of one new model ({extra} runs): {time.perf_counter() - t:.1f} s")
     report("rebuild after adding one model")
+    pages = {kind: max((p.stat().st_size, p.name) for p in (site / kind).glob("*.html")) for kind in ("tasks", "models", "protocols")}
+    print(f"page weight: index.html {(site / 'index.html').stat().st_size / 1024:,.0f} KiB; largest "
+          + "; ".join(f"{kind} page {size / 1024:,.0f} KiB ({name})" for kind, (size, name) in pages.items()))  # fmt: skip
     size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
     print(f"site: {sum(1 for p in site.rglob('*') if p.is_file()):,} files, {size / 2**20:,.0f} MiB")
     return 0

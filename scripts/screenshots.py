@@ -50,7 +50,9 @@ def full_page_png(driver: Any, path: Path, width: int, max_height: int) -> None:
     driver.save_screenshot(str(path))
 
 
-def take(site: Path, out: Path, width: int = 1280, max_height: int = 3000, suffix: str = "") -> list[Path]:
+def take(
+    site: Path, out: Path, width: int = 1280, max_height: int = 3000, suffix: str = "", task: str | None = None
+) -> list[Path]:
     index = (site / "index.html").resolve()
     if not index.is_file():
         raise SystemExit(
@@ -70,6 +72,8 @@ def take(site: Path, out: Path, width: int = 1280, max_height: int = 3000, suffi
             task_href = driver.find_element(By.CSS_SELECTOR, "table.board thead th.task-col a").get_attribute(
                 "href"
             )
+            if task is not None:  # a named task (e.g. the one with a learning curve), from the task list
+                task_href = driver.find_element(By.LINK_TEXT, task).get_attribute("href")
             model_href = driver.find_element(By.CSS_SELECTOR, "table.board tbody th a").get_attribute("href")
             for name, url in (("index", index.as_uri()), ("task", task_href), ("model", model_href)):
                 driver.get(url)
@@ -88,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1280, help="viewport width in CSS pixels")
     parser.add_argument("--max-height", type=int, default=3000, help="crop long pages to this height")
     parser.add_argument("--mobile", action="store_true", help="also save 390px-wide (phone) screenshots")
+    parser.add_argument("--task", help="task page to shoot (default: the first task of the first table)")
+    parser.add_argument("--suffix", default="", help="added to the file names, e.g. -1000-models")
     args = parser.parse_args(argv)
-    paths = take(args.site, args.out, args.width, args.max_height)
+    paths = take(args.site, args.out, args.width, args.max_height, args.suffix, args.task)
     if args.mobile:
-        paths += take(args.site, args.out, 390, args.max_height, suffix="-mobile")
+        paths += take(args.site, args.out, 390, args.max_height, suffix=f"{args.suffix}-mobile", task=args.task)
     for path in paths:
         print(path)
     return 0

@@ -274,7 +274,7 @@ PICK_CASES = [
     {"latency": "1.5", "at": "p95"},
     {"params": "0.001"},
     {"memory": "1.1"},
-    {"protocol": "few-shot"},
+    {"protocol": "few-shot", "hw": "hw-b-9876543210"},
     {"hw": "hw-b-9876543210"},
     {"hw": "hw-b-9876543210", "latency": "0.115"},
     {"latency": "0.01"},  # nothing fits

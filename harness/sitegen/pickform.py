@@ -32,7 +32,7 @@ from harness.sitegen.results import Board, Result
 from harness.sitegen.ties import bootstrap_metric, bootstrap_p
 from harness.stats import ConfusionMetric, mcnemar
 
-MAX_TESTS = 40  # paired tests per possible leader
+MAX_TESTS = 20  # paired tests per possible leader
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,23 +100,20 @@ def hardware_counts(board: Board, task: str) -> Counter[str]:
 
 def possible_leaders(cands: Sequence[PickCandidate], hardware: Sequence[str]) -> list[int]:
     """Indices of candidates that are the best eligible one for some constraint set: on some hardware id
-    and within some protocol (or all), no better candidate is at most as costly on every quantity a
-    constraint can bound (unknown counts as infinitely costly: it fails any bound)."""
-    if not cands:
-        return []
+    and within their protocol, no better candidate is at most as costly on every quantity a constraint
+    can bound (unknown counts as infinitely costly: it fails any bound). A leader over all protocols
+    is a leader within its own protocol, so the protocols' fronts cover the "any protocol" form too."""
     leaders: set[int] = set()
-    scopes: list[str | None] = [None, *sorted({c.protocol for c in cands})]
     hws: list[str | None] = [*hardware] or [None]
     for hw in hws:
-        costs = np.array([_costs(c, hw) for c in cands], dtype=np.float64)
-        for scope in scopes:
-            members = [i for i, c in enumerate(cands) if scope is None or c.protocol == scope]
-            front: list[int] = []  # candidates are best first: a later one never dominates an earlier
-            for i in members:
-                if front and bool(np.any(np.all(costs[front] <= costs[i], axis=1))):
-                    continue
-                front.append(i)
-            leaders.update(front)
+        fronts: dict[str, list[list[float]]] = {}
+        for i, c in enumerate(cands):  # best first: a later candidate never dominates an earlier one
+            cost = _costs(c, hw)
+            front = fronts.setdefault(c.protocol, [])
+            if any(f[0] <= cost[0] and f[1] <= cost[1] and f[2] <= cost[2] and f[3] <= cost[3] for f in front):
+                continue
+            front.append(cost)  # a dominated member would be dominated by a front member already
+            leaders.add(i)
     return sorted(leaders)
 
 

@@ -102,6 +102,12 @@ def page_jobs(ctx: SiteContext) -> list[PageJob]:
     return jobs
 
 
+def _model_key(board: Board, model: str) -> tuple[Any, ...]:
+    """What a row shows of a model's metadata (a tuple: cheaper to digest than the dataclass)."""
+    m = board.model_meta[model]
+    return (m.name, m.family, m.modality, m.params)
+
+
 def _identity(r: Result) -> tuple[Any, ...]:
     return (r.model, r.protocol, r.status, tuple((x.key, x.finished_at) for x in r.runs))
 
@@ -118,7 +124,7 @@ def _task_inputs(ctx: SiteContext, task: str) -> tuple[Any, ...]:
                 protocol,
                 board.snapshot.protocol_configs.get(protocol),
                 [
-                    (_identity(r), deps.placement_key(placements.get(r.model)), board.model_meta[r.model], ctx.links.models[r.model])
+                    (_identity(r), deps.placement_key(placements.get(r.model)), _model_key(board, r.model), ctx.links.models[r.model])
                     for r in results
                 ],
                 best,
