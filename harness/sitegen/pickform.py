@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.sitegen.load import PredictionVector
+from harness.records import PERCENTILE_MIN_SAMPLES
+from harness.sitegen.load import PredictionVector, Timing
 from harness.sitegen.ranking import RankingConfig
 from harness.sitegen.results import Board, Result
 from harness.sitegen.ties import bootstrap_metric, bootstrap_p
@@ -44,7 +45,7 @@ class PickCandidate:
     ci_low: float | None
     ci_high: float | None
     params: int | None
-    timings: Mapping[str, tuple[float, float, float | None]]  # hw -> (median p50, median p95, max peak MiB)
+    timings: Mapping[str, tuple[float | None, float | None, float | None]]  # hw -> (p50, p95, peak MiB)
 
     @property
     def name(self) -> str:
@@ -69,18 +70,23 @@ def candidates(board: Board, task: str) -> list[PickCandidate]:
 
 
 def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: float | None) -> PickCandidate:
-    by_hw: dict[str, list[Any]] = {}
+    """Timings as harness pick takes them: per hardware id, the median over seeds of the uncontended
+    timings whose sample count supports the percentile (None when none does), the largest peak memory."""
+    by_hw: dict[str, list[Timing]] = {}
     for run in r.runs:
         if run.timing is not None:
             by_hw.setdefault(run.timing.hardware, []).append(run.timing)
-    timings = {
-        hw: (
-            statistics.median(t.p50_ms for t in ts),
-            statistics.median(t.p95_ms for t in ts),
-            max((t.peak_mem_mb for t in ts if t.peak_mem_mb is not None), default=None),
+    timings = {}
+    for hw, every in by_hw.items():
+        quiet = [t for t in every if not t.contended]
+        p50 = [t.p50_ms for t in quiet if t.n_timed >= PERCENTILE_MIN_SAMPLES["p50"]]
+        p95 = [t.p95_ms for t in quiet if t.n_timed >= PERCENTILE_MIN_SAMPLES["p95"]]
+        mem = [t.peak_mem_mb for t in quiet if t.peak_mem_mb is not None]
+        timings[hw] = (
+            statistics.median(p50) if p50 else None,
+            statistics.median(p95) if p95 else None,
+            max(mem) if mem else None,
         )
-        for hw, ts in by_hw.items()
-    }
     meta_params = board.model_meta[r.model].params
     params = meta_params if meta_params is not None else next((x.timing.params for x in r.runs if x.timing), None)
     return PickCandidate(r.model, r.protocol, r.representative.key, value, lo, hi, params, timings)
@@ -120,11 +126,12 @@ def possible_leaders(cands: Sequence[PickCandidate], hardware: Sequence[str]) ->
 def _costs(c: PickCandidate, hw: str | None) -> list[float]:
     """What a constraint can bound: p50, p95, parameters, peak memory (unknown: infinite)."""
     t = c.timings.get(hw) if hw is not None else None
+    p50, p95, mem = t if t else (None, None, None)
     return [
-        t[0] if t else math.inf,
-        t[1] if t else math.inf,
+        p50 if p50 is not None else math.inf,
+        p95 if p95 is not None else math.inf,
         float(c.params) if c.params is not None else math.inf,
-        t[2] if t and t[2] is not None else math.inf,
+        mem if mem is not None else math.inf,
     ]
 
 

@@ -208,7 +208,7 @@
     function eligible(c) {
       if (q.protocol && c[1] !== q.protocol) return false;
       var t = timing(c);
-      if (q.latency !== null && (t === null || t[at] > q.latency)) return false;
+      if (q.latency !== null && (t === null || t[at] === null || t[at] > q.latency)) return false;
       if (q.params !== null && (c[3] === null || c[3] > q.params)) return false;
       // harness pick: peak MiB * 2**20 against a limit in bytes
       if (q.memory !== null && (t === null || t[2] === null || t[2] * 1048576 > q.memory)) return false;
@@ -226,7 +226,7 @@
     var group = ok.filter(function (i) { return inGroup[i]; });
     function cost(i) {
       var c = cands[i], lat = latency(c);
-      return [lat === null ? Infinity : lat, c[3] === null ? Infinity : c[3], data.higherIsBetter ? -c[2] : c[2]];
+      return [lat === null || lat === undefined ? Infinity : lat, c[3] === null ? Infinity : c[3], data.higherIsBetter ? -c[2] : c[2]];
     }
     var choice = group.reduce(function (a, b) {
       var ca = cost(a), cb = cost(b);
@@ -271,7 +271,7 @@
       return;
     }
     var c = data.candidates[result.choice];
-    var t = q.hw !== "" && c[4][q.hw] ? c[4][q.hw] : null;
+    var t = q.hw !== "" && c[4][q.hw] && c[4][q.hw][q.at === "p95" ? 1 : 0] !== null ? c[4][q.hw] : null;
     var tied = result.group.filter(function (i) { return i !== result.choice; }).map(function (i) {
       return data.candidates[i][0] + " [" + data.candidates[i][1] + "]";
     });
