@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,11 @@ def test_leaky_task_results_are_flagged_everywhere(tmp_path: Path, dedupe: str) 
     out = build_site(db, tmp_path / f"site-{dedupe}").out
     page = " ".join(next((out / "tasks").glob("*.html")).read_text().split())
     assert f'<strong class="warn">Leak:</strong> {expected}' in page
+    # the index flags the task's column and each of its score cells, with the summary on hover
+    index = " ".join((out / "index.html").read_text().split())
+    assert f'class="task-col leak" title="Leak: {expected}' in index
+    cells = re.findall(r'<td class="heat done leak[^"]*" title="([^"]*)">[0-9.]+<span class="leak-mark"', index)
+    assert cells and all(title.startswith(f"Leak: {expected}") for title in cells)
 
 
 def test_clean_builtin_split_is_not_flagged(tmp_path: Path) -> None:
@@ -65,3 +71,4 @@ def test_clean_builtin_split_is_not_flagged(tmp_path: Path) -> None:
     assert "digits" in shown and "data leak" not in shown
     page = next((build_site(db, tmp_path / "site").out / "tasks").glob("*.html")).read_text()
     assert "no exact or near duplicate crosses the splits" in page
+    assert "leak-mark" not in (tmp_path / "site" / "index.html").read_text().split("<h2>Tasks</h2>")[0].split("</p>", 1)[1]
