@@ -179,7 +179,7 @@ def insert(store: Store, gen: Generator, model_indices: range | list[int], with_
         if with_metadata:
             models, tasks, hardware = gen.metadata()
             store.db.table("models").upsert_all(models, pk="name")
-            store.db.table("tasks").upsert_all(tasks, pk=("name", "version"))
+            store.db.table("tasks").upsert_all(tasks, pk=("name", "version", "fingerprint"))
             store.db.table("hardware").upsert_all(hardware, pk="fingerprint")
         run_rows: list[dict[str, Any]] = []
         metric_rows: list[tuple[Any, ...]] = []

@@ -381,6 +381,13 @@ def long_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "site"
 
 
+def _wait(driver: Any, condition: Any) -> None:
+    """Rows from a data file arrive asynchronously (a script element loads it)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda _: condition())
+
+
 def _shown_rows(table: Any) -> list[Any]:
     return [r for r in table.find_elements(By.CSS_SELECTOR, "tbody tr") if r.is_displayed()]
 
@@ -396,7 +403,7 @@ def test_long_tables_page_through_every_row(driver: Any, long_site: Path) -> Non
     assert len(first) == 50
     buttons = pager.find_elements(By.TAG_NAME, "button")
     buttons[1].click()  # Next: loads the data file
-    assert pager.find_element(By.TAG_NAME, "output").text == f"Rows 51–100 of {total}"
+    _wait(driver, lambda: pager.find_element(By.TAG_NAME, "output").text == f"Rows 51–100 of {total}")
     second = [r.find_element(By.CSS_SELECTOR, "th a").text for r in _shown_rows(table)]
     assert len(second) == 50 and not set(first) & set(second)
     buttons[1].click()
@@ -416,7 +423,9 @@ def test_sorting_and_filtering_a_long_table_cover_every_row(driver: Any, long_si
     headers = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
     params = next(i for i, h in enumerate(headers) if h.startswith("Params"))
     table.find_elements(By.CSS_SELECTOR, "thead th")[params].find_element(By.TAG_NAME, "button").click()
-    assert len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == total  # sorting loaded every row
+    _wait(driver, lambda: table.get_attribute("data-loaded") == "true")  # sorting loads every row
+    _wait(driver, lambda: table.find_elements(By.CSS_SELECTOR, "thead th[aria-sort]"))
+    assert len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == total
     values = driver.execute_script(
         "return Array.from(arguments[0].tBodies[0].rows).map(r => r.cells[arguments[1]].getAttribute('data-v'))",
         table,
@@ -426,6 +435,7 @@ def test_sorting_and_filtering_a_long_table_cover_every_row(driver: Any, long_si
     assert numbers == sorted(numbers)
     assert len(_shown_rows(table)) == 50  # still one page at a time
     driver.find_element(By.CSS_SELECTOR, "#filters-task input[data-key='name']").send_keys("model-012")
+    _wait(driver, lambda: len(_shown_rows(table)) < 50)
     shown = _shown_rows(table)
     names = {r.find_element(By.CSS_SELECTOR, "th a").text for r in shown}
     assert names == {f"model-012{i}" for i in range(10)}  # found beyond the first page too
