@@ -103,6 +103,24 @@ def efficientnet_workload(image_size: int, n_examples: int) -> Workload:
     return Workload("efficientnet-lite0 (random init)", make, pixels, f"{image_size}px")
 
 
+def resnet50_workload(image_size: int, n_examples: int) -> Workload:
+    """torchvision ResNet-50 (random init; needs the vision environment, scripts/vision_env.sh)."""
+    import torchvision
+
+    from harness.models.image_encoder import PixelFeatures, ordered_blocks
+
+    def make() -> TrainableBackbone:
+        network = torchvision.models.resnet50(weights=None)
+        network.fc = torch.nn.Identity()
+        module = PixelFeatures(network)
+        return TrainableBackbone(module, _pixel_batch, 2048, ordered_blocks(module))
+
+    pixels = np.random.default_rng(0).standard_normal(
+        (n_examples, 3, image_size, image_size), dtype=np.float32
+    )
+    return Workload("resnet-50 (random init)", make, pixels, f"{image_size}px")
+
+
 def _pixel_batch(rows: Sequence[Any]) -> dict[str, torch.Tensor]:
     return {"pixel_values": torch.as_tensor(np.asarray(rows))}
 
@@ -171,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--models", default="bert,efficientnet", help="comma-separated: bert, efficientnet")
+    parser.add_argument("--models", default="bert,efficientnet", help="comma-separated: bert, efficientnet, resnet50")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16")
     parser.add_argument(
         "--small", action="store_true", help="CPU smoke sizes: 2-layer BERT, seq 32, 64px, batch 8"
@@ -199,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     builders = {
         "bert": lambda: bert_workload(small, seq_len, n_examples),
         "efficientnet": lambda: efficientnet_workload(image_size, n_examples),
+        "resnet50": lambda: resnet50_workload(image_size, n_examples),
     }
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]

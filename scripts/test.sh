@@ -13,3 +13,12 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 ruff check harness tests scripts
 mypy harness
 python -m pytest "$@"
+# The torchvision / timm adapters run in a second environment (CUDA-build torch + torchvision + timm,
+# see scripts/vision_env.sh); HARNESS_REQUIRE_VISION=1 turns a skipped vision test into a failure.
+# Opt out with HARNESS_SKIP_VISION=1 (e.g. a quick local run); CI runs it.
+if [ "${HARNESS_SKIP_VISION:-0}" != 1 ]; then
+  bash scripts/vision_env.sh
+  vision_start=$(date +%s)
+  HARNESS_REQUIRE_VISION=1 .venv-vision/bin/python -m pytest tests/test_vision.py -v -rs -s -p no:cacheprovider
+  echo "vision tests: $(( $(date +%s) - vision_start )) s"
+fi
