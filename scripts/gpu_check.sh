@@ -20,7 +20,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 start=$(date +%s)
 [ -x "$VENV/bin/python" ] || "${PYTHON:-python3}" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" timm -e ".[demo,dev]"
+"$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" timm nvidia-ml-py -e ".[demo,dev]"
 echo "gpu env: $(( $(date +%s) - start )) s" | tee "$OUT/env.txt"
 . "$VENV/bin/activate"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HARNESS_REQUIRE_VISION=1

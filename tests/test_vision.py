@@ -120,8 +120,9 @@ bootstrap: {{n_boot: 100}}
     print({k: round(r["accuracy"], 3) for k, r in rows.items()})  # shown in the CI log (-s)
     for model in ("tv-resnet18", "timm-resnet18"):
         probe, tuned = rows[(model, "linear_probe")], rows[(model, "finetune")]
-        # Random-init conv features and 30 steps from random init: both above chance (0.1) on 150 test digits.
-        assert probe["accuracy"] > 0.15, (model, probe["accuracy"])
-        assert tuned["accuracy"] > 0.15, (model, tuned["accuracy"])
+        # Random-init conv features already separate digits (measured 0.95-0.97), and 30 fine-tune steps
+        # from random init reach 0.93; chance is 0.1.
+        assert probe["accuracy"] > 0.6, (model, probe["accuracy"])
+        assert tuned["accuracy"] > 0.5, (model, tuned["accuracy"])
         timing = store.timing(tuned["key"])
         assert timing is not None and timing["weights_mb"] > 40 and timing["load_s"] is not None

@@ -25,6 +25,7 @@ RUN_FIELDS = (
 )  # fmt: skip
 TIMING_FIELDS = (
     "hardware", "device", "batch_size", "p50_ms", "p95_ms", "p99_ms", "items_per_s", "peak_mem_mb", "params",
+    "n_timed", "contended",
 )  # fmt: skip
 COLUMNS = (
     *RUN_FIELDS,
@@ -74,6 +75,8 @@ def _run_row(run: RunRow) -> list[Any]:
             _round(t.items_per_s, 2),
             _round(t.peak_mem_mb, 2),
             t.params,
+            t.n_timed,
+            t.contended,
         )  # fmt: skip
         if t
         else _NO_TIMING
