@@ -179,7 +179,7 @@ def test_configure_threads_gives_each_worker_its_share(monkeypatch: pytest.Monke
         ("{min_samples: 50, max_samples: 10}", "max_samples (10) must be at least min_samples (50)"),
         ("{target_rel_ci: 0}", "target_rel_ci must be between 0 and 1"),
         ("{budget_s: -1}", "budget_s must be a positive number of seconds"),
-        ("{budget_s: .nan}", "budget_s must be a positive number of seconds"),
+        ("{budget_s: .nan}", "timing.budget_s: expected float, got nan"),  # typed_config refuses NaN
         ("{min_sample: 5}", 'unknown key "min_sample". Did you mean "min_samples"?'),
     ],
 )
