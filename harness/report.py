@@ -98,7 +98,7 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
         for r in done:
             cells = [esc(r["model"]), esc(r["protocol"])] + ([str(r["seed"])] if multi_seed else [])
             cells += [f"v{esc(r['task_version'])} {r['data_fingerprint'][:8]}"] if several_data else []
-            cells += [r["model_weights"] or "not recorded"] if weights else []
+            cells += [esc(r["model_weights"] or "not recorded")] if weights else []
             cells += [
                 _fmt(r["macro_f1"], ".3f"), _ci_range(r, "macro_f1"), _fmt(r["accuracy"], ".3f"),
                 _latency(r, "p50"), _latency(r, "p95"), _latency(r, "p99"), _fmt(r["n_timed"], "d"),

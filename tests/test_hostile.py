@@ -772,3 +772,32 @@ def test_read_only_store_is_refused_before_any_job_runs(tmp_path: Path, pristine
     assert "Traceback" not in proc.stderr
     assert "read-only" in message and str(db) in message and "not writable" in message
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+# ---- the shipped YAML and the docs' examples are valid as written -------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_yaml_and_doc_examples_load_as_written(tmp_path: Path) -> None:
+    import re
+
+    from harness.compare.policy import load_policy
+    from harness.config import load_suite
+    from harness.data.yaml_task import load_yaml_task_config
+    from harness.yaml_io import parse_yaml
+
+    for suite in sorted((ROOT / "suites").glob("*.yaml")):
+        assert load_suite(suite).models
+    for task in sorted((ROOT / "harness" / "builtin_tasks").glob("*.yaml")):
+        assert load_yaml_task_config(task).labels
+    blocks = 0
+    for doc in sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")]):
+        for i, block in enumerate(re.findall(r"```ya?ml\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)):
+            parse_yaml(block, f"{doc.name} block {i}")
+            blocks += 1
+            if block.startswith("# ci/regression-policy.yaml"):
+                policy = tmp_path / "policy.yaml"
+                policy.write_text(block)
+                assert load_policy(policy).fail_on_not_comparable is True
+    assert blocks >= 2
