@@ -173,7 +173,23 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
     if not has_runs:
         conn.close()
         raise HarnessError(f"{path} is not a harness results database: an SQLite database without a runs table; {hint}.")
+    _show_added_columns(conn)
     return conn
+
+
+def _show_added_columns(conn: sqlite3.Connection) -> None:
+    """An older store read-only: the columns added since it was written (ADDED_COLUMNS) read as NULL, through
+    TEMP views that shadow its tables in this connection only (the file is not touched; `harness run`
+    adds the real columns when it next writes to it)."""
+    missing: dict[str, list[tuple[str, str]]] = {}
+    for table, column, sql_type in ADDED_COLUMNS:
+        existing = {row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")}
+        if existing and column not in existing:
+            missing.setdefault(table, []).append((column, sql_type))
+    for table, columns in missing.items():
+        rowid = "rowid AS rowid, " if table == "tasks" else ""  # tasks are read in insertion order
+        extra = ", ".join(f"CAST(NULL AS {sql_type}) AS {column}" for column, sql_type in columns)
+        conn.execute(f"CREATE TEMP VIEW {table} AS SELECT {rowid}*, {extra} FROM main.{table}")
 
 
 class Store:
