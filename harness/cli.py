@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import time
 import traceback
 import warnings
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness.console import esc, output_console
@@ -27,7 +25,7 @@ from harness.store import DEFAULT_DB
 # Our own rich progress bar reports jobs; per-model loading bars from transformers would interleave with it.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark pretrained models; publish a leaderboard.")
+app = typer.Typer(add_completion=True, no_args_is_help=True, help="Benchmark pretrained models; publish a leaderboard.")
 console = output_console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,97 +62,6 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-@app.command()
-@user_errors
-def run(
-    suite_file: Path = typer.Argument(..., help="Suite YAML (models x tasks x protocols x seeds)."),
-    db: Path = DB_OPTION,
-    only_model: list[str] = typer.Option([], "--only-model", help="Run only this model (repeatable)."),
-    only_task: list[str] = typer.Option([], "--only-task", help="Run only this task (repeatable)."),
-    only_protocol: list[str] = typer.Option([], "--only-protocol", help="Run only this protocol (repeatable)."),
-    label: str = typer.Option("", "--label", help="Label stored with these runs (for harness compare)."),
-    plugin: list[Path] = PLUGIN_OPTION,
-    quiet: bool = typer.Option(False, "--quiet", help="No leaderboard at the end."),
-    executor: str = typer.Option("local", "--executor", help="local (in-process) or ray (a Ray cluster; needs harness[ray])."),
-    address: str = typer.Option(None, "--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start a local Ray)."),
-) -> None:
-    """Run a suite; finished jobs already in the store are skipped (resume)."""
-    from harness.config import load_suite
-    from harness.executors import make_executor
-    from harness.report import leaderboard_tables
-    from harness.runner import Selection, run_suite
-    from harness.store import Store
-
-    suite = load_suite(suite_file)
-    for kind, names, known in (
-        ("model", only_model, [m.spec.name for m in suite.models]),
-        ("task", only_task, [t.name for t in suite.tasks]),
-        ("protocol", only_protocol, [p.name for p in suite.protocols]),
-    ):
-        for name in names:
-            if name not in known:
-                from harness.errors import unknown_name
-
-                raise HarnessError(f"--only-{kind}: {unknown_name(kind + ' in ' + str(suite_file), name, known)}")
-    runner = make_executor(executor, address)
-    store = Store(db)
-    t0 = time.perf_counter()
-    with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    ) as progress:  # fmt: skip
-        bar = progress.add_task("planning", total=None)
-
-        def on_plan(plan: Any, todo: int) -> None:
-            progress.update(bar, total=todo, description=f"{esc(suite.name)}: {todo} job(s) to run")
-            if plan.skipped_modality:
-                progress.console.print(f"[dim]{len(plan.skipped_modality)} model/task pair(s) skipped: modality differs[/dim]")
-
-        def on_job(job: Any, result: Any) -> None:
-            i = job.identity
-            if result is None:
-                progress.update(bar, description=esc(f"{i.model} / {i.task} / {i.protocol} / seed {i.seed}"))
-                return
-            progress.advance(bar)
-            r = result.record
-            if r.status == "failed":
-                progress.console.print(f"[red]failed[/red] {esc(f'{i.model} / {i.task} / {i.protocol}: ' + ((r.error or '').splitlines() or [''])[0])}", highlight=False)
-
-        summary = run_suite(
-            suite,
-            store,
-            selection=Selection(tuple(only_model), tuple(only_task), tuple(only_protocol)),
-            label=label,
-            plugins=plugin,
-            progress=on_job,
-            on_plan=on_plan,
-            executor=runner,
-        )
-    if not quiet:
-        for table in leaderboard_tables(store):
-            console.print(table)
-    wall = time.perf_counter() - t0
-    elsewhere = (
-        f"{summary.recorded_elsewhere} run by another harness process on this store; " if summary.recorded_elsewhere else ""
-    )
-    if summary.ran == 0:
-        console.print(
-            f"All {summary.total} job(s) already in {esc(db)}"
-            f"{f' ({summary.recorded_elsewhere} of them run meanwhile by another harness process)' if elsewhere else ''}: nothing to run "
-            f"({summary.models_loaded} models loaded, {summary.forward_passes} forward passes). {wall:.1f}s."
-        )
-    else:
-        console.print(
-            f"{summary.ran} job(s) run ({summary.done} done, {summary.not_applicable} not applicable, "
-            f"{summary.failed} failed), {summary.already_done} skipped as already done; "
-            f"{elsewhere}{summary.models_loaded} model load(s), {summary.forward_passes} feature pass(es); {wall:.1f}s. Results: {esc(db)}"
-        )
-    if summary.failed:
-        for name, error in summary.failures:
-            err_console.print(f"[red]FAILED[/red] {esc(name)}: {esc(error.splitlines()[0] if error else '')}", highlight=False)
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -240,8 +147,10 @@ def show(
 # -- commands contributed by other modules are registered below --
 from harness.commands.compare_cmd import compare, export_baseline  # noqa: E402
 from harness.commands.pick_cmd import pick_command  # noqa: E402
+from harness.commands.run_cmd import run  # noqa: E402
 from harness.commands.site_cmd import site as site_cmd  # noqa: E402
 
+app.command("run")(user_errors(run))
 app.command("compare")(user_errors(compare))
 app.command("export-baseline")(user_errors(export_baseline))
 app.command("pick")(user_errors(pick_command))

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, close_match
 from harness.metrics import BootstrapConfig
@@ -30,6 +30,9 @@ from harness.protocols import protocol_defs
 from harness.timing import TimingConfig
 from harness.typed_config import from_mapping
 from harness.yaml_io import load_yaml
+
+if TYPE_CHECKING:
+    from harness.adhoc import RunOverrides
 
 
 @dataclass(frozen=True)
@@ -187,12 +190,18 @@ def parse_suite(data: Any, path: Path) -> SuiteConfig:
     )
 
 
-def load_suite(path: str | Path) -> SuiteConfig:
+def load_suite(path: str | Path, overrides: RunOverrides | None = None) -> SuiteConfig:
+    """Read and check a suite file; `overrides` (harness run --device/--limit/...) replace its settings."""
     path = Path(path)
+    data = read_suite_data(path)
+    return parse_suite(overrides.apply(data) if overrides else data, path)
+
+
+def read_suite_data(path: Path) -> Any:
+    """The suite file's YAML content, unchecked."""
     if not path.is_file():
         hint = ""
         if path.parent.is_dir():
             hint = close_match(path.name, [p.name for p in path.parent.glob("*.y*ml")])
         raise ConfigError(f"Suite file {path} does not exist.{hint}")
-    data = load_yaml(path, "Suite file")
-    return parse_suite(data, path)
+    return load_yaml(path, "Suite file")

@@ -24,6 +24,7 @@ class FeatureCache:
     root: Path | None  # None: no disk cache (in-memory only)
     memory: dict[tuple[str, str], Any] = field(default_factory=dict)
     forward_passes: int = 0  # encode() calls over a whole split that were not served from cache
+    refresh: bool = False  # recompute (and rewrite) entries found on disk; the in-memory cache still serves
 
     def get(self, cache_id: str | None, split: Split, compute: Callable[[], Any]) -> Any:
         if cache_id is None:
@@ -33,7 +34,7 @@ class FeatureCache:
         if key in self.memory:
             return self.memory[key]
         path = self.root / cache_id / f"{split.fingerprint}.npy" if self.root else None
-        if path is not None and path.exists():
+        if path is not None and path.exists() and not self.refresh:
             feats = np.load(path, allow_pickle=False)
         else:
             self.forward_passes += 1

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from harness.claims import JobClaims, lease_seconds, new_owner
 from harness.config import SuiteConfig, TaskRef
@@ -35,17 +36,51 @@ class Selection:
         )
 
 
+FailedJobs = Literal["rerun", "only", "skip"]
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """Which selected jobs run. By default: those not yet in the store and those that failed last time.
+
+    force: also the finished ones (each new result replaces the stored one in one transaction; features
+    are recomputed, not read from the on-disk cache). failed: "only" runs just the jobs that failed last
+    time (--retry-failed), "skip" leaves them alone (--skip-failed)."""
+
+    force: bool = False
+    failed: FailedJobs = "rerun"
+
+
 @dataclass
 class Plan:
     jobs: list[Job]
     tasks: dict[str, Task]
     skipped_modality: list[tuple[str, str]] = field(default_factory=list)  # (model, task) pairs
+    modalities: dict[str, tuple[str, str]] = field(default_factory=dict)  # "model/task" -> (model's, task's)
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """The selected jobs sorted by what a run would do with each; `harness run --dry-run` prints it."""
+
+    plan: Plan
+    selected: tuple[Job, ...]
+    to_run: tuple[Job, ...]
+    done: tuple[Job, ...]  # done last time and kept
+    not_applicable: tuple[tuple[Job, str], ...]  # stored as not applicable and kept, with the stored reason
+    failed_last: tuple[tuple[Job, str], ...]  # failed last time, with the error (in to_run unless skipped)
+    new: tuple[Job, ...]  # never attempted (in to_run unless --retry-failed)
+
+    @property
+    def total(self) -> int:
+        return len(self.selected)
 
 
 @dataclass
 class SweepSummary:
     total: int
-    already_done: int
+    already_done: int  # finished (done or not applicable) and kept
+    not_rerun: int = 0  # failed last time, left alone (--skip-failed), or new, left alone (--retry-failed)
     ran: int = 0
     done: int = 0
     failed: int = 0
@@ -74,7 +109,10 @@ class TaskLoader:
         return stored if stored is not None else self.data(task).fingerprint
 
 
-def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Sequence[Path] = ()) -> Plan:
+def plan_suite(
+    suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Sequence[Path] = (), *, read_only: bool = False
+) -> Plan:
+    """Expand the suite into keyed jobs. read_only (dry runs): write no cache file (weight digests)."""
     from harness.models import FAMILY_MODALITY, check_spec
     from harness.registry import TaskRegistry
 
@@ -91,7 +129,9 @@ def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Se
     skipped: list[tuple[str, str]] = []
     digests = DigestCache(digest_cache_path(store.path.resolve()))
     identities = {model.spec.name: model_identity(model.spec, digests) for model in suite.models}
-    digests.save()
+    if not read_only:
+        digests.save()
+    modalities: dict[str, tuple[str, str]] = {}
     for model in suite.models:
         check_spec(model.spec)
         for ref in suite.tasks:
@@ -100,6 +140,7 @@ def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Se
             task = tasks[ref.name]
             if FAMILY_MODALITY[model.spec.family] != task.spec.modality:
                 skipped.append((model.spec.name, ref.name))
+                modalities[f"{model.spec.name}/{ref.name}"] = (FAMILY_MODALITY[model.spec.family], task.spec.modality)
                 continue
             fingerprint = loader.fingerprint(task, store)
             for protocol in suite.protocols:
@@ -107,7 +148,45 @@ def plan_suite(suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Se
                     continue
                 for seed in suite.seeds:
                     jobs.append(make_job(suite, model, identities[model.spec.name], task, ref, fingerprint, protocol, seed))
-    return Plan(jobs, tasks, skipped)
+    return Plan(jobs, tasks, skipped, modalities)
+
+
+def plan_sweep(
+    suite: SuiteConfig,
+    store: Store,
+    loader: TaskLoader,
+    *,
+    selection: Selection = Selection(),
+    control: RunControl = RunControl(),
+    plugins: Sequence[Path] = (),
+    read_only: bool = False,
+) -> SweepPlan:
+    """What `run_suite` would run, given the store. read_only (dry runs): writes nothing at all."""
+    plan = plan_suite(suite, store, loader, plugins, read_only=read_only)
+    selected = [j for j in plan.jobs if selection.admits(j)]
+    states = store.job_states(j.key for j in selected)
+    to_run: list[Job] = []
+    done: list[Job] = []
+    not_applicable: list[tuple[Job, str]] = []
+    failed: list[tuple[Job, str]] = []
+    new: list[Job] = []
+    for job in selected:
+        status, error = states.get(job.key, (None, None))
+        if status == "failed":
+            failed.append((job, error or ""))
+            run = control.force or control.failed != "skip"
+        elif status is None:
+            new.append(job)
+            run = control.force or control.failed != "only"
+        else:
+            run = control.force
+            if not run and status == "not_applicable":
+                not_applicable.append((job, error or ""))
+            elif not run:
+                done.append(job)
+        if run:
+            to_run.append(job)
+    return SweepPlan(plan, tuple(selected), tuple(to_run), tuple(done), tuple(not_applicable), tuple(failed), tuple(new))
 
 
 @dataclass
@@ -134,17 +213,17 @@ def run_suite(
     progress: ProgressCallback | None = None,
     on_plan: Callable[[Plan, int], None] | None = None,
     executor: Executor | None = None,
+    control: RunControl = RunControl(),
 ) -> SweepSummary:
-    """Plan, skip what the store already has, run the rest on `executor` (default: in-process) and write
-    each result as it arrives."""
+    """Plan, skip what the store already has (see RunControl), run the rest on `executor` (default:
+    in-process) and write each result as it arrives."""
     t0 = time.perf_counter()
     loader = TaskLoader()
-    plan = plan_suite(suite, store, loader, plugins)
+    sweep = plan_sweep(suite, store, loader, selection=selection, control=control, plugins=plugins)
+    plan, todo = sweep.plan, list(sweep.to_run)
     store.record_task_groups(suite.name, suite.task_groups)
-    selected = [j for j in plan.jobs if selection.admits(j)]
-    finished = store.finished_keys([j.key for j in selected])
-    todo = [j for j in selected if j.key not in finished]
-    summary = SweepSummary(total=len(selected), already_done=len(selected) - len(todo))
+    summary = SweepSummary(total=sweep.total, already_done=len(sweep.done) + len(sweep.not_applicable))
+    summary.not_rerun = sweep.total - len(todo) - summary.already_done
     if on_plan:
         on_plan(plan, len(todo))
     executor = executor or LocalExecutor()
@@ -155,6 +234,7 @@ def run_suite(
         plugins=tuple(Path(p).expanduser().resolve() for p in plugins),
         feature_dir=feature_cache_dir(store.path.resolve()),
         tasks=PlannedTasks(plan, loader),
+        refresh_features=control.force,
     )
     stats = ExecutionStats()
     if todo:
@@ -166,7 +246,7 @@ def run_suite(
                 results = executor.run(queue, context, progress or (lambda j, r: None))
                 with contextlib.closing(results):  # on an error here, the executor stops its workers at once
                     for result in results:
-                        _record(store, result, label, summary)
+                        _record(store, result, label, summary, replace=control.force)
                 stats = stats + executor.stats
                 summary.recorded_elsewhere += queue.recorded
                 pending = queue.busy
@@ -220,13 +300,14 @@ class ClaimQueue:
                 yield job
 
 
-def _record(store: Store, result: JobResult, label: str, summary: SweepSummary) -> None:
+def _record(store: Store, result: JobResult, label: str, summary: SweepSummary, replace: bool = False) -> None:
     written = store.write_run(
         result.record,
         label=label,
         model_row=result.model_row,
         task_row=result.task_row,
         hardware_row=result.hardware_row,
+        replace=replace,
     )
     if not written:  # another process recorded it first (its claim outlived our lease): keep theirs
         summary.recorded_elsewhere += 1

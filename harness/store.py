@@ -237,6 +237,27 @@ class Store:
         return store
 
 
+    @classmethod
+    def read_only(cls, path: str | Path) -> Store:
+        """Open an existing store without writing to it (no schema changes, no WAL switch, no file created).
+
+        A file that does not exist yet reads as an empty store (for `harness run --dry-run`)."""
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        try:
+            if store.path.is_file():
+                conn = sqlite3.connect(f"{store.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None)
+                store.db = sqlite_utils.Database(conn)
+                store.db.execute("SELECT key, status FROM runs LIMIT 1").fetchall()
+            elif store.path.exists():
+                raise HarnessError(f"--db {store.path} is not a file; give a file path such as {store.path}/harness.db.")
+            else:
+                store.db = sqlite_utils.Database(memory=True)
+                store.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise HarnessError(f"{store.path} is not a harness results database ({exc}).") from exc
+        return store
+
     def _add_missing_columns(self) -> None:
         """Stores made before a column existed get it added (NULL for their old rows)."""
         for table, column, sql_type in ADDED_COLUMNS:
@@ -279,15 +300,17 @@ class Store:
         model_row: Mapping[str, Any] | None = None,
         task_row: Mapping[str, Any] | None = None,
         hardware_row: Mapping[str, Any] | None = None,
+        replace: bool = False,
     ) -> bool:
         """Write everything a job produced in one transaction, replacing an earlier failed attempt, and
         release the job's claim. False (nothing written) when the job is already finished in the store:
-        another process recorded it first, and its result stays."""
+        another process recorded it first, and its result stays. replace (harness run --force): replace a
+        finished run too, rows and all, in the same transaction."""
         job = record.job
         with self.transaction() as db:
             db.execute("DELETE FROM claims WHERE key = ?", [job.key])
             existing = db.execute("SELECT status FROM runs WHERE key = ?", [job.key]).fetchone()
-            if existing and existing[0] in FINISHED:
+            if existing and existing[0] in FINISHED and not replace:
                 return False
             db.execute("DELETE FROM runs WHERE key = ?", [job.key])
             if model_row:
@@ -362,6 +385,16 @@ class Store:
             ).fetchall():
                 out[key] = (status, finished)
         return out
+
+    def job_states(self, keys: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """key -> (status, error) of the stored runs among `keys`."""
+        wanted = list(dict.fromkeys(keys))
+        states: dict[str, tuple[str, str | None]] = {}
+        for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            sql = f"SELECT key, status, error FROM runs WHERE key IN ({','.join('?' for _ in chunk)})"
+            states.update({key: (status, error) for key, status, error in self.db.execute(sql, chunk).fetchall()})
+        return states
 
     def stored_fingerprint(self, task: str, version: str, source_signature: str) -> str | None:
         row = self.db.execute(

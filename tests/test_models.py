@@ -605,3 +605,16 @@ def test_paraphrase_minilm_l3_onnx_pooled_output_equals_mean_pooled_token_states
     sims = a @ a.T
     assert sims[0, 1] > 0.7 > sims[0, 2]  # paraphrases close, unrelated text far
     assert "pooled by the graph" in pooled.info().description
+
+
+def test_vader_zero_shot_uses_the_task_label_verbalizers() -> None:
+    """Rotten Tomatoes style labels: rotten/fresh are not VADER labels, their verbalizers are."""
+    reviews = TaskSpec(
+        name="reviews", version="1", modality="text", labels=("rotten", "fresh"),
+        label_verbalizers={"rotten": "negative", "fresh": "positive"},
+    )  # fmt: skip
+    adapter: Any = load_adapter(spec("vader"))
+    assert list(adapter.zero_shot_scores(VADER_TEXTS[:2], reviews).argmax(axis=1)) == [1, 0]
+    unverbalized = TaskSpec(name="reviews", version="1", modality="text", labels=("rotten", "fresh"))
+    with pytest.raises(NotApplicable, match="label_verbalizers"):
+        adapter.zero_shot_scores(VADER_TEXTS[:2], unverbalized)

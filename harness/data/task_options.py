@@ -6,11 +6,16 @@ so job keys and the stored task rows differ between, say, the full and a subsamp
 Supported options:
     subsample: {train: 2000, validation: 500, test: 1000, seed: 0}
         stratified random subset of at most that many examples per named split (seed default 0).
+    limit: 200 | 0.1
+        a quick look: a stratified, seeded (seed 0) cap on the TEST split only, as a count or a fraction
+        of it (`harness run --limit`). Its version tag "+limit(...)" marks every result as a limited run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -20,7 +25,8 @@ from harness.data.splits import subsample_task_data
 from harness.errors import ConfigError, close_match
 from harness.tasks import SPLIT_NAMES, Task, TaskData
 
-OPTION_NAMES = ("subsample",)
+OPTION_NAMES = ("subsample", "limit")
+LIMIT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -34,8 +40,62 @@ class Subsample:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """A cap on the test split: `count` examples, or `fraction` of them (rounded up), stratified by label."""
+
+    count: int | None = None
+    fraction: float | None = None
+
+    def size(self, n_test: int) -> int:
+        if self.count is not None:
+            return min(self.count, n_test)
+        assert self.fraction is not None
+        return max(1, min(n_test, math.ceil(self.fraction * n_test)))
+
+    def value(self) -> int | float:
+        return self.count if self.count is not None else float(self.fraction or 0.0)
+
+    def tag(self) -> str:
+        return f"limit(test={self.value()},seed={LIMIT_SEED})"
+
+
+def parse_limit(value: Any, where: str) -> Limit:
+    """200 -> at most 200 test examples; 0.1 (or "10%") -> a tenth of them. `where` names the option."""
+    expected = "a positive whole number of test examples (e.g. 200) or a fraction between 0 and 1 (e.g. 0.1 or 10%)"
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text[:-1]) / 100 if text.endswith("%") else (int(text) if text.isdigit() else float(text))
+        except ValueError:
+            raise ConfigError(f"{where}: expected {expected}; got {text!r}.") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected {expected}; got {value!r}.")
+    if isinstance(value, int):
+        if value < 1:
+            raise ConfigError(f"{where}: expected {expected}; got {value}.")
+        return Limit(count=value)
+    if not 0.0 < value < 1.0 or not math.isfinite(value):
+        raise ConfigError(f"{where}: expected {expected}; got {value}.")
+    return Limit(fraction=float(value))
+
+
+_LIMIT_TAG = re.compile(r"\+limit\(test=([0-9.]+),seed=(\d+)\)")
+
+
+def limited_run_note(task_version: str) -> str | None:
+    """'test split capped at 200 examples (seed 0)' for a task version with a limit tag, else None."""
+    match = _LIMIT_TAG.search(task_version or "")
+    if not match:
+        return None
+    value, seed = match.groups()
+    cap = f"{value} examples" if value.isdigit() else f"{float(value):.0%} of its examples"
+    return f"test split capped at {cap} (seed {seed})"
+
+
+@dataclass(frozen=True)
 class TaskOptions:
     subsample: Subsample | None = None
+    limit: Limit | None = None
 
     @classmethod
     def parse(cls, options: Mapping[str, Any] | None, *, task: str) -> TaskOptions:
@@ -50,11 +110,12 @@ class TaskOptions:
         subsample = None
         if "subsample" in options:
             subsample = _parse_subsample(options["subsample"], task=task)
-        return cls(subsample=subsample)
+        limit = parse_limit(options["limit"], f"Task {task!r}: option 'limit'") if "limit" in options else None
+        return cls(subsample=subsample, limit=limit)
 
     def tag(self) -> str:
-        """'' without options, else a '+'-prefixed suffix for the task version."""
-        return f"+{self.subsample.tag()}" if self.subsample else ""
+        """'' without options, else '+'-prefixed suffixes for the task version."""
+        return "".join(f"+{option.tag()}" for option in (self.subsample, self.limit) if option is not None)
 
 
 def _parse_subsample(value: Any, *, task: str) -> Subsample:
@@ -132,6 +193,8 @@ class ConfiguredTask(CachedTask):
         data = self.inner.load()
         if self.options.subsample is not None:
             data = subsample_task_data(data, self.options.subsample.sizes, self.options.subsample.seed)
+        if self.options.limit is not None:
+            data = subsample_task_data(data, {"test": self.options.limit.size(len(data.test))}, LIMIT_SEED)
         if data.spec is not self.spec:
             data = TaskData(spec=self.spec, splits=data.splits)
         return data

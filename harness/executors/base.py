@@ -41,6 +41,7 @@ class SweepContext:
     plugins: tuple[Path, ...]  # --plugin paths (absolute); the suite's own plugins are in suite.plugins
     feature_dir: Path  # on-disk feature cache (absolute)
     tasks: TaskSource  # the driver's planned tasks and their cached data
+    refresh_features: bool = False  # --force: recompute features instead of reading the on-disk cache
 
 
 @dataclass
@@ -75,10 +76,10 @@ class JobWorker:
     """Runs jobs in this process. Jobs should arrive grouped by model: one model is kept loaded at a time;
     task data and features are cached for the life of the worker."""
 
-    def __init__(self, suite: SuiteConfig, tasks: TaskSource, feature_dir: Path) -> None:
+    def __init__(self, suite: SuiteConfig, tasks: TaskSource, feature_dir: Path, refresh_features: bool = False) -> None:
         self.suite = suite
         self.tasks = tasks
-        self.state = WorkerState(features=FeatureCache(feature_dir))
+        self.state = WorkerState(features=FeatureCache(feature_dir, refresh=refresh_features))
 
     def execute(self, job: Job) -> JobResult:
         task = self.tasks.task(job.task)

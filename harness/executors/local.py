@@ -16,7 +16,7 @@ class LocalExecutor(Executor):
     def run(
         self, jobs: Iterable[Job], context: SweepContext, progress: ProgressCallback
     ) -> Generator[JobResult, None, None]:
-        worker = JobWorker(context.suite, context.tasks, context.feature_dir)
+        worker = JobWorker(context.suite, context.tasks, context.feature_dir, context.refresh_features)
         try:
             for job in jobs:
                 progress(job, None)

