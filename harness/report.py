@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.console import esc
+from harness.data.task_options import limited_run_note
 from harness.records import PERCENTILE_MIN_SAMPLES
 from harness.store import Store
 
@@ -73,17 +74,19 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
     rows = store.results_table(task)
     hygiene = store.task_hygiene()
     data_versions = store.task_data_versions()
-    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    # Limited runs (harness run --limit) get a table of their own, titled as such: never mixed with full runs.
+    by_task: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if model is None or row["model"] == model:
-            by_task[row["task"]].append(row)
+            by_task[(row["task"], limited_run_note(row["task_version"]) or "")].append(row)
     out: list[RenderableType] = []
-    for task_name in sorted(by_task):
-        runs = by_task[task_name]
+    for task_name, limited in sorted(by_task):
+        runs = by_task[(task_name, limited)]
         multi_seed = len({r["seed"] for r in runs}) > 1
         weights = _weights_column(runs)
         several_data = len({r["data_fingerprint"] for r in runs}) > 1
-        table = Table(title=esc(task_name), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        title = esc(task_name) + (f" [bold yellow]LIMITED RUN: {esc(limited)}[/bold yellow]" if limited else "")
+        table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
         table.add_column("model", overflow="fold", min_width=10)
         table.add_column("protocol", overflow="fold", min_width=8)
         if multi_seed:

@@ -291,7 +291,7 @@ def _png_folder(root: Path, per_class: int = 6) -> None:
             Image.fromarray(pixels).save(root / label / f"{i}.png")
 
 
-def test_yaml_imagefolder(tmp_path):
+def test_yaml_imagefolder(tmp_path, capfd):
     _png_folder(tmp_path / "images")
     doc = {
         "name": "pets",
@@ -302,6 +302,9 @@ def test_yaml_imagefolder(tmp_path):
         "split": {"validation_size": 0.25, "test_size": 0.25},
     }
     data = YamlTask(_write_yaml(tmp_path / "pets.yaml", doc)).load()
+    printed = "".join(capfd.readouterr())
+    # Local files: no datasets progress bars reading like a download ("Downloading data: 12 files", "it/s]").
+    assert "Downloading" not in printed and "Generating" not in printed and "it/s" not in printed, printed
     assert data.sizes() == {"train": 6, "validation": 3, "test": 3}
     images = np.asarray(data.train.inputs)
     assert isinstance(data.train.inputs, np.ndarray)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -174,11 +175,31 @@ def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix
     )
 
 
+@contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """No datasets progress bars or info logs ("Downloading data", "Generating train split") while loading:
+    they read like network fetches for local files and break our own rich progress display."""
+    import datasets
+    from datasets.utils import logging as datasets_logging
+
+    bars_were_disabled = datasets.are_progress_bars_disabled()
+    level = datasets_logging.get_verbosity()
+    datasets.disable_progress_bars()
+    datasets_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        datasets_logging.set_verbosity(level)
+        if not bars_were_disabled:
+            datasets.enable_progress_bars()
+
+
 def _load_dataset(where: str, hint: str, *args: Any, **kwargs: Any) -> Any:
     import datasets
 
     try:
-        return datasets.load_dataset(*args, **kwargs)
+        with quiet_datasets():
+            return datasets.load_dataset(*args, **kwargs)
     except HarnessError:
         raise
     except Exception as exc:  # datasets raises many unrelated types; all mean "cannot read this source"

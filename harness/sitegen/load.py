@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from harness.data.hygiene import leak_summary
+from harness.data.task_options import limited_run_note
 from harness.errors import HarnessError
 from harness.store import connect_readonly
 
@@ -110,6 +111,11 @@ class TaskMeta:
     homepage: str
     main_metric: str
     leak_warning: str | None = None  # from the stored data-hygiene report; None when the splits are clean
+
+    @property
+    def limited(self) -> str | None:
+        """How the test split was capped (harness run --limit), or None for a full run."""
+        return limited_run_note(self.version)
 
 
 @dataclass(frozen=True, slots=True)

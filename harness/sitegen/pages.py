@@ -60,6 +60,7 @@ def task_list(board: Board, links: Links, root: str) -> list[dict[str, Any]]:
             "modality": t.modality or "unknown",
             "n_labels": len(t.labels),
             "n_test": t.n_test,
+            "limited": t.limited,
             "source": t.source,
             "license": t.license,
             "done": statuses[t.name]["done"],
