@@ -146,11 +146,16 @@ def show(
 
 # -- commands contributed by other modules are registered below --
 from harness.commands.compare_cmd import compare, export_baseline  # noqa: E402
+from harness.commands.export_cmd import export, schema  # noqa: E402
 from harness.commands.pick_cmd import pick_command  # noqa: E402
 from harness.commands.run_cmd import run  # noqa: E402
 from harness.commands.site_cmd import site as site_cmd  # noqa: E402
+from harness.commands.validate_cmd import validate  # noqa: E402
 
 app.command("run")(user_errors(run))
+app.command("validate")(user_errors(validate))
+app.command("export")(user_errors(export))
+app.command("schema")(user_errors(schema))
 app.command("compare")(user_errors(compare))
 app.command("export-baseline")(user_errors(export_baseline))
 app.command("pick")(user_errors(pick_command))

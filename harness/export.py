@@ -1,0 +1,226 @@
+"""Stored runs as portable records: JSON / JSON Lines (one record per run, schema in
+harness/schemas/run_record.schema.json) and flat CSV / Parquet tables.
+
+Reads the store through a read-only connection: exporting never writes to, or creates, a results file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from harness.compare.results import open_readonly
+from harness.data.task_options import limited_run_note
+from harness.errors import HarnessError
+
+ExportFormat = Literal["json", "jsonl", "csv", "parquet"]
+# Version of the exported record layout (harness/schemas/run_record.schema.json); bump on a breaking change.
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    tasks: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = ()
+
+    def sql(self) -> tuple[str, list[str]]:
+        clauses, params = [], []
+        for column, values in (("task", self.tasks), ("model", self.models), ("protocol", self.protocols)):
+            if values:
+                clauses.append(f"r.{column} IN ({','.join('?' for _ in values)})")
+                params.extend(values)
+        return (" AND ".join(clauses) or "1"), params
+
+
+def _json(text: str | None, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def iter_records(conn: sqlite3.Connection, where: ExportFilter = ExportFilter(), predictions: bool = False) -> Iterator[dict[str, Any]]:
+    """One run record per stored run (every status), ordered by task, protocol, model, seed."""
+    conn.row_factory = sqlite3.Row
+    models = {r["name"]: dict(r) for r in conn.execute("SELECT * FROM models")}
+    tasks = {(r["name"], r["version"]): dict(r) for r in conn.execute("SELECT * FROM tasks")}
+    clause, params = where.sql()
+    runs = conn.execute(
+        f"SELECT * FROM runs r WHERE {clause} ORDER BY r.task, r.protocol, r.model, r.seed, r.finished_at", params
+    ).fetchall()
+    for run in runs:
+        key = run["key"]
+        model = models.get(run["model"], {})
+        task = tasks.get((run["task"], run["task_version"]), {})
+        labels = [str(x) for x in _json(task.get("labels_json"), [])]
+        metrics = {
+            m["name"]: {"value": _finite(m["value"]), "ci_low": _finite(m["ci_low"]), "ci_high": _finite(m["ci_high"])}
+            for m in conn.execute("SELECT name, value, ci_low, ci_high FROM metrics WHERE run_key = ? ORDER BY name", [key])
+        }
+        timing_row = conn.execute("SELECT * FROM timings WHERE run_key = ?", [key]).fetchone()
+        timing = {k: _finite(timing_row[k]) for k in timing_row.keys() if k != "run_key"} if timing_row else None
+        config = _json(run["config_json"], {})
+        record: dict[str, Any] = {
+            "record_version": RECORD_VERSION,
+            "key": key,
+            "suite": run["suite"],
+            "label": run["label"],
+            "model": {
+                "name": run["model"],
+                "family": model.get("family") or (config.get("model") or {}).get("family"),
+                "source": model.get("source"),
+                "revision": model.get("revision"),
+                "params": model.get("params"),
+                "license": model.get("license") or None,
+            },
+            "task": {
+                "name": run["task"],
+                "version": run["task_version"],
+                "data_fingerprint": run["data_fingerprint"],
+                "labels": labels,
+                "n_test": task.get("n_test"),
+                "limited": limited_run_note(run["task_version"]),
+            },
+            "protocol": run["protocol"],
+            "seed": run["seed"],
+            "status": run["status"],
+            "error": run["error"],
+            "metrics": metrics,
+            "timing": timing,
+            "selected": _json(run["selected_json"], {}),
+            "config": config,
+            "started_at": run["started_at"],
+            "finished_at": run["finished_at"],
+            "duration_s": _finite(run["duration_s"]),
+            "hardware": run["hardware"],
+            "harness_version": run["harness_version"],
+            "git_hash": run["git_hash"],
+            "result_schema_version": run["schema_version"],
+            "environment": _json(run["env_json"], {}),
+        }
+        if predictions:
+            record["predictions"] = [
+                {"example_id": p["example_id"], "label": p["label"], "pred": p["pred"], "score": _finite(p["score"])}
+                for p in conn.execute(
+                    "SELECT example_id, label, pred, score FROM predictions WHERE run_key = ? ORDER BY example_id", [key]
+                )
+            ]
+        yield record
+
+
+# ---- flat tables (csv, parquet) ------------------------------------------------------------------------
+
+RUN_COLUMNS = (
+    "key", "suite", "label", "model", "family", "params", "task", "task_version", "limited", "data_fingerprint",
+    "protocol", "seed", "status", "error", "started_at", "finished_at", "duration_s", "hardware",
+    "harness_version", "git_hash",
+)  # fmt: skip
+TIMING_COLUMNS = ("device", "batch_size", "p50_ms", "p95_ms", "p99_ms", "items_per_s", "peak_mem_mb")
+PREDICTION_COLUMNS = ("key", "model", "task", "task_version", "protocol", "seed", "example_id", "label", "label_name", "pred", "pred_name", "score")
+
+
+def flat_run_rows(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per run: identity columns, then every metric (value, ci_low, ci_high), then timing."""
+    metric_names = sorted({name for r in records for name in r["metrics"]})
+    columns = [*RUN_COLUMNS, *(f"{n}{s}" for n in metric_names for s in ("", "_ci_low", "_ci_high")), *TIMING_COLUMNS]
+    rows = []
+    for r in records:
+        row: dict[str, Any] = {
+            "key": r["key"], "suite": r["suite"], "label": r["label"], "model": r["model"]["name"],
+            "family": r["model"]["family"], "params": r["model"]["params"], "task": r["task"]["name"],
+            "task_version": r["task"]["version"], "limited": r["task"]["limited"],
+            "data_fingerprint": r["task"]["data_fingerprint"], "protocol": r["protocol"], "seed": r["seed"],
+            "status": r["status"], "error": r["error"], "started_at": r["started_at"], "finished_at": r["finished_at"],
+            "duration_s": r["duration_s"], "hardware": r["hardware"], "harness_version": r["harness_version"],
+            "git_hash": r["git_hash"],
+        }  # fmt: skip
+        for name in metric_names:
+            m = r["metrics"].get(name) or {}
+            row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = m.get("value"), m.get("ci_low"), m.get("ci_high")
+        timing = r["timing"] or {}
+        row.update({c: timing.get(c) for c in TIMING_COLUMNS})
+        rows.append(row)
+    return columns, rows
+
+
+def flat_prediction_rows(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per (run, test example), with label names next to the label indices."""
+    rows = []
+    for r in records:
+        labels = r["task"]["labels"]
+
+        def name(i: int, labels: list[str] = labels) -> str | None:
+            return labels[i] if 0 <= i < len(labels) else None
+
+        for p in r.get("predictions") or ():
+            rows.append({
+                "key": r["key"], "model": r["model"]["name"], "task": r["task"]["name"], "task_version": r["task"]["version"],
+                "protocol": r["protocol"], "seed": r["seed"], "example_id": p["example_id"], "label": p["label"],
+                "label_name": name(p["label"]), "pred": p["pred"], "pred_name": name(p["pred"]), "score": p["score"],
+            })  # fmt: skip
+    return list(PREDICTION_COLUMNS), rows
+
+
+# ---- writing -------------------------------------------------------------------------------------------
+
+
+def export(db: Path, fmt: ExportFormat, out: Path | None, where: ExportFilter, predictions: bool, stdout: IO[str]) -> int:
+    """Write the selected runs of `db` to `out` (stdout when None; parquet needs a file). Returns the run count."""
+    if fmt == "parquet" and out is None:
+        raise HarnessError("--format parquet writes a binary file: give --out FILE.parquet.")
+    conn = open_readonly(db)
+    try:
+        records = list(iter_records(conn, where, predictions))
+    except sqlite3.DatabaseError as exc:
+        raise HarnessError(f"{db}: could not read the results ({exc}).") from exc
+    finally:
+        conn.close()
+    if fmt in ("json", "jsonl"):
+        text = (
+            json.dumps(records, indent=2, allow_nan=False) + "\n"
+            if fmt == "json"
+            else "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+        )
+        _write_text(text, out, stdout)
+        return len(records)
+    columns, rows = flat_prediction_rows(records) if predictions else flat_run_rows(records)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        _write_text(buffer.getvalue(), out, stdout)
+    else:
+        import pandas as pd
+
+        assert out is not None
+        frame = pd.DataFrame(rows, columns=columns)
+        tmp = out.with_name(out.name + ".tmp")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(tmp, index=False, engine="pyarrow")
+        tmp.replace(out)
+    return len(records)
+
+
+def _write_text(text: str, out: Path | None, stdout: IO[str]) -> None:
+    if out is None:
+        stdout.write(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
