@@ -72,7 +72,7 @@ def iter_records(conn: sqlite3.Connection, where: ExportFilter = ExportFilter(),
             for m in conn.execute("SELECT name, value, ci_low, ci_high FROM metrics WHERE run_key = ? ORDER BY name", [key])
         }
         timing_row = conn.execute("SELECT * FROM timings WHERE run_key = ?", [key]).fetchone()
-        timing = {k: _finite(timing_row[k]) for k in timing_row.keys() if k != "run_key"} if timing_row else None
+        timing = {k: _finite(v) for k, v in dict(timing_row).items() if k != "run_key"} if timing_row else None
         config = _json(run["config_json"], {})
         record: dict[str, Any] = {
             "record_version": RECORD_VERSION,

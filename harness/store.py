@@ -236,26 +236,16 @@ class Store:
         store.db = sqlite_utils.Database(connect_readonly(store.path))
         return store
 
-
     @classmethod
-    def read_only(cls, path: str | Path) -> Store:
-        """Open an existing store without writing to it (no schema changes, no WAL switch, no file created).
-
-        A file that does not exist yet reads as an empty store (for `harness run --dry-run`)."""
+    def open_readonly_or_empty(cls, path: str | Path) -> Store:
+        """open_readonly, or an empty in-memory store when no file exists at `path` yet (harness run --dry-run
+        on a fresh checkout): nothing is created either way."""
+        if Path(path).exists():
+            return cls.open_readonly(path)
         store = cls.__new__(cls)
         store.path = Path(path)
-        try:
-            if store.path.is_file():
-                conn = sqlite3.connect(f"{store.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None)
-                store.db = sqlite_utils.Database(conn)
-                store.db.execute("SELECT key, status FROM runs LIMIT 1").fetchall()
-            elif store.path.exists():
-                raise HarnessError(f"--db {store.path} is not a file; give a file path such as {store.path}/harness.db.")
-            else:
-                store.db = sqlite_utils.Database(memory=True)
-                store.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise HarnessError(f"{store.path} is not a harness results database ({exc}).") from exc
+        store.db = sqlite_utils.Database(memory=True)
+        store.db.executescript(SCHEMA)
         return store
 
     def _add_missing_columns(self) -> None:

@@ -126,7 +126,7 @@ def run(
         from harness.runner import TaskLoader, plan_sweep
         from harness.store import Store
 
-        store = Store.read_only(db)
+        store = Store.open_readonly_or_empty(db)
         sweep = plan_sweep(suite, store, TaskLoader(), selection=selection, control=control, plugins=plugin, read_only=True)
         render_plan(sweep, suite.name, db, output_console(), selection)
         return

@@ -1,0 +1,72 @@
+"""`harness serve` and `harness browse` (typer command functions; registered in harness.cli)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from harness.console import output_console
+from harness.errors import HarnessError
+from harness.store import DEFAULT_DB
+
+
+def serve(
+    site_dir: Annotated[Path, typer.Option("--site", help="Folder of a built site (harness site --out).")] = Path("site"),
+    db: Annotated[Path, typer.Option("--db", help="Results database to build the site from when it is missing or with --build.")] = DEFAULT_DB,
+    build: Annotated[bool, typer.Option("--build", help="(Re)build the site from --db before serving.")] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")] = 8000,
+) -> None:
+    """Serve the leaderboard site on http://localhost (builds it first if it is not built yet). Ctrl-C stops."""
+    from harness.serve import make_server, server_url
+
+    console = output_console()
+    if site_dir.exists() and not site_dir.is_dir():
+        raise HarnessError(f"--site {site_dir} is a file; give the folder `harness site --out` wrote.")
+    if build or not (site_dir / "index.html").is_file():
+        if not db.is_file():
+            raise HarnessError(
+                f"No built site in {site_dir}/ and no results database at {db} to build one from. "
+                "Run a suite first (harness run suites/demo.yaml), or pass --site / --db."
+            )
+        from harness.site import build_site
+
+        stats = build_site(db, site_dir)
+        console.print(f"Built the site from {escape(str(db))} into {escape(str(site_dir))}/ ({len(stats.written)} files written).", highlight=False)
+    try:
+        server = make_server(site_dir, host, port)
+    except OSError as exc:
+        raise HarnessError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}). Try another --port, or --port 0 for any free one.") from None
+    url = server_url(server)
+    console.print(f"Serving {escape(str(site_dir))}/ at [bold]{url}[/bold]  (Ctrl-C to stop)", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("Stopped.", highlight=False)
+    finally:
+        server.server_close()
+
+
+def browse(
+    db: Annotated[Path, typer.Option("--db", help="Results database to browse (opened read-only, immutable).")] = DEFAULT_DB,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port for Datasette.")] = 8001,
+) -> None:
+    """Explore the results database in Datasette (SQL, facets, JSON/CSV), read-only. Needs the browse extra."""
+    if not db.is_file():
+        raise HarnessError(f"No results database at {db}; pass --db with the file `harness run` wrote.")
+    executable = shutil.which("datasette")
+    if executable is None:
+        raise HarnessError("harness browse runs Datasette, which is not installed: pip install -e '.[browse]' (or pip install datasette).")
+    command = [executable, "serve", "--immutable", str(db), "--host", "127.0.0.1", "--port", str(port)]
+    output_console().print(f"Datasette on [bold]http://127.0.0.1:{port}/[/bold] (Ctrl-C to stop): {escape(' '.join(command))}", highlight=False)
+    try:
+        raise typer.Exit(subprocess.call(command))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None

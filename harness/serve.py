@@ -1,0 +1,32 @@
+"""Serve a built leaderboard site over HTTP on this machine (stdlib http.server, static files only)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+from pathlib import Path
+from typing import Any
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files from the site folder, without a log line per request on the terminal."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".csv": "text/csv; charset=utf-8",
+                      ".json": "application/json", ".js": "text/javascript", ".svg": "image/svg+xml"}  # fmt: skip
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def make_server(directory: Path, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
+    """A server for `directory` bound to host:port (port 0: any free port; see server.server_address)."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def server_url(server: http.server.ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    shown = host if isinstance(host, str) else host.decode()
+    if shown in ("0.0.0.0", "::", ""):
+        shown = "localhost"
+    return f"http://{shown}:{port}/"
