@@ -32,7 +32,8 @@ class ExportFilter:
     protocols: tuple[str, ...] = ()
 
     def sql(self) -> tuple[str, list[str]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str] = []
         for column, values in (("task", self.tasks), ("model", self.models), ("protocol", self.protocols)):
             if values:
                 clauses.append(f"r.{column} IN ({','.join('?' for _ in values)})")

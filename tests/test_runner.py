@@ -149,7 +149,7 @@ def test_rerun_does_no_model_work_and_loads_no_data(e2e: tuple[Path, Path], monk
     result = CliRunner().invoke(app, ["run", str(suite_path), "--db", str(db)])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "All 4 job(s) already in" in text and "0 models loaded, 0 forward passes" in text
+    assert "0 jobs run: all 4 selected job(s) already in" in text and "0 models loaded, 0 forward passes" in text
     assert _rows(db) == before
 
 

