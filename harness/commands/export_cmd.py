@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from harness.console import esc
 from harness.store import DEFAULT_DB
 
 
@@ -37,7 +37,7 @@ def export(
     where = ExportFilter(tuple(task or ()), tuple(model or ()), tuple(protocol or ()))
     n = export_runs(db, fmt, out, where, predictions, sys.stdout)
     if out is not None:
-        Console(stderr=True).print(f"{n} run(s) exported to {escape(str(out))} ({fmt}).", highlight=False)
+        Console(stderr=True).print(f"{n} run(s) exported to {esc(str(out))} ({fmt}).", highlight=False)
     elif n == 0:
         Console(stderr=True).print("No stored run matches.", highlight=False)
 

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.console import output_console
+from harness.console import esc, output_console
 from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.store import DEFAULT_DB
 
@@ -132,7 +131,7 @@ def run(
         return
     if adhoc is not None:
         written = write_implied_suite(adhoc, db)
-        output_console().print(f"Ad-hoc suite written to {escape(str(written))}; `harness run {escape(str(written))}` reproduces it.", highlight=False)
+        output_console().print(f"Ad-hoc suite written to {esc(str(written))}; `harness run {esc(str(written))}` reproduces it.", highlight=False)
     _run(suite, db, selection, control, label, plugin, quiet, executor, address)
 
 
@@ -167,22 +166,22 @@ def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl
         bar = progress.add_task("planning", total=None)
 
         def on_plan(plan: Any, todo: int) -> None:
-            progress.update(bar, total=todo, description=f"{escape(suite.name)}: {todo} job(s) to run")
+            progress.update(bar, total=todo, description=f"{esc(suite.name)}: {todo} job(s) to run")
             if plan.skipped_modality:
                 progress.console.print(f"[dim]{len(plan.skipped_modality)} model/task pair(s) skipped: modality differs[/dim]")
             for note in sorted({n for t in plan.tasks.values() if (n := _limit_note(t.spec.version))}):
-                progress.console.print(f"[bold yellow]LIMITED RUN:[/bold yellow] {escape(note)}; not comparable with a full run.")
+                progress.console.print(f"[bold yellow]LIMITED RUN:[/bold yellow] {esc(note)}; not comparable with a full run.")
 
         def on_job(job: Any, result: Any) -> None:
             i = job.identity
-            name = escape(f"{i.model} / {i.task} / {i.protocol}")
+            name = esc(f"{i.model} / {i.task} / {i.protocol}")
             if result is None:
                 progress.update(bar, description=f"{name} / seed {i.seed}")
                 return
             progress.advance(bar)
             r = result.record
             if r.status == "failed":
-                progress.console.print(f"[red]failed[/red] {name}: {escape((r.error or '').splitlines()[0] if r.error else '')}")
+                progress.console.print(f"[red]failed[/red] {name}: {esc((r.error or '').splitlines()[0] if r.error else '')}")
 
         summary = run_suite(
             suite, store, selection=selection, label=label, plugins=plugin, progress=on_job, on_plan=on_plan,
@@ -197,7 +196,7 @@ def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl
         left += f", {summary.recorded_elsewhere} run meanwhile by another harness process on this store"
     if summary.ran == 0:
         console.print(
-            f"0 jobs run: all {summary.total - summary.not_rerun} selected job(s) already in {escape(str(db))}{left} "
+            f"0 jobs run: all {summary.total - summary.not_rerun} selected job(s) already in {esc(str(db))}{left} "
             f"({summary.models_loaded} models loaded, {summary.forward_passes} forward passes). {wall:.1f}s.",
             highlight=False,
         )
@@ -206,12 +205,12 @@ def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl
             f"{summary.ran} job(s) run ({summary.done} done, {summary.not_applicable} not applicable, "
             f"{summary.failed} failed), {summary.already_done} skipped as already done{left}; "
             f"{summary.models_loaded} model load(s), {summary.forward_passes} feature pass(es); {wall:.1f}s. "
-            f"Results: {escape(str(db))}",
+            f"Results: {esc(str(db))}",
             highlight=False,
         )
     if summary.failed:
         for name, error in summary.failures:
-            err_console.print(f"[red]FAILED[/red] {escape(name)}: {escape(error.splitlines()[0] if error else '')}", highlight=False)
+            err_console.print(f"[red]FAILED[/red] {esc(name)}: {esc(error.splitlines()[0] if error else '')}", highlight=False)
         err_console.print("Re-run only the failed jobs with --retry-failed.", highlight=False)
         raise typer.Exit(1)
 
@@ -226,7 +225,7 @@ def render_plan(sweep: SweepPlan, suite_name: str, db: Path, console: Console, s
     """The dry-run report: one row per (state, model, task) with its protocols x seeds, and reasons."""
     plan = sweep.plan
     where = f"{db}" if db.exists() else f"{db} (does not exist yet)"
-    console.print(f"[bold]Dry run[/bold] of suite {escape(suite_name)} against {escape(where)}. Nothing is run or written.", highlight=False)
+    console.print(f"[bold]Dry run[/bold] of suite {esc(suite_name)} against {esc(where)}. Nothing is run or written.", highlight=False)
     failed_keys = {j.key: e for j, e in sweep.failed_last}
     run_keys = {j.key for j in sweep.to_run}
     new_keys = {j.key for j in sweep.new}
@@ -264,11 +263,11 @@ def render_plan(sweep: SweepPlan, suite_name: str, db: Path, console: Console, s
         table.add_column(col, overflow="fold")
     for (_, state, model, task, reason), protocols in sorted(rows.items()):
         style = {"done": "green", "not applicable": "dim"}.get(state, "red" if "failed" in state else "")
-        table.add_row(f"[{style}]{escape(state)}[/{style}]" if style else escape(state), escape(model), escape(task),
-                      escape(", ".join(protocols)), escape(reason))  # fmt: skip
+        table.add_row(f"[{style}]{esc(state)}[/{style}]" if style else esc(state), esc(model), esc(task),
+                      esc(", ".join(protocols)), esc(reason))  # fmt: skip
     console.print(table)
     for note in sorted({n for t in plan.tasks.values() if (n := _limit_note(t.spec.version))}):
-        console.print(f"[bold yellow]LIMITED RUN:[/bold yellow] {escape(note)}.", highlight=False)
+        console.print(f"[bold yellow]LIMITED RUN:[/bold yellow] {esc(note)}.", highlight=False)
     n_pairs = sum(len(v) for k, v in rows.items() if k[4].startswith("modality differs"))
     console.print(
         f"{len(sweep.to_run)} job(s) to run, {len(sweep.done)} already done, "

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from harness.console import output_console
+from harness.console import esc, output_console
 from harness.errors import HarnessError
 from harness.store import DEFAULT_DB
 
@@ -38,13 +37,13 @@ def serve(
         from harness.site import build_site
 
         stats = build_site(db, site_dir)
-        console.print(f"Built the site from {escape(str(db))} into {escape(str(site_dir))}/ ({len(stats.written)} files written).", highlight=False)
+        console.print(f"Built the site from {esc(str(db))} into {esc(str(site_dir))}/ ({len(stats.written)} files written).", highlight=False)
     try:
         server = make_server(site_dir, host, port)
     except OSError as exc:
         raise HarnessError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}). Try another --port, or --port 0 for any free one.") from None
     url = server_url(server)
-    console.print(f"Serving {escape(str(site_dir))}/ at [bold]{url}[/bold]  (Ctrl-C to stop)", highlight=False, soft_wrap=True)
+    console.print(f"Serving {esc(str(site_dir))}/ at [bold]{url}[/bold]  (Ctrl-C to stop)", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     try:
         server.serve_forever()
@@ -65,7 +64,7 @@ def browse(
     if executable is None:
         raise HarnessError("harness browse runs Datasette, which is not installed: pip install -e '.[browse]' (or pip install datasette).")
     command = [executable, "serve", "--immutable", str(db), "--host", "127.0.0.1", "--port", str(port)]
-    output_console().print(f"Datasette on [bold]http://127.0.0.1:{port}/[/bold] (Ctrl-C to stop): {escape(' '.join(command))}", highlight=False)
+    output_console().print(f"Datasette on [bold]http://127.0.0.1:{port}/[/bold] (Ctrl-C to stop): {esc(' '.join(command))}", highlight=False)
     try:
         raise typer.Exit(subprocess.call(command))
     except KeyboardInterrupt:

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from harness.console import output_console
+from harness.console import esc, output_console
 
 
 def validate(
@@ -60,12 +59,12 @@ def validate(
         for name, task in tasks.items():
             data = task.load()
             sizes = ", ".join(f"{k} {v}" for k, v in data.sizes().items())
-            console.print(f"  {escape(name)}: {sizes} (fingerprint {data.fingerprint})", highlight=False)
+            console.print(f"  {esc(name)}: {sizes} (fingerprint {data.fingerprint})", highlight=False)
     console.print(
-        f"[green]valid[/green]: {escape(str(suite_file))} (suite {escape(suite.name)}): {len(suite.models)} model(s), "
+        f"[green]valid[/green]: {esc(str(suite_file))} (suite {esc(suite.name)}): {len(suite.models)} model(s), "
         f"{len(suite.tasks)} task(s), {len(suite.protocols)} protocol(s), {len(suite.seeds)} seed(s): {n_jobs} job(s).",
         highlight=False,
     )
     for name in idle:
-        console.print(f"[yellow]note:[/yellow] model {escape(name)} matches no task of its modality: it will not run.", highlight=False)
+        console.print(f"[yellow]note:[/yellow] model {esc(name)} matches no task of its modality: it will not run.", highlight=False)
     raise typer.Exit(0)
