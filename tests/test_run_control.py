@@ -354,3 +354,17 @@ def test_serve_builds_the_site_and_answers_over_http(adhoc: tuple[Path, Path], t
         rest = proc.communicate(timeout=30)[0]
     assert proc.returncode == 0 and "Stopped." in rest
     assert (site / "index.html").is_file()
+
+
+def test_browse_explains_how_to_get_datasette(adhoc: tuple[Path, Path]) -> None:
+    import shutil
+
+    db, _ = adhoc
+    if shutil.which("datasette"):
+        pytest.skip("datasette is installed; this checks the message shown without it")
+    result = cli("browse", "--db", db)
+    assert result.exit_code == 2 and "pip install -e '.[browse]'" in result.output
+
+
+def test_shell_completion_is_offered() -> None:
+    assert "--install-completion" in cli("--help").output
