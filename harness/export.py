@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from harness.compare.results import open_readonly
 from harness.data.task_options import limited_run_note
 from harness.errors import HarnessError
+from harness.store import connect_readonly
 
 ExportFormat = Literal["json", "jsonl", "csv", "parquet"]
 # Version of the exported record layout (harness/schemas/run_record.schema.json); bump on a breaking change.
@@ -183,7 +183,7 @@ def export(db: Path, fmt: ExportFormat, out: Path | None, where: ExportFilter, p
     """Write the selected runs of `db` to `out` (stdout when None; parquet needs a file). Returns the run count."""
     if fmt == "parquet" and out is None:
         raise HarnessError("--format parquet writes a binary file: give --out FILE.parquet.")
-    conn = open_readonly(db)
+    conn = connect_readonly(db)
     try:
         records = list(iter_records(conn, where, predictions))
     except sqlite3.DatabaseError as exc:
