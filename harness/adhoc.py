@@ -50,14 +50,40 @@ class RunOverrides:
         if not isinstance(data, Mapping) or self == RunOverrides():
             return data
         out = dict(data)
-        model_keys = {k: v for k, v in (("device", self.device), ("precision", self.precision), ("batch_size", self.batch_size)) if v is not None}
-        if model_keys and isinstance(data.get("models"), list):
-            out["models"] = [{**m, **model_keys} if isinstance(m, Mapping) else m for m in data["models"]]
+        if isinstance(data.get("models"), list):
+            out["models"] = [{**m, **self.model_keys(m)} if isinstance(m, Mapping) else m for m in data["models"]]
         if self.limit is not None and isinstance(data.get("tasks"), list):
             out["tasks"] = [
                 {"name": t, "limit": self.limit} if isinstance(t, str) else ({**t, "limit": self.limit} if isinstance(t, Mapping) else t)
                 for t in data["tasks"]
             ]
+        return out
+
+
+    def model_keys(self, model: Mapping[str, Any]) -> dict[str, Any]:
+        """The overrides this model's family can honour: families computed with numpy/scikit-learn on the CPU
+        keep their device, fp32-only families (those and ONNX) their precision."""
+        from harness.models import CPU_ONLY_FAMILIES, FP32_ONLY_FAMILIES
+
+        family = model.get("family")
+        keys: dict[str, Any] = {}
+        if self.device is not None and (family not in CPU_ONLY_FAMILIES or self.device in ("auto", "cpu")):
+            keys["device"] = self.device
+        if self.precision is not None and (family not in FP32_ONLY_FAMILIES or self.precision == "fp32"):
+            keys["precision"] = self.precision
+        if self.batch_size is not None:
+            keys["batch_size"] = self.batch_size
+        return keys
+
+    def not_honoured(self, data: Any) -> list[str]:
+        """'model (device)' for each override a model's family cannot honour, so it keeps its own setting."""
+        models = data.get("models") if isinstance(data, Mapping) else None
+        out = []
+        for m in models if isinstance(models, list) else ():
+            if isinstance(m, Mapping):
+                kept = [k for k in ("device", "precision") if getattr(self, k) is not None and k not in self.model_keys(m)]
+                if kept:
+                    out.append(f"{m.get('name')} ({', '.join(kept)})")
         return out
 
 

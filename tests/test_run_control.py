@@ -89,8 +89,14 @@ def test_limit_values() -> None:
 
 
 def test_overrides_reach_every_model_and_task(tmp_path: Path) -> None:
-    suite = load_suite(ROOT / "suites" / "smoke.yaml", RunOverrides(device="cpu", precision="bf16", batch_size=7, limit=50))
-    assert {(m.spec.device, m.spec.precision, m.spec.batch_size) for m in suite.models} == {("cpu", "bf16", 7)}
+    overrides = RunOverrides(device="cuda", precision="bf16", batch_size=7, limit=50)
+    suite = load_suite(ROOT / "suites" / "smoke.yaml", overrides)
+    settings = {m.spec.name: (m.spec.device, m.spec.precision, m.spec.batch_size) for m in suite.models}
+    # numpy/scikit-learn baselines run on the CPU in fp32: they keep their own device and precision
+    assert settings == {"minilm-l6": ("cuda", "bf16", 7), "tfidf-logreg": ("auto", "fp32", 7), "pixels-logreg": ("auto", "fp32", 7)}
+    assert overrides.not_honoured(yaml.safe_load((ROOT / "suites" / "smoke.yaml").read_text())) == [
+        "tfidf-logreg (device, precision)", "pixels-logreg (device, precision)",
+    ]  # fmt: skip
     assert all(t.options["limit"] == 50 for t in suite.tasks)
     assert suite.tasks[0].options["subsample"]["test"] == 150  # the suite's own options stay
 

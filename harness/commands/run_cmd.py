@@ -89,7 +89,7 @@ def run(
 ) -> None:
     """Run a suite, or models x tasks given with -m/-t; finished jobs already in the store are skipped."""
     from harness.adhoc import RunOverrides, adhoc_suite_data, write_implied_suite
-    from harness.config import load_suite, parse_suite
+    from harness.config import load_suite, parse_suite, read_suite_data
     from harness.data.task_options import parse_limit
     from harness.runner import RunControl, Selection
 
@@ -112,6 +112,9 @@ def run(
                 "to run part of a suite use --only-model/--only-task/--only-protocol."
             )
         suite = load_suite(suite_file, overrides)
+        kept = overrides.not_honoured(read_suite_data(suite_file))
+        if kept:
+            output_console().print(f"[dim]Kept as they are (the family cannot honour the override): {esc(', '.join(kept))}[/dim]", highlight=False)
     else:
         if protocol and not (model or task):
             raise HarnessError("-p needs -m MODEL and -t TASK (or give a suite file).")
