@@ -42,7 +42,7 @@ JOBS = 12  # 2 models x 1 task each x 2 protocols x 3 seeds
 
 def _ran(output: str) -> int:
     text = " ".join(output.split())
-    if re.search(r"All \d+ job\(s\) already in", text):
+    if re.search(r"0 jobs run: all \d+ selected job\(s\) already in", text):
         return 0
     match = re.search(r"(\d+) job\(s\) run \(", text)
     assert match, text
