@@ -136,6 +136,11 @@ def suite_schema() -> dict[str, Any]:
         "plugins": {**names, "description": "Task plugin files or folders, relative to the suite file."},
         "bootstrap": {"type": "object", "additionalProperties": False, "properties": _properties(BootstrapConfig)},
         "timing": {"type": "object", "additionalProperties": False, "properties": _properties(TimingConfig)},
+        "task_groups": {
+            "type": "object",
+            "description": "Named groups of the suite's tasks, ranked together on the site.",
+            "additionalProperties": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        },
     }
     assert set(properties) == set(SUITE_KEYS), "suite_schema() and config.SUITE_KEYS disagree"
     return {
