@@ -13,7 +13,6 @@ Cache folder: $HARNESS_MODEL_CACHE, else $XDG_CACHE_HOME/harness/gguf, else ~/.c
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -22,9 +21,10 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.models.base import ModelSpec
+from harness.models.identity import DigestCache
 
 GGUF_MAGIC = b"GGUF"
-_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
+_DIGESTS = DigestCache(None)
 
 
 def is_gguf(path: Path) -> bool:
@@ -60,15 +60,8 @@ def weight_files(spec: ModelSpec, resolved: Path) -> list[Path]:
 
 
 def file_sha256(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
+    """The file's content digest (the model-identity digest, kept per process by path + size + mtime + inode)."""
+    return _DIGESTS.digest(path.resolve())
 
 
 def cache_root() -> Path:
