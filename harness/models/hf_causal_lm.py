@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness.devices import to_device, to_host
+from harness.devices import autocast, to_device, to_host
 from harness.errors import HarnessError
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
@@ -186,15 +186,16 @@ class HFCausalLM(TorchAdapter, LanguageModel):
             prefix = [*self.bos_ids, *prefix]
         else:
             contexts = [[*self.bos_ids, *c] for c in contexts]
-        scores, stats = score_cached(
-            self.model,
-            prefix,
-            contexts,
-            continuations,
-            batch_size=self.batch_size,
-            pad_id=int(self.tokenizer.pad_token_id),
-            prefix_cache=self._prefix_cache(tuple(prefix)),
-        )
+        with autocast(self.torch_device, self.spec.precision):  # bf16 on CUDA when asked; log-softmax in fp32
+            scores, stats = score_cached(
+                self.model,
+                prefix,
+                contexts,
+                continuations,
+                batch_size=self.batch_size,
+                pad_id=int(self.tokenizer.pad_token_id),
+                prefix_cache=self._prefix_cache(tuple(prefix)),
+            )
         if not np.isfinite(scores).all():
             raise HarnessError(f'Model "{self.spec.name}" produced NaN/inf log-likelihoods; try precision fp32.')
         return scores, stats
@@ -205,7 +206,8 @@ class HFCausalLM(TorchAdapter, LanguageModel):
         if not prefix:
             return None
         if self._kept_prefix is None or self._kept_prefix[0] != prefix:
-            self._kept_prefix = (prefix, encode_prefix(self.model, prefix))
+            with autocast(self.torch_device, self.spec.precision):
+                self._kept_prefix = (prefix, encode_prefix(self.model, prefix))
         return self._kept_prefix[1]
 
     # -- features (probe) and fine-tune ----------------------------------------------------------
