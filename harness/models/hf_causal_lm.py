@@ -168,8 +168,11 @@ class HFCausalLM(TorchAdapter, LanguageModel):
     def truncate_text(self, text: str, max_tokens: int) -> str:
         if max_tokens <= 0:
             return ""
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = encoded["offset_mapping"]
+        try:
+            offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        except NotImplementedError:  # slow (Python) tokenizers have no offsets: decode the kept tokens instead
+            ids = self.token_ids(text)
+            return text if len(ids) <= max_tokens else str(self.tokenizer.decode(ids[:max_tokens]))
         if len(offsets) <= max_tokens:
             return text
         return text[: offsets[max_tokens - 1][1]]
