@@ -15,7 +15,8 @@ start=$(date +%s)
 torch_done=$(date +%s)
 # harness itself without its text-model dependencies (transformers, sentence-transformers, onnxruntime,
 # datasets: imported lazily, unused by the vision tests, and most of this environment's install time);
-# the rest of pyproject's [project] dependencies:
+# the rest of pyproject's [project] dependencies (pip then reports the deliberately missing text deps as a
+# "dependency conflict"; that message is expected):
 "$VENV/bin/python" -m pip install -q --no-deps -e .
 "$VENV/bin/python" -m pip install -q scikit-learn threadpoolctl psutil scipy numpy pandas pyyaml sqlite-utils \
   typer rich jinja2 pillow datasketch safetensors pytest
