@@ -278,7 +278,9 @@ def _gpu_other_processes(device: str) -> int | None:
         index = torch.device(device).index or 0
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-        return sum(1 for p in procs if p.pid != os.getpid())
+        # We hold a CUDA context on this GPU, so we are one of them. Pids are not compared: inside a
+        # container NVML reports host pids, which never equal os.getpid().
+        return max(0, len(procs) - 1)
     except Exception:  # NVML missing, or the GPU is not observable from here (containers, MIG)
         return None
 
