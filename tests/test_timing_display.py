@@ -23,7 +23,7 @@ def _store(tmp_path: Path) -> Path:
     logreg = zoo_model("logreg")
     twin = dataclasses.replace(logreg, name="logreg-twin")  # the same model, timed while the CPU was busy
     records = [
-        make_record(logreg, timing=fixed_timing(0.8, n_timed=40)),
+        make_record(logreg, timing=dataclasses.replace(fixed_timing(0.8, n_timed=40), weights_mb=3.0, load_s=1.5)),
         make_record(twin, timing=fixed_timing(6.5, n_timed=40, contended=True)),
         make_record(zoo_model("knn-3"), timing=fixed_timing(1.5, n_timed=12)),  # p95 withheld (n < 20)
     ]
@@ -62,6 +62,10 @@ def test_site_marks_contended_timings_and_keeps_them_off_the_plot(tmp_path: Path
     svg = page.split("<svg")[1].split("</svg>")[0]
     plotted = set(re.findall(r'<g class="pt[^"]*" data-model="([^"]+)"', svg))
     assert plotted == {"logreg", "knn-3"}  # the contended twin is not on the accuracy-vs-latency plot
+    assert "1 contended timing(s) left out" in page
+    logreg_page = next(p for p in (out / "models").glob("*.html") if "logreg-twin" not in p.name and "logreg" in p.name)
+    summary = logreg_page.read_text().split('<table class="sortable latency">')[1].split("</table>")[0]
+    assert '<td class="num">3 MB</td><td class="num">1.5 s</td>' in summary  # weights, load time
     twin_page = next(p for p in (out / "models").glob("*.html") if "logreg-twin" in p.read_text() and "twin" in p.name)
     assert "contended" in twin_page.read_text()
 

@@ -49,10 +49,12 @@ class Timing(NamedTuple):
     contended: int | None  # 1 / 0; None in stores from before the contention guard
     run_wait_frac: float | None
     others_cpu_frac: float | None
+    weights_mb: float | None
+    load_s: float | None
 
 
 # Timing columns added after the first release (store.ADDED_COLUMNS): read as NULL from older stores.
-_LATER_TIMING_COLUMNS = ("contended", "run_wait_frac", "others_cpu_frac")
+_LATER_TIMING_COLUMNS = ("contended", "run_wait_frac", "others_cpu_frac", "weights_mb", "load_s")
 
 
 class RunRow(NamedTuple):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from statistics import median
 from typing import Any
 
@@ -175,9 +175,19 @@ def latency_summary(results: Sequence[Result], hw: Mapping[str, HwView]) -> list
                 "p99_median": _supported_median(timings, "p99"),
                 "throughput_median": fmt.rate(median(t.items_per_s for t in timings)),
                 "memory_max": fmt.megabytes(max(memory) if memory else None),
+                "weights": fmt.megabytes(_first(t.weights_mb for t in timings)),
+                "load_s": _seconds(median(v) if (v := [t.load_s for t in timings if t.load_s is not None]) else None),
             }
         )
     return out
+
+
+def _first(values: Iterable[float | None]) -> float | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _seconds(v: float | None) -> str:
+    return fmt.DASH if v is None else f"{v:.2g} s" if v < 10 else f"{v:.0f} s"
 
 
 def _supported_median(timings: Sequence[Timing], at: str) -> str:

@@ -281,6 +281,7 @@ def _task_page(ctx: SiteContext, task: str) -> tuple[str, ...]:
                 "best_href": ctx.links.model(results[0].model, "../"),
                 "classes": pages.class_view(meta, ctx.details.get(best_key)) if best_key else None,
                 "plots": rows.pareto_plots(protocol, results, ctx.links, ctx.hw),
+                "contended": sum(1 for r in results if r.status == "done" and r.timing and r.timing.contended),
             }
         )
     html = ctx.env.get_template("task.html").render(
