@@ -232,7 +232,10 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
         y = np.asarray(data.test.labels)
         metric_list, confusion = classification_metrics(y, out.preds, data.spec.labels, suite.bootstrap)
         metrics = tuple(metric_list) + tuple(out.extra_metrics)
-        predictions = Predictions(data.test.ids, y, np.asarray(out.preds), np.asarray(out.scores))
+        class_scores = None if out.class_scores is None else np.asarray(out.class_scores, dtype=np.float32)
+        predictions = Predictions(
+            data.test.ids, y, np.asarray(out.preds), np.asarray(out.scores), class_scores, out.score_kind
+        )
         selected = {"inference": inference, **out.selected}
         if suite.timing.enabled:
             timing = measure(

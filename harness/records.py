@@ -92,12 +92,20 @@ class TimingRecord:
 
 
 @dataclass(frozen=True, eq=False)
+class ClassScores:
+    """A stored (n_examples, n_labels) class-score matrix and what its numbers are."""
+
+    kind: ScoreKind
+    values: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class Predictions:
     example_ids: tuple[str, ...]
     labels: np.ndarray
     preds: np.ndarray
     scores: np.ndarray  # confidence of the predicted label
-    class_scores: np.ndarray | None = None  # (N, n_labels) float scores of every label, see score_kind
+    class_scores: np.ndarray | None = None  # (N, n_labels) scores of every label, float32, see score_kind
     score_kind: ScoreKind | None = None
 
 

@@ -9,20 +9,22 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import sqlite_utils
 
 from harness import RESULT_SCHEMA_VERSION
 from harness.errors import HarnessError
-from harness.records import RunRecord
+from harness.records import ClassScores, RunRecord, ScoreKind
 
 DEFAULT_DB = Path("results/harness.db")
 FINISHED = ("done", "not_applicable")
+SCORE_DTYPE = np.dtype("<f4")  # class scores: 4 bytes per (example, label); see docs/store.md
+SCORE_KINDS: tuple[ScoreKind, ...] = get_args(ScoreKind)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -66,6 +68,13 @@ CREATE TABLE IF NOT EXISTS predictions (
   pred INTEGER NOT NULL,
   score REAL,
   PRIMARY KEY (run_key, example_id)
+);
+CREATE TABLE IF NOT EXISTS class_scores (
+  run_key TEXT PRIMARY KEY REFERENCES runs(key) ON DELETE CASCADE,
+  kind TEXT NOT NULL,
+  n_examples INTEGER NOT NULL,
+  n_labels INTEGER NOT NULL,
+  scores BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS timings (
   run_key TEXT PRIMARY KEY REFERENCES runs(key) ON DELETE CASCADE,
@@ -350,6 +359,11 @@ class Store:
                         for eid, y, yhat, s in zip(p.example_ids, p.labels, p.preds, p.scores, strict=True)
                     ),
                 )
+                if p.class_scores is not None and p.score_kind is not None:
+                    db.execute(
+                        "INSERT INTO class_scores (run_key, kind, n_examples, n_labels, scores) VALUES (?, ?, ?, ?, ?)",
+                        [job.key, p.score_kind, *p.class_scores.shape, score_blob(p.example_ids, p.class_scores)],
+                    )
             if record.timing is not None:
                 t = record.timing
                 db.table("timings").insert({"run_key": job.key, **t.__dict__})
@@ -433,6 +447,23 @@ class Store:
         ids = [r[0] for r in rows]
         return ids, np.array([r[1] for r in rows], dtype=np.int64), np.array([r[2] for r in rows], dtype=np.int64)
 
+    def class_scores(self, run_key: str) -> ClassScores | None:
+        """The run's (n_examples, n_labels) class-score matrix, rows in example-id order (as predictions()
+        returns them), or None for a run stored without scores (older stores, failed runs)."""
+        row = self.db.execute(
+            "SELECT kind, n_examples, n_labels, scores FROM class_scores WHERE run_key = ?", [run_key]
+        ).fetchone()
+        if row is None:
+            return None
+        kind, n, k, blob = row
+        values = np.frombuffer(blob, dtype=SCORE_DTYPE)
+        if kind not in SCORE_KINDS or values.size != n * k:
+            raise HarnessError(
+                f"{self.path}: class scores of run {run_key} are damaged (kind {kind!r}, {values.size} values "
+                f"for {n} x {k}); delete the run and re-run it."
+            )
+        return ClassScores(kind, values.reshape(n, k))
+
     def timing(self, run_key: str) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM timings WHERE run_key = ?", [run_key]))
         return rows[0] if rows else None
@@ -461,6 +492,12 @@ class Store:
 def _has_sqlite_header(path: Path) -> bool:
     with path.open("rb") as fh:
         return fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+
+
+def score_blob(example_ids: Sequence[str], class_scores: np.ndarray) -> bytes:
+    """Little-endian float32, row-major, rows sorted by example id (the order predictions() reads)."""
+    order = sorted(range(len(example_ids)), key=example_ids.__getitem__)
+    return np.ascontiguousarray(np.asarray(class_scores)[order], dtype=SCORE_DTYPE).tobytes()
 
 
 def _dumps(obj: Any) -> str:

@@ -303,7 +303,8 @@ def test_classifier_maps_its_labels_by_name_in_task_order(classifier_dir: Path) 
     assert logits.shape == (3, 2)
     log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     scores = adapter.zero_shot_scores(SENTIMENT_TEXTS, sentiment_task("positive", "negative"))
-    np.testing.assert_allclose(scores, log_probs[:, [1, 0]], atol=1e-5)
+    np.testing.assert_allclose(scores, np.exp(log_probs[:, [1, 0]]), atol=1e-5)
+    assert adapter.zero_shot_score_kind == "probability"
     features = adapter.encode(SENTIMENT_TEXTS)
     assert features.shape == (3, 384) and np.isfinite(features).all()
     assert adapter.info().params > MINILM_PARAMS  # base model + classification head

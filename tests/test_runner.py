@@ -94,7 +94,8 @@ def test_numbers_match_sentence_transformers_and_sklearn_computed_directly(e2e: 
     for label in spec.labels:
         e = emb(spec.prompts_for(label)).mean(axis=0)
         protos.append(e / np.linalg.norm(e))
-    zs_pred = (x_te @ np.stack(protos).T).argmax(axis=1)
+    zs_scores = x_te @ np.stack(protos).T
+    zs_pred = zs_scores.argmax(axis=1)
 
     # linear probe: C on validation macro-F1, refit on train+val
     def fit(C: float, x: np.ndarray, y: np.ndarray):
@@ -102,7 +103,9 @@ def test_numbers_match_sentence_transformers_and_sklearn_computed_directly(e2e: 
 
     val = {C: f1_score(y_val, fit(C, x_tr, y_tr).predict(x_val), labels=labels, average="macro", zero_division=0) for C in (0.1, 1.0, 10.0)}
     best_C = max(val, key=lambda c: (val[c], -abs(np.log10(c))))
-    lp_pred = fit(best_C, np.concatenate([x_tr, x_val]), np.concatenate([y_tr, y_val])).predict(x_te)
+    lp = fit(best_C, np.concatenate([x_tr, x_val]), np.concatenate([y_tr, y_val]))
+    lp_pred = lp.predict(x_te)
+    expected_scores = {"zero_shot": ("similarity", zs_scores), "linear_probe": ("probability", lp.predict_proba(x_te))}
 
     for protocol, pred in (("zero_shot", zs_pred), ("linear_probe", lp_pred)):
         (run,) = store.runs(model="minilm", task="bbc-news", protocol=protocol)
@@ -113,6 +116,11 @@ def test_numbers_match_sentence_transformers_and_sklearn_computed_directly(e2e: 
         order = np.argsort(np.array(data.test.ids))
         np.testing.assert_array_equal(stored_preds, pred[order])
         np.testing.assert_array_equal(stored_labels, y_te[order])
+        # The full class-score matrix is stored, rows in the same example-id order as the predictions.
+        kind, scores = expected_scores[protocol]
+        stored = store.class_scores(run["key"])
+        assert stored is not None and stored.kind == kind and stored.values.dtype == np.float32
+        np.testing.assert_allclose(stored.values, scores[order], atol=2e-5)
     # Real weights separate BBC topics well even on this small subset.
     assert accuracy_score(y_te, zs_pred) > 0.6
     assert accuracy_score(y_te, lp_pred) > 0.85

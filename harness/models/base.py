@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.errors import NotApplicable
+from harness.records import ScoreKind
 from harness.tasks import Modality, Split, TaskSpec
 
 if TYPE_CHECKING:  # torch stays out of `import harness.models`
@@ -96,6 +97,9 @@ class ModelAdapter(ABC):
     """
 
     modality: Modality
+    # What zero-shot scores (zero_shot_head / zero_shot_scores) are: score-based metrics such as
+    # log-loss or calibration apply only to "probability" rows (see harness.metrics).
+    zero_shot_score_kind: ScoreKind = "logit"
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

@@ -28,6 +28,7 @@ from harness.models.hf_common import (
 from harness.models.hf_pretrained import HFPretrainedAdapter
 from harness.models.options import parse_options
 from harness.models.outputs import as_texts, checked_features
+from harness.records import ScoreKind
 from harness.tasks import Modality, TaskSpec
 
 
@@ -39,6 +40,7 @@ class ClassifierOptions:
 
 class HFSequenceClassifier(HFPretrainedAdapter):
     modality: Modality = "text"
+    zero_shot_score_kind: ScoreKind = "probability"  # the head's softmax, summed per task label
     auto_model_class = AutoModelForSequenceClassification
     example_source = "distilbert-base-uncased-finetuned-sst-2-english"
 
@@ -71,12 +73,13 @@ class HFSequenceClassifier(HFPretrainedAdapter):
         return self._run(inputs, self._logits_batch, len(self.model_labels), "logits")
 
     def zero_shot_scores(self, inputs: Sequence[Any], task: TaskSpec) -> np.ndarray:
-        """Log-probability of each task label: log of the summed softmax of the model labels mapped to it."""
+        """Probability of each task label: the summed softmax of the model labels mapped to it, renormalised
+        over the mapped labels (model labels that map to no task label drop out), so rows sum to 1."""
         self.check_modality(task)
         columns = self.task_label_columns(task)
         logits = self.logits(inputs).astype(np.float64)
-        log_norm = logsumexp(logits, axis=1)
-        return np.stack([logsumexp(logits[:, cols], axis=1) - log_norm for cols in columns], axis=1)
+        per_label = np.stack([logsumexp(logits[:, cols], axis=1) for cols in columns], axis=1)
+        return np.exp(per_label - logsumexp(per_label, axis=1, keepdims=True))
 
     def task_label_columns(self, task: TaskSpec) -> list[list[int]]:
         """For each task label, the model-label columns that vote for it; NotApplicable if one has none."""

@@ -11,6 +11,7 @@ from harness.errors import HarnessError
 from harness.models.base import ModelAdapter
 from harness.models.hf_common import embed_by_length
 from harness.models.outputs import as_texts, checked_features, l2_normalize
+from harness.records import ScoreKind
 from harness.tasks import Modality, TaskSpec
 
 
@@ -18,6 +19,7 @@ class TextEncoderAdapter(ModelAdapter):
     """Base of the text embedding families (hf_text, sentence_transformers, onnx)."""
 
     modality: Modality = "text"
+    zero_shot_score_kind: ScoreKind = "similarity"  # cosine similarities in [-1, 1], not probabilities
 
     def label_embeddings(self, task: TaskSpec) -> np.ndarray:
         """(n_labels, D): per label, the mean of its L2-normalised prompt embeddings, renormalised."""

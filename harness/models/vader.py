@@ -14,6 +14,7 @@ from harness.errors import ConfigError, NotApplicable, close_match
 from harness.models.base import ModelAdapter, ModelInfo, ModelSpec
 from harness.models.options import option_error, parse_options
 from harness.models.outputs import as_texts, checked_features
+from harness.records import ScoreKind
 from harness.tasks import Modality, TaskSpec
 
 VADER_LABELS = ("negative", "neutral", "positive")
@@ -30,6 +31,7 @@ class VaderOptions:
 
 class VaderSentiment(ModelAdapter):
     modality: Modality = "text"
+    zero_shot_score_kind: ScoreKind = "lexicon"  # rule indicator + compound-derived confidence
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

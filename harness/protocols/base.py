@@ -49,9 +49,14 @@ class RunProtocol(Protocol):
     def __call__(self, adapter: ModelAdapter, data: TaskData, config: Any, ctx: ProtocolContext) -> ProtocolOutput: ...
 
 
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a (N, n_labels) score matrix (numerically stable)."""
+    z = np.asarray(scores, dtype=np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 def confidence(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(argmax predictions, softmax probability of the argmax) for a score matrix."""
     preds = scores.argmax(axis=1)
-    z = scores - scores.max(axis=1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    return preds, probs[np.arange(len(preds)), preds]
+    return preds, softmax(scores)[np.arange(len(preds)), preds]

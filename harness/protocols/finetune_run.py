@@ -19,7 +19,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from harness.data.splits import apportion
 from harness.devices import release_cuda_memory, resolve_device
 from harness.models.base import ModelAdapter
-from harness.protocols.base import ProtocolContext, ProtocolOutput, confidence
+from harness.protocols.base import ProtocolContext, ProtocolOutput, softmax
 from harness.protocols.finetune import FinetuneConfig
 from harness.protocols.finetune_loop import EvalPoint, TrainOutcome, TrainSettings, train_classifier
 from harness.protocols.finetune_model import predict_logits
@@ -41,7 +41,7 @@ class _Repeat:
     n_train: int
     n_val: int
     preds: np.ndarray
-    conf: np.ndarray
+    proba: np.ndarray  # (N_test, n_labels) softmax of the head's logits
 
 
 def stratified_budget(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -252,7 +252,8 @@ def run_finetune(
                 device,
                 precision.inference,
             )
-            preds, conf = confidence(logits)
+            proba = softmax(logits)
+            preds = proba.argmax(axis=1)
             repeats.append(
                 _Repeat(
                     seed,
@@ -263,7 +264,7 @@ def run_finetune(
                     len(train),
                     len(val),
                     preds,
-                    conf,
+                    proba,
                 )
             )
             if r == 0:  # repeat 0's model serves the stored predictions and the latency timing
@@ -281,10 +282,12 @@ def run_finetune(
 
     return ProtocolOutput(
         preds=np.asarray(repeats[0].preds, dtype=np.int64),
-        scores=np.asarray(repeats[0].conf, dtype=np.float64),
+        scores=repeats[0].proba[np.arange(len(y_test)), repeats[0].preds],
         predict=predict,
         selected=_selected(
             first, repeats, y_test, n_labels, device, precision, backend, time.perf_counter() - t0
         ),
         extra_metrics=_repeat_metrics(y_test, repeats, n_labels) if n_repeats > 1 else (),
+        class_scores=repeats[0].proba,
+        score_kind="probability",
     )

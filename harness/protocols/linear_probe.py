@@ -114,10 +114,12 @@ def _fit_repeat(
     cfg: LinearProbeConfig,
     seed: int,
 ) -> tuple[Pipeline, float, dict[str, float], np.ndarray, np.ndarray, int]:
+    """(probe, C, validation scores, test predictions, (N_test, n_labels) test probabilities, n_train)."""
     probe, best_C, val_scores = _fit_one(X_train[idx], y_train[idx], X_val, y_val, n_labels, cfg, seed)
-    proba = probe.predict_proba(X_test)
-    preds = probe.classes_[proba.argmax(axis=1)]
-    return probe, best_C, val_scores, preds, proba.max(axis=1), len(idx)
+    # A label absent from the training examples (k-shot of a rare class) gets probability 0.
+    proba = np.zeros((X_test.shape[0], n_labels), dtype=np.float64)
+    proba[:, probe.classes_] = probe.predict_proba(X_test)
+    return probe, best_C, val_scores, proba.argmax(axis=1), proba, len(idx)
 
 
 def run(
@@ -140,7 +142,7 @@ def run(
             for r, idx in enumerate(_train_subsets(y_train, config, ctx.seed, repeats))
         ]
 
-    probe, best_C, val_scores, preds, conf, n_train = outcomes[0]
+    probe, best_C, val_scores, preds, proba, n_train = outcomes[0]
     extra: list[MetricValue] = []
     if repeats > 1:
         f1s = np.array([_macro_f1(y_test, o[3], n_labels) for o in outcomes])
@@ -157,7 +159,7 @@ def run(
 
     return ProtocolOutput(
         preds=np.asarray(preds, dtype=np.int64),
-        scores=np.asarray(conf, dtype=np.float64),
+        scores=proba[np.arange(len(preds)), preds],
         predict=predict,
         selected={
             "C": best_C,
@@ -167,4 +169,6 @@ def run(
             "selected_C_per_repeat": [o[1] for o in outcomes],
         },
         extra_metrics=tuple(extra),
+        class_scores=proba,
+        score_kind="probability",
     )

@@ -50,4 +50,6 @@ def run(adapter: ModelAdapter, data: TaskData, config: ZeroShotConfig, ctx: Prot
         scores=conf,
         predict=predict,
         selected={"prompt_templates": list(spec.prompt_templates), "label_verbalizers": dict(spec.label_verbalizers)},
+        class_scores=scores,
+        score_kind=adapter.zero_shot_score_kind,
     )
