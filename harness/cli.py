@@ -98,8 +98,9 @@ def tasks(
         table.add_column(col, max_width=36 if col in ("source", "license") else None, no_wrap=col == "license", overflow="ellipsis")
     for spec in specs:
         labels = ", ".join(spec.labels)
+        resolved = registry.task_metrics(spec.name)
         cells = (spec.name, spec.version, spec.modality, labels if len(labels) < 60 else labels[:57] + "...",
-                 spec.main_metric, spec.source, spec.license)  # fmt: skip
+                 resolved.main_metric.label, spec.source, spec.license)  # fmt: skip
         table.add_row(*(esc(c) for c in cells))
     console.print(table)
 

@@ -24,7 +24,7 @@ from harness.config import ModelEntry, ProtocolRef, SuiteConfig, TaskRef
 from harness.environment import run_environment
 from harness.errors import HarnessError, ModelOutputError, NotApplicable
 from harness.features import FeatureCache
-from harness.metrics import classification_metrics
+from harness.metrics import MetricData, TaskMetrics, evaluate
 from harness.models.base import ModelAdapter, ModelInfo
 from harness.models.identity import ModelIdentity
 from harness.protocols import get_protocol
@@ -61,12 +61,19 @@ def job_config(
     protocol: ProtocolRef,
     seed: int,
     options: Mapping[str, Any],
+    metrics: TaskMetrics,
 ) -> dict[str, Any]:
     """Everything that shapes a result; its hash is the job key (resume skips a finished key)."""
     return {
         "model": model.spec.as_dict(),
         "model_identity": model_identity.as_dict(),
-        "task": {"name": task.spec.name, "version": task.spec.version, "fingerprint": fingerprint, "options": dict(options)},
+        "task": {
+            "name": task.spec.name,
+            "version": task.spec.version,
+            "fingerprint": fingerprint,
+            "options": dict(options),
+            "metrics": metrics.key(),
+        },
         "protocol": {"name": protocol.name, "protocol": protocol.protocol, "config": dataclasses.asdict(protocol.config)},
         "seed": seed,
         "bootstrap": dataclasses.asdict(suite.bootstrap),
@@ -84,8 +91,9 @@ def make_job(
     fingerprint: str,
     protocol: ProtocolRef,
     seed: int,
+    metrics: TaskMetrics,
 ) -> Job:
-    config = job_config(suite, model, model_identity, task, fingerprint, protocol, seed, ref.options)
+    config = job_config(suite, model, model_identity, task, fingerprint, protocol, seed, ref.options, metrics)
     identity = JobIdentity(
         key=job_key(config),
         suite=suite.name,
@@ -140,7 +148,7 @@ def hygiene_json(data: TaskData, cache_dir: Path | None) -> str:
     return _HYGIENE_JSON[data.fingerprint]
 
 
-def task_row(task: Task, data: TaskData, hygiene_cache: Path | None = None) -> dict[str, Any]:
+def task_row(task: Task, data: TaskData, metrics: TaskMetrics, hygiene_cache: Path | None = None) -> dict[str, Any]:
     spec = data.spec
     sizes = data.sizes()
     return {
@@ -156,7 +164,8 @@ def task_row(task: Task, data: TaskData, hygiene_cache: Path | None = None) -> d
         "source": spec.source,
         "license": spec.license,
         "citation": spec.citation,
-        "spec_json": json.dumps(spec.as_dict(), sort_keys=True),
+        # The resolved metrics (ids, labels, directions): readers of the store need no plugin code.
+        "spec_json": json.dumps({**spec.as_dict(), **metrics.describe()}, sort_keys=True, default=str),
         "hygiene_json": hygiene_json(data, hygiene_cache),
     }
 
@@ -211,7 +220,9 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n{tail}"
 
 
-def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, data: TaskData) -> JobResult:
+def execute_job(
+    job: Job, state: WorkerState, suite: SuiteConfig, task: Task, data: TaskData, task_metrics: TaskMetrics
+) -> JobResult:
     """Run one job to a record. Never raises for the job's own failure: it is recorded as failed."""
     started, t0 = _now(), time.perf_counter()
     hw = hardware_info()["fingerprint"]
@@ -219,6 +230,7 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
     status: RunStatus = "done"
     error: str | None = None
     metrics, confusion, predictions, timing, selected = (), None, None, None, {}
+    notes: dict[str, str] = {}
     info_row: dict[str, Any] | None = None
     try:
         seed_everything(job.identity.seed)
@@ -230,13 +242,21 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
         ctx = ProtocolContext(features=state.features, seed=job.identity.seed, model_identity=job.model_identity.token)
         out = protocol.run(adapter, data, job.protocol.config, ctx)
         y = np.asarray(data.test.labels)
-        metric_list, confusion = classification_metrics(y, out.preds, data.spec.labels, suite.bootstrap)
-        metrics = tuple(metric_list) + tuple(out.extra_metrics)
+        # Metrics are computed from the float32 scores the store keeps, so they can be recomputed from it.
         class_scores = None if out.class_scores is None else np.asarray(out.class_scores, dtype=np.float32)
+        evaluation = evaluate(
+            task_metrics,
+            MetricData.of(y, out.preds, len(data.spec.labels), class_scores, out.score_kind),
+            data.spec.labels,
+            suite.bootstrap,
+        )
+        metrics, confusion, notes = evaluation.values + tuple(out.extra_metrics), evaluation.confusion, dict(evaluation.not_applicable)
         predictions = Predictions(
             data.test.ids, y, np.asarray(out.preds), np.asarray(out.scores), class_scores, out.score_kind
         )
         selected = {"inference": inference, **out.selected}
+        if notes:
+            selected["metrics_not_applicable"] = notes
         if suite.timing.enabled:
             timing = measure(
                 out.predict,
@@ -271,7 +291,7 @@ def execute_job(job: Job, state: WorkerState, suite: SuiteConfig, task: Task, da
         env=env,
     )
     hygiene_cache = state.features.root.parent / "hygiene" if state.features.root else None
-    return JobResult(record, info_row, task_row(task, data, hygiene_cache), hardware_row())
+    return JobResult(record, info_row, task_row(task, data, task_metrics, hygiene_cache), hardware_row())
 
 
 def feature_cache_dir(db_path: Path) -> Path:

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.compare.policy import Percentile
-from harness.compare.results import RunResult, load_results, open_readonly
+from harness.compare.results import MetricStat, RunResult, load_results, open_readonly
 from harness.errors import HarnessError, close_match, unknown_name
+from harness.metrics import MetricData, MetricRegistry, TaskMetric
+from harness.metrics.registry import metric_from_description
+from harness.metrics.stats import RankedEntry, rank_with_ties, uses_mcnemar
 from harness.records import TimingRecord
-from harness.stats import CONFUSION_METRICS, RankedEntry, rank_with_ties
 
 CONSTRAINT_FLAGS = {"latency": "--max-latency-ms", "params": "--max-params", "memory": "--max-memory"}
 _COUNT_UNITS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
@@ -155,31 +157,32 @@ def pick(
     *,
     protocol: str | None = None,
     constraints: Constraints = Constraints(),
-    metric: str = "macro_f1",
+    metric: str | None = None,
     hardware: str | None = None,
     alpha: float = 0.05,
     n_boot: int = 1000,
     seed: int = 0,
+    metrics: MetricRegistry | None = None,
 ) -> PickResult:
-    """hardware: a fingerprint (or unique prefix), "current", or None (current if it has timings, else
-    the most common fingerprint among the candidates' timings)."""
+    """metric: None for the task's main metric, else any metric the task declares or the registry (built-ins
+    + plugins in `metrics`) knows. hardware: a fingerprint (or unique prefix), "current", or None (current
+    if it has timings, else the most common fingerprint among the candidates' timings)."""
     if not 0 < alpha < 1:
         raise HarnessError(f"--alpha must be a significance level between 0 and 1 (exclusive), e.g. 0.05, got {alpha:g}.")
-    if metric not in CONFUSION_METRICS:
-        raise HarnessError(
-            f'--metric "{metric}" is not one of {", ".join(CONFUSION_METRICS)}.{close_match(metric, CONFUSION_METRICS)}'
-        )
     runs, notes = _task_runs(Path(db), task, protocol)
+    task_metric = _task_metric(runs, metric, metrics or MetricRegistry())
+    metric = task_metric.id
+    hib = task_metric.higher_is_better
     hw, hw_reason = _resolve_hardware(runs, hardware)
-    candidates = [_candidate(group, hw, constraints.at, metric) for group in _by_candidate(runs).values()]
+    candidates = [_candidate(group, hw, constraints.at, task_metric) for group in _by_candidate(runs).values()]
     candidates = [replace(c, violations=_violations(c, constraints)) for c in candidates]
-    candidates = sorted(_mark_pareto(candidates), key=_by_value)
+    candidates = sorted(_mark_pareto(candidates, hib), key=lambda c: _by_value(c, hib))
     notes += [f"{c.name}: {c.latency_note}." for c in candidates if c.latency_note]
     eligible = [c for c in candidates if c.eligible]
     tie_group: tuple[str, ...] = ()
     choice = blocker = miss = None
     if eligible:
-        ranked, rank_notes = _tie_group(eligible, runs, metric, alpha, n_boot, seed)
+        ranked, rank_notes = _tie_group(eligible, runs, task_metric, alpha, n_boot, seed)
         notes += rank_notes
         by_name = {c.name: c for c in candidates}
         for r in ranked:
@@ -187,8 +190,8 @@ def pick(
         candidates = [by_name[c.name] for c in candidates]
         group = [by_name[r.name] for r in ranked if r.rank == 1]
         tie_group = tuple(c.name for c in group)
-        choice = min(group, key=_cost)
-        explanation = _explain(choice, group, ranked, metric, alpha, hw, constraints.at)
+        choice = min(group, key=lambda c: _cost(c, hib))
+        explanation = _explain(choice, group, ranked, task_metric, alpha, hw, constraints.at)
     else:
         blocker, miss = _nothing_fits(candidates, constraints)
         explanation = _explain_nothing(candidates, constraints, blocker, miss, hw)
@@ -210,14 +213,35 @@ def pick(
     )
 
 
-def _by_value(c: Candidate) -> tuple[bool, float, str]:
-    return (math.isnan(c.value), 0.0 if math.isnan(c.value) else -c.value, c.name)
+def _task_metric(runs: Sequence[RunResult], requested: str | None, registry: MetricRegistry) -> TaskMetric:
+    """The metric to rank by: --metric, else the task's main metric (newest run's task declaration)."""
+    newest = max(runs, key=lambda r: r.finished_at)
+    declared = {str(d["id"]): d for d in newest.task_metrics if d.get("shape", "scalar") == "scalar"}
+    wanted = requested or newest.main_metric
+    description = declared.get(wanted) or (
+        {"id": wanted, "name": wanted, "params": {}} if wanted in registry else None
+    )
+    resolved = metric_from_description(description, registry) if description else None
+    if resolved is None or not resolved.scalar:
+        known = sorted(set(declared) | {n for n in registry.names() if registry.get(n).shape == "scalar"})
+        plugin = " (a plugin metric: pass its --plugin)" if wanted in declared else ""
+        raise HarnessError(
+            f'--metric "{wanted}" is not a metric this harness can compute{plugin}.{close_match(wanted, known)} '
+            f"The task declares: {', '.join(declared) or '(none)'}."
+        )
+    return resolved
 
 
-def _cost(c: Candidate) -> tuple[float, float, float]:
+def _by_value(c: Candidate, higher_is_better: bool = True) -> tuple[bool, float, str]:
+    if math.isnan(c.value):
+        return (True, 0.0, c.name)
+    return (False, -c.value if higher_is_better else c.value, c.name)
+
+
+def _cost(c: Candidate, higher_is_better: bool = True) -> tuple[float, float, float]:
     lat = c.latency_ms if c.latency_ms is not None else math.inf
     params = c.params if c.params is not None else math.inf
-    return (lat, params, -c.value)
+    return (lat, params, -c.value if higher_is_better else c.value)
 
 
 def _task_runs(db: Path, task: str, protocol: str | None) -> tuple[list[RunResult], list[str]]:
@@ -288,12 +312,24 @@ def _resolve_hardware(runs: Sequence[RunResult], requested: str | None) -> tuple
     )
 
 
-def _candidate(runs: Sequence[RunResult], hw: str | None, at: Percentile, metric: str) -> Candidate:
+def _metric_data(run: RunResult, ids: Sequence[str] | None = None) -> MetricData | None:
+    p = run.predictions
+    if p is None:
+        return None
+    idx = list(range(len(p.ids))) if ids is None else [{e: i for i, e in enumerate(p.ids)}[e] for e in ids]
+    n_labels = max(run.n_labels or 0, 1 + int(max(p.labels.max(), p.preds.max())))
+    scores = p.scores[idx] if p.scores is not None and p.scores.shape[1] == n_labels else None
+    return MetricData.of(p.labels[idx], p.preds[idx], n_labels, scores, p.score_kind if scores is not None else None)
+
+
+def _candidate(runs: Sequence[RunResult], hw: str | None, at: Percentile, metric: TaskMetric) -> Candidate:
     """Latency: the median over the candidate's seeds of its timings on `hw`, leaving out contended
     timings (they measure the other work on the machine, not the model) and timings whose sample count
     does not support the percentile."""
     rep = runs[0]
-    stat = rep.metrics.get(metric)
+    stat = rep.metrics.get(metric.id)
+    if stat is None and (data := _metric_data(rep)) is not None and not metric.metric.not_applicable(data):
+        stat = MetricStat(metric.point(data))  # a registered metric the task did not declare: no stored CI
     on_hw = [r.timing for r in runs if r.timing is not None and r.timing.hardware == hw]
     quiet = [t for t in on_hw if not t.contended]
     values = [v for v in (t.reported(at) for t in quiet) if v is not None]
@@ -342,12 +378,13 @@ def _violations(c: Candidate, k: Constraints) -> dict[str, float]:
     return out
 
 
-def _mark_pareto(cands: list[Candidate]) -> list[Candidate]:
-    """Pareto fronts over all candidates: higher metric vs lower latency, higher metric vs fewer params."""
+def _mark_pareto(cands: list[Candidate], higher_is_better: bool = True) -> list[Candidate]:
+    """Pareto fronts over all candidates: better metric vs lower latency, better metric vs fewer params."""
+    sign = 1.0 if higher_is_better else -1.0
 
     def front(cost: str) -> set[str]:
         pts = [
-            (c.name, c.value, getattr(c, cost))
+            (c.name, sign * c.value, getattr(c, cost))
             for c in cands
             if getattr(c, cost) is not None and not math.isnan(c.value)
         ]
@@ -363,14 +400,14 @@ def _mark_pareto(cands: list[Candidate]) -> list[Candidate]:
 def _tie_group(
     eligible: Sequence[Candidate],
     runs: Sequence[RunResult],
-    metric: str,
+    metric: TaskMetric,
     alpha: float,
     n_boot: int,
     seed: int,
 ) -> tuple[list[RankedEntry], list[str]]:
     """Ranks with tie groups on the representative runs' predictions, aligned on shared example ids."""
     by_key = {r.key: r for r in runs}
-    ordered = sorted(eligible, key=_by_value)
+    ordered = sorted(eligible, key=lambda c: _by_value(c, metric.higher_is_better))
     notes = []
     testable = [c for c in ordered if c.has_predictions]
     untestable = [c.name for c in ordered if not c.has_predictions]
@@ -394,15 +431,15 @@ def _tie_group(
     ids = sorted(common)
     if any(p is not None and len(p.ids) != len(ids) for p in preds):
         notes.append(f"Paired tests use the {len(ids)} test examples all candidates share.")
-    entries = []
-    for c, p in zip(testable, preds, strict=True):
-        assert p is not None
-        pos = {eid: i for i, eid in enumerate(p.ids)}
-        idx = [pos[i] for i in ids]
-        entries.append((c.name, p.labels[idx], p.preds[idx]))
-    n_labels = max((by_key[c.run_key].n_labels or 0) for c in testable) or None
+    datas = [_metric_data(by_key[c.run_key], ids) for c in testable]
+    n_labels = max(d.n_labels for d in datas if d is not None)
+    aligned = [d if d is not None and d.n_labels == n_labels else _widen(d, n_labels) for d in datas]
+    reasons = [why for d in aligned if (why := metric.metric.not_applicable(d))]
+    if reasons:
+        notes.append(f"No paired test on {metric.id}: {reasons[0]} Candidates are ordered by stored value.")
+        return [RankedEntry(c.name, c.value, i + 1, None, None) for i, c in enumerate(ordered)], notes
     try:
-        ranked = rank_with_ties(entries, metric, alpha, n_boot, seed, n_labels=n_labels)
+        ranked = rank_with_ties([c.name for c in testable], aligned, metric, alpha=alpha, n_boot=n_boot, seed=seed)
     except HarnessError as exc:
         raise HarnessError(f"Cannot rank the candidates on paired predictions: {exc}") from None
     return ranked, notes
@@ -420,27 +457,32 @@ def _costs(c: Candidate, at: str, hw: str | None) -> str:
     return f"{lat}, {format_count(c.params)} parameters"
 
 
-def _test_name(metric: str) -> str:
-    return "McNemar test" if metric == "accuracy" else "paired bootstrap"
+def _widen(d: MetricData | None, n_labels: int) -> MetricData:
+    assert d is not None
+    return MetricData.of(d.y, d.pred, n_labels)
+
+
+def _test_name(metric: TaskMetric) -> str:
+    return "McNemar test" if uses_mcnemar(metric) else "paired bootstrap"
 
 
 def _explain(
     choice: Candidate,
     group: Sequence[Candidate],
     ranked: Sequence[RankedEntry],
-    metric: str,
+    task_metric: TaskMetric,
     alpha: float,
     hw: str | None,
     at: str,
 ) -> str:
     best = group[0]
     where = f" on hardware {hw}" if hw and choice.latency_ms is not None else ""
-    head = f"Recommended: {choice.name} with {metric} {choice.value:.4f}{_ci_text(choice)}, {_costs(choice, at, hw)}{where}."
+    head = f"Recommended: {choice.name} with {task_metric.id} {choice.value:.4f}{_ci_text(choice)}, {_costs(choice, at, hw)}{where}."
     if len(group) == 1:
         nxt = next((r for r in ranked if r.rank != 1), None)
         why = " It is the best eligible candidate and no other is statistically tied with it"
         if nxt is not None:
-            why += f" (the next best, {nxt.name} at {nxt.value:.4f}, is significantly worse by {_test_name(metric)})"
+            why += f" (the next best, {nxt.name} at {nxt.value:.4f}, is significantly worse by {_test_name(task_metric)})"
         return head + why + "."
     others = ", ".join(c.name for c in group if c.name != best.name)
     if choice.name == best.name:
@@ -450,7 +492,7 @@ def _explain(
         )
     return head + (
         f" The best eligible candidate is {best.name} at {best.value:.4f} ({_costs(best, at, hw)}); "
-        f"{choice.name} is not significantly worse ({_test_name(metric)} p={choice.p_value:.3g} >= alpha {alpha:g}) "
+        f"{choice.name} is not significantly worse ({_test_name(task_metric)} p={choice.p_value:.3g} >= alpha {alpha:g}) "
         f"and is the cheapest of the {len(group)} candidates tied with the best (lowest latency, then fewest "
         "parameters)."
     )

@@ -1,9 +1,12 @@
-"""Task discovery: built-ins, installed plugins (entry point group "harness.tasks") and paths the user
-names (a .py file, a .yaml/.yml file, or a folder of YAML files). Code is imported only from installed
-packages and from .py paths the user named.
+"""Task and metric discovery: built-ins, installed plugins (entry point groups "harness.tasks" and
+"harness.metrics") and paths the user names (a .py file, a .yaml/.yml file, or a folder of YAML files).
+Code is imported only from installed packages and from .py paths the user named.
 
-An entry point may load a Task subclass (instantiated without arguments), a Task instance, or a
-factory callable returning a Task or an iterable of Tasks.
+A task entry point may load a Task subclass (instantiated without arguments), a Task instance, or a
+factory callable returning a Task or an iterable of Tasks. A metric entry point loads a MetricDef or an
+iterable of them; a .py plugin contributes its module-level Task subclasses and MetricDef objects.
+Each task's declared metrics are resolved against the discovered metrics when the registry is built,
+so a bad `metrics:` / `main_metric:` is a ConfigError at load naming the file and the key.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from harness.builtin_tasks import BUILTIN_TASK_CLASSES, builtin_yaml_files
 from harness.data.task_options import CachedTask, ConfiguredTask, TaskOptions
 from harness.data.yaml_task import YamlTask
 from harness.errors import ConfigError, HarnessError, unknown_name
+from harness.metrics import MetricDef, MetricRegistry, TaskMetrics
 from harness.tasks import Task, TaskSpec
 
 ENTRY_POINT_GROUP = "harness.tasks"
+METRIC_ENTRY_POINT_GROUP = "harness.metrics"
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -125,9 +130,8 @@ def _import_failure(path: Path, exc: BaseException) -> str:
     return f"Plugin {path} failed to import{at}: {what}."
 
 
-def _python_plugin_tasks(path: Path) -> list[tuple[Task, str]]:
-    module = _import_path(path)
-    classes = [
+def _task_classes(module: ModuleType) -> list[type[Task]]:
+    return [
         obj
         for obj in vars(module).values()
         if inspect.isclass(obj)
@@ -135,10 +139,48 @@ def _python_plugin_tasks(path: Path) -> list[tuple[Task, str]]:
         and obj.__module__ == module.__name__
         and not inspect.isabstract(obj)
     ]
-    if not classes:
-        raise ConfigError(f"Plugin {path} defines no concrete harness.tasks.Task subclass.")
+
+
+def _module_metrics(module: ModuleType) -> list[MetricDef]:
+    return [obj for obj in vars(module).values() if isinstance(obj, MetricDef)]
+
+
+def _python_plugin_tasks(path: Path) -> list[tuple[Task, str]]:
+    module = _import_path(path)
+    classes = _task_classes(module)
+    if not classes and not _module_metrics(module):
+        raise ConfigError(
+            f"Plugin {path} defines no concrete harness.tasks.Task subclass and no harness.metrics.MetricDef."
+        )
     origin = f"plugin file {path}"
     return [(_instantiate(cls, f"{origin} ({cls.__name__})"), origin) for cls in classes]
+
+
+def _entry_point_metrics() -> list[tuple[MetricDef, str]]:
+    found: list[tuple[MetricDef, str]] = []
+    for ep in importlib.metadata.entry_points(group=METRIC_ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        origin = f"entry point '{ep.name} = {ep.value}'" + (f" of package {dist.name} {dist.version}" if dist else "")
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            raise ConfigError(
+                f"{origin} (group {METRIC_ENTRY_POINT_GROUP}) failed to import: {type(exc).__name__}: {exc}. "
+                "Fix or uninstall that package."
+            ) from exc
+        items = obj if isinstance(obj, Iterable) and not isinstance(obj, (str, MetricDef)) else [obj]
+        found.extend((m, origin) for m in items)
+    return found
+
+
+def discover_metrics(plugins: Sequence[Path | str] = ()) -> MetricRegistry:
+    """Built-in metrics + the harness.metrics entry point group + MetricDefs of the .py plugins named."""
+    found = _entry_point_metrics()
+    for raw in plugins:
+        path = Path(raw).expanduser().resolve()
+        if path.is_file() and path.suffix == ".py":
+            found.extend((m, f"plugin file {path}") for m in _module_metrics(_import_path(path)))
+    return MetricRegistry(found)
 
 
 def _path_tasks(raw: Path | str) -> list[tuple[Task, str]]:
@@ -164,7 +206,9 @@ def _path_tasks(raw: Path | str) -> list[tuple[Task, str]]:
 class TaskRegistry:
     """Task name -> Task. Loaded data is cached per (name, options) for the life of the registry."""
 
-    def __init__(self, entries: Iterable[tuple[Task, str]]) -> None:
+    def __init__(self, entries: Iterable[tuple[Task, str]], metrics: MetricRegistry | None = None) -> None:
+        self.metric_registry = metrics or MetricRegistry()
+        self._metrics: dict[str, TaskMetrics] = {}
         self._entries: dict[str, TaskEntry] = {}
         for task, origin in entries:
             name = task.spec.name
@@ -174,6 +218,10 @@ class TaskRegistry:
                     "Rename one of them (task names must be unique)."
                 )
             self._entries[name] = TaskEntry(name=name, origin=origin, task=task)
+            spec = task.spec
+            self._metrics[name] = self.metric_registry.resolve(
+                spec.metrics, spec.main_metric, len(spec.labels), where=_task_where(task, origin)
+            )
         self._base: dict[str, CachedTask] = {}
         self._configured: dict[tuple[str, str], Task] = {}
 
@@ -187,7 +235,7 @@ class TaskRegistry:
         entries += _entry_point_tasks()
         for path in plugins:
             entries += _path_tasks(path)
-        return cls(entries)
+        return cls(entries, discover_metrics(plugins))
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -197,6 +245,11 @@ class TaskRegistry:
 
     def entries(self) -> list[TaskEntry]:
         return [self._entries[name] for name in self.names()]
+
+    def task_metrics(self, name: str) -> TaskMetrics:
+        """The task's resolved metrics (declared or default) and main metric."""
+        self._entry(name)
+        return self._metrics[name]
 
     def origin(self, name: str) -> str:
         return self._entry(name).origin
@@ -218,3 +271,8 @@ class TaskRegistry:
         if key not in self._configured:
             self._configured[key] = ConfiguredTask(self._base[name], parsed)
         return self._configured[key]
+
+
+def _task_where(task: Task, origin: str) -> str:
+    path = getattr(task, "path", None)
+    return str(path) if isinstance(path, Path) else f"{origin}, task {task.spec.name!r}"

@@ -1,4 +1,9 @@
-"""Rich renderables for the terminal: leaderboard tables per task from the store."""
+"""Rich renderables for the terminal: leaderboard tables per task from the store.
+
+Columns and order come from each task's declared metrics (stored with the task): the main metric with
+its 95% CI first, then the task's other single-number metrics; rows sorted best first by the main metric
+(lower-is-better metrics ascending).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,13 @@ from rich.text import Text
 
 from harness.console import esc
 from harness.data.task_options import limited_run_note
+from harness.metrics import MetricInfo
+from harness.metrics.registry import stored_metric_infos
 from harness.records import PERCENTILE_MIN_SAMPLES
 from harness.store import Store
 
 WITHHELD = "—"
+MAX_OTHER_METRICS = 2  # terminal width: the main metric + CI + this many of the task's other metrics
 
 
 def _latency(row: dict[str, Any], at: str) -> str:
@@ -40,8 +48,8 @@ def _contention_figures(row: dict[str, Any]) -> str:
     return ", ".join(figures)
 
 
-def _ci_range(row: dict[str, Any], name: str) -> str:
-    lo, hi = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+def _ci_range(m: dict[str, Any] | None) -> str:
+    lo, hi = (m or {}).get("ci_low"), (m or {}).get("ci_high")
     return f"{lo:.3f}-{hi:.3f}" if lo is not None and hi is not None else "-"
 
 
@@ -67,13 +75,22 @@ def _weights_column(runs: list[dict[str, Any]]) -> bool:
     return any(len(v) > 1 or None in v for v in versions.values())
 
 
+def _value(row: dict[str, Any], metric: MetricInfo) -> str:
+    m = row["metrics"].get(metric.id)
+    if m is not None:
+        return _fmt(m["value"], ".3f")
+    return "n/a" if metric.id in row["metric_notes"] else "-"
+
+
 def leaderboard_tables(store: Store, task: str | None = None, model: str | None = None) -> list[RenderableType]:
-    """Per task: finished runs sorted by macro-F1, then the runs that were not applicable or failed."""
+    """Per task: finished runs sorted by the task's main metric, then the runs that were not applicable or
+    failed; a declared metric that does not apply to a run's class scores shows n/a with the reason below."""
     from harness.data.hygiene import leak_summary
 
     rows = store.results_table(task)
     hygiene = store.task_hygiene()
     data_versions = store.task_data_versions()
+    specs = store.task_specs()
     # Limited runs (harness run --limit) get a table of their own, titled as such: never mixed with full runs.
     by_task: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -82,10 +99,17 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
     out: list[RenderableType] = []
     for task_name, limited in sorted(by_task):
         runs = by_task[(task_name, limited)]
+        infos, main_id = stored_metric_infos(specs.get(task_name))
+        main = next((m for m in infos if m.id == main_id), MetricInfo(main_id, main_id))
+        declared_others = [m for m in infos if m.scalar and m.id != main.id]
+        others = declared_others[:MAX_OTHER_METRICS]
         multi_seed = len({r["seed"] for r in runs}) > 1
         weights = _weights_column(runs)
         several_data = len({r["data_fingerprint"] for r in runs}) > 1
-        title = esc(task_name) + (f" [bold yellow]LIMITED RUN: {esc(limited)}[/bold yellow]" if limited else "")
+        direction = "higher" if main.higher_is_better else "lower"
+        title = esc(f"{task_name} — ranked by {main.label} ({direction} is better)") + (
+            f" [bold yellow]LIMITED RUN: {esc(limited)}[/bold yellow]" if limited else ""
+        )
         table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
         table.add_column("model", overflow="fold", min_width=10)
         table.add_column("protocol", overflow="fold", min_width=8)
@@ -95,20 +119,30 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
             table.add_column("data", no_wrap=True)
         if weights:
             table.add_column("weights", no_wrap=True)
-        for col in ("macro-F1", "95% CI", "accuracy", "p50 ms", "p95", "p99", "n", "items/s", "params"):
+        for col in (main.label, "95% CI", *(m.label for m in others)):
+            table.add_column(esc(col), justify="right")  # headers may wrap; values are short
+        for col in ("p50 ms", "p95", "p99", "n", "items/s", "params"):
             table.add_column(col, justify="right", no_wrap=True)
-        done = sorted((r for r in runs if r["status"] == "done"), key=lambda r: (-(r["macro_f1"] or 0.0), r["model"]))
+        done = sorted(
+            (r for r in runs if r["status"] == "done"),
+            key=lambda r: (main.sort_key((r["metrics"].get(main.id) or {}).get("value")), r["model"], r["protocol"]),
+        )
+        notes: list[tuple[str, str]] = []
         for r in done:
             cells = [esc(r["model"]), esc(r["protocol"])] + ([str(r["seed"])] if multi_seed else [])
             cells += [f"v{esc(r['task_version'])} {r['data_fingerprint'][:8]}"] if several_data else []
             cells += [esc(r["model_weights"] or "not recorded")] if weights else []
+            cells += [_value(r, main), _ci_range(r["metrics"].get(main.id)), *(_value(r, m) for m in others)]
             cells += [
-                _fmt(r["macro_f1"], ".3f"), _ci_range(r, "macro_f1"), _fmt(r["accuracy"], ".3f"),
                 _latency(r, "p50"), _latency(r, "p95"), _latency(r, "p99"), _fmt(r["n_timed"], "d"),
                 _fmt(r["items_per_s"], ",.0f"), _params(r["params"]),
             ]  # fmt: skip
             table.add_row(*cells)
+            notes += [(f"{r['model']} / {r['protocol']}: {name}", str(why)) for name, why in r["metric_notes"].items()]
         out.append(table)
+        if len(declared_others) > len(others):
+            rest = ", ".join(m.label for m in declared_others[len(others) :])
+            out.append(Text(f"  also stored: {rest} (site task pages and the metrics table show every metric)"))
         out.extend(_latency_notes(done))
         versions = data_versions.get(task_name, [])
         if len(versions) > 1:
@@ -121,6 +155,8 @@ def leaderboard_tables(store: Store, task: str | None = None, model: str | None 
         leaks = leak_summary(hygiene.get(task_name))
         if leaks:
             out.append(Text.from_markup("  [bold yellow]data leak:[/bold yellow] ", end="") + Text(leaks))
+        for where, why in notes:
+            out.append(Text.from_markup("  [dim]n/a[/dim] ", end="") + Text(f"{where}: {why}"))
         for r in sorted((r for r in runs if r["status"] != "done"), key=lambda r: (r["status"], r["model"])):
             reason = (r["error"] or "").splitlines()[0] if r["error"] else ""
             tag = "[dim]n/a[/dim]" if r["status"] == "not_applicable" else "[bold red]FAILED[/bold red]"

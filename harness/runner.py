@@ -15,6 +15,7 @@ from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.executors import Executor, LocalExecutor, ProgressCallback, SweepContext
 from harness.executors.base import ExecutionStats
 from harness.jobs import Job, JobResult, digest_cache_path, feature_cache_dir, make_job
+from harness.metrics import TaskMetrics
 from harness.models.identity import DigestCache, model_identity
 from harness.store import Store
 from harness.tasks import Task, TaskData
@@ -55,6 +56,7 @@ class RunControl:
 class Plan:
     jobs: list[Job]
     tasks: dict[str, Task]
+    metrics: dict[str, TaskMetrics]  # task name -> its resolved metrics
     skipped_modality: list[tuple[str, str]] = field(default_factory=list)  # (model, task) pairs
     modalities: dict[str, tuple[str, str]] = field(default_factory=dict)  # "model/task" -> (model's, task's)
 
@@ -118,6 +120,7 @@ def plan_suite(
 
     registry = TaskRegistry.discover([*suite.plugins, *plugins])
     tasks: dict[str, Task] = {}
+    metrics: dict[str, TaskMetrics] = {}
     for ref in suite.tasks:
         if ref.name not in registry.names():
             raise HarnessError(f"{suite.path}: tasks: {unknown_name('task', ref.name, registry.names())}")
@@ -125,6 +128,7 @@ def plan_suite(
             tasks[ref.name] = registry.get(ref.name, ref.options or None)
         except ConfigError as exc:  # task options: name the suite file too
             raise ConfigError(f"{suite.path}: tasks: {exc}") from None
+        metrics[ref.name] = registry.task_metrics(ref.name)
     jobs: list[Job] = []
     skipped: list[tuple[str, str]] = []
     digests = DigestCache(digest_cache_path(store.path.resolve()))
@@ -147,8 +151,13 @@ def plan_suite(
                 if model.protocols is not None and protocol.name not in model.protocols:
                     continue
                 for seed in suite.seeds:
-                    jobs.append(make_job(suite, model, identities[model.spec.name], task, ref, fingerprint, protocol, seed))
-    return Plan(jobs, tasks, skipped, modalities)
+                    jobs.append(
+                        make_job(
+                            suite, model, identities[model.spec.name], task, ref, fingerprint, protocol, seed,
+                            metrics[ref.name],
+                        )  # fmt: skip
+                    )
+    return Plan(jobs, tasks, metrics, skipped, modalities)
 
 
 def plan_sweep(
@@ -201,6 +210,9 @@ class PlannedTasks:
 
     def data(self, task: Task) -> TaskData:
         return self.loader.data(task)
+
+    def metrics(self, ref: TaskRef) -> TaskMetrics:
+        return self.plan.metrics[ref.name]
 
 
 def run_suite(

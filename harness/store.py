@@ -469,24 +469,49 @@ class Store:
         return rows[0] if rows else None
 
     def results_table(self, task: str | None = None) -> list[dict[str, Any]]:
-        """One row per finished run with its headline metrics and timing, for show/site/compare/pick."""
+        """One row per stored run with its timing and `metrics` (id -> value and CI, every single-number
+        metric stored for it) and `metric_notes` (id -> why a declared metric does not apply)."""
         sql = """
         SELECT r.key, r.suite, r.label, r.model, r.task, r.task_version, r.data_fingerprint, r.protocol, r.seed,
                r.status, r.error, r.finished_at, r.hardware, r.selected_json, r.config_json, r.model_weights,
-               acc.value AS accuracy, acc.ci_low AS accuracy_ci_low, acc.ci_high AS accuracy_ci_high,
-               f1.value AS macro_f1, f1.ci_low AS macro_f1_ci_low, f1.ci_high AS macro_f1_ci_high,
                t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb, t.batch_size, t.device,
                t.n_timed, t.p50_rel_ci, t.contended, t.run_wait_frac, t.others_cpu_frac, t.weights_mb, t.load_s,
                m.params, m.family
         FROM runs r
-        LEFT JOIN metrics acc ON acc.run_key = r.key AND acc.name = 'accuracy'
-        LEFT JOIN metrics f1 ON f1.run_key = r.key AND f1.name = 'macro_f1'
         LEFT JOIN timings t ON t.run_key = r.key
         LEFT JOIN models m ON m.name = r.model
         WHERE (:task IS NULL OR r.task = :task)
-        ORDER BY r.task, r.protocol, f1.value DESC
+        ORDER BY r.task, r.protocol, r.model
         """
-        return list(self.db.query(sql, {"task": task}))
+        rows = list(self.db.query(sql, {"task": task}))
+        metrics: dict[str, dict[str, dict[str, float | None]]] = {}
+        metric_sql = """SELECT x.run_key, x.name, x.value, x.ci_low, x.ci_high FROM metrics x JOIN runs r ON r.key = x.run_key
+                        WHERE instr(x.name, '/') = 0 AND (:task IS NULL OR r.task = :task)"""
+        for key, name, value, lo, hi in self.db.execute(metric_sql, {"task": task}).fetchall():
+            metrics.setdefault(key, {})[name] = {"value": value, "ci_low": lo, "ci_high": hi}
+        for row in rows:
+            row["metrics"] = metrics.get(row["key"], {})
+            try:
+                notes = json.loads(row["selected_json"] or "{}").get("metrics_not_applicable") or {}
+            except (ValueError, AttributeError):
+                notes = {}
+            row["metric_notes"] = notes if isinstance(notes, dict) else {}
+        return rows
+
+    def task_specs(self) -> dict[str, dict[str, Any]]:
+        """Task name -> its stored spec (tasks.spec_json: declared metrics, main metric) of its newest version."""
+        rows = self.db.execute(
+            "SELECT t.name, t.spec_json FROM tasks t JOIN runs r ON r.task = t.name AND r.task_version = t.version "
+            "GROUP BY t.name, t.version ORDER BY max(r.finished_at)"
+        ).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for name, raw in rows:
+            try:
+                spec = json.loads(raw) if raw else {}
+            except ValueError:
+                spec = {}
+            out[name] = spec if isinstance(spec, dict) else {}
+        return out
 
 
 def _has_sqlite_header(path: Path) -> bool:

@@ -41,6 +41,19 @@ def lm_prompt_problem(template: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class MetricRef:
+    """A metric as a task declares it: a registered name, parameters, and the name its values are stored
+    under (`id`, default: the metric's name; needed only to use one metric twice, e.g. top-1 and top-3)."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": dict(self.params), "id": self.id}
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """Metadata every task carries; the leaderboard shows it and job keys include name + version."""
 
@@ -53,7 +66,10 @@ class TaskSpec:
     license: str = ""
     citation: str = ""
     homepage: str = ""
-    main_metric: str = "macro_f1"
+    # Metric names (see harness.metrics; `harness metrics` lists them) or MetricRefs; empty: the default
+    # set. main_metric: ranks and gates; empty: macro-F1 when declared, else the first metric declared.
+    metrics: tuple[str | MetricRef, ...] = ()
+    main_metric: str = ""
     # Zero-shot prompt templates with a "{label}" placeholder; scores are averaged over templates.
     prompt_templates: tuple[str, ...] = ("{label}",)
     # Optional words used in prompts instead of the raw label names (label -> verbalizer).
@@ -93,6 +109,7 @@ class TaskSpec:
             "license": self.license,
             "citation": self.citation,
             "homepage": self.homepage,
+            "metrics": [m if isinstance(m, str) else m.as_dict() for m in self.metrics],
             "main_metric": self.main_metric,
             "prompt_templates": list(self.prompt_templates),
             "label_verbalizers": dict(self.label_verbalizers),

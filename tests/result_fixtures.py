@@ -2,8 +2,9 @@
 
 scikit-learn models are trained on scikit-learn's load_digits (1,797 real 8x8 images, a fixed
 stratified split: 1,257 train / 540 test), and their real test predictions are written through
-Store.write_run with harness.records types, exactly as the runner writes them. Metrics come from
-harness.metrics.classification_metrics (the project's own metric code).
+Store.write_run with harness.records types, exactly as the runner writes them, class scores included
+(predict_proba: probability; decision_function: logit). Metrics come from harness.metrics.evaluate with
+the task's metrics (default set unless a test declares others).
 
 Timings are either measured for real (measured_timing, harness.timing.measure) or given as fixed
 numbers (fixed_timing) where a test must assert on latency logic without depending on wall-clock noise.
@@ -32,9 +33,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from harness.metrics import BootstrapConfig, classification_metrics
+from harness.metrics import BootstrapConfig, MetricData, MetricRegistry, TaskMetrics, evaluate
 from harness.models.base import ModelSpec
-from harness.records import JobIdentity, Predictions, RunRecord, TimingRecord
+from harness.records import JobIdentity, Predictions, RunRecord, ScoreKind, TimingRecord
 from harness.store import Store
 from harness.tasks import Split
 
@@ -42,6 +43,13 @@ TASK = "digits-fixture"
 LABELS = tuple(str(d) for d in range(10))
 HW_A = "hw-a-0123456789"
 HW_B = "hw-b-9876543210"
+
+
+def task_metrics(metrics: tuple[Any, ...] = (), main: str = "") -> TaskMetrics:
+    return MetricRegistry().resolve(metrics, main, len(LABELS), where="fixture task")
+
+
+DEFAULT_METRICS = task_metrics()
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +86,8 @@ class TrainedModel:
     predict: Callable[[np.ndarray], np.ndarray]
     protocol_config: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
+    class_scores: np.ndarray | None = None
+    score_kind: ScoreKind | None = None
 
 
 def _param_count(model: Any) -> int:
@@ -130,11 +140,19 @@ def train(
         x, y = x[idx], y[idx]
     model = clone(estimator).fit(x, y)
     preds = np.asarray(model.predict(d.x_test), dtype=np.int64)
-    scores = (
-        model.predict_proba(d.x_test).max(axis=1) if hasattr(model, "predict_proba") else np.ones(len(preds))
-    )
+    kind: ScoreKind | None = None
+    class_scores = None
+    if hasattr(model, "predict_proba"):
+        class_scores, kind = model.predict_proba(d.x_test), "probability"
+    elif hasattr(model, "decision_function"):
+        class_scores, kind = model.decision_function(d.x_test), "logit"
+    if class_scores is not None:
+        class_scores = np.asarray(class_scores, dtype=np.float32)
+    scores = class_scores.max(axis=1) if class_scores is not None else np.ones(len(preds))
     config = dict(protocol_config or {"per_class": per_class, "estimator": type(estimator).__name__})
-    return TrainedModel(name, preds, np.asarray(scores), _param_count(model), model.predict, config, seed)
+    return TrainedModel(
+        name, preds, np.asarray(scores), _param_count(model), model.predict, config, seed, class_scores, kind
+    )
 
 
 def logreg(C: float = 1.0) -> Any:
@@ -212,11 +230,11 @@ def make_record(
     with_predictions: bool = True,
     finished_at: str = "2025-01-01T00:00:00+00:00",
     git_hash: str | None = None,
+    metrics: TaskMetrics = DEFAULT_METRICS,
 ) -> RunRecord:
     d = digits()
-    metrics, confusion = classification_metrics(
-        d.y_test, model.preds, LABELS, BootstrapConfig(n_boot=200, seed=0)
-    )
+    data = MetricData.of(d.y_test, model.preds, len(LABELS), model.class_scores, model.score_kind)
+    evaluation = evaluate(metrics, data, LABELS, BootstrapConfig(n_boot=200, seed=0))
     fingerprint = data_fingerprint or d.fingerprint
     config = {
         "model": ModelSpec(name=model.name, family="sklearn", revision=revision).as_dict(),
@@ -227,7 +245,11 @@ def make_record(
     # The label is part of the fixture key so one database can hold both sides of a comparison.
     key = hashlib.sha256(json.dumps([config, suite, label], sort_keys=True).encode()).hexdigest()[:24]
     job = JobIdentity(key, suite, model.name, TASK, task_version, fingerprint, protocol, model.seed, config)
-    preds = Predictions(d.test_ids, d.y_test, model.preds, model.scores) if with_predictions else None
+    preds = (
+        Predictions(d.test_ids, d.y_test, model.preds, model.scores, model.class_scores, model.score_kind)
+        if with_predictions
+        else None
+    )
     env = {"harness_version": "test", "git_hash": git_hash, "hardware": timing.hardware if timing else HW_A}
     return RunRecord(
         job=job,
@@ -235,8 +257,9 @@ def make_record(
         started_at=finished_at,
         finished_at=finished_at,
         duration_s=0.1,
-        metrics=tuple(metrics),
-        confusion=confusion,
+        metrics=evaluation.values,
+        confusion=evaluation.confusion,
+        selected={"metrics_not_applicable": dict(evaluation.not_applicable)} if evaluation.not_applicable else {},
         predictions=preds,
         timing=timing,
         env=env,
@@ -258,8 +281,11 @@ def failed_record(
     return RunRecord(job=job, status="failed", started_at=t, finished_at=t, duration_s=0.1, error=error)
 
 
-def write_store(path: Path, records: Iterable[RunRecord | tuple[RunRecord, str]]) -> Path:
-    """Write records (optionally with a runs.label) through Store.write_run, with model/task/hardware rows."""
+def write_store(
+    path: Path, records: Iterable[RunRecord | tuple[RunRecord, str]], metrics: TaskMetrics = DEFAULT_METRICS
+) -> Path:
+    """Write records (optionally with a runs.label) through Store.write_run, with model/task/hardware rows;
+    the task row declares `metrics` as the runner's does."""
     store = Store(path)
     try:
         for item in records:
@@ -281,6 +307,7 @@ def write_store(path: Path, records: Iterable[RunRecord | tuple[RunRecord, str]]
                     "labels_json": json.dumps(list(LABELS)),
                     "n_test": len(digits().y_test),
                     "fingerprint": record.job.data_fingerprint,
+                    "spec_json": json.dumps({"name": TASK, **metrics.describe()}, default=str),
                 },
                 hardware_row={"fingerprint": record.timing.hardware} if record.timing else None,
             )

@@ -402,7 +402,7 @@ def test_cli_exit_codes_and_formats(dbs: dict[str, Path], tmp_path: Path) -> Non
         (["--baseline", "{base}", "--candidate", "{base}"], "same result set"),
         (["--baseline", "{base}", "--format", "html"], '--format "html" is not one of'),
         (["--baseline", "{base}", "--latency-at", "p90"], "--latency-at must be one of"),
-        (["--baseline", "{base}", "--metric", "f1"], "is not one of"),
+        (["--baseline", "{base}", "--metric", "mcx"], "is neither a metric the compared tasks declare nor a registered metric. Did you mean \"mcc\""),
         (["--baseline", "{dir}/nope.json"], "does not exist"),
     ],
 )

@@ -19,6 +19,7 @@ from sklearn.metrics import f1_score
 from harness.config import load_suite
 from harness.errors import ConfigError, HarnessError
 from harness.features import FeatureCache
+from harness.metrics.stats import mcnemar
 from harness.models import ModelSpec, load_adapter, resolve_source
 from harness.models.base import ModelAdapter, TrainableBackbone
 from harness.protocols import finetune_loop
@@ -31,7 +32,6 @@ from harness.protocols.finetune_runtime import TrainPrecision, training_precisio
 from harness.registry import TaskRegistry
 from harness.runner import run_suite
 from harness.seeding import seed_everything
-from harness.stats import mcnemar
 from harness.store import Store
 from harness.tasks import TaskData
 

@@ -1,61 +1,203 @@
+"""The metric registry: every built-in metric against sklearn, vectorised forms against point functions,
+score-kind applicability, and task declarations resolved with clear errors."""
+
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    balanced_accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    matthews_corrcoef,
+    roc_auc_score,
+)
 
-from harness.metrics import BootstrapConfig, bootstrap_confusions, classification_metrics, point_metrics
+from harness.errors import ConfigError
+from harness.metrics import BootstrapConfig, MetricData, MetricRegistry, evaluate
+from harness.metrics.builtin import BUILTIN_METRICS
+from harness.metrics.resample import confusions, resample_indices, resampled_values
+from harness.registry import TaskRegistry
+from harness.tasks import MetricRef
+
+REGISTRY = MetricRegistry()
+LABEL_METRICS = [m.name for m in BUILTIN_METRICS if m.shape == "scalar" and m.needs == "labels"]
+SCORE_METRICS = [m.name for m in BUILTIN_METRICS if m.needs == "scores"]
 
 
-def _noisy_predictions(n: int = 500, n_labels: int = 5, acc: float = 0.7, seed: int = 0):
+def _run(n: int = 400, n_labels: int = 5, acc: float = 0.7, seed: int = 0, absent: bool = True) -> MetricData:
+    """Noisy predictions with softmax class scores; label n_labels-1 never occurs when `absent`."""
     rng = np.random.default_rng(seed)
-    y = rng.integers(0, n_labels, n)
-    pred = np.where(rng.random(n) < acc, y, rng.integers(0, n_labels, n))
-    return y, pred
+    y = rng.integers(0, n_labels - 1 if absent else n_labels, n)
+    logits = rng.normal(size=(n, n_labels))
+    logits[np.arange(n), y] += np.where(rng.random(n) < acc, 3.0, 0.0)
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return MetricData.of(y, p.argmax(axis=1), n_labels, p.astype(np.float32), "probability")
+
+
+def _tm(name: str, n_labels: int = 5, **params: object):
+    return REGISTRY.resolve([MetricRef(name, params)], name, n_labels, where="test").get(name)
 
 
 def test_macro_f1_is_macro_over_all_declared_labels_not_binary() -> None:
-    y = np.array([0, 0, 1, 1])
-    pred = np.array([0, 1, 1, 1])
+    d = MetricData.of([0, 0, 1, 1], [0, 1, 1, 1], 3)
     # Label 2 is declared but absent: it counts as F1 = 0 in the macro mean (sklearn with labels=...).
-    metrics = point_metrics(y, pred, n_labels=3)
-    expected = f1_score(y, pred, labels=[0, 1, 2], average="macro", zero_division=0)
-    assert metrics["macro_f1"] == pytest.approx(expected)
-    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8 + 0) / 3)
+    assert _tm("macro_f1", 3).point(d) == pytest.approx((2 / 3 + 0.8 + 0) / 3)
 
 
-def test_vectorised_bootstrap_confusions_match_sklearn_on_the_same_resamples() -> None:
-    y, pred = _noisy_predictions(n=120)
-    cfg = BootstrapConfig(n_boot=7, seed=3)
-    cms = bootstrap_confusions(y, pred, 5, cfg)
-    rng = np.random.default_rng(3)
-    idx = rng.integers(0, len(y), size=(7, len(y)))
-    for b in range(7):
-        np.testing.assert_array_equal(cms[b], confusion_matrix(y[idx[b]], pred[idx[b]], labels=range(5)))
+SKLEARN = {
+    "accuracy": lambda y, p, k: accuracy_score(y, p),
+    "balanced_accuracy": lambda y, p, k: balanced_accuracy_score(y, p),
+    "macro_f1": lambda y, p, k: f1_score(y, p, labels=range(k), average="macro", zero_division=0),
+    "weighted_f1": lambda y, p, k: f1_score(y, p, labels=range(k), average="weighted", zero_division=0),
+    "micro_f1": lambda y, p, k: f1_score(y, p, labels=range(k), average="micro", zero_division=0),
+    "mcc": lambda y, p, k: matthews_corrcoef(y, p),
+    "cohen_kappa": lambda y, p, k: cohen_kappa_score(y, p),
+}
 
 
-def test_metrics_with_cis_bracket_point_estimates_and_are_seeded() -> None:
-    y, pred = _noisy_predictions()
-    names = ["a", "b", "c", "d", "e"]
-    first, cm = classification_metrics(y, pred, names, BootstrapConfig(n_boot=300, seed=0))
-    again, _ = classification_metrics(y, pred, names, BootstrapConfig(n_boot=300, seed=0))
-    other, _ = classification_metrics(y, pred, names, BootstrapConfig(n_boot=300, seed=1))
-    assert first == again
-    assert first != other
-    by_name = {m.name: m for m in first}
-    for name in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall"):
-        m = by_name[name]
-        assert m.ci_low is not None and m.ci_high is not None
-        assert m.ci_low < m.value < m.ci_high
-        assert m.ci_high - m.ci_low < 0.15
-    assert by_name["accuracy"].value == pytest.approx(np.mean(y == pred))
-    per_class = f1_score(y, pred, average=None, labels=range(5))
-    assert [by_name[f"f1/{n}"].value for n in names] == pytest.approx(list(per_class))
-    assert np.array(cm).sum() == len(y)
+@pytest.mark.parametrize("n_labels", [2, 5])
+@pytest.mark.parametrize("name", LABEL_METRICS)
+def test_label_metrics_match_sklearn_and_their_confusion_form(name: str, n_labels: int) -> None:
+    d = _run(n_labels=n_labels, absent=n_labels > 2)
+    tm = _tm(name, n_labels)
+    if name in SKLEARN:
+        assert tm.point(d) == pytest.approx(SKLEARN[name](d.y, d.pred, n_labels))
+    cm = confusion_matrix(d.y, d.pred, labels=range(n_labels))[None]
+    assert tm.metric.from_confusions is not None
+    assert tm.metric.from_confusions(cm)[0] == pytest.approx(tm.point(d), abs=1e-12)
+    # resampled confusion matrices: the vectorised form equals the point function on every resample
+    idx = next(resample_indices(len(d), 20, seed=3))
+    vec = tm.metric.from_confusions(confusions(d, idx))
+    assert vec == pytest.approx([tm.point(d.take(row)) for row in idx], abs=1e-12)
+
+
+@pytest.mark.parametrize("n_labels", [2, 5])
+@pytest.mark.parametrize("name", SCORE_METRICS)
+def test_score_metrics_vectorised_resampled_form_equals_point_function(name: str, n_labels: int) -> None:
+    if name == "top_k_accuracy" and n_labels == 2:
+        pytest.skip("top-k needs at least 3 labels (checked at load)")
+    d = _run(n_labels=n_labels, absent=n_labels > 2)
+    tm = _tm(name, n_labels)
+    assert tm.metric.resampled is not None
+    idx = np.vstack([np.arange(len(d)), *next(resample_indices(len(d), 25, seed=5))])
+    vec = tm.metric.resampled(d, idx, **tm.params)
+    assert vec == pytest.approx([tm.point(d.take(row)) for row in idx], abs=1e-9)
+
+
+def test_score_metrics_equal_sklearn_on_probabilities() -> None:
+    d = _run(n_labels=4, absent=False)
+    p = d.scores
+    assert p is not None
+    assert _tm("roc_auc", 4).point(d) == pytest.approx(roc_auc_score(d.y, p / p.sum(1, keepdims=True), multi_class="ovr"))
+    assert _tm("log_loss", 4).point(d) == pytest.approx(log_loss(d.y, p / p.sum(1, keepdims=True)))
+    onehot = np.eye(4)[d.y]
+    ap = np.mean([average_precision_score(onehot[:, c], p[:, c]) for c in range(4)])
+    assert _tm("average_precision", 4).point(d) == pytest.approx(ap)
+    binary = _run(n_labels=2, absent=False)
+    assert binary.scores is not None
+    assert _tm("roc_auc", 2).point(binary) == pytest.approx(roc_auc_score(binary.y, binary.scores[:, 1]))
+    top2 = np.argsort(-p, axis=1)[:, :2]
+    assert _tm("top_k_accuracy", 4, k=2).point(d) == pytest.approx(np.mean((top2 == d.y[:, None]).any(1)))
+
+
+def test_ece_is_the_bin_weighted_calibration_gap() -> None:
+    # 4 examples, 2 bins: confidences 0.9, 0.8 (bin 2: one right, one wrong), 0.6, 0.55 (bin 2 too), 0.3 impossible
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.45, 0.55]])
+    d = MetricData.of([0, 0, 0, 1], p.argmax(1), 2, p, "probability")
+    conf, correct = p.max(1), (p.argmax(1) == d.y)
+    expected = abs((conf - correct).sum()) / 4  # every confidence is in (0.5, 1]: one bin of two
+    assert _tm("ece", 2, n_bins=2).point(d) == pytest.approx(expected)
+
+
+def test_score_metrics_of_the_wrong_kind_are_not_applicable_with_the_reason() -> None:
+    d = _run()
+    cos = MetricData.of(d.y, d.pred, 5, d.scores, "similarity")
+    reason = _tm("log_loss").metric.not_applicable(cos)
+    assert reason is not None and "probabilities" in reason and "cosine similarities" in reason
+    assert _tm("roc_auc").metric.not_applicable(cos) is None  # rank-based: any kind
+    bare = MetricData.of(d.y, d.pred, 5)
+    missing = _tm("ece").metric.not_applicable(bare)
+    assert missing is not None and "re-run" in missing
+    metrics = REGISTRY.resolve(["accuracy", "log_loss", "roc_auc"], "accuracy", 5, where="t")
+    ev = evaluate(metrics, cos, list("abcde"), BootstrapConfig(n_boot=50))
+    assert set(ev.not_applicable) == {"log_loss"}
+    assert {v.name for v in ev.values} == {"accuracy", "roc_auc"}
+
+
+def test_evaluate_cis_bracket_points_are_seeded_and_shared_resamples_match_single_metric_runs() -> None:
+    d = _run(n=600)
+    metrics = REGISTRY.resolve(
+        ["accuracy", "macro_f1", "mcc", "roc_auc", "ece", "log_loss", "f1"], "mcc", 5, where="t"
+    )
+    first = evaluate(metrics, d, list("abcde"), BootstrapConfig(n_boot=300, seed=0))
+    again = evaluate(metrics, d, list("abcde"), BootstrapConfig(n_boot=300, seed=0))
+    other = evaluate(metrics, d, list("abcde"), BootstrapConfig(n_boot=300, seed=1))
+    assert first.values == again.values and first.values != other.values
+    by = {v.name: v for v in first.values}
+    for name in ("accuracy", "macro_f1", "mcc", "roc_auc", "ece", "log_loss"):
+        assert by[name].ci_low is not None and by[name].ci_high is not None
+        assert by[name].ci_low <= by[name].value <= by[name].ci_high, name
+    assert [by[f"f1/{c}"].value for c in "abcde"] == pytest.approx(
+        list(f1_score(d.y, d.pred, labels=range(5), average=None, zero_division=0))
+    )
+    assert np.array(first.confusion).sum() == len(d)
+    # one kernel: the CI of a metric alone equals its CI computed alongside the others
+    alone = resampled_values([metrics.get("mcc")], [d], 300, 0)["mcc"][0]
+    assert by["mcc"].ci_low == pytest.approx(np.quantile(alone, 0.025))
 
 
 def test_ci_width_shrinks_with_more_examples() -> None:
-    small = classification_metrics(*_noisy_predictions(n=100), list("abcde"), BootstrapConfig(n_boot=300))[0]
-    large = classification_metrics(*_noisy_predictions(n=3000), list("abcde"), BootstrapConfig(n_boot=300))[0]
-    width = {id(x): x.ci_high - x.ci_low for x in (small[1], large[1])}  # macro_f1
-    assert width[id(large[1])] < width[id(small[1])] / 2
+    metrics = REGISTRY.resolve(["macro_f1"], "", 5, where="t")
+    small = evaluate(metrics, _run(n=100), list("abcde"), BootstrapConfig(n_boot=300)).values[0]
+    large = evaluate(metrics, _run(n=3000), list("abcde"), BootstrapConfig(n_boot=300)).values[0]
+    assert small.ci_low is not None and small.ci_high is not None
+    assert large.ci_low is not None and large.ci_high is not None
+    assert large.ci_high - large.ci_low < (small.ci_high - small.ci_low) / 2
+
+
+@pytest.mark.parametrize(
+    ("metrics", "main", "match"),
+    [
+        (["accuracy", "mcx"], "", r"key 'metrics\[1\]': unknown metric \"mcx\". Did you mean \"mcc\""),
+        (["accuracy", "mcc"], "macro_f1", r"key 'main_metric': \"macro_f1\" is not among the task's metrics.*Add it"),
+        (["accuracy", "f1"], "f1", "not a single-number metric"),
+        ([MetricRef("top_k_accuracy", {"kk": 3})], "", r'has no parameter "kk". Did you mean "k"'),
+        ([MetricRef("top_k_accuracy", {"k": 9})], "", "k must be an integer from 1 to 4"),
+        (["accuracy", "accuracy"], "", "lists accuracy twice"),
+    ],
+)
+def test_bad_declarations_are_config_errors_naming_the_key(metrics, main, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        REGISTRY.resolve(metrics, main, 5, where="tasks/x.yaml")
+
+
+def test_defaults_and_main_metric_fallback() -> None:
+    default = REGISTRY.resolve((), "", 3, where="t")
+    assert default.main == "macro_f1"
+    assert [m.id for m in default.metrics][:2] == ["accuracy", "macro_f1"]
+    assert REGISTRY.resolve(["mcc", "accuracy"], "", 3, where="t").main == "mcc"  # first declared
+    twice = REGISTRY.resolve(
+        [MetricRef("top_k_accuracy", {"k": 2}, "top2"), MetricRef("top_k_accuracy", {"k": 3}, "top3")], "top3", 5, where="t"
+    )
+    assert [m.label for m in twice.scalar()] == ["Top-2 accuracy", "Top-3 accuracy"]
+
+
+def test_yaml_task_with_an_unknown_metric_fails_at_load_with_file_key_and_close_match(tmp_path: Path) -> None:
+    (tmp_path / "data.csv").write_text("text,label\na,x\nb,y\n")
+    task = tmp_path / "t.yaml"
+    task.write_text(
+        "name: t\nversion: '1'\nmodality: text\nlabels: [x, y]\nsource: {type: csv, path: data.csv}\n"
+        "metrics: [accuracy, roc_auc, eec]\nmain_metric: roc_auc\n"
+    )
+    with pytest.raises(ConfigError, match=rf"{task}: key 'metrics\[2\]': unknown metric \"eec\". Did you mean \"ece\""):
+        TaskRegistry.discover([task])
+    task.write_text(task.read_text().replace("eec", "ece"))
+    resolved = TaskRegistry.discover([task]).task_metrics("t")
+    assert resolved.main == "roc_auc" and [m.id for m in resolved.metrics] == ["accuracy", "roc_auc", "ece", "confusion_matrix"]

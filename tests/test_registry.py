@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError, HarnessError
-from harness.registry import ENTRY_POINT_GROUP, TaskRegistry
+from harness.registry import ENTRY_POINT_GROUP, METRIC_ENTRY_POINT_GROUP, TaskRegistry
 from harness.tasks import TaskSpec
 
 BUILTIN_NAMES = {"bbc-news", "tweet-sentiment", "digits", "sst2", "ag_news", "cifar10"}
@@ -188,7 +188,7 @@ def test_entry_point_discovery(tmp_path, monkeypatch):
 
     monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
     registry = TaskRegistry.discover()
-    assert calls == [{"group": ENTRY_POINT_GROUP}]
+    assert calls == [{"group": ENTRY_POINT_GROUP}, {"group": METRIC_ENTRY_POINT_GROUP}]
     assert {"ep-parity", "ep-parity-2"} <= set(registry.names())
     assert registry.origin("ep-parity") == "entry point 'parity = ep_parity_module:Parity'"
     assert len(registry.get("ep-parity-2").load().test) == 20
@@ -206,3 +206,39 @@ def test_cached_task_pickles_without_its_data(registry):
     clone = pickle.loads(pickle.dumps(task))
     assert clone.__dict__["_data"] is None
     assert clone.load().fingerprint == task.load().fingerprint
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+
+def test_plugin_metric_from_an_entry_point_and_from_a_plugin_file(tmp_path, monkeypatch):
+    """The cost-weighted error of docs/examples/cost_metric.py, found through the harness.metrics entry
+    point group and through --plugin; a task declares it with a cost matrix."""
+    (tmp_path / "data.csv").write_text("text,label\na,x\nb,y\n")
+    task = tmp_path / "t.yaml"
+    task.write_text(
+        "name: t\nversion: '1'\nmodality: text\nlabels: [x, y]\nsource: {type: csv, path: data.csv}\n"
+        "metrics: [accuracy, {name: cost_weighted_error, params: {cost: [[0, 1], [10, 0]]}}]\n"
+        "main_metric: cost_weighted_error\n"
+    )
+    with pytest.raises(ConfigError, match=r"unknown metric \"cost_weighted_error\""):
+        TaskRegistry.discover([task])  # not loaded: a clear error at load, never a silent fallback
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    point = importlib.metadata.EntryPoint(
+        name="cost", value="cost_metric:COST_WEIGHTED_ERROR", group=METRIC_ENTRY_POINT_GROUP
+    )
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(
+        importlib.metadata,
+        "entry_points",
+        lambda **kw: [point] if kw.get("group") == METRIC_ENTRY_POINT_GROUP else real(**kw),
+    )
+    via_entry_point = TaskRegistry.discover([task]).task_metrics("t")
+    assert via_entry_point.main == "cost_weighted_error" and not via_entry_point.main_metric.higher_is_better
+    monkeypatch.setattr(importlib.metadata, "entry_points", real)
+    via_file = TaskRegistry.discover([EXAMPLES / "cost_metric.py", task]).task_metrics("t")
+    assert via_file.main_metric.params == {"cost": [[0, 1], [10, 0]]}
+    bad = task.read_text().replace("[[0, 1], [10, 0]]", "[[0, 1]]")
+    task.write_text(bad)
+    with pytest.raises(ConfigError, match=r"metrics\[1\]': metric \"cost_weighted_error\": params.cost must be a 2 x 2"):
+        TaskRegistry.discover([EXAMPLES / "cost_metric.py", task])

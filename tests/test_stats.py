@@ -1,24 +1,24 @@
-"""Paired tests and tie-group ranks, checked against statsmodels/sklearn and on real digits models."""
+"""Paired tests and tie-group ranks for any metric, checked against statsmodels/sklearn and on real digits
+models."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from result_fixtures import digits, logreg, train, zoo_model
-from sklearn.metrics import accuracy_score, f1_score
+from result_fixtures import LABELS, digits, logreg, task_metrics, train, zoo_model
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
-from harness.errors import DataError, HarnessError
-from harness.metrics import point_metrics
-from harness.stats import (
-    CONFUSION_METRICS,
-    ConfusionMetric,
-    macro_f1,
-    mcnemar,
-    paired_bootstrap,
-    paired_bootstrap_seeds,
-    rank_with_ties,
-)
+from harness.errors import DataError
+from harness.metrics import MetricData, MetricDef, TaskMetric
+from harness.metrics.stats import holm, mcnemar, paired_bootstrap, rank_with_ties, tie_groups
+
+METRICS = task_metrics(("accuracy", "macro_f1", "mcc", "roc_auc", "log_loss"), "macro_f1")
+
+
+def _data(name: str) -> MetricData:
+    m = zoo_model(name)
+    return MetricData.of(digits().y_test, m.preds, len(LABELS), m.class_scores, m.score_kind)
 
 
 def _correctness(n00: int, n01: int, n10: int, n11: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,94 +58,90 @@ def test_mcnemar_is_symmetric_and_rejects_unpaired_input() -> None:
         mcnemar(a, b[:-1])
 
 
-@pytest.mark.parametrize("name", CONFUSION_METRICS)
-def test_confusion_metrics_equal_the_project_metrics_including_absent_labels(name: str) -> None:
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 4, 300)  # label 4 is declared but never occurs
-    pred = np.where(rng.random(300) < 0.6, y, rng.integers(0, 5, 300))
-    metric = ConfusionMetric(name, 5)
-    assert metric(y, pred) == pytest.approx(point_metrics(y, pred, 5)[name])
-    cm = np.zeros((1, 5, 5), dtype=np.int64)
-    np.add.at(cm[0], (y, pred), 1)
-    assert metric.from_confusions(cm)[0] == pytest.approx(metric(y, pred))
-
-
-def test_unknown_metric_name_is_a_harness_error_with_a_close_match() -> None:
-    with pytest.raises(HarnessError, match='Did you mean "macro_f1"'):
-        ConfusionMetric("macro-f1", 3)
+def _sk_macro_f1(d: MetricData) -> float:
+    return float(f1_score(d.y, d.pred, labels=list(range(10)), average="macro", zero_division=0))
 
 
 def test_vectorised_paired_bootstrap_equals_the_generic_loop_on_the_same_resamples() -> None:
-    d = digits()
-    a, b = zoo_model("logreg").preds, zoo_model("pca16-logreg").preds
-
-    def sk_macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
-        return float(f1_score(y, pred, labels=list(range(10)), average="macro", zero_division=0))
-
-    fast = paired_bootstrap(d.y_test, a, b, macro_f1(10), n_boot=200, seed=4)
-    slow = paired_bootstrap(d.y_test, a, b, sk_macro_f1, n_boot=200, seed=4)
-    assert fast.diff == pytest.approx(sk_macro_f1(d.y_test, b) - sk_macro_f1(d.y_test, a))
-    assert (fast.ci_low, fast.ci_high, fast.p_value) == pytest.approx(
-        (slow.ci_low, slow.ci_high, slow.p_value)
-    )
-    # one run per side: the seed-averaged variant is the same test
-    multi = paired_bootstrap_seeds(d.y_test, [a], [b], macro_f1(10), n_boot=200, seed=4)
-    assert (multi.diff, multi.ci_low, multi.ci_high, multi.p_value) == pytest.approx(
-        (fast.diff, fast.ci_low, fast.ci_high, fast.p_value)
-    )
+    a, b = _data("logreg"), _data("pca16-logreg")
+    slow_metric = TaskMetric("macro_f1", MetricDef("plain_f1", "F1", _sk_macro_f1))  # no vectorised form
+    for name in ("macro_f1", "roc_auc", "log_loss"):
+        fast = paired_bootstrap(METRICS.get(name), [a], [b], n_boot=200, seed=4)
+        if name == "macro_f1":
+            slow = paired_bootstrap(slow_metric, [a], [b], n_boot=200, seed=4)
+            assert fast.diff == pytest.approx(_sk_macro_f1(b) - _sk_macro_f1(a))
+            assert (fast.ci_low, fast.ci_high, fast.p_value) == pytest.approx((slow.ci_low, slow.ci_high, slow.p_value))
+        assert fast.ci_low <= fast.diff <= fast.ci_high
 
 
 def test_paired_bootstrap_detects_a_damaged_model_and_not_a_reseeded_one() -> None:
     y = digits().y_test
-    full = train("logreg", logreg())
-    damaged = train("logreg", logreg(), per_class=3)
-    worse = paired_bootstrap(y, full.preds, damaged.preds, macro_f1(10))
-    assert worse.diff < -0.1
-    assert worse.ci_high < 0
-    assert worse.p_value < 0.01
-    seed0 = train("logreg", logreg(), bootstrap_seed=0, seed=0)
-    seed1 = train("logreg", logreg(), bootstrap_seed=1, seed=1)
-    same = paired_bootstrap(y, seed0.preds, seed1.preds, macro_f1(10))
+
+    def data(m):
+        return MetricData.of(y, m.preds, 10, m.class_scores, m.score_kind)
+
+    full = data(train("logreg", logreg()))
+    damaged = data(train("logreg", logreg(), per_class=3))
+    for name in ("macro_f1", "roc_auc", "log_loss"):
+        worse = paired_bootstrap(METRICS.get(name), [full], [damaged])
+        sign = 1 if METRICS.get(name).higher_is_better else -1
+        assert sign * worse.diff < 0 and worse.p_value < 0.01, name
+    seed0 = data(train("logreg", logreg(), bootstrap_seed=0, seed=0))
+    seed1 = data(train("logreg", logreg(), bootstrap_seed=1, seed=1))
+    same = paired_bootstrap(METRICS.get("macro_f1"), [seed0], [seed1])
     assert same.ci_low < 0 < same.ci_high
     assert same.p_value > 0.05
 
 
 def test_paired_bootstrap_of_identical_predictions_has_p_one_and_zero_interval() -> None:
-    y = digits().y_test
-    pred = zoo_model("gaussian-nb").preds
-    result = paired_bootstrap(y, pred, pred.copy(), macro_f1(10), n_boot=100)
+    d = _data("gaussian-nb")
+    result = paired_bootstrap(METRICS.get("mcc"), [d], [d], n_boot=100)
     assert (result.diff, result.ci_low, result.ci_high, result.p_value) == (0.0, 0.0, 0.0, 1.0)
 
 
-def test_rank_with_ties_groups_models_not_significantly_worse_than_the_leader() -> None:
-    y = digits().y_test
-    entries = [(name, y, zoo_model(name).preds) for name in ("logreg", "knn-3", "svm-rbf", "tree-depth4")]
-    ranked = rank_with_ties(entries, "macro_f1", n_labels=10)
+def test_holm_adjusts_step_down_and_stays_monotone() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
+
+
+def test_tie_groups_on_macro_f1_roc_auc_and_a_lower_is_better_metric() -> None:
+    names = ["logreg", "knn-3", "svm-rbf", "tree-depth4"]
+    datas = [_data(n) for n in names]
+    ranked = rank_with_ties(names, datas, METRICS.get("macro_f1"), holm_correct=False)
     by_name = {r.name: r for r in ranked}
     assert [r.name for r in ranked] == ["svm-rbf", "knn-3", "logreg", "tree-depth4"]
-    assert by_name["svm-rbf"].rank == 1 and by_name["svm-rbf"].tied_with is None
     # knn-3 trails svm-rbf by < 1 point: not significant on 540 examples -> shares rank 1
     assert by_name["knn-3"].rank == 1 and by_name["knn-3"].tied_with == "svm-rbf"
-    assert by_name["knn-3"].p_value is not None and by_name["knn-3"].p_value >= 0.05
-    # competition ranking: two models placed before, so the next group is rank 3
-    assert by_name["logreg"].rank == 3 and by_name["logreg"].tied_with is None
-    assert by_name["tree-depth4"].rank == 4
-    assert by_name["svm-rbf"].value == pytest.approx(f1_score(y, entries[2][2], average="macro"))
+    assert by_name["logreg"].rank == 3 and by_name["tree-depth4"].rank == 4
+    assert by_name["svm-rbf"].value == pytest.approx(f1_score(datas[2].y, datas[2].pred, average="macro"))
+    # Holm only ever widens tie groups
+    holm_ranked = {r.name: r.rank for r in rank_with_ties(names, datas, METRICS.get("macro_f1"))}
+    assert all(holm_ranked[n] <= by_name[n].rank for n in names)
+    # ROC-AUC from class scores (probabilities for logreg/knn/tree, SVC decision values: rank-based, any kind)
+    auc = {r.name: r for r in rank_with_ties(names, datas, METRICS.get("roc_auc"))}
+    for n, d in zip(names, datas, strict=True):
+        assert d.scores is not None
+        expected = np.mean([roc_auc_score(d.y == c, d.scores[:, c]) for c in range(10)])
+        assert auc[n].value == pytest.approx(expected)
+    # log-loss: lower is better, so the leader has the smallest value
+    probs = ["logreg", "knn-3", "tree-depth4", "gaussian-nb"]
+    ll = rank_with_ties(probs, [_data(n) for n in probs], METRICS.get("log_loss"))
+    assert ll[0].value == min(r.value for r in ll) and ll[0].name == "logreg"
 
 
-def test_rank_with_ties_on_accuracy_uses_mcnemar() -> None:
-    y = digits().y_test
-    svm, knn = zoo_model("svm-rbf").preds, zoo_model("knn-3").preds
-    ranked = rank_with_ties([("knn-3", y, knn), ("svm-rbf", y, svm)], metric="accuracy")
-    assert ranked[0].name == "svm-rbf" and ranked[0].value == pytest.approx(accuracy_score(y, svm))
-    assert ranked[1].p_value == pytest.approx(mcnemar(svm == y, knn == y).p_value)
+def test_tie_groups_on_accuracy_use_mcnemar() -> None:
+    svm, knn = _data("svm-rbf"), _data("knn-3")
+    ranked = rank_with_ties(["knn-3", "svm-rbf"], [knn, svm], METRICS.get("accuracy"))
+    assert ranked[0].name == "svm-rbf" and ranked[0].value == pytest.approx(accuracy_score(svm.y, svm.pred))
+    assert ranked[1].p_value == pytest.approx(mcnemar(svm.pred == svm.y, knn.pred == knn.y).p_value)
 
 
-def test_rank_with_ties_refuses_entries_scored_on_different_examples() -> None:
-    y = digits().y_test
-    pred = zoo_model("logreg").preds
+def test_tie_groups_refuse_models_scored_on_different_examples() -> None:
+    d = _data("logreg")
+    flipped = MetricData.of(d.y[::-1], d.pred, 10)
     with pytest.raises(DataError, match="different labels"):
-        rank_with_ties([("a", y, pred), ("b", y[::-1], pred)])
+        tie_groups(["a", "b"], [d, flipped], METRICS.get("macro_f1"))
+    short = MetricData.of(d.y[:-5], d.pred[:-5], 10)
     with pytest.raises(DataError, match="same examples"):
-        rank_with_ties([("a", y, pred), ("b", y[:-5], pred[:-5])])
-    assert rank_with_ties([]) == []
+        tie_groups(["a", "b"], [d, short], METRICS.get("macro_f1"))
+    assert tie_groups([], [], METRICS.get("macro_f1")) == {}

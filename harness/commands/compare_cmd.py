@@ -59,7 +59,14 @@ def compare(
     policy_file: Annotated[
         Path | None, typer.Option("--policy", help="YAML policy file (keys as the flags below).")
     ] = None,
-    metric: Annotated[str | None, typer.Option("--metric", help="Gated metric (default macro_f1).")] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option("--metric", help="Gated metric: any registered metric. Default: each task's main metric."),
+    ] = None,
+    plugin: Annotated[
+        list[Path] | None,
+        typer.Option("--plugin", help="Plugin .py file defining metrics the tasks use (repeatable)."),
+    ] = None,
     max_drop: Annotated[
         float | None, typer.Option("--max-drop", help="Tolerated significant drop, e.g. 0.01.")
     ] = None,
@@ -142,7 +149,9 @@ def compare(
         raise HarnessError(
             f"The baseline {base.source} has no runs" + (f" for task {task!r}." if task else ".")
         )
-    report = compare_results(base, cand, policy)
+    from harness.registry import discover_metrics
+
+    report = compare_results(base, cand, policy, discover_metrics(plugin or []))
 
     if output_format == "table":
         if out is None:

@@ -51,8 +51,13 @@ def pick_command(
         str | None, typer.Option("--max-memory", help="Peak memory limit, e.g. 512MB or 2GB.")
     ] = None,
     metric: Annotated[
-        str, typer.Option("--metric", help="Quality metric (accuracy, macro_f1, ...).")
-    ] = "macro_f1",
+        str | None,
+        typer.Option("--metric", help="Quality metric: any registered metric. Default: the task's main metric."),
+    ] = None,
+    plugin: Annotated[
+        list[Path] | None,
+        typer.Option("--plugin", help="Plugin .py file defining metrics the task uses (repeatable)."),
+    ] = None,
     hardware: Annotated[
         str | None,
         typer.Option(
@@ -77,9 +82,12 @@ def pick_command(
         max_params=parse_count(max_params) if max_params is not None else None,
         max_memory_bytes=parse_memory(max_memory) if max_memory is not None else None,
     )
+    from harness.registry import discover_metrics
+
     result = pick(
-        db, task, protocol=protocol, constraints=constraints, metric=metric, hardware=hardware, alpha=alpha
-    )
+        db, task, protocol=protocol, constraints=constraints, metric=metric, hardware=hardware, alpha=alpha,
+        metrics=discover_metrics(plugin or []),
+    )  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(result_as_dict(result), indent=2) + "\n")
     else:

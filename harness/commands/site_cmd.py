@@ -19,9 +19,15 @@ def site(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the static site (created; updated in place).")
     ] = Path("site"),
+    plugin: Annotated[
+        list[Path] | None,
+        typer.Option("--plugin", help="Plugin .py file defining metrics the tasks use (for their tie groups)."),
+    ] = None,
 ) -> None:
     """Build a static leaderboard site from the stored results (no model is run)."""
-    stats = build_site(db, out)
+    from harness.registry import discover_metrics
+
+    stats = build_site(db, out, metrics=discover_metrics(plugin or []))
     console.print(
         f"Site in {out}/: {len(stats.written)} files written, {len(stats.unchanged)} unchanged, "
         f"{len(stats.removed)} removed ({stats.seconds['total']:.1f} s).",

@@ -21,15 +21,17 @@ import numpy as np
 from harness.compare.latency import LatencyComparison, compare_latency
 from harness.compare.policy import Policy
 from harness.compare.results import ResultSet, RunResult
+from harness.errors import HarnessError, close_match
+from harness.metrics import MetricData, MetricRegistry, TaskMetric
+from harness.metrics.registry import metric_from_description
+from harness.metrics.stats import mcnemar, paired_bootstrap, uses_mcnemar
 from harness.models.identity import describe_weights
-from harness.stats import ConfusionMetric, mcnemar, paired_bootstrap_seeds
 
 Verdict = Literal["ok", "improved", "regression", "failed", "not_comparable", "untested", "missing", "new"]
 FAILING: frozenset[str] = frozenset({"regression", "failed"})
 # Verdicts of a pair with a finished run on both sides (not_comparable ones are governed by
 # fail_on_not_comparable); a report with none of them compared nothing.
 PAIRED: frozenset[str] = frozenset({"ok", "improved", "regression", "not_comparable"})
-REPORTED_METRICS = ("accuracy", "macro_f1")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,12 @@ class MetricComparison:
     paired: bool
     significant: bool
     n_examples: int | None = None
+    higher_is_better: bool = True
+
+    @property
+    def worse(self) -> bool:
+        """The candidate is worse than the baseline on the full test set."""
+        return self.diff < 0 if self.higher_is_better else self.diff > 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,10 @@ class PairComparison:
 
     def metric(self, name: str) -> MetricComparison | None:
         return next((m for m in self.metrics if m.metric == name), None)
+
+    @property
+    def gate(self) -> MetricComparison | None:
+        return self.metrics[0] if self.metrics else None
 
 
 @dataclass(frozen=True)
@@ -97,11 +109,17 @@ class ComparisonReport:
 # ---- entry point -------------------------------------------------------------------------------------
 
 
-def compare_results(baseline: ResultSet, candidate: ResultSet, policy: Policy) -> ComparisonReport:
+def compare_results(
+    baseline: ResultSet, candidate: ResultSet, policy: Policy, metrics: MetricRegistry | None = None
+) -> ComparisonReport:
+    """`metrics`: where metric definitions come from (built-ins + plugins); default: built-ins only."""
+    metrics = metrics or MetricRegistry()
+    if policy.metric is not None:
+        _check_metric_name(policy.metric, [*baseline.runs, *candidate.runs], metrics)
     base, cand = baseline.by_pair(), candidate.by_pair()
     pairs = []
     for key in sorted(set(base) | set(cand), key=lambda k: (k[1], k[2], k[0])):
-        pair = compare_pair(key, base.get(key, []), cand.get(key, []), policy)
+        pair = compare_pair(key, base.get(key, []), cand.get(key, []), policy, metrics)
         if pair is not None:
             pairs.append(pair)
     notes = tuple(
@@ -129,6 +147,17 @@ def _nothing_comparable(baseline: ResultSet, candidate: ResultSet) -> str:
     )
 
 
+def _check_metric_name(name: str, runs: Sequence[RunResult], registry: MetricRegistry) -> None:
+    declared = {str(d["id"]) for r in runs for d in r.task_metrics if d.get("shape", "scalar") == "scalar"}
+    known = declared | {n for n in registry.names() if registry.get(n).shape == "scalar"}
+    if name not in known:
+        raise HarnessError(
+            f'--metric "{name}" is neither a metric the compared tasks declare nor a registered metric.'
+            f"{close_match(name, known)} Declared: {', '.join(sorted(declared)) or '(none)'}; registered: "
+            f"{', '.join(sorted(known - declared))}."
+        )
+
+
 def _required_problems(candidate: ResultSet, policy: Policy) -> tuple[str, ...]:
     done = [r for r in candidate.runs if r.status == "done"]
     problems = []
@@ -145,7 +174,11 @@ def _required_problems(candidate: ResultSet, policy: Policy) -> tuple[str, ...]:
 
 
 def compare_pair(
-    key: tuple[str, str, str], base_runs: Sequence[RunResult], cand_runs: Sequence[RunResult], policy: Policy
+    key: tuple[str, str, str],
+    base_runs: Sequence[RunResult],
+    cand_runs: Sequence[RunResult],
+    policy: Policy,
+    registry: MetricRegistry | None = None,
 ) -> PairComparison | None:
     model, task, protocol = key
     base_done = [r for r in base_runs if r.status == "done"]
@@ -181,7 +214,7 @@ def compare_pair(
 
     blockers = comparability_problems(base_done, cand_done)
     notes = _context_notes(base_done, cand_done)
-    metrics, metric_notes, label_problem = compare_metrics(base_done, cand_done, policy)
+    metrics, metric_notes, label_problem = compare_metrics(base_done, cand_done, policy, registry)
     if label_problem:
         blockers.append(label_problem)
     latency = compare_latency(base_done, cand_done, policy)
@@ -191,18 +224,19 @@ def compare_pair(
 
     gate = metrics[0]
     reasons, v = [], "ok"
+    worse_word = "dropped" if gate.higher_is_better else "rose (worse)"
     if gate.test == "none":
         v = "untested"
         reasons.append(f"No paired predictions and no confidence intervals for {gate.metric}: cannot test.")
-    elif gate.significant and gate.diff < 0 and -gate.diff > policy.max_drop:
+    elif gate.significant and gate.worse and abs(gate.diff) > policy.max_drop:
         v = "regression"
-        reasons.append(_describe_change(gate, policy, "dropped"))
-    elif gate.significant and gate.diff > 0:
+        reasons.append(_describe_change(gate, policy, worse_word))
+    elif gate.significant and not gate.worse and gate.diff != 0:
         v = "improved"
         reasons.append(_describe_change(gate, policy, "improved"))
     elif gate.significant:
         reasons.append(
-            _describe_change(gate, policy, "dropped") + f" Within the allowed drop of {policy.max_drop:g}."
+            _describe_change(gate, policy, worse_word) + f" Within the allowed drop of {policy.max_drop:g}."
         )
     if latency.status == "regression":
         v = "regression"
@@ -301,76 +335,126 @@ def _context_notes(base: Sequence[RunResult], cand: Sequence[RunResult]) -> list
 # ---- metrics -----------------------------------------------------------------------------------------
 
 
+def gate_metric(base: Sequence[RunResult], cand: Sequence[RunResult], policy: Policy) -> str:
+    """--metric / the policy's metric, else the task's main metric (the candidate's declaration)."""
+    if policy.metric:
+        return policy.metric
+    return cand[0].main_metric or base[0].main_metric
+
+
+def _descriptions(runs: Sequence[RunResult]) -> dict[str, Mapping[str, Any]]:
+    """Metric id -> stored description; the candidate's declaration wins over the baseline's."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for r in runs:
+        for d in r.task_metrics:
+            if d.get("shape", "scalar") == "scalar":
+                out[str(d["id"])] = d
+    return out
+
+
 def compare_metrics(
-    base: Sequence[RunResult], cand: Sequence[RunResult], policy: Policy
+    base: Sequence[RunResult],
+    cand: Sequence[RunResult],
+    policy: Policy,
+    registry: MetricRegistry | None = None,
 ) -> tuple[tuple[MetricComparison, ...], list[str], str | None]:
-    """(comparisons with the policy metric first, notes, a label-mismatch problem or None)."""
-    names = [policy.metric, *(m for m in REPORTED_METRICS if m != policy.metric)]
+    """(comparisons with the gated metric first, then the task's other metrics; notes; a label-mismatch
+    problem or None)."""
+    registry = registry or MetricRegistry()
+    gate = gate_metric(base, cand, policy)
+    described = _descriptions([*base, *cand])
+    if gate not in described:
+        described = {gate: {"id": gate, "name": gate, "params": {}}, **described}
+    names = [gate, *(m for m in described if m != gate)]
+    resolved = {name: metric_from_description(described[name], registry) for name in names}
+    hib = {name: (m.higher_is_better if m else bool(described[name].get("higher_is_better", True))) for name, m in resolved.items()}
+    notes = []
+    if base[0].main_metric and cand[0].main_metric and base[0].main_metric != cand[0].main_metric and not policy.metric:
+        notes.append(
+            f"The task's main metric changed ({base[0].main_metric} -> {cand[0].main_metric}); gating on "
+            f"the candidate's, {cand[0].main_metric}."
+        )
+    for name, m in resolved.items():
+        if m is None:
+            notes.append(
+                f"Metric {name} is defined by a plugin that is not loaded here (pass --plugin): compared by "
+                "stored values and CIs only."
+            )
+
+    def unpaired_all(extra: list[str], problem: str | None = None) -> tuple[tuple[MetricComparison, ...], list[str], str | None]:
+        return tuple(_unpaired(n, base, cand, hib[n]) for n in names), notes + extra, problem
+
     runs = [*base, *cand]
     if any(r.predictions is None for r in runs):
-        notes = [
-            "No per-example predictions on both sides: no paired test; CI overlap used instead (weaker)."
-        ]
-        return tuple(_unpaired(name, base, cand) for name in names), notes, None
-
+        return unpaired_all(
+            ["No per-example predictions on both sides: no paired test; CI overlap used instead (weaker)."]
+        )
     common = set(runs[0].predictions.ids)  # type: ignore[union-attr]
     for r in runs[1:]:
         common &= set(r.predictions.ids)  # type: ignore[union-attr]
     if not common:
-        notes = ["No example ids in common between the sides: no paired test; CI overlap used instead."]
-        return tuple(_unpaired(name, base, cand) for name in names), notes, None
+        return unpaired_all(["No example ids in common between the sides: no paired test; CI overlap used instead."])
     ids = sorted(common)
     aligned = [_aligned(r, ids) for r in runs]
-    y = aligned[0][0]
-    mismatched = max(int(np.sum(labels != y)) for labels, _ in aligned)
+    y = aligned[0].y
+    mismatched = max(int(np.sum(d.y != y)) for d in aligned)
     if mismatched:
         problem = f"Not comparable: ground-truth labels differ on {mismatched} of {len(ids)} shared examples."
-        return tuple(_unpaired(name, base, cand) for name in names), [], problem
+        return tuple(_unpaired(n, base, cand, hib[n]) for n in names), notes, problem
 
-    notes = []
     sizes = {len(r.predictions.ids) for r in runs}  # type: ignore[union-attr]
     if sizes != {len(ids)}:
-        notes.append(
-            f"Compared on the {len(ids)} test examples both sides share (run sizes: {sorted(sizes)})."
-        )
-    n_labels = max(
-        [r.n_labels for r in runs if r.n_labels] or [1 + int(max(y.max(), *(p.max() for _, p in aligned)))]
-    )
-    preds_b = [p for _, p in aligned[: len(base)]]
-    preds_c = [p for _, p in aligned[len(base) :]]
-    out = tuple(_paired(ConfusionMetric(name, n_labels), y, preds_b, preds_c, policy) for name in names)
-    return out, notes, None
+        notes.append(f"Compared on the {len(ids)} test examples both sides share (run sizes: {sorted(sizes)}).")
+    out = []
+    for name in names:
+        metric = resolved[name]
+        reason = next((why for d in aligned if metric and (why := metric.metric.not_applicable(d))), None)
+        if metric is None or reason:
+            if reason:
+                notes.append(f"{name}: {reason} Compared by stored values and CIs only.")
+            out.append(_unpaired(name, base, cand, hib[name]))
+            continue
+        out.append(_paired(metric, aligned[: len(base)], aligned[len(base) :], policy))
+    return tuple(out), notes, None
 
 
-def _aligned(run: RunResult, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _aligned(run: RunResult, ids: Sequence[str]) -> MetricData:
+    """The run's labels, predictions and class scores on `ids` (sorted), as metric input."""
     p = run.predictions
     assert p is not None
     if len(p.ids) == len(ids):  # already sorted by id and identical
-        return p.labels, p.preds
-    pos = {eid: i for i, eid in enumerate(p.ids)}
-    idx = np.array([pos[i] for i in ids], dtype=np.int64)
-    return p.labels[idx], p.preds[idx]
+        idx = np.arange(len(ids))
+    else:
+        pos = {eid: i for i, eid in enumerate(p.ids)}
+        idx = np.array([pos[i] for i in ids], dtype=np.int64)
+    n_labels = max(
+        run.n_labels or 0,
+        1 + int(max(p.labels.max(), p.preds.max())),
+        p.scores.shape[1] if p.scores is not None else 0,
+    )
+    scores = p.scores[idx] if p.scores is not None and p.scores.shape[1] == n_labels else None
+    return MetricData.of(p.labels[idx], p.preds[idx], n_labels, scores, p.score_kind if scores is not None else None)
 
 
 def _paired(
-    metric: ConfusionMetric,
-    y: np.ndarray,
-    preds_b: list[np.ndarray],
-    preds_c: list[np.ndarray],
-    policy: Policy,
+    metric: TaskMetric, side_b: list[MetricData], side_c: list[MetricData], policy: Policy
 ) -> MetricComparison:
-    boot = paired_bootstrap_seeds(y, preds_b, preds_c, metric, n_boot=policy.n_boot, seed=policy.seed)
-    base_value = float(np.mean([metric(y, p) for p in preds_b]))
-    cand_value = float(np.mean([metric(y, p) for p in preds_c]))
+    n_labels = max(d.n_labels for d in [*side_b, *side_c])
+    side_b = [d if d.n_labels == n_labels else MetricData.of(d.y, d.pred, n_labels) for d in side_b]
+    side_c = [d if d.n_labels == n_labels else MetricData.of(d.y, d.pred, n_labels) for d in side_c]
+    boot = paired_bootstrap(metric, side_b, side_c, n_boot=policy.n_boot, seed=policy.seed)
+    base_value = float(np.mean([metric.point(d) for d in side_b]))
+    cand_value = float(np.mean([metric.point(d) for d in side_c]))
     p_value, test = boot.p_value, "paired bootstrap"
-    if len(preds_b) > 1 or len(preds_c) > 1:
-        test = f"paired bootstrap (seed-averaged, {len(preds_b)} vs {len(preds_c)} seeds)"
-    elif metric.name == "accuracy":
-        mc = mcnemar(preds_b[0] == y, preds_c[0] == y)
+    if len(side_b) > 1 or len(side_c) > 1:
+        test = f"paired bootstrap (seed-averaged, {len(side_b)} vs {len(side_c)} seeds)"
+    elif uses_mcnemar(metric):
+        y = side_b[0].y
+        mc = mcnemar(side_b[0].pred == y, side_c[0].pred == y)
         p_value = mc.p_value
         test = f"McNemar {'exact' if mc.exact else 'chi2'} (n01={mc.n01}, n10={mc.n10})"
     return MetricComparison(
-        metric=metric.name,
+        metric=metric.id,
         baseline=base_value,
         candidate=cand_value,
         diff=cand_value - base_value,
@@ -380,25 +464,28 @@ def _paired(
         test=test,
         paired=True,
         significant=p_value < policy.alpha,
-        n_examples=len(y),
+        n_examples=len(side_b[0]),
+        higher_is_better=metric.higher_is_better,
     )
 
 
-def _unpaired(name: str, base: Sequence[RunResult], cand: Sequence[RunResult]) -> MetricComparison:
+def _unpaired(
+    name: str, base: Sequence[RunResult], cand: Sequence[RunResult], higher_is_better: bool = True
+) -> MetricComparison:
     """Fallback without per-example predictions: stored values, and whether their 95% CIs overlap."""
     values_b = [r.metrics[name].value for r in base if name in r.metrics]
     values_c = [r.metrics[name].value for r in cand if name in r.metrics]
     if not values_b or not values_c:
         nan = float("nan")
-        return MetricComparison(name, nan, nan, nan, None, None, None, "none", False, False)
+        return MetricComparison(name, nan, nan, nan, None, None, None, "none", False, False, None, higher_is_better)
     b, c = float(np.mean(values_b)), float(np.mean(values_c))
     ci_b = _single_ci(base, name)
     ci_c = _single_ci(cand, name)
     if ci_b is None or ci_c is None:
-        return MetricComparison(name, b, c, c - b, None, None, None, "none", False, False)
+        return MetricComparison(name, b, c, c - b, None, None, None, "none", False, False, None, higher_is_better)
     disjoint = ci_c[1] < ci_b[0] or ci_b[1] < ci_c[0]
     test = "CI overlap (no per-example predictions; not a paired test)"
-    return MetricComparison(name, b, c, c - b, None, None, None, test, False, disjoint)
+    return MetricComparison(name, b, c, c - b, None, None, None, test, False, disjoint, None, higher_is_better)
 
 
 def _single_ci(runs: Sequence[RunResult], name: str) -> tuple[float, float] | None:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ConfigError, HarnessError, close_match
-from harness.stats import CONFUSION_METRICS
 from harness.typed_config import from_mapping
 from harness.yaml_io import load_yaml
 
@@ -19,7 +18,7 @@ PERCENTILES = ("p50", "p95", "p99")
 
 @dataclass(frozen=True)
 class Policy:
-    metric: str = "macro_f1"  # the gated metric
+    metric: str | None = None  # the gated metric; None: each task's main metric
     max_drop: float = 0.0  # a significant drop no larger than this (absolute, e.g. 0.01) is tolerated
     alpha: float = 0.05  # significance level of the paired tests
     # e.g. 1.2: fail when the candidate is >20% slower beyond noise; None: report latency only
@@ -35,11 +34,6 @@ class Policy:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.metric not in CONFUSION_METRICS:
-            raise ValueError(
-                f'metric "{self.metric}" is not one of {", ".join(CONFUSION_METRICS)}.'
-                f"{close_match(self.metric, CONFUSION_METRICS)}"
-            )
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {self.alpha}.")
         if not self.max_drop >= 0:

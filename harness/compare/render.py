@@ -87,23 +87,29 @@ def _latency(pair: PairComparison) -> str:
     )
 
 
+def gate_names(report: ComparisonReport) -> list[str]:
+    """The gated metric of each task, in order (--metric, else each task's main metric)."""
+    return list(dict.fromkeys(g.metric for p in report.pairs if (g := p.gate) is not None))
+
+
 def _rows(report: ComparisonReport, with_task: bool = True) -> list[dict[str, str]]:
-    metric = report.policy.metric
+    gates = gate_names(report)
+    one_gate = gates[0] if len(gates) == 1 else None
     at = report.policy.latency_at
     rows = []
     for pair in report.pairs:
-        gate = pair.metric(metric)
-        acc = pair.metric("accuracy")
+        gate = pair.gate
+        second = next((m for m in pair.metrics[1:2]), None)
         row = {"Task": pair.task} if with_task else {}
+        row |= {"Model": pair.model, "Protocol": pair.protocol}
+        if one_gate is None:
+            row["Gate"] = gate.metric if gate else "—"
         row |= {
-            "Model": pair.model,
-            "Protocol": pair.protocol,
-            f"{metric} base→cand": f"{_num(gate.baseline)}→{_num(gate.candidate)}" if gate else "—",
+            f"{one_gate or 'gate'} base→cand": f"{_num(gate.baseline)}→{_num(gate.candidate)}" if gate else "—",
             "Δ [95% CI]": f"{_signed(gate.diff)} {_ci(gate)}" if gate else "—",
             "p": _p(gate),
         }
-        if metric != "accuracy":
-            row["accuracy Δ (p)"] = f"{_signed(acc.diff)} ({_p(acc)})" if acc else "—"
+        row["next metric Δ (p)"] = f"{second.metric} {_signed(second.diff)} ({_p(second)})" if second else "—"
         row[f"{at} latency"] = _latency(pair)
         row["verdict"] = pair.verdict.replace("_", " ")
         rows.append(row)
@@ -134,7 +140,7 @@ def render_table(report: ComparisonReport, console: Console) -> None:
     p = report.policy
     limit = f"x{p.max_latency_ratio:g}" if p.max_latency_ratio else "none (latency reported only)"
     console.print(
-        f"Policy: gate {escape(p.metric)}, alpha {p.alpha:g}, max drop {p.max_drop:g}, latency limit {limit}"
+        f"Policy: gate {escape(_gate_text(report))}, alpha {p.alpha:g}, max drop {p.max_drop:g}, latency limit {limit}"
     )
     rows = _rows(report, with_task=False)
     for task in dict.fromkeys(pair.task for pair in report.pairs):
@@ -153,6 +159,13 @@ def render_table(report: ComparisonReport, console: Console) -> None:
     console.print(f"[{style}]{escape(summary_line(report))}[/]", highlight=False)
 
 
+def _gate_text(report: ComparisonReport) -> str:
+    if report.policy.metric:
+        return report.policy.metric
+    gates = gate_names(report)
+    return (", ".join(gates) or "the task's main metric") + " (each task's main metric)"
+
+
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -162,7 +175,7 @@ def render_markdown(report: ComparisonReport) -> str:
     out = [
         f"### harness compare: {'❌' if report.exit_code else '✅'} {summary_line(report)}",
         "",
-        f"Baseline `{report.baseline}` vs candidate `{report.candidate}`. Gate: **{p.metric}** "
+        f"Baseline `{report.baseline}` vs candidate `{report.candidate}`. Gate: **{_gate_text(report)}** "
         f"(alpha {p.alpha:g}, max drop {p.max_drop:g}); paired tests on per-example predictions.",
         "",
     ]

@@ -6,6 +6,7 @@ A result set is the newest run per (model, task, protocol, seed) among the runs 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import sqlite3
@@ -19,8 +20,10 @@ import numpy as np
 
 from harness import RESULT_SCHEMA_VERSION, __version__
 from harness.errors import HarnessError, close_match
-from harness.records import TimingRecord
-from harness.store import connect_readonly
+from harness.metrics import MetricInfo
+from harness.metrics.registry import stored_task_metrics
+from harness.records import ScoreKind, TimingRecord
+from harness.store import SCORE_DTYPE, SCORE_KINDS, connect_readonly
 
 BASELINE_FORMAT = "harness-baseline"
 BASELINE_FORMAT_VERSION = 1
@@ -42,6 +45,8 @@ class ExamplePredictions:
     ids: tuple[str, ...]
     labels: np.ndarray
     preds: np.ndarray
+    scores: np.ndarray | None = None  # (N, n_labels) class scores, rows in ids order; None: not stored
+    score_kind: ScoreKind | None = None
 
     def by_id(self) -> dict[str, tuple[int, int]]:
         return {i: (int(y), int(p)) for i, y, p in zip(self.ids, self.labels, self.preds, strict=True)}
@@ -68,6 +73,12 @@ class RunResult:
     timing: TimingRecord | None = None
     n_labels: int | None = None  # the task's declared label count (macro metrics average over all of them)
     params: int | None = None
+    # The task's declared metrics as stored (harness.metrics.TaskMetric.describe()) and its main metric id.
+    task_metrics: tuple[Mapping[str, Any], ...] = ()
+    main_metric: str = ""
+
+    def metric_infos(self) -> tuple[MetricInfo, ...]:
+        return tuple(MetricInfo.from_description(d) for d in self.task_metrics)
 
     @property
     def pair_key(self) -> tuple[str, str, str]:
@@ -158,8 +169,10 @@ def load_db(
             if (task is None or r["task"] == task) and (protocol is None or r["protocol"] == protocol)
         ]
         n_labels = _task_label_counts(conn)
+        declared = _task_metrics(conn)
         params = {r["name"]: r["params"] for r in conn.execute("SELECT name, params FROM models")}
-        runs = [_run_from_db(conn, row, n_labels, params) for row in rows]
+        has_scores = _has_table(conn, "class_scores")
+        runs = [_run_from_db(conn, row, n_labels, declared, params, has_scores) for row in rows]
     except sqlite3.DatabaseError as exc:
         raise HarnessError(
             f"Could not read {path}: {exc}. Is it a database from this harness version?"
@@ -183,11 +196,34 @@ def _task_label_counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str | N
     return out
 
 
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", [name]).fetchone() is not None
+
+
+def _task_metrics(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[tuple[dict[str, Any], ...], str]]:
+    out = {}
+    for r in conn.execute("SELECT name, version, spec_json FROM tasks ORDER BY rowid"):  # newest data last
+        out[(r["name"], r["version"])] = stored_task_metrics(_loads(r["spec_json"]))
+    return out
+
+
+def _class_scores(conn: sqlite3.Connection, key: str, n: int) -> tuple[np.ndarray | None, ScoreKind | None]:
+    row = conn.execute("SELECT kind, n_examples, n_labels, scores FROM class_scores WHERE run_key = ?", [key]).fetchone()
+    if row is None or row["kind"] not in SCORE_KINDS or row["n_examples"] != n:
+        return None, None
+    values = np.frombuffer(row["scores"], dtype=SCORE_DTYPE)
+    if values.size != n * row["n_labels"]:
+        return None, None
+    return values.reshape(n, row["n_labels"]), row["kind"]
+
+
 def _run_from_db(
     conn: sqlite3.Connection,
     row: Mapping[str, Any],
     n_labels: Mapping[tuple[str, str, str | None], int],
+    declared: Mapping[tuple[str, str], tuple[tuple[dict[str, Any], ...], str]],
     params: Mapping[str, int | None],
+    has_scores: bool,
 ) -> RunResult:
     key = row["key"]
     metrics = {
@@ -199,14 +235,18 @@ def _run_from_db(
     ).fetchall()
     predictions = None
     if pred_rows:
+        scores, kind = _class_scores(conn, key, len(pred_rows)) if has_scores else (None, None)
         predictions = ExamplePredictions(
             ids=tuple(r[0] for r in pred_rows),
             labels=np.array([r[1] for r in pred_rows], dtype=np.int64),
             preds=np.array([r[2] for r in pred_rows], dtype=np.int64),
+            scores=scores,
+            score_kind=kind,
         )
     t = conn.execute("SELECT * FROM timings WHERE run_key = ?", [key]).fetchone()
     timing = TimingRecord.from_mapping(t) if t else None
     model_params = params.get(row["model"])
+    task_metrics, main_metric = declared.get((row["task"], row["task_version"])) or stored_task_metrics(None)
     return RunResult(
         key=key,
         suite=row["suite"],
@@ -229,6 +269,8 @@ def _run_from_db(
             (row["task"], row["task_version"], row["data_fingerprint"]), n_labels.get((row["task"], row["task_version"], None))
         ),
         params=model_params if model_params is not None else (timing.params if timing else None),
+        task_metrics=task_metrics,
+        main_metric=main_metric,
     )
 
 
@@ -248,14 +290,21 @@ def run_to_json(run: RunResult) -> dict[str, Any]:
         f: getattr(run, f)
         for f in (
             "key", "suite", "label", "model", "task", "task_version", "data_fingerprint", "protocol", "seed",
-            "status", "error", "git_hash", "finished_at", "n_labels", "params",
+            "status", "error", "git_hash", "finished_at", "n_labels", "params", "main_metric",
         )
     }  # fmt: skip
+    out["task_metrics"] = [dict(d) for d in run.task_metrics]
     out["config"] = dict(run.config)
     out["metrics"] = {name: [m.value, m.ci_low, m.ci_high] for name, m in sorted(run.metrics.items())}
     if run.predictions is not None:
         p = run.predictions
         out["predictions"] = {"ids": list(p.ids), "labels": p.labels.tolist(), "preds": p.preds.tolist()}
+        if p.scores is not None:  # float32 little-endian, base64: 4 bytes a score, exact
+            out["predictions"]["score_kind"] = p.score_kind
+            out["predictions"]["scores_shape"] = list(p.scores.shape)
+            out["predictions"]["scores_f32_b64"] = base64.b64encode(
+                np.ascontiguousarray(p.scores, dtype=SCORE_DTYPE).tobytes()
+            ).decode("ascii")
     if run.timing is not None:
         out["timing"] = dict(run.timing.__dict__)
     return out
@@ -385,9 +434,24 @@ def _check_run_entry(d: Any, where: str) -> None:
                 raise _bad(f"{where}.timing.{name}", kind.replace(" | None", " or null"), value)
 
 
+def _json_scores(preds: Mapping[str, Any]) -> tuple[np.ndarray | None, ScoreKind | None]:
+    blob, shape, kind = preds.get("scores_f32_b64"), preds.get("scores_shape"), preds.get("score_kind")
+    if not blob or kind not in SCORE_KINDS or not isinstance(shape, list) or len(shape) != 2:
+        return None, None
+    values = np.frombuffer(base64.b64decode(blob), dtype=SCORE_DTYPE)
+    return values.reshape(int(shape[0]), int(shape[1])), kind
+
+
 def run_from_json(d: Mapping[str, Any]) -> RunResult:
     preds = d.get("predictions")
     timing = d.get("timing")
+    scores, kind = _json_scores(preds) if preds else (None, None)
+    declared = d.get("task_metrics")
+    task_metrics, main_metric = (
+        stored_task_metrics({"metrics": declared, "main_metric": d.get("main_metric")})
+        if declared
+        else stored_task_metrics(None)
+    )
     return RunResult(
         key=d["key"],
         suite=d["suite"],
@@ -408,12 +472,16 @@ def run_from_json(d: Mapping[str, Any]) -> RunResult:
             ids=tuple(str(i) for i in preds["ids"]),
             labels=np.asarray(preds["labels"], dtype=np.int64),
             preds=np.asarray(preds["preds"], dtype=np.int64),
+            scores=scores,
+            score_kind=kind,
         )
         if preds
         else None,
         timing=TimingRecord.from_mapping(timing) if timing else None,
         n_labels=d.get("n_labels"),
         params=d.get("params"),
+        task_metrics=task_metrics,
+        main_metric=main_metric,
     )
 
 

@@ -33,6 +33,8 @@ def describe(tp: Any) -> str:
         return "true or false (yes/no, on/off)"
     if tp is type(None):
         return "empty (null)"
+    if tp is Any:
+        return "any value"
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
@@ -55,6 +57,8 @@ def _fail(file: Path, key: str, tp: Any, value: Any, hint: str = "") -> ConfigEr
 
 def convert(value: Any, tp: Any, *, file: Path, key: str) -> Any:
     origin = get_origin(tp)
+    if tp is Any:
+        return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return build(tp, value, file=file, at=key)
     if origin in (Union, types.UnionType):

@@ -5,7 +5,11 @@ Schema (relative paths resolve from the YAML file's folder)::
     name: my-task                  # letters, digits, '-', '_', '.'
     version: "1"                   # bump when the data or splits change
     modality: text                 # text | image
-    description: ...               # license, citation, homepage, main_metric (default macro_f1) too
+    description: ...               # license, citation, homepage too
+    metrics: [accuracy, macro_f1, mcc, {name: top_k_accuracy, params: {k: 3}}]
+                                   # registered metric names or {name, params, id} (default: accuracy,
+                                   # macro_f1, weighted_f1, macro_precision, macro_recall, f1, confusion_matrix)
+    main_metric: mcc               # ranks and gates; one of metrics (default macro_f1 when listed)
     labels: [negative, positive]   # string labels match by name; integer labels are indices
     source:
       type: hf                     # hf | csv | jsonl | parquet | imagefolder
@@ -54,7 +58,7 @@ from harness.data.loaders import (
 from harness.data.signatures import signature
 from harness.data.yaml_schema import build
 from harness.errors import ConfigError, DataError, close_match
-from harness.tasks import SPLIT_NAMES, Modality, Split, Task, TaskData, TaskSpec, lm_prompt_problem
+from harness.tasks import SPLIT_NAMES, MetricRef, Modality, Split, Task, TaskData, TaskSpec, lm_prompt_problem
 from harness.yaml_io import load_yaml
 
 SourceType = Literal["hf", "csv", "jsonl", "parquet", "imagefolder"]
@@ -103,7 +107,8 @@ class YamlTaskConfig:
     license: str = ""
     citation: str = ""
     homepage: str = ""
-    main_metric: str = "macro_f1"
+    metrics: tuple[str | MetricRef, ...] = ()
+    main_metric: str = ""
     text_column: str | None = None
     image_column: str | None = None
     label_column: str = "label"
@@ -227,6 +232,7 @@ class YamlTask(Task):
             license=c.license,
             citation=c.citation,
             homepage=c.homepage,
+            metrics=c.metrics,
             main_metric=c.main_metric,
             prompt_templates=c.prompt_templates,
             label_verbalizers=dict(c.label_verbalizers),

@@ -19,6 +19,7 @@ from harness.jobs import Job, JobResult, WorkerState, execute_job
 
 if TYPE_CHECKING:
     from harness.config import SuiteConfig, TaskRef
+    from harness.metrics import TaskMetrics
     from harness.registry import TaskRegistry
     from harness.tasks import Task, TaskData
 
@@ -31,6 +32,8 @@ class TaskSource(Protocol):
     def task(self, ref: TaskRef) -> Task: ...
 
     def data(self, task: Task) -> TaskData: ...
+
+    def metrics(self, ref: TaskRef) -> TaskMetrics: ...
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class JobWorker:
 
     def execute(self, job: Job) -> JobResult:
         task = self.tasks.task(job.task)
-        return execute_job(job, self.state, self.suite, task, self.tasks.data(task))
+        return execute_job(job, self.state, self.suite, task, self.tasks.data(task), self.tasks.metrics(job.task))
 
     def stats(self) -> ExecutionStats:
         return ExecutionStats(self.state.models_loaded, self.state.features.forward_passes)
@@ -103,12 +106,18 @@ class DiscoveredTasks:
     plugins: tuple[Path, ...]
     _registry: TaskRegistry | None = field(default=None, init=False, repr=False)
 
-    def task(self, ref: TaskRef) -> Task:
+    def registry(self) -> TaskRegistry:
         if self._registry is None:
             from harness.registry import TaskRegistry
 
             self._registry = TaskRegistry.discover(self.plugins)
-        return self._registry.get(ref.name, ref.options or None)
+        return self._registry
+
+    def task(self, ref: TaskRef) -> Task:
+        return self.registry().get(ref.name, ref.options or None)
+
+    def metrics(self, ref: TaskRef) -> TaskMetrics:
+        return self.registry().task_metrics(ref.name)
 
     def data(self, task: Task) -> TaskData:
         return task.load()  # the registry's tasks load once per process

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.metrics import MetricRegistry
 from harness.sitegen import deps, pages, pickform
 from harness.sitegen.charts import heat_css
 from harness.sitegen.links import Links, hw_views
@@ -44,14 +45,19 @@ class BuildStats:
 
 
 def build_site(
-    db: Path, out: Path, *, ranking: RankingConfig | None = None, workers: int | None = None
+    db: Path,
+    out: Path,
+    *,
+    ranking: RankingConfig | None = None,
+    workers: int | None = None,
+    metrics: MetricRegistry | None = None,
 ) -> BuildStats:
     """Build (or update in place) the static site for the results in `db` under `out`.
 
     workers: processes rendering pages (default: one per CPU, at most 8; 1 renders in this process).
     """
     with _gc_paused():
-        return _build(Path(db), Path(out), ranking or RankingConfig(), workers)
+        return _build(Path(db), Path(out), ranking or RankingConfig(), workers, metrics)
 
 
 @contextmanager
@@ -67,7 +73,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _build(db: Path, out: Path, ranking: RankingConfig, workers: int | None) -> BuildStats:
+def _build(
+    db: Path, out: Path, ranking: RankingConfig, workers: int | None, metrics: MetricRegistry | None
+) -> BuildStats:
     clock = _Clock()
     writer = IncrementalWriter(out)
     with StoreReader(db) as reader:
@@ -85,13 +93,13 @@ def _build(db: Path, out: Path, ranking: RankingConfig, workers: int | None) -> 
         board = build_board(snapshot)
         clock.lap("load")
         cache = writer.extra.get("ranking_cache")
-        rankings = compute_rankings(board, reader, ranking, cache if isinstance(cache, dict) else None)
+        rankings = compute_rankings(board, reader, ranking, cache if isinstance(cache, dict) else None, metrics)
         clock.lap("rank")
         best = _best_runs(board)
         details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
         cached = writer.extra.get("pick_cache")
         pick_cache = dict(cached) if isinstance(cached, dict) else {}
-        forms = pickform.build_forms(board, reader, ranking, pick_cache)
+        forms = pickform.build_forms(board, reader, ranking, pick_cache, metrics)
         clock.lap("pick")
 
     links = Links(

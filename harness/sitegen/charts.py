@@ -64,6 +64,7 @@ class ParetoPlot:
     frontier_path: str
     x_ticks: tuple[tuple[float, str], ...]
     y_ticks: tuple[tuple[float, str], ...]
+    y_label: str = "accuracy"
 
     @property
     def frontier(self) -> tuple[PlotPoint, ...]:
@@ -83,9 +84,14 @@ def pareto_frontier(points: Sequence[tuple[float, float]]) -> set[int]:
 
 
 def pareto_plot(
-    title: str, data: Sequence[tuple[str, str, float, float]], width: int = 640, height: int = 360
+    title: str,
+    data: Sequence[tuple[str, str, float, float]],
+    width: int = 640,
+    height: int = 360,
+    y_label: str = "accuracy",
 ) -> ParetoPlot:
-    """data: (model, href, p50 latency ms, accuracy). Latency on a log axis (models span decades)."""
+    """data: (model, href, p50 latency ms, quality: higher is better, e.g. accuracy). Latency on a log
+    axis (models span decades)."""
     left, top, right, bottom = 64, 16, width - 16, height - 48
     lat = [max(d[2], 1e-6) for d in data]
     acc = [d[3] for d in data]
@@ -117,13 +123,16 @@ def pareto_plot(
             path += f"L{frontier_pts[i + 1].x},{p.y} "
     x_ticks = tuple((sx(v), _fmt_ms(v)) for v in log_ticks(10**lo_x, 10**hi_x))
     y_ticks = tuple((sy(v), f"{v:.2f}") for v in linear_ticks(lo_y, hi_y))
-    return ParetoPlot(title, width, height, left, top, right, bottom, points, path.strip(), x_ticks, y_ticks)
+    return ParetoPlot(
+        title, width, height, left, top, right, bottom, points, path.strip(), x_ticks, y_ticks, y_label
+    )
 
 
 def _accuracy_range(acc: Sequence[float]) -> tuple[float, float]:
     lo, hi = min(acc), max(acc)
     span = max(hi - lo, 0.05)
-    lo, hi = max(0.0, lo - span * 0.1), min(1.0, hi + span * 0.1)
+    floor = 0.0 if lo >= 0 else -1.0  # MCC and kappa go down to -1
+    lo, hi = max(floor, lo - span * 0.1), min(1.0, hi + span * 0.1)
     if hi - lo < 0.05:
         lo, hi = max(0.0, hi - 0.05), max(hi, 0.05)
     return lo, hi

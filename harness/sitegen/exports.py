@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from harness.sitegen.load import HEADLINE_METRICS, RunRow, StoreSnapshot
+from harness.metrics.stats import Placement
+from harness.sitegen.load import RunRow, StoreSnapshot
 from harness.sitegen.ranking import Rankings
-from harness.sitegen.ties import Placement
 
 RUN_FIELDS = (
     "key", "suite", "suite_path", "model", "task", "task_version", "data_fingerprint", "protocol", "seed",
@@ -27,11 +27,19 @@ TIMING_FIELDS = (
     "hardware", "device", "batch_size", "p50_ms", "p95_ms", "p99_ms", "items_per_s", "peak_mem_mb", "params",
     "n_timed", "contended",
 )  # fmt: skip
-COLUMNS = (
-    *RUN_FIELDS,
-    *(f"{m}{suffix}" for m in HEADLINE_METRICS for suffix in ("", "_ci_low", "_ci_high")),
-    *TIMING_FIELDS,
-)
+def metric_ids(snapshot: StoreSnapshot) -> tuple[str, ...]:
+    """Every single-number metric the stored tasks declare, in declaration order (first task first)."""
+    ids = dict.fromkeys(m.id for t in sorted(snapshot.tasks.values(), key=lambda t: t.name) for m in t.scalar_metrics)
+    return tuple(ids)
+
+
+def columns(metrics: Sequence[str]) -> tuple[str, ...]:
+    return (
+        *RUN_FIELDS,
+        *(f"{m}{suffix}" for m in metrics for suffix in ("", "_ci_low", "_ci_high")),
+        *TIMING_FIELDS,
+    )
+
 RANK_COLUMNS = ("task", "protocol", "model", "rank", "tied_with", "p_value", "tested")
 AGGREGATE_COLUMNS = (
     "group",
@@ -54,13 +62,13 @@ def _round(v: float | None, digits: int) -> float | None:
     return None if v is None or not math.isfinite(v) else round(v, digits)
 
 
-def _run_row(run: RunRow) -> list[Any]:
+def _run_row(run: RunRow, metrics: Sequence[str]) -> list[Any]:
     row: list[Any] = [
         run.key, run.suite, run.suite_path, run.model, run.task, run.task_version, run.data_fingerprint,
         run.protocol, run.seed, run.status, run.error, run.started_at, run.finished_at, _round(run.duration_s, 3),
         run.harness_version, run.git_hash,
     ]  # fmt: skip
-    for name in HEADLINE_METRICS:
+    for name in metrics:
         m = run.metrics.get(name)
         row += (_round(m.value, 6), _round(m.ci_low, 6), _round(m.ci_high, 6)) if m else (None, None, None)
     t = run.timing
@@ -85,14 +93,16 @@ def _run_row(run: RunRow) -> list[Any]:
 
 
 def run_rows(snapshot: StoreSnapshot) -> list[list[Any]]:
-    """One flat row per stored run (every status, every task version), in COLUMNS order."""
-    return [_run_row(run) for run in snapshot.runs]
+    """One flat row per stored run (every status, every task version), in columns(metric_ids(...)) order;
+    a metric a run's task does not declare is empty."""
+    metrics = metric_ids(snapshot)
+    return [_run_row(run, metrics) for run in snapshot.runs]
 
 
-def results_csv(rows: Sequence[Sequence[Any]]) -> str:
+def results_csv(snapshot: StoreSnapshot, rows: Sequence[Sequence[Any]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns(metric_ids(snapshot)))
     writer.writerows(rows)
     return buf.getvalue()
 
@@ -110,7 +120,7 @@ def results_json(snapshot: StoreSnapshot, rows: Sequence[Sequence[Any]], ranking
         "models": [asdict(m) for m in sorted(snapshot.models.values(), key=lambda m: m.name)],
         "tasks": [asdict(t) for t in sorted(snapshot.tasks.values(), key=lambda t: (t.name, t.version, t.fingerprint))],
         "hardware": [asdict(h) for h in sorted(snapshot.hardware.values(), key=lambda h: h.fingerprint)],
-        "runs": {"columns": list(COLUMNS), "rows": rows},
+        "runs": {"columns": list(columns(metric_ids(snapshot))), "rows": rows},
         "ranks": {
             "columns": list(RANK_COLUMNS),
             "rows": [

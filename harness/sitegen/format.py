@@ -17,13 +17,6 @@ SIZE_BUCKETS = (
     ("100m-1b", "100M–1B", 1e9),
     ("ge1b", "≥ 1B", math.inf),
 )
-METRIC_LABELS = {
-    "accuracy": "Accuracy",
-    "macro_f1": "Macro-F1",
-    "weighted_f1": "Weighted F1",
-    "macro_precision": "Macro precision",
-    "macro_recall": "Macro recall",
-}
 
 
 def _missing(v: float | None) -> bool:
@@ -107,10 +100,6 @@ def size_bucket(n: int | None) -> str:
 def sort_value(v: float | int | None) -> str:
     """data-v attribute for the JS sorter: empty for missing values (sorted last)."""
     return "" if _missing(v) else repr(float(v))  # type: ignore[arg-type]
-
-
-def metric_label(name: str) -> str:
-    return METRIC_LABELS.get(name, name)
 
 
 def reproduce_command(run: RunRow) -> tuple[str, bool]:

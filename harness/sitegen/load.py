@@ -23,10 +23,9 @@ import numpy as np
 from harness.data.hygiene import leak_summary
 from harness.data.task_options import limited_run_note
 from harness.errors import HarnessError
-from harness.store import connect_readonly
-
-HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
-LOWER_IS_BETTER: frozenset[str] = frozenset()  # every headline metric is a score; errors would go here
+from harness.metrics import MetricInfo
+from harness.metrics.registry import stored_task_metrics
+from harness.store import SCORE_DTYPE, SCORE_KINDS, connect_readonly
 
 
 class Metric(NamedTuple):
@@ -78,6 +77,7 @@ class RunRow(NamedTuple):
     git_hash: str | None
     metrics: Mapping[str, Metric]
     timing: Timing | None
+    metric_notes: Mapping[str, str] = {}  # metric id -> why it is not applicable to this run
 
     def metric(self, name: str) -> Metric | None:
         return self.metrics.get(name)
@@ -113,6 +113,15 @@ class TaskMeta:
     homepage: str
     main_metric: str
     leak_warning: str | None = None  # from the stored data-hygiene report; None when the splits are clean
+    metrics: tuple[MetricInfo, ...] = ()  # declared metrics (stored labels and directions), in order
+    metric_specs: tuple[Mapping[str, Any], ...] = ()  # their stored descriptions (name, params, ...)
+
+    def metric_info(self, metric_id: str) -> MetricInfo:
+        return next((m for m in self.metrics if m.id == metric_id), MetricInfo(metric_id, metric_id))
+
+    @property
+    def scalar_metrics(self) -> tuple[MetricInfo, ...]:
+        return tuple(m for m in self.metrics if m.scalar)
 
     @property
     def limited(self) -> str | None:
@@ -178,6 +187,8 @@ class PredictionVector:
     example_ids: tuple[str, ...]
     labels: np.ndarray
     preds: np.ndarray
+    scores: np.ndarray | None = None  # (N, n_labels) class scores in example-id order, when stored
+    score_kind: str | None = None
 
 
 class StoreReader:
@@ -233,10 +244,10 @@ class StoreReader:
     def _runs(self) -> Iterator[RunRow]:
         # Three sequential scans joined in Python: several LEFT JOINs into `metrics` cost one random
         # index lookup per run and metric, which dominates on a large store.
-        placeholders = ", ".join("?" for _ in HEADLINE_METRICS)
         metrics: dict[str, dict[str, Metric]] = {}
-        sql = f"SELECT run_key, name, value, ci_low, ci_high FROM metrics WHERE name IN ({placeholders})"
-        for key, name, value, lo, hi in self.conn.execute(sql, HEADLINE_METRICS):
+        # Every single-number metric (per-class values, "<id>/<label>", are loaded per page).
+        sql = "SELECT run_key, name, value, ci_low, ci_high FROM metrics WHERE instr(name, '/') = 0"
+        for key, name, value, lo, hi in self.conn.execute(sql):
             if value is not None:
                 metrics.setdefault(key, {})[name] = Metric(float(value), lo, hi)
         have = {r[1] for r in self.conn.execute("PRAGMA table_info(timings)")}
@@ -251,11 +262,14 @@ class StoreReader:
         sql = """
         SELECT key, suite, CASE WHEN json_valid(config_json) THEN json_extract(config_json, '$.suite_path') END,
                model, task, task_version, data_fingerprint, protocol, seed, status, error,
-               started_at, finished_at, duration_s, harness_version, git_hash
+               started_at, finished_at, duration_s, harness_version, git_hash,
+               CASE WHEN json_valid(selected_json) THEN json_extract(selected_json, '$.metrics_not_applicable') END
         FROM runs ORDER BY task, protocol, model, seed, finished_at
         """
         no_metrics: dict[str, Metric] = {}
+        no_notes: dict[str, str] = {}
         for row in self.conn.execute(sql):
+            notes = _json_object(row[16]) if row[16] else no_notes
             key, suite_path = row[0], row[2]
             yield RunRow(
                 key=key,
@@ -278,6 +292,7 @@ class StoreReader:
                 git_hash=row[15],
                 metrics=metrics.get(key, no_metrics),
                 timing=timings.get(key),
+                metric_notes={str(k): str(v) for k, v in notes.items()} if notes else no_notes,
             )
 
     def _models(self) -> Iterator[ModelMeta]:
@@ -294,6 +309,7 @@ class StoreReader:
                         source, license, citation, spec_json, {hygiene} FROM tasks ORDER BY rowid"""
         for r in self.conn.execute(sql):
             spec = _json_object(r[11])
+            specs, main = stored_task_metrics(spec)
             yield TaskMeta(
                 name=r[0],
                 version=r[1],
@@ -308,8 +324,10 @@ class StoreReader:
                 citation=r[10] or "",
                 description=str(spec.get("description") or ""),
                 homepage=str(spec.get("homepage") or ""),
-                main_metric=str(spec.get("main_metric") or "macro_f1"),
+                main_metric=main,
                 leak_warning=leak_summary(r[12]),
+                metrics=tuple(MetricInfo.from_description(d) for d in specs),
+                metric_specs=specs,
             )
 
     def _task_groups(self) -> dict[str, tuple[str, ...]]:
@@ -369,8 +387,9 @@ class StoreReader:
             for key, labels in labels_by_key.items()
         }
 
-    def predictions(self, keys: Iterable[str]) -> dict[str, PredictionVector]:
-        """Per-example predictions of the given runs (ordered by example id, for paired tests), one query."""
+    def predictions(self, keys: Iterable[str], with_scores: bool = True) -> dict[str, PredictionVector]:
+        """Per-example predictions (and class scores) of the given runs, ordered by example id, for paired
+        tests."""
         wanted = dict.fromkeys(keys)
         if not wanted:
             return {}
@@ -383,11 +402,30 @@ class StoreReader:
                 ids.append(eid)
                 ys.append(label)
                 ps.append(pred)
-        return {
-            key: PredictionVector(tuple(ids), np.asarray(ys, dtype=np.int64), np.asarray(ps, dtype=np.int64))
-            for key, (ids, ys, ps) in rows.items()
-            if ids
-        }
+            scores = self._class_scores(table) if with_scores else {}
+        out = {}
+        for key, (ids, ys, ps) in rows.items():
+            if not ids:
+                continue
+            matrix, kind = scores.get(key, (None, None))
+            if matrix is not None and matrix.shape[0] != len(ids):
+                matrix, kind = None, None
+            out[key] = PredictionVector(
+                tuple(ids), np.asarray(ys, dtype=np.int64), np.asarray(ps, dtype=np.int64), matrix, kind
+            )
+        return out
+
+    def _class_scores(self, table: str) -> dict[str, tuple[np.ndarray, str]]:
+        has = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='class_scores'").fetchone()
+        if not has:
+            return {}
+        out = {}
+        sql = f"SELECT c.run_key, c.kind, c.n_examples, c.n_labels, c.scores FROM class_scores c JOIN {table} k ON k.key = c.run_key"
+        for key, kind, n, k, blob in self.conn.execute(sql):
+            values = np.frombuffer(blob, dtype=SCORE_DTYPE)
+            if kind in SCORE_KINDS and values.size == n * k:
+                out[key] = (values.reshape(n, k), kind)
+        return out
 
     @contextmanager
     def _keys_table(self, keys: Iterable[str]) -> Iterator[str]:

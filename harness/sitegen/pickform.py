@@ -26,12 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from harness.metrics import MetricRegistry, TaskMetric
+from harness.metrics.resample import resampled_values
+from harness.metrics.stats import bootstrap_p, mcnemar, uses_mcnemar
 from harness.records import PERCENTILE_MIN_SAMPLES
 from harness.sitegen.load import PredictionVector, Timing
-from harness.sitegen.ranking import RankingConfig
+from harness.sitegen.ranking import RankingConfig, metric_data, task_main_metric
 from harness.sitegen.results import Board, Result
-from harness.sitegen.ties import bootstrap_metric, bootstrap_p
-from harness.stats import ConfusionMetric, mcnemar
 
 MAX_TESTS = 20  # paired tests per possible leader
 
@@ -159,7 +160,7 @@ def p_values(
     cands: Sequence[PickCandidate],
     tests: Mapping[int, Sequence[int]],
     preds: Mapping[str, PredictionVector],
-    metric: str,
+    metric: TaskMetric | None,
     n_labels: int,
     cfg: RankingConfig,
     cache: dict[str, float],
@@ -167,10 +168,12 @@ def p_values(
     """(leader, other) -> p-value of the paired test, for the pairs with predictions on the same examples.
     `cache` (run key pair -> p) is read and extended."""
     out: dict[tuple[int, int], float] = {}
+    if metric is None:  # a plugin metric the site was built without: no paired tests
+        return out
     todo: list[tuple[int, int]] = []
     for lead, others in tests.items():
         for j in others:
-            hit = cache.get(_cache_key(cands[lead].key, cands[j].key, metric, n_labels, cfg))
+            hit = cache.get(_cache_key(cands[lead].key, cands[j].key, metric.id, n_labels, cfg))
             if hit is not None:
                 out[(lead, j)] = hit
             else:
@@ -184,23 +187,25 @@ def p_values(
     ref = next(iter(vectors.values()))
     same = {i for i, v in vectors.items() if v.example_ids == ref.example_ids and np.array_equal(v.labels, ref.labels)}
     top = 1 + max(int(max(v.labels.max(), v.preds.max())) for v in vectors.values())
-    score = ConfusionMetric(metric, max(n_labels, top))
+    datas = {i: metric_data(vectors[i], max(n_labels, top)) for i in same}
+    if any(metric.metric.not_applicable(d) for d in datas.values()):
+        return out
     order = sorted(same)
     boot: dict[int, np.ndarray] = {}
-    if metric != "accuracy" and order:
-        matrix = bootstrap_metric(ref.labels, [vectors[i].preds for i in order], score, cfg.n_boot, cfg.seed)
+    if not uses_mcnemar(metric) and order:
+        matrix = resampled_values([metric], [datas[i] for i in order], cfg.n_boot, cfg.seed)[metric.id]
         boot = dict(zip(order, matrix, strict=True))
     for lead, j in todo:
         if lead not in same or j not in same:
             continue
         a, b = vectors[lead], vectors[j]
-        if metric == "accuracy":
+        if uses_mcnemar(metric):
             p = mcnemar(a.preds == a.labels, b.preds == b.labels).p_value
         else:
-            diff = score(b.labels, b.preds) - score(a.labels, a.preds)
-            p = bootstrap_p(boot[lead], boot[j], diff)
+            diff = metric.point(datas[j]) - metric.point(datas[lead])
+            p = bootstrap_p(boot[j] - boot[lead], diff)
         out[(lead, j)] = p
-        cache[_cache_key(cands[lead].key, cands[j].key, metric, n_labels, cfg)] = p
+        cache[_cache_key(cands[lead].key, cands[j].key, metric.id, n_labels, cfg)] = p
     return out
 
 
@@ -252,9 +257,10 @@ def form_data(
 
 
 def build_forms(
-    board: Board, reader: Any, cfg: RankingConfig, cache: dict[str, float]
+    board: Board, reader: Any, cfg: RankingConfig, cache: dict[str, float], metrics: MetricRegistry | None = None
 ) -> dict[str, dict[str, Any]]:
     """task -> its form data; loads the predictions only of pairs not in `cache` (which is extended)."""
+    registry = metrics or MetricRegistry()
     plans = {}
     for task in board.task_meta:
         cands = candidates(board, task)
@@ -273,7 +279,7 @@ def build_forms(
     preds = reader.predictions(needed) if needed else {}
     out = {}
     for task, (cands, leaders, tests) in plans.items():
-        metric, n_labels = board.main_metric(task), len(board.task(task).labels)
+        metric, n_labels = task_main_metric(board, task, registry), len(board.task(task).labels)
         pvals = p_values(cands, tests, preds, metric, n_labels, cfg, cache)
         out[task] = form_data(board, task, cands, leaders, tests, pvals, cfg)
     return out

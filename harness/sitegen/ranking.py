@@ -1,9 +1,11 @@
 """Tie-group ranks for the site, from stored per-example predictions, with bounded work.
 
-Per task and protocol: the procedure of `stats.rank_with_ties` (paired bootstrap for F1, McNemar for
-accuracy; computed by `ties` with shared resamples, same outcome) over at most `max_tested` models: the
-best by the task's main metric, stopping at the first whose 95% CI lies wholly below the leader's (it
-is already significantly worse). Everyone else is placed by value after them, marked untested.
+Per task and protocol: harness.metrics.stats.tie_groups on the task's main metric (any registered
+metric: McNemar for accuracy, paired bootstrap on shared resamples otherwise; Holm-corrected per group
+round unless RankingConfig.holm is off) over at most `max_tested` models: the best by the main metric,
+stopping at the first whose 95% CI lies wholly on the worse side of the leader's (it is already
+significantly worse). Everyone else is placed by value after them, marked untested. A main metric
+defined by a plugin the site was built without cannot be recomputed: its models are placed by value.
 
 Per group of comparable tasks and protocol (aggregate; groups are task modalities and groups a suite
 declared): a model takes part when it has a done result on some task of the group, so an image model
@@ -29,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.metrics import MetricData, MetricRegistry, TaskMetric
+from harness.metrics.registry import metric_from_description
+from harness.metrics.resample import resampled_values
+from harness.metrics.stats import HOLM_DEFAULT, Placement, bootstrap_p, greedy_groups, tie_groups
 from harness.sitegen.load import PredictionVector, StoreReader
 from harness.sitegen.results import Board, Result
-from harness.sitegen.ties import Placement, bootstrap_metric, bootstrap_p, greedy_groups, task_tie_groups
-from harness.stats import ConfusionMetric
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class RankingConfig:
     max_tested: int = 20
     max_tested_aggregate: int = 10
     seed: int = 0
+    holm: bool = HOLM_DEFAULT  # Holm-correct each tie-group round's leader-vs-model tests
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +74,29 @@ class _Plan:
     keys: tuple[str, ...]  # run keys whose predictions the computation needs
 
 
+def task_main_metric(board: Board, task: str, registry: MetricRegistry) -> TaskMetric | None:
+    """The computable main metric of a task (None: defined by a plugin that is not loaded)."""
+    meta = board.task(task)
+    spec = next((d for d in meta.metric_specs if d.get("id") == meta.main_metric), None)
+    return metric_from_description(spec, registry) if spec is not None else None
+
+
 def compute_rankings(
-    board: Board, reader: StoreReader, cfg: RankingConfig, cache: Mapping[str, Any] | None = None
+    board: Board,
+    reader: StoreReader,
+    cfg: RankingConfig,
+    cache: Mapping[str, Any] | None = None,
+    metrics: MetricRegistry | None = None,
 ) -> Rankings:
+    registry = metrics or MetricRegistry()
     cache = dict(cache or {})
     new_cache: dict[str, Any] = {}
     per_task_plans: dict[tuple[str, str], tuple[_Plan, list[Result]]] = {}
     for (task, protocol), results in board.by_task_protocol.items():
-        candidates = _task_candidates(results, board.main_metric(task), cfg.max_tested)
+        candidates = _task_candidates(results, board, task, cfg.max_tested)
         keys = tuple(r.representative.key for r in candidates)
         plan = _Plan(
-            _hash("task", task, protocol, board.main_metric(task), asdict(cfg), _run_ids(candidates)), keys
+            _hash("task", task, protocol, _metric_key(board, task), asdict(cfg), _run_ids(candidates)), keys
         )
         per_task_plans[(task, protocol)] = (plan, candidates)
 
@@ -91,8 +108,8 @@ def compute_rankings(
         top = complete[: cfg.max_tested_aggregate]
         runs = [board.results[(t, protocol, m)] for m in top for t in tasks]
         keys = tuple(r.representative.key for r in runs)
-        metrics = [board.main_metric(t) for t in tasks]
-        plan = _Plan(_hash("aggregate", protocol, tasks, metrics, asdict(cfg), _run_ids(runs)), keys)
+        main_metrics = [_metric_key(board, t) for t in tasks]
+        plan = _Plan(_hash("aggregate", protocol, tasks, main_metrics, asdict(cfg), _run_ids(runs)), keys)
         agg_plans[(group, protocol)] = (plan, top, tasks)
 
     plans = [plan for plan, _ in per_task_plans.values()] + [plan for plan, _, _ in agg_plans.values()]
@@ -104,7 +121,9 @@ def compute_rankings(
     for (task, protocol), (plan, candidates) in per_task_plans.items():
         tested = _cached(cache, plan.cache_key)
         if tested is None:
-            tested = _rank_task(candidates, preds, board.main_metric(task), len(board.task(task).labels), cfg)
+            tested = _rank_task(
+                candidates, preds, task_main_metric(board, task, registry), len(board.task(task).labels), cfg
+            )
             groups_computed += 1
         new_cache[plan.cache_key] = _placements_to_json(tested)
         per_task[(task, protocol)] = _place_rest(
@@ -115,7 +134,7 @@ def compute_rankings(
     for (group, protocol), (plan, top, tasks) in agg_plans.items():
         tested = _cached(cache, plan.cache_key)
         if tested is None:
-            tested = _rank_aggregate(board, protocol, top, tasks, preds, cfg)
+            tested = _rank_aggregate(board, protocol, top, tasks, preds, cfg, registry)
             groups_computed += 1
         new_cache[plan.cache_key] = _placements_to_json(tested)
         failed = {
@@ -133,49 +152,68 @@ def compute_rankings(
 # ---- per task ------------------------------------------------------------------------------------------
 
 
-def _task_candidates(results: Sequence[Result], metric: str, limit: int) -> list[Result]:
+def _metric_key(board: Board, task: str) -> Any:
+    meta = board.task(task)
+    return next((dict(d) for d in meta.metric_specs if d.get("id") == meta.main_metric), meta.main_metric)
+
+
+def _task_candidates(results: Sequence[Result], board: Board, task: str, limit: int) -> list[Result]:
+    info = board.main_info(task)
+    metric = info.id
     done = [r for r in results if r.status == "done" and r.metric(metric) is not None]
     if not done:
         return []
     leader = done[0].metric(metric)
     assert leader is not None
-    floor = leader.ci_low if leader.ci_low is not None else float("-inf")
+    sign = 1.0 if info.higher_is_better else -1.0  # compare in "higher is better" units
+    edge = leader.ci_low if info.higher_is_better else leader.ci_high
+    floor = sign * edge if edge is not None else float("-inf")
     out = []
     for r in done[:limit]:
         m = r.metric(metric)
         assert m is not None
-        reach = m.ci_high if m.ci_high is not None else m.value
+        far = m.ci_high if info.higher_is_better else m.ci_low
+        reach = sign * (far if far is not None else m.value)
         if reach < floor:
             break  # sorted by value, so later models reach even less far in practice; stop here
         out.append(r)
     return out
 
 
+def metric_data(vec: PredictionVector, n_labels: int) -> MetricData:
+    scores = vec.scores if vec.scores is not None and vec.scores.shape[1] == n_labels else None
+    kind: Any = vec.score_kind if scores is not None else None
+    return MetricData.of(vec.labels, vec.preds, n_labels, scores, kind)
+
+
 def _rank_task(
     candidates: Sequence[Result],
     preds: Mapping[str, PredictionVector],
-    metric: str,
+    metric: TaskMetric | None,
     n_labels: int,
     cfg: RankingConfig,
 ) -> dict[str, Placement]:
     aligned = _aligned(candidates, preds)
-    if len(aligned) < 2:
+    if len(aligned) < 2 or metric is None:
         return {name: Placement(1, None, None, False) for name, _ in aligned[:1]}
     # The labels table can be out of step with the predictions; never index past what was predicted.
     top = 1 + max(int(max(v.labels.max(), v.preds.max())) for _, v in aligned)
-    stored = {r.model: r.representative.metric(metric) for r in candidates}
+    datas = [metric_data(v, max(n_labels, top)) for _, v in aligned]
+    if any(metric.metric.not_applicable(d) for d in datas):
+        return {name: Placement(1, None, None, False) for name, _ in aligned[:1]}
+    stored = {r.model: r.representative.metric(metric.id) for r in candidates}
     observed = [m.value if (m := stored[name]) else float("nan") for name, _ in aligned]
-    return task_tie_groups(
+    return tie_groups(
         [name for name, _ in aligned],
-        aligned[0][1].labels,
-        [v.preds for _, v in aligned],
-        ConfusionMetric(metric, max(n_labels, top)),
+        datas,
+        metric,
         alpha=cfg.alpha,
         n_boot=cfg.n_boot,
         seed=cfg.seed,
         # The stored values are this metric on these predictions with the task's label count; when the
         # label count had to grow they are not, so recompute.
         observed=observed if top <= n_labels and all(v == v for v in observed) else None,
+        holm_correct=cfg.holm,
     )
 
 
@@ -242,6 +280,7 @@ def _rank_aggregate(
     tasks: Sequence[str],
     preds: Mapping[str, PredictionVector],
     cfg: RankingConfig,
+    registry: MetricRegistry,
 ) -> dict[str, Placement]:
     per_task_vectors: list[dict[str, PredictionVector]] = []
     usable = set(models)
@@ -258,24 +297,25 @@ def _rank_aggregate(
     for t_index, (task, vectors) in enumerate(zip(tasks, per_task_vectors, strict=True)):
         declared = len(board.task(task).labels)
         n_labels = max(declared, 1 + max(int(max(v.labels.max(), v.preds.max())) for v in vectors.values()))
-        metric = ConfusionMetric(board.main_metric(task), n_labels)
-        y = vectors[names[0]].labels
-        sign = board.sign(task)  # the mean is of "higher is better" values
+        metric = task_main_metric(board, task, registry)
+        datas = [metric_data(vectors[n], n_labels) for n in names]
+        if metric is None or any(metric.metric.not_applicable(d) for d in datas):
+            return {name: Placement(i + 1, None, None, False) for i, name in enumerate(names)}
+        sign = 1.0 if metric.higher_is_better else -1.0
         for i, name in enumerate(names):
-            stored = board.results[(task, protocol, name)].representative.metric(metric.name)
+            stored = board.results[(task, protocol, name)].representative.metric(metric.id)
             use_stored = stored is not None and n_labels == declared  # same sklearn call, same label count
-            observed[i] += sign * (stored.value if use_stored and stored else metric(y, vectors[name].preds))
-        boot += sign * bootstrap_metric(
-            y, [vectors[n].preds for n in names], metric, cfg.n_boot, cfg.seed + t_index
-        )
+            observed[i] += sign * (stored.value if use_stored and stored else metric.point(datas[i]))
+        boot += sign * resampled_values([metric], datas, cfg.n_boot, cfg.seed + t_index)[metric.id]
     observed /= len(tasks)
     boot /= len(tasks)
 
     return greedy_groups(
         names,
         list(observed),
-        lambda a, b: bootstrap_p(boot[a], boot[b], observed[b] - observed[a]),
+        lambda a, b: bootstrap_p(boot[b] - boot[a], observed[b] - observed[a]),
         cfg.alpha,
+        holm_correct=cfg.holm,
     )
 
 

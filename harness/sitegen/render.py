@@ -41,7 +41,6 @@ def template_env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.globals["metric_label"] = fmt.metric_label
     env.globals["size_buckets"] = fmt.SIZE_BUCKETS
     return env
 
@@ -156,7 +155,7 @@ def _model_inputs(ctx: SiteContext, model: str) -> tuple[Any, ...]:
 def render(ctx: SiteContext, job: PageJob) -> tuple[str, ...]:
     if job.kind == "downloads":
         flat = run_rows(ctx.board.snapshot)
-        return results_csv(flat), results_json(ctx.board.snapshot, flat, ctx.rankings)
+        return results_csv(ctx.board.snapshot, flat), results_json(ctx.board.snapshot, flat, ctx.rankings)
     if job.kind == "index":
         return (_index(ctx),)
     if job.kind == "protocol":
@@ -258,6 +257,7 @@ def _task_page(ctx: SiteContext, task: str) -> tuple[str, ...]:
     slug = ctx.links.tasks[task]
     form = ctx.forms.get(task)
     pick_ids = {(c[0], c[1]): str(i) for i, c in enumerate(form["candidates"])} if form else {}
+    plot_metric = rows.plot_metric(meta)
     sections: list[dict[str, Any]] = []
     for protocol in board.protocols:
         results = board.by_task_protocol.get((task, protocol))
@@ -280,14 +280,16 @@ def _task_page(ctx: SiteContext, task: str) -> tuple[str, ...]:
                 "best": results[0].model if best_key else None,
                 "best_href": ctx.links.model(results[0].model, "../"),
                 "classes": pages.class_view(meta, ctx.details.get(best_key)) if best_key else None,
-                "plots": rows.pareto_plots(protocol, results, ctx.links, ctx.hw),
+                "plots": rows.pareto_plots(protocol, results, ctx.links, ctx.hw, plot_metric),
                 "contended": sum(1 for r in results if r.status == "done" and r.timing and r.timing.contended),
             }
         )
     html = ctx.env.get_template("task.html").render(
         root="../",
         task=meta,
-        main_metric=board.main_metric(task),
+        main_metric=board.main_info(task),
+        metric_columns=meta.scalar_metrics,
+        plot_label=plot_metric.label if plot_metric else "",
         sections=sections,
         page_size=PAGE_ROWS,
         hardware=pages.task_hardware(board, task, ctx.hw),

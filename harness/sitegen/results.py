@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Literal, NamedTuple
 
+from harness.metrics import MetricInfo
+from harness.metrics.registry import stored_task_metrics
 from harness.sitegen.load import (
-    HEADLINE_METRICS,
-    LOWER_IS_BETTER,
     HardwareMeta,
     Metric,
     ModelMeta,
@@ -90,19 +90,16 @@ class Board:
         return self.task_meta[name]
 
     def main_metric(self, task: str) -> str:
-        return main_metric(self.task_meta[task])
+        """The id of the task's declared main metric (stored with the task; never a silent fallback)."""
+        return self.task_meta[task].main_metric
+
+    def main_info(self, task: str) -> MetricInfo:
+        meta = self.task_meta[task]
+        return meta.metric_info(meta.main_metric)
 
     def sign(self, task: str) -> float:
         """+1 when a higher main metric is better on this task, -1 when lower is."""
-        return 1.0 if higher_is_better(self.main_metric(task)) else -1.0
-
-
-def main_metric(task: TaskMeta) -> str:
-    return task.main_metric if task.main_metric in HEADLINE_METRICS else "macro_f1"
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric not in LOWER_IS_BETTER
+        return 1.0 if self.main_info(task).higher_is_better else -1.0
 
 
 def task_groups(tasks: Sequence[TaskMeta], declared: Mapping[str, Sequence[str]]) -> tuple[TaskGroup, ...]:
@@ -136,7 +133,7 @@ def build_board(snapshot: StoreSnapshot) -> Board:
 
     results = {key: _result(key, runs) for key, runs in grouped.items()}
     tasks = tuple(_task_meta(snapshot, name, *current[name]) for name in sorted(current))
-    metric_of = {t.name: main_metric(t) for t in tasks}
+    metric_of = {t.name: t.metric_info(t.main_metric) for t in tasks}
 
     by_tp: dict[tuple[str, str], list[Result]] = defaultdict(list)
     by_model: dict[str, list[Result]] = defaultdict(list)
@@ -194,17 +191,16 @@ def _result(key: tuple[str, str, str], runs: list[RunRow]) -> Result:
     if len(seeds) == 1:
         return Result(task, protocol, model, "done", None, seeds, seeds[0].metrics, "ci95")
     metrics: dict[str, Metric] = {}
-    for name in HEADLINE_METRICS:
+    for name in dict.fromkeys(n for r in seeds for n in r.metrics):
         values = [m.value for r in seeds if (m := r.metric(name)) is not None]
         if values:
             metrics[name] = Metric(fmean(values), min(values), max(values))
     return Result(task, protocol, model, "done", None, seeds, metrics, "seeds")
 
 
-def _quality_order(result: Result, metric: str) -> tuple[int, float, str]:
-    m = result.metric(metric)
-    sign = 1.0 if higher_is_better(metric) else -1.0
-    return (STATUS_ORDER.get(result.status, 9), -(sign * m.value) if m else float("inf"), result.model)
+def _quality_order(result: Result, metric: MetricInfo) -> tuple[int, float, str]:
+    m = result.metric(metric.id)
+    return (STATUS_ORDER.get(result.status, 9), metric.sort_key(m.value if m else None), result.model)
 
 
 def _task_meta(snapshot: StoreSnapshot, name: str, version: str, fingerprint: str) -> TaskMeta:
@@ -215,7 +211,11 @@ def _task_meta(snapshot: StoreSnapshot, name: str, version: str, fingerprint: st
     older = [t for (n, v, _), t in snapshot.tasks.items() if (n, v) == (name, version)]
     if older:
         return older[-1]
-    return TaskMeta(name, version, "", (), None, None, None, fingerprint, "", "", "", "", "", "macro_f1")
+    specs, main = stored_task_metrics(None)  # no tasks row: the default metrics
+    return TaskMeta(
+        name, version, "", (), None, None, None, fingerprint, "", "", "", "", "", main,
+        metrics=tuple(MetricInfo.from_description(d) for d in specs), metric_specs=specs,
+    )  # fmt: skip
 
 
 def _unknown_model(name: str) -> ModelMeta:

@@ -16,12 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+from harness.metrics import MetricInfo
+from harness.metrics.stats import Placement
 from harness.sitegen import format as fmt
 from harness.sitegen.charts import ParetoPlot, heat_class, pareto_plot
 from harness.sitegen.links import HwView, Links
+from harness.sitegen.load import TaskMeta
 from harness.sitegen.ranking import Rankings
 from harness.sitegen.results import Board, Result, TaskGroup
-from harness.sitegen.ties import Placement
 
 T = TypeVar("T")
 MAX_PARETO_PLOTS = 4  # per task and protocol: one per hardware fingerprint, most points first
@@ -56,7 +58,20 @@ def result_cell(result: Result | None, metric: str) -> Cell:
         title = fmt.short_reason(result.reason) or result.status
         return escaped(Cell, text=label, sort="", title=title, status=result.status)
     m = result.metric(metric)
+    if m is None and metric in result.representative.metric_notes:
+        return escaped(Cell, text="n/a", sort="", title=result.representative.metric_notes[metric], status="na")
     return escaped(Cell, text=fmt.score(m.value if m else None), sort=fmt.sort_value(m.value if m else None))
+
+
+def metric_cell(result: Result, metric: MetricInfo) -> Cell:
+    """One metric of a done result with its interval (CI or seed range); n/a with the reason when the
+    metric does not apply to the run's class scores."""
+    m = result.metric(metric.id)
+    if m is None:
+        note = result.representative.metric_notes.get(metric.id, "not stored for this run")
+        return escaped(Cell, text="n/a", sort="", title=note, status="na")
+    ci = fmt.interval(m, result.spread)
+    return escaped(Cell, text=fmt.score(m.value) + (f" {ci}" if ci else ""), sort=fmt.sort_value(m.value), title=ci)
 
 
 def rank_text(p: Placement | None) -> tuple[str, str]:
@@ -86,7 +101,8 @@ class ResultView(NamedTuple):
     reason: str
     rank: str
     rank_title: str
-    accuracy: str
+    metrics: tuple[Cell, ...]  # the task's declared single-number metrics, in declaration order
+    main_label: str  # the task's main metric (model pages, where tasks differ)
     main: str  # the task's main metric
     main_sort: str
     main_ci: str
@@ -126,7 +142,12 @@ def result_view(
     if tested_only and placement is not None and not placement.tested:
         placement = None
     rank, rank_title = rank_text(placement) if done else (fmt.DASH, "")
-    acc, main = r.metrics.get("accuracy"), r.metrics.get(board.main_metric(r.task))
+    task_meta = board.task(r.task)
+    main_info = task_meta.metric_info(task_meta.main_metric)
+    main = r.metrics.get(main_info.id)
+    cells = tuple(
+        metric_cell(r, m) if done else escaped(Cell, text=fmt.DASH, sort="") for m in task_meta.scalar_metrics
+    )
     params = t.params if t and t.params is not None else meta.params
     command, suite_known = fmt.reproduce_command(r.representative)
     machine = hw[t.hardware] if t else None
@@ -146,7 +167,8 @@ def result_view(
             reason=fmt.short_reason(r.reason),
             rank=rank,
             rank_title=rank_title,
-            accuracy=fmt.score(acc.value) if acc else fmt.DASH,
+            metrics=cells,
+            main_label=main_info.label,
             main=fmt.score(main.value) if main else fmt.DASH,
             main_sort=fmt.sort_value(main.value) if main else "",
             main_ci=fmt.interval(main, r.spread),
@@ -268,7 +290,7 @@ def board_table(
             {
                 "name": t.name,
                 "href": links.task(t.name, root),
-                "metric": fmt.metric_label(metrics[t.name]),
+                "metric": board.main_info(t.name).label,
                 "leak": t.leak_warning,
             }
             for t in tasks
@@ -304,10 +326,19 @@ class PointView(NamedTuple):
     model: str
     href: str
     label: str  # tooltip text
-    numbers: str  # "(accuracy, latency)" for the frontier list under the plot
+    numbers: str  # "(quality, latency)" for the frontier list under the plot
     x: float
     y: float
     frontier: bool
+
+
+def plot_metric(task: TaskMeta) -> MetricInfo | None:
+    """What a task's quality-vs-latency plot shows: its main metric when higher is better, else accuracy
+    when declared (the frontier needs a higher-is-better quality)."""
+    main = task.metric_info(task.main_metric)
+    if main.higher_is_better:
+        return main
+    return next((m for m in task.scalar_metrics if m.id == "accuracy"), None)
 
 
 def point_views(plot: ParetoPlot) -> tuple[list[PointView], list[PointView]]:
@@ -317,7 +348,7 @@ def point_views(plot: ParetoPlot) -> tuple[list[PointView], list[PointView]]:
             PointView,
             model=p.model,
             href=p.href,
-            label=f"{p.model}: accuracy {p.accuracy:.3f}, p50 {p.latency_ms:.3g} ms"
+            label=f"{p.model}: {plot.y_label} {p.accuracy:.3f}, p50 {p.latency_ms:.3g} ms"
             + (" (on the Pareto frontier)" if p.frontier else ""),
             numbers=f"({p.accuracy:.3f}, {p.latency_ms:.3g} ms)",
             x=p.x,
@@ -331,13 +362,19 @@ def point_views(plot: ParetoPlot) -> tuple[list[PointView], list[PointView]]:
 
 
 def pareto_plots(
-    protocol: str, results: Sequence[Result], links: Links, hw: Mapping[str, HwView]
+    protocol: str,
+    results: Sequence[Result],
+    links: Links,
+    hw: Mapping[str, HwView],
+    metric: MetricInfo | None,
 ) -> list[tuple[HwView, ParetoPlot, list[PointView], list[PointView]]]:
-    """Accuracy vs p50 latency, one plot per hardware fingerprint (timings never mix across hardware):
-    (hardware, geometry, points to draw, frontier points)."""
+    """`metric` (see plot_metric) vs p50 latency, one plot per hardware fingerprint (timings never mix
+    across hardware): (hardware, geometry, points to draw, frontier points)."""
+    if metric is None:
+        return []
     by_hw: dict[str, list[tuple[str, str, float, float]]] = defaultdict(list)
     for r in results:
-        acc = r.metric("accuracy")
+        acc = r.metric(metric.id)
         # A contended timing measures the machine's other work: it would put a model off the frontier.
         if r.status == "done" and r.timing is not None and not r.timing.contended and acc is not None:
             by_hw[r.timing.hardware].append(
@@ -346,7 +383,7 @@ def pareto_plots(
     ordered = sorted(by_hw.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:MAX_PARETO_PLOTS]
     out = []
     for fp, pts in ordered:
-        plot = pareto_plot(f"{protocol} on hardware {fp[:8]}", pts)
+        plot = pareto_plot(f"{protocol} on hardware {fp[:8]}", pts, y_label=metric.label)
         out.append((hw[fp], plot, *point_views(plot)))
     return out
 
@@ -381,16 +418,14 @@ def task_row_html(r: ResultView, pick_id: str = "") -> str:
         status = f"not applicable: {r.reason}"
     else:
         status = f"failed: {r.reason}"
-    ci = f' <span class="ci">{r.main_ci}</span>' if r.main_ci else ""
     hw_cell = f'<abbr class="hw" title="{r.hw_summary}">{r.hw_short}</abbr>' if r.hw_id else fmt.DASH
     cand = f' data-cand="{pick_id}"' if pick_id else ""
     return (
         f'<tr data-name="{r.name_attr}" data-size="{r.size}" data-hw="{r.hw_id or "none"}"{cand} class="status-{r.status}">'
         f'<td class="num"{_title(r.rank_title)}>{r.rank}</td>'
         f'<th scope="row"><a href="{r.model_href}">{r.model}</a></th>'
-        f'<td class="num">{r.accuracy}</td>'
-        f'<td class="num" data-v="{r.main_sort}">{r.main}{ci}</td>'
-        f"{_latency_cells(r)}<td class=\"num\">{r.throughput}</td>"
+        + "".join(f'<td class="num" data-v="{c.sort}"{_title(c.title if c.status == "na" else "")}>{c.text}</td>' for c in r.metrics)
+        + f"{_latency_cells(r)}<td class=\"num\">{r.throughput}</td>"
         f'<td class="num" data-v="{r.params_sort}">{r.params}</td><td class="num">{r.memory}</td>'
         f"<td>{hw_cell}</td><td{_title(r.reason)}>{status}</td></tr>\n"
     )
@@ -412,7 +447,7 @@ def model_row_html(r: ResultView) -> str:
     return (
         f'<tr data-name="{r.task_attr}" data-protocol="{r.protocol}" data-hw="{r.hw_id or "none"}" class="status-{r.status}">'
         f'<th scope="row"><a href="{r.task_href}">{r.task}</a></th><td>{r.protocol}</td>'
-        f'<td class="num"{_title(r.rank_title)}>{r.rank}</td><td class="num">{r.accuracy}</td>'
+        f'<td class="num"{_title(r.rank_title)}>{r.rank}</td><td>{r.main_label}</td>'
         f'<td class="num" data-v="{r.main_sort}">{r.main}{ci}</td>'
         f"{_latency_cells(r)}<td class=\"num\">{r.throughput}</td>"
         f'<td>{hw_cell}</td><td class="cmd">{status}\n<code>{r.command}</code>{guessed}</td></tr>\n'

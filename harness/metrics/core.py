@@ -1,0 +1,192 @@
+"""What a metric is (MetricDef), what it is computed on (MetricData) and how a task uses it (TaskMetric).
+
+A metric definition is data: a name, a display label, a direction, what it needs (predicted labels or
+class scores of accepted kinds), default parameters, a point function (sklearn does the arithmetic) and,
+where it pays, a vectorised resampled form. Everything else (bootstrap CIs, paired tests, tie groups,
+the leaderboard and the CI gate) works for any metric from this definition alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from harness.errors import DataError
+from harness.records import ScoreKind
+
+Needs = Literal["labels", "scores"]
+Shape = Literal["scalar", "per_class", "matrix"]
+REQUIRED: Any = object()  # a parameter default meaning "the task must give it"
+
+SCORE_KIND_TEXT: dict[str, str] = {
+    "probability": "probabilities",
+    "logit": "logits",
+    "similarity": "cosine similarities (zero-shot text encoder)",
+    "log_likelihood": "label log-likelihoods (language model)",
+    "lexicon": "lexicon scores (rule-based model)",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class MetricData:
+    """One run's test-set outcome: true labels, predicted labels and (optionally) class scores."""
+
+    y: np.ndarray  # (N,) int64 label indices
+    pred: np.ndarray  # (N,) int64 predicted label indices
+    n_labels: int
+    scores: np.ndarray | None = None  # (N, n_labels) float64, see score_kind
+    score_kind: ScoreKind | None = None
+
+    @classmethod
+    def of(
+        cls,
+        y: Any,
+        pred: Any,
+        n_labels: int,
+        scores: Any = None,
+        score_kind: ScoreKind | None = None,
+    ) -> MetricData:
+        s = None if scores is None else np.asarray(scores, dtype=np.float64)
+        y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+        for what, a in (("label", y), ("prediction", pred)):
+            if a.size and (a.min() < 0 or a.max() >= n_labels):
+                raise DataError(f"a {what} is outside the {n_labels} label indices 0..{n_labels - 1}.")
+        if s is not None and s.shape != (len(y), n_labels):
+            raise DataError(f"class scores have shape {s.shape}, expected ({len(y)}, {n_labels}).")
+        return cls(y, pred, n_labels, s, score_kind)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, idx: np.ndarray) -> MetricData:
+        """The examples at `idx` (a bootstrap resample)."""
+        scores = None if self.scores is None else self.scores[idx]
+        return MetricData(self.y[idx], self.pred[idx], self.n_labels, scores, self.score_kind)
+
+    @property
+    def labels(self) -> list[int]:
+        return list(range(self.n_labels))
+
+
+PointFn = Callable[..., float]  # point(data: MetricData, **params) -> float
+ResampledFn = Callable[..., np.ndarray]  # resampled(data, idx (m, N), **params) -> (m,) values
+ConfusionFn = Callable[..., np.ndarray]  # from_confusions(cms (m, L, L) rows = true, **params) -> (m,)
+
+
+@dataclass(frozen=True, eq=False)
+class MetricDef:
+    """A metric, defined once. `label` may use parameters, e.g. "Top-{k} accuracy"."""
+
+    name: str
+    label: str
+    point: PointFn
+    higher_is_better: bool = True
+    needs: Needs = "labels"
+    score_kinds: tuple[ScoreKind, ...] = ()  # needs == "scores": the kinds it accepts; () = any kind
+    params: Mapping[str, Any] = field(default_factory=dict)  # defaults (REQUIRED: the task must give it)
+    from_confusions: ConfusionFn | None = None  # vectorised form over confusion matrices
+    resampled: ResampledFn | None = None  # vectorised form over resample indices
+    shape: Shape = "scalar"  # per_class: point returns one value per label; matrix: the confusion matrix
+    check_params: Callable[[Mapping[str, Any], int], str | None] | None = None  # -> error text or None
+    description: str = ""
+    origin: str = "built-in"
+
+    def not_applicable(self, data: MetricData) -> str | None:
+        """Why this metric cannot be computed on `data` (None: it can)."""
+        if self.needs != "scores":
+            return None
+        if data.scores is None:
+            return (
+                f"{self.name} needs class scores, and this run has none stored "
+                "(stored before class scores were kept); re-run the job to compute it."
+            )
+        if self.score_kinds and data.score_kind not in self.score_kinds:
+            wanted = " or ".join(SCORE_KIND_TEXT.get(k, k) for k in self.score_kinds)
+            got = SCORE_KIND_TEXT.get(str(data.score_kind), str(data.score_kind))
+            return f"{self.name} needs {wanted}; this run's class scores are {got}."
+        return None
+
+
+@dataclass(frozen=True, eq=False)
+class TaskMetric:
+    """A metric as a task declares it: its definition, its parameters and its stored name (`id`)."""
+
+    id: str
+    metric: MetricDef
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        try:
+            return self.metric.label.format(**self.params)
+        except (KeyError, IndexError, ValueError):
+            return self.metric.label
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric.higher_is_better
+
+    @property
+    def scalar(self) -> bool:
+        return self.metric.shape == "scalar"
+
+    def point(self, data: MetricData) -> float:
+        return float(self.metric.point(data, **self.params))
+
+    def values(self, data: MetricData) -> Any:
+        return self.metric.point(data, **self.params)
+
+    def describe(self) -> dict[str, Any]:
+        """What the store keeps about a task's metric (tasks.spec_json), so readers need no plugin code."""
+        return {
+            "id": self.id,
+            "name": self.metric.name,
+            "params": dict(self.params),
+            "label": self.label,
+            "higher_is_better": self.higher_is_better,
+            "needs": self.metric.needs,
+            "score_kinds": list(self.metric.score_kinds),
+            "shape": self.metric.shape,
+        }
+
+    def key(self) -> str:
+        """Stable text of what shapes the metric's numbers (goes into the job key)."""
+        return json.dumps([self.id, self.metric.name, dict(self.params)], sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A metric as readers of the store know it (show, site, compare, pick): no code, just metadata."""
+
+    id: str
+    label: str
+    higher_is_better: bool = True
+    scalar: bool = True
+
+    def better(self, a: float, b: float) -> bool:
+        """a is strictly better than b."""
+        return a > b if self.higher_is_better else a < b
+
+    def sort_key(self, value: float | None) -> float:
+        """Ascending sort key: best first, missing / NaN last."""
+        if value is None or math.isnan(value):
+            return math.inf
+        return -value if self.higher_is_better else value
+
+    @classmethod
+    def from_description(cls, d: Mapping[str, Any]) -> MetricInfo:
+        return cls(
+            id=str(d["id"]),
+            label=str(d.get("label") or d["id"]),
+            higher_is_better=bool(d.get("higher_is_better", True)),
+            scalar=d.get("shape", "scalar") == "scalar",
+        )
+
+    @classmethod
+    def of(cls, tm: TaskMetric) -> MetricInfo:
+        return cls(tm.id, tm.label, tm.higher_is_better, tm.scalar)
