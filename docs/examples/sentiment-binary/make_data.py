@@ -18,7 +18,9 @@ from harness.builtin_tasks.tweet_sentiment import TweetSentiment
 def write(out: Path, n: int = 3000, seed: int = 0) -> Path:
     frame = pd.read_csv(TweetSentiment().csv_path(), encoding="latin-1", dtype={"text": str, "sentiment": str})
     frame = frame[frame["sentiment"].isin(["negative", "positive"])].dropna(subset=["text"])
-    frame = frame.drop_duplicates(subset="text")
+    # one line per tweet: CSV readers disagree on quoted newlines and stray quotes
+    frame = frame.assign(text=frame["text"].str.replace(r"\s+", " ", regex=True).str.replace('"', "'").str.strip())
+    frame = frame[frame["text"].str.len() > 0].drop_duplicates(subset="text")
     per_label = n // 2
     sample = pd.concat(
         g.sample(n=min(per_label, len(g)), random_state=seed) for _, g in frame.groupby("sentiment", sort=True)
