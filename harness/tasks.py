@@ -66,7 +66,7 @@ class TaskSpec:
     license: str = ""
     citation: str = ""
     homepage: str = ""
-    # Metric names (see harness.metrics; `harness metrics` lists them) or MetricRefs; empty: the default
+    # Metric names (docs/adding-a-metric.md lists them) or MetricRefs; empty: the default
     # set. main_metric: ranks and gates; empty: macro-F1 when declared, else the first metric declared.
     metrics: tuple[str | MetricRef, ...] = ()
     main_metric: str = ""

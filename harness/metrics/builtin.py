@@ -85,8 +85,8 @@ def _kappa_cm(cms: np.ndarray) -> np.ndarray:
         return 1.0 - observed_disagreement / expected_disagreement
 
 
-def _labels_metric(name: str, label: str, point: Any, cm: Any, description: str) -> MetricDef:
-    return MetricDef(name=name, label=label, point=point, from_confusions=cm, description=description)
+def _labels_metric(name: str, label: str, point: Any, cm: Any, description: str, mcnemar: bool = False) -> MetricDef:
+    return MetricDef(name=name, label=label, point=point, from_confusions=cm, description=description, mcnemar=mcnemar)
 
 
 def _f1(average: str) -> Any:
@@ -98,7 +98,7 @@ def _f1(average: str) -> Any:
 
 ACCURACY = _labels_metric(
     "accuracy", "Accuracy", lambda d: float(accuracy_score(d.y, d.pred)), _accuracy_cm,
-    "Share of test examples whose predicted label is the true one.",
+    "Share of test examples whose predicted label is the true one.", mcnemar=True,
 )  # fmt: skip
 def _balanced_accuracy(d: MetricData) -> float:
     with warnings.catch_warnings():  # "y_pred contains classes not in y_true": expected, they are ignored

@@ -92,6 +92,8 @@ class MetricDef:
     from_confusions: ConfusionFn | None = None  # vectorised form over confusion matrices
     resampled: ResampledFn | None = None  # vectorised form over resample indices
     shape: Shape = "scalar"  # per_class: point returns one value per label; matrix: the confusion matrix
+    # Per-example correctness is the whole metric (accuracy): paired tests use McNemar's exact/chi2 test.
+    mcnemar: bool = False
     check_params: Callable[[Mapping[str, Any], int], str | None] | None = None  # -> error text or None
     description: str = ""
     origin: str = "built-in"

@@ -119,7 +119,7 @@ def paired_bootstrap(
 
 
 def uses_mcnemar(metric: TaskMetric) -> bool:
-    return metric.metric.name == "accuracy"
+    return metric.metric.mcnemar
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

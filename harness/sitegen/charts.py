@@ -64,7 +64,7 @@ class ParetoPlot:
     frontier_path: str
     x_ticks: tuple[tuple[float, str], ...]
     y_ticks: tuple[tuple[float, str], ...]
-    y_label: str = "accuracy"
+    y_label: str = ""
 
     @property
     def frontier(self) -> tuple[PlotPoint, ...]:
@@ -88,7 +88,7 @@ def pareto_plot(
     data: Sequence[tuple[str, str, float, float]],
     width: int = 640,
     height: int = 360,
-    y_label: str = "accuracy",
+    y_label: str = "",
 ) -> ParetoPlot:
     """data: (model, href, p50 latency ms, quality: higher is better, e.g. accuracy). Latency on a log
     axis (models span decades)."""

@@ -333,12 +333,12 @@ class PointView(NamedTuple):
 
 
 def plot_metric(task: TaskMeta) -> MetricInfo | None:
-    """What a task's quality-vs-latency plot shows: its main metric when higher is better, else accuracy
-    when declared (the frontier needs a higher-is-better quality)."""
+    """What a task's quality-vs-latency plot shows: its main metric when higher is better, else the first
+    declared higher-is-better metric (the frontier needs a higher-is-better quality)."""
     main = task.metric_info(task.main_metric)
     if main.higher_is_better:
         return main
-    return next((m for m in task.scalar_metrics if m.id == "accuracy"), None)
+    return next((m for m in task.scalar_metrics if m.higher_is_better), None)
 
 
 def point_views(plot: ParetoPlot) -> tuple[list[PointView], list[PointView]]:
