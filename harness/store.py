@@ -450,6 +450,8 @@ class Store:
     def class_scores(self, run_key: str) -> ClassScores | None:
         """The run's (n_examples, n_labels) class-score matrix, rows in example-id order (as predictions()
         returns them), or None for a run stored without scores (older stores, failed runs)."""
+        if "class_scores" not in self.db.table_names():  # an old store opened read-only
+            return None
         row = self.db.execute(
             "SELECT kind, n_examples, n_labels, scores FROM class_scores WHERE run_key = ?", [run_key]
         ).fetchone()

@@ -69,6 +69,9 @@ def test_a_store_written_before_class_scores_existed_opens_and_reads_none(tmp_pa
     con.execute("DROP TABLE class_scores")  # the schema before scores were stored
     con.commit()
     con.close()
+    read_only = Store.open_readonly(tmp_path / "old.db")  # nothing is added to a store opened for reading
+    assert read_only.class_scores("k1") is None and "class_scores" not in read_only.db.table_names()
+    read_only.close()
     reopened = Store(tmp_path / "old.db")
     assert reopened.class_scores("k1") is None
     assert reopened.metrics("k1")["accuracy"]["value"] == 0.4
