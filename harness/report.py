@@ -47,7 +47,6 @@ def _contention_figures(row: dict[str, Any]) -> str:
     ]
     return ", ".join(figures)
 
-MAX_OTHER_METRICS = 2  # terminal width: the main metric + CI + this many of the task's other metrics
 
 
 def _ci_range(m: dict[str, Any] | None) -> str:

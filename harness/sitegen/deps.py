@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness.sitegen.ties import Placement
+from harness.metrics.stats import Placement
 
 SOURCES = Path(__file__).resolve().parent
 TEMPLATES = SOURCES.parent / "site_templates"
