@@ -5,19 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from result_fixtures import LABELS, digits, zoo_model
+from result_fixtures import DEFAULT_METRICS, LABELS, digits, zoo_model
 
-from harness.metrics import BootstrapConfig, classification_metrics
-from harness.stats import ConfusionMetric, paired_bootstrap
+from harness.metrics import BootstrapConfig, MetricData, evaluate
+from harness.metrics.stats import paired_bootstrap
+
+
+def _data(name: str) -> MetricData:
+    model = zoo_model(name)
+    return MetricData.of(digits().y_test, model.preds, len(LABELS), model.class_scores, model.score_kind)
 
 
 def test_metrics_with_bootstrap_ci(benchmark: Any) -> None:
-    y, pred = digits().y_test, zoo_model("logreg").preds
-    benchmark(classification_metrics, y, pred, LABELS, BootstrapConfig(n_boot=1000, seed=0))
+    data = _data("logreg")
+    benchmark(evaluate, DEFAULT_METRICS, data, LABELS, BootstrapConfig(n_boot=1000, seed=0))
 
 
-def test_paired_bootstrap_macro_f1(benchmark: Any) -> None:
-    y = digits().y_test
-    a, b = zoo_model("logreg").preds, zoo_model("knn-3").preds
-    result = benchmark(paired_bootstrap, y, a, b, ConfusionMetric("macro_f1", 10), n_boot=1000, seed=0)
+def test_paired_bootstrap_main_metric(benchmark: Any) -> None:
+    metric = DEFAULT_METRICS.get(DEFAULT_METRICS.main)
+    a, b = _data("logreg"), _data("knn-3")
+    result = benchmark(paired_bootstrap, metric, [a], [b], n_boot=1000, seed=0)
     assert np.isfinite(result.p_value)
