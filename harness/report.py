@@ -173,7 +173,8 @@ def _latency_notes(done: list[dict[str, Any]]) -> list[RenderableType]:
         notes.append(
             Text(
                 "  * contended: other processes competed for the CPU/GPU while this was timed (our threads waited "
-                "for a CPU >= 10% of the time, or steal/others over the limit; see docs/store.md). Its latency "
+                "for a CPU >= 10% of the time while others used >= 10% of our CPUs, or steal/others over the "
+                "limit; see docs/store.md). Its latency "
                 "measures the machine, not the model: pick, compare and the site's plots leave it out. Re-run on a "
                 "quiet machine."
             )
