@@ -63,6 +63,7 @@ class Generator:
         self, n_models: int, n_tasks: int, n_protocols: int, n_test: int, seed: int = 0, k_series: bool = False
     ) -> None:
         self.k_series = k_series  # k-shot probes on the first task, with linear-probe as "all of train"
+        self.only_k_series = False  # yield only those (to add them to an existing store)
         self.rng = np.random.default_rng(seed)
         self.models = [f"model-{i:04d}" for i in range(n_models)]
         self.tasks = [f"task-{j:02d}" for j in range(n_tasks)]
@@ -122,6 +123,8 @@ class Generator:
                 k, y = int(self.n_labels[j]), self.labels[j]
                 extra = list(K_SERIES) if self.k_series and j == 0 else []
                 for p_index, protocol in enumerate(self.protocols + extra):
+                    if self.only_k_series and protocol not in K_SERIES:
+                        continue
                     key = f"{model}|{task}|{protocol}"
                     started = self._now()
                     roll = self.rng.random()
@@ -232,9 +235,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse-db", action="store_true", help="keep an existing generated store")
     parser.add_argument("--workers", type=int, default=None, help="render processes (default: one per CPU)")
     parser.add_argument("--k-series", action="store_true", help="add k-shot probes on the first task (a learning curve)")
+    parser.add_argument(
+        "--add-k-series", action="store_true", help="only add the k-shot probes to an existing store, then build"
+    )
     args = parser.parse_args(argv)
 
     db, site = args.out / "bench.db", args.out / "site"
+    if args.add_k_series:  # e.g. for screenshots of a learning curve at 1,000 models
+        gen = Generator(args.models, args.tasks, args.protocols, args.n_test, k_series=True)
+        gen.only_k_series = True
+        store = Store(db)
+        print(f"added {insert(store, gen, range(args.models), with_metadata=False):,} k-shot runs")
+        store.close()
+        stats = build_site(db, site, workers=args.workers)
+        print(f"build: {stats.seconds['total']:.1f} s, {stats.pages_rendered} page jobs rendered")
+        return 0
     gen = Generator(args.models - 1, args.tasks, args.protocols, args.n_test, k_series=args.k_series)
     if not (args.reuse_db and db.exists()):
         shutil.rmtree(args.out, ignore_errors=True)

@@ -10,8 +10,9 @@ Only the paired tests need the predictions, so they are done here, for every can
 the best eligible one under some constraint set (not dominated by a better candidate that is no
 costlier on any constrained quantity, on some hardware id, within some protocol), against the
 candidates below it whose 95% CI reaches its CI (at most MAX_TESTS per leader, the closest first).
-On a small board that is every pair harness pick could test; on a very large one a tie member
-further down than MAX_TESTS candidates is not found (the page says how many were tested).
+On a small board that is every pair harness pick could test. On a large one the work is bounded: at
+most MAX_TESTS candidates per leader and MAX_CANDIDATES per task, the best leaders first; a leader left
+without tests is recommended alone and the form says that harness pick would test its ties.
 p-values are a function of the two runs alone and are cached across builds by run keys.
 """
 
@@ -35,6 +36,9 @@ from harness.sitegen.ranking import RankingConfig, metric_data, task_main_metric
 from harness.sitegen.results import Board, Result
 
 MAX_TESTS = 20  # paired tests per possible leader
+# Candidates whose bootstrap a task's form may need: the cost is candidates x resamples x test examples
+# per task, so on a board of thousands the best leaders are covered and the rest are not.
+MAX_CANDIDATES = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +141,13 @@ def _costs(c: PickCandidate, hw: str | None) -> list[float]:
 
 
 def tie_tests(
-    cands: Sequence[PickCandidate], leaders: Sequence[int]
+    cands: Sequence[PickCandidate], leaders: Sequence[int], budget: int | None = None
 ) -> dict[int, list[int]]:
-    """leader -> the candidates below it to test against it (closest first, CI reaching its CI)."""
-    out = {}
+    """leader -> the candidates below it to test against it (closest first, CI reaching its CI), for the
+    best leaders while the candidates involved stay within `budget` (default MAX_CANDIDATES)."""
+    budget = MAX_CANDIDATES if budget is None else budget
+    out: dict[int, list[int]] = {}
+    involved: set[int] = set()
     for lead in leaders:
         low = cands[lead].ci_low
         floor = low if low is not None else -math.inf
@@ -152,6 +159,9 @@ def tie_tests(
                 below.append(j)
             if len(below) >= MAX_TESTS:
                 break
+        if involved and len(involved | {lead, *below}) > budget:
+            break  # the leaders below this one get no paired tests (the form says so when one leads)
+        involved |= {lead, *below}
         out[lead] = below
     return out
 
@@ -246,12 +256,13 @@ def form_data(
         "tests": {
             str(lead): [[j, pvals[(lead, j)]] for j in tests[lead] if (lead, j) in pvals]
             for lead in leaders
+            if lead in tests
         },
         "maxTests": MAX_TESTS,
         "cache_keys": [
             _cache_key(cands[lead].key, cands[j].key, board.main_metric(task), len(board.task(task).labels), cfg)
-            for lead in leaders
-            for j in tests[lead]
+            for lead, others in tests.items()
+            for j in others
         ],
     }
 

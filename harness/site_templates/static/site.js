@@ -224,6 +224,7 @@
       if (pair[1] >= data.alpha && eligible(cands[pair[0]])) inGroup[pair[0]] = true;
     });
     var group = ok.filter(function (i) { return inGroup[i]; });
+    var untested = data.tests[String(best)] === undefined;
     function cost(i) {
       var c = cands[i], lat = latency(c);
       return [lat === null || lat === undefined ? Infinity : lat, c[3] === null ? Infinity : c[3], data.higherIsBetter ? -c[2] : c[2]];
@@ -233,7 +234,7 @@
       for (var k = 0; k < 3; k++) { if (cb[k] < ca[k]) return b; if (cb[k] > ca[k]) return a; }
       return a;
     });
-    return { eligible: ok, best: best, group: group, choice: choice };
+    return { eligible: ok, best: best, group: group, choice: choice, untested: untested };
   }
   window.harnessPick = pickModel;
 
@@ -278,7 +279,8 @@
     out.textContent = "Recommended: " + c[0] + " [" + c[1] + "], " + metric + " " + c[2].toFixed(4) +
       (t ? ", " + q.at + " " + t[q.at === "p95" ? 1 : 0].toPrecision(3) + " ms" : ", no timing on this hardware") +
       ". " + result.eligible.length + " of " + data.candidates.length + " candidates fit; " +
-      (tied.length ? "tied with it: " + tied.join(", ") + "." : "no other eligible candidate is tied with the best.");
+      (result.untested ? "its ties were not tested when the site was built (too many candidates; harness pick tests them)." :
+       tied.length ? "tied with it: " + tied.join(", ") + "." : "no other eligible candidate is tied with the best.");
     out.setAttribute("data-choice", c[0] + " [" + c[1] + "]");
   }
 
