@@ -133,7 +133,8 @@ def _build(
     for name in STATIC_FILES:
         writer.write(f"static/{name}", (TEMPLATES / "static" / name).read_bytes())
     writer.write("static/heat.css", heat_css())
-    used = {k: v for k, v in pick_cache.items() if k in _used_pick_keys(forms)}
+    keep = _used_pick_keys(forms)
+    used = {k: v for k, v in pick_cache.items() if k in keep}
     stats = writer.finish(extra={"ranking_cache": dict(rankings.cache), "pick_cache": used, "inputs": signature})
     clock.lap("render")
     return _stats(out, stats, rankings.groups_computed, rendered, clock)
