@@ -152,3 +152,30 @@ def test_hub_commit_pinned_from_local_snapshot_or_unresolved(tmp_path: Path, mon
     assert hub_commit("org/model", "v2") == ("f" * 40, None)
     ident = model_identity(ModelSpec("m", "hf_text", "org/model", revision="v2"), DigestCache(None))
     assert ident.kind == "hub" and ident.weights == "commit:ffffffffffff"
+
+
+def test_runs_from_before_identities_are_shown_as_such(tmp_path: Path) -> None:
+    """An old store's runs (no model_weights, no identity in config_json) keep working: show says "not
+    recorded", compare notes it instead of claiming the weights are the same."""
+    import json
+
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(
+        "name: old\ntasks:\n  - {name: bbc-news, subsample: {train: 120, validation: 60, test: 100, seed: 0}}\n"
+        "models: [{name: tfidf, family: tfidf}]\nprotocols: [linear_probe]\ntiming: {enabled: false}\n"
+    )
+    db = tmp_path / "results.db"
+    assert run_suite(load_suite(suite_path), Store(db)).done == 1
+    old = tmp_path / "old.db"
+    with sqlite3.connect(db) as src, sqlite3.connect(old) as dst:
+        src.backup(dst)
+    with sqlite3.connect(old) as con:
+        (config,) = con.execute("SELECT config_json FROM runs").fetchone()
+        stripped = {k: v for k, v in json.loads(config).items() if k != "model_identity"}
+        con.execute("UPDATE runs SET model_weights = NULL, config_json = ?", [json.dumps(stripped)])
+    shown = CliRunner().invoke(app, ["show", "--db", str(old)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "not recorded" in shown.output, shown.output
+    compared = CliRunner().invoke(app, ["compare", "--baseline", str(old), "--candidate", str(db)], env={"COLUMNS": "200"})
+    text = " ".join(compared.output.split())
+    assert "Model weights not recorded for the baseline" in text and "not comparable" not in text.lower(), text
+    assert compared.exit_code == 0
