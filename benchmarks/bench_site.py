@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from harness.site import build_site
+from harness.sitegen import build_site
 
 
 def test_site_cold_build(benchmark: Any, generated_store: Path, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.site import build_site
+from harness.sitegen import build_site
 from harness.sitegen.load import StoreReader
 from harness.store import Store
 

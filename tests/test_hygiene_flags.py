@@ -11,7 +11,7 @@ from test_hygiene import _planted
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.site import build_site
+from harness.sitegen import build_site
 from harness.store import Store
 
 

@@ -24,7 +24,7 @@ from harness.errors import HarnessError
 from harness.metrics import BootstrapConfig, MetricData, MetricRegistry, evaluate
 from harness.metrics.stats import rank_with_ties
 from harness.records import JobIdentity, Predictions, RunRecord, RunStatus, TimingRecord
-from harness.site import BuildStats, build_site
+from harness.sitegen import BuildStats, build_site
 from harness.sitegen.charts import pareto_frontier
 from harness.sitegen.slugs import slugify_all
 from harness.store import Store

@@ -35,7 +35,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 from test_site import QUOTES, XSS, make_digits_store  # noqa: E402 - tests/ is on sys.path, as for result_fixtures
 
-from harness.site import build_site  # noqa: E402
+from harness.sitegen import build_site  # noqa: E402
 from harness.sitegen.charts import pareto_frontier  # noqa: E402
 from harness.sitegen.slugs import slugify_all  # noqa: E402
 

@@ -15,7 +15,7 @@ from result_fixtures import TASK, fixed_timing, make_record, write_store, zoo_mo
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.site import build_site
+from harness.sitegen import build_site
 from harness.store import Store
 
 

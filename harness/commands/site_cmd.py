@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from harness.site import build_site
+from harness.sitegen import build_site
 from harness.store import DEFAULT_DB
 
 console = Console()

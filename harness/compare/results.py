@@ -48,9 +48,6 @@ class ExamplePredictions:
     scores: np.ndarray | None = None  # (N, n_labels) class scores, rows in ids order; None: not stored
     score_kind: ScoreKind | None = None
 
-    def by_id(self) -> dict[str, tuple[int, int]]:
-        return {i: (int(y), int(p)) for i, y, p in zip(self.ids, self.labels, self.preds, strict=True)}
-
 
 @dataclass(frozen=True, eq=False)
 class RunResult:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from harness.features import FeatureCache
 from harness.models.base import ModelAdapter
 from harness.records import MetricValue, ScoreKind
-from harness.tasks import Split, TaskData
+from harness.tasks import Split
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,10 +43,6 @@ class ProtocolContext:
         if cache_id is not None and variant:
             cache_id = f"{cache_id}-{variant}"
         return self.features.get(cache_id, split, compute)
-
-
-class RunProtocol(Protocol):
-    def __call__(self, adapter: ModelAdapter, data: TaskData, config: Any, ctx: ProtocolContext) -> ProtocolOutput: ...
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

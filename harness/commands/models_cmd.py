@@ -1,0 +1,63 @@
+"""`harness models` (typer command function; registered in harness.cli)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from harness.console import esc, output_console
+from harness.store import DEFAULT_DB
+
+
+def models(
+    suite_file: Annotated[
+        Path | None, typer.Argument(help="Suite YAML: list its models. Without it: the model families.")
+    ] = None,
+    db: Annotated[Path, typer.Option("--db", help="SQLite results database.")] = DEFAULT_DB,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the listing as JSON (for scripts).")] = False,
+) -> None:
+    """List model families, or a suite's models with the metadata stored for them."""
+    from harness.models import FAMILIES, FAMILY_MODALITY
+
+    console = output_console()
+    if suite_file is None and as_json:
+        families = [{"family": f, "modality": FAMILY_MODALITY[f], "implementation": FAMILIES[f]} for f in sorted(FAMILIES)]
+        sys.stdout.write(json.dumps(families, indent=2) + "\n")
+        return
+    if suite_file is None:
+        table = Table(title="Model families", title_justify="left", header_style="bold")
+        table.add_column("family")
+        table.add_column("modality")
+        table.add_column("implementation")
+        for fam in sorted(FAMILIES):
+            table.add_row(fam, FAMILY_MODALITY[fam], FAMILIES[fam])
+        console.print(table)
+        return
+    from harness.config import load_suite
+    from harness.store import Store
+
+    suite = load_suite(suite_file)
+    stored = {r["name"]: r for r in Store.open_readonly(db).db.query("SELECT * FROM models")} if db.exists() else {}
+    if as_json:
+        listing = [
+            {**m.spec.as_dict(), "modality": FAMILY_MODALITY[m.spec.family], "params": stored.get(m.spec.name, {}).get("params"),
+             "license": stored.get(m.spec.name, {}).get("license") or m.spec.license or None}
+            for m in suite.models
+        ]  # fmt: skip
+        sys.stdout.write(json.dumps(listing, indent=2, default=str) + "\n")
+        return
+    table = Table(title=f"Models in {esc(suite_file)}", title_justify="left", header_style="bold")
+    for col in ("name", "family", "modality", "source", "revision", "params", "license"):
+        table.add_column(col)
+    for m in suite.models:
+        row = stored.get(m.spec.name, {})
+        params = row.get("params")
+        cells = (m.spec.name, m.spec.family, FAMILY_MODALITY[m.spec.family], m.spec.source, m.spec.revision or "-",
+                 f"{params / 1e6:.1f}M" if params else "(not run yet)", row.get("license") or m.spec.license or "-")  # fmt: skip
+        table.add_row(*(esc(c) for c in cells))
+    console.print(table)
