@@ -12,6 +12,7 @@ so a bad `metrics:` / `main_metric:` is a ConfigError at load naming the file an
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import importlib.util
 import inspect
@@ -23,11 +24,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from harness.builtin_tasks import BUILTIN_TASK_CLASSES, builtin_yaml_files
 from harness.data.task_options import CachedTask, ConfiguredTask, TaskOptions
 from harness.data.yaml_task import YamlTask
 from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.metrics import MetricDef, MetricRegistry, TaskMetrics
+from harness.package_data import BUILTIN_TASKS_MODULE, data_folder
 from harness.tasks import Task, TaskSpec
 
 ENTRY_POINT_GROUP = "harness.tasks"
@@ -183,6 +184,20 @@ def discover_metrics(plugins: Sequence[Path | str] = ()) -> MetricRegistry:
     return MetricRegistry(found)
 
 
+def _builtin_tasks() -> list[tuple[Task, str]]:
+    """The task files of the top-level tasks/ folder (harness.builtin_tasks once installed): each
+    .yaml file, and the Task subclasses of each .py module whose name does not start with "_"."""
+    folder = data_folder("builtin_tasks")
+    found: list[tuple[Task, str]] = []
+    for path in sorted(folder.glob("*.py")):
+        if not path.name.startswith("_"):
+            module = importlib.import_module(f"{BUILTIN_TASKS_MODULE}.{path.stem}")
+            origin = f"built-in {module.__name__}"
+            found += [(_instantiate(task_cls, origin), origin) for task_cls in _task_classes(module)]
+    found += [(YamlTask(f), f"built-in {f.name}") for f in sorted(folder.glob("*.yaml"))]
+    return found
+
+
 def _path_tasks(raw: Path | str) -> list[tuple[Task, str]]:
     path = Path(raw).expanduser().resolve()
     if not path.exists():
@@ -227,11 +242,7 @@ class TaskRegistry:
 
     @classmethod
     def discover(cls, plugins: Sequence[Path | str] = ()) -> TaskRegistry:
-        entries: list[tuple[Task, str]] = [
-            (_instantiate(task_cls, f"built-in {task_cls.__module__}"), f"built-in {task_cls.__module__}")
-            for task_cls in BUILTIN_TASK_CLASSES
-        ]
-        entries += [(YamlTask(f), f"built-in {f.name}") for f in builtin_yaml_files()]
+        entries = _builtin_tasks()
         entries += _entry_point_tasks()
         for path in plugins:
             entries += _path_tasks(path)

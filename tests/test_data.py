@@ -11,14 +11,17 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.builtin_tasks import BbcNews, Digits, TweetSentiment
+from harness.builtin_tasks.bbc_news import BbcNews
+from harness.builtin_tasks.digits import Digits
+from harness.builtin_tasks.tweet_sentiment import TweetSentiment
 from harness.data.labels import encode_labels
 from harness.data.splits import apportion, stratified_split, stratified_subsample_indices, subsample_task_data
 from harness.data.yaml_task import YamlTask
 from harness.errors import ConfigError, DataError
+from harness.package_data import data_folder
 from harness.tasks import SPLIT_NAMES
 
-BUILTIN_DIR = Path(__file__).resolve().parents[1] / "harness" / "builtin_tasks"
+BUILTIN_DIR = data_folder("builtin_tasks")
 
 
 @pytest.fixture(scope="module")

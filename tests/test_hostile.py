@@ -789,7 +789,7 @@ def test_shipped_yaml_and_doc_examples_load_as_written(tmp_path: Path) -> None:
 
     for suite in sorted((ROOT / "suites").glob("*.yaml")):
         assert load_suite(suite).models
-    for task in sorted((ROOT / "harness" / "builtin_tasks").glob("*.yaml")):
+    for task in sorted((ROOT / "tasks").glob("*.yaml")):
         assert load_yaml_task_config(task).labels
     blocks = 0
     for doc in sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")]):

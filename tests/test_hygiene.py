@@ -13,7 +13,9 @@ import yaml
 from sklearn.model_selection import train_test_split
 
 import harness.data.hygiene as hygiene
-from harness.builtin_tasks import BbcNews, Digits, TweetSentiment
+from harness.builtin_tasks.bbc_news import BbcNews
+from harness.builtin_tasks.digits import Digits
+from harness.builtin_tasks.tweet_sentiment import TweetSentiment
 from harness.data.assemble import group_aware_split
 from harness.data.content_hash import content_key
 from harness.data.hygiene import (

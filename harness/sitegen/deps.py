@@ -15,9 +15,10 @@ from typing import Any
 
 import harness
 from harness.metrics.stats import Placement
+from harness.package_data import data_folder
 
 SOURCES = Path(__file__).resolve().parent
-TEMPLATES = SOURCES.parent / "site_templates"
+TEMPLATES = data_folder("site_templates")
 
 
 def digest(*parts: Any) -> str:
