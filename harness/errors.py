@@ -14,6 +14,16 @@ class ConfigError(HarnessError):
     """Malformed suite or task file: the message names the file and the key."""
 
 
+class FieldError(ConfigError):
+    """A setting out of range, raised by a config dataclass's ``__post_init__``: `owner` names what it belongs
+    to when built from Python; the schema engine (harness.typed_config) reports it as ``FILE: key 'a.b' ...``."""
+
+    def __init__(self, owner: str, field: str, message: str) -> None:
+        super().__init__(f"{owner}: key '{field}' {message}")
+        self.field = field
+        self.message = message
+
+
 class DataError(HarnessError):
     """Dataset missing, empty, or with labels outside the declared set."""
 

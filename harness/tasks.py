@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness.errors import ConfigError, DataError
+from harness.errors import DataError, FieldError
 
 Modality = Literal["text", "image"]
 SPLIT_NAMES = ("train", "validation", "test")
@@ -78,13 +78,15 @@ class TaskSpec:
     lm_prompt: str | None = None
 
     def __post_init__(self) -> None:
+        owner = f"Task {self.name!r}"
         if self.lm_prompt is not None and (problem := lm_prompt_problem(self.lm_prompt)):
-            raise ConfigError(f"Task {self.name!r}: lm_prompt {self.lm_prompt!r} {problem}.")
+            raise FieldError(owner, "lm_prompt", f"{self.lm_prompt!r} {problem}.")
         for label, word in self.label_verbalizers.items():
             if not str(word).strip():
-                raise ConfigError(
-                    f"Task {self.name!r}: label_verbalizers.{label} is {word!r}, which tokenises to nothing; "
-                    "give the word that names the label (e.g. positive)."
+                raise FieldError(
+                    owner,
+                    f"label_verbalizers.{label}",
+                    f"is {word!r}, which tokenises to nothing; give the word that names the label (e.g. positive).",
                 )
 
     def verbalizer(self, label: str) -> str:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -56,9 +56,9 @@ from harness.data.loaders import (
     load_imagefolder_split,
 )
 from harness.data.signatures import signature
-from harness.data.yaml_schema import build
 from harness.errors import ConfigError, DataError, close_match
-from harness.tasks import SPLIT_NAMES, MetricRef, Modality, Split, Task, TaskData, TaskSpec, lm_prompt_problem
+from harness.tasks import SPLIT_NAMES, Split, Task, TaskData, TaskSpec
+from harness.typed_config import build
 from harness.yaml_io import load_yaml
 
 SourceType = Literal["hf", "csv", "jsonl", "parquet", "imagefolder"]
@@ -96,19 +96,12 @@ class CarveConfig:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class YamlTaskConfig:
-    name: str
-    version: str
-    modality: Modality
-    labels: tuple[str, ...]
-    source: SourceConfig
-    description: str = ""
-    license: str = ""
-    citation: str = ""
-    homepage: str = ""
-    metrics: tuple[str | MetricRef, ...] = ()
-    main_metric: str = ""
+@dataclass(frozen=True, kw_only=True)
+class YamlTaskConfig(TaskSpec):
+    """A task file: every TaskSpec key (so a new TaskSpec field is a task-file key too) plus where the data
+    comes from. `source` is the data source here; the spec's `source` is its one-line text (`spec()`)."""
+
+    source: SourceConfig  # type: ignore[assignment]
     text_column: str | None = None
     image_column: str | None = None
     label_column: str = "label"
@@ -116,9 +109,12 @@ class YamlTaskConfig:
     splits: SplitSources | None = None
     split: CarveConfig = field(default_factory=CarveConfig)
     dedupe: DedupeMode = DEFAULT_DEDUPE
-    prompt_templates: tuple[str, ...] = ("{label}",)
-    label_verbalizers: Mapping[str, str] = field(default_factory=dict)
-    lm_prompt: str | None = None
+
+    def spec(self, source: str) -> TaskSpec:
+        """The TaskSpec this file declares; a non-default dedupe mode is part of its version."""
+        values = {f.name: getattr(self, f.name) for f in fields(TaskSpec)}
+        version = self.version if self.dedupe == DEFAULT_DEDUPE else f"{self.version}+dedupe-{self.dedupe}"
+        return TaskSpec(**{**values, "version": version, "source": source})
 
     @property
     def input_column(self) -> str:
@@ -145,14 +141,6 @@ def _check(config: YamlTaskConfig, file: Path) -> None:
                 f"key 'label_verbalizers.{label}' is not one of the labels.{close_match(label, config.labels)} "
                 f"Labels: {list(config.labels)}."
             )
-    for label, word in config.label_verbalizers.items():
-        if not str(word).strip():
-            raise fail(
-                f"key 'label_verbalizers.{label}' is {word!r}, which tokenises to nothing; give the word that "
-                "names the label."
-            )
-    if config.lm_prompt is not None and (problem := lm_prompt_problem(config.lm_prompt)):
-        raise fail(f"key 'lm_prompt' {config.lm_prompt!r} {problem}.")
     for i, template in enumerate(config.prompt_templates):
         try:
             template.format(label="x")
@@ -221,23 +209,7 @@ class YamlTask(Task):
         self.path = Path(path).resolve()
         self.config = load_yaml_task_config(self.path)
         self._file_digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
-        c = self.config
-        self.spec = TaskSpec(
-            name=c.name,
-            version=c.version if c.dedupe == DEFAULT_DEDUPE else f"{c.version}+dedupe-{c.dedupe}",
-            modality=c.modality,
-            labels=c.labels,
-            description=c.description,
-            source=self._source_text(),
-            license=c.license,
-            citation=c.citation,
-            homepage=c.homepage,
-            metrics=c.metrics,
-            main_metric=c.main_metric,
-            prompt_templates=c.prompt_templates,
-            label_verbalizers=dict(c.label_verbalizers),
-            lm_prompt=c.lm_prompt,
-        )
+        self.spec = self.config.spec(self._source_text())
 
     def __repr__(self) -> str:
         return f"YamlTask({str(self.path)!r})"
