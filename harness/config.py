@@ -19,16 +19,17 @@ A suite is models x tasks x protocols x seeds. Example (see suites/demo.yaml):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.data.task_options import TaskOptions
 from harness.errors import ConfigError, close_match
 from harness.metrics import BootstrapConfig
 from harness.models.base import ModelSpec
 from harness.protocols import protocol_defs
 from harness.timing import TimingConfig
-from harness.typed_config import from_mapping
+from harness.typed_config import build, convert, join_key, schema_error
 from harness.yaml_io import load_yaml
 
 if TYPE_CHECKING:
@@ -55,6 +56,18 @@ class ModelEntry:
     protocols: tuple[str, ...] | None = None  # restrict to these protocols
 
 
+@dataclass(frozen=True, kw_only=True)
+class ModelItem(ModelSpec):
+    """A `models:` entry: every ModelSpec key plus optional restrictions to some of the suite's tasks/protocols."""
+
+    tasks: tuple[str, ...] | None = None
+    protocols: tuple[str, ...] | None = None
+
+    def entry(self) -> ModelEntry:
+        spec = ModelSpec(**{f.name: getattr(self, f.name) for f in fields(ModelSpec)})
+        return ModelEntry(spec, self.tasks or None, self.protocols or None)
+
+
 @dataclass(frozen=True)
 class SuiteConfig:
     name: str
@@ -70,123 +83,104 @@ class SuiteConfig:
     task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> tasks (site rankings)
 
 
-SUITE_KEYS = (
-    "name", "description", "seeds", "models", "tasks", "protocols", "plugins", "bootstrap", "timing", "task_groups",
-)  # fmt: skip
+@dataclass(frozen=True, kw_only=True)
+class SuiteFile:
+    """The keys of a suite file, as the schema engine checks them (tasks and protocols item by item below)."""
 
+    name: str | None = None  # default: the file's stem
+    description: str = ""
+    seeds: tuple[int, ...] = (0,)
+    models: tuple[ModelItem, ...]
+    tasks: tuple[str | Mapping[str, Any], ...]  # a task name or {name, <task options>}
+    protocols: tuple[str | Mapping[str, Any], ...]  # a protocol name or {name, protocol, <its settings>}
+    plugins: tuple[str, ...] = ()
+    bootstrap: BootstrapConfig = BootstrapConfig()
+    timing: TimingConfig = TimingConfig()
+    task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
-def _parse_task_groups(value: Any, task_names: set[str], where: str) -> dict[str, tuple[str, ...]]:
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and k and isinstance(v, list) and v and all(isinstance(t, str) for t in v)
-        for k, v in value.items()
-    ):
-        raise ConfigError(
-            f"{where}: task_groups: expected a mapping of group name -> non-empty list of task names, "
-            f"e.g. {{news: [bbc-news, ag_news]}}, got {value!r}."
-        )
-    for name, tasks in value.items():
-        for task in tasks:
-            if task not in task_names:
-                raise ConfigError(
-                    f'{where}: task_groups.{name}: "{task}" is not in the suite\'s tasks.{close_match(task, task_names)}'
+    def __post_init__(self) -> None:
+        for key in ("models", "tasks", "protocols"):
+            if not getattr(self, key):
+                raise ValueError(f"{key} must be a non-empty list, got [].")
+        if not self.seeds or any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {list(self.seeds)}.")
+        if self.name == "":
+            raise ValueError("name must be a non-empty string, got ''.")
+        for group, tasks in self.task_groups.items():
+            if not group or not tasks:
+                raise ValueError(
+                    "task_groups must be a mapping of group name -> non-empty list of task names, "
+                    f"e.g. {{news: [bbc-news, ag_news]}}, got {dict(self.task_groups)!r}."
                 )
-    return {name: tuple(tasks) for name, tasks in value.items()}
 
 
-def _require_list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list) or not value:
-        raise ConfigError(f"{where}: expected a non-empty list, got {value!r}.")
-    return value
+SUITE_KEYS = tuple(f.name for f in fields(SuiteFile))
 
 
-def _parse_task(item: Any, where: str) -> TaskRef:
+def _named_item(item: Any, file: str, key: str, what: str) -> tuple[str, dict[str, Any]]:
+    """A list item that is a name or a mapping with a 'name' key: (name, the other keys)."""
+    if isinstance(item, Mapping):
+        if "name" not in item:
+            raise ConfigError(f"{file}: missing required key '{join_key(key, 'name')}' (a string).")
+        name = convert(item["name"], str, file=file, key=join_key(key, "name"))
+        return name, {k: v for k, v in item.items() if k != "name"}
     if isinstance(item, str):
-        return TaskRef(item)
-    if isinstance(item, Mapping) and isinstance(item.get("name"), str):
-        return TaskRef(item["name"], {k: v for k, v in item.items() if k != "name"})
-    raise ConfigError(f"{where}: expected a task name or a mapping with a 'name' key, got {item!r}.")
+        return item, {}
+    raise schema_error(file, key, f"{what} or a mapping with a 'name' key", item)
 
 
-def _parse_model(item: Any, where: str) -> ModelEntry:
-    if not isinstance(item, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with name, family, source, ..., got {item!r}.")
-    data = dict(item)
-    tasks, protocols = data.pop("tasks", None), data.pop("protocols", None)
-    for key, value in (("tasks", tasks), ("protocols", protocols)):
-        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise ConfigError(f"{where}.{key}: expected a list of names, got {value!r}.")
-    spec = from_mapping(ModelSpec, data, where)
-    from harness.models import validate_spec
-
-    validate_spec(spec, where)
-    return ModelEntry(spec, tuple(tasks) if tasks else None, tuple(protocols) if protocols else None)
+def _parse_task(item: Any, file: str, key: str) -> TaskRef:
+    name, options = _named_item(item, file, key, "a task name")
+    TaskOptions.parse(options, file=file, at=key)  # checked now; the mapping as written goes into job keys
+    return TaskRef(name, options)
 
 
-def _parse_protocol(item: Any, where: str) -> ProtocolRef:
+def _parse_protocol(item: Any, file: str, key: str) -> ProtocolRef:
     defs = protocol_defs()
-    if isinstance(item, str):
-        name, base, options = item, item, {}
-    elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
-        options = {k: v for k, v in item.items() if k not in ("name", "protocol")}
-        name, base = item["name"], item.get("protocol", item["name"])
-    else:
-        raise ConfigError(f"{where}: expected a protocol name or a mapping with 'name' (and 'protocol'), got {item!r}.")
+    name, options = _named_item(item, file, key, "a protocol name")
+    base_key = key if not isinstance(item, Mapping) else join_key(key, "protocol" if "protocol" in item else "name")
+    base = convert(options.pop("protocol", name), str, file=file, key=base_key)
     if base not in defs:
-        key = "protocol" if isinstance(item, Mapping) and "protocol" in item else "name"
-        raise ConfigError(
-            f'{where}.{key}: unknown protocol "{base}".{close_match(str(base), defs)} Available: {", ".join(defs)}.'
-        )
-    return ProtocolRef(name, base, from_mapping(defs[base].config_cls, options, where))
+        raise schema_error(file, base_key, f"one of {', '.join(defs)}", base, close_match(base, defs))
+    return ProtocolRef(name, base, build(defs[base].config_cls, options, file=file, at=key))
 
 
 def parse_suite(data: Any, path: Path) -> SuiteConfig:
-    where = str(path)
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping at the top level with keys {', '.join(SUITE_KEYS)}.")
-    for key in data:
-        if key not in SUITE_KEYS:
-            raise ConfigError(f'{where}: unknown key "{key}".{close_match(str(key), SUITE_KEYS)} Allowed: {", ".join(SUITE_KEYS)}.')
-    for key in ("models", "tasks", "protocols"):
-        if key not in data:
-            raise ConfigError(f"{where}: missing required key '{key}'.")
-    models = tuple(_parse_model(m, f"{where}: models[{i}]") for i, m in enumerate(_require_list(data["models"], f"{where}: models")))
-    tasks = tuple(_parse_task(t, f"{where}: tasks[{i}]") for i, t in enumerate(_require_list(data["tasks"], f"{where}: tasks")))
-    protocols = tuple(
-        _parse_protocol(p, f"{where}: protocols[{i}]") for i, p in enumerate(_require_list(data["protocols"], f"{where}: protocols"))
-    )
+    from harness.models import validate_spec
+
+    file = str(path)
+    suite = build(SuiteFile, data, file=file)
+    for i, item in enumerate(suite.models):
+        validate_spec(item, file, f"models[{i}]")
+    models = tuple(item.entry() for item in suite.models)
+    tasks = tuple(_parse_task(t, file, f"tasks[{i}]") for i, t in enumerate(suite.tasks))
+    protocols = tuple(_parse_protocol(p, file, f"protocols[{i}]") for i, p in enumerate(suite.protocols))
     for kind, names in (("models", [m.spec.name for m in models]), ("tasks", [t.name for t in tasks]), ("protocols", [p.name for p in protocols])):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ConfigError(f"{where}: {kind}: duplicate name(s) {', '.join(dupes)}; names must be unique.")
+            raise ConfigError(f"{file}: key '{kind}' must name each entry once, got {', '.join(dupes)} twice or more.")
     task_names, protocol_names = {t.name for t in tasks}, {p.name for p in protocols}
-    for i, m in enumerate(models):
-        for ref, known, kind in ((m.tasks, task_names, "tasks"), (m.protocols, protocol_names, "protocols")):
-            for n in ref or ():
-                if n not in known:
-                    raise ConfigError(
-                        f'{where}: models[{i}].{kind}: "{n}" is not in the suite\'s {kind}.{close_match(n, known)}'
-                    )
-    seeds = data.get("seeds", [0])
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise ConfigError(f"{where}: seeds: expected a non-empty list of integers >= 0, got {seeds!r}.")
-    plugins = data.get("plugins", [])
-    if not (isinstance(plugins, list) and all(isinstance(p, str) for p in plugins)):
-        raise ConfigError(f"{where}: plugins: expected a list of paths, got {plugins!r}.")
-    name = data.get("name", path.stem)
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{where}: name: expected a non-empty string, got {name!r}.")
+    references = [
+        (f"models[{i}].{kind}", names, known, kind)
+        for i, m in enumerate(models)
+        for names, known, kind in ((m.tasks, task_names, "tasks"), (m.protocols, protocol_names, "protocols"))
+    ] + [(f"task_groups.{group}", names, task_names, "tasks") for group, names in suite.task_groups.items()]
+    for key, names, known, kind in references:
+        for n in names or ():
+            if n not in known:
+                raise ConfigError(f'{file}: key \'{key}\': "{n}" is not in the suite\'s {kind}.{close_match(n, known)}')
     return SuiteConfig(
-        name=name,
+        name=suite.name if suite.name is not None else path.stem,
         path=path,
-        description=str(data.get("description", "")),
+        description=suite.description,
         models=models,
         tasks=tasks,
         protocols=protocols,
-        seeds=tuple(seeds),
-        plugins=tuple((path.parent / p).resolve() for p in plugins),
-        bootstrap=from_mapping(BootstrapConfig, data.get("bootstrap", {}), f"{where}: bootstrap"),
-        timing=from_mapping(TimingConfig, data.get("timing", {}), f"{where}: timing"),
-        task_groups=_parse_task_groups(data.get("task_groups", {}), task_names, where),
+        seeds=suite.seeds,
+        plugins=tuple((path.parent / p).resolve() for p in suite.plugins),
+        bootstrap=suite.bootstrap,
+        timing=suite.timing,
+        task_groups={group: tuple(names) for group, names in suite.task_groups.items()},
     )
 
 

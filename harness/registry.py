@@ -273,7 +273,7 @@ class TaskRegistry:
     def get(self, name: str, options: Mapping[str, Any] | None = None) -> Task:
         """The task `name` with `options` applied (see harness.data.task_options); same object per options."""
         entry = self._entry(name)
-        parsed = TaskOptions.parse(options, task=name)
+        parsed = TaskOptions.parse(options, file=f"Task {name!r}")
         if name not in self._base:
             self._base[name] = CachedTask(entry.task)
         if not parsed.tag():

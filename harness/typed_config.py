@@ -9,8 +9,9 @@ ConfigError paragraph; the CLI escapes it for rich when it prints it.
 
 Field types: str (YAML integers are accepted and turned into strings), int, float (NaN refused), bool (also
 yes/no/on/off), Literal[...] (a closed value set; a close match is suggested), X | None, unions,
-tuple[X, ...] / list[X] (a YAML list), Mapping[K, V] / dict (a YAML mapping), Any and nested dataclasses (a
-YAML mapping with the dataclass's keys).
+tuple[X, ...] / list[X] (a YAML list), Mapping[K, V] / dict (a YAML mapping), Any, nested dataclasses (a
+YAML mapping with the dataclass's keys) and classes with their own syntax: a ``from_yaml(value)`` classmethod
+that raises ValueError, and an ``EXPECTED`` text (e.g. harness.data.task_options.Limit).
 
 Range checks stay in each dataclass's ``__post_init__``: a ``FieldError(owner, "FIELD", "must be ...")``, or a
 ``ValueError("FIELD must be ..., got ...")`` whose message starts with a field's name, is reported as
@@ -22,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import types
-import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -51,6 +51,8 @@ def describe(tp: Any) -> str:
         return "empty (null)"
     if tp is Any:
         return "any value"
+    if isinstance(tp, type) and hasattr(tp, "from_yaml"):
+        return str(tp.EXPECTED)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
@@ -60,17 +62,24 @@ def describe(tp: Any) -> str:
         return f"a list of {_plural(args[0])}" if args else "a list"
     if origin in (dict, Mapping) or tp in (dict, Mapping):
         args = get_args(tp)
-        return f"a mapping of names to {_plural(args[1])}" if args else "a mapping"
+        return f"a mapping of names to {_plural(args[1])}" if args and args[1] is not Any else "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp))
     return getattr(tp, "__name__", str(tp))
 
 
 def _plural(tp: Any) -> str:
+    """describe() for several values: 'integers', 'lists of strings', 'strings or mappings'."""
+    if get_origin(tp) in (Union, types.UnionType):
+        return " or ".join(_plural(a) for a in get_args(tp) if a is not type(None))
+    if tp is Any:
+        return "values"
     text = describe(tp)
-    if text.startswith(("a ", "an ")) and " " not in text.split(" ", 1)[1]:
-        return text.split(" ", 1)[1] + "s"  # "an integer" -> "integers"
-    return text  # "one of 'a', 'b'", "a string or a number", ...
+    for article in ("a ", "an "):
+        if text.startswith(article) and tp is not bool:
+            head, _, tail = text[len(article) :].partition(" ")
+            return f"{head}s {tail}".rstrip()
+    return text  # "one of 'a', 'b'", "true or false ..."
 
 
 def shown(value: Any) -> str:
@@ -112,6 +121,11 @@ def convert(value: Any, tp: Any, *, file: str | Path, key: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
+    if isinstance(tp, type) and hasattr(tp, "from_yaml"):  # own syntax, e.g. limit: 200, 0.1 or "10%"
+        try:
+            return tp.from_yaml(value)
+        except ValueError as exc:
+            raise schema_error(file, key, str(exc), value) from None
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return build(tp, value, file=file, at=key)
     if origin in (Union, types.UnionType):
@@ -211,101 +225,12 @@ def build(cls: type[T], data: Any, *, file: str | Path, at: str = "") -> T:
 
 def _range_error(file: str | Path, at: str, fields: Iterable[str], message: str) -> ConfigError:
     """`FIELD must be ...` from __post_init__ -> `FILE: key 'at.FIELD' must be ...`; other text under `at`."""
+    if not message.endswith((".", "?", "!")):
+        message += "."
     first, _, rest = message.partition(" ")
     if first in fields and rest:
         return ConfigError(f"{file}: key '{join_key(at, first)}' {rest}")
+    if first == "must" and at:
+        return ConfigError(f"{file}: key '{at}' {message}")
     return ConfigError(f"{file}: {f'key {at!r}: ' if at else ''}{message}")
 
-
-# ---- legacy form, in use by the suite and policy files until they move to build() ----
-
-
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp))
-    if origin is not None:
-        return getattr(origin, "__name__", str(origin))
-    return getattr(tp, "__name__", str(tp))
-
-
-def _check(value: Any, tp: Any) -> Any:
-    """Return value coerced to tp where harmless (int -> float, list -> tuple), or raise TypeError."""
-    origin = get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        for arg in get_args(tp):
-            try:
-                return _check(value, arg)
-            except TypeError:
-                continue
-        raise TypeError
-    if tp is type(None):
-        if value is None:
-            return None
-        raise TypeError
-    if origin is typing.Literal:
-        if value in get_args(tp):
-            return value
-        raise TypeError
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise TypeError
-        args = get_args(tp)
-        item_tp = args[0] if args else Any
-        items = [_check(v, item_tp) for v in value]
-        return tuple(items) if origin is tuple else items
-    if origin in (dict, Mapping) or tp in (dict, Mapping):
-        if not isinstance(value, Mapping):
-            raise TypeError
-        return dict(value)
-    if tp is bool:
-        flag = as_bool(value)  # YAML 1.2 reads yes/no/on/off as words; a boolean setting takes them too
-        if flag is None:
-            raise TypeError
-        return flag
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise TypeError  # NaN passes every range check silently
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError
-        return value
-    if isinstance(tp, type) and not isinstance(value, tp):
-        raise TypeError
-    return value
-
-
-def from_mapping(cls: type[T], data: Any, where: str) -> T:
-    """cls(**data) with every key checked: unknown key (with close match), missing key, wrong type."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in fields:
-            raise ConfigError(
-                f'{where}: unknown key "{key}".{close_match(str(key), fields)} Allowed keys: {", ".join(fields)}.'
-            )
-        try:
-            kwargs[key] = _check(value, hints[key])
-        except TypeError:
-            raise ConfigError(
-                f'{where}.{key}: expected {_type_name(hints[key])}, got {value!r} ({type(value).__name__}).'
-            ) from None
-    missing = [
-        name
-        for name, f in fields.items()
-        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ConfigError(f'{where}: missing required key(s): {", ".join(missing)}.')
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None

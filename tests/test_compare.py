@@ -314,10 +314,10 @@ def test_policy_file_flags_and_errors(tmp_path: Path) -> None:
     assert (policy.metric, policy.max_drop, policy.required_models) == ("accuracy", 0.01, ("logreg",))
     assert policy.alpha == 0.1  # the flag overrides the file
     path.write_text("max_dorp: 0.01\n")
-    with pytest.raises(ConfigError, match=r'unknown key "max_dorp"\. Did you mean "max_drop"\?'):
+    with pytest.raises(ConfigError, match=r'unknown key \'max_dorp\'\. Did you mean "max_drop"\?'):
         load_policy(path)
     path.write_text("alpha: 2\n")
-    with pytest.raises(ConfigError, match="alpha must be between 0 and 1"):
+    with pytest.raises(ConfigError, match="key 'alpha' must be between 0 and 1"):
         load_policy(path)
     path.write_text("metric: [1\n")
     with pytest.raises(ConfigError, match="not valid YAML at line 2"):

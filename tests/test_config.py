@@ -44,14 +44,14 @@ def test_protocol_variants_are_typed(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         (GOOD.replace("family: tfidf", "family: tfidff"), ['models[0].family', 'Did you mean "tfidf"']),
-        (GOOD.replace("k_shot: 4", "k_shto: 4"), ['protocols[1]', 'unknown key "k_shto"', 'Did you mean "k_shot"']),
-        (GOOD.replace("repeats: 3", "repeats: three"), ["protocols[1].repeats", "expected int"]),
-        (GOOD.replace("- linear_probe\n", "- linear_prob\n"), ['unknown protocol "linear_prob"', 'Did you mean "linear_probe"']),
-        (GOOD.replace("name: t", "nmae: t"), ['unknown key "nmae"', 'Did you mean "name"']),
+        (GOOD.replace("k_shot: 4", "k_shto: 4"), ["unknown key 'protocols[1].k_shto'", 'Did you mean "k_shot"']),
+        (GOOD.replace("repeats: 3", "repeats: three"), ["key 'protocols[1].repeats' must be an integer, got string 'three'"]),
+        (GOOD.replace("- linear_probe\n", "- linear_prob\n"), ["key 'protocols[0]' must be one of", "got string 'linear_prob'", 'Did you mean "linear_probe"']),
+        (GOOD.replace("name: t", "nmae: t"), ["unknown key 'nmae'", 'Did you mean "name"']),
         (GOOD.replace("tasks: [bbc-news]\n", ""), ["missing required key 'tasks'"]),
         (GOOD.replace("{name: m, family: tfidf}", "{name: m, family: tfidf, batch_size: 0}"), ["batch_size", "positive"]),
         ("name: [unclosed\n", ["not valid YAML", "line 2", "column 1"]),
-        (GOOD.replace("k_shot: 4", "k_shot: 0"), ["k_shot must be >= 1"]),
+        (GOOD.replace("k_shot: 4", "k_shot: 0"), ["key 'protocols[1].k_shot' must be >= 1"]),
     ],
 )
 def test_bad_suites_name_file_key_and_expectation(tmp_path: Path, text: str, expected: list[str]) -> None:
@@ -73,7 +73,7 @@ def test_missing_suite_file_suggests_close_name(tmp_path: Path) -> None:
 def test_task_groups_are_checked_against_the_suite_tasks(tmp_path: Path) -> None:
     text = GOOD + "task_groups:\n  news: [bbc-news]\n"
     assert load_suite(_write(tmp_path, text)).task_groups == {"news": ("bbc-news",)}
-    with pytest.raises(ConfigError, match=r"task_groups.news: \"bbc-newz\" is not in the suite's tasks"):
+    with pytest.raises(ConfigError, match=r"key 'task_groups.news': \"bbc-newz\" is not in the suite's tasks"):
         load_suite(_write(tmp_path, GOOD + "task_groups:\n  news: [bbc-newz]\n"))
-    with pytest.raises(ConfigError, match="mapping of group name"):
+    with pytest.raises(ConfigError, match=r"key 'task_groups' must be a mapping of names to lists of strings, got list"):
         load_suite(_write(tmp_path, GOOD + "task_groups: [bbc-news]\n"))

@@ -405,8 +405,8 @@ def test_training_precision_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         ("{name: ft, protocol: finetune, schedule: cosin}", "schedule"),
         ("{name: ft, protocol: finetune, k_shot: 4, train_examples: 800}", "either k_shot"),
         ("{name: ft, protocol: finetune, max_steps: 10, sweep_epochs: [1, 2]}", "max_steps overrides epochs"),
-        ("{name: ft, protocol: finetune, lr: -1.0}", "lr must be positive"),
-        ("{name: ft, protocol: finetune, leraning_rate: 0.1}", 'unknown key "leraning_rate"'),
+        ("{name: ft, protocol: finetune, lr: -1.0}", r"key 'protocols\[0\]\.lr' must be positive"),
+        ("{name: ft, protocol: finetune, leraning_rate: 0.1}", r"unknown key 'protocols\[0\]\.leraning_rate'"),
     ],
 )
 def test_bad_finetune_options_are_config_errors(tmp_path: Path, options: str, expected: str) -> None:

@@ -193,9 +193,9 @@ CASES: dict[str, Case] = {
     ),
     "yaml-syntax-error": Case(suite_file("name: [a, b\n"), ("suite.yaml", "not valid YAML at line 2")),
     "yaml-top-level-list": Case(
-        suite_file("- a\n- b\n"), ("suite.yaml", "expected a mapping at the top level")
+        suite_file("- a\n- b\n"), ("suite.yaml: the top level must be a mapping with keys", "got list")
     ),
-    "yaml-empty-file": Case(suite_file(""), ("suite.yaml", "expected a mapping at the top level")),
+    "yaml-empty-file": Case(suite_file(""), ("suite.yaml: the top level must be a mapping", "got null")),
     "yaml-suite-is-directory": Case(
         lambda env: ["run", str(env.tmp), "--db", str(env.db)], ("does not exist",)
     ),
@@ -230,86 +230,86 @@ def compare(*extra: str) -> Callable[[Env], list[str]]:
 CASES |= {
     "timing-zero-iterations": Case(
         run_suite_with(timing="timing: {batch1_iters: 0}\n"),
-        ("suite.yaml", "timing", "batch1_iters must be at least 2", "got 0"),
+        ("suite.yaml: key 'timing.batch1_iters' must be at least 2, got 0",),
     ),
     "timing-negative-warmup": Case(
-        run_suite_with(timing="timing: {warmup: -1}\n"), ("timing", "warmup must be 0 or more", "-1")
+        run_suite_with(timing="timing: {warmup: -1}\n"), ("key 'timing.warmup' must be 0 or more, got -1",)
     ),
     "timing-zero-throughput": Case(
         run_suite_with(timing="timing: {throughput_batches: 0}\n"),
-        ("timing", "throughput_batches must be 1 or more"),
+        ("key 'timing.throughput_batches' must be 1 or more",),
     ),
     "timing-wrong-type": Case(
-        run_suite_with(timing="timing: {warmup: many}\n"), ("timing.warmup", "expected int", "'many'")
+        run_suite_with(timing="timing: {warmup: many}\n"), ("key 'timing.warmup' must be an integer, got string 'many'",)
     ),
     "bootstrap-zero-resamples": Case(
         run_suite_with(bootstrap="bootstrap: {n_boot: 0}\n"),
-        ("suite.yaml", "bootstrap", "n_boot must be >= 1", "got 0"),
+        ("suite.yaml: key 'bootstrap.n_boot' must be >= 1", "got 0"),
     ),
     "bootstrap-confidence-5": Case(
         run_suite_with(bootstrap="bootstrap: {confidence: 5}\n"),
-        ("bootstrap", "confidence must be between 0 and 1", "5"),
+        ("key 'bootstrap.confidence' must be between 0 and 1", "got 5"),
     ),
     "bootstrap-negative-seed": Case(
-        run_suite_with(bootstrap="bootstrap: {seed: -3}\n"), ("bootstrap", "seed must be >= 0")
+        run_suite_with(bootstrap="bootstrap: {seed: -3}\n"), ("key 'bootstrap.seed' must be >= 0, got -3",)
     ),
     "bootstrap-nan": Case(
-        run_suite_with(bootstrap="bootstrap: {confidence: .nan}\n"), ("bootstrap.confidence", "nan")
+        run_suite_with(bootstrap="bootstrap: {confidence: .nan}\n"), ("key 'bootstrap.confidence' must be a number, got nan",)
     ),
     "precision-fp8": Case(
         run_suite_with(models=model_line(precision="fp8")),
-        ("suite.yaml", "models[0].precision", "expected one of fp32, bf16", '"fp8"'),
+        ("suite.yaml: key 'models[0].precision' must be one of 'fp32', 'bf16', got string 'fp8'",),
     ),
     "precision-bf16-on-cpu-only-family": Case(
         run_suite_with(models=model_line(precision="bf16")),
-        ("models[0].precision", "family pixels computes in fp32 only"),
+        ("key 'models[0].precision' must be fp32 (family pixels computes in fp32 only", "got string 'bf16'"),
     ),
     "device-cuda7-on-cpu-only-family": Case(
         run_suite_with(models=model_line(device="cuda:7")),
-        ("models[0].device", "family pixels runs on the CPU only", "cuda:7"),
+        ("key 'models[0].device' must be auto or cpu (family pixels runs on the CPU only", "got string 'cuda:7'"),
     ),
     "device-malformed": Case(
         run_suite_with(models=model_line(device="gpu0")),
-        ("models[0].device", "expected auto, cpu, cuda or cuda:N", "gpu0"),
+        ("key 'models[0].device' must be auto, cpu, cuda or cuda:N", "got string 'gpu0'"),
     ),
     "device-missing-gpu": Case(
         run_suite_with(models=model_line(family="efficientnet_lite", device="cuda:99")),
         ("suite.yaml", "models[0].device", "cuda:99"),
     ),
     "batch-size-zero": Case(
-        run_suite_with(models=model_line(batch_size="0")), ("models[0].batch_size", "got 0")
+        run_suite_with(models=model_line(batch_size="0")), ("key 'models[0].batch_size' must be a positive integer, got 0",)
     ),
     "max-length-zero": Case(
-        run_suite_with(models=model_line(max_length="0")), ("models[0].max_length", "got 0")
+        run_suite_with(models=model_line(max_length="0")), ("key 'models[0].max_length' must be a positive number of tokens, got 0",)
     ),
     "unknown-family": Case(
         run_suite_with(models=model_line(family="pixel")),
-        ('unknown model family "pixel"', 'Did you mean "pixels"'),
+        ("key 'models[0].family' must be one of", "got string 'pixel'", 'Did you mean "pixels"'),
     ),
     "unknown-suite-key": Case(
-        suite_file(good_suite() + "modles: []\n"), ('unknown key "modles"', 'Did you mean "models"')
+        suite_file(good_suite() + "modles: []\n"), ("suite.yaml: unknown key 'modles'", 'Did you mean "models"')
     ),
     "seeds-not-integers": Case(
-        run_suite_with(name="name: ok\nseeds: [a]\n"), ("seeds", "list of integers", "'a'")
+        run_suite_with(name="name: ok\nseeds: [a]\n"), ("key 'seeds[0]' must be an integer, got string 'a'",)
     ),
     "seeds-negative": Case(
-        run_suite_with(name="name: ok\nseeds: [0, -1]\n"), ("seeds", "integers >= 0", "-1")
+        run_suite_with(name="name: ok\nseeds: [0, -1]\n"), ("key 'seeds' must be a non-empty list of integers >= 0, got [0, -1]",)
     ),
     "probe-k-shot-zero": Case(
         run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, k_shot: 0}]\n"),
-        ("protocols[0]", "k_shot must be >= 1"),
+        ("key 'protocols[0].k_shot' must be >= 1",),
     ),
     "probe-nan-C": Case(
         run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, Cs: [.nan]}]\n"),
-        ("protocols[0].Cs", "nan"),
+        ("key 'protocols[0].Cs[0]' must be a number, got nan",),
     ),
     "probe-max-iter-zero": Case(
         run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, max_iter: 0}]\n"),
-        ("max_iter must be >= 1",),
+        ("key 'protocols[0].max_iter' must be >= 1, got 0",),
     ),
     "subsample-negative": Case(
         run_suite_with(tasks="tasks: [{name: digits, subsample: {train: -5}}]\n"),
-        ("suite.yaml: tasks", "subsample.train", "at least 1", "-5"),
+        ("suite.yaml: key 'tasks[0].subsample.train' must be at least 1, got -5",),
     ),
     "pick-alpha-negative": Case(pick("--alpha", "-1"), ("--alpha", "between 0 and 1", "-1")),
     "pick-alpha-one": Case(pick("--alpha", "1"), ("--alpha", "between 0 and 1")),
@@ -318,10 +318,10 @@ CASES |= {
         lambda env: ["pick", "--task", "digit", "--db", str(env.db)], ('"digit"', 'Did you mean "digits"')
     ),
     "pick-bad-memory": Case(pick("--max-memory", "lots"), ("lots",)),
-    "compare-alpha-2": Case(compare("--alpha", "2"), ("alpha must be between 0 and 1", "2")),
-    "compare-n-boot-0": Case(compare("--n-boot", "0"), ("n_boot must be >= 100", "0")),
-    "compare-max-drop-negative": Case(compare("--max-drop", "-0.1"), ("max_drop", "-0.1")),
-    "compare-latency-ratio-nan": Case(compare("--max-latency-ratio", "nan"), ("max_latency_ratio", "nan")),
+    "compare-alpha-2": Case(compare("--alpha", "2"), ("key 'alpha' must be between 0 and 1", "got 2")),
+    "compare-n-boot-0": Case(compare("--n-boot", "0"), ("key 'n_boot' must be >= 100", "got 0")),
+    "compare-max-drop-negative": Case(compare("--max-drop", "-0.1"), ("key 'max_drop' is an allowed drop, >= 0", "got -0.1")),
+    "compare-latency-ratio-nan": Case(compare("--max-latency-ratio", "nan"), ("key 'max_latency_ratio' must be a number, got nan",)),
 }
 
 
@@ -604,7 +604,7 @@ def test_documented_words_are_strings_and_booleans_take_yes_no(tmp_path: Path) -
     suite.write_text(good_suite(models="models:\n  - {name: m, family: pixels, normalize: off}\n"))
     assert load_suite(suite).models[0].spec.normalize is False
     suite.write_text(good_suite(models="models:\n  - {name: m, family: pixels, normalize: maybe}\n"))
-    with pytest.raises(Exception, match=r"normalize: expected bool"):
+    with pytest.raises(Exception, match=r"key 'models\[0\]\.normalize' must be true or false"):
         load_suite(suite)
 
 

@@ -99,9 +99,9 @@ def test_local_looking_paths_must_exist_and_hub_ids_pass_through(tmp_path: Path)
 
 
 def test_unknown_or_mistyped_options_are_config_errors() -> None:
-    with pytest.raises(ConfigError, match='unknown option "imagesize".*Did you mean "image_size"'):
+    with pytest.raises(ConfigError, match='unknown key \'options.imagesize\'.*Did you mean "image_size"'):
         load_adapter(spec("efficientnet_lite", LITE0, options={"imagesize": 200}))
-    with pytest.raises(ConfigError, match='option "threshold" must be a float'):
+    with pytest.raises(ConfigError, match="key 'options.threshold' must be a number, got string"):
         load_adapter(spec("vader", options={"threshold": "high"}))
 
 

@@ -112,8 +112,8 @@ def test_subsample_option_changes_version_signature_and_sizes(registry):
 @pytest.mark.parametrize(
     ("options", "pattern"),
     [
-        ({"subsampel": {"train": 5}}, r"unknown task option 'subsampel'\. Did you mean \"subsample\"\?"),
-        ({"subsample": {"trian": 5}}, r"unknown key 'trian'\. Did you mean \"train\"\?"),
+        ({"subsampel": {"train": 5}}, r"Task 'digits': unknown key 'subsampel'\. Did you mean \"subsample\"\?"),
+        ({"subsample": {"trian": 5}}, r"unknown key 'subsample\.trian'\. Did you mean \"train\"\?"),
         ({"subsample": {"train": "all"}}, r"'subsample\.train' must be an integer"),
         ({"subsample": 100}, r"'subsample' must be a mapping"),
     ],

@@ -198,7 +198,7 @@ def test_model_producing_nan_is_recorded_failed_and_the_sweep_goes_on(tmp_path: 
     [
         (lambda s: s.replace("name: bbc-news", "name: bbc-newz"), ['Unknown task "bbc-newz"', 'Did you mean "bbc-news"']),
         (lambda s: s.replace("family: tfidf", "family: tfidf-lr"), ["models[1].family", 'Did you mean "tfidf"']),
-        (lambda s: s.replace("protocols:", "protocolz:"), ['unknown key "protocolz"', 'Did you mean "protocols"']),
+        (lambda s: s.replace("protocols:", "protocolz:"), ["unknown key 'protocolz'", 'Did you mean "protocols"']),
     ],
 )
 def test_bad_input_is_a_clear_error_and_leaves_the_store_untouched(

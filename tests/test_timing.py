@@ -176,12 +176,12 @@ def test_configure_threads_gives_each_worker_its_share(monkeypatch: pytest.Monke
 @pytest.mark.parametrize(
     ("timing", "message"),
     [
-        ("{min_samples: 1}", "min_samples must be at least 2"),
-        ("{min_samples: 50, max_samples: 10}", "max_samples (10) must be at least min_samples (50)"),
-        ("{target_rel_ci: 0}", "target_rel_ci must be between 0 and 1"),
-        ("{budget_s: -1}", "budget_s must be a positive number of seconds"),
-        ("{budget_s: .nan}", "timing.budget_s: expected float, got nan"),  # typed_config refuses NaN
-        ("{min_sample: 5}", 'unknown key "min_sample". Did you mean "min_samples"?'),
+        ("{min_samples: 1}", "key 'timing.min_samples' must be at least 2"),
+        ("{min_samples: 50, max_samples: 10}", "key 'timing.max_samples' (10) must be at least min_samples (50)"),
+        ("{target_rel_ci: 0}", "key 'timing.target_rel_ci' must be between 0 and 1"),
+        ("{budget_s: -1}", "key 'timing.budget_s' must be a positive number of seconds"),
+        ("{budget_s: .nan}", "key 'timing.budget_s' must be a number, got nan"),  # the schema engine refuses NaN
+        ("{min_sample: 5}", 'unknown key \'timing.min_sample\'. Did you mean "min_samples"?'),
     ],
 )
 def test_timing_settings_are_checked_when_the_suite_is_parsed(timing: str, message: str) -> None:

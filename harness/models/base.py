@@ -11,19 +11,24 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from harness.errors import NotApplicable
+from harness.errors import FieldError, NotApplicable, close_match
 from harness.records import ScoreKind
 from harness.tasks import Modality, Split, TaskSpec
+from harness.typed_config import shown
 
 if TYPE_CHECKING:  # torch stays out of `import harness.models`
     import torch
 
 
-PRECISIONS = ("fp32", "bf16")
+Precision = Literal["fp32", "bf16"]  # bf16: autocast on CUDA
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+# How a text encoder pools token states into one vector; each family accepts a subset (hf_common.check_pooling).
+Pooling = Literal["mean", "cls", "max", "last"]
+DeviceKind = Literal["auto", "cpu", "cuda"]  # a device is one of these, or cuda:N (N a GPU index)
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:[0-9]+)$")
 
 
@@ -35,16 +40,30 @@ class ModelSpec:
     family: str
     source: str = ""
     revision: str | None = None
-    pooling: str = "mean"  # mean | cls (text encoders)
+    pooling: Pooling = "mean"
     normalize: bool = True
     batch_size: int = 32
     max_length: int = 256
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA)
+    device: str = "auto"  # a DeviceKind or cuda:N, any case
+    precision: Precision = "fp32"
     trust_remote_code: bool = False
     license: str = ""
     # Family-specific settings (image_size, label_map, thresholds, ...), typed by each adapter.
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        owner = f"Model {self.name!r}"
+        if self.batch_size < 1:
+            raise FieldError(owner, "batch_size", f"must be a positive integer, got {self.batch_size}.")
+        if self.max_length < 1:
+            raise FieldError(owner, "max_length", f"must be a positive number of tokens, got {self.max_length}.")
+        if not DEVICE_RE.match(self.device.strip().lower()):
+            raise FieldError(
+                owner,
+                "device",
+                f"must be auto, cpu, cuda or cuda:N (N a GPU index), got {shown(self.device)}."
+                f"{close_match(self.device.strip().lower(), get_args(DeviceKind))}",
+            )
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
