@@ -6,15 +6,15 @@ import contextlib
 import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
 import numpy as np
 import torch
 
 from harness.errors import HarnessError, close_match
-from harness.models.base import PRECISIONS
+from harness.models.base import PRECISIONS, DeviceKind
 
-_DEVICE_WORDS = ("auto", "cpu", "cuda")
+_DEVICE_WORDS: tuple[str, ...] = get_args(DeviceKind)
 
 T = TypeVar("T")
 
