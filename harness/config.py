@@ -165,8 +165,8 @@ def parse_suite(data: Any, path: Path) -> SuiteConfig:
         for i, m in enumerate(models)
         for names, known, kind in ((m.tasks, task_names, "tasks"), (m.protocols, protocol_names, "protocols"))
     ] + [(f"task_groups.{group}", names, task_names, "tasks") for group, names in suite.task_groups.items()]
-    for key, names, known, kind in references:
-        for n in names or ():
+    for key, refs, known, kind in references:
+        for n in refs or ():
             if n not in known:
                 raise ConfigError(f'{file}: key \'{key}\': "{n}" is not in the suite\'s {kind}.{close_match(n, known)}')
     return SuiteConfig(

@@ -52,17 +52,17 @@ def describe(tp: Any) -> str:
     if tp is Any:
         return "any value"
     if isinstance(tp, type) and hasattr(tp, "from_yaml"):
-        return str(tp.EXPECTED)
+        return str(getattr(tp, "EXPECTED", tp.__name__))
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
         return " or ".join(describe(a) for a in get_args(tp) if a is not type(None))
     if origin in (tuple, list) or tp in (tuple, list):
-        args = [a for a in get_args(tp) if a is not Ellipsis]
-        return f"a list of {_plural(args[0])}" if args else "a list"
+        items = [a for a in get_args(tp) if a is not Ellipsis]
+        return f"a list of {_plural(items[0])}" if items else "a list"
     if origin in (dict, Mapping) or tp in (dict, Mapping):
-        args = get_args(tp)
-        return f"a mapping of names to {_plural(args[1])}" if args and args[1] is not Any else "a mapping"
+        pair = get_args(tp)
+        return f"a mapping of names to {_plural(pair[1])}" if pair and pair[1] is not Any else "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp))
     return getattr(tp, "__name__", str(tp))
@@ -140,7 +140,7 @@ def convert(value: Any, tp: Any, *, file: str | Path, key: str) -> Any:
                 return convert(value, arg, file=file, key=key)
             except ConfigError as exc:
                 errors[arg] = exc
-        shaped = [exc for arg, exc in errors.items() if _kind(arg) is not None and isinstance(value, _kind(arg))]
+        shaped = [exc for arg, exc in errors.items() if isinstance(value, _kind(arg))]
         if len(shaped) == 1:  # a mapping given for the one mapping-shaped option: its own error says more
             raise shaped[0]
         raise schema_error(file, key, describe(tp), value)
@@ -173,8 +173,8 @@ def convert(value: Any, tp: Any, *, file: str | Path, key: str) -> Any:
     if origin in (tuple, list) or tp in (tuple, list):
         if not isinstance(value, list | tuple):
             raise schema_error(file, key, describe(tp), value)
-        args = [a for a in get_args(tp) if a is not Ellipsis]
-        item_tp = args[0] if args else Any
+        item_args = [a for a in get_args(tp) if a is not Ellipsis]
+        item_tp = item_args[0] if item_args else Any
         items = [convert(v, item_tp, file=file, key=join_key(key, i)) for i, v in enumerate(value)]
         return list(items) if origin is list or tp is list else tuple(items)
     if origin in (dict, Mapping) or tp in (dict, Mapping):
@@ -188,14 +188,14 @@ def convert(value: Any, tp: Any, *, file: str | Path, key: str) -> Any:
     raise TypeError(f"unsupported schema type {tp!r}")
 
 
-def _kind(tp: Any) -> type | tuple[type, ...] | None:
-    """The container a YAML value of type `tp` is (a mapping or a list), None for scalars."""
+def _kind(tp: Any) -> tuple[type, ...]:
+    """The containers a YAML value of type `tp` may be (a mapping or a list); () for scalars."""
     origin = get_origin(tp)
     if (dataclasses.is_dataclass(tp) and isinstance(tp, type)) or origin in (dict, Mapping) or tp in (dict, Mapping):
-        return Mapping
+        return (Mapping,)
     if origin in (tuple, list) or tp in (tuple, list):
         return (list, tuple)
-    return None
+    return ()
 
 
 def build(cls: type[T], data: Any, *, file: str | Path, at: str = "") -> T:
