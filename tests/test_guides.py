@@ -1,0 +1,65 @@
+"""Each extension guide in docs/, followed step by step (tests/guide_walk.py): its files are written, its
+commands run (a real pip install of the plugin package, real `harness run` on real data, a real store), and
+what the guide promises is checked in `harness show`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from guide_walk import walk
+from typer.testing import CliRunner
+
+from harness.cli import app
+
+
+def _records(db: Path, task: str) -> list[dict]:
+    result = CliRunner().invoke(app, ["show", "--db", str(db), "--task", task, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _row(shown: str, model: str, protocol: str) -> str:
+    """The `harness show` row of model / protocol (piped output is 120 columns: a long protocol name wraps,
+    so its first line holds a prefix of it)."""
+    rows = [
+        line
+        for line in shown.splitlines()
+        if len(cells := line.split()) > 2 and cells[0] == model and protocol.startswith(cells[1]) and len(cells[1]) >= 4
+    ]
+    assert len(rows) == 1, f"expected one row of {model} / {protocol} in:\n{shown}"
+    return rows[0]
+
+
+def test_adding_a_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = walk("adding-a-task.md", tmp_path, monkeypatch)
+    listed = done.output("harness tasks --plugin tweets.yaml tweets-pos-neg")
+    assert "tweets-pos-" in listed and "MCC" in listed and "bbc-news" not in listed
+    hygiene = done.output("harness tasks --plugin tweets.yaml --check")
+    assert "Data hygiene for task 'tweets-pos-neg'" in hygiene and "Verdict: no exact cross-split leaks." in hygiene
+    shown = done.output("harness show")
+    assert "tweets-pos-neg — ranked by MCC (higher is better)" in shown
+    assert "bbc-headlines — ranked by Macro-F1 (higher is better)" in shown
+    tweets = _records(tmp_path / "results.db", "tweets-pos-neg")
+    headlines = _records(tmp_path / "results.db", "bbc-headlines")
+    assert [(r["model"]["name"], r["protocol"], r["status"]) for r in tweets + headlines] == [("tfidf", "linear_probe", "done")] * 2
+    assert tweets[0]["task"]["n_test"] == 120 and headlines[0]["task"]["n_test"] == 400
+    assert set(tweets[0]["metrics"]) >= {"accuracy", "macro_f1", "mcc"}
+    # real text, a real probe: clearly better than chance (MCC 0, macro-F1 0.2 for five topics)
+    assert tweets[0]["metrics"]["mcc"]["value"] > 0.2
+    assert headlines[0]["metrics"]["macro_f1"]["value"] > 0.5
+
+
+def test_adding_a_metric(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metric comes from the installed package's entry point: without it the task would not load."""
+    done = walk("adding-a-metric.md", tmp_path, monkeypatch)
+    shown = done.output("harness show")
+    assert "tweets-cost — ranked by Cost-weighted error (lower is better)" in shown
+    (run,) = _records(tmp_path / "results.db", "tweets-cost")
+    cost = run["metrics"]["cost_weighted_error"]
+    assert run["status"] == "done" and cost["ci_low"] <= cost["value"] <= cost["ci_high"]
+    # each error costs 1 (false alarm) or 5 (missed negative): the mean cost lies between 1x and 5x the error rate
+    error_rate = 1 - run["metrics"]["accuracy"]["value"]
+    assert 0 < error_rate <= cost["value"] <= 5 * error_rate
+    assert f"{cost['value']:.3f}" in _row(shown, "tfidf", "linear_probe")
