@@ -5,11 +5,10 @@ Exit codes: 0 every job done or not applicable (or a dry run), 1 a job failed, 2
 
 from __future__ import annotations
 
-import re
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,14 +17,13 @@ from rich.table import Table
 
 from harness.console import esc, output_console
 from harness.errors import ConfigError, HarnessError, unknown_name
+from harness.models.base import DEVICE_RE, Precision
 from harness.store import DEFAULT_DB
 
 if TYPE_CHECKING:
     from harness.config import SuiteConfig
     from harness.jobs import Job
     from harness.runner import RunControl, Selection, SweepPlan
-
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def run(
@@ -52,7 +50,7 @@ def run(
         str | None, typer.Option("--device", help="Override every model's device: auto, cpu, cuda or cuda:N.")
     ] = None,
     precision: Annotated[
-        Literal["fp32", "bf16"] | None, typer.Option("--precision", help="Override every model's precision.")
+        Precision | None, typer.Option("--precision", help="Override every model's precision.")
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", min=1, help="Override every model's batch size.")
@@ -96,8 +94,8 @@ def run(
     model, task, protocol, plugin = model or [], task or [], protocol or [], plugin or []
     if retry_failed and skip_failed:
         raise HarnessError("--retry-failed and --skip-failed contradict each other: give one of them.")
-    if device is not None and not _DEVICE.match(device.strip().lower()):
-        raise HarnessError(f"--device: expected auto, cpu, cuda or cuda:N (N a GPU index), got {device!r}.")
+    if device is not None and not DEVICE_RE.match(device.strip().lower()):
+        raise HarnessError(f"--device must be auto, cpu, cuda or cuda:N (N a GPU index), got {device!r}.")
     limit_value = parse_limit(limit, "--limit").value() if limit is not None else None
     overrides = RunOverrides(device=device, precision=precision, batch_size=batch_size, limit=limit_value)
     control = RunControl(force=force, failed="only" if retry_failed else "skip" if skip_failed else "rerun")
