@@ -13,9 +13,11 @@ Two stores, both deterministic:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +73,13 @@ def fixture_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     odd = train(MARKUP_NAME, GaussianNB(), protocol_config={"estimator": "gaussian-nb"})
     records.append(make_record(odd, timing=fixed_timing(0.3, params=odd.params, contended=None), metrics=METRICS))
     records.append(failed_record("broken-model", "ValueError: features contain NaN\nTraceback (most recent call last): ..."))
+    # weights recorded (as the runner does), so the table has room for every column up to params
+    records = [replace(r, job=replace(r.job, model_weights=f"sha256:{_digest(r.job.model)}")) for r in records]
     return write_store(tmp_path_factory.mktemp("golden") / "results.db", records, METRICS)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def test_show_fixture_store(fixture_db: Path, golden: Golden) -> None:
