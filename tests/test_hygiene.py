@@ -13,9 +13,7 @@ import yaml
 from sklearn.model_selection import train_test_split
 
 import harness.data.hygiene as hygiene
-from harness.builtin_tasks.bbc_news import BbcNews
 from harness.builtin_tasks.digits import Digits
-from harness.builtin_tasks.tweet_sentiment import TweetSentiment
 from harness.data.assemble import group_aware_split
 from harness.data.content_hash import content_key
 from harness.data.hygiene import (
@@ -27,18 +25,20 @@ from harness.data.hygiene import (
     hygiene_report,
 )
 from harness.data.yaml_task import YamlTask
+from harness.package_data import data_folder
 from harness.tasks import Split, TaskData, TaskSpec
+
+BBC = YamlTask(data_folder("builtin_tasks") / "bbc_news.yaml")
 
 
 @pytest.fixture(scope="module")
 def bbc_pool() -> Split:
-    task = BbcNews()
-    return task.read_pool().to_split("pool", task.spec.labels)
+    return BBC.read_raw().to_split("pool", BBC.spec.labels)
 
 
 @pytest.fixture(scope="module")
 def bbc_data() -> TaskData:
-    return BbcNews().load()
+    return BBC.load()
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_plain_70_30_split_of_bbc_leaks_test_texts_into_train(bbc_pool):
     )
     train_texts = {bbc_pool.inputs[i] for i in train}
     assert sum(bbc_pool.inputs[i] in train_texts for i in test) == 41  # the figure
-    spec = BbcNews.spec
+    spec = BBC.spec
     data = TaskData(
         spec,
         {
@@ -86,7 +86,7 @@ def test_builtin_bbc_split_has_no_exact_or_near_leaks(bbc_report):
 
 
 def test_builtin_tweets_and_digits_have_no_leaks():
-    tweets = hygiene_report(TweetSentiment().load(), near_duplicates=False)
+    tweets = hygiene_report(YamlTask(data_folder("builtin_tasks") / "tweet_sentiment.yaml").load(), near_duplicates=False)
     assert tweets.duplicates_total == 955
     assert tweets.label_conflicts == 49
     assert tweets.exact_leaks.total == 0
@@ -187,7 +187,7 @@ def test_drop_duplicates(tmp_path):
 
 
 def test_apply_dedupe_keeps_first_occurrence(bbc_pool):
-    spec = BbcNews.spec
+    spec = BBC.spec
     half = len(bbc_pool) // 2
     data = TaskData(
         spec,

@@ -218,8 +218,10 @@ def load_hf_split(
     revision: str | None = None,
     data_files: DataFiles | None = None,
     cache_dir: str | None = None,
+    id_prefix: str | None = None,
 ) -> RawExamples:
-    """One split of a dataset on the hub (or a local dataset directory) via `datasets.load_dataset`."""
+    """One split of a dataset on the hub (or a local dataset directory) via `datasets.load_dataset`.
+    Rows are numbered `<id_prefix or split>-<row>` unless `columns.id` names an id column."""
     where = f"dataset {dataset_id!r}" + (f" (config {config!r})" if config else "") + f" split {split!r}"
     dataset = _load_dataset(
         where,
@@ -231,7 +233,7 @@ def load_hf_split(
         split=split,
         cache_dir=cache_dir,
     )
-    return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=split)
+    return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix or split)
 
 
 def _check_exists(paths: Sequence[Path], what: str) -> None:
@@ -283,3 +285,58 @@ def load_imagefolder_split(
         where, "", "imagefolder", data_dir=str(directory), split="train", cache_dir=cache_dir
     )
     return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix)
+
+
+def decode_text(raw: bytes, encodings: Sequence[str], *, where: str) -> str:
+    """`raw` decoded with the first of `encodings` that fits; DataError naming the file when none does."""
+    problem = "no encoding given"
+    for encoding in encodings:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            problem = f"{exc.reason} at byte {exc.start}"
+    raise DataError(
+        f"{where}: not valid {' or '.join(encodings)} ({problem}). Set the task's source.encoding to the "
+        "file's encoding, or to a list of encodings tried in order, e.g. [utf-8, latin-1]."
+    )
+
+
+def load_textfolder_split(
+    directory: Path, *, labels: Sequence[str], encodings: Sequence[str], id_prefix: str
+) -> RawExamples:
+    """Text files `directory/<label>/*.txt`: one example per file, labelled by its folder, in sorted order.
+
+    Ids are `<label>/<file stem>`, after `id_prefix + "/"` when a prefix is given (a split subfolder).
+    """
+    _check_exists([directory], "Text folder")
+    where = f"text folder {directory}"
+    if not directory.is_dir():
+        raise DataError(f"Text folder {directory} is not a directory (expected <dir>/<label>/<name>.txt files).")
+    folders = sorted(p.name for p in directory.iterdir() if p.is_dir())
+    for name in folders:
+        if name not in labels:
+            raise DataError(
+                f"{where}: folder {name!r} is not one of the task's labels.{close_match(name, labels)} "
+                f"Labels: {', '.join(map(repr, labels))}. Expected one folder per label."
+            )
+    missing = [label for label in labels if label not in folders]
+    if missing:
+        raise DataError(
+            f"{where}: no folder for label(s) {', '.join(map(repr, missing))}; expected one folder per label, "
+            f"found {', '.join(map(repr, folders)) or 'none'}."
+        )
+    prefix = f"{id_prefix}/" if id_prefix else ""
+    ids: list[str] = []
+    texts: list[str] = []
+    folder_labels: list[str] = []
+    for label in folders:
+        files = sorted((directory / label).glob("*.txt"))
+        if not files:
+            raise DataError(f"{where}: folder {label!r} has no .txt files.")
+        for path in files:
+            ids.append(f"{prefix}{label}/{path.stem}")
+            texts.append(decode_text(path.read_bytes(), encodings, where=f"text file {path}"))
+            folder_labels.append(label)
+    return RawExamples(
+        ids=tuple(ids), inputs=texts, labels=folder_labels, where=where, label_column="<label folder>"
+    )

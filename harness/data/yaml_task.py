@@ -12,21 +12,29 @@ Schema (relative paths resolve from the YAML file's folder)::
     main_metric: mcc               # ranks and gates; one of metrics (default macro_f1 when listed)
     labels: [negative, positive]   # string labels match by name; integer labels are indices
     source:
-      type: hf                     # hf | csv | jsonl | parquet | imagefolder
+      type: hf                     # hf | csv | jsonl | parquet | imagefolder | textfolder
       id: stanfordnlp/sst2         # hf: hub id (or a local dataset folder); config, revision, data_files
       # path: data/all.csv         # csv/jsonl/parquet: one file holding every row (split below);
-                                   # imagefolder: root folder of <label>/<image> (or <split>/<label>/...)
+                                   # imagefolder: root folder of <label>/<image> (or <split>/<label>/...);
+                                   # textfolder: root folder of <label>/<name>.txt, one example per file,
+                                   # ids <label>/<name> (or <split>/<label>/...)
+                                   # pkg://<package or distribution>/<path>: a file or folder shipped in an
+                                   # installed Python package (as for model sources)
       # data_files: {train: a.csv, test: b.csv}   # local alternative to path: files per split
-      # encoding: latin-1          # csv only
+      # encoding: latin-1          # csv: the file's encoding; textfolder: the files' encoding (default
+                                   # utf-8) or a list tried in order per file, e.g. [utf-8, latin-1]
     text_column: sentence          # default "text" (image tasks: image_column, default "image")
     label_column: label            # default "label"
     id_column: idx                 # optional; default ids are "<source split>-<row>"
+    id_prefix: tweet               # optional, one source split only: ids "<id_prefix>-<row>"
     splits:                        # where each split comes from: an hf split name ("train[:5000]" works),
       train: train                 # a data_files key, a file path (csv/jsonl/parquet) or a subfolder
-      test: validation             # of source.path (imagefolder)
+      test: validation             # of source.path (imagefolder, textfolder)
     split: {validation_size: 0.1, test_size: 0.2, seed: 0}
                                    # missing validation/test splits are carved from train, stratified,
                                    # keeping exact duplicates together; sizes are fractions of train
+                                   # near_duplicate_threshold: 0.8 (text) also keeps texts with word-shingle
+                                   # Jaccard >= 0.8 together
     dedupe: drop-test-leaks        # drop-test-leaks (default) | drop-duplicates | off: what to do with
                                    # exact duplicates between/within the given splits (a warning
                                    # reports them either way); non-default modes are added to version
@@ -38,13 +46,16 @@ Schema (relative paths resolve from the YAML file's folder)::
 
 from __future__ import annotations
 
+import codecs
+import encodings.aliases
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from harness.assets import PKG_SCHEME, resolve_package_path
 from harness.data.assemble import group_aware_split
 from harness.data.hygiene import DedupeMode, enforce_hygiene
 from harness.data.loaders import (
@@ -54,14 +65,16 @@ from harness.data.loaders import (
     load_file_split,
     load_hf_split,
     load_imagefolder_split,
+    load_textfolder_split,
 )
-from harness.data.signatures import signature
+from harness.data.signatures import package_version, signature
 from harness.errors import ConfigError, DataError, close_match
 from harness.tasks import SPLIT_NAMES, Split, Task, TaskData, TaskSpec
-from harness.typed_config import build
+from harness.typed_config import build, schema_error
 from harness.yaml_io import load_yaml
 
-SourceType = Literal["hf", "csv", "jsonl", "parquet", "imagefolder"]
+SourceType = Literal["hf", "csv", "jsonl", "parquet", "imagefolder", "textfolder"]
+_FOLDER_TYPES = ("imagefolder", "textfolder")
 DataFilesValue = str | tuple[str, ...] | Mapping[str, str | tuple[str, ...]]
 _FILE_FORMAT: dict[str, FileFormat] = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -76,7 +89,7 @@ class SourceConfig:
     config: str | None = None
     revision: str | None = None
     data_files: DataFilesValue | None = None
-    encoding: str | None = None
+    encoding: str | tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,7 @@ class CarveConfig:
     validation_size: float = 0.1
     test_size: float = 0.2
     seed: int = 0
+    near_duplicate_threshold: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +120,7 @@ class YamlTaskConfig(TaskSpec):
     image_column: str | None = None
     label_column: str = "label"
     id_column: str | None = None
+    id_prefix: str | None = None
     splits: SplitSources | None = None
     split: CarveConfig = field(default_factory=CarveConfig)
     dedupe: DedupeMode = DEFAULT_DEDUPE
@@ -166,21 +181,29 @@ def _check(config: YamlTaskConfig, file: Path) -> None:
         for key in ("id", "config", "revision"):
             if getattr(src, key) is not None:
                 raise fail(f"key 'source.{key}' only applies to source type hf (this source is {src.type}).")
-        if src.type == "imagefolder":
+        if src.type in _FOLDER_TYPES:
+            files = "<label>/<images>" if src.type == "imagefolder" else "<label>/<name>.txt files"
             if not src.path or src.data_files is not None:
-                raise fail(
-                    "source type imagefolder needs 'source.path' (a folder of <label>/<images>), and no data_files."
-                )
+                raise fail(f"source type {src.type} needs 'source.path' (a folder of {files}), and no data_files.")
         elif not src.path and src.data_files is None:
             raise fail(f"source type {src.type} needs 'source.path' (a file) or 'source.data_files'.")
         elif src.path and src.data_files is not None:
             raise fail("give either 'source.path' or 'source.data_files', not both.")
-    if src.encoding is not None and src.type != "csv":
-        raise fail("key 'source.encoding' only applies to csv sources.")
-    if config.modality == "image" and src.type in ("csv", "jsonl"):
+    _check_encoding(src, file, fail)
+    if config.modality == "image" and src.type in ("csv", "jsonl", "textfolder"):
         raise fail(f"image tasks need source type hf, parquet or imagefolder, not {src.type}.")
     if config.modality == "text" and src.type == "imagefolder":
-        raise fail("source type imagefolder holds images; set 'modality: image'.")
+        raise fail("source type imagefolder holds images; set 'modality: image' (text files: textfolder).")
+    if src.type == "textfolder":
+        given = [k for k in ("text_column", "id_column", "id_prefix") if getattr(config, k) is not None]
+        given += ["label_column"] if config.label_column != "label" else []
+        if given:
+            raise fail(
+                f"key '{given[0]}' does not apply to source type textfolder: each file is one text, labelled "
+                "by its folder, with id <label>/<file name>."
+            )
+    if config.id_prefix is not None and config.id_column is not None:
+        raise fail("give either 'id_column' (ids from a column) or 'id_prefix' (numbered rows), not both.")
     if config.splits is not None and config.splits.train is None:
         raise fail(
             "key 'splits.train' is required when 'splits' is given (validation/test may be carved from it)."
@@ -191,6 +214,31 @@ def _check(config: YamlTaskConfig, file: Path) -> None:
             raise fail(f"key 'split.{key}' must be a fraction between 0 and 1, got {getattr(carve, key)}.")
     if carve.validation_size + carve.test_size >= 1.0:
         raise fail("keys 'split.validation_size' + 'split.test_size' must add up to less than 1.")
+    near = carve.near_duplicate_threshold
+    if near is not None and not 0.0 < near <= 1.0:
+        raise schema_error(file, "split.near_duplicate_threshold", "a word-shingle Jaccard similarity in (0, 1]", near)
+    if near is not None and config.modality != "text":
+        raise fail("key 'split.near_duplicate_threshold' applies to text tasks (images are grouped by exact pixels).")
+
+
+def _check_encoding(src: SourceConfig, file: Path, fail: Callable[[str], ConfigError]) -> None:
+    if src.encoding is None:
+        return
+    if src.type not in ("csv", "textfolder"):
+        raise fail("key 'source.encoding' only applies to csv and textfolder sources.")
+    names = (src.encoding,) if isinstance(src.encoding, str) else src.encoding
+    if src.type == "csv" and not isinstance(src.encoding, str):
+        raise fail("key 'source.encoding' of a csv source is one encoding (a list is for textfolder).")
+    if not names:
+        raise fail("key 'source.encoding' lists no encoding.")
+    for i, name in enumerate(names):
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            key = "source.encoding" if isinstance(src.encoding, str) else f"source.encoding[{i}]"
+            aliases = {*encodings.aliases.aliases, *encodings.aliases.aliases.values()}
+            known = sorted(aliases | {a.replace("_", "-") for a in aliases})  # utf-8 as well as utf_8
+            raise schema_error(file, key, "a text encoding Python knows", name, close_match(name, known)) from None
 
 
 def load_yaml_task_config(path: Path) -> YamlTaskConfig:
@@ -224,7 +272,10 @@ class YamlTask(Task):
             )
         return f"{s.type}:{s.path or s.data_files}"
 
-    def _resolve(self, relative: str) -> Path:
+    def _resolve(self, relative: str, key: str = "source.path") -> Path:
+        """A path of the task file: pkg://... (an installed package's file), absolute, or relative to the file."""
+        if relative.startswith(PKG_SCHEME):
+            return Path(resolve_package_path(relative, what=f"{self.path}: key '{key}'"))
         p = Path(relative).expanduser()
         return p if p.is_absolute() else self.path.parent / p
 
@@ -242,7 +293,7 @@ class YamlTask(Task):
                     "add a 'splits' section saying which key feeds which split."
                 )
             return {k: k for k in SPLIT_NAMES if k in s.data_files}
-        if s.type == "imagefolder":
+        if s.type in _FOLDER_TYPES:
             root = self._resolve(s.path or ".")
             present = {k: k for k in SPLIT_NAMES if (root / k).is_dir()}
             if "train" in present:
@@ -260,11 +311,12 @@ class YamlTask(Task):
             if isinstance(files, str):
                 files = (files,)
             assert isinstance(files, tuple)
-            return [self._resolve(f) for f in files], "train"
+            return [self._resolve(f, "source.data_files") for f in files], "train"
         if isinstance(s.data_files, Mapping) and ref in s.data_files:
             entry = s.data_files[ref]
-            return [self._resolve(f) for f in ((entry,) if isinstance(entry, str) else entry)], ref
-        path = self._resolve(ref)
+            files = (entry,) if isinstance(entry, str) else entry
+            return [self._resolve(f, f"source.data_files.{ref}") for f in files], ref
+        path = self._resolve(ref, "splits")
         return [path], path.stem
 
     def _data_files_for_hf(self) -> str | list[str] | dict[str, str | list[str]] | None:
@@ -275,7 +327,8 @@ class YamlTask(Task):
             return list(files)
         return {k: v if isinstance(v, str) else list(v) for k, v in files.items()}
 
-    def _read(self, ref: str) -> RawExamples:
+    def read_raw(self, ref: str = "") -> RawExamples:
+        """The examples of one split reference as read ("": the whole local source, before any carving)."""
         c, s = self.config, self.config.source
         columns = Columns(input=c.input_column, label=c.label_column, modality=c.modality, id=c.id_column)
         if s.type == "hf":
@@ -287,14 +340,19 @@ class YamlTask(Task):
                 config=s.config,
                 revision=s.revision,
                 data_files=self._data_files_for_hf(),
+                id_prefix=c.id_prefix,
             )
-        if s.type == "imagefolder":
+        if s.type in _FOLDER_TYPES:
             root = self._resolve(s.path or ".")
             directory = root / ref if ref else root
-            return load_imagefolder_split(directory, columns=columns, id_prefix=ref or root.name)
+            if s.type == "textfolder":
+                tried = (s.encoding,) if isinstance(s.encoding, str) else s.encoding or ("utf-8",)
+                return load_textfolder_split(directory, labels=self.spec.labels, encodings=tried, id_prefix=ref)
+            return load_imagefolder_split(directory, columns=columns, id_prefix=c.id_prefix or ref or root.name)
         files, prefix = self._local_files(ref)
+        assert not isinstance(s.encoding, tuple)  # _check: a csv source has one encoding
         return load_file_split(
-            _FILE_FORMAT[s.type], files, columns=columns, id_prefix=prefix, encoding=s.encoding
+            _FILE_FORMAT[s.type], files, columns=columns, id_prefix=c.id_prefix or prefix, encoding=s.encoding
         )
 
     def local_paths(self) -> list[Path]:
@@ -303,7 +361,7 @@ class YamlTask(Task):
         if s.type == "hf":
             local = Path(s.id or "")
             return [local] if s.id and local.exists() else []
-        if s.type == "imagefolder":
+        if s.type in _FOLDER_TYPES:
             return [self._resolve(s.path or ".")]
         return [path for ref in self._split_refs().values() for path in self._local_files(ref)[0]]
 
@@ -312,9 +370,15 @@ class YamlTask(Task):
     def load(self) -> TaskData:
         c = self.config
         refs = self._split_refs()
+        if c.id_prefix is not None and len(refs) > 1:
+            raise ConfigError(
+                f"{self.path}: key 'id_prefix' numbers the rows of one source, but {len(refs)} splits are read "
+                f"({', '.join(refs)}), so their ids would repeat. Remove 'id_prefix' (ids are then "
+                "<source split>-<row>) or name an 'id_column'."
+            )
         labels = self.spec.labels
         splits: dict[str, Split] = {
-            name: self._read(ref).to_split(name, labels) for name, ref in refs.items()
+            name: self.read_raw(ref).to_split(name, labels) for name, ref in refs.items()
         }
         missing = [name for name in ("validation", "test") if name not in splits]
         if missing:
@@ -323,6 +387,7 @@ class YamlTask(Task):
                 validation_size=c.split.validation_size if "validation" in missing else 0.0,
                 test_size=c.split.test_size if "test" in missing else 0.0,
                 seed=c.split.seed,
+                near_threshold=c.split.near_duplicate_threshold,
             )
             for name in ("train", *missing):
                 if name not in carved:
@@ -337,4 +402,11 @@ class YamlTask(Task):
         return enforce_hygiene(data, c.dedupe, origin=str(self.path))
 
     def source_signature(self) -> str:
-        return signature(self.spec.as_dict(), self._file_digest, files=self.local_paths())
+        # Near-duplicate groups (and so the carved splits) come from datasketch's MinHash.
+        near = self.config.split.near_duplicate_threshold is not None
+        return signature(
+            self.spec.as_dict(),
+            self._file_digest,
+            *([package_version("datasketch")] if near else []),
+            files=self.local_paths(),
+        )

