@@ -90,7 +90,7 @@ CASES: dict[str, tuple[Callable[[Path], str], str]] = {
     ),
     "task-file-nested-unknown": (
         lambda tmp: task(tmp, TASK + "split: {test_sise: 0.2}\n"),
-        "FILE: unknown key 'split.test_sise'. Did you mean \"test_size\"? Allowed keys: validation_size, test_size, seed.",
+        "FILE: unknown key 'split.test_sise'. Did you mean \"test_size\"? Allowed keys: validation_size, test_size, seed, near_duplicate_threshold.",
     ),
     "task-file-spec-check": (
         lambda tmp: task(tmp, TASK + "lm_prompt: 'Say:'\n"),
