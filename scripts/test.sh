@@ -10,8 +10,8 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
 fi
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-ruff check harness tests scripts
-mypy harness
+ruff check harness tasks tests scripts
+mypy harness tasks
 python -m pytest "$@"
 # The torchvision / timm adapters run in a second environment (CUDA-build torch + torchvision + timm,
 # see scripts/vision_env.sh); HARNESS_REQUIRE_VISION=1 turns a skipped vision test into a failure.
