@@ -63,13 +63,13 @@ class RunOverrides:
     def model_keys(self, model: Mapping[str, Any]) -> dict[str, Any]:
         """The overrides this model's family can honour: families computed with numpy/scikit-learn on the CPU
         keep their device, fp32-only families (those and ONNX) their precision."""
-        from harness.models import CPU_ONLY_FAMILIES, FP32_ONLY_FAMILIES
+        from harness.models import families
 
-        family = model.get("family")
+        row = families().get(str(model.get("family")))
         keys: dict[str, Any] = {}
-        if self.device is not None and (family not in CPU_ONLY_FAMILIES or self.device in ("auto", "cpu")):
+        if self.device is not None and (row is None or not row.cpu_only or self.device in ("auto", "cpu")):
             keys["device"] = self.device
-        if self.precision is not None and (family not in FP32_ONLY_FAMILIES or self.precision == "fp32"):
+        if self.precision is not None and (row is None or not row.fp32_only or self.precision == "fp32"):
             keys["precision"] = self.precision
         if self.batch_size is not None:
             keys["batch_size"] = self.batch_size
@@ -89,7 +89,7 @@ class RunOverrides:
 
 def parse_model_arg(text: str) -> dict[str, Any]:
     """`[NAME=]FAMILY[:SOURCE]` -> a suite model mapping {name, family[, source]}."""
-    from harness.models import FAMILIES
+    from harness.models import families
 
     raw = text.strip()
     name, sep, rest = raw.partition("=")
@@ -97,10 +97,10 @@ def parse_model_arg(text: str) -> dict[str, Any]:
         name, rest = "", raw
     family, _, source = rest.partition(":")
     family, source, name = family.strip(), source.strip(), name.strip()
-    if family not in FAMILIES:
+    if family not in families():
         raise ConfigError(
-            f'-m {text!r}: unknown model family "{family}".{close_match(family, FAMILIES)} Expected {MODEL_FORM}; '
-            f"families: {', '.join(sorted(FAMILIES))}."
+            f'-m {text!r}: unknown model family "{family}".{close_match(family, families())} Expected {MODEL_FORM}; '
+            f"families: {', '.join(sorted(families()))}."
         )
     name = name or default_model_name(family, source)
     if not _NAME_OK.match(name):

@@ -26,6 +26,7 @@ from typing import Any
 
 from harness.data.task_options import CachedTask, ConfiguredTask, TaskOptions
 from harness.data.yaml_task import YamlTask
+from harness.entry_points import items, load_group
 from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.metrics import MetricDef, MetricRegistry, TaskMetrics
 from harness.package_data import BUILTIN_TASKS_MODULE, data_folder
@@ -84,21 +85,7 @@ def _tasks_from_object(obj: Any, origin: str) -> list[Task]:
 
 
 def _entry_point_tasks() -> list[tuple[Task, str]]:
-    found: list[tuple[Task, str]] = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        origin = f"entry point '{ep.name} = {ep.value}'" + (
-            f" of package {dist.name} {dist.version}" if dist else ""
-        )
-        try:
-            obj = ep.load()
-        except (Exception, SystemExit) as exc:
-            raise ConfigError(
-                f"{origin} (group {ENTRY_POINT_GROUP}) failed to import: {type(exc).__name__}: {exc}. "
-                "Fix or uninstall that package."
-            ) from exc
-        found.extend((task, origin) for task in _tasks_from_object(obj, origin))
-    return found
+    return [(task, origin) for obj, origin in load_group(ENTRY_POINT_GROUP) for task in _tasks_from_object(obj, origin)]
 
 
 def _import_path(path: Path) -> ModuleType:
@@ -158,20 +145,7 @@ def _python_plugin_tasks(path: Path) -> list[tuple[Task, str]]:
 
 
 def _entry_point_metrics() -> list[tuple[MetricDef, str]]:
-    found: list[tuple[MetricDef, str]] = []
-    for ep in importlib.metadata.entry_points(group=METRIC_ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        origin = f"entry point '{ep.name} = {ep.value}'" + (f" of package {dist.name} {dist.version}" if dist else "")
-        try:
-            obj = ep.load()
-        except Exception as exc:
-            raise ConfigError(
-                f"{origin} (group {METRIC_ENTRY_POINT_GROUP}) failed to import: {type(exc).__name__}: {exc}. "
-                "Fix or uninstall that package."
-            ) from exc
-        items = obj if isinstance(obj, Iterable) and not isinstance(obj, (str, MetricDef)) else [obj]
-        found.extend((m, origin) for m in items)
-    return found
+    return [(m, origin) for obj, origin in load_group(METRIC_ENTRY_POINT_GROUP) for m in items(obj, MetricDef)]
 
 
 def discover_metrics(plugins: Sequence[Path | str] = ()) -> MetricRegistry:

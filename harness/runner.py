@@ -115,7 +115,7 @@ def plan_suite(
     suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Sequence[Path] = (), *, read_only: bool = False
 ) -> Plan:
     """Expand the suite into keyed jobs. read_only (dry runs): write no cache file (weight digests)."""
-    from harness.models import FAMILY_MODALITY, check_spec
+    from harness.models import check_spec, family
     from harness.registry import TaskRegistry
 
     registry = TaskRegistry.discover([*suite.plugins, *plugins])
@@ -142,9 +142,10 @@ def plan_suite(
             if model.tasks is not None and ref.name not in model.tasks:
                 continue
             task = tasks[ref.name]
-            if FAMILY_MODALITY[model.spec.family] != task.spec.modality:
+            modality = family(model.spec.family).modality
+            if modality != task.spec.modality:
                 skipped.append((model.spec.name, ref.name))
-                modalities[f"{model.spec.name}/{ref.name}"] = (FAMILY_MODALITY[model.spec.family], task.spec.modality)
+                modalities[f"{model.spec.name}/{ref.name}"] = (modality, task.spec.modality)
                 continue
             fingerprint = loader.fingerprint(task, store)
             for protocol in suite.protocols:
@@ -273,12 +274,12 @@ def run_suite(
 def check_local_devices(suite: SuiteConfig, jobs: Sequence[Job]) -> None:
     """A CUDA device this machine lacks is refused before any job runs, naming the suite key (in-process runs;
     a Ray cluster's workers check their own devices)."""
-    from harness.models import CPU_ONLY_FAMILIES
+    from harness.models import family
 
     wanted = {j.model.spec.name for j in jobs}
     for i, entry in enumerate(suite.models):
         spec = entry.spec
-        if spec.name in wanted and spec.family not in CPU_ONLY_FAMILIES and spec.device.strip().lower().startswith("cuda"):
+        if spec.name in wanted and family(spec.family).gpu_capable and spec.device.strip().lower().startswith("cuda"):
             from harness.devices import resolve_device
 
             try:

@@ -68,11 +68,11 @@ def test_unknown_family_names_the_close_match() -> None:
 
 
 def test_every_family_resolves_to_an_adapter_class_of_the_declared_modality() -> None:
-    assert set(models.FAMILY_MODALITY) == set(models.FAMILIES)
-    for family in models.FAMILIES:  # torchvision/timm modules import those packages only when loading
-        cls = models.adapter_class(family)
+    assert list(models.families().values())[: len(models.BUILTIN_FAMILIES)] == list(models.BUILTIN_FAMILIES)
+    for family in models.BUILTIN_FAMILIES:  # torchvision/timm modules import those packages only when loading
+        cls = family.adapter_class()
         assert issubclass(cls, ModelAdapter)
-        assert cls.modality == models.FAMILY_MODALITY[family], family
+        assert cls.modality == family.modality, family.name
 
 
 def test_pkg_source_resolves_inside_the_package_without_importing_it() -> None:

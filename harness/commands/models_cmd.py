@@ -22,20 +22,21 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print the listing as JSON (for scripts).")] = False,
 ) -> None:
     """List model families, or a suite's models with the metadata stored for them."""
-    from harness.models import FAMILIES, FAMILY_MODALITY
+    from harness.models import families
 
     console = output_console()
+    rows = [f for _, f in sorted(families().items())]
     if suite_file is None and as_json:
-        families = [{"family": f, "modality": FAMILY_MODALITY[f], "implementation": FAMILIES[f]} for f in sorted(FAMILIES)]
-        sys.stdout.write(json.dumps(families, indent=2) + "\n")
+        listing = [{"family": f.name, "modality": f.modality, "implementation": f.implementation} for f in rows]
+        sys.stdout.write(json.dumps(listing, indent=2) + "\n")
         return
     if suite_file is None:
         table = Table(title="Model families", title_justify="left", header_style="bold")
         table.add_column("family")
         table.add_column("modality")
         table.add_column("implementation")
-        for fam in sorted(FAMILIES):
-            table.add_row(fam, FAMILY_MODALITY[fam], FAMILIES[fam])
+        for f in rows:
+            table.add_row(esc(f.name), f.modality, esc(f.implementation))
         console.print(table)
         return
     from harness.config import load_suite
@@ -45,7 +46,7 @@ def models(
     stored = {r["name"]: r for r in Store.open_readonly(db).db.query("SELECT * FROM models")} if db.exists() else {}
     if as_json:
         listing = [
-            {**m.spec.as_dict(), "modality": FAMILY_MODALITY[m.spec.family], "params": stored.get(m.spec.name, {}).get("params"),
+            {**m.spec.as_dict(), "modality": families()[m.spec.family].modality, "params": stored.get(m.spec.name, {}).get("params"),
              "license": stored.get(m.spec.name, {}).get("license") or m.spec.license or None}
             for m in suite.models
         ]  # fmt: skip
@@ -57,7 +58,7 @@ def models(
     for m in suite.models:
         row = stored.get(m.spec.name, {})
         params = row.get("params")
-        cells = (m.spec.name, m.spec.family, FAMILY_MODALITY[m.spec.family], m.spec.source, m.spec.revision or "-",
+        cells = (m.spec.name, m.spec.family, families()[m.spec.family].modality, m.spec.source, m.spec.revision or "-",
                  f"{params / 1e6:.1f}M" if params else "(not run yet)", row.get("license") or m.spec.license or "-")  # fmt: skip
         table.add_row(*(esc(c) for c in cells))
     console.print(table)

@@ -26,7 +26,7 @@ def validate(
     sources, task names and options (and with --load, the task data)."""
     from harness.config import load_suite
     from harness.errors import ConfigError, HarnessError, unknown_name
-    from harness.models import FAMILY_MODALITY, load_adapter, resolve_source
+    from harness.models import family, load_adapter, resolve_source
     from harness.registry import TaskRegistry
 
     console = output_console()
@@ -49,7 +49,7 @@ def validate(
     for entry in suite.models:
         pairs = [
             t for t in suite.tasks
-            if (entry.tasks is None or t.name in entry.tasks) and FAMILY_MODALITY[entry.spec.family] == tasks[t.name].spec.modality
+            if (entry.tasks is None or t.name in entry.tasks) and family(entry.spec.family).modality == tasks[t.name].spec.modality
         ]  # fmt: skip
         protocols = [p for p in suite.protocols if entry.protocols is None or p.name in entry.protocols]
         n_jobs += len(pairs) * len(protocols) * len(suite.seeds)

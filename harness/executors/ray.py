@@ -38,7 +38,7 @@ from harness.executors.base import (
     worker_lost_result,
 )
 from harness.jobs import Job, JobResult
-from harness.models import CPU_ONLY_FAMILIES  # their workers ask Ray for no GPU
+from harness.models import family
 
 if TYPE_CHECKING:
     from harness.config import SuiteConfig
@@ -83,7 +83,7 @@ def import_ray() -> ModuleType:
 def worker_resources(spec: ModelSpec, options: RayOptions, cluster_gpus: float) -> dict[str, float]:
     """The Ray resource request of a worker that runs `spec`'s jobs."""
     gpus = 0.0
-    if spec.family not in CPU_ONLY_FAMILIES and spec.device.strip().lower() != "cpu":
+    if family(spec.family).gpu_capable and spec.device.strip().lower() != "cpu":  # CPU-only: Ray gives no GPU
         gpus = options.num_gpus if options.num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)
     return {"num_cpus": options.num_cpus, "num_gpus": gpus}
 

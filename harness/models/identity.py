@@ -6,12 +6,12 @@ checkpoint is retrained in place, a hub branch moves or an asset package is upgr
 
 - a local or packaged (`pkg://`) source, file or folder: a SHA-256 over the content of every file
   (a folder: every file under it except hidden ones, with its relative path; families whose model lives
-  in several places declare their files in `WEIGHT_FILES`). Digests are cached on disk by
+  in several places declare their files: `Family.weight_files`). Digests are cached on disk by
   path + size + mtime (ns) + inode, so an unchanged 500 MB checkpoint is hashed once, not on every plan;
 - a hub id: the commit the requested revision resolves to (a pinned 40-hex revision is taken as is;
   offline, the commit of the local Hugging Face cache snapshot; otherwise recorded as unresolved);
 - the version of the package a `pkg://` source lives in, and of the libraries that implement the family
-  (`FAMILY_PACKAGES`): code-only models (TF-IDF, pixels, VADER) are pinned by these alone.
+  (`Family.packages`): code-only models (TF-IDF, pixels, VADER) are pinned by these alone.
 
 The identity goes into the job key, the feature-cache key, the models table, each run's config (so
 `compare` can say "model weights changed") and the runs table.
@@ -26,35 +26,17 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import HarnessError
-from harness.models import PKG_SCHEME, package_distribution, resolve_source
+from harness.models import PKG_SCHEME, family, package_distribution, resolve_source
 from harness.models.base import ModelSpec
 
 SourceKind = Literal["files", "hub", "name", "none"]
-
-# Libraries whose code computes a family's outputs (their versions are part of the identity).
-FAMILY_PACKAGES: dict[str, tuple[str, ...]] = {
-    "hf_text": ("transformers",),
-    "sentence_transformers": ("sentence-transformers", "transformers"),
-    "onnx": ("onnxruntime", "tokenizers"),
-    "hf_classifier": ("transformers",),
-    "efficientnet_lite": ("efficientnet-lite-pytorch",),
-    "torchvision": ("torchvision",),
-    "timm": ("timm",),
-    "tfidf": ("scikit-learn",),
-    "pixels": ("scikit-learn",),
-    "vader": ("vaderSentiment",),
-    "hf_causal_lm": ("transformers", "gguf"),  # gguf de-quantises GGUF weights
-}
-# Families whose model is not just "the source file or folder": "module:function" in this package, the
-# function (spec, resolved source path) -> the files the model reads. Imported only when needed.
-WEIGHT_FILES: dict[str, str] = {"onnx": "onnx_files:onnx_files", "hf_causal_lm": "gguf:weight_files"}
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 4 << 20
@@ -148,7 +130,7 @@ class DigestCache:
 
 def model_identity(spec: ModelSpec, digests: DigestCache) -> ModelIdentity:
     """The identity of `spec`'s model, from files, the local hub cache and package metadata (no model load)."""
-    packages = [(dist, _version(dist)) for dist in FAMILY_PACKAGES.get(spec.family, ())]
+    packages = [(dist, _version(dist)) for dist in family(spec.family).packages]
     source = spec.source
     if not source:
         return ModelIdentity("none", packages=tuple(packages))
@@ -164,7 +146,7 @@ def model_identity(spec: ModelSpec, digests: DigestCache) -> ModelIdentity:
         return ModelIdentity(
             "files", weights_sha256=files_digest(files, resolved, digests), n_files=len(files), packages=tuple(packages)
         )
-    if spec.family in ("torchvision", "timm"):  # a library's model name; its weights are pinned by the library version
+    if family(spec.family).library_weights:  # a library's model name; its weights are pinned by the library version
         return ModelIdentity("name", unresolved="weights named by the library; pinned by its version only", packages=tuple(packages))
     commit, why = hub_commit(source, spec.revision)
     return ModelIdentity("hub", commit=commit, unresolved=why, packages=tuple(packages))
@@ -172,12 +154,9 @@ def model_identity(spec: ModelSpec, digests: DigestCache) -> ModelIdentity:
 
 def weight_files(spec: ModelSpec, resolved: Path) -> list[Path]:
     """The files the model reads: the family's declaration, else the source file or every file under the folder."""
-    if spec.family in WEIGHT_FILES:
-        module_name, func_name = WEIGHT_FILES[spec.family].split(":")
-        func: Callable[[ModelSpec, Path], Iterable[Path]] = getattr(
-            importlib.import_module(f"harness.models.{module_name}"), func_name
-        )
-        return sorted(set(func(spec, resolved)))
+    declared = family(spec.family).files(spec, resolved)
+    if declared is not None:
+        return sorted(set(declared))
     if resolved.is_file():
         return [resolved]
     out: list[Path] = []

@@ -77,7 +77,7 @@ def suite_schema() -> dict[str, Any]:
     """JSON Schema for suite files, for editors (YAML language servers) and CI checks."""
     from harness.config import SUITE_KEYS
     from harness.metrics import BootstrapConfig
-    from harness.models import FAMILIES
+    from harness.models import families
     from harness.models.base import ModelSpec
     from harness.protocols import protocol_defs
     from harness.registry import TaskRegistry
@@ -90,7 +90,7 @@ def suite_schema() -> dict[str, Any]:
         "required": _required(ModelSpec),
         "properties": {
             **_properties(ModelSpec),
-            "family": {"enum": sorted(FAMILIES)},
+            "family": {"enum": sorted(families())},
             "tasks": {**names, "description": "Run this model on these of the suite's tasks only."},
             "protocols": {**names, "description": "Run this model under these of the suite's protocols only."},
         },
