@@ -27,8 +27,8 @@ def models(
     console = output_console()
     rows = [f for _, f in sorted(families().items())]
     if suite_file is None and as_json:
-        listing = [{"family": f.name, "modality": f.modality, "implementation": f.implementation} for f in rows]
-        sys.stdout.write(json.dumps(listing, indent=2) + "\n")
+        listed = [{"family": f.name, "modality": f.modality, "implementation": f.implementation} for f in rows]
+        sys.stdout.write(json.dumps(listed, indent=2) + "\n")
         return
     if suite_file is None:
         table = Table(title="Model families", title_justify="left", header_style="bold")
