@@ -123,7 +123,7 @@ def test_an_installed_package_adds_a_family_that_runs_end_to_end(site: Path, tmp
     # the table's flags reach the suite parser, the Ray executor and the model identity
     suite_path = tmp_path / "suite.yaml"
     suite_path.write_text(SUITE.replace("family: letter_counts}", "family: letter_counts, device: cuda}"))
-    with pytest.raises(ConfigError, match=r'models\[0\].device: family letter_counts runs on the CPU only, so device "cuda"'):
+    with pytest.raises(ConfigError, match=r"key 'models\[0\].device' must be auto or cpu \(family letter_counts runs on the CPU only"):
         load_suite(suite_path)
     spec = ModelSpec(name="letters", family="letter_counts", device="cuda")
     assert worker_resources(spec, RayOptions(), cluster_gpus=1) == {"num_cpus": 1.0, "num_gpus": 0.0}
