@@ -324,7 +324,9 @@ def _model_page(ctx: SiteContext, model: str) -> str:
     board = ctx.board
     results = board.by_model.get(model, ())
     html_rows = [
-        rows.model_row_html(rows.result_view(board, ctx.rankings, ctx.links, ctx.hw, r, tested_only=True))
+        rows.model_row_html(
+            rows.result_view(board, ctx.rankings, ctx.links, ctx.hw, r, tested_only=True, metric_cells=False)
+        )
         for r in results
     ]
     meta = board.model_meta[model]

@@ -131,10 +131,12 @@ def result_view(
     r: Result,
     *,
     tested_only: bool = False,
+    metric_cells: bool = True,
 ) -> ResultView:
     """One result as a table row. tested_only: show a rank only where the paired tests placed it (model
     pages: a rank placed by value shifts whenever any better model arrives, which would re-render every
-    model page on each new result)."""
+    model page on each new result). metric_cells: build a cell per declared metric (task pages; model
+    pages show the main metric only, and at 150k results the unused cells were a third of their rows' cost)."""
     meta = board.model_meta[r.model]
     t = r.timing
     done = r.status == "done"
@@ -145,8 +147,10 @@ def result_view(
     task_meta = board.task(r.task)
     main_info = task_meta.metric_info(task_meta.main_metric)
     main = r.metrics.get(main_info.id)
-    cells = tuple(
-        metric_cell(r, m) if done else escaped(Cell, text=fmt.DASH, sort="") for m in task_meta.scalar_metrics
+    cells = (
+        tuple(metric_cell(r, m) if done else escaped(Cell, text=fmt.DASH, sort="") for m in task_meta.scalar_metrics)
+        if metric_cells
+        else ()
     )
     params = t.params if t and t.params is not None else meta.params
     command, suite_known = fmt.reproduce_command(r.representative)
