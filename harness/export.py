@@ -1,7 +1,7 @@
 """Stored runs as portable records: JSON / JSON Lines (one record per run, schema in
 harness/schemas/run_record.schema.json) and flat CSV / Parquet tables.
 
-Reads the store through a read-only connection: exporting never writes to, or creates, a results file.
+Reads the store through its read-only reader: exporting never writes to, or creates, a results file.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import math
-import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import IO, Any, Literal
 
 from harness.data.task_options import limited_run_note
 from harness.errors import HarnessError
-from harness.store import connect_readonly
+from harness.store import StoreReader
 
 ExportFormat = Literal["json", "jsonl", "csv", "parquet"]
 # Version of the exported record layout (harness/schemas/run_record.schema.json); bump on a breaking change.
@@ -30,15 +29,6 @@ class ExportFilter:
     tasks: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
     protocols: tuple[str, ...] = ()
-
-    def sql(self) -> tuple[str, list[str]]:
-        clauses: list[str] = []
-        params: list[str] = []
-        for column, values in (("task", self.tasks), ("model", self.models), ("protocol", self.protocols)):
-            if values:
-                clauses.append(f"r.{column} IN ({','.join('?' for _ in values)})")
-                params.extend(values)
-        return (" AND ".join(clauses) or "1"), params
 
 
 def _json(text: str | None, default: Any) -> Any:
@@ -54,26 +44,17 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def iter_records(conn: sqlite3.Connection, where: ExportFilter = ExportFilter(), predictions: bool = False) -> Iterator[dict[str, Any]]:
+def iter_records(reader: StoreReader, where: ExportFilter = ExportFilter(), predictions: bool = False) -> Iterator[dict[str, Any]]:
     """One run record per stored run (every status), ordered by task, protocol, model, seed."""
-    conn.row_factory = sqlite3.Row
-    models = {r["name"]: dict(r) for r in conn.execute("SELECT * FROM models")}
-    tasks = {(r["name"], r["version"]): dict(r) for r in conn.execute("SELECT * FROM tasks")}
-    clause, params = where.sql()
-    runs = conn.execute(
-        f"SELECT * FROM runs r WHERE {clause} ORDER BY r.task, r.protocol, r.model, r.seed, r.finished_at", params
-    ).fetchall()
-    for run in runs:
+    for columns in reader.export_rows(where.tasks, where.models, where.protocols, predictions):
+        run, model, task = columns.run, columns.model, columns.task
         key = run["key"]
-        model = models.get(run["model"], {})
-        task = tasks.get((run["task"], run["task_version"]), {})
         labels = [str(x) for x in _json(task.get("labels_json"), [])]
         metrics = {
-            m["name"]: {"value": _finite(m["value"]), "ci_low": _finite(m["ci_low"]), "ci_high": _finite(m["ci_high"])}
-            for m in conn.execute("SELECT name, value, ci_low, ci_high FROM metrics WHERE run_key = ? ORDER BY name", [key])
+            m.name: {"value": _finite(m.value), "ci_low": _finite(m.ci_low), "ci_high": _finite(m.ci_high)}
+            for m in columns.metrics
         }
-        timing_row = conn.execute("SELECT * FROM timings WHERE run_key = ?", [key]).fetchone()
-        timing = {k: _finite(v) for k, v in dict(timing_row).items() if k != "run_key"} if timing_row else None
+        timing = {k: _finite(v) for k, v in columns.timing.items() if k != "run_key"} if columns.timing else None
         config = _json(run["config_json"], {})
         record: dict[str, Any] = {
             "record_version": RECORD_VERSION,
@@ -113,12 +94,10 @@ def iter_records(conn: sqlite3.Connection, where: ExportFilter = ExportFilter(),
             "result_schema_version": run["schema_version"],
             "environment": _json(run["env_json"], {}),
         }
-        if predictions:
+        if columns.predictions is not None:
             record["predictions"] = [
-                {"example_id": p["example_id"], "label": p["label"], "pred": p["pred"], "score": _finite(p["score"])}
-                for p in conn.execute(
-                    "SELECT example_id, label, pred, score FROM predictions WHERE run_key = ? ORDER BY example_id", [key]
-                )
+                {"example_id": p.example_id, "label": p.label, "pred": p.pred, "score": _finite(p.score)}
+                for p in columns.predictions
             ]
         yield record
 
@@ -183,13 +162,11 @@ def export(db: Path, fmt: ExportFormat, out: Path | None, where: ExportFilter, p
     """Write the selected runs of `db` to `out` (stdout when None; parquet needs a file). Returns the run count."""
     if fmt == "parquet" and out is None:
         raise HarnessError("--format parquet writes a binary file: give --out FILE.parquet.")
-    conn = connect_readonly(db)
+    reader = StoreReader(db)
     try:
-        records = list(iter_records(conn, where, predictions))
-    except sqlite3.DatabaseError as exc:
-        raise HarnessError(f"{db}: could not read the results ({exc}).") from exc
+        records = list(iter_records(reader, where, predictions))
     finally:
-        conn.close()
+        reader.close()
     if fmt in ("json", "jsonl"):
         text = (
             json.dumps(records, indent=2, allow_nan=False) + "\n"

@@ -29,10 +29,10 @@ from harness.models.base import ModelAdapter, ModelInfo
 from harness.models.identity import ModelIdentity
 from harness.protocols import get_protocol
 from harness.protocols.base import ProtocolContext
-from harness.records import JobIdentity, Predictions, RunRecord, RunStatus
+from harness.records import JobIdentity, Predictions, RunRecord, RunStatus, TaskRecord
 from harness.seeding import seed_everything
 from harness.tasks import Task, TaskData
-from harness.timing import hardware_info, hardware_row, measure
+from harness.timing import hardware_info, measure
 
 
 @dataclass(frozen=True)
@@ -111,30 +111,12 @@ def make_job(
 
 @dataclass(frozen=True)
 class JobResult:
-    """What a worker sends back to the driver: the record plus the metadata rows to upsert."""
+    """What a worker sends back to the driver: records only (the driver's store writer builds the rows)."""
 
     record: RunRecord
-    model_row: dict[str, Any] | None
-    task_row: dict[str, Any] | None
-    hardware_row: dict[str, Any] | None
-
-
-def model_row(info: ModelInfo, spec_json: str, identity: ModelIdentity) -> dict[str, Any]:
-    """The models-table row (the newest identity seen for the name; each run keeps its own in config_json)."""
-    return {
-        "name": info.name,
-        "family": info.family,
-        "modality": info.modality,
-        "source": info.source,
-        "revision": info.revision,
-        "params": info.params,
-        "license": info.license,
-        "description": info.description,
-        "feature_dim": info.feature_dim,
-        "spec_json": spec_json,
-        "weights": identity.weights,
-        "identity_json": json.dumps(identity.as_dict(), sort_keys=True),
-    }
+    model: ModelInfo | None  # what the loaded adapter reports; None when the model did not load
+    task: TaskRecord | None
+    hardware: Mapping[str, Any] | None  # timing.hardware_info()
 
 
 _HYGIENE_JSON: dict[str, str] = {}  # data fingerprint -> report JSON (one computation per process)
@@ -148,26 +130,26 @@ def hygiene_json(data: TaskData, cache_dir: Path | None) -> str:
     return _HYGIENE_JSON[data.fingerprint]
 
 
-def task_row(task: Task, data: TaskData, metrics: TaskMetrics, hygiene_cache: Path | None = None) -> dict[str, Any]:
+def task_record(task: Task, data: TaskData, metrics: TaskMetrics, hygiene_cache: Path | None = None) -> TaskRecord:
     spec = data.spec
     sizes = data.sizes()
-    return {
-        "name": spec.name,
-        "version": spec.version,
-        "modality": spec.modality,
-        "labels_json": json.dumps(list(spec.labels)),
-        "n_train": sizes["train"],
-        "n_validation": sizes["validation"],
-        "n_test": sizes["test"],
-        "fingerprint": data.fingerprint,
-        "source_signature": task.source_signature(),
-        "source": spec.source,
-        "license": spec.license,
-        "citation": spec.citation,
+    return TaskRecord(
+        name=spec.name,
+        version=spec.version,
+        modality=spec.modality,
+        labels=tuple(spec.labels),
+        fingerprint=data.fingerprint,
+        n_train=sizes["train"],
+        n_validation=sizes["validation"],
+        n_test=sizes["test"],
+        source_signature=task.source_signature(),
+        source=spec.source,
+        license=spec.license,
+        citation=spec.citation,
         # The resolved metrics (ids, labels, directions): readers of the store need no plugin code.
-        "spec_json": json.dumps({**spec.as_dict(), **metrics.describe()}, sort_keys=True, default=str),
-        "hygiene_json": hygiene_json(data, hygiene_cache),
-    }
+        spec={**spec.as_dict(), **metrics.describe()},
+        hygiene_json=hygiene_json(data, hygiene_cache),
+    )
 
 
 @dataclass
@@ -231,13 +213,12 @@ def execute_job(
     error: str | None = None
     metrics, confusion, predictions, timing, selected = (), None, None, None, {}
     notes: dict[str, str] = {}
-    info_row: dict[str, Any] | None = None
+    info: ModelInfo | None = None
     try:
         seed_everything(job.identity.seed)
         adapter = state.get_adapter(job.model, job.model_identity)
         info = adapter.info()
         inference = {"device": adapter.device, "precision": adapter.precision}
-        info_row = model_row(info, json.dumps(job.model.spec.as_dict(), sort_keys=True, default=str), job.model_identity)
         protocol = get_protocol(job.protocol.protocol)
         ctx = ProtocolContext(features=state.features, seed=job.identity.seed, model_identity=job.model_identity.token)
         out = protocol.run(adapter, data, job.protocol.config, ctx)
@@ -291,7 +272,7 @@ def execute_job(
         env=env,
     )
     hygiene_cache = state.features.root.parent / "hygiene" if state.features.root else None
-    return JobResult(record, info_row, task_row(task, data, task_metrics, hygiene_cache), hardware_row())
+    return JobResult(record, info, task_record(task, data, task_metrics, hygiene_cache), hardware_info())
 
 
 def feature_cache_dir(db_path: Path) -> Path:

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.compare.policy import Percentile
-from harness.compare.results import MetricStat, RunResult, load_results, open_readonly
+from harness.compare.results import load_results
 from harness.errors import HarnessError, close_match, unknown_name
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
 from harness.metrics.registry import metric_from_description
 from harness.metrics.stats import RankedEntry, rank_with_ties, uses_mcnemar
-from harness.records import TimingRecord
+from harness.records import MetricValue, TimingRecord
+from harness.store import StoreReader
+from harness.store.rows import RunResult
 
 CONSTRAINT_FLAGS = {"latency": "--max-latency-ms", "params": "--max-params", "memory": "--max-memory"}
 _COUNT_UNITS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
@@ -245,11 +247,11 @@ def _cost(c: Candidate, higher_is_better: bool = True) -> tuple[float, float, fl
 
 
 def _task_runs(db: Path, task: str, protocol: str | None) -> tuple[list[RunResult], list[str]]:
-    conn = open_readonly(db)
+    reader = StoreReader(db)
     try:
-        rows = conn.execute("SELECT DISTINCT task, protocol FROM runs WHERE status = 'done'").fetchall()
+        rows = reader.done_task_protocols()
     finally:
-        conn.close()
+        reader.close()
     tasks = sorted({r[0] for r in rows})
     if task not in tasks:
         raise unknown_name(f"task (with finished runs in {db})", task, tasks)
@@ -329,7 +331,7 @@ def _candidate(runs: Sequence[RunResult], hw: str | None, at: Percentile, metric
     rep = runs[0]
     stat = rep.metrics.get(metric.id)
     if stat is None and (data := _metric_data(rep)) is not None and not metric.metric.not_applicable(data):
-        stat = MetricStat(metric.point(data))  # a registered metric the task did not declare: no stored CI
+        stat = MetricValue(metric.id, metric.point(data))  # a registered metric the task did not declare: no stored CI
     on_hw = [r.timing for r in runs if r.timing is not None and r.timing.hardware == hw]
     quiet = [t for t in on_hw if not t.contended]
     values = [v for v in (t.reported(at) for t in quiet) if v is not None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -13,8 +13,11 @@ RunStatus = Literal["done", "failed", "not_applicable"]
 ScoreKind = Literal["probability", "logit", "similarity", "log_likelihood", "lexicon"]
 
 
-@dataclass(frozen=True)
-class MetricValue:
+class MetricValue(NamedTuple):
+    """One metric value of one run and its 95% CI (None: no CI, e.g. per-class values): what a job
+    produces and what every reader of the store returns (keyed by `name` in the mappings that hold it).
+    A NamedTuple: the site reads about a million of them from a large store."""
+
     name: str
     value: float
     ci_low: float | None = None
@@ -123,6 +126,27 @@ class JobIdentity:
     seed: int
     config: Mapping[str, Any]  # model spec + identity, protocol config, task options: everything that shaped the run
     model_weights: str = ""  # what pins the weights, e.g. "sha256:0a1b2c3d4e5f" (models.identity.describe_weights)
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """What the store keeps about the data a run used (its tasks row), built by the worker from the task,
+    its loaded data and its resolved metrics (jobs.task_record): the data itself never travels back."""
+
+    name: str
+    version: str
+    modality: str
+    labels: tuple[str, ...]
+    fingerprint: str  # of the split contents
+    n_train: int | None = None
+    n_validation: int | None = None
+    n_test: int | None = None
+    source_signature: str | None = None  # lets a re-run reuse the fingerprint without loading the data
+    source: str | None = None
+    license: str | None = None
+    citation: str | None = None
+    spec: Mapping[str, Any] = field(default_factory=dict)  # TaskSpec.as_dict() + the resolved metrics
+    hygiene_json: str | None = None  # data.hygiene report
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,7 +20,7 @@ from harness.data.task_options import limited_run_note
 from harness.metrics import MetricInfo
 from harness.metrics.registry import stored_metric_infos
 from harness.records import PERCENTILE_MIN_SAMPLES
-from harness.store import Store
+from harness.store import StoreReader
 
 WITHHELD = "—"
 MAX_OTHER_METRICS = 2  # terminal width: the main metric + CI + this many of the task's other metrics
@@ -83,7 +83,7 @@ def _value(row: dict[str, Any], metric: MetricInfo) -> str:
     return "n/a" if metric.id in row["metric_notes"] else "-"
 
 
-def leaderboard_tables(store: Store, task: str | None = None, model: str | None = None) -> list[RenderableType]:
+def leaderboard_tables(store: StoreReader, task: str | None = None, model: str | None = None) -> list[RenderableType]:
     """Per task: finished runs sorted by the task's main metric, then the runs that were not applicable or
     failed; a declared metric that does not apply to a run's class scores shows n/a with the reason below."""
     from harness.data.hygiene import leak_summary

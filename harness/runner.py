@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from harness.claims import JobClaims, lease_seconds, new_owner
 from harness.config import SuiteConfig, TaskRef
 from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.executors import Executor, LocalExecutor, ProgressCallback, SweepContext
@@ -17,7 +16,8 @@ from harness.executors.base import ExecutionStats
 from harness.jobs import Job, JobResult, digest_cache_path, feature_cache_dir, make_job
 from harness.metrics import TaskMetrics
 from harness.models.identity import DigestCache, model_identity
-from harness.store import Store
+from harness.store import Store, StoreReader
+from harness.store.claims import JobClaims, lease_seconds, new_owner
 from harness.tasks import Task, TaskData
 
 
@@ -106,13 +106,13 @@ class TaskLoader:
             self.loaded[sig] = task.load()
         return self.loaded[sig]
 
-    def fingerprint(self, task: Task, store: Store) -> str:
+    def fingerprint(self, task: Task, store: StoreReader) -> str:
         stored = store.stored_fingerprint(task.spec.name, task.spec.version, task.source_signature())
         return stored if stored is not None else self.data(task).fingerprint
 
 
 def plan_suite(
-    suite: SuiteConfig, store: Store, loader: TaskLoader, plugins: Sequence[Path] = (), *, read_only: bool = False
+    suite: SuiteConfig, store: StoreReader, loader: TaskLoader, plugins: Sequence[Path] = (), *, read_only: bool = False
 ) -> Plan:
     """Expand the suite into keyed jobs. read_only (dry runs): write no cache file (weight digests)."""
     from harness.models import check_spec, family
@@ -163,7 +163,7 @@ def plan_suite(
 
 def plan_sweep(
     suite: SuiteConfig,
-    store: Store,
+    store: StoreReader,
     loader: TaskLoader,
     *,
     selection: Selection = Selection(),
@@ -232,7 +232,7 @@ def run_suite(
     in-process) and write each result as it arrives."""
     t0 = time.perf_counter()
     loader = TaskLoader()
-    sweep = plan_sweep(suite, store, loader, selection=selection, control=control, plugins=plugins)
+    sweep = plan_sweep(suite, store.reader, loader, selection=selection, control=control, plugins=plugins)
     plan, todo = sweep.plan, list(sweep.to_run)
     store.record_task_groups(suite.name, suite.task_groups)
     summary = SweepSummary(total=sweep.total, already_done=len(sweep.done) + len(sweep.not_applicable))
@@ -251,7 +251,7 @@ def run_suite(
     )
     stats = ExecutionStats()
     if todo:
-        claims = JobClaims(store, new_owner(), lease_seconds(), store.run_states([j.key for j in todo]))
+        claims = JobClaims(store, new_owner(), lease_seconds(), store.reader.run_states([j.key for j in todo]))
         with claims.heartbeat():
             pending: list[Job] = todo
             while pending:
@@ -317,9 +317,9 @@ def _record(store: Store, result: JobResult, label: str, summary: SweepSummary, 
     written = store.write_run(
         result.record,
         label=label,
-        model_row=result.model_row,
-        task_row=result.task_row,
-        hardware_row=result.hardware_row,
+        model=result.model,
+        task=result.task,
+        hardware=result.hardware,
         replace=replace,
     )
     if not written:  # another process recorded it first (its claim outlived our lease): keep theirs

@@ -81,8 +81,8 @@ def missing_jobs(suite_path: Path, db: Path) -> tuple[int, int]:
     from harness.store import Store
 
     store = Store(db)
-    plan = plan_suite(load_suite(suite_path), store, TaskLoader())
-    finished = store.finished_keys([j.key for j in plan.jobs])
+    plan = plan_suite(load_suite(suite_path), store.reader, TaskLoader())
+    finished = store.reader.finished_keys([j.key for j in plan.jobs])
     return len(plan.jobs), len(plan.jobs) - len(finished)
 
 

@@ -2,7 +2,7 @@
 
     python scripts/bench_site.py --models 1000 --tasks 50 --protocols 3 --out /tmp/bench-site
 
-Writes the store with bulk inserts into the exact schema Store creates (harness.store.SCHEMA), with
+Writes the store with bulk inserts into the exact schema Store creates (harness.store.schema.SCHEMA), with
 synthetic but internally consistent results: per-example predictions, metrics computed from them,
 confusion matrices, per-class F1, timings on two hardware fingerprints, ~2% not-applicable and ~1%
 failed runs. Prints insert, query, cold build, unchanged rebuild and one-model-added rebuild times.
@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness.sitegen import build_site
-from harness.sitegen.load import StoreReader
-from harness.store import Store
+from harness.store import Store, StoreReader
 
 HARDWARE = (
     ("benchcpu0001", "Bench CPU 16-core", None, 16),

@@ -34,8 +34,8 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from harness.metrics import BootstrapConfig, MetricData, MetricRegistry, TaskMetrics, evaluate
-from harness.models.base import ModelSpec
-from harness.records import JobIdentity, Predictions, RunRecord, ScoreKind, TimingRecord
+from harness.models.base import ModelInfo, ModelSpec
+from harness.records import JobIdentity, Predictions, RunRecord, ScoreKind, TaskRecord, TimingRecord
 from harness.store import Store
 from harness.tasks import Split
 
@@ -284,7 +284,7 @@ def failed_record(
 def write_store(
     path: Path, records: Iterable[RunRecord | tuple[RunRecord, str]], metrics: TaskMetrics = DEFAULT_METRICS
 ) -> Path:
-    """Write records (optionally with a runs.label) through Store.write_run, with model/task/hardware rows;
+    """Write records (optionally with a runs.label) through Store.write_run, with model/task/hardware records;
     the task row declares `metrics` as the runner's does."""
     store = Store(path)
     try:
@@ -294,22 +294,17 @@ def write_store(
             store.write_run(
                 record,
                 label=label,
-                model_row={
-                    "name": record.job.model,
-                    "family": "sklearn",
-                    "modality": "image",
-                    "params": params,
-                },
-                task_row={
-                    "name": TASK,
-                    "version": record.job.task_version,
-                    "modality": "image",
-                    "labels_json": json.dumps(list(LABELS)),
-                    "n_test": len(digits().y_test),
-                    "fingerprint": record.job.data_fingerprint,
-                    "spec_json": json.dumps({"name": TASK, **metrics.describe()}, default=str),
-                },
-                hardware_row={"fingerprint": record.timing.hardware} if record.timing else None,
+                model=ModelInfo(record.job.model, "sklearn", "image", "", None, params),
+                task=TaskRecord(
+                    TASK,
+                    record.job.task_version,
+                    "image",
+                    LABELS,
+                    record.job.data_fingerprint,
+                    n_test=len(digits().y_test),
+                    spec={"name": TASK, **metrics.describe()},
+                ),
+                hardware={"fingerprint": record.timing.hardware} if record.timing else None,
             )
     finally:
         store.close()

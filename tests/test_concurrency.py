@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.claims import JobClaims
 from harness.cli import app
 from harness.store import Store
+from harness.store.claims import JobClaims
 
 SUITE = """
 name: busy

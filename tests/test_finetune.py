@@ -326,13 +326,13 @@ bootstrap: {{n_boot: 100}}
     store = Store(tmp_path / "r.db")
     summary = run_suite(load_suite(suite), store)
     assert (summary.done, summary.failed) == (1, 2), summary.failures
-    (diverged,) = store.runs(model="tiny", protocol="diverging")
+    (diverged,) = store.reader.runs(model="tiny", protocol="diverging")
     assert diverged["status"] == "failed" and diverged["error"].startswith("loss diverged (NaN) at step 3")
-    (oom,) = store.runs(model="tiny-oom", protocol="finetune")
+    (oom,) = store.reader.runs(model="tiny-oom", protocol="finetune")
     assert oom["status"] == "failed" and "out of memory at micro-batch size 1" in oom["error"]
-    (ok,) = store.runs(model="tiny", protocol="finetune")
+    (ok,) = store.reader.runs(model="tiny", protocol="finetune")
     assert ok["status"] == "done" and '"selected_step"' in ok["selected_json"]
-    assert store.timing(ok["key"]) is not None
+    assert store.reader.timing(ok["key"]) is not None
 
 
 def test_few_shot_repeats_and_the_lr_grid_are_recorded(tiny_bert: ModelAdapter, bbc: TaskData) -> None:

@@ -808,14 +808,14 @@ def test_shipped_yaml_and_doc_examples_load_as_written(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["show", "site", "pick", "compare", "export-baseline", "models"])
 def test_older_store_is_read_read_only(command: str, env: Env) -> None:
-    from harness.store import ADDED_COLUMNS
+    from harness.store.schema import ADDED_COLUMNS
 
     shutil.copyfile(env.db, env.tmp / "current.db")
 
     conn = sqlite3.connect(env.db)
     for table, column, _ in ADDED_COLUMNS:
-        if table != "tasks":  # tasks.hygiene_json is read by name-checking code paths already
-            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("PRAGMA user_version = 0")  # as stores from before schema versions
     conn.commit()
     conn.close()
     before = store_state(env.db)

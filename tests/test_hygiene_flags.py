@@ -32,7 +32,7 @@ def _run(tmp_path: Path, dedupe: str) -> tuple[Path, Path]:
 @pytest.mark.parametrize("dedupe", ["off", "drop-test-leaks"])
 def test_leaky_task_results_are_flagged_everywhere(tmp_path: Path, dedupe: str) -> None:
     db, _ = _run(tmp_path, dedupe)
-    stored = Store(db).task_hygiene()["planted"]
+    stored = Store(db).reader.task_hygiene()["planted"]
     assert stored is not None
     report = json.loads(stored)
     leaky = dedupe == "off"

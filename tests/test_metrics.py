@@ -215,21 +215,23 @@ def test_roc_auc_log_loss_and_ece_recomputed_from_stored_class_scores(tmp_path: 
     names = ("logreg", "knn-3", "gaussian-nb")
     write_store(tmp_path / "r.db", [make_record(zoo_model(n), metrics=declared) for n in names], declared)
     store = Store(tmp_path / "r.db")
-    for run in store.runs():
-        ids, y, pred = store.predictions(run["key"])
-        stored = store.class_scores(run["key"])
+    for run in store.reader.runs():
+        example = store.reader.example_predictions(run["key"])
+        assert example is not None
+        y = example.labels
+        stored = store.reader.class_scores(run["key"])
         assert stored is not None and stored.kind == "probability" and stored.values.shape == (len(y), 10)
         raw = stored.values.astype(np.float64)
         p = raw / raw.sum(axis=1, keepdims=True)  # float32 rows sum to 1 within ~1e-7
-        m = store.metrics(run["key"])
+        m = store.reader.metrics(run["key"])
         # ROC-AUC ranks the stored scores as they are (macro one-vs-rest; multi_class="ovr" is the same
         # arithmetic but insists on rows summing to 1 exactly)
-        assert m["roc_auc"]["value"] == pytest.approx(roc_auc_score(np.eye(10)[y], raw, average="macro"), abs=1e-12)
-        assert m["roc_auc"]["value"] == pytest.approx(roc_auc_score(y, p, multi_class="ovr"), abs=1e-3)
-        assert m["log_loss"]["value"] == pytest.approx(sk_log_loss(y, p, labels=range(10)), abs=1e-12)
+        assert m["roc_auc"].value == pytest.approx(roc_auc_score(np.eye(10)[y], raw, average="macro"), abs=1e-12)
+        assert m["roc_auc"].value == pytest.approx(roc_auc_score(y, p, multi_class="ovr"), abs=1e-3)
+        assert m["log_loss"].value == pytest.approx(sk_log_loss(y, p, labels=range(10)), abs=1e-12)
         conf, correct = p.max(axis=1), (p.argmax(axis=1) == y).astype(float)
         edges = np.linspace(0, 1, 16)
         ece = sum(
             abs((conf - correct)[(conf > lo) & (conf <= hi)].sum()) for lo, hi in zip(edges[:-1], edges[1:], strict=True)
         ) / len(y)
-        assert m["ece"]["value"] == pytest.approx(ece, abs=1e-12)
+        assert m["ece"].value == pytest.approx(ece, abs=1e-12)

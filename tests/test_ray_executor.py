@@ -133,7 +133,7 @@ def test_lanes_keep_a_model_together_and_split_it_by_task(tmp_path: Path) -> Non
     suite_path = tmp_path / "s.yaml"
     suite_path.write_text(SUITE.replace("  - name: bbc-news", "  - tweet-sentiment\n  - name: bbc-news"))
     suite = load_suite(suite_path)
-    jobs = plan_suite(suite, Store(tmp_path / "r.db"), TaskLoader()).jobs
+    jobs = plan_suite(suite, Store(tmp_path / "r.db").reader, TaskLoader()).jobs
     lanes = plan_lanes(jobs)
     assert [{j.identity.model for j in lane} for lane in lanes] == [{"minilm"}, {"tfidf"}]
     assert [j.key for lane in lanes for j in lane] == [j.key for j in jobs]

@@ -108,17 +108,19 @@ def test_numbers_match_sentence_transformers_and_sklearn_computed_directly(e2e: 
     expected_scores = {"zero_shot": ("similarity", zs_scores), "linear_probe": ("probability", lp.predict_proba(x_te))}
 
     for protocol, pred in (("zero_shot", zs_pred), ("linear_probe", lp_pred)):
-        (run,) = store.runs(model="minilm", task="bbc-news", protocol=protocol)
-        m = store.metrics(run["key"])
-        assert m["accuracy"]["value"] == pytest.approx(accuracy_score(y_te, pred), abs=1e-9)
-        assert m["macro_f1"]["value"] == pytest.approx(f1_score(y_te, pred, labels=labels, average="macro", zero_division=0), abs=1e-9)
-        ids, stored_labels, stored_preds = store.predictions(run["key"])
+        (run,) = store.reader.runs(model="minilm", task="bbc-news", protocol=protocol)
+        m = store.reader.metrics(run["key"])
+        assert m["accuracy"].value == pytest.approx(accuracy_score(y_te, pred), abs=1e-9)
+        assert m["macro_f1"].value == pytest.approx(f1_score(y_te, pred, labels=labels, average="macro", zero_division=0), abs=1e-9)
+        example = store.reader.example_predictions(run["key"])
+        assert example is not None
+        stored_labels, stored_preds = example.labels, example.preds
         order = np.argsort(np.array(data.test.ids))
         np.testing.assert_array_equal(stored_preds, pred[order])
         np.testing.assert_array_equal(stored_labels, y_te[order])
         # The full class-score matrix is stored, rows in the same example-id order as the predictions.
         kind, scores = expected_scores[protocol]
-        stored = store.class_scores(run["key"])
+        stored = store.reader.class_scores(run["key"])
         assert stored is not None and stored.kind == kind and stored.values.dtype == np.float32
         np.testing.assert_allclose(stored.values, scores[order], atol=2e-5)
     # Real weights separate BBC topics well even on this small subset.
@@ -129,14 +131,14 @@ def test_numbers_match_sentence_transformers_and_sklearn_computed_directly(e2e: 
 def test_run_records_timing_hardware_environment_and_not_applicable_reason(e2e: tuple[Path, Path]) -> None:
     _, db = e2e
     store = Store(db)
-    (na,) = store.runs(model="tfidf", protocol="zero_shot")
+    (na,) = store.reader.runs(model="tfidf", protocol="zero_shot")
     assert na["status"] == "not_applicable" and "zero-shot" in na["error"]
-    (probe,) = store.runs(model="minilm", protocol="linear_probe")
-    timing = store.timing(probe["key"])
+    (probe,) = store.reader.runs(model="minilm", protocol="linear_probe")
+    timing = store.reader.timing(probe["key"])
     assert timing is not None
-    assert 0 < timing["p50_ms"] <= timing["p95_ms"] <= timing["p99_ms"]
-    assert timing["items_per_s"] > 0 and timing["params"] == 22_713_216
-    hw = store.db.execute("SELECT cpu, torch FROM hardware WHERE fingerprint = ?", [timing["hardware"]]).fetchone()
+    assert 0 < timing.p50_ms <= timing.p95_ms <= timing.p99_ms
+    assert timing.items_per_s > 0 and timing.params == 22_713_216
+    hw = store.db.execute("SELECT cpu, torch FROM hardware WHERE fingerprint = ?", [timing.hardware]).fetchone()
     assert hw is not None and hw[1].startswith("2.")
     assert '"packages"' in probe["env_json"] and probe["harness_version"]
     assert '"C"' in probe["selected_json"]
@@ -186,10 +188,10 @@ def test_model_producing_nan_is_recorded_failed_and_the_sweep_goes_on(tmp_path: 
     result = CliRunner().invoke(app, ["run", str(suite), "--db", str(db), "--only-model", "nan-bert", "--only-model", "tfidf"])
     assert result.exit_code == 1, result.output
     store = Store(db)
-    failed = store.runs(status="failed")
+    failed = store.reader.runs(status="failed")
     assert {r["model"] for r in failed} == {"nan-bert"} and len(failed) == 2
     assert all("NaN" in r["error"] for r in failed)
-    assert store.runs(model="tfidf", protocol="linear_probe")[0]["status"] == "done"
+    assert store.reader.runs(model="tfidf", protocol="linear_probe")[0]["status"] == "done"
     assert store.db.execute("SELECT count(*) FROM metrics m JOIN runs r ON r.key = m.run_key WHERE r.status='failed'").fetchone()[0] == 0
 
 

@@ -23,7 +23,8 @@ from sklearn.tree import DecisionTreeClassifier
 from harness.errors import HarnessError
 from harness.metrics import BootstrapConfig, MetricData, MetricRegistry, evaluate
 from harness.metrics.stats import rank_with_ties
-from harness.records import JobIdentity, Predictions, RunRecord, RunStatus, TimingRecord
+from harness.models.base import ModelInfo
+from harness.records import JobIdentity, Predictions, RunRecord, RunStatus, TaskRecord, TimingRecord
 from harness.sitegen import BuildStats, build_site
 from harness.sitegen.charts import pareto_frontier
 from harness.sitegen.slugs import slugify_all
@@ -110,19 +111,19 @@ def make_digits_store(path: Path) -> Store:
     for task, (labels, x, y) in _digits_tasks().items():
         x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
         ids = tuple(f"test-{i:04d}" for i in range(len(y_test)))
-        task_row = {
-            "name": task, "version": "1", "modality": "image", "labels_json": json.dumps(list(labels)),
-            "n_train": len(y_train), "n_validation": 0, "n_test": len(y_test), "fingerprint": "fp-" + str(len(labels)),
-            "source": "sklearn.datasets.load_digits", "license": "CC BY 4.0", "citation": "Alpaydin & Kaynak (1998)",
-            "spec_json": json.dumps({"description": f"Handwritten digits ({task})", "main_metric": "macro_f1"}),
-        }  # fmt: skip
+        task_record = TaskRecord(
+            task, "1", "image", tuple(labels), "fp-" + str(len(labels)), n_train=len(y_train), n_validation=0,
+            n_test=len(y_test), source="sklearn.datasets.load_digits", license="CC BY 4.0",
+            citation="Alpaydin & Kaynak (1998)",
+            spec={"description": f"Handwritten digits ({task})", "main_metric": "macro_f1"},
+        )
         for name, (factory, params, hw, p50) in MODELS.items():
-            model_row = {"name": name, "family": "sklearn", "modality": "image", "source": "scikit-learn", "revision": "1.6",
-                         "params": params, "license": "BSD-3-Clause", "description": f"sklearn {name}"}  # fmt: skip
-            hw_row = {"fingerprint": hw, **HW[hw], "details_json": "{}"}
+            info = ModelInfo(name, "sklearn", "image", "scikit-learn", "1.6", params, license="BSD-3-Clause",
+                             description=f"sklearn {name}")  # fmt: skip
+            hardware = {"fingerprint": hw, **HW[hw]}
             for protocol in PROTOCOLS:
                 when += timedelta(minutes=1)
-                kwargs = {"model_row": model_row, "task_row": task_row, "hardware_row": hw_row}
+                kwargs = {"model": info, "task": task_record, "hardware": hardware}
                 if name == "knn-5" and protocol == "probe-20shot":
                     reason = "model 'knn-5' has no few-shot mode (needs <neighbours> per class)."
                     store.write_run(
@@ -193,7 +194,7 @@ def test_task_page_shows_stored_numbers_and_best_model_details(built: Built) -> 
     page = _page(out, "tasks", "digits", ["digits", XSS])
     rows = [
         r
-        for r in store.results_table(task="digits")
+        for r in store.reader.results_table(task="digits")
         if r["status"] == "done" and r["protocol"] == "full-train"
     ]
     for row in rows:
@@ -204,8 +205,8 @@ def test_task_page_shows_stored_numbers_and_best_model_details(built: Built) -> 
         f'Best model: <a href="../models/{slugify_all(_model_names())[best["model"]]}.html">{best["model"]}</a>'
         in page
     )
-    per_class = store.metrics(best["key"])
-    assert f">{per_class['f1/7']['value']:.3f}<" in page
+    per_class = store.reader.metrics(best["key"])
+    assert f">{per_class['f1/7'].value:.3f}<" in page
     confusion = json.loads(
         store.db.execute("SELECT confusion_json FROM runs WHERE key = ?", [best["key"]]).fetchone()[0]
     )
@@ -230,7 +231,7 @@ def test_pareto_plot_marks_the_frontier(built: Built) -> None:
     svg = page.split('data-hardware="cpu0aaaaaaaa"')[1].split("</svg>")[0]
     rows = [
         r
-        for r in store.results_table(task="digits")
+        for r in store.reader.results_table(task="digits")
         if r["protocol"] == "full-train" and r["hardware"] == "cpu0aaaaaaaa" and r["status"] == "done"
     ]
     front = pareto_frontier([(r["p50_ms"], _m(r, "macro_f1")) for r in rows])  # the plot shows the main metric
@@ -260,7 +261,7 @@ def test_model_page_has_metadata_results_latency_and_reproduce_command(
     assert "2 seeds averaged" in page
     f1 = [
         _m(r, "macro_f1")
-        for r in store.results_table(task="digits")
+        for r in store.reader.results_table(task="digits")
         if r["model"] == "logreg" and r["protocol"] == "probe-20shot"
     ]
     assert len(f1) == 2 and f"{np.mean(f1):.3f}" in page
@@ -294,7 +295,7 @@ def test_downloads_hold_every_run(built: Built) -> None:
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == n_runs
-    stored = {r["key"]: r for r in store.results_table()}
+    stored = {r["key"]: r for r in store.reader.results_table()}
     for row in rows:
         want = stored[row["key"]]
         expected = {
@@ -424,9 +425,10 @@ def test_site_tie_groups_are_the_statistics_core_ranks(built: Built) -> None:
             site = {r["model"]: r for r in ranks if r["task"] == task and r["protocol"] == protocol and r["tested"]}
             if len(site) < 2:
                 continue  # the leader alone was within reach: nothing was tested
-            runs = [r for r in store.runs(task=task, protocol=protocol, status="done", seed=0) if r["model"] in site]
+            runs = [r for r in store.reader.runs(task=task, protocol=protocol, status="done", seed=0) if r["model"] in site]
             names = [r["model"] for r in runs]
-            datas = [MetricData.of(*store.predictions(r["key"])[1:], n_labels) for r in runs]
+            vectors = [store.reader.example_predictions(r["key"]) for r in runs]
+            datas = [MetricData.of(v.labels, v.preds, n_labels) for v in vectors if v is not None]
             expected = rank_with_ties(names, datas, main, n_boot=1000, seed=0)
             assert {e.name: (e.rank, e.tied_with, e.p_value) for e in expected} == {
                 n: (r["rank"], r["tied_with"], pytest.approx(r["p_value"], abs=1e-6) if r["p_value"] else None)
@@ -478,13 +480,13 @@ def _add_text_task(store: Store, when: datetime) -> None:
     y = (y % 2).astype(np.int64)[:300]
     ids = tuple(f"r-{i:03d}" for i in range(len(y)))
     rng = np.random.default_rng(0)
-    task_row = {"name": "reviews", "version": "1", "modality": "text", "labels_json": json.dumps(labels), "n_train": 900,
-                "n_validation": 0, "n_test": len(y), "fingerprint": "fp-2", "spec_json": json.dumps({"main_metric": "macro_f1"})}  # fmt: skip
+    task = TaskRecord("reviews", "1", "text", labels, "fp-2", n_train=900, n_validation=0, n_test=len(y),
+                      spec={"main_metric": "macro_f1"})  # fmt: skip
     for name, flip in (("text-a", 0.1), ("text-b", 0.3)):
         pred = np.where(rng.random(len(y)) < flip, 1 - y, y)
-        model_row = {"name": name, "family": "tfidf", "modality": "text", "params": 1000}
+        info = ModelInfo(name, "tfidf", "text", "", None, 1000)
         record = _record(name, "reviews", "full-train", 0, "done", when, labels=labels, y=y, pred=pred, ids=ids)
-        store.write_run(record, model_row=model_row, task_row=task_row)
+        store.write_run(record, model=info, task=task)
 
 
 def test_index_ranks_each_group_of_comparable_tasks_on_its_own(tmp_path: Path) -> None:

@@ -6,8 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.records import JobIdentity, MetricValue, Predictions, RunRecord
-from harness.store import Store
+from harness.errors import HarnessError
+from harness.models.base import ModelInfo
+from harness.records import JobIdentity, MetricValue, Predictions, RunRecord, TaskRecord
+from harness.store import SCHEMA_VERSION, Store, StoreReader
+from harness.store.schema import ADDED_COLUMNS
 
 
 def _record(key: str, status: str = "done", n: int = 5) -> RunRecord:
@@ -22,12 +25,13 @@ def _record(key: str, status: str = "done", n: int = 5) -> RunRecord:
 def test_write_is_one_transaction_and_replaces_failed_attempt(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db")
     store.write_run(_record("k1", status="failed"))
-    assert store.finished_keys() == set()
+    assert store.reader.finished_keys() == set()
     store.write_run(_record("k1"))
-    assert store.finished_keys() == {"k1"}
+    assert store.reader.finished_keys() == {"k1"}
     assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
-    ids, labels, preds = store.predictions("k1")
-    assert ids == [f"e{i}" for i in range(5)] and preds.tolist() == [1] * 5
+    example = store.reader.example_predictions("k1")
+    assert example is not None and example.ids == tuple(f"e{i}" for i in range(5))
+    assert example.preds.tolist() == [1] * 5
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -42,7 +46,7 @@ def test_a_crash_inside_the_write_leaves_nothing_half_written(tmp_path: Path) ->
         store.write_run(bad)
     assert store.db.execute("SELECT key FROM runs").fetchall() == [("k0",)]
     assert store.db.execute("SELECT count(*) FROM metrics WHERE run_key='k2'").fetchone()[0] == 0
-    assert store.metrics("k0")["accuracy"]["value"] == 0.4
+    assert store.reader.metrics("k0")["accuracy"].value == 0.4
 
 
 def test_class_scores_round_trip_in_example_id_order_as_float32(tmp_path: Path) -> None:
@@ -51,10 +55,12 @@ def test_class_scores_round_trip_in_example_id_order_as_float32(tmp_path: Path) 
     scores = np.array([[0.1, 0.9], [0.7, 0.3], [0.55, 0.45]])
     preds = Predictions(ids, np.array([1, 0, 0]), np.array([1, 0, 0]), scores.max(axis=1), scores, "probability")
     store.write_run(RunRecord(**{**_record("k1").__dict__, "predictions": preds}))
-    stored = store.class_scores("k1")
+    stored = store.reader.class_scores("k1")
     assert stored is not None and stored.kind == "probability" and stored.values.dtype == np.float32
     np.testing.assert_array_equal(stored.values, scores[[1, 2, 0]].astype(np.float32))
-    assert store.predictions("k1")[0] == ["e0", "e1", "e2"]
+    example = store.reader.example_predictions("k1")
+    assert example is not None and example.ids == ("e0", "e1", "e2") and example.score_kind == "probability"
+    np.testing.assert_array_equal(example.scores, stored.values)
     blob_bytes = store.db.execute("SELECT length(scores) FROM class_scores").fetchone()[0]
     assert blob_bytes == 3 * 2 * 4
     store.db.execute("DELETE FROM runs WHERE key = 'k1'")  # scores go with their run
@@ -69,9 +75,123 @@ def test_a_store_written_before_class_scores_existed_opens_and_reads_none(tmp_pa
     con.execute("DROP TABLE class_scores")  # the schema before scores were stored
     con.commit()
     con.close()
-    read_only = Store.open_readonly(tmp_path / "old.db")  # nothing is added to a store opened for reading
-    assert read_only.class_scores("k1") is None and "class_scores" not in read_only.db.table_names()
+    read_only = StoreReader(tmp_path / "old.db")  # nothing is added to a store opened for reading
+    assert read_only.class_scores("k1") is None
+    assert read_only.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'class_scores'").fetchone()[0] == 0
     read_only.close()
     reopened = Store(tmp_path / "old.db")
-    assert reopened.class_scores("k1") is None
-    assert reopened.metrics("k1")["accuracy"]["value"] == 0.4
+    assert reopened.reader.class_scores("k1") is None
+    assert reopened.reader.metrics("k1")["accuracy"].value == 0.4
+
+
+def test_the_writer_builds_model_task_and_hardware_rows_from_records(tmp_path: Path) -> None:
+    store = Store(tmp_path / "r.db")
+    record = _record("k1")
+    job = JobIdentity(**{**record.job.__dict__, "config": {"model": {"name": "model"}, "model_identity": {"w": "x"}},
+                         "model_weights": "sha256:0a1b"})  # fmt: skip
+    info = ModelInfo("model", "sklearn", "text", "pkg://m", None, 1234, license="MIT", feature_dim=8)
+    task = TaskRecord("task", "1", "text", ("neg", "pos"), "fp", n_test=5, spec={"main_metric": "accuracy"})
+    hardware = {"fingerprint": "hw1", "cpu": "cpu x", "gpu": None, "torch": "2", "cuda": None, "threads": 2,
+                "platform": "Linux", "python": "3.11"}  # fmt: skip
+    store.write_run(RunRecord(**{**record.__dict__, "job": job}), model=info, task=task, hardware=hardware)
+    model = store.reader.models()["model"]
+    assert (model.family, model.params, model.license, model.feature_dim) == ("sklearn", 1234, "MIT", 8)
+    row = store.db.execute("SELECT spec_json, weights, identity_json FROM models").fetchone()
+    assert row == ('{"name": "model"}', "sha256:0a1b", '{"w": "x"}')
+    assert store.db.execute("SELECT labels_json, n_test, spec_json FROM tasks").fetchone() == (
+        '["neg", "pos"]', 5, '{"main_metric": "accuracy"}'
+    )
+    assert store.db.execute("SELECT cpu, threads, details_json LIKE '%python%' FROM hardware").fetchone() == ("cpu x", 2, 1)
+
+
+# ---- schema versions: PRAGMA user_version ------------------------------------------------------------------
+
+
+def _user_version(path: Path) -> int:
+    con = sqlite3.connect(path)
+    try:
+        return int(con.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        con.close()
+
+
+def _columns(path: Path, table: str) -> list[str]:
+    con = sqlite3.connect(path)
+    try:
+        return [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+    finally:
+        con.close()
+
+
+def _unversioned_store(path: Path) -> None:
+    """A store as harness wrote it before schema versions: without the columns added since the first
+    release, tasks keyed by (name, version), user_version 0."""
+    store = Store(path)
+    store.write_run(_record("k1"))
+    store.close()
+    con = sqlite3.connect(path)
+    for table, column, _ in ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    con.execute("CREATE TABLE tasks_old AS SELECT * FROM tasks")
+    con.execute("DROP TABLE tasks")
+    con.execute(
+        "CREATE TABLE tasks (name TEXT NOT NULL, version TEXT NOT NULL, modality TEXT NOT NULL, labels_json TEXT "
+        "NOT NULL, n_train INTEGER, n_validation INTEGER, n_test INTEGER, fingerprint TEXT NOT NULL, "
+        "source_signature TEXT, source TEXT, license TEXT, citation TEXT, spec_json TEXT, PRIMARY KEY (name, version))"
+    )
+    con.execute("INSERT INTO tasks VALUES ('task', '1', 'text', '[\"a\", \"b\"]', 1, 1, 5, 'fp', 's', '', '', '', '{}')")
+    con.execute("DROP TABLE tasks_old")
+    con.execute("PRAGMA user_version = 0")
+    con.commit()
+    con.close()
+
+
+def test_a_new_store_is_created_at_the_current_schema_version_and_reopens_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    store = Store(path)
+    store.write_run(_record("k1"))
+    store.close()
+    assert _user_version(path) == SCHEMA_VERSION >= 1
+    columns = _columns(path, "timings")
+    reopened = Store(path)
+    assert reopened.reader.finished_keys() == {"k1"} and _columns(path, "timings") == columns
+    reader = StoreReader(path)
+    assert reader.metrics("k1")["accuracy"].value == 0.4
+    assert reader.conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0  # nothing shadowed
+
+
+def test_a_store_from_before_schema_versions_is_read_as_it_is_and_migrated_when_written(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _unversioned_store(path)
+    before = path.read_bytes()
+    reader = StoreReader(path)  # read-only: the columns it lacks read as NULL, nothing on disk changes
+    (row,) = reader.results_table()
+    assert row["model_weights"] is None and row["contended"] is None and row["metrics"]["accuracy"]["value"] == 0.4
+    assert reader.task_hygiene() == {"task": None}
+    reader.close()
+    assert path.read_bytes() == before and _user_version(path) == 0
+
+    store = Store(path)  # written: migrated to the current version, its rows kept
+    assert _user_version(path) == SCHEMA_VERSION
+    for table, column, _ in ADDED_COLUMNS:
+        assert column in _columns(path, table)
+    pks = [r[1] for r in sorted(store.db.execute("PRAGMA table_info(tasks)").fetchall(), key=lambda r: r[5]) if r[5]]
+    assert pks == ["name", "version", "fingerprint"]
+    assert store.reader.finished_keys() == {"k1"} and store.reader.metrics("k1")["accuracy"].value == 0.4
+    store.write_run(_record("k2"))  # a migrated store takes new runs with every column
+    assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+
+
+def test_a_store_from_a_newer_harness_is_read_but_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    store = Store(path)
+    store.write_run(_record("k1"))
+    store.close()
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.commit()
+    con.close()
+    assert StoreReader(path).finished_keys() == {"k1"}
+    with pytest.raises(HarnessError, match=f"newer harness .store schema version {SCHEMA_VERSION + 1}"):
+        Store(path)
+    assert _user_version(path) == SCHEMA_VERSION + 1

@@ -42,7 +42,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _run(store: Store, model: str, task: str, protocol: str) -> dict:
-    (row,) = store.runs(model=model, task=task, protocol=protocol)
+    (row,) = store.reader.runs(model=model, task=task, protocol=protocol)
     return row
 
 
@@ -50,7 +50,7 @@ def test_stored_class_scores_kinds_and_not_applicable_reasons(example: tuple[Pat
     _, db = example
     store = Store(db)
     kinds = {
-        (m, p): (store.class_scores(_run(store, m, "tweets-binary", p)["key"]) or object()).__dict__.get("kind")
+        (m, p): (store.reader.class_scores(_run(store, m, "tweets-binary", p)["key"]) or object()).__dict__.get("kind")
         for m, p in (("minilm", "zero_shot"), ("minilm", "linear_probe"), ("tfidf-lr", "linear_probe"), ("vader", "zero_shot"))
     }
     assert kinds == {
@@ -58,31 +58,33 @@ def test_stored_class_scores_kinds_and_not_applicable_reasons(example: tuple[Pat
         ("tfidf-lr", "linear_probe"): "probability", ("vader", "zero_shot"): "lexicon",
     }  # fmt: skip
     zs = _run(store, "minilm", "tweets-binary", "zero_shot")
-    metrics = store.metrics(zs["key"])
+    metrics = store.reader.metrics(zs["key"])
     assert "ece" not in metrics and {"mcc", "roc_auc", "accuracy", "macro_f1"} <= set(metrics)
     notes = json.loads(zs["selected_json"])["metrics_not_applicable"]
     assert "ece needs probabilities" in notes["ece"] and "cosine similarities" in notes["ece"]
     probe = _run(store, "minilm", "tweets-binary", "linear_probe")
-    ids, y, pred = store.predictions(probe["key"])
-    stored = store.class_scores(probe["key"])
+    example = store.reader.example_predictions(probe["key"])
+    assert example is not None
+    y, pred = example.labels, example.preds
+    stored = store.reader.class_scores(probe["key"])
     assert stored is not None
-    m = store.metrics(probe["key"])
+    m = store.reader.metrics(probe["key"])
     # recomputed from the stored scores with sklearn / numpy directly
-    assert m["mcc"]["value"] == pytest.approx(matthews_corrcoef(y, pred))
+    assert m["mcc"].value == pytest.approx(matthews_corrcoef(y, pred))
     p = stored.values.astype(np.float64)
     p /= p.sum(axis=1, keepdims=True)
-    assert m["roc_auc"]["value"] == pytest.approx(roc_auc_score(y, p[:, 1]))
+    assert m["roc_auc"].value == pytest.approx(roc_auc_score(y, p[:, 1]))
     conf, correct = p.max(axis=1), (p.argmax(axis=1) == y)
     bins = np.clip(np.ceil(conf * 15).astype(int) - 1, 0, 14)
     ece = sum(abs((conf - correct)[bins == b].sum()) for b in range(15)) / len(y)
-    assert m["ece"]["value"] == pytest.approx(ece)
+    assert m["ece"].value == pytest.approx(ece)
     for name in ("mcc", "roc_auc", "ece"):
-        assert m[name]["ci_low"] <= m[name]["value"] <= m[name]["ci_high"]
-    cost = store.metrics(_run(store, "minilm", "tweets-binary-cost", "linear_probe")["key"])["cost_weighted_error"]
+        assert m[name].ci_low <= m[name].value <= m[name].ci_high
+    cost = store.reader.metrics(_run(store, "minilm", "tweets-binary-cost", "linear_probe")["key"])["cost_weighted_error"]
     cm = np.zeros((2, 2))
     np.add.at(cm, (y, pred), 1)  # same data and splits: the same predictions
-    assert cost["value"] == pytest.approx((cm * np.array([[0, 5], [1, 0]])).sum() / len(y))
-    assert cost["ci_low"] < cost["value"] < cost["ci_high"]
+    assert cost.value == pytest.approx((cm * np.array([[0, 5], [1, 0]])).sum() / len(y))
+    assert cost.ci_low < cost.value < cost.ci_high
 
 
 def test_show_ranks_by_the_main_metric(example: tuple[Path, Path]) -> None:
@@ -91,8 +93,8 @@ def test_show_ranks_by_the_main_metric(example: tuple[Path, Path]) -> None:
     assert result.exit_code == 0, result.output
     assert "ranked by MCC (higher is better)" in result.output
     store = Store(db)
-    done = [r for r in store.runs(task="tweets-binary", status="done")]
-    by_mcc = sorted(done, key=lambda r: -store.metrics(r["key"])["mcc"]["value"])
+    done = [r for r in store.reader.runs(task="tweets-binary", status="done")]
+    by_mcc = sorted(done, key=lambda r: -store.reader.metrics(r["key"])["mcc"].value)
     positions = [result.output.index(f"{r['model']} ") for r in by_mcc[:1]]
     assert positions[0] == min(result.output.index(f"{r['model']} ") for r in done)
     assert "ece needs probabilities" in result.output  # the n/a reason, shown below the table

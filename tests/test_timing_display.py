@@ -86,4 +86,4 @@ def test_new_timing_columns_are_added_to_an_old_store(tmp_path: Path) -> None:
     store = Store(path)
     columns = store.db.table("timings").columns_dict
     assert {"contended", "run_wait_frac", "weights_mb", "load_s", "p50_rel_ci", "attempts"} <= set(columns)
-    assert store.timing("k") is not None and store.timing("k")["contended"] is None  # old row: not measured
+    assert (timing := store.reader.timing("k")) is not None and timing.contended is None  # old row: not measured

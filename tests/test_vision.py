@@ -116,7 +116,7 @@ bootstrap: {{n_boot: 100}}
     store = Store(tmp_path / "r.db")
     summary = run_suite(load_suite(suite), store)
     assert (summary.done, summary.failed) == (4, 0), summary.failures
-    rows = {(r["model"], r["protocol"]): r for r in store.results_table("digits")}
+    rows = {(r["model"], r["protocol"]): r for r in store.reader.results_table("digits")}
     acc = {k: r["metrics"]["accuracy"]["value"] for k, r in rows.items()}
     print({k: round(v, 3) for k, v in acc.items()})  # shown in the CI log (-s)
     for model in ("tv-resnet18", "timm-resnet18"):
@@ -125,5 +125,5 @@ bootstrap: {{n_boot: 100}}
         # from random init reach 0.93; chance is 0.1.
         assert acc[(model, "linear_probe")] > 0.6, (model, acc[(model, "linear_probe")])
         assert acc[(model, "finetune")] > 0.5, (model, acc[(model, "finetune")])
-        timing = store.timing(tuned["key"])
-        assert timing is not None and timing["weights_mb"] > 40 and timing["load_s"] is not None
+        timing = store.reader.timing(tuned["key"])
+        assert timing is not None and timing.weights_mb is not None and timing.weights_mb > 40 and timing.load_s is not None

@@ -40,15 +40,16 @@ def models(
         console.print(table)
         return
     from harness.config import load_suite
-    from harness.store import Store
+    from harness.store import StoreReader
+    from harness.store.rows import ModelMeta
 
     suite = load_suite(suite_file)
-    stored = {r["name"]: r for r in Store.open_readonly(db).db.query("SELECT * FROM models")} if db.exists() else {}
+    stored: dict[str, ModelMeta] = StoreReader(db).models() if db.exists() else {}
     if as_json:
         listing = [
-            {**m.spec.as_dict(), "modality": families()[m.spec.family].modality, "params": stored.get(m.spec.name, {}).get("params"),
-             "license": stored.get(m.spec.name, {}).get("license") or m.spec.license or None}
-            for m in suite.models
+            {**m.spec.as_dict(), "modality": families()[m.spec.family].modality, "params": meta.params if meta else None,
+             "license": (meta.license if meta else None) or m.spec.license or None}
+            for m, meta in ((m, stored.get(m.spec.name)) for m in suite.models)
         ]  # fmt: skip
         sys.stdout.write(json.dumps(listing, indent=2, default=str) + "\n")
         return
@@ -56,9 +57,9 @@ def models(
     for col in ("name", "family", "modality", "source", "revision", "params", "license"):
         table.add_column(col)
     for m in suite.models:
-        row = stored.get(m.spec.name, {})
-        params = row.get("params")
+        meta = stored.get(m.spec.name)
+        params = meta.params if meta else None
         cells = (m.spec.name, m.spec.family, families()[m.spec.family].modality, m.spec.source, m.spec.revision or "-",
-                 f"{params / 1e6:.1f}M" if params else "(not run yet)", row.get("license") or m.spec.license or "-")  # fmt: skip
+                 f"{params / 1e6:.1f}M" if params else "(not run yet)", (meta.license if meta else None) or m.spec.license or "-")  # fmt: skip
         table.add_row(*(esc(c) for c in cells))
     console.print(table)

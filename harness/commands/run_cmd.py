@@ -124,10 +124,9 @@ def run(
 
     if dry_run:
         from harness.runner import TaskLoader, plan_sweep
-        from harness.store import Store
+        from harness.store import StoreReader
 
-        store = Store.open_readonly_or_empty(db)
-        sweep = plan_sweep(suite, store, TaskLoader(), selection=selection, control=control, plugins=plugin, read_only=True)
+        sweep = plan_sweep(suite, StoreReader.open_or_empty(db), TaskLoader(), selection=selection, control=control, plugins=plugin, read_only=True)
         render_plan(sweep, suite.name, db, output_console(), selection)
         return
     if adhoc is not None:
@@ -189,7 +188,7 @@ def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl
             executor=runner, control=control,
         )  # fmt: skip
     if not quiet:
-        for table in leaderboard_tables(store):
+        for table in leaderboard_tables(store.reader):
             console.print(table)
     wall = time.perf_counter() - t0
     left = f", {summary.not_rerun} left as they were" if summary.not_rerun else ""

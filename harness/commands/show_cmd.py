@@ -23,14 +23,14 @@ def show(
 ) -> None:
     """Print the leaderboard tables stored in the results database."""
     from harness.report import leaderboard_tables
-    from harness.store import Store
+    from harness.store import StoreReader
 
     if as_json:
         from harness.export import ExportFilter, export
 
         export(db, "json", None, ExportFilter(tuple(filter(None, [task])), tuple(filter(None, [model]))), False, sys.stdout)
         return
-    tables = leaderboard_tables(Store.open_readonly(db), task, model)
+    tables = leaderboard_tables(StoreReader(db), task, model)
     if not tables:
         raise HarnessError(f"No results in {db}" + (f" for task {task!r}" if task else "") + (f" and model {model!r}" if model else "") + ".")
     console = output_console()

@@ -20,12 +20,13 @@ import numpy as np
 
 from harness.compare.latency import LatencyComparison, compare_latency
 from harness.compare.policy import Policy
-from harness.compare.results import ResultSet, RunResult
+from harness.compare.results import ResultSet
 from harness.errors import HarnessError, close_match
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
 from harness.metrics.registry import metric_from_description
 from harness.metrics.stats import mcnemar, paired_bootstrap, uses_mcnemar
 from harness.models.identity import describe_weights
+from harness.store.rows import RunResult
 
 Verdict = Literal["ok", "improved", "regression", "failed", "not_comparable", "untested", "missing", "new"]
 FAILING: frozenset[str] = frozenset({"regression", "failed"})

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.compare.policy import Policy
-from harness.compare.results import RunResult
 from harness.records import TimingRecord
+from harness.store.rows import RunResult
 
 LatencyStatus = Literal["within_noise", "slower", "faster", "regression", "not_comparable", "unavailable"]
 

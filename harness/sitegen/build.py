@@ -17,12 +17,12 @@ from harness.metrics import MetricRegistry
 from harness.sitegen import deps, pages, pickform
 from harness.sitegen.charts import heat_css
 from harness.sitegen.links import Links, hw_views
-from harness.sitegen.load import StoreReader
 from harness.sitegen.ranking import RankingConfig, compute_rankings
 from harness.sitegen.render import TEMPLATES, SiteContext, page_jobs, render_all, template_env
 from harness.sitegen.results import Board, build_board
 from harness.sitegen.slugs import slugify_all
 from harness.sitegen.writer import IncrementalWriter, WriteStats
+from harness.store import StoreReader
 
 STATIC_FILES = ("site.css", "site.js")
 

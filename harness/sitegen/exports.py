@@ -16,8 +16,8 @@ from dataclasses import asdict
 from typing import Any
 
 from harness.metrics.stats import Placement
-from harness.sitegen.load import RunRow, StoreSnapshot
 from harness.sitegen.ranking import Rankings
+from harness.store.rows import RunRow, StoreSnapshot
 
 RUN_FIELDS = (
     "key", "suite", "suite_path", "model", "task", "task_version", "data_fingerprint", "protocol", "seed",

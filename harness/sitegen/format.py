@@ -7,8 +7,8 @@ import shlex
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from harness.records import PERCENTILE_MIN_SAMPLES
-from harness.sitegen.load import Metric, RunRow, Timing
+from harness.records import PERCENTILE_MIN_SAMPLES, MetricValue
+from harness.store.rows import RunRow, Timing
 
 DASH = "—"
 SIZE_BUCKETS = (
@@ -27,7 +27,7 @@ def score(v: float | None) -> str:
     return DASH if _missing(v) else f"{v:.3f}"
 
 
-def interval(m: Metric | None, spread: str) -> str:
+def interval(m: MetricValue | None, spread: str) -> str:
     if m is None or _missing(m.ci_low) or _missing(m.ci_high):
         return ""
     if spread == "seeds":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from harness.sitegen.load import HardwareMeta
+from harness.store.rows import HardwareMeta
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from harness.records import PERCENTILE_MIN_SAMPLES
 from harness.sitegen import format as fmt
 from harness.sitegen.charts import heat_colour
 from harness.sitegen.links import HwView, Links
-from harness.sitegen.load import ClassDetail, TaskMeta, Timing
 from harness.sitegen.ranking import AggregateRow, Rankings
 from harness.sitegen.results import Board, Result
 from harness.sitegen.rows import rank_text
+from harness.store.rows import ClassDetail, TaskMeta, Timing
 
 INDEX_TOP_MODELS = 50  # rows per protocol on the index; the protocol page lists every model
 

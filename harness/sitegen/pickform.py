@@ -31,9 +31,9 @@ from harness.metrics import MetricRegistry, TaskMetric
 from harness.metrics.resample import resampled_values
 from harness.metrics.stats import bootstrap_p, mcnemar, uses_mcnemar
 from harness.records import PERCENTILE_MIN_SAMPLES
-from harness.sitegen.load import PredictionVector, Timing
 from harness.sitegen.ranking import RankingConfig, metric_data, task_main_metric
 from harness.sitegen.results import Board, Result
+from harness.store.rows import ExamplePredictions, Timing
 
 MAX_TESTS = 20  # paired tests per possible leader
 # Candidates whose bootstrap a task's form may need: the cost is candidates x resamples x test examples
@@ -169,7 +169,7 @@ def tie_tests(
 def p_values(
     cands: Sequence[PickCandidate],
     tests: Mapping[int, Sequence[int]],
-    preds: Mapping[str, PredictionVector],
+    preds: Mapping[str, ExamplePredictions],
     metric: TaskMetric | None,
     n_labels: int,
     cfg: RankingConfig,
@@ -195,7 +195,7 @@ def p_values(
     if not vectors:
         return out
     ref = next(iter(vectors.values()))
-    same = {i for i, v in vectors.items() if v.example_ids == ref.example_ids and np.array_equal(v.labels, ref.labels)}
+    same = {i for i, v in vectors.items() if v.ids == ref.ids and np.array_equal(v.labels, ref.labels)}
     top = 1 + max(int(max(v.labels.max(), v.preds.max())) for v in vectors.values())
     datas = {i: metric_data(vectors[i], max(n_labels, top)) for i in same}
     if any(metric.metric.not_applicable(d) for d in datas.values()):

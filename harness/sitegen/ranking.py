@@ -35,8 +35,9 @@ from harness.metrics import MetricData, MetricRegistry, TaskMetric
 from harness.metrics.registry import metric_from_description
 from harness.metrics.resample import resampled_values
 from harness.metrics.stats import HOLM_DEFAULT, Placement, bootstrap_p, greedy_groups, tie_groups
-from harness.sitegen.load import PredictionVector, StoreReader
 from harness.sitegen.results import Board, Result
+from harness.store import StoreReader
+from harness.store.rows import ExamplePredictions
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def _task_candidates(results: Sequence[Result], board: Board, task: str, limit: 
     return out
 
 
-def metric_data(vec: PredictionVector, n_labels: int) -> MetricData:
+def metric_data(vec: ExamplePredictions, n_labels: int) -> MetricData:
     scores = vec.scores if vec.scores is not None and vec.scores.shape[1] == n_labels else None
     kind: Any = vec.score_kind if scores is not None else None
     return MetricData.of(vec.labels, vec.preds, n_labels, scores, kind)
@@ -188,7 +189,7 @@ def metric_data(vec: PredictionVector, n_labels: int) -> MetricData:
 
 def _rank_task(
     candidates: Sequence[Result],
-    preds: Mapping[str, PredictionVector],
+    preds: Mapping[str, ExamplePredictions],
     metric: TaskMetric | None,
     n_labels: int,
     cfg: RankingConfig,
@@ -218,16 +219,16 @@ def _rank_task(
 
 
 def _aligned(
-    candidates: Sequence[Result], preds: Mapping[str, PredictionVector]
-) -> list[tuple[str, PredictionVector]]:
+    candidates: Sequence[Result], preds: Mapping[str, ExamplePredictions]
+) -> list[tuple[str, ExamplePredictions]]:
     """Candidates whose predictions cover the same examples with the same labels as the first one's."""
-    out: list[tuple[str, PredictionVector]] = []
+    out: list[tuple[str, ExamplePredictions]] = []
     for r in candidates:
         vec = preds.get(r.representative.key)
         if vec is None:
             continue
         if out and (
-            vec.example_ids != out[0][1].example_ids or not np.array_equal(vec.labels, out[0][1].labels)
+            vec.ids != out[0][1].ids or not np.array_equal(vec.labels, out[0][1].labels)
         ):
             continue
         out.append((r.model, vec))
@@ -278,11 +279,11 @@ def _rank_aggregate(
     protocol: str,
     models: Sequence[str],
     tasks: Sequence[str],
-    preds: Mapping[str, PredictionVector],
+    preds: Mapping[str, ExamplePredictions],
     cfg: RankingConfig,
     registry: MetricRegistry,
 ) -> dict[str, Placement]:
-    per_task_vectors: list[dict[str, PredictionVector]] = []
+    per_task_vectors: list[dict[str, ExamplePredictions]] = []
     usable = set(models)
     for task in tasks:
         aligned = dict(_aligned([board.results[(task, protocol, m)] for m in models], preds))

@@ -21,10 +21,10 @@ from harness.sitegen import format as fmt
 from harness.sitegen.deps import TEMPLATES
 from harness.sitegen.exports import results_csv, results_json, run_rows
 from harness.sitegen.links import HwView, Links
-from harness.sitegen.load import ClassDetail
 from harness.sitegen.ranking import Rankings
 from harness.sitegen.results import Board, Result, TaskGroup
 from harness.sitegen.writer import IncrementalWriter, sync_file
+from harness.store.rows import ClassDetail
 
 PARALLEL_FROM_PAGES = 200  # below this a pool costs more than it saves
 MAX_WORKERS = 8

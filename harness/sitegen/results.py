@@ -15,9 +15,9 @@ from typing import Literal, NamedTuple
 
 from harness.metrics import MetricInfo
 from harness.metrics.registry import stored_task_metrics
-from harness.sitegen.load import (
+from harness.records import MetricValue
+from harness.store.rows import (
     HardwareMeta,
-    Metric,
     ModelMeta,
     RunRow,
     StoreSnapshot,
@@ -36,7 +36,7 @@ class Result(NamedTuple):
     status: str  # done | not_applicable | failed
     reason: str | None  # why not applicable / why it failed
     runs: tuple[RunRow, ...]  # the done runs (one per seed), or the latest unfinished attempt
-    metrics: Mapping[str, Metric]  # averaged over seeds
+    metrics: Mapping[str, MetricValue]  # averaged over seeds
     spread: Spread
 
     @property
@@ -52,7 +52,7 @@ class Result(NamedTuple):
     def n_seeds(self) -> int:
         return len(self.runs) if self.status == "done" else 0
 
-    def metric(self, name: str) -> Metric | None:
+    def metric(self, name: str) -> MetricValue | None:
         return self.metrics.get(name)
 
 
@@ -190,11 +190,11 @@ def _result(key: tuple[str, str, str], runs: list[RunRow]) -> Result:
     seeds = tuple(by_seed[s] for s in sorted(by_seed))
     if len(seeds) == 1:
         return Result(task, protocol, model, "done", None, seeds, seeds[0].metrics, "ci95")
-    metrics: dict[str, Metric] = {}
+    metrics: dict[str, MetricValue] = {}
     for name in dict.fromkeys(n for r in seeds for n in r.metrics):
         values = [m.value for r in seeds if (m := r.metric(name)) is not None]
         if values:
-            metrics[name] = Metric(fmean(values), min(values), max(values))
+            metrics[name] = MetricValue(name, fmean(values), min(values), max(values))
     return Result(task, protocol, model, "done", None, seeds, metrics, "seeds")
 
 

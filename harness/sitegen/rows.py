@@ -21,9 +21,9 @@ from harness.metrics.stats import Placement
 from harness.sitegen import format as fmt
 from harness.sitegen.charts import ParetoPlot, heat_class, pareto_plot
 from harness.sitegen.links import HwView, Links
-from harness.sitegen.load import TaskMeta
 from harness.sitegen.ranking import Rankings
 from harness.sitegen.results import Board, Result, TaskGroup
+from harness.store.rows import TaskMeta
 
 T = TypeVar("T")
 MAX_PARETO_PLOTS = 4  # per task and protocol: one per hardware fingerprint, most points first

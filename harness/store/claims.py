@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.store import Store
+from harness.store.writer import Store
 
 DEFAULT_LEASE_S = 120.0
 LEASE_ENV = "HARNESS_CLAIM_LEASE_S"  # seconds; how long a silent holder keeps its claims

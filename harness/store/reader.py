@@ -1,0 +1,652 @@
+"""The one reader of a results database: read-only, a handful of query shapes, typed rows (store.rows).
+
+The site reads in bulk (snapshot: three sequential scans joined in Python, column subsets, no per-example
+rows); pages that need per-example predictions or per-class values ask for the few runs they show
+(class_details, predictions). show, compare, pick, export and run's planner read through the same class.
+Nothing here writes: a store may sit on a read-only mount or be in use by a running sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.records import ClassScores, MetricValue, ScoreKind, TimingRecord
+from harness.store.rows import (
+    ClassDetail,
+    EnvGroup,
+    ExamplePredictions,
+    HardwareMeta,
+    ModelMeta,
+    PredictionRow,
+    RunColumns,
+    RunResult,
+    RunRow,
+    StoreSnapshot,
+    TaskMeta,
+    Timing,
+)
+from harness.store.schema import FINISHED, SCHEMA, SCORE_DTYPE, SCORE_KINDS, connect_readonly
+
+# The metrics core (it loads sklearn) and the data package are imported in the methods that interpret
+# rows, so that importing the store stays light (every CLI command imports it).
+
+
+class StoreReader:
+    """The one way to read a results database, read-only (see schema.connect_readonly); use as a context
+    manager to read every query in one transaction. `Store.reader` reads a store being written the same
+    way, through the writer's connection."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.conn = connect_readonly(self.path)
+        try:
+            self.conn.execute("SELECT key, status, config_json FROM runs LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise HarnessError(
+                f"{self.path} is not a harness results database ({exc}); pass --db with the file `harness run` wrote."
+            ) from exc
+
+    @classmethod
+    def over(cls, conn: sqlite3.Connection, path: Path) -> StoreReader:
+        """A reader over an open connection (the writer's): nothing is checked, nothing closed."""
+        reader = cls.__new__(cls)
+        reader.path, reader.conn = Path(path), conn
+        return reader
+
+    @classmethod
+    def open_or_empty(cls, path: str | Path) -> StoreReader:
+        """A reader of `path`, or of an empty in-memory store when no file exists there yet (harness run
+        --dry-run on a fresh checkout): nothing is created either way."""
+        if Path(path).exists():
+            return cls(path)
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.executescript(SCHEMA)
+        return cls.over(conn, Path(path))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> StoreReader:
+        # One read transaction for every query: a sweep writing meanwhile cannot make them disagree.
+        self.conn.execute("BEGIN")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+    def snapshot(self) -> StoreSnapshot:
+        return StoreSnapshot(
+            runs=tuple(self._runs()),
+            models={m.name: m for m in self._models()},
+            tasks={(t.name, t.version, t.fingerprint): t for t in self._tasks()},
+            hardware={h.fingerprint: h for h in self._hardware()},
+            environments=tuple(self._environments()),
+            task_groups=self._task_groups(),
+            protocol_configs=self._protocol_configs(),
+        )
+
+    def signature(self) -> str:
+        """A digest of everything the site shows: every run's identity and state (a run's metrics,
+        predictions and timing are written with it in one transaction, and a re-run changes its
+        finished_at), and the small metadata tables in full. One scan, no per-run Python work."""
+        h = hashlib.sha256()
+        row = self.conn.execute(
+            "SELECT COUNT(*), group_concat(key || '|' || status || '|' || finished_at, ',') FROM runs"
+        ).fetchone()
+        h.update(repr(row).encode())
+        for table in ("models", "tasks", "hardware", "task_groups"):
+            if self._has_table(table):
+                for r in self.conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2"):
+                    h.update(repr(r).encode())
+        return h.hexdigest()
+
+    # ---- the site: bulk queries --------------------------------------------------------------------------------
+
+    def _runs(self) -> Iterator[RunRow]:
+        # Three sequential scans joined in Python: several LEFT JOINs into `metrics` cost one random
+        # index lookup per run and metric, which dominates on a large store.
+        metrics: dict[str, dict[str, MetricValue]] = {}
+        # Every single-number metric (per-class values, "<id>/<label>", are loaded per page).
+        sql = "SELECT run_key, name, value, ci_low, ci_high FROM metrics WHERE instr(name, '/') = 0"
+        for key, name, value, lo, hi in self.conn.execute(sql):
+            if value is not None:
+                metrics.setdefault(key, {})[name] = MetricValue(name, float(value), lo, hi)
+        # (columns an older store lacks read as NULL: see schema.connect_readonly)
+        timings = {
+            row[0]: Timing(*row[1:])
+            for row in self.conn.execute(
+                """SELECT run_key, hardware, device, batch_size, p50_ms, p95_ms, p99_ms, items_per_s, peak_mem_mb,
+                          params, n_timed, contended, run_wait_frac, others_cpu_frac, weights_mb, load_s FROM timings"""
+            )
+        }
+        sql = """
+        SELECT key, suite, CASE WHEN json_valid(config_json) THEN json_extract(config_json, '$.suite_path') END,
+               model, task, task_version, data_fingerprint, protocol, seed, status, error,
+               started_at, finished_at, duration_s, harness_version, git_hash,
+               CASE WHEN json_valid(selected_json) THEN json_extract(selected_json, '$.metrics_not_applicable') END
+        FROM runs ORDER BY task, protocol, model, seed, finished_at
+        """
+        no_metrics: dict[str, MetricValue] = {}
+        no_notes: dict[str, str] = {}
+        for row in self.conn.execute(sql):
+            notes = _json_object(row[16]) if row[16] else no_notes
+            key, suite_path = row[0], row[2]
+            yield RunRow(
+                key=key,
+                suite=row[1],
+                suite_path=str(suite_path)
+                if isinstance(suite_path, (str, int, float)) and str(suite_path)
+                else None,
+                model=row[3],
+                task=row[4],
+                task_version=row[5],
+                data_fingerprint=row[6],
+                protocol=row[7],
+                seed=int(row[8]),
+                status=row[9],
+                error=row[10],
+                started_at=row[11],
+                finished_at=row[12],
+                duration_s=float(row[13]),
+                harness_version=row[14],
+                git_hash=row[15],
+                metrics=metrics.get(key, no_metrics),
+                timing=timings.get(key),
+                metric_notes={str(k): str(v) for k, v in notes.items()} if notes else no_notes,
+            )
+
+    def _models(self) -> Iterator[ModelMeta]:
+        sql = "SELECT name, family, modality, source, revision, params, license, description, feature_dim FROM models"
+        for r in self.conn.execute(sql):
+            yield ModelMeta(
+                r[0], r[1] or "", r[2] or "", r[3] or "", r[4], r[5], r[6] or "", r[7] or "", r[8]
+            )
+
+    def _tasks(self) -> Iterator[TaskMeta]:
+        from harness.data.hygiene import leak_summary
+        from harness.metrics import MetricInfo
+        from harness.metrics.registry import stored_task_metrics
+
+        sql = """SELECT name, version, modality, labels_json, n_train, n_validation, n_test, fingerprint,
+                        source, license, citation, spec_json, hygiene_json FROM tasks ORDER BY rowid"""
+        for r in self.conn.execute(sql):
+            spec = _json_object(r[11])
+            specs, main = stored_task_metrics(spec)
+            yield TaskMeta(
+                name=r[0],
+                version=r[1],
+                modality=r[2] or "",
+                labels=tuple(str(x) for x in _json_list(r[3])),
+                n_train=r[4],
+                n_validation=r[5],
+                n_test=r[6],
+                fingerprint=r[7],
+                source=r[8] or "",
+                license=r[9] or "",
+                citation=r[10] or "",
+                description=str(spec.get("description") or ""),
+                homepage=str(spec.get("homepage") or ""),
+                main_metric=main,
+                leak_warning=leak_summary(r[12]),
+                metrics=tuple(MetricInfo.from_description(d) for d in specs),
+                metric_specs=specs,
+            )
+
+    def _task_groups(self) -> dict[str, tuple[str, ...]]:
+        if not self._has_table("task_groups"):  # stores written before suites could declare groups
+            return {}
+        out: dict[str, list[str]] = {}
+        for name, task in self.conn.execute("SELECT DISTINCT name, task FROM task_groups ORDER BY name, task"):
+            out.setdefault(name, []).append(task)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def _protocol_configs(self) -> dict[str, dict[str, Any]]:
+        """protocol name -> the protocol part of one of its runs' config (a suite gives a protocol name
+        one configuration: k_shot of a probe variant, the step budget of a fine-tune)."""
+        sql = """SELECT protocol, CASE WHEN json_valid(config_json) THEN json_extract(config_json, '$.protocol') END
+                 FROM runs WHERE rowid IN (SELECT MAX(rowid) FROM runs GROUP BY protocol)"""
+        out = {}
+        for name, raw in self.conn.execute(sql):
+            out[name] = _json_object(raw) if isinstance(raw, str) else {}
+        return out
+
+    def _has_table(self, name: str) -> bool:
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self.conn.execute(sql, (name,)).fetchone() is not None
+
+    def _hardware(self) -> Iterator[HardwareMeta]:
+        for r in self.conn.execute(
+            "SELECT fingerprint, cpu, gpu, torch, cuda, threads, platform FROM hardware"
+        ):
+            yield HardwareMeta(r[0], r[1] or "", r[2], r[3], r[4], r[5], r[6] or "")
+
+    def _environments(self) -> Iterator[EnvGroup]:
+        sql = """SELECT env_json, harness_version, git_hash, COUNT(*), MIN(started_at), MAX(finished_at)
+                 FROM runs GROUP BY env_json, harness_version, git_hash ORDER BY MAX(finished_at) DESC"""
+        for r in self.conn.execute(sql):
+            yield EnvGroup(_json_object(r[0]), r[1] or "", r[2], r[3], r[4], r[5])
+
+    # ---- targeted queries for the few runs pages show in depth ---------------------------------------
+
+    def class_details(self, runs: Iterable[tuple[str, tuple[str, ...]]]) -> dict[str, ClassDetail]:
+        """Per-class F1 and confusion for (run key, label names) pairs, in two queries."""
+        labels_by_key = dict(runs)
+        if not labels_by_key:
+            return {}
+        with self._keys_table(labels_by_key) as table:
+            f1: dict[str, dict[str, float]] = {k: {} for k in labels_by_key}
+            sql = f"SELECT m.run_key, m.name, m.value FROM metrics m JOIN {table} k ON k.key = m.run_key WHERE m.name LIKE 'f1/%'"
+            for key, name, value in self.conn.execute(sql):
+                f1[key][name[3:]] = float(value)
+            confusion: dict[str, list[list[int]] | None] = {}
+            for key, raw in self.conn.execute(
+                f"SELECT r.key, r.confusion_json FROM runs r JOIN {table} k ON k.key = r.key"
+            ):
+                cm = _json_list(raw)
+                confusion[key] = cm if cm and all(isinstance(row, list) for row in cm) else None
+        return {
+            key: ClassDetail({lab: f1[key].get(lab, float("nan")) for lab in labels}, confusion.get(key))
+            for key, labels in labels_by_key.items()
+        }
+
+    def predictions(self, keys: Iterable[str], with_scores: bool = True) -> dict[str, ExamplePredictions]:
+        """Per-example predictions (and class scores) of the given runs, ordered by example id, for paired
+        tests."""
+        wanted = dict.fromkeys(keys)
+        if not wanted:
+            return {}
+        rows: dict[str, tuple[list[str], list[int], list[int]]] = {k: ([], [], []) for k in wanted}
+        with self._keys_table(wanted) as table:
+            sql = f"""SELECT p.run_key, p.example_id, p.label, p.pred FROM predictions p JOIN {table} k
+                      ON k.key = p.run_key ORDER BY p.run_key, p.example_id"""
+            for key, eid, label, pred in self.conn.execute(sql):
+                ids, ys, ps = rows[key]
+                ids.append(eid)
+                ys.append(label)
+                ps.append(pred)
+            scores = self._class_scores(table) if with_scores else {}
+        out = {}
+        for key, (ids, ys, ps) in rows.items():
+            if not ids:
+                continue
+            matrix, kind = scores.get(key, (None, None))
+            if matrix is not None and matrix.shape[0] != len(ids):
+                matrix, kind = None, None
+            out[key] = ExamplePredictions(
+                tuple(ids), np.asarray(ys, dtype=np.int64), np.asarray(ps, dtype=np.int64), matrix, kind
+            )
+        return out
+
+    def _class_scores(self, table: str) -> dict[str, tuple[np.ndarray, ScoreKind]]:
+        if not self._has_table("class_scores"):
+            return {}
+        out = {}
+        sql = f"SELECT c.run_key, c.kind, c.n_examples, c.n_labels, c.scores FROM class_scores c JOIN {table} k ON k.key = c.run_key"
+        for key, kind, n, k, blob in self.conn.execute(sql):
+            values = np.frombuffer(blob, dtype=SCORE_DTYPE)
+            if kind in SCORE_KINDS and values.size == n * k:
+                out[key] = (values.reshape(n, k), kind)
+        return out
+
+    # ---- planning a sweep (harness run) ----------------------------------------------------------------
+
+    def finished_keys(self, keys: Iterable[str] | None = None) -> set[str]:
+        placeholders = ",".join("?" for _ in FINISHED)
+        rows = self.conn.execute(f"SELECT key FROM runs WHERE status IN ({placeholders})", list(FINISHED)).fetchall()
+        found = {r[0] for r in rows}
+        return found if keys is None else found & set(keys)
+
+    def run_states(self, keys: Iterable[str]) -> dict[str, tuple[str, str] | None]:
+        """key -> (status, finished_at) of its run row, None when it has none."""
+        wanted = list(keys)
+        out: dict[str, tuple[str, str] | None] = dict.fromkeys(wanted)
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" for _ in chunk)
+            for key, status, finished in self.conn.execute(
+                f"SELECT key, status, finished_at FROM runs WHERE key IN ({marks})", chunk
+            ).fetchall():
+                out[key] = (status, finished)
+        return out
+
+    def job_states(self, keys: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """key -> (status, error) of the stored runs among `keys`."""
+        wanted = list(dict.fromkeys(keys))
+        states: dict[str, tuple[str, str | None]] = {}
+        for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            sql = f"SELECT key, status, error FROM runs WHERE key IN ({','.join('?' for _ in chunk)})"
+            states.update({key: (status, error) for key, status, error in self.conn.execute(sql, chunk).fetchall()})
+        return states
+
+    def stored_fingerprint(self, task: str, version: str, source_signature: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT fingerprint FROM tasks WHERE name = ? AND version = ? AND source_signature = ? "
+            "ORDER BY rowid DESC LIMIT 1",
+            [task, version, source_signature],
+        ).fetchone()
+        return row[0] if row else None
+
+    # ---- harness show ----------------------------------------------------------------------------------
+
+    def task_hygiene(self) -> dict[str, str | None]:
+        """Task name -> stored hygiene report JSON of the data its newest run used."""
+        rows = self.conn.execute(
+            "SELECT t.name, t.hygiene_json FROM tasks t JOIN runs r ON r.task = t.name AND r.task_version = t.version "
+            "AND r.data_fingerprint = t.fingerprint GROUP BY t.name, t.version, t.fingerprint ORDER BY max(r.finished_at)"
+        ).fetchall()
+        return {name: report for name, report in rows}
+
+    def task_data_versions(self) -> dict[str, list[tuple[str, str, int]]]:
+        """Task name -> [(version, data fingerprint, runs)] of its runs, oldest data first: more than one entry
+        means runs of that task name were computed on different data."""
+        rows = self.conn.execute(
+            "SELECT task, task_version, data_fingerprint, count(*) FROM runs "
+            "GROUP BY task, task_version, data_fingerprint ORDER BY task, min(finished_at)"
+        ).fetchall()
+        out: dict[str, list[tuple[str, str, int]]] = {}
+        for task, version, fingerprint, n in rows:
+            out.setdefault(task, []).append((version, fingerprint, int(n)))
+        return out
+
+    def results_table(self, task: str | None = None) -> list[dict[str, Any]]:
+        """One row per stored run with its timing and `metrics` (id -> value and CI, every single-number
+        metric stored for it) and `metric_notes` (id -> why a declared metric does not apply)."""
+        sql = """
+        SELECT r.key, r.suite, r.label, r.model, r.task, r.task_version, r.data_fingerprint, r.protocol, r.seed,
+               r.status, r.error, r.finished_at, r.hardware, r.selected_json, r.config_json, r.model_weights,
+               t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb, t.batch_size, t.device,
+               t.n_timed, t.p50_rel_ci, t.contended, t.run_wait_frac, t.others_cpu_frac, t.weights_mb, t.load_s,
+               m.params, m.family
+        FROM runs r
+        LEFT JOIN timings t ON t.run_key = r.key
+        LEFT JOIN models m ON m.name = r.model
+        WHERE (:task IS NULL OR r.task = :task)
+        ORDER BY r.task, r.protocol, r.model
+        """
+        rows = self._dicts(sql, {"task": task})
+        metrics: dict[str, dict[str, dict[str, float | None]]] = {}
+        metric_sql = """SELECT x.run_key, x.name, x.value, x.ci_low, x.ci_high FROM metrics x JOIN runs r ON r.key = x.run_key
+                        WHERE instr(x.name, '/') = 0 AND (:task IS NULL OR r.task = :task)"""
+        for key, name, value, lo, hi in self.conn.execute(metric_sql, {"task": task}).fetchall():
+            metrics.setdefault(key, {})[name] = {"value": value, "ci_low": lo, "ci_high": hi}
+        for row in rows:
+            row["metrics"] = metrics.get(row["key"], {})
+            try:
+                notes = json.loads(row["selected_json"] or "{}").get("metrics_not_applicable") or {}
+            except (ValueError, AttributeError):
+                notes = {}
+            row["metric_notes"] = notes if isinstance(notes, dict) else {}
+        return rows
+
+    def task_specs(self) -> dict[str, dict[str, Any]]:
+        """Task name -> its stored spec (tasks.spec_json: declared metrics, main metric) of its newest version."""
+        rows = self.conn.execute(
+            "SELECT t.name, t.spec_json FROM tasks t JOIN runs r ON r.task = t.name AND r.task_version = t.version "
+            "GROUP BY t.name, t.version ORDER BY max(r.finished_at)"
+        ).fetchall()
+        return {name: _json_object(raw) for name, raw in rows}
+
+    def models(self) -> dict[str, ModelMeta]:
+        """Model name -> its stored metadata (harness models SUITE)."""
+        return {m.name: m for m in self._models()}
+
+    # ---- one run -----------------------------------------------------------------------------------------
+
+    def runs(self, **where: Any) -> list[dict[str, Any]]:
+        """Run rows (newest first) filtered by equality on columns, e.g. runs(task='bbc-news', status='done')."""
+        clauses = " AND ".join(f"{col} = :{col}" for col in where) or "1"
+        return self._dicts(f"SELECT * FROM runs WHERE {clauses} ORDER BY finished_at DESC", where)
+
+    def metrics(self, run_key: str) -> dict[str, MetricValue]:
+        """Metric id -> value and CI of one run (per-class values included)."""
+        sql = "SELECT name, value, ci_low, ci_high FROM metrics WHERE run_key = ?"
+        return {name: MetricValue(name, value, lo, hi) for name, value, lo, hi in self.conn.execute(sql, [run_key])}
+
+    def example_predictions(self, run_key: str) -> ExamplePredictions | None:
+        """One run's predictions sorted by example id, with its class scores (see class_scores)."""
+        vector = self.predictions([run_key], with_scores=False).get(run_key)
+        if vector is None:
+            return None
+        scores = self.class_scores(run_key)
+        return replace(vector, scores=scores.values, score_kind=scores.kind) if scores else vector
+
+    def class_scores(self, run_key: str) -> ClassScores | None:
+        """The run's (n_examples, n_labels) class-score matrix, rows in example-id order (as its
+        predictions), or None for a run stored without scores (older stores, failed runs)."""
+        if not self._has_table("class_scores"):  # an old store opened read-only
+            return None
+        row = self.conn.execute(
+            "SELECT kind, n_examples, n_labels, scores FROM class_scores WHERE run_key = ?", [run_key]
+        ).fetchone()
+        if row is None:
+            return None
+        kind, n, k, blob = row
+        values = np.frombuffer(blob, dtype=SCORE_DTYPE)
+        if kind not in SCORE_KINDS or values.size != n * k:
+            raise HarnessError(
+                f"{self.path}: class scores of run {run_key} are damaged (kind {kind!r}, {values.size} values "
+                f"for {n} x {k}); delete the run and re-run it."
+            )
+        return ClassScores(kind, values.reshape(n, k))
+
+    def timing(self, run_key: str) -> TimingRecord | None:
+        rows = self._dicts("SELECT * FROM timings WHERE run_key = ?", [run_key])
+        return TimingRecord.from_mapping(rows[0]) if rows else None
+
+    # ---- compare and pick: runs in full ------------------------------------------------------------------
+
+    def done_task_protocols(self) -> list[tuple[str, str]]:
+        """The (task, protocol) pairs with finished runs."""
+        sql = "SELECT DISTINCT task, protocol FROM runs WHERE status = 'done'"
+        return [(task, protocol) for task, protocol in self.conn.execute(sql)]
+
+    def full_runs(self, select: Callable[[list[dict[str, Any]]], Iterable[Mapping[str, Any]]]) -> list[RunResult]:
+        """The runs `select` keeps of every run row (all columns, oldest first), in full: every metric,
+        predictions with class scores, timing, the task's label count and declared metrics, the model's
+        parameter count."""
+        from harness.metrics.registry import stored_task_metrics
+
+        try:
+            rows = select(self._dicts("SELECT * FROM runs ORDER BY finished_at"))
+            n_labels = self._task_label_counts()
+            declared = self._task_metrics()
+            params = {name: n for name, n in self.conn.execute("SELECT name, params FROM models")}
+            has_scores = self._has_table("class_scores")
+            default = stored_task_metrics(None)  # runs whose task row is gone
+            return [self._full_run(row, n_labels, declared, params, has_scores, default) for row in rows]
+        except sqlite3.DatabaseError as exc:
+            raise HarnessError(f"Could not read {self.path}: {exc}. Is it a database from this harness version?") from exc
+
+    def _task_label_counts(self) -> dict[tuple[str, str, str | None], int]:
+        """Label count per (task, version, data fingerprint); (task, version, None): that of the newest data."""
+        out: dict[tuple[str, str, str | None], int] = {}
+        for name, version, fingerprint, labels in self.conn.execute(
+            "SELECT name, version, fingerprint, labels_json FROM tasks ORDER BY rowid"
+        ):
+            try:
+                n = len(json.loads(labels))
+                out[(name, version, fingerprint)] = n
+                out[(name, version, None)] = n  # the newest row: runs whose own data row is gone
+            except (TypeError, ValueError):
+                continue
+        return out
+
+    def _task_metrics(self) -> dict[tuple[str, str], tuple[tuple[dict[str, Any], ...], str]]:
+        from harness.metrics.registry import stored_task_metrics
+
+        out = {}
+        for name, version, spec in self.conn.execute("SELECT name, version, spec_json FROM tasks ORDER BY rowid"):
+            out[(name, version)] = stored_task_metrics(_json_object(spec))  # newest data last
+        return out
+
+    def _full_run(
+        self,
+        row: Mapping[str, Any],
+        n_labels: Mapping[tuple[str, str, str | None], int],
+        declared: Mapping[tuple[str, str], tuple[tuple[dict[str, Any], ...], str]],
+        params: Mapping[str, int | None],
+        has_scores: bool,
+        default_metrics: tuple[tuple[dict[str, Any], ...], str],
+    ) -> RunResult:
+        key = row["key"]
+        pred_rows = self.conn.execute(
+            "SELECT example_id, label, pred FROM predictions WHERE run_key = ? ORDER BY example_id", [key]
+        ).fetchall()
+        predictions = None
+        if pred_rows:
+            scores, kind = self._run_scores(key, len(pred_rows)) if has_scores else (None, None)
+            predictions = ExamplePredictions(
+                ids=tuple(r[0] for r in pred_rows),
+                labels=np.array([r[1] for r in pred_rows], dtype=np.int64),
+                preds=np.array([r[2] for r in pred_rows], dtype=np.int64),
+                scores=scores,
+                score_kind=kind,
+            )
+        timing = self.timing(key)
+        model_params = params.get(row["model"])
+        task_metrics, main_metric = declared.get((row["task"], row["task_version"])) or default_metrics
+        return RunResult(
+            key=key,
+            suite=row["suite"],
+            label=row["label"] or "",
+            model=row["model"],
+            task=row["task"],
+            task_version=row["task_version"],
+            data_fingerprint=row["data_fingerprint"],
+            protocol=row["protocol"],
+            seed=int(row["seed"]),
+            status=row["status"],
+            error=row["error"],
+            config=_json_object(row["config_json"]),
+            git_hash=row["git_hash"],
+            finished_at=row["finished_at"],
+            metrics=self.metrics(key),
+            predictions=predictions,
+            timing=timing,
+            n_labels=n_labels.get(
+                (row["task"], row["task_version"], row["data_fingerprint"]),
+                n_labels.get((row["task"], row["task_version"], None)),
+            ),
+            params=model_params if model_params is not None else (timing.params if timing else None),
+            task_metrics=task_metrics,
+            main_metric=main_metric,
+        )
+
+    def _run_scores(self, key: str, n: int) -> tuple[np.ndarray | None, ScoreKind | None]:
+        """A run's class scores when they fit its n predictions; (None, None) when absent or damaged."""
+        row = self.conn.execute(
+            "SELECT kind, n_examples, n_labels, scores FROM class_scores WHERE run_key = ?", [key]
+        ).fetchone()
+        if row is None or row[0] not in SCORE_KINDS or row[1] != n:
+            return None, None
+        values = np.frombuffer(row[3], dtype=SCORE_DTYPE)
+        if values.size != n * row[2]:
+            return None, None
+        return values.reshape(n, row[2]), row[0]
+
+    # ---- export ------------------------------------------------------------------------------------------
+
+    def export_rows(
+        self,
+        tasks: Sequence[str] = (),
+        models: Sequence[str] = (),
+        protocols: Sequence[str] = (),
+        predictions: bool = False,
+    ) -> list[RunColumns]:
+        """Every column of each selected run (every status) with its model's and task's rows, metrics (by
+        name), timing and, when asked, predictions; ordered by task, protocol, model, seed."""
+        try:
+            return list(self._export_rows(tasks, models, protocols, predictions))
+        except sqlite3.DatabaseError as exc:
+            raise HarnessError(f"{self.path}: could not read the results ({exc}).") from exc
+
+    def _export_rows(
+        self, tasks: Sequence[str], models: Sequence[str], protocols: Sequence[str], predictions: bool
+    ) -> Iterator[RunColumns]:
+        model_rows = {r["name"]: r for r in self._dicts("SELECT * FROM models")}
+        task_rows = {(r["name"], r["version"]): r for r in self._dicts("SELECT * FROM tasks")}
+        clauses: list[str] = []
+        params: list[str] = []
+        for column, values in (("task", tasks), ("model", models), ("protocol", protocols)):
+            if values:
+                clauses.append(f"r.{column} IN ({','.join('?' for _ in values)})")
+                params.extend(values)
+        where = " AND ".join(clauses) or "1"
+        sql = f"SELECT * FROM runs r WHERE {where} ORDER BY r.task, r.protocol, r.model, r.seed, r.finished_at"
+        for run in self._dicts(sql, params):
+            key = run["key"]
+            metrics = tuple(
+                MetricValue(*m)
+                for m in self.conn.execute(
+                    "SELECT name, value, ci_low, ci_high FROM metrics WHERE run_key = ? ORDER BY name", [key]
+                )
+            )
+            timing = self._dicts("SELECT * FROM timings WHERE run_key = ?", [key])
+            preds = (
+                tuple(
+                    PredictionRow(*p)
+                    for p in self.conn.execute(
+                        "SELECT example_id, label, pred, score FROM predictions WHERE run_key = ? ORDER BY example_id",
+                        [key],
+                    )
+                )
+                if predictions
+                else None
+            )
+            yield RunColumns(
+                run,
+                model_rows.get(run["model"], {}),
+                task_rows.get((run["task"], run["task_version"]), {}),
+                metrics,
+                timing[0] if timing else None,
+                preds,
+            )
+
+    # ---- helpers -----------------------------------------------------------------------------------------
+
+    def _dicts(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+    @contextmanager
+    def _keys_table(self, keys: Iterable[str]) -> Iterator[str]:
+        # A temp table joins faster than a long IN (...) and has no bound-parameter limit; temp tables
+        # live in the connection's temp database, so they work on a read-only file.
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS site_keys (key TEXT PRIMARY KEY)")
+        self.conn.execute("DELETE FROM site_keys")
+        self.conn.executemany("INSERT OR IGNORE INTO site_keys VALUES (?)", ((k,) for k in keys))
+        try:
+            yield "temp.site_keys"
+        finally:
+            self.conn.execute("DELETE FROM site_keys")
+
+
+def _json_object(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw) if raw else {}
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _json_list(raw: str | None) -> list[Any]:
+    try:
+        value = json.loads(raw) if raw else []
+    except (TypeError, ValueError):
+        return []
+    return value if isinstance(value, list) else []

@@ -1,0 +1,243 @@
+"""The store's writer: `harness run`'s driver process is the only one that writes (workers return records).
+
+One job = one transaction: a run row with its metrics, predictions and timing appear together or not at
+all. The rows are built here from the records a job produced (RunRecord, the adapter's ModelInfo, the
+TaskRecord of the data it used, the hardware description), so no other module knows a column name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sqlite_utils
+
+from harness import RESULT_SCHEMA_VERSION
+from harness.errors import HarnessError
+from harness.records import JobIdentity, RunRecord, TaskRecord
+from harness.store.reader import StoreReader
+from harness.store.schema import DEFAULT_DB, FINISHED, SCORE_DTYPE, has_sqlite_header, migrate
+
+if TYPE_CHECKING:
+    from harness.models.base import ModelInfo
+
+
+class Store:
+    """A results database opened for writing: created when missing, migrated to the current schema.
+    `reader` reads it through the same connection (planning a sweep: which jobs are finished)."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+        self.path = Path(path)
+        if self.path.exists() and self.path.is_dir():
+            raise HarnessError(f"--db {self.path} is a directory; give a file path such as {self.path}/harness.db.")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(
+                f"--db {self.path}: its folder {self.path.parent} cannot be created ({exc.strerror or exc})."
+            ) from None
+        if self.path.exists() and self.path.stat().st_size > 0 and not has_sqlite_header(self.path):
+            raise HarnessError(f"{self.path} is not an SQLite database; pass --db with a harness results file or a new path.")
+        for target in (self.path, self.path.parent) if self.path.exists() else (self.path.parent,):
+            if not os.access(target, os.W_OK):  # checked before any job runs: its compute would be lost
+                raise HarnessError(
+                    f"Results database {self.path} is read-only ({target} is not writable; SQLite also writes "
+                    "a journal next to it), and `harness run` records its results there. Make it writable, or "
+                    "pass --db with a writable path (show, site, compare and pick read it as it is)."
+                )
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.enable_wal()
+            migrate(self.db, self.path)
+        except sqlite3.DatabaseError as exc:
+            if "readonly" in str(exc):
+                raise HarnessError(
+                    f"Results database {self.path} is read-only ({exc}); make it (and its folder) writable, or "
+                    "pass --db with a writable path."
+                ) from None
+            raise HarnessError(f"{self.path} is not a harness results database ({exc}).") from None
+        self.reader = StoreReader.over(conn, self.path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        with self.db.atomic():
+            yield self.db
+
+    def record_task_groups(self, suite: str, groups: Mapping[str, Iterable[str]]) -> None:
+        """The named task groups a suite declares (the site ranks each group on its own); replaces the
+        suite's earlier declaration."""
+        rows = [(suite, name, task) for name, tasks in groups.items() for task in tasks]
+        current = {tuple(r) for r in self.db.execute("SELECT suite, name, task FROM task_groups WHERE suite = ?", [suite])}
+        if current == set(rows):
+            return  # unchanged: leave the store (and the site's signature of it) alone
+        with self.transaction():
+            self.db.execute("DELETE FROM task_groups WHERE suite = ?", [suite])
+            self.db.conn.executemany("INSERT INTO task_groups VALUES (?, ?, ?)", rows)
+
+    def write_run(
+        self,
+        record: RunRecord,
+        *,
+        label: str = "",
+        model: ModelInfo | None = None,
+        task: TaskRecord | None = None,
+        hardware: Mapping[str, Any] | None = None,
+        replace: bool = False,
+    ) -> bool:
+        """Write everything a job produced in one transaction, replacing an earlier failed attempt, and
+        release the job's claim. model / task / hardware (timing.hardware_info()) upsert the metadata rows
+        the run refers to. False (nothing written) when the job is already finished in the store: another
+        process recorded it first, and its result stays. replace (harness run --force): replace a finished
+        run too, rows and all, in the same transaction."""
+        job = record.job
+        with self.transaction() as db:
+            db.execute("DELETE FROM claims WHERE key = ?", [job.key])
+            existing = db.execute("SELECT status FROM runs WHERE key = ?", [job.key]).fetchone()
+            if existing and existing[0] in FINISHED and not replace:
+                return False
+            db.execute("DELETE FROM runs WHERE key = ?", [job.key])
+            if model is not None:
+                db.table("models").upsert(model_row(model, job), pk="name")
+            if task is not None:
+                db.table("tasks").upsert(task_row(task), pk=("name", "version", "fingerprint"))
+            if hardware:
+                db.table("hardware").upsert(hardware_row(hardware), pk="fingerprint")
+            db.table("runs").insert(run_row(record, label))
+            if record.metrics:
+                db.table("metrics").insert_all(
+                    {"run_key": job.key, "name": m.name, "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high}
+                    for m in record.metrics
+                )
+            if record.predictions is not None:
+                p = record.predictions
+                db.conn.executemany(
+                    "INSERT INTO predictions (run_key, example_id, label, pred, score) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        (job.key, eid, int(y), int(yhat), float(s))
+                        for eid, y, yhat, s in zip(p.example_ids, p.labels, p.preds, p.scores, strict=True)
+                    ),
+                )
+                if p.class_scores is not None and p.score_kind is not None:
+                    db.execute(
+                        "INSERT INTO class_scores (run_key, kind, n_examples, n_labels, scores) VALUES (?, ?, ?, ?, ?)",
+                        [job.key, p.score_kind, *p.class_scores.shape, score_blob(p.example_ids, p.class_scores)],
+                    )
+            if record.timing is not None:
+                db.table("timings").insert({"run_key": job.key, **record.timing.__dict__})
+        return True
+
+
+# ---- rows from records ---------------------------------------------------------------------------------
+
+
+def run_row(record: RunRecord, label: str) -> dict[str, Any]:
+    job = record.job
+    return {
+        "key": job.key,
+        "suite": job.suite,
+        "label": label,
+        "model": job.model,
+        "task": job.task,
+        "task_version": job.task_version,
+        "data_fingerprint": job.data_fingerprint,
+        "protocol": job.protocol,
+        "seed": job.seed,
+        "status": record.status,
+        "error": record.error,
+        "config_json": _dumps(job.config),
+        "selected_json": _dumps(record.selected),
+        "confusion_json": _dumps(record.confusion) if record.confusion is not None else None,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "duration_s": record.duration_s,
+        "hardware": record.timing.hardware if record.timing else record.env.get("hardware"),
+        "harness_version": record.env.get("harness_version", ""),
+        "git_hash": record.env.get("git_hash"),
+        "env_json": _dumps(record.env),
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "model_weights": job.model_weights or None,
+    }
+
+
+def model_row(info: ModelInfo, job: JobIdentity) -> dict[str, Any]:
+    """The models-table row: what the adapter reports, with the spec and identity of the job that loaded
+    it (the newest identity seen for the name; each run keeps its own in config_json)."""
+    spec, identity = job.config.get("model"), job.config.get("model_identity")
+    return {
+        "name": info.name,
+        "family": info.family,
+        "modality": info.modality,
+        "source": info.source,
+        "revision": info.revision,
+        "params": info.params,
+        "license": info.license,
+        "description": info.description,
+        "feature_dim": info.feature_dim,
+        "spec_json": json.dumps(spec, sort_keys=True, default=str) if spec is not None else None,
+        "weights": job.model_weights or None,
+        "identity_json": json.dumps(identity, sort_keys=True) if identity is not None else None,
+    }
+
+
+def task_row(task: TaskRecord) -> dict[str, Any]:
+    return {
+        "name": task.name,
+        "version": task.version,
+        "modality": task.modality,
+        "labels_json": json.dumps(list(task.labels)),
+        "n_train": task.n_train,
+        "n_validation": task.n_validation,
+        "n_test": task.n_test,
+        "fingerprint": task.fingerprint,
+        "source_signature": task.source_signature,
+        "source": task.source,
+        "license": task.license,
+        "citation": task.citation,
+        # The resolved metrics (ids, labels, directions): readers of the store need no plugin code.
+        "spec_json": json.dumps(dict(task.spec), sort_keys=True, default=str),
+        "hygiene_json": task.hygiene_json,
+    }
+
+
+def hardware_row(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The hardware-table row of a timing.hardware_info() description (all of it in details_json)."""
+    return {
+        "fingerprint": info["fingerprint"],
+        **{key: info.get(key) for key in ("cpu", "gpu", "torch", "cuda", "threads", "platform")},
+        "details_json": json.dumps(dict(info), sort_keys=True),
+    }
+
+
+def score_blob(example_ids: Sequence[str], class_scores: np.ndarray) -> bytes:
+    """Little-endian float32, row-major, rows sorted by example id (the order the reader reads)."""
+    order = sorted(range(len(example_ids)), key=example_ids.__getitem__)
+    return np.ascontiguousarray(np.asarray(class_scores)[order], dtype=SCORE_DTYPE).tobytes()
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return repr(obj)
