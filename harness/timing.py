@@ -203,20 +203,6 @@ def hardware_info() -> dict[str, Any]:
     return info
 
 
-def hardware_row() -> dict[str, Any]:
-    info = hardware_info()
-    return {
-        "fingerprint": info["fingerprint"],
-        "cpu": info["cpu"],
-        "gpu": info["gpu"],
-        "torch": info["torch"],
-        "cuda": info["cuda"],
-        "threads": info["threads"],
-        "platform": info["platform"],
-        "details_json": json.dumps(info, sort_keys=True),
-    }
-
-
 def configure_threads(cpus_per_worker: float | None = None) -> int:
     """Set torch's intra-op threads for a worker sharing this machine; returns the count now in use.
 

@@ -294,7 +294,8 @@ def write_store(
             store.write_run(
                 record,
                 label=label,
-                model=ModelInfo(record.job.model, "sklearn", "image", "", None, params),
+                # source None: the fixture's models have no recorded source (its golden files show null)
+                model=ModelInfo(record.job.model, "sklearn", "image", None, None, params),  # type: ignore[arg-type]
                 task=TaskRecord(
                     TASK,
                     record.job.task_version,
