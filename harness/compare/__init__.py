@@ -16,7 +16,8 @@ from harness.compare.engine import (
 )
 from harness.compare.policy import Policy, load_policy
 from harness.compare.render import FORMATS, render_json, render_junit, render_markdown, render_table
-from harness.compare.results import ResultSet, RunResult, load_results, write_baseline
+from harness.compare.results import ResultSet, load_results, write_baseline
+from harness.store.rows import RunResult
 
 __all__ = [
     "FORMATS",
