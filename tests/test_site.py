@@ -544,3 +544,18 @@ def test_learning_curve_plots_the_k_series(tmp_path: Path) -> None:
     assert "k1: 10; k4: 40; k16: 160; all: 1347" in page
     other = (tmp_path / "site" / "tasks" / f"{slugify_all(['digits', XSS])[XSS]}.html").read_text()
     assert "curve-plot" not in other  # no k-series there
+
+
+def test_a_crowded_plot_keeps_its_whole_frontier_and_the_best_points() -> None:
+    from harness.sitegen.rows import plotted_points
+
+    rng = np.random.default_rng(0)
+    points = [(f"m{i}", f"m{i}.html", float(10 ** rng.uniform(-1, 3)), float(rng.uniform(0.3, 0.95))) for i in range(900)]
+    kept = plotted_points(points, limit=100)
+    front = {points[i][0] for i in pareto_frontier([(p[2], p[3]) for p in points])}
+    assert len(kept) == 100 and front <= {p[0] for p in kept}
+    # the frontier of what is drawn is the frontier of everything
+    assert {kept[i][0] for i in pareto_frontier([(p[2], p[3]) for p in kept])} == front
+    best_dropped = max(p[3] for p in points if p not in kept)
+    assert all(p[3] >= best_dropped for p in kept if p[0] not in front)
+    assert plotted_points(points[:50], limit=100) == points[:50]

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, TypeVar
 from harness.metrics import MetricInfo
 from harness.metrics.stats import Placement
 from harness.sitegen import format as fmt
-from harness.sitegen.charts import ParetoPlot, heat_class, pareto_plot
+from harness.sitegen.charts import ParetoPlot, heat_class, pareto_frontier, pareto_plot
 from harness.sitegen.links import HwView, Links
 from harness.sitegen.ranking import Rankings
 from harness.sitegen.results import Board, Result, TaskGroup
@@ -27,6 +27,7 @@ from harness.store.rows import TaskMeta
 
 T = TypeVar("T")
 MAX_PARETO_PLOTS = 4  # per task and protocol: one per hardware fingerprint, most points first
+MAX_PLOT_POINTS = 250  # per plot (see plotted_points)
 
 
 def escaped(cls: type[T], **fields: Any) -> T:
@@ -386,10 +387,29 @@ def pareto_plots(
             )
     ordered = sorted(by_hw.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:MAX_PARETO_PLOTS]
     out = []
-    for fp, pts in ordered:
-        plot = pareto_plot(f"{protocol} on hardware {fp[:8]}", pts, y_label=metric.label)
+    for fp, every in ordered:
+        pts = plotted_points(every)
+        title = f"{protocol} on hardware {fp[:8]}"
+        if len(pts) < len(every):
+            title += f" ({len(pts)} of {len(every)} models: the frontier and the best by {metric.label})"
+        plot = pareto_plot(title, pts, y_label=metric.label)
         out.append((hw[fp], plot, *point_views(plot)))
     return out
+
+
+def plotted_points(
+    points: Sequence[tuple[str, str, float, float]], limit: int = MAX_PLOT_POINTS
+) -> list[tuple[str, str, float, float]]:
+    """At most `limit` (model, href, latency, quality) points: the whole latency frontier, then the best by
+    quality. The frontier of the subset is the frontier of all points (every frontier point is kept, and
+    a dropped point stays dominated by one of them); past a few hundred points a scatter plot is a blot
+    that costs ~190 bytes a point of page weight, while the table lists every model."""
+    if len(points) <= limit:
+        return list(points)
+    front = pareto_frontier([(p[2], p[3]) for p in points])
+    rest = sorted((i for i in range(len(points)) if i not in front), key=lambda i: (-points[i][3], points[i][0]))
+    keep = set(front) | set(rest[: max(0, limit - len(front))])
+    return [p for i, p in enumerate(points) if i in keep]
 
 
 # ---- row markup -----------------------------------------------------------------------------------------
