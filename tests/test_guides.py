@@ -21,12 +21,12 @@ def _records(db: Path, task: str) -> list[dict]:
 
 
 def _row(shown: str, model: str, protocol: str) -> str:
-    """The `harness show` row of model / protocol (piped output is 120 columns: a long protocol name wraps,
-    so its first line holds a prefix of it)."""
+    """The `harness show` row of model / protocol (piped output is 120 columns: a long name wraps, so the
+    row's first line holds a prefix of it)."""
     rows = [
         line
         for line in shown.splitlines()
-        if len(cells := line.split()) > 2 and cells[0] == model and protocol.startswith(cells[1]) and len(cells[1]) >= 4
+        if len(cells := line.split()) > 2 and model.startswith(cells[0]) and protocol.startswith(cells[1]) and min(len(cells[0]), len(cells[1])) >= 4
     ]
     assert len(rows) == 1, f"expected one row of {model} / {protocol} in:\n{shown}"
     return rows[0]
