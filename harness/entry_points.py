@@ -1,6 +1,7 @@
 """Installed-package plugins: the objects an entry-point group names, each with where it came from.
 
-The groups: "harness.tasks" and "harness.metrics" (harness.registry), "harness.models" (harness.models.families).
+The groups: "harness.tasks" and "harness.metrics" (harness.registry), "harness.models" (harness.models.families),
+"harness.protocols" (harness.protocols).
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import pickle
+import sys
 import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +244,42 @@ def test_plugin_metric_from_an_entry_point_and_from_a_plugin_file(tmp_path, monk
     task.write_text(bad)
     with pytest.raises(ConfigError, match=r"metrics\[1\]': metric \"cost_weighted_error\": params.cost must be a 2 x 2"):
         TaskRegistry.discover([EXAMPLES / "cost_metric.py", task])
+
+
+def test_protocol_entry_points(monkeypatch):
+    """harness.protocols: installed protocols join the built-ins; bad ones are one clear error each."""
+    import functools
+
+    import harness.protocols as protocols
+    from harness.protocols import PROTOCOL_ENTRY_POINT_GROUP, get_protocol, protocol_defs
+    from harness.protocols.linear_probe import LinearProbeConfig
+    from harness.protocols.linear_probe import run as probe_run
+
+    fake = types.ModuleType("fake_protocols_module")
+    fake.GOOD = protocols.ProtocolDef("probe-copy", LinearProbeConfig, probe_run, "a copy")  # type: ignore[attr-defined]
+    fake.CLASH = protocols.ProtocolDef("zero_shot", LinearProbeConfig, probe_run, "x")  # type: ignore[attr-defined]
+    fake.NOT_A_DEF = 42  # type: ignore[attr-defined]
+    fake.NO_DATACLASS = protocols.ProtocolDef("p", dict, probe_run, "x")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_protocols_module", fake)
+    points: list[importlib.metadata.EntryPoint] = []
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda **kw: points if kw.get("group") == PROTOCOL_ENTRY_POINT_GROUP else real(**kw)
+    )
+
+    def discover(value: str) -> dict[str, protocols.ProtocolDef]:
+        points[:] = [importlib.metadata.EntryPoint(name="mine", value=value, group=PROTOCOL_ENTRY_POINT_GROUP)]
+        monkeypatch.setattr(protocols, "_table", functools.cache(protocols._table.__wrapped__))
+        return protocol_defs()
+
+    defs = discover("fake_protocols_module:GOOD")
+    assert list(defs)[-1] == "probe-copy" and {"zero_shot", "linear_probe"} <= set(defs)
+    assert get_protocol("probe-copy").run is probe_run
+    with pytest.raises(ConfigError, match=r'Two protocols are named "zero_shot": one from built-in, one from entry point'):
+        discover("fake_protocols_module:CLASH")
+    with pytest.raises(ConfigError, match=r"entry point 'mine = fake_protocols_module:NOT_A_DEF'.*expected a harness\.protocols\.ProtocolDef, got int"):
+        discover("fake_protocols_module:NOT_A_DEF")
+    with pytest.raises(ConfigError, match=r"protocol 'p': config_cls must be a dataclass"):
+        discover("fake_protocols_module:NO_DATACLASS")
+    with pytest.raises(ConfigError, match=r"\(group harness\.protocols\) failed to import: ModuleNotFoundError"):
+        discover("no_such_protocols_xyz:P")
