@@ -16,6 +16,7 @@ Anything else fails the test: a guide must not tell readers to run what its test
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 import shlex
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import harness.protocols as protocols
 from harness.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +72,14 @@ class Walk:
         return matches[-1]
 
 
+def _fresh_plugin_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tables read once per process from entry points, read anew for this test only: the originals,
+    which never saw the test's packages, are put back at teardown."""
+    monkeypatch.setattr(protocols, "_table", functools.cache(protocols._table.__wrapped__))
+    families = importlib.import_module("harness.models.families")  # the module (harness.models.families is also a function)
+    monkeypatch.setattr(families, "_table", functools.cache(families._table.__wrapped__))
+
+
 def walk(guide_name: str, work: Path, monkeypatch: pytest.MonkeyPatch) -> Walk:
     guide = DOCS / guide_name
     plan = steps(guide)
@@ -96,6 +106,7 @@ def walk(guide_name: str, work: Path, monkeypatch: pytest.MonkeyPatch) -> Walk:
             assert done.returncode == 0, f"{where} failed:\n{done.stdout}\n{done.stderr}"
             monkeypatch.syspath_prepend(str(site))
             importlib.invalidate_caches()
+            _fresh_plugin_tables(monkeypatch)  # as a new process would: read the entry points again
             result.outputs[step.text] = done.stdout
         elif args[0] == "python":
             script = args[1] if (work / args[1]).exists() else str(ROOT / args[1])

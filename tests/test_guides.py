@@ -63,3 +63,36 @@ def test_adding_a_metric(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     error_rate = 1 - run["metrics"]["accuracy"]["value"]
     assert 0 < error_rate <= cost["value"] <= 5 * error_rate
     assert f"{cost['value']:.3f}" in _row(shown, "tfidf", "linear_probe")
+
+
+def test_adding_a_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = walk("adding-a-protocol.md", tmp_path, monkeypatch)
+    shown = done.output("harness show")
+    for protocol in ("nearest_centroid", "centroid-5shot", "linear_probe"):
+        _row(shown, "pixels", protocol)
+    runs = {r["protocol"]: r for r in _records(tmp_path / "results.db", "digits")}
+    assert {p: r["status"] for p, r in runs.items()} == dict.fromkeys(runs, "done")
+    assert runs["nearest_centroid"]["selected"]["n_train_examples"] == 300
+    assert runs["centroid-5shot"]["selected"]["n_train_examples"] == 50  # 5 per digit
+    assert runs["centroid-5shot"]["config"]["protocol"]["config"]["k_shot"] == 5
+    # real predictions on real digits: nearest class mean on raw pixels is a strong baseline (~0.9)
+    assert runs["nearest_centroid"]["metrics"]["macro_f1"]["value"] > 0.8
+    value = runs["nearest_centroid"]["metrics"]["macro_f1"]["value"]
+    assert f"{value:.3f}" in _row(shown, "pixels", "nearest_centroid")
+    assert runs["nearest_centroid"]["timing"]["p50_ms"] > 0  # its predict function was timed
+
+
+def test_adding_a_model_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = walk("adding-a-model-family.md", tmp_path, monkeypatch)
+    assert "static_embeddings" in done.output("harness models").split()
+    shown = done.output("harness show")
+    runs = {r["protocol"]: r for r in _records(tmp_path / "results.db", "bbc-news") if r["model"]["name"] == "minilm-static"}
+    assert {p: r["status"] for p, r in runs.items()} == {"zero_shot": "done", "linear_probe": "done"}
+    assert runs["linear_probe"]["model"]["params"] == 30522 * 384  # MiniLM's token embedding table
+    assert runs["zero_shot"]["selected"]["prompt_templates"]  # the task's label prompts, embedded
+    # real weights on real articles: far above chance (macro-F1 0.2 for five topics)
+    assert runs["zero_shot"]["metrics"]["macro_f1"]["value"] > 0.4
+    assert runs["linear_probe"]["metrics"]["macro_f1"]["value"] > 0.8
+    for protocol, run in runs.items():
+        row = _row(shown, "minilm-static", protocol)
+        assert f"{run['metrics']['macro_f1']['value']:.3f}" in row and "11.7M" in row
