@@ -82,6 +82,7 @@ def test_adding_a_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert runs["nearest_centroid"]["timing"]["p50_ms"] > 0  # its predict function was timed
 
 
+@pytest.mark.slow  # real MiniLM weights (its token embedding table)
 def test_adding_a_model_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     done = walk("adding-a-model-family.md", tmp_path, monkeypatch)
     assert "static_embeddings" in done.output("harness models").split()
