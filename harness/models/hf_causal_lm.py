@@ -30,9 +30,9 @@ from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
 from harness.models.gguf import check_gguf, converted_copy, is_gguf, load_gguf
 from harness.models.hf_common import (
+    LengthBatchedTextEncoder,
     Tokenize,
     check_pooling,
-    embed_by_length,
     load_error,
     max_length_for,
     module_bytes,
@@ -44,7 +44,6 @@ from harness.models.hf_common import (
 from harness.models.language_model import LanguageModel, ScoringStats
 from harness.models.lm_scoring import encode_prefix, score_cached
 from harness.models.options import parse_options
-from harness.models.outputs import as_texts, checked_features
 from harness.models.torch_adapter import TorchAdapter
 from harness.tasks import Modality
 
@@ -83,7 +82,7 @@ class PooledDecoder(nn.Module):
         return pool_hidden(hidden, batch["attention_mask"], self.pooling)
 
 
-class HFCausalLM(TorchAdapter, LanguageModel):
+class HFCausalLM(TorchAdapter, LengthBatchedTextEncoder, LanguageModel):
     modality: Modality = "text"
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -213,16 +212,7 @@ class HFCausalLM(TorchAdapter, LanguageModel):
                 self._kept_prefix = (prefix, encode_prefix(self.model, prefix))
         return self._kept_prefix[1]
 
-    # -- features (probe) and fine-tune ----------------------------------------------------------
-    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
-        texts = as_texts(inputs, self.spec)
-        if not texts:
-            return np.zeros((0, self.feature_dim), dtype=np.float32)
-        features, self.batch_size = embed_by_length(
-            texts, self._embed_batch, self.batch_size, self.torch_device, self.spec.precision
-        )
-        return checked_features(features, self.spec)
-
+    # -- features (probe: encode from LengthBatchedTextEncoder) and fine-tune -----------------------
     def _embed_batch(self, texts: Sequence[str]) -> torch.Tensor:
         batch = to_device(self._collate(texts), self.torch_device)
         hidden = self.model.model(**batch).last_hidden_state

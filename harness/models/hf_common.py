@@ -13,7 +13,7 @@ from torch import nn
 from harness.devices import host_rows, run_batched
 from harness.errors import HarnessError, close_match
 from harness.models.base import ModelSpec
-from harness.models.outputs import length_order, unsort
+from harness.models.outputs import as_texts, checked_features, length_order, unsort
 
 POOLINGS = ("mean", "cls", "max")
 
@@ -154,3 +154,28 @@ def embed_by_length(
     order = length_order(texts)
     result = run_batched(embed_batch, [texts[i] for i in order], batch_size, device, precision)
     return unsort(host_rows(result.outputs, device), order), result.batch_size
+
+
+class LengthBatchedTextEncoder:
+    """`encode` for text models that embed one length-sorted batch at a time on a torch device (`_embed_batch`);
+    the batch size a call ends with (after any out-of-memory back-off) is where the next one starts."""
+
+    spec: ModelSpec
+    batch_size: int
+    torch_device: torch.device
+
+    @property
+    def feature_dim(self) -> int:
+        raise NotImplementedError
+
+    def _embed_batch(self, texts: Sequence[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
+        texts = as_texts(inputs, self.spec)
+        if not texts:
+            return np.zeros((0, self.feature_dim), dtype=np.float32)
+        features, self.batch_size = embed_by_length(
+            texts, self._embed_batch, self.batch_size, self.torch_device, self.spec.precision
+        )
+        return checked_features(features, self.spec)

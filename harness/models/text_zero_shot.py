@@ -9,8 +9,8 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.models.base import ModelAdapter
-from harness.models.hf_common import embed_by_length
-from harness.models.outputs import as_texts, checked_features, l2_normalize
+from harness.models.hf_common import LengthBatchedTextEncoder
+from harness.models.outputs import l2_normalize
 from harness.records import ScoreKind
 from harness.tasks import Modality, TaskSpec
 
@@ -45,24 +45,5 @@ class TextEncoderAdapter(ModelAdapter):
         return self.zero_shot_head(task)(self.encode(inputs))
 
 
-class TorchTextEncoder(TextEncoderAdapter):
+class TorchTextEncoder(LengthBatchedTextEncoder, TextEncoderAdapter):
     """Text encoders that embed one length-sorted batch at a time on a torch device (`_embed_batch`)."""
-
-    batch_size: int
-    torch_device: Any
-
-    @property
-    def feature_dim(self) -> int:
-        raise NotImplementedError
-
-    def _embed_batch(self, texts: Sequence[str]) -> Any:
-        raise NotImplementedError
-
-    def encode(self, inputs: Sequence[Any]) -> np.ndarray:
-        texts = as_texts(inputs, self.spec)
-        if not texts:
-            return np.zeros((0, self.feature_dim), dtype=np.float32)
-        features, self.batch_size = embed_by_length(
-            texts, self._embed_batch, self.batch_size, self.torch_device, self.spec.precision
-        )
-        return checked_features(features, self.spec)
