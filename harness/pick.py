@@ -9,7 +9,6 @@ One run represents each candidate: its lowest seed (the paired tests need one pr
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -25,64 +24,9 @@ from harness.metrics.stats import RankedEntry, rank_with_ties, uses_mcnemar
 from harness.records import MetricValue, TimingRecord
 from harness.store import StoreReader
 from harness.store.rows import RunResult
+from harness.units import format_bytes, format_count
 
 CONSTRAINT_FLAGS = {"latency": "--max-latency-ms", "params": "--max-params", "memory": "--max-memory"}
-_COUNT_UNITS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
-_MEMORY_UNITS = {
-    "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-}  # fmt: skip
-
-
-# ---- sizes -------------------------------------------------------------------------------------------
-
-
-def parse_count(text: str, option: str = "--max-params") -> int:
-    """'50M' -> 50_000_000, '1.5B' -> 1_500_000_000, '500k', '22700000'."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    unit = m.group(2).lower() if m else ""
-    if m is None or unit not in _COUNT_UNITS:
-        hint = (
-            " That is a memory size; did you mean --max-memory?"
-            if unit.endswith("b") and len(unit) > 1
-            else ""
-        )
-        raise HarnessError(
-            f'{option} "{text}" is not a parameter count: use a number with an optional K, M or B suffix, '
-            f"e.g. 50M, 1.5B or 22700000.{hint}"
-        )
-    return int(round(float(m.group(1)) * _COUNT_UNITS[unit]))
-
-
-def parse_memory(text: str, option: str = "--max-memory") -> int:
-    """'2GB' -> 2e9 bytes, '512MB', '1.5GiB' (binary). A bare number is refused: the unit is ambiguous."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    unit = m.group(2).lower() if m else ""
-    if m is None or unit not in _MEMORY_UNITS or unit == "":
-        raise HarnessError(
-            f'{option} "{text}" is not a memory size: give a number with a unit, e.g. 512MB, 2GB or 1.5GiB '
-            "(KB/MB/GB are powers of 1000, KiB/MiB/GiB powers of 1024)."
-        )
-    return int(round(float(m.group(1)) * _MEMORY_UNITS[unit]))
-
-
-def format_bytes(n: float | None) -> str:
-    """Decimal units, 3 significant digits: 2.15 GB, 512 MB."""
-    if n is None:
-        return "unknown"
-    for div, suffix in ((10**12, "TB"), (10**9, "GB"), (10**6, "MB"), (10**3, "KB")):
-        if n >= div:
-            return f"{n / div:.3g} {suffix}"
-    return f"{n:.0f} B"
-
-
-def format_count(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    for div, suffix in ((10**9, "B"), (10**6, "M"), (10**3, "K")):
-        if n >= div:
-            return f"{n / div:.3g}{suffix}"
-    return str(n)
 
 
 # ---- result types ------------------------------------------------------------------------------------
@@ -456,7 +400,7 @@ def _costs(c: Candidate, at: str, hw: str | None) -> str:
         if c.latency_ms is not None
         else f"no {at} latency on {hw or 'any hardware'}" + (f" ({c.latency_note})" if c.latency_note else "")
     )
-    return f"{lat}, {format_count(c.params)} parameters"
+    return f"{lat}, {format_count(c.params, 'unknown')} parameters"
 
 
 def _widen(d: MetricData | None, n_labels: int) -> MetricData:
@@ -547,13 +491,13 @@ def _limit_text(name: str, k: Constraints) -> str:
     if name == "latency":
         return f"{k.max_latency_ms:g} ms at {k.at}"
     if name == "params":
-        return format_count(k.max_params)
-    return format_bytes(k.max_memory_bytes)
+        return format_count(k.max_params, "unknown")
+    return format_bytes(k.max_memory_bytes, "unknown")
 
 
 def _value_text(c: Candidate, name: str, k: Constraints) -> str:
     if name == "latency":
         return f"{k.at} {c.latency_ms:.2f} ms"
     if name == "params":
-        return f"{format_count(c.params)} parameters"
-    return f"peak memory {format_bytes(c.peak_mem_mb * 2**20 if c.peak_mem_mb is not None else None)}"
+        return f"{format_count(c.params, 'unknown')} parameters"
+    return f"peak memory {format_bytes(c.peak_mem_mb * 2**20 if c.peak_mem_mb is not None else None, 'unknown')}"

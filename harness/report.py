@@ -21,6 +21,7 @@ from harness.metrics import MetricInfo
 from harness.metrics.registry import stored_metric_infos
 from harness.records import PERCENTILE_MIN_SAMPLES
 from harness.store import StoreReader
+from harness.units import format_count_1dp
 
 WITHHELD = "—"
 MAX_OTHER_METRICS = 2  # terminal width: the main metric + CI + this many of the task's other metrics
@@ -56,14 +57,6 @@ def _ci_range(m: dict[str, Any] | None) -> str:
 
 def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
-
-
-def _params(n: int | None) -> str:
-    if n is None:
-        return "-"
-    if n == 0:
-        return "0"
-    return f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
 
 def _weights_column(runs: list[dict[str, Any]]) -> bool:
@@ -136,7 +129,7 @@ def leaderboard_tables(store: StoreReader, task: str | None = None, model: str |
             cells += [_value(r, main), _ci_range(r["metrics"].get(main.id)), *(_value(r, m) for m in others)]
             cells += [
                 _latency(r, "p50"), _latency(r, "p95"), _latency(r, "p99"), _fmt(r["n_timed"], "d"),
-                _fmt(r["items_per_s"], ",.0f"), _params(r["params"]),
+                _fmt(r["items_per_s"], ",.0f"), format_count_1dp(r["params"]),
             ]  # fmt: skip
             table.add_row(*cells)
             notes += [(f"{r['model']} / {r['protocol']}: {name}", str(why)) for name, why in r["metric_notes"].items()]

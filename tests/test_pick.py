@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 import harness.pick
 from harness.commands.pick_cmd import pick_command
 from harness.errors import HarnessError
-from harness.pick import Constraints, parse_count, parse_memory, pick
+from harness.pick import Constraints, pick
+from harness.units import parse_bytes, parse_count
 
 REAL_CURRENT_HARDWARE = harness.pick.current_hardware
 # p50 latency (ms) each model is stored with on HW_A
@@ -59,8 +60,8 @@ def test_parse_count(text: str, expected: int) -> None:
     ("text", "expected"),
     [("2GB", 2_000_000_000), ("512MB", 512_000_000), ("1.5GiB", 1.5 * 2**30), ("300 kb", 300_000)],
 )
-def test_parse_memory(text: str, expected: float) -> None:
-    assert parse_memory(text) == expected
+def test_parse_bytes(text: str, expected: float) -> None:
+    assert parse_bytes(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -68,8 +69,8 @@ def test_parse_memory(text: str, expected: float) -> None:
     [
         (parse_count, "50MB", "did you mean --max-memory?"),
         (parse_count, "fifty", "not a parameter count"),
-        (parse_memory, "2", "give a number with a unit"),
-        (parse_memory, "2 parsecs", "not a memory size"),
+        (parse_bytes, "2", "give a number with a unit"),
+        (parse_bytes, "2 parsecs", "not a memory size"),
     ],
 )
 def test_bad_sizes_are_clear_errors(parse, text: str, message: str) -> None:

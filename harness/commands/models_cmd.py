@@ -12,6 +12,7 @@ from rich.table import Table
 
 from harness.console import esc, output_console
 from harness.store import DEFAULT_DB
+from harness.units import format_count_1dp
 
 
 def models(
@@ -60,6 +61,6 @@ def models(
         meta = stored.get(m.spec.name)
         params = meta.params if meta else None
         cells = (m.spec.name, m.spec.family, families()[m.spec.family].modality, m.spec.source, m.spec.revision or "-",
-                 f"{params / 1e6:.1f}M" if params else "(not run yet)", (meta.license if meta else None) or m.spec.license or "-")  # fmt: skip
+                 format_count_1dp(params) if params else "(not run yet)", (meta.license if meta else None) or m.spec.license or "-")  # fmt: skip
         table.add_row(*(esc(c) for c in cells))
     console.print(table)

@@ -23,13 +23,10 @@ from harness.pick import (
     Candidate,
     Constraints,
     PickResult,
-    format_bytes,
-    format_count,
-    parse_count,
-    parse_memory,
     pick,
 )
 from harness.store import DEFAULT_DB
+from harness.units import format_bytes, format_count, parse_bytes, parse_count
 
 
 def pick_command(
@@ -80,7 +77,7 @@ def pick_command(
         max_latency_ms=max_latency_ms,
         at=parse_percentile(at, "--at"),
         max_params=parse_count(max_params) if max_params is not None else None,
-        max_memory_bytes=parse_memory(max_memory) if max_memory is not None else None,
+        max_memory_bytes=parse_bytes(max_memory) if max_memory is not None else None,
     )
     from harness.registry import discover_metrics
 
@@ -153,7 +150,7 @@ def render_pick(result: PickResult, console: Console) -> None:
             *([escape(c.protocol)] if several_protocols else []),
             escape(f"{c.value:.4f}{ci}"),
             f"{c.latency_ms:.2f}" if c.latency_ms is not None else "-",
-            format_count(c.params),
+            format_count(c.params, "unknown"),
             format_bytes(c.peak_mem_mb * 2**20) if c.peak_mem_mb is not None else "-",
             str(c.rank) if c.rank is not None else "-",
             "+".join(x for x, on in (("lat", c.pareto_latency), ("size", c.pareto_size)) if on) or "-",

@@ -75,22 +75,6 @@ def rate(v: float | None) -> str:
     return f"{v:.3g}" if v < 1000 else f"{v:,.0f}"
 
 
-def params(n: int | None) -> str:
-    if n is None:
-        return DASH
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if n >= div:
-            return f"{n / div:.3g}{unit}"
-    return str(n)
-
-
-def megabytes(v: float | None) -> str:
-    if _missing(v):
-        return DASH
-    assert v is not None
-    return f"{v:,.0f} MB" if v >= 10 else f"{v:.2g} MB"
-
-
 def size_bucket(n: int | None) -> str:
     if n is None:
         return "unknown"

@@ -15,6 +15,7 @@ from harness.sitegen.ranking import AggregateRow, Rankings
 from harness.sitegen.results import Board, Result
 from harness.sitegen.rows import rank_text
 from harness.store.rows import ClassDetail, TaskMeta, Timing
+from harness.units import format_mib
 
 INDEX_TOP_MODELS = 50  # rows per protocol on the index; the protocol page lists every model
 
@@ -174,8 +175,8 @@ def latency_summary(results: Sequence[Result], hw: Mapping[str, HwView]) -> list
                 "p95_median": _supported_median(timings, "p95"),
                 "p99_median": _supported_median(timings, "p99"),
                 "throughput_median": fmt.rate(median(t.items_per_s for t in timings)),
-                "memory_max": fmt.megabytes(max(memory) if memory else None),
-                "weights": fmt.megabytes(_first(t.weights_mb for t in timings)),
+                "memory_max": format_mib(max(memory) if memory else None, fmt.DASH),
+                "weights": format_mib(_first(t.weights_mb for t in timings), fmt.DASH),
                 "load_s": _seconds(median(v) if (v := [t.load_s for t in timings if t.load_s is not None]) else None),
             }
         )

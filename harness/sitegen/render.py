@@ -25,6 +25,7 @@ from harness.sitegen.ranking import Rankings
 from harness.sitegen.results import Board, Result, TaskGroup
 from harness.sitegen.writer import IncrementalWriter, sync_file
 from harness.store.rows import ClassDetail
+from harness.units import format_count
 
 PARALLEL_FROM_PAGES = 200  # below this a pool costs more than it saves
 MAX_WORKERS = 8
@@ -333,7 +334,7 @@ def _model_page(ctx: SiteContext, model: str) -> str:
     return ctx.env.get_template("model.html").render(
         root="../",
         model=meta,
-        params=fmt.params(meta.params),
+        params=format_count(meta.params, fmt.DASH),
         summary=pages.model_summary(ctx.aggregate_index.get(model, [])),
         rows=html_rows,
         hardware=[ctx.hw[fp] for fp in sorted({r.timing.hardware for r in results if r.timing is not None})],

@@ -24,6 +24,7 @@ from harness.sitegen.links import HwView, Links
 from harness.sitegen.ranking import Rankings
 from harness.sitegen.results import Board, Result, TaskGroup
 from harness.store.rows import TaskMeta
+from harness.units import format_count, format_mib
 
 T = TypeVar("T")
 MAX_PARETO_PLOTS = 4  # per task and protocol: one per hardware fingerprint, most points first
@@ -183,9 +184,9 @@ def result_view(
             contended=contended,
             contended_title=contended_title,
             throughput=fmt.rate(t.items_per_s) if t else fmt.DASH,
-            params=fmt.params(params),
+            params=format_count(params, fmt.DASH),
             params_sort=fmt.sort_value(params),
-            memory=fmt.megabytes(t.peak_mem_mb) if t else fmt.DASH,
+            memory=format_mib(t.peak_mem_mb if t else None, fmt.DASH),
             hw_id=machine.id if machine else "",
             hw_short=machine.short if machine else "",
             hw_summary=machine.summary if machine else "",
@@ -276,7 +277,7 @@ def board_table(
                     family=meta.family,
                     rank=rank,
                     rank_title=rank_title,
-                    params=fmt.params(meta.params),
+                    params=format_count(meta.params, fmt.DASH),
                     params_sort=fmt.sort_value(meta.params),
                     score=fmt.score(row.score),
                     mean_rank=f"{row.mean_rank:.1f}" if row.mean_rank is not None else fmt.DASH,
