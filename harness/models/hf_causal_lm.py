@@ -35,8 +35,6 @@ from harness.models.hf_common import (
     check_pooling,
     load_error,
     max_length_for,
-    module_bytes,
-    parameter_count,
     require_source,
     trainable_copy,
     transformer_layers,
@@ -150,15 +148,11 @@ class HFCausalLM(TorchAdapter, LengthBatchedTextEncoder, LanguageModel):
 
     def info(self) -> ModelInfo:
         where = f"GGUF {self.gguf_path.name}, de-quantised to fp32" if self.gguf_path else "transformers weights"
-        return self.model_info(
-            params=parameter_count(self.model),
-            weight_bytes=module_bytes(self.model),
-            description=(
-                f"{self.model.config.model_type} causal LM ({where}); hidden states {self.pooling}-pooled, "
-                f"text cut at {self.spec.max_length} tokens"
-            ),
-            feature_dim=self.feature_dim,
+        description = (
+            f"{self.model.config.model_type} causal LM ({where}); hidden states {self.pooling}-pooled, "
+            f"text cut at {self.spec.max_length} tokens"
         )
+        return self.module_info(self.model, description, self.feature_dim)
 
     # -- LanguageModel ---------------------------------------------------------------------------
     def token_ids(self, text: str) -> list[int]:

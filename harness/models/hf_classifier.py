@@ -15,15 +15,9 @@ from harness.devices import to_device, to_host
 from harness.errors import ConfigError, NotApplicable, close_match
 from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
 from harness.models.hf_common import (
-    PooledEncoder,
-    Tokenize,
     embed_by_length,
-    module_bytes,
-    parameter_count,
     pool,
     tokenize,
-    trainable_copy,
-    transformer_layers,
 )
 from harness.models.hf_pretrained import HFPretrainedAdapter
 from harness.models.options import parse_options
@@ -57,12 +51,8 @@ class HFSequenceClassifier(HFPretrainedAdapter):
         return [by_index[i] for i in range(len(by_index))]
 
     def info(self) -> ModelInfo:
-        return self.model_info(
-            params=parameter_count(self.model),
-            weight_bytes=module_bytes(self.model),
-            description=f"{self.model.config.model_type} classifier over {', '.join(self.model_labels)}",
-            feature_dim=self.feature_dim,
-        )
+        description = f"{self.model.config.model_type} classifier over {', '.join(self.model_labels)}"
+        return self.module_info(self.model, description, self.feature_dim)
 
     def encode(self, inputs: Sequence[Any]) -> np.ndarray:
         """Pooled last hidden state of the base model (for probing), not the logits."""
@@ -109,13 +99,7 @@ class HFSequenceClassifier(HFPretrainedAdapter):
 
     def trainable_backbone(self) -> TrainableBackbone:
         """The base model (classification head dropped) + pooling."""
-        module = PooledEncoder(trainable_copy(self.model.base_model), self.pooling)
-        return TrainableBackbone(
-            module=module,
-            collate=Tokenize(self.tokenizer, self.max_length),
-            feature_dim=self.feature_dim,
-            layers=transformer_layers(module.encoder),
-        )
+        return self.encoder_backbone(self.model.base_model)
 
     def _run(
         self, inputs: Sequence[Any], batch_fn: Callable[[Sequence[str]], torch.Tensor], width: int, what: str

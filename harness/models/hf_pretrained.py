@@ -8,8 +8,17 @@ from typing import Any, ClassVar
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
 from harness.models import resolve_source
-from harness.models.base import ModelSpec
-from harness.models.hf_common import check_pooling, load_error, max_length_for, require_source
+from harness.models.base import ModelSpec, TrainableBackbone
+from harness.models.hf_common import (
+    PooledEncoder,
+    Tokenize,
+    check_pooling,
+    load_error,
+    max_length_for,
+    require_source,
+    trainable_copy,
+    transformer_layers,
+)
 from harness.models.torch_adapter import TorchAdapter
 
 
@@ -52,3 +61,13 @@ class HFPretrainedAdapter(TorchAdapter):
     @property
     def feature_dim(self) -> int:
         return int(self.model.config.hidden_size)
+
+    def encoder_backbone(self, encoder: Any) -> TrainableBackbone:
+        """A trainable copy of `encoder` (the model, or its base without a head) + this model's pooling."""
+        module = PooledEncoder(trainable_copy(encoder), self.pooling)
+        return TrainableBackbone(
+            module=module,
+            collate=Tokenize(self.tokenizer, self.max_length),
+            feature_dim=self.feature_dim,
+            layers=transformer_layers(module.encoder),
+        )

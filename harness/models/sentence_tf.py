@@ -19,8 +19,6 @@ from harness.models.hf_common import (
     PooledEncoder,
     Tokenize,
     load_error,
-    module_bytes,
-    parameter_count,
     require_source,
     trainable_copy,
     transformer_layers,
@@ -69,12 +67,7 @@ class SentenceTransformerEncoder(TorchAdapter, TorchTextEncoder):
         return int(dim)
 
     def info(self) -> ModelInfo:
-        return self.model_info(
-            params=parameter_count(self.model),
-            weight_bytes=module_bytes(self.model),
-            description=f"sentence-transformers model, max {self.max_length} tokens",
-            feature_dim=self.feature_dim,
-        )
+        return self.module_info(self.model, f"sentence-transformers model, max {self.max_length} tokens", self.feature_dim)
 
     def _embed_batch(self, texts: Sequence[str]) -> torch.Tensor:
         """What SentenceTransformer.encode() does for one batch, without its per-row Python work:

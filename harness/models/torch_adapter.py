@@ -8,7 +8,8 @@ import torch
 
 from harness.devices import effective_precision, resolve_device
 from harness.errors import HarnessError
-from harness.models.base import ModelAdapter, ModelSpec
+from harness.models.base import ModelAdapter, ModelInfo, ModelSpec
+from harness.models.hf_common import module_bytes, parameter_count
 
 
 class TorchAdapter(ModelAdapter, ABC):
@@ -28,3 +29,9 @@ class TorchAdapter(ModelAdapter, ABC):
     @property
     def precision(self) -> str:
         return self._precision
+
+    def module_info(self, module: torch.nn.Module, description: str, feature_dim: int | None) -> ModelInfo:
+        """ModelInfo with the parameter count and weight bytes of the torch module that computes the features."""
+        return self.model_info(
+            params=parameter_count(module), weight_bytes=module_bytes(module), description=description, feature_dim=feature_dim
+        )
