@@ -12,7 +12,7 @@ from torch import nn
 
 from harness.devices import host_rows, run_batched
 from harness.errors import HarnessError, close_match
-from harness.models.base import ModelSpec
+from harness.models.base import ModelSpec, TrainableBackbone
 from harness.models.outputs import as_texts, checked_features, length_order, unsort
 
 POOLINGS = ("mean", "cls", "max")
@@ -126,6 +126,19 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str,
         list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
     )
     return dict(encoded)
+
+
+def encoder_backbone(
+    encoder: nn.Module, pooling: str, tokenizer: Any, max_length: int, feature_dim: int
+) -> TrainableBackbone:
+    """A trainable float32 copy of a transformers encoder + pooling, its layers embeddings-first (fine-tune)."""
+    module = PooledEncoder(trainable_copy(encoder), pooling)
+    return TrainableBackbone(
+        module=module,
+        collate=Tokenize(tokenizer, max_length),
+        feature_dim=feature_dim,
+        layers=transformer_layers(module.encoder),
+    )
 
 
 class Tokenize:

@@ -10,14 +10,11 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 from harness.models import resolve_source
 from harness.models.base import ModelSpec, TrainableBackbone
 from harness.models.hf_common import (
-    PooledEncoder,
-    Tokenize,
     check_pooling,
+    encoder_backbone,
     load_error,
     max_length_for,
     require_source,
-    trainable_copy,
-    transformer_layers,
 )
 from harness.models.torch_adapter import TorchAdapter
 
@@ -64,10 +61,4 @@ class HFPretrainedAdapter(TorchAdapter):
 
     def encoder_backbone(self, encoder: Any) -> TrainableBackbone:
         """A trainable copy of `encoder` (the model, or its base without a head) + this model's pooling."""
-        module = PooledEncoder(trainable_copy(encoder), self.pooling)
-        return TrainableBackbone(
-            module=module,
-            collate=Tokenize(self.tokenizer, self.max_length),
-            feature_dim=self.feature_dim,
-            layers=transformer_layers(module.encoder),
-        )
+        return encoder_backbone(encoder, self.pooling, self.tokenizer, self.max_length, self.feature_dim)
