@@ -177,21 +177,9 @@ def run_from_json(d: Mapping[str, Any]) -> RunResult:
         if declared
         else stored_task_metrics(None)
     )
-    return RunResult(
-        key=d["key"],
-        suite=d["suite"],
-        label=d.get("label") or "",
-        model=d["model"],
-        task=d["task"],
-        task_version=d["task_version"],
-        data_fingerprint=d["data_fingerprint"],
-        protocol=d["protocol"],
-        seed=int(d["seed"]),
-        status=d["status"],
-        error=d.get("error"),
-        config=d.get("config") or {},
-        git_hash=d.get("git_hash"),
-        finished_at=d.get("finished_at") or "",
+    return RunResult.of(
+        d,
+        d.get("config") or {},
         metrics={name: MetricValue(name, *v) for name, v in (d.get("metrics") or {}).items()},
         predictions=ExamplePredictions(
             ids=tuple(str(i) for i in preds["ids"]),

@@ -518,21 +518,9 @@ class StoreReader:
         timing = self.timing(key)
         model_params = params.get(row["model"])
         task_metrics, main_metric = declared.get((row["task"], row["task_version"])) or default_metrics
-        return RunResult(
-            key=key,
-            suite=row["suite"],
-            label=row["label"] or "",
-            model=row["model"],
-            task=row["task"],
-            task_version=row["task_version"],
-            data_fingerprint=row["data_fingerprint"],
-            protocol=row["protocol"],
-            seed=int(row["seed"]),
-            status=row["status"],
-            error=row["error"],
-            config=_json_object(row["config_json"]),
-            git_hash=row["git_hash"],
-            finished_at=row["finished_at"],
+        return RunResult.of(
+            row,
+            _json_object(row["config_json"]),
             metrics=self.metrics(key),
             predictions=predictions,
             timing=timing,

@@ -208,6 +208,27 @@ class RunResult:
     task_metrics: tuple[Mapping[str, Any], ...] = ()
     main_metric: str = ""
 
+    @classmethod
+    def of(cls, row: Mapping[str, Any], config: Mapping[str, Any], **details: Any) -> RunResult:
+        """From the identity columns a runs-table row and a baseline JSON entry share, plus the rest."""
+        return cls(
+            key=row["key"],
+            suite=row["suite"],
+            label=row.get("label") or "",
+            model=row["model"],
+            task=row["task"],
+            task_version=row["task_version"],
+            data_fingerprint=row["data_fingerprint"],
+            protocol=row["protocol"],
+            seed=int(row["seed"]),
+            status=row["status"],
+            error=row.get("error"),
+            config=config,
+            git_hash=row.get("git_hash"),
+            finished_at=row.get("finished_at") or "",
+            **details,
+        )
+
     def metric_infos(self) -> tuple[MetricInfo, ...]:
         from harness.metrics import MetricInfo
 
