@@ -196,7 +196,18 @@ def plan_sweep(
                 done.append(job)
         if run:
             to_run.append(job)
+    _check_model_options(suite, {job.model.spec.name for job in to_run})
     return SweepPlan(plan, tuple(selected), tuple(to_run), tuple(done), tuple(not_applicable), tuple(failed), tuple(new))
+
+
+def _check_model_options(suite: SuiteConfig, models: set[str]) -> None:
+    """Each model that will run: its family options checked now, so a typo is exit 2 before any job, not a
+    failed run (the adapter's module is imported for the job anyway)."""
+    from harness.models import family
+
+    for i, model in enumerate(suite.models):
+        if model.spec.name in models:
+            family(model.spec.family).check_options(model.spec, str(suite.path), f"models[{i}]")
 
 
 @dataclass

@@ -282,6 +282,14 @@ CASES |= {
     "max-length-zero": Case(
         run_suite_with(models=model_line(max_length="0")), ("key 'models[0].max_length' must be a positive number of tokens, got 0",)
     ),
+    "model-option-typo": Case(
+        run_suite_with(models=model_line(options="{image_sise: 3}")),
+        ("suite.yaml: unknown key 'models[0].options.image_sise'.", 'Did you mean "image_size"?'),
+    ),
+    "model-option-wrong-type": Case(
+        run_suite_with(models=model_line(options="{image_size: big}")),
+        ("suite.yaml: key 'models[0].options.image_size' must be an integer, got string 'big'.",),
+    ),
     "unknown-family": Case(
         run_suite_with(models=model_line(family="pixel")),
         ("key 'models[0].family' must be one of", "got string 'pixel'", 'Did you mean "pixels"'),

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from harness.entry_points import items, load_group
 from harness.errors import ConfigError, unknown_name
 from harness.tasks import Modality
+from harness.typed_config import build
 
 if TYPE_CHECKING:
     from harness.models.base import ModelAdapter, ModelSpec
@@ -53,13 +54,16 @@ class Family:
     packages: tuple[str, ...] = ()
     # A source that is no file names weights the library ships (torchvision, timm): pinned by its version only.
     library_weights: bool = False
+    # "module:Class": the frozen dataclass of the family's `options:` (harness.models.options.parse_options);
+    # the runner checks a suite's options against it before any job runs.
+    options: str | None = None
 
     def __post_init__(self) -> None:
         """A malformed row fails where it is written (a plugin's: when its entry point is loaded, naming it)."""
         problems = []
         if self.modality not in MODALITIES:
             problems.append(f"modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
-        for key in ("adapter", "spec_check", "weight_files"):
+        for key in ("adapter", "spec_check", "weight_files", "options"):
             ref = getattr(self, key)
             if ref is not None and (not isinstance(ref, str) or ":" not in ref):
                 problems.append(f"{key} must be a 'package.module:attribute' string, got {ref!r}")
@@ -86,6 +90,11 @@ class Family:
             check: Callable[[ModelSpec], None] = pkgutil.resolve_name(self.spec_check)
             check(spec)
 
+    def check_options(self, spec: ModelSpec, file: str, key: str) -> None:
+        """`spec.options` checked by the schema engine: errors read `FILE: key 'KEY.options.x' must be ...`."""
+        if self.options is not None:
+            build(pkgutil.resolve_name(self.options), spec.options, file=file, at=f"{key}.options")
+
     def files(self, spec: ModelSpec, resolved: Path) -> Iterable[Path] | None:
         """The files the model reads when the family declares them (weight_files), else None."""
         if self.weight_files is None:
@@ -101,24 +110,24 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         packages=("sentence-transformers", "transformers"),
     ),
     Family(
-        "onnx", "text", "harness.models.onnx_encoder:OnnxTextEncoder", fp32_only=True,
+        "onnx", "text", "harness.models.onnx_encoder:OnnxTextEncoder", options="harness.models.onnx_encoder:OnnxOptions", fp32_only=True,
         weight_files="harness.models.onnx_files:onnx_files", packages=("onnxruntime", "tokenizers"),
     ),
-    Family("hf_classifier", "text", "harness.models.hf_classifier:HFSequenceClassifier", packages=("transformers",)),
+    Family("hf_classifier", "text", "harness.models.hf_classifier:HFSequenceClassifier", options="harness.models.hf_classifier:ClassifierOptions", packages=("transformers",)),
     Family(
-        "efficientnet_lite", "image", "harness.models.efficientnet_lite:EfficientNetLite",
+        "efficientnet_lite", "image", "harness.models.efficientnet_lite:EfficientNetLite", options="harness.models.efficientnet_lite:EfficientNetLiteOptions",
         packages=("efficientnet-lite-pytorch",),
     ),
     Family(
-        "torchvision", "image", "harness.models.torchvision_models:TorchvisionClassifier",
+        "torchvision", "image", "harness.models.torchvision_models:TorchvisionClassifier", options="harness.models.torchvision_models:TorchvisionOptions",
         packages=("torchvision",), library_weights=True,
     ),
-    Family("timm", "image", "harness.models.timm_models:TimmModel", packages=("timm",), library_weights=True),
-    Family("tfidf", "text", "harness.models.tfidf:TfidfFeaturizer", cpu_only=True, fp32_only=True, packages=("scikit-learn",)),
-    Family("pixels", "image", "harness.models.pixels:RawPixels", cpu_only=True, fp32_only=True, packages=("scikit-learn",)),
-    Family("vader", "text", "harness.models.vader:VaderSentiment", cpu_only=True, fp32_only=True, packages=("vaderSentiment",)),
+    Family("timm", "image", "harness.models.timm_models:TimmModel", options="harness.models.timm_models:TimmOptions", packages=("timm",), library_weights=True),
+    Family("tfidf", "text", "harness.models.tfidf:TfidfFeaturizer", options="harness.models.tfidf:TfidfOptions", cpu_only=True, fp32_only=True, packages=("scikit-learn",)),
+    Family("pixels", "image", "harness.models.pixels:RawPixels", options="harness.models.pixels:PixelOptions", cpu_only=True, fp32_only=True, packages=("scikit-learn",)),
+    Family("vader", "text", "harness.models.vader:VaderSentiment", options="harness.models.vader:VaderOptions", cpu_only=True, fp32_only=True, packages=("vaderSentiment",)),
     Family(
-        "hf_causal_lm", "text", "harness.models.hf_causal_lm:HFCausalLM",
+        "hf_causal_lm", "text", "harness.models.hf_causal_lm:HFCausalLM", options="harness.models.hf_causal_lm:CausalLMOptions",
         spec_check="harness.models.hf_causal_lm:check_spec", weight_files="harness.models.gguf:weight_files",
         packages=("transformers", "gguf"),  # gguf de-quantises GGUF weights
     ),
