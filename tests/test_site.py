@@ -542,6 +542,14 @@ def test_learning_curve_plots_the_k_series(tmp_path: Path) -> None:
         shown = re.findall(r"\((\d+) labelled examples\)", group.group(1))
         assert shown == ["10", "40", "160", "1347"]
     assert "k1: 10; k4: 40; k16: 160; all: 1347" in page
+    # the index folds the curve's smaller points into one line; their protocol pages keep the tables
+    index = (tmp_path / "site" / "index.html").read_text()
+    boards = re.findall(r"<h2>[^<]*· ([^<]*)</h2>", index)
+    assert "all" in boards and not {"k1", "k4", "k16"} & set(boards), boards
+    folded = re.search(r'<p class="note folded">(.*?)</p>', index, re.S)
+    assert folded and re.findall(r'href="protocols/[^"]+">([^<]+)</a>', folded.group(1)) == ["k1", "k4", "k16"]
+    assert 'href="tasks/digits.html">digits</a>' in folded.group(1)
+    assert "<h2>" in (tmp_path / "site" / "protocols" / "k4.html").read_text()
     other = (tmp_path / "site" / "tasks" / f"{slugify_all(['digits', XSS])[XSS]}.html").read_text()
     assert "curve-plot" not in other  # no k-series there
 

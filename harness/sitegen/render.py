@@ -224,13 +224,22 @@ def _protocol_groups(board: Board, rankings: Rankings, protocol: str) -> list[Ta
 
 def _index(ctx: SiteContext) -> str:
     board = ctx.board
-    boards = [
-        (rows.board_table(board, ctx.rankings, ctx.links, g, p, ""), f"b{i}")
-        for i, (g, p) in enumerate(((g, p) for g in board.groups for p in board.protocols if (g.name, p) in ctx.rankings.aggregate), 1)
-    ]
+    folded = _curve_points(board)
+    shown = (
+        (g, p)
+        for g in board.groups
+        for p in board.protocols
+        if (g.name, p) in ctx.rankings.aggregate and p not in folded.get(g.name, ())
+    )
+    boards = [(rows.board_table(board, ctx.rankings, ctx.links, g, p, ""), f"b{i}") for i, (g, p) in enumerate(shown, 1)]
     return ctx.env.get_template("index.html").render(
         root="",
         boards=boards,
+        folded=[
+            (g, folded[g.name], [(t, ctx.links.task(t, "")) for t in g.tasks if _ran_any(board, t, folded[g.name])])
+            for g in board.groups
+            if folded.get(g.name)
+        ],
         inline_limit=INDEX_ROWS,
         page_size=INDEX_ROWS,
         tasks=pages.task_list(board, ctx.links, ""),
@@ -238,6 +247,31 @@ def _index(ctx: SiteContext) -> str:
         provenance=pages.provenance(board, ctx.hw),
         **ctx.common,
     )
+
+
+def _curve_points(board: Board) -> dict[str, list[str]]:
+    """group -> protocols that, on every task of the group where they ran, are a smaller point of a learning
+    curve (a k-series member below its largest size), fewest labelled examples first. The index folds their
+    tables into one line: a k = 1, 2, 4, 16 series would otherwise add four near-identical tables per group;
+    the task pages plot them as curves and the protocol pages keep their full tables."""
+    smaller: dict[str, dict[str, int]] = {}
+    for task in board.task_meta:
+        for _, members in curves.series(board, task):
+            smaller.setdefault(task, {}).update(members[:-1])
+    out: dict[str, list[str]] = {}
+    for g in board.groups:
+        folded = []
+        for protocol in board.protocols:
+            ran = [t for t in g.tasks if (t, protocol) in board.by_task_protocol]
+            if ran and all(protocol in smaller.get(t, {}) for t in ran):
+                folded.append((min(smaller[t][protocol] for t in ran), protocol))
+        if folded:
+            out[g.name] = [p for _, p in sorted(folded)]
+    return out
+
+
+def _ran_any(board: Board, task: str, protocols: list[str]) -> bool:
+    return any((task, p) in board.by_task_protocol for p in protocols)
 
 
 def _protocol_page(ctx: SiteContext, protocol: str) -> tuple[str, ...]:
