@@ -174,14 +174,15 @@ def plan_sweep(
     """What `run_suite` would run, given the store. read_only (dry runs): writes nothing at all."""
     plan = plan_suite(suite, store, loader, plugins, read_only=read_only)
     selected = [j for j in plan.jobs if selection.admits(j)]
-    states = store.job_states(j.key for j in selected)
+    states = store.run_states(j.key for j in selected)
     to_run: list[Job] = []
     done: list[Job] = []
     not_applicable: list[tuple[Job, str]] = []
     failed: list[tuple[Job, str]] = []
     new: list[Job] = []
     for job in selected:
-        status, error = states.get(job.key, (None, None))
+        state = states.get(job.key)
+        status, error = (state.status, state.error) if state else (None, None)
         if status == "failed":
             failed.append((job, error or ""))
             run = control.force or control.failed != "skip"

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+from harness.store.rows import RunState
 from harness.store.writer import Store
 
 DEFAULT_LEASE_S = 120.0
@@ -61,7 +62,7 @@ class JobClaims:
     store: Store
     owner: str
     lease_s: float
-    seen: Mapping[str, tuple[str, str] | None]  # key -> (status, finished_at) of its run row when planned
+    seen: Mapping[str, RunState]  # the stored runs among the planned keys, as they were when planned
 
     def claim(self, key: str) -> ClaimOutcome:
         """Claim `key` unless another live process holds it or recorded it since the plan."""
@@ -70,7 +71,8 @@ class JobClaims:
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute("SELECT status, finished_at FROM runs WHERE key = ?", [key]).fetchone()
-            if (tuple(row) if row else None) != self.seen.get(key):
+            before = self.seen.get(key)
+            if (tuple(row) if row else None) != ((before.status, before.finished_at) if before else None):
                 outcome: ClaimOutcome = "recorded"
             else:
                 held = db.execute("SELECT owner, heartbeat FROM claims WHERE key = ?", [key]).fetchone()

@@ -31,6 +31,7 @@ from harness.store.rows import (
     RunColumns,
     RunResult,
     RunRow,
+    RunState,
     StoreSnapshot,
     TaskMeta,
     Timing,
@@ -308,27 +309,14 @@ class StoreReader:
         found = {r[0] for r in rows}
         return found if keys is None else found & set(keys)
 
-    def run_states(self, keys: Iterable[str]) -> dict[str, tuple[str, str] | None]:
-        """key -> (status, finished_at) of its run row, None when it has none."""
-        wanted = list(keys)
-        out: dict[str, tuple[str, str] | None] = dict.fromkeys(wanted)
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            marks = ",".join("?" for _ in chunk)
-            for key, status, finished in self.conn.execute(
-                f"SELECT key, status, finished_at FROM runs WHERE key IN ({marks})", chunk
-            ).fetchall():
-                out[key] = (status, finished)
-        return out
-
-    def job_states(self, keys: Iterable[str]) -> dict[str, tuple[str, str | None]]:
-        """key -> (status, error) of the stored runs among `keys`."""
+    def run_states(self, keys: Iterable[str]) -> dict[str, RunState]:
+        """key -> (status, error, finished_at) of the stored runs among `keys` (keys with no run are absent)."""
         wanted = list(dict.fromkeys(keys))
-        states: dict[str, tuple[str, str | None]] = {}
+        states: dict[str, RunState] = {}
         for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
             chunk = wanted[start : start + 500]
-            sql = f"SELECT key, status, error FROM runs WHERE key IN ({','.join('?' for _ in chunk)})"
-            states.update({key: (status, error) for key, status, error in self.conn.execute(sql, chunk).fetchall()})
+            sql = f"SELECT key, status, error, finished_at FROM runs WHERE key IN ({','.join('?' for _ in chunk)})"
+            states.update({row[0]: RunState(*row[1:]) for row in self.conn.execute(sql, chunk).fetchall()})
         return states
 
     def stored_fingerprint(self, task: str, version: str, source_signature: str) -> str | None:

@@ -18,6 +18,14 @@ if TYPE_CHECKING:  # the metrics core loads sklearn: only where a row is interpr
     from harness.metrics import MetricInfo
 
 
+class RunState(NamedTuple):
+    """A stored run's outcome, as the planner and the job claims read it."""
+
+    status: str
+    error: str | None
+    finished_at: str
+
+
 class Timing(NamedTuple):
     """The timing columns the site shows (a subset of records.TimingRecord, which compare and pick read)."""
 
