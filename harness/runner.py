@@ -197,11 +197,11 @@ def plan_sweep(
                 done.append(job)
         if run:
             to_run.append(job)
-    _check_model_options(suite, {job.model.spec.name for job in to_run})
+    check_model_options(suite, {job.model.spec.name for job in to_run})
     return SweepPlan(plan, tuple(selected), tuple(to_run), tuple(done), tuple(not_applicable), tuple(failed), tuple(new))
 
 
-def _check_model_options(suite: SuiteConfig, models: set[str]) -> None:
+def check_model_options(suite: SuiteConfig, models: set[str]) -> None:
     """Each model that will run: its family options checked now, so a typo is exit 2 before any job, not a
     failed run (the adapter's module is imported for the job anyway)."""
     from harness.models import family

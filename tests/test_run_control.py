@@ -241,7 +241,19 @@ def test_validate_exit_codes_and_no_side_effects(tmp_path: Path) -> None:
     typo.write_text(SUITE.replace("name: digits", "name: digts"))
     result = cli("validate", typo)
     assert result.exit_code == 2 and 'Did you mean "digits"' in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "typo.yaml"]
+    # a family-option typo: validate says what `harness run` says (the one format, the full key)
+    option = tmp_path / "option.yaml"
+    option.write_text(SUITE.replace("{name: pixels, family: pixels}", "{name: pixels, family: pixels, options: {image_sise: 8}}"))
+    runs = [cli(*args) for args in (("validate", option), ("run", option, "--db", tmp_path / "out" / "h.db"))]
+    assert [r.exit_code for r in runs] == [2, 2]
+    said = {" ".join(r.output[r.output.index("Error:") :].split()) for r in runs}  # run shows a progress line first
+    assert len(said) == 1, said
+    assert "key 'models[0].options.image_sise'" in said.pop()
+    source = tmp_path / "source.yaml"
+    source.write_text(SUITE.replace("family: pixels}", "family: pixels}\n  - {name: enc, family: onnx, source: /nowhere/model.onnx}"))
+    result = cli("validate", source)
+    assert result.exit_code == 2 and "key 'models[1].source'" in result.output.replace("\n", " "), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "option.yaml", "source.yaml", "typo.yaml"]
 
 
 # ---- export + schema ----------------------------------------------------------------------------------

@@ -151,12 +151,14 @@ def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl
          executor: str, address: str | None) -> None:  # fmt: skip
     from harness.executors import make_executor
     from harness.report import leaderboard_tables
-    from harness.runner import run_suite
+    from harness.runner import check_model_options, run_suite
     from harness.store import Store
 
     console = output_console()
     err_console = Console(stderr=True)
     runner = make_executor(executor, address)
+    # Before the store is opened: a typo in a family option must not even create an empty store.
+    check_model_options(suite, {m.spec.name for m in suite.models if not selection.models or m.spec.name in selection.models})
     store = Store(db)
     t0 = time.perf_counter()
     with Progress(

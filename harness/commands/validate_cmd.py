@@ -39,10 +39,14 @@ def validate(
         tasks[ref.name] = registry.get(ref.name, ref.options or None)
     for i, entry in enumerate(suite.models):
         spec = entry.spec
+        family(spec.family).check_options(spec, str(suite_file), f"models[{i}]")  # as `harness run` does
         try:
             if spec.source:
                 resolve_source(spec.source)
-            load_adapter(spec)  # checks family options; weights load only on first use
+        except HarnessError as exc:
+            raise ConfigError(f"{suite_file}: key 'models[{i}].source': {exc}") from None
+        try:
+            load_adapter(spec)  # weights load only on first use
         except HarnessError as exc:
             raise ConfigError(f"{suite_file}: models[{i}] ({spec.name}): {exc}") from None
     n_jobs, idle = 0, []
