@@ -133,7 +133,14 @@ def test_names_with_markup_print_as_written(tmp_path: Path) -> None:
     from harness.cli import app
 
     path = tmp_path / "suite.yaml"
-    path.write_text(SUITE.replace("name: m,", 'name: "m[/]x",').replace("family: pixels}", "family: pixels, options: {size: 3}}"))
+    path.write_text(SUITE.replace("{name: m, family: pixels}", '{name: "m[/]x", family: onnx, source: "/nowhere/[red]x.onnx"}'))
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert 'Model "m[/]x" (pixels): unknown key \'options.size\'.' in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert "key 'models[0].source': Model source \"/nowhere/[red]x.onnx\"" in said, said
+    # a name: --only-model's close match prints the model's name as given
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(SUITE.replace("name: m,", 'name: "m[/]x",'))
+    result = CliRunner().invoke(app, ["run", str(ok), "--only-model", "m[/]y", "--db", str(tmp_path / "h.db")])
+    assert result.exit_code == 2 and 'Did you mean "m[/]x"' in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "h.db").exists()
