@@ -229,16 +229,17 @@ def _index(ctx: SiteContext) -> str:
         (g, p)
         for g in board.groups
         for p in board.protocols
-        if (g.name, p) in ctx.rankings.aggregate and p not in folded.get(g.name, ())
+        if (g.name, p) in ctx.rankings.aggregate and p not in folded.get(g.name, ((), ()))[0]
     )
     boards = [(rows.board_table(board, ctx.rankings, ctx.links, g, p, ""), f"b{i}") for i, (g, p) in enumerate(shown, 1)]
     return ctx.env.get_template("index.html").render(
         root="",
         boards=boards,
         folded=[
-            (g, folded[g.name], [(t, ctx.links.task(t, "")) for t in g.tasks if _ran_any(board, t, folded[g.name])])
+            (g, protocols, [(t, ctx.links.task(t, "")) for t in tasks])
             for g in board.groups
-            if folded.get(g.name)
+            if g.name in folded
+            for protocols, tasks in [folded[g.name]]
         ],
         inline_limit=INDEX_ROWS,
         page_size=INDEX_ROWS,
@@ -249,29 +250,27 @@ def _index(ctx: SiteContext) -> str:
     )
 
 
-def _curve_points(board: Board) -> dict[str, list[str]]:
-    """group -> protocols that, on every task of the group where they ran, are a smaller point of a learning
-    curve (a k-series member below its largest size), fewest labelled examples first. The index folds their
-    tables into one line: a k = 1, 2, 4, 16 series would otherwise add four near-identical tables per group;
-    the task pages plot them as curves and the protocol pages keep their full tables."""
+def _curve_points(board: Board) -> dict[str, tuple[list[str], list[str]]]:
+    """group -> (protocols that, on every task of the group where they ran, are a smaller point of a learning
+    curve (a k-series member below its largest size), fewest labelled examples first; the tasks they ran on).
+    The index folds their tables into one line: a k = 1, 2, 4, 16 series would otherwise add four near-identical
+    tables per group; the task pages plot them as curves and the protocol pages keep their full tables."""
     smaller: dict[str, dict[str, int]] = {}
     for task in board.task_meta:
         for _, members in curves.series(board, task):
             smaller.setdefault(task, {}).update(members[:-1])
-    out: dict[str, list[str]] = {}
+    out: dict[str, tuple[list[str], list[str]]] = {}
     for g in board.groups:
-        folded = []
+        folded: list[tuple[int, str]] = []
+        tasks: set[str] = set()
         for protocol in board.protocols:
             ran = [t for t in g.tasks if (t, protocol) in board.by_task_protocol]
             if ran and all(protocol in smaller.get(t, {}) for t in ran):
                 folded.append((min(smaller[t][protocol] for t in ran), protocol))
+                tasks.update(ran)
         if folded:
-            out[g.name] = [p for _, p in sorted(folded)]
+            out[g.name] = ([p for _, p in sorted(folded)], [t for t in g.tasks if t in tasks])
     return out
-
-
-def _ran_any(board: Board, task: str, protocols: list[str]) -> bool:
-    return any((task, p) in board.by_task_protocol for p in protocols)
 
 
 def _protocol_page(ctx: SiteContext, protocol: str) -> tuple[str, ...]:
