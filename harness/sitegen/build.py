@@ -20,6 +20,7 @@ from harness.sitegen.links import Links, hw_views
 from harness.sitegen.ranking import RankingConfig, compute_rankings
 from harness.sitegen.render import TEMPLATES, SiteContext, page_jobs, render_all, template_env
 from harness.sitegen.results import Board, build_board
+from harness.sitegen.rows import RowMaker
 from harness.sitegen.slugs import slugify_all
 from harness.sitegen.writer import IncrementalWriter, WriteStats
 from harness.store import StoreReader
@@ -126,6 +127,7 @@ def _build(
         },
         signature=signature,
         forms=forms,
+        rows=RowMaker(board, rankings, links, hw),
     )
     jobs = page_jobs(ctx)
     clock.lap("prepare")

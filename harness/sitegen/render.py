@@ -61,6 +61,7 @@ class SiteContext:
     common: dict[str, Any]
     signature: str  # of the whole store (pages that show a bit of everything depend on it)
     forms: dict[str, dict[str, Any]]  # task -> the pick form's data
+    rows: rows.RowMaker
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,10 @@ def _index(ctx: SiteContext) -> str:
         for p in board.protocols
         if (g.name, p) in ctx.rankings.aggregate and p not in folded.get(g.name, ((), ()))[0]
     )
-    boards = [(rows.board_table(board, ctx.rankings, ctx.links, g, p, ""), f"b{i}") for i, (g, p) in enumerate(shown, 1)]
+    boards = [
+        (rows.board_table(board, ctx.rankings, ctx.links, g, p, "", limit=INDEX_ROWS), f"b{i}")
+        for i, (g, p) in enumerate(shown, 1)
+    ]
     return ctx.env.get_template("index.html").render(
         root="",
         boards=boards,
@@ -298,13 +302,7 @@ def _task_page(ctx: SiteContext, task: str) -> tuple[str, ...]:
         if not results:
             continue
         best_key = ctx.best.get((task, protocol))
-        html_rows = [
-            rows.task_row_html(
-                rows.result_view(board, ctx.rankings, ctx.links, ctx.hw, r),
-                pick_ids.get((r.model, r.protocol), ""),
-            )
-            for r in results
-        ]
+        html_rows = [ctx.rows.task_row(r, pick_ids.get((r.model, r.protocol), "")) for r in results]
         sections.append(
             {
                 "protocol": protocol,
@@ -357,12 +355,7 @@ def script_json(data: Any) -> str:
 def _model_page(ctx: SiteContext, model: str) -> str:
     board = ctx.board
     results = board.by_model.get(model, ())
-    html_rows = [
-        rows.model_row_html(
-            rows.result_view(board, ctx.rankings, ctx.links, ctx.hw, r, tested_only=True, metric_cells=False)
-        )
-        for r in results
-    ]
+    html_rows = [ctx.rows.model_row(r) for r in results]
     meta = board.model_meta[model]
     return ctx.env.get_template("model.html").render(
         root="../",

@@ -1,11 +1,11 @@
 """Table rows and plot points, built once per result and HTML-escaped when built.
 
-Row classes (Cell, ResultView, BoardRow, PointView) are made through `escaped`, which escapes every
-string field, and the templates print them inside `{% autoescape false %}` loops. At 150,000 results
-the site prints millions of cells; escaping each at render time made rendering nine times slower,
-while escaping once here is cheap and, since `escaped` covers every field, cannot be forgotten for
-one. Everything else is escaped by Jinja as usual. The row classes are NamedTuples for the same
-reason of volume (cheaper to construct than frozen dataclasses).
+Row classes (Cell, BoardRow, PointView, and RowMaker's per-model and per-task bits) are made through
+`escaped`, which escapes every string field; RowMaker's rows escape the little text that is a row's own
+(an error, a command, the model it ties with) and print numbers it formats itself. The templates print
+rows inside `{% autoescape false %}` loops. At 150,000 results the site prints millions of cells;
+escaping each at render time made rendering nine times slower. Everything else is escaped by Jinja as
+usual. The row classes are NamedTuples for the same reason of volume (cheaper than frozen dataclasses).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from harness.sitegen.charts import ParetoPlot, heat_class, pareto_frontier, pare
 from harness.sitegen.links import HwView, Links
 from harness.sitegen.ranking import Rankings
 from harness.sitegen.results import Board, Result, TaskGroup
-from harness.store.rows import TaskMeta
+from harness.store.rows import TaskMeta, Timing
 from harness.units import format_count, format_mib
 
 T = TypeVar("T")
@@ -90,110 +90,184 @@ def rank_text(p: Placement | None) -> tuple[str, str]:
 # ---- one row per result (task and model pages) ---------------------------------------------------------
 
 
-class ResultView(NamedTuple):
-    model: str
-    task: str
-    protocol: str
-    model_href: str  # from a page one folder down (tasks/, models/)
-    task_href: str
-    name_attr: str  # lower-cased model name the task page's filter box matches
-    task_attr: str  # lower-cased task name the model page's filter box matches
+class ModelBits(NamedTuple):
+    """What every row of one model prints about it, escaped once per model instead of once per row."""
+
+    name: str
+    attr: str  # lower-cased name the task page's filter box matches
+    href: str  # from a page one folder down (tasks/, models/)
     size: str
-    status: str
-    reason: str
-    rank: str
-    rank_title: str
-    metrics: tuple[Cell, ...]  # the task's declared single-number metrics, in declaration order
-    main_label: str  # the task's main metric (model pages, where tasks differ)
-    main: str  # the task's main metric
-    main_sort: str
-    main_ci: str
-    p50: str
-    p95: str
-    p95_title: str  # why p95 is withheld (too few samples)
-    contended: str  # "contended" or ""
-    contended_title: str
-    throughput: str
-    params: str
-    params_sort: str
-    memory: str
-    hw_id: str  # "" when the result has no timing
-    hw_short: str
-    hw_summary: str
-    seeds: int
-    command: str
-    suite_known: bool
+    params: int | None
 
 
-def result_view(
-    board: Board,
-    rankings: Rankings,
-    links: Links,
-    hw: Mapping[str, HwView],
-    r: Result,
-    *,
-    tested_only: bool = False,
-    metric_cells: bool = True,
-) -> ResultView:
-    """One result as a table row. tested_only: show a rank only where the paired tests placed it (model
-    pages: a rank placed by value shifts whenever any better model arrives, which would re-render every
-    model page on each new result). metric_cells: build a cell per declared metric (task pages; model
-    pages show the main metric only, and at 150k results the unused cells were a third of their rows' cost)."""
-    meta = board.model_meta[r.model]
-    t = r.timing
-    done = r.status == "done"
-    placement = rankings.per_task.get((r.task, r.protocol), _EMPTY).get(r.model) if done else None
-    if tested_only and placement is not None and not placement.tested:
-        placement = None
-    rank, rank_title = rank_text(placement) if done else (fmt.DASH, "")
-    task_meta = board.task(r.task)
-    main_info = task_meta.metric_info(task_meta.main_metric)
-    main = r.metrics.get(main_info.id)
-    cells = (
-        tuple(metric_cell(r, m) if done else escaped(Cell, text=fmt.DASH, sort="") for m in task_meta.scalar_metrics)
-        if metric_cells
-        else ()
-    )
-    params = t.params if t and t.params is not None else meta.params
-    command, suite_known = fmt.reproduce_command(r.representative)
-    machine = hw[t.hardware] if t else None
-    p95, p95_title = fmt.latency(t, "p95")
-    contended, contended_title = fmt.contention(t)
-    return escaped(
-            ResultView,
-            model=r.model,
-            task=r.task,
-            protocol=r.protocol,
-            model_href=links.model(r.model, "../"),
-            task_href=links.task(r.task, "../"),
-            name_attr=r.model.lower(),
-            task_attr=r.task.lower(),
-            size=fmt.size_bucket(meta.params),
-            status=r.status,
-            reason=fmt.short_reason(r.reason),
-            rank=rank,
-            rank_title=rank_title,
-            metrics=cells,
-            main_label=main_info.label,
-            main=fmt.score(main.value) if main else fmt.DASH,
-            main_sort=fmt.sort_value(main.value) if main else "",
-            main_ci=fmt.interval(main, r.spread),
-            p50=fmt.ms(t.p50_ms) if t else fmt.DASH,
-            p95=p95,
-            p95_title=p95_title,
-            contended=contended,
-            contended_title=contended_title,
-            throughput=fmt.rate(t.items_per_s) if t else fmt.DASH,
-            params=format_count(params, fmt.DASH),
-            params_sort=fmt.sort_value(params),
-            memory=format_mib(t.peak_mem_mb if t else None, fmt.DASH),
-            hw_id=machine.id if machine else "",
-            hw_short=machine.short if machine else "",
-            hw_summary=machine.summary if machine else "",
-            seeds=r.n_seeds,
-            command=command,
-            suite_known=suite_known,
+class TaskBits(NamedTuple):
+    """What every row of one task prints about it (model pages), escaped once per task."""
+
+    name: str
+    attr: str  # lower-cased name the model page's filter box matches
+    href: str
+    main: MetricInfo
+    main_label: str
+
+
+class RowMaker:
+    """Builds the task and model pages' result rows as HTML. At 150,000 results the rows are most of a
+    build, so what a row shares with others (its model, its task, its hardware, a status word) is escaped
+    and formatted once here, and a row formats only its own numbers and escapes only its own text (error,
+    command, the model it ties with). Made before the render workers fork; each fills its caches lazily."""
+
+    def __init__(self, board: Board, rankings: Rankings, links: Links, hw: Mapping[str, HwView]) -> None:
+        self.board, self.rankings, self.links, self.hw = board, rankings, links, hw
+        self._models: dict[str, ModelBits] = {}
+        self._tasks: dict[str, TaskBits] = {}
+        self._hw_cells: dict[str, tuple[str, str]] = {}
+        self._words: dict[str, str] = {}
+
+    def model(self, name: str) -> ModelBits:
+        bits = self._models.get(name)
+        if bits is None:
+            meta = self.board.model_meta[name]
+            bits = escaped(
+                ModelBits,
+                name=name,
+                attr=name.lower(),
+                href=self.links.model(name, "../"),
+                size=fmt.size_bucket(meta.params),
+                params=meta.params,
+            )
+            self._models[name] = bits
+        return bits
+
+    def task(self, name: str) -> TaskBits:
+        bits = self._tasks.get(name)
+        if bits is None:
+            meta = self.board.task(name)
+            main = meta.metric_info(meta.main_metric)
+            bits = escaped(
+                TaskBits,
+                name=name,
+                attr=name.lower(),
+                href=self.links.task(name, "../"),
+                main=main,
+                main_label=main.label,
+            )
+            self._tasks[name] = bits
+        return bits
+
+    def word(self, text: str) -> str:
+        """A short string that recurs on many rows (status, protocol), escaped once."""
+        out = self._words.get(text)
+        if out is None:
+            out = self._words[text] = _escape(text)
+        return out
+
+    def hw_cell(self, t: Timing | None) -> tuple[str, str]:
+        """(data-hw value, the hardware cell's content) of a row."""
+        if t is None:
+            return "none", fmt.DASH
+        cell = self._hw_cells.get(t.hardware)
+        if cell is None:
+            machine = self.hw[t.hardware]
+            cell = (
+                _escape(machine.id) or "none",
+                f'<abbr class="hw" title="{_escape(machine.summary)}">{_escape(machine.short)}</abbr>',
+            )
+            self._hw_cells[t.hardware] = cell
+        return cell
+
+    def _rank(self, r: Result, tested_only: bool) -> str:
+        """The rank cell: rank shown, with the tie explained in its title."""
+        if r.status != "done":
+            return f'<td class="num">{fmt.DASH}</td>'
+        p = self.rankings.per_task.get((r.task, r.protocol), _EMPTY).get(r.model)
+        if p is None or (tested_only and not p.tested):
+            return f'<td class="num">{fmt.DASH}</td>'
+        rank, title = rank_text(p)
+        return f'<td class="num"{_title(_escape(title))}>{rank}</td>'
+
+    def task_row(self, r: Result, pick_id: str = "") -> str:
+        """A row of a task page's per-protocol table. pick_id: the candidate id the pick form refers to."""
+        model = self.model(r.model)
+        t = r.timing
+        hw_id, hw_cell = self.hw_cell(t)
+        done = r.status == "done"
+        if done:
+            status = "done" + (f" ({r.n_seeds} seeds)" if r.n_seeds > 1 else "")
+            reason = ""
+            cells = "".join(_metric_td(r, m) for m in self.board.task(r.task).scalar_metrics)
+        else:
+            reason = _escape(fmt.short_reason(r.reason))
+            word = "not applicable" if r.status == "not_applicable" else "failed"
+            status = f"{word}: {reason}"
+            cells = _NO_METRIC_TD * len(self.board.task(r.task).scalar_metrics)
+        params = t.params if t and t.params is not None else model.params
+        cand = f' data-cand="{pick_id}"' if pick_id else ""
+        return (
+            f'<tr data-name="{model.attr}" data-size="{model.size}" data-hw="{hw_id}"{cand} class="status-{self.word(r.status)}">'
+            f"{self._rank(r, False)}"
+            f'<th scope="row"><a href="{model.href}">{model.name}</a></th>'
+            f"{cells}{_latency_tds(t)}<td class=\"num\">{fmt.rate(t.items_per_s) if t else fmt.DASH}</td>"
+            f'<td class="num" data-v="{fmt.sort_value(params)}">{format_count(params, fmt.DASH)}</td>'
+            f'<td class="num">{format_mib(t.peak_mem_mb if t else None, fmt.DASH)}</td>'
+            f"<td>{hw_cell}</td><td{_title(reason)}>{status}</td></tr>\n"
         )
+
+    def model_row(self, r: Result) -> str:
+        """A row of a model page's results table: the task's main metric only, and a rank only where the
+        paired tests placed it (a rank placed by value shifts whenever any better model arrives, which would
+        re-render every model page on each new result)."""
+        task = self.task(r.task)
+        t = r.timing
+        hw_id, hw_cell = self.hw_cell(t)
+        if r.status == "done":
+            status = f'<span class="status">{r.n_seeds} seeds averaged</span>' if r.n_seeds > 1 else ""
+        else:
+            word = "not applicable" if r.status == "not_applicable" else "failed"
+            status = f'<span class="status">{word}: {_escape(fmt.short_reason(r.reason))}</span>'
+        main = r.metrics.get(task.main.id)
+        ci = fmt.interval(main, r.spread)
+        ci_html = f' <span class="ci">{ci}</span>' if ci else ""
+        command, suite_known = fmt.reproduce_command(r.representative)
+        guessed = "" if suite_known else ' <span class="note">(suite path not recorded; guessed from the suite name)</span>'
+        protocol = self.word(r.protocol)
+        return (
+            f'<tr data-name="{task.attr}" data-protocol="{protocol}" data-hw="{hw_id}" class="status-{self.word(r.status)}">'
+            f'<th scope="row"><a href="{task.href}">{task.name}</a></th><td>{protocol}</td>'
+            f"{self._rank(r, True)}<td>{task.main_label}</td>"
+            f'<td class="num" data-v="{fmt.sort_value(main.value) if main else ""}">'
+            f"{fmt.score(main.value) if main else fmt.DASH}{ci_html}</td>"
+            f"{_latency_tds(t)}<td class=\"num\">{fmt.rate(t.items_per_s) if t else fmt.DASH}</td>"
+            f'<td>{hw_cell}</td><td class="cmd">{status}\n<code>{_escape(command)}</code>{guessed}</td></tr>\n'
+        )
+
+
+_NO_METRIC_TD = f'<td class="num" data-v="">{fmt.DASH}</td>'
+
+
+def _metric_td(r: Result, metric: MetricInfo) -> str:
+    """One metric of a done result with its interval (CI or seed range); n/a with the reason in the title
+    when the metric does not apply to the run's class scores. Numbers we format need no escaping."""
+    m = r.metrics.get(metric.id)
+    if m is None:
+        note = r.representative.metric_notes.get(metric.id, "not stored for this run")
+        return f'<td class="num" data-v=""{_title(_escape(note))}>n/a</td>'
+    ci = fmt.interval(m, r.spread)
+    return f'<td class="num" data-v="{fmt.sort_value(m.value)}">{fmt.score(m.value)}{" " + ci if ci else ""}</td>'
+
+
+def _latency_tds(t: Timing | None) -> str:
+    """p50 (with the contended badge) and p95 (withheld: a dash with the reason)."""
+    p95, p95_title = fmt.latency(t, "p95")
+    p50 = fmt.ms(t.p50_ms) if t else fmt.DASH
+    contended, contended_title = fmt.contention(t)
+    if contended:
+        p50_td = (
+            f'<td class="num contended"{_title(_escape(contended_title))}>{p50} '
+            f'<span class="badge contended">{contended}</span></td>'
+        )
+    else:
+        p50_td = f'<td class="num">{p50}</td>'
+    return f'{p50_td}<td class="num"{_title(p95_title)}>{p95}</td>'
 
 
 _EMPTY: dict[str, Placement] = {}
@@ -229,15 +303,22 @@ class BoardTable:
     protocol: str
     anchor: str  # id of its section on the protocol page
     tasks: list[dict[str, Any]]
-    rows: list[str]  # every row's HTML, ranked first
+    rows: list[str]  # the rows built (all, or the first `limit`), ranked first
     total: int
 
 
 def board_table(
-    board: Board, rankings: Rankings, links: Links, group: TaskGroup, protocol: str, root: str
+    board: Board,
+    rankings: Rankings,
+    links: Links,
+    group: TaskGroup,
+    protocol: str,
+    root: str,
+    limit: int | None = None,
 ) -> BoardTable:
     """Aggregate rank, mean score, mean rank, then a heatmap cell of the main metric per task; a task
-    with leaky splits is flagged in its header and on each of its cells."""
+    with leaky splits is flagged in its header and on each of its cells. limit: build only the first
+    rows (the index prints the top of each board; the protocol page holds every row)."""
     rows_all = rankings.aggregate.get((group.name, protocol), ())
     tasks = [board.task(t) for t in group.tasks if (t, protocol) in board.by_task_protocol]
     metrics = {t.name: board.main_metric(t.name) for t in tasks}
@@ -251,7 +332,7 @@ def board_table(
         colour_range[t.name] = (min(values), max(values)) if values else (0.0, 1.0)
     leak = {t.name: _escape(f"Leak: {t.leak_warning}") for t in tasks if t.leak_warning}
     out_rows = []
-    for row in rows_all:
+    for row in rows_all[:limit]:
         meta = board.model_meta[row.model]
         cells = []
         for t in tasks:
@@ -416,64 +497,8 @@ def plotted_points(
 # ---- row markup -----------------------------------------------------------------------------------------
 # Rows are rendered here, once, as HTML strings: the page prints the first rows of a long table and the
 # page's data file holds every row (site.js loads it for the next pages, sorting or filtering), so both
-# come from the same code. Every field is escaped when its view is built (see `escaped`).
+# come from the same code.
 
 
 def _title(text: str) -> str:
     return f' title="{text}"' if text else ""
-
-
-def _latency_cells(r: ResultView) -> str:
-    """p50 (with the contended badge) and p95 (withheld: a dash with the reason)."""
-    if r.contended:
-        p50 = (
-            f'<td class="num contended"{_title(r.contended_title)}>{r.p50} '
-            f'<span class="badge contended">{r.contended}</span></td>'
-        )
-    else:
-        p50 = f'<td class="num">{r.p50}</td>'
-    return f'{p50}<td class="num"{_title(r.p95_title)}>{r.p95}</td>'
-
-
-def task_row_html(r: ResultView, pick_id: str = "") -> str:
-    """A row of a task page's per-protocol table. pick_id: the candidate id the pick form refers to."""
-    if r.status == "done":
-        status = "done" + (f" ({r.seeds} seeds)" if r.seeds > 1 else "")
-    elif r.status == "not_applicable":
-        status = f"not applicable: {r.reason}"
-    else:
-        status = f"failed: {r.reason}"
-    hw_cell = f'<abbr class="hw" title="{r.hw_summary}">{r.hw_short}</abbr>' if r.hw_id else fmt.DASH
-    cand = f' data-cand="{pick_id}"' if pick_id else ""
-    return (
-        f'<tr data-name="{r.name_attr}" data-size="{r.size}" data-hw="{r.hw_id or "none"}"{cand} class="status-{r.status}">'
-        f'<td class="num"{_title(r.rank_title)}>{r.rank}</td>'
-        f'<th scope="row"><a href="{r.model_href}">{r.model}</a></th>'
-        + "".join(f'<td class="num" data-v="{c.sort}"{_title(c.title if c.status == "na" else "")}>{c.text}</td>' for c in r.metrics)
-        + f"{_latency_cells(r)}<td class=\"num\">{r.throughput}</td>"
-        f'<td class="num" data-v="{r.params_sort}">{r.params}</td><td class="num">{r.memory}</td>'
-        f"<td>{hw_cell}</td><td{_title(r.reason)}>{status}</td></tr>\n"
-    )
-
-
-def model_row_html(r: ResultView) -> str:
-    """A row of a model page's results table."""
-    if r.status == "not_applicable":
-        status = f'<span class="status">not applicable: {r.reason}</span>'
-    elif r.status == "failed":
-        status = f'<span class="status">failed: {r.reason}</span>'
-    elif r.seeds > 1:
-        status = f'<span class="status">{r.seeds} seeds averaged</span>'
-    else:
-        status = ""
-    ci = f' <span class="ci">{r.main_ci}</span>' if r.main_ci else ""
-    hw_cell = f'<abbr class="hw" title="{r.hw_summary}">{r.hw_short}</abbr>' if r.hw_id else fmt.DASH
-    guessed = "" if r.suite_known else ' <span class="note">(suite path not recorded; guessed from the suite name)</span>'
-    return (
-        f'<tr data-name="{r.task_attr}" data-protocol="{r.protocol}" data-hw="{r.hw_id or "none"}" class="status-{r.status}">'
-        f'<th scope="row"><a href="{r.task_href}">{r.task}</a></th><td>{r.protocol}</td>'
-        f'<td class="num"{_title(r.rank_title)}>{r.rank}</td><td>{r.main_label}</td>'
-        f'<td class="num" data-v="{r.main_sort}">{r.main}{ci}</td>'
-        f"{_latency_cells(r)}<td class=\"num\">{r.throughput}</td>"
-        f'<td>{hw_cell}</td><td class="cmd">{status}\n<code>{r.command}</code>{guessed}</td></tr>\n'
-    )
