@@ -62,7 +62,8 @@ def result_cell(result: Result | None, metric: str) -> Cell:
     m = result.metric(metric)
     if m is None and metric in result.representative.metric_notes:
         return escaped(Cell, text="n/a", sort="", title=result.representative.metric_notes[metric], status="na")
-    return escaped(Cell, text=fmt.score(m.value if m else None), sort=fmt.sort_value(m.value if m else None))
+    value = m.value if m else None
+    return Cell(fmt.score(value), fmt.sort_value(value))  # numbers we formatted: nothing to escape
 
 
 def metric_cell(result: Result, metric: MetricInfo) -> Cell:
@@ -108,6 +109,7 @@ class TaskBits(NamedTuple):
     href: str
     main: MetricInfo
     main_label: str
+    scalar_metrics: tuple[MetricInfo, ...]  # the task page's metric columns
 
 
 class RowMaker:
@@ -150,6 +152,7 @@ class RowMaker:
                 href=self.links.task(name, "../"),
                 main=main,
                 main_label=main.label,
+                scalar_metrics=meta.scalar_metrics,
             )
             self._tasks[name] = bits
         return bits
@@ -194,12 +197,12 @@ class RowMaker:
         if done:
             status = "done" + (f" ({r.n_seeds} seeds)" if r.n_seeds > 1 else "")
             reason = ""
-            cells = "".join(_metric_td(r, m) for m in self.board.task(r.task).scalar_metrics)
+            cells = "".join(_metric_td(r, m) for m in self.task(r.task).scalar_metrics)
         else:
             reason = _escape(fmt.short_reason(r.reason))
             word = "not applicable" if r.status == "not_applicable" else "failed"
             status = f"{word}: {reason}"
-            cells = _NO_METRIC_TD * len(self.board.task(r.task).scalar_metrics)
+            cells = _NO_METRIC_TD * len(self.task(r.task).scalar_metrics)
         params = t.params if t and t.params is not None else model.params
         cand = f' data-cand="{pick_id}"' if pick_id else ""
         return (

@@ -107,9 +107,12 @@ class TaskMeta:
     metric_specs: tuple[Mapping[str, Any], ...] = ()  # their stored descriptions (name, params, ...)
 
     def metric_info(self, metric_id: str) -> MetricInfo:
+        for m in self.metrics:  # called per table cell on large sites: no fallback built unless needed
+            if m.id == metric_id:
+                return m
         from harness.metrics import MetricInfo
 
-        return next((m for m in self.metrics if m.id == metric_id), MetricInfo(metric_id, metric_id))
+        return MetricInfo(metric_id, metric_id)
 
     @property
     def scalar_metrics(self) -> tuple[MetricInfo, ...]:
