@@ -22,7 +22,7 @@ from harness.sitegen.deps import TEMPLATES
 from harness.sitegen.exports import results_csv, results_json, run_rows
 from harness.sitegen.links import HwView, Links
 from harness.sitegen.ranking import Rankings
-from harness.sitegen.results import Board, Result, TaskGroup
+from harness.sitegen.results import Board, TaskGroup
 from harness.sitegen.writer import IncrementalWriter, sync_file
 from harness.store.rows import ClassDetail
 from harness.units import format_count
@@ -86,72 +86,91 @@ def page_jobs(ctx: SiteContext) -> list[PageJob]:
         n = len(_protocol_groups(board, ctx.rankings, p))
         paths = (f"protocols/{slug}.html", *(f"data/protocols/{slug}.{i}.js" for i in range(1, n + 1)))
         jobs.append(PageJob(paths, "protocol", p, whole))
+    inputs = _RowInputs(ctx)
     for t in board.tasks:
         slug = links.tasks[t.name]
         protocols = [p for p in board.protocols if (t.name, p) in board.by_task_protocol]
         paths = (f"tasks/{slug}.html", *(f"data/tasks/{slug}.{i}.js" for i in range(1, len(protocols) + 1)))
-        jobs.append(PageJob(paths, "task", t.name, deps.digest(common, _task_inputs(ctx, t.name))))
+        jobs.append(PageJob(paths, "task", t.name, deps.digest(common, inputs.task(t.name))))
     for m in board.models:
         jobs.append(
-            PageJob(
-                (f"models/{links.models[m.name]}.html",),
-                "model",
-                m.name,
-                deps.digest(common, _model_inputs(ctx, m.name)),
-            )
+            PageJob((f"models/{links.models[m.name]}.html",), "model", m.name, deps.digest(common, inputs.model(m.name)))
         )
     return jobs
 
 
-def _model_key(board: Board, model: str) -> tuple[Any, ...]:
-    """What a row shows of a model's metadata (a tuple: cheaper to digest than the dataclass)."""
-    m = board.model_meta[model]
-    return (m.name, m.family, m.modality, m.params)
+class _RowInputs:
+    """What the task and model pages are made of, as plain tuples to digest. A result's identity is
+    its runs' (key, finished_at) and its status; it is worked out once and shared by its task page and its
+    model page (at 150k results this digesting is a few seconds of every build)."""
 
+    def __init__(self, ctx: SiteContext) -> None:
+        self.ctx = ctx
+        board = ctx.board
+        self.identity = {
+            key: (r.status, *(x.key for x in r.runs), *(x.finished_at for x in r.runs))
+            for key, r in board.results.items()
+        }
+        # What a row shows of a model's metadata (a tuple: cheaper to digest than the dataclass).
+        self.model_keys = {
+            m.name: (m.name, m.family, m.modality, m.params, ctx.links.models[m.name]) for m in board.models
+        }
 
-def _identity(r: Result) -> tuple[Any, ...]:
-    return (r.model, r.protocol, r.status, tuple((x.key, x.finished_at) for x in r.runs))
-
-
-def _task_inputs(ctx: SiteContext, task: str) -> tuple[Any, ...]:
-    board = ctx.board
-    sections = []
-    for protocol in board.protocols:
-        results = board.by_task_protocol.get((task, protocol), ())
-        placements = ctx.rankings.per_task.get((task, protocol), {})
-        best = ctx.best.get((task, protocol))
-        sections.append(
-            (
-                protocol,
-                board.snapshot.protocol_configs.get(protocol),
-                [
-                    (_identity(r), deps.placement_key(placements.get(r.model)), _model_key(board, r.model), ctx.links.models[r.model])
-                    for r in results
-                ],
-                best,
-                ctx.details.get(best) if best else None,
+    def task(self, task: str) -> tuple[Any, ...]:
+        ctx, board = self.ctx, self.ctx.board
+        sections = []
+        hardware: set[str] = set()
+        for protocol in board.protocols:
+            results = board.by_task_protocol.get((task, protocol), ())
+            placements = ctx.rankings.per_task.get((task, protocol), {})
+            best = ctx.best.get((task, protocol))
+            sections.append(
+                (
+                    protocol,
+                    board.snapshot.protocol_configs.get(protocol),
+                    [
+                        (
+                            self.identity[(task, protocol, r.model)],
+                            deps.placement_key(placements.get(r.model)),
+                            self.model_keys[r.model],
+                        )
+                        for r in results
+                    ],
+                    best,
+                    ctx.details.get(best) if best else None,
+                )
             )
+            hardware.update(r.timing.hardware for r in results if r.timing)
+        return (
+            board.task(task),
+            board.superseded_runs.get(task, 0),
+            sections,
+            [ctx.hw[fp] for fp in sorted(hardware)],
+            ctx.forms.get(task),
         )
-    timed = sorted({r.timing.hardware for s in sections for r in board.by_task_protocol.get((task, s[0]), ()) if r.timing})
-    return (
-        board.task(task),
-        board.superseded_runs.get(task, 0),
-        sections,
-        [ctx.hw[fp] for fp in timed],
-        ctx.forms.get(task),
-    )
+
+    def model(self, model: str) -> tuple[Any, ...]:
+        ctx, board = self.ctx, self.ctx.board
+        results = board.by_model.get(model, ())
+        rows = []
+        for r in results:
+            p = ctx.rankings.per_task.get((r.task, r.protocol), _NO_PLACEMENTS).get(r.model)
+            rows.append(
+                (
+                    r.task,
+                    ctx.links.tasks[r.task],
+                    board.main_metric(r.task),
+                    r.protocol,
+                    self.identity[(r.task, r.protocol, model)],
+                    deps.placement_key(p if p and p.tested else None),
+                )
+            )
+        summary = pages.model_summary(ctx.aggregate_index.get(model, []))
+        timed = sorted({r.timing.hardware for r in results if r.timing is not None})
+        return (board.model_meta[model], rows, summary, [ctx.hw[fp] for fp in timed])
 
 
-def _model_inputs(ctx: SiteContext, model: str) -> tuple[Any, ...]:
-    board = ctx.board
-    results = board.by_model.get(model, ())
-    rows = []
-    for r in results:
-        p = ctx.rankings.per_task.get((r.task, r.protocol), {}).get(r.model)
-        rows.append((r.task, ctx.links.tasks[r.task], board.main_metric(r.task), _identity(r), deps.placement_key(p if p and p.tested else None)))
-    summary = pages.model_summary(ctx.aggregate_index.get(model, []))
-    timed = sorted({r.timing.hardware for r in results if r.timing is not None})
-    return (board.model_meta[model], rows, summary, [ctx.hw[fp] for fp in timed])
+_NO_PLACEMENTS: dict[str, Any] = {}
 
 
 def render(ctx: SiteContext, job: PageJob) -> tuple[str, ...]:
