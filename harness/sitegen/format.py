@@ -43,6 +43,12 @@ def interval(m: MetricValue | None, spread: str) -> str:
     return f"[{lo:.3f}, {hi:.3f}]"
 
 
+def score_with_interval(m: MetricValue, spread: str) -> str:
+    """score(m.value), then its interval when there is one (a task page's metric cell)."""
+    ci = interval(m, spread)
+    return f"{score(m.value)} {ci}" if ci else score(m.value)
+
+
 def ms(v: float | None) -> str:
     if _missing(v):
         return DASH

@@ -254,23 +254,27 @@ def _metric_td(r: Result, metric: MetricInfo) -> str:
     if m is None:
         note = r.representative.metric_notes.get(metric.id, "not stored for this run")
         return f'<td class="num" data-v=""{_title(_escape(note))}>n/a</td>'
-    ci = fmt.interval(m, r.spread)
-    return f'<td class="num" data-v="{fmt.sort_value(m.value)}">{fmt.score(m.value)}{" " + ci if ci else ""}</td>'
+    return f'<td class="num" data-v="{fmt.sort_value(m.value)}">{fmt.score_with_interval(m, r.spread)}</td>'
 
 
 def _latency_tds(t: Timing | None) -> str:
     """p50 (with the contended badge) and p95 (withheld: a dash with the reason)."""
+    if t is None:
+        return _NO_LATENCY_TDS
     p95, p95_title = fmt.latency(t, "p95")
-    p50 = fmt.ms(t.p50_ms) if t else fmt.DASH
-    contended, contended_title = fmt.contention(t)
-    if contended:
+    p50 = fmt.ms(t.p50_ms)
+    if t.contended:
+        _, contended_title = fmt.contention(t)
         p50_td = (
             f'<td class="num contended"{_title(_escape(contended_title))}>{p50} '
-            f'<span class="badge contended">{contended}</span></td>'
+            '<span class="badge contended">contended</span></td>'
         )
     else:
         p50_td = f'<td class="num">{p50}</td>'
     return f'{p50_td}<td class="num"{_title(p95_title)}>{p95}</td>'
+
+
+_NO_LATENCY_TDS = f'<td class="num">{fmt.DASH}</td><td class="num">{fmt.DASH}</td>'
 
 
 _EMPTY: dict[str, Placement] = {}
