@@ -112,6 +112,9 @@ def test_task_page_fixture_store(fixture_db: Path, tmp_path: Path, golden: Golde
     pages = sorted((out / "tasks").glob("*.html"))
     assert [p.name for p in pages] == ["digits-fixture.html"]
     golden("task_page_fixture.html", pages[0].read_text(encoding="utf-8"))
+    # The downloads, as written (a failed run's error spans lines; the model name holds markup).
+    golden("results_fixture.csv", (out / "results.csv").read_text(encoding="utf-8"))
+    golden("results_fixture.json", (out / "results.json").read_text(encoding="utf-8"))
 
 
 SUITE = """\

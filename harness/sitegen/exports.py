@@ -11,13 +11,18 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import asdict
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from types import NoneType
 from typing import Any
 
+import numpy as np
+
 from harness.metrics.stats import Placement
+from harness.records import MetricValue
 from harness.sitegen.ranking import Rankings
-from harness.store.rows import RunRow, StoreSnapshot
+from harness.store.rows import RunRow, StoreSnapshot, Timing
 
 RUN_FIELDS = (
     "key", "suite", "suite_path", "model", "task", "task_version", "data_fingerprint", "protocol", "seed",
@@ -27,9 +32,14 @@ TIMING_FIELDS = (
     "hardware", "device", "batch_size", "p50_ms", "p95_ms", "p99_ms", "items_per_s", "peak_mem_mb", "params",
     "n_timed", "contended",
 )  # fmt: skip
+TIMING_DIGITS = {"p50_ms": 4, "p95_ms": 4, "p99_ms": 4, "items_per_s": 2, "peak_mem_mb": 2}  # decimals kept
+
+
 def metric_ids(snapshot: StoreSnapshot) -> tuple[str, ...]:
     """Every single-number metric the stored tasks declare, in declaration order (first task first)."""
-    ids = dict.fromkeys(m.id for t in sorted(snapshot.tasks.values(), key=lambda t: t.name) for m in t.scalar_metrics)
+    ids = dict.fromkeys(
+        m.id for t in sorted(snapshot.tasks.values(), key=lambda t: t.name) for m in t.scalar_metrics
+    )
     return tuple(ids)
 
 
@@ -39,6 +49,7 @@ def columns(metrics: Sequence[str]) -> tuple[str, ...]:
         *(f"{m}{suffix}" for m in metrics for suffix in ("", "_ci_low", "_ci_high")),
         *TIMING_FIELDS,
     )
+
 
 RANK_COLUMNS = ("task", "protocol", "model", "rank", "tied_with", "p_value", "tested")
 AGGREGATE_COLUMNS = (
@@ -55,56 +66,169 @@ AGGREGATE_COLUMNS = (
     "p_value",
     "tested",
 )
-_NO_TIMING = (None,) * len(TIMING_FIELDS)
 
 
 def _round(v: float | None, digits: int) -> float | None:
     return None if v is None or not math.isfinite(v) else round(v, digits)
 
 
-def _run_row(run: RunRow, metrics: Sequence[str]) -> list[Any]:
-    row: list[Any] = [
-        run.key, run.suite, run.suite_path, run.model, run.task, run.task_version, run.data_fingerprint,
-        run.protocol, run.seed, run.status, run.error, run.started_at, run.finished_at, _round(run.duration_s, 3),
-        run.harness_version, run.git_hash,
-    ]  # fmt: skip
-    for name in metrics:
-        m = run.metrics.get(name)
-        row += (_round(m.value, 6), _round(m.ci_low, 6), _round(m.ci_high, 6)) if m else (None, None, None)
-    t = run.timing
-    row += (
-        (
-            t.hardware,
-            t.device,
-            t.batch_size,
-            _round(t.p50_ms, 4),
-            _round(t.p95_ms, 4),
-            _round(t.p99_ms, 4),
-            _round(t.items_per_s, 2),
-            _round(t.peak_mem_mb, 2),
-            t.params,
-            t.n_timed,
-            t.contended,
-        )  # fmt: skip
-        if t
-        else _NO_TIMING
-    )
-    return row
+# ---- encoding: a table is written column by column, each distinct value formatted once -----------------
+#
+# A store of 150,000 runs makes 6 million cells; csv.writer and json.dumps, cell by cell, took ~9 s.
+# Here every column is formatted as a whole: each distinct value once (a test set of 100 examples has
+# few distinct accuracies; names and statuses repeat), floats rounded with numpy where that is exact.
+# Each cell's text is what csv.writer (excel dialect, "\n" line ends) and json.dumps (compact separators,
+# allow_nan=False) write for it; tests/test_exports.py checks that against both on awkward values.
+
+_DUMP = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_json_str: Callable[[str], str] = json.encoder.encode_basestring_ascii  # json.dumps' (ensure_ascii)
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')  # what makes csv.writer quote a field (delimiter, quote, line ends)
 
 
-def run_rows(snapshot: StoreSnapshot) -> list[list[Any]]:
+def _csv_cell(v: Any) -> str:
+    """csv.writer's text for one field of a row of several fields."""
+    if v is None:
+        return ""
+    text = repr(v) if isinstance(v, float) else str(v)
+    if not _CSV_SPECIAL.search(text):
+        return text
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([v])  # quoted: the quoting rule is csv's own
+    return buf.getvalue()[:-1]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a download: each cell's CSV text and JSON text."""
+
+    csv: list[str]
+    json: list[str]
+
+
+def encode_column(values: Sequence[Any], digits: int | None = None) -> Column:
+    """Each value as csv.writer and json.dumps write it; floats rounded to `digits` first when given
+    (then a non-finite float is written as a missing value, like None)."""
+    kinds = set(map(type, values))
+    if digits is not None and kinds <= {float, NoneType}:
+        return _float_column(values, digits)
+    if digits is None and (kinds <= {str, int, NoneType} or kinds <= {str, bool, NoneType}):
+        return _distinct_column(values, kinds)
+    cells = [_round(v, digits) for v in values] if digits is not None else values
+    return Column(list(map(_csv_cell, cells)), list(map(_DUMP, cells)))
+
+
+def _distinct_column(values: Sequence[Any], kinds: set[type]) -> Column:
+    """Strings, ints or bools (no two distinct ones compare equal), or None: each distinct one formatted once."""
+    distinct = dict.fromkeys(values)
+    distinct.pop(None, None)
+    keys = list(distinct)
+    if kinds <= {str, NoneType}:
+        plain = not _CSV_SPECIAL.search("".join(keys))  # no field needs quoting: written as it is
+        as_csv = keys if plain else list(map(_csv_cell, keys))
+        as_json = list(map(_json_str, keys))
+    else:
+        as_csv, as_json = list(map(_csv_cell, keys)), list(map(_DUMP, keys))
+    if len(keys) == len(values):  # all distinct, none missing: already in order
+        return Column(as_csv, as_json)
+    csv_of = dict(zip(keys, as_csv, strict=True))
+    json_of = dict(zip(keys, as_json, strict=True))
+    csv_of[None], json_of[None] = "", "null"
+    return Column(list(map(csv_of.__getitem__, values)), list(map(json_of.__getitem__, values)))
+
+
+def _float_column(values: Sequence[float | None], digits: int) -> Column:
+    """Floats (or None): each distinct one (by bits: -0.0 is not 0.0) rounded and formatted once."""
+    a = np.array(values, dtype=np.float64)  # None -> nan
+    finite = np.isfinite(a)
+    bits, where = np.unique(a[finite].view(np.int64), return_inverse=True)
+    texts = list(map(repr, round_floats(bits.view(np.float64), digits)))
+    index = np.full(len(a), len(texts), dtype=np.intp)  # the last entry: a missing value
+    index[finite] = where.reshape(-1)
+    as_csv = np.array([*texts, ""], dtype=object)[index].tolist()
+    if finite.all():  # nothing missing: the same texts in both
+        return Column(as_csv, as_csv)
+    return Column(as_csv, np.array([*texts, "null"], dtype=object)[index].tolist())
+
+
+def round_floats(values: np.ndarray, digits: int) -> list[float]:
+    """[round(v, digits) for v in values] for finite floats, in numpy where that gives the same float.
+
+    Python rounds the exact binary value to `digits` decimals (half to even) and takes the nearest float;
+    numpy's rint(v * 10**digits) / 10**digits does the same unless v * 10**digits, rounded to a float,
+    lies so close to a half that the product's rounding error could have moved it across (or it is too
+    large to hold a fraction): those few are rounded by Python."""
+    if not 0 <= digits <= 15:
+        return [round(float(v), digits) for v in values]
+    scale = 10.0**digits  # exact for these digits
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = values * scale
+        out = (np.rint(y) / scale).tolist()
+        doubt = ~(np.abs(y) < 2.0**52) | (np.abs(y - np.floor(y) - 0.5) <= np.abs(y) * 2.0**-50)
+    for i in np.flatnonzero(doubt).tolist():
+        out[i] = round(float(values[i]), digits)
+    return out
+
+
+@dataclass(frozen=True)
+class Table:
+    """Named columns of equal length, encoded (encode_column)."""
+
+    names: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    def csv(self) -> str:
+        """Header and rows as csv.writer writes them ("\\n" line ends)."""
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(self.names)
+        if not self.columns or not self.columns[0].csv:
+            return buf.getvalue()
+        rows = map(",".join, zip(*(c.csv for c in self.columns), strict=True))
+        return buf.getvalue() + "\n".join(rows) + "\n"
+
+    def json_rows(self) -> str:
+        """The rows as json.dumps writes a list of lists."""
+        if not self.columns or not self.columns[0].json:
+            return "[]"
+        rows = map(",".join, zip(*(c.json for c in self.columns), strict=True))
+        return "[[" + "],[".join(rows) + "]]"
+
+    def json(self) -> str:
+        """{"columns": [...], "rows": [[...], ...]} as json.dumps writes it."""
+        return _json_object(("columns", _DUMP(list(self.names))), ("rows", self.json_rows()))
+
+
+def _json_object(*fields: tuple[str, str]) -> str:
+    """json.dumps of a dict (compact separators), from its keys and its values' JSON texts."""
+    return "{" + ",".join(f"{_DUMP(k)}:{v}" for k, v in fields) + "}"
+
+
+def run_rows(snapshot: StoreSnapshot) -> Table:
     """One flat row per stored run (every status, every task version), in columns(metric_ids(...)) order;
     a metric a run's task does not declare is empty."""
+    runs = snapshot.runs
     metrics = metric_ids(snapshot)
-    return [_run_row(run, metrics) for run in snapshot.runs]
+    fields = _transpose(runs, RunRow._fields)
+    cols = [encode_column(fields[name], 3 if name == "duration_s" else None) for name in RUN_FIELDS]
+    by_run = fields["metrics"]
+    for name in metrics:
+        parts = _transpose([m.get(name) or _NO_METRIC for m in by_run], MetricValue._fields)
+        cols += (encode_column(parts[part], 6) for part in ("value", "ci_low", "ci_high"))
+    timing = _transpose([t or _NO_TIMING for t in fields["timing"]], Timing._fields)
+    cols += (encode_column(timing[name], TIMING_DIGITS.get(name)) for name in TIMING_FIELDS)
+    return Table(columns(metrics), tuple(cols))
 
 
-def results_csv(snapshot: StoreSnapshot, rows: Sequence[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns(metric_ids(snapshot)))
-    writer.writerows(rows)
-    return buf.getvalue()
+_NO_METRIC = MetricValue("", None, None, None)  # type: ignore[arg-type]  # a metric the run lacks
+_NO_TIMING = Timing(*(None,) * len(Timing._fields))  # type: ignore[arg-type]  # a run without timing
+
+
+def _transpose(rows: Sequence[tuple[Any, ...]], names: Sequence[str]) -> dict[str, Sequence[Any]]:
+    """Rows of a NamedTuple type -> its field name -> that field's values."""
+    return dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {name: () for name in names}
+
+
+def results_csv(snapshot: StoreSnapshot, rows: Table) -> str:
+    return rows.csv()
 
 
 def _placement(p: Placement | None) -> list[Any]:
@@ -113,39 +237,66 @@ def _placement(p: Placement | None) -> list[Any]:
     return [p.rank, p.tied_with, _round(p.p_value, 6), p.tested]
 
 
-def results_json(snapshot: StoreSnapshot, rows: Sequence[Sequence[Any]], rankings: Rankings) -> str:
-    doc = {
-        "format": "harness-results",
-        "version": 1,
-        "models": [asdict(m) for m in sorted(snapshot.models.values(), key=lambda m: m.name)],
-        "tasks": [asdict(t) for t in sorted(snapshot.tasks.values(), key=lambda t: (t.name, t.version, t.fingerprint))],
-        "hardware": [asdict(h) for h in sorted(snapshot.hardware.values(), key=lambda h: h.fingerprint)],
-        "runs": {"columns": list(columns(metric_ids(snapshot))), "rows": rows},
-        "ranks": {
-            "columns": list(RANK_COLUMNS),
-            "rows": [
-                [task, protocol, model, *_placement(p)]
-                for (task, protocol), placements in sorted(rankings.per_task.items())
-                for model, p in placements.items()
-            ],
-        },
-        "aggregate_ranks": {
-            "columns": list(AGGREGATE_COLUMNS),
-            "rows": [
-                [
-                    group,
-                    protocol,
-                    r.model,
-                    _round(r.score, 6),
-                    r.n_tasks,
-                    r.n_tasks_total,
-                    r.wins,
-                    _round(r.mean_rank, 4),
-                    *_placement(r.placement),
-                ]
-                for (group, protocol), agg in sorted(rankings.aggregate.items())
-                for r in agg
-            ],
-        },
+def rank_rows(rankings: Rankings) -> Table:
+    """One row per (task, protocol, model) placement, in RANK_COLUMNS order."""
+    keys: list[tuple[str, str]] = []
+    models: list[str] = []
+    places: list[Placement] = []
+    for key, placements in sorted(rankings.per_task.items()):
+        keys += [key] * len(placements)
+        models += placements
+        places += placements.values()
+    return Table(
+        RANK_COLUMNS,
+        (
+            encode_column([k[0] for k in keys]),
+            encode_column([k[1] for k in keys]),
+            encode_column(models),
+            encode_column([p.rank for p in places]),
+            encode_column([p.tied_with for p in places]),
+            encode_column([p.p_value for p in places], 6),
+            encode_column([p.tested for p in places]),
+        ),
+    )
+
+
+def results_json(snapshot: StoreSnapshot, rows: Table, rankings: Rankings) -> str:
+    aggregate = {
+        "columns": list(AGGREGATE_COLUMNS),
+        "rows": [
+            [
+                group,
+                protocol,
+                r.model,
+                _round(r.score, 6),
+                r.n_tasks,
+                r.n_tasks_total,
+                r.wins,
+                _round(r.mean_rank, 4),
+                *_placement(r.placement),
+            ]
+            for (group, protocol), agg in sorted(rankings.aggregate.items())
+            for r in agg
+        ],
     }
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False)
+    return _json_object(
+        ("format", _DUMP("harness-results")),
+        ("version", _DUMP(1)),
+        ("models", _DUMP([asdict(m) for m in sorted(snapshot.models.values(), key=lambda m: m.name)])),
+        (
+            "tasks",
+            _DUMP(
+                [
+                    asdict(t)
+                    for t in sorted(snapshot.tasks.values(), key=lambda t: (t.name, t.version, t.fingerprint))
+                ]
+            ),
+        ),
+        (
+            "hardware",
+            _DUMP([asdict(h) for h in sorted(snapshot.hardware.values(), key=lambda h: h.fingerprint)]),
+        ),
+        ("runs", rows.json()),
+        ("ranks", rank_rows(rankings).json()),
+        ("aggregate_ranks", _DUMP(aggregate)),
+    )
