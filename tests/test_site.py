@@ -567,3 +567,24 @@ def test_a_crowded_plot_keeps_its_whole_frontier_and_the_best_points() -> None:
     best_dropped = max(p[3] for p in points if p not in kept)
     assert all(p[3] >= best_dropped for p in kept if p[0] not in front)
     assert plotted_points(points[:50], limit=100) == points[:50]
+
+
+def test_a_failure_while_pages_render_stops_the_workers(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pick forms are made while the other pages render in forked workers: an error there must not
+    leave workers behind (nor a state file claiming a finished build)."""
+    import multiprocessing
+
+    from harness.sitegen import pickform
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("pick forms failed")
+
+    monkeypatch.setattr(pickform, "build_forms", broken)
+    store, _, _ = built
+    out = tmp_path / "failed"
+    with pytest.raises(RuntimeError, match="pick forms failed"):
+        build_site(store.path, out, workers=2)
+    assert multiprocessing.active_children() == []
+    assert not (out / ".harness-site.json").exists()

@@ -8,7 +8,7 @@ import gc
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,8 @@ from harness.metrics import MetricRegistry
 from harness.sitegen import deps, pages, pickform
 from harness.sitegen.charts import heat_css
 from harness.sitegen.links import Links, hw_views
-from harness.sitegen.ranking import RankingConfig, compute_rankings
-from harness.sitegen.render import TEMPLATES, SiteContext, page_jobs, render_all, template_env
+from harness.sitegen.ranking import RankingConfig, Rankings, compute_rankings
+from harness.sitegen.render import TEMPLATES, Renderer, SiteContext, page_count, page_jobs, template_env
 from harness.sitegen.results import Board, build_board
 from harness.sitegen.rows import RowMaker
 from harness.sitegen.slugs import slugify_all
@@ -96,42 +96,20 @@ def _build(
         cache = writer.extra.get("ranking_cache")
         rankings = compute_rankings(board, reader, ranking, cache if isinstance(cache, dict) else None, metrics)
         clock.lap("rank")
-        best = _best_runs(board)
-        details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
-        cached = writer.extra.get("pick_cache")
-        pick_cache = dict(cached) if isinstance(cached, dict) else {}
-        forms = pickform.build_forms(board, reader, ranking, pick_cache, metrics)
-        clock.lap("pick")
-
-    links = Links(
-        models=slugify_all(m.name for m in board.models),
-        tasks=slugify_all(t.name for t in board.tasks),
-        protocols=slugify_all(board.protocols),
-        groups=slugify_all(g.name for g in board.groups),
-    )
-    hw = hw_views(board.hardware, {r.timing.hardware for r in board.results.values() if r.timing})
-    ctx = SiteContext(
-        env=template_env(),
-        board=board,
-        rankings=rankings,
-        links=links,
-        hw=hw,
-        best=best,
-        details=details,
-        aggregate_index=pages.aggregate_index(rankings),
-        common={
-            "db_name": db.name,
-            "protocols": board.protocols,
-            "protocol_slugs": links.protocols,
-            "modalities": sorted({m.modality or "unknown" for m in board.models}),
-        },
-        signature=signature,
-        forms=forms,
-        rows=RowMaker(board, rankings, links, hw),
-    )
-    jobs = page_jobs(ctx)
-    clock.lap("prepare")
-    rendered = render_all(ctx, jobs, writer, workers)
+        ctx = _context(board, rankings, signature, db.name)
+        with Renderer(writer, workers, page_count(board)) as renderer:
+            # Every page but the task pages renders in workers while this process makes the pick forms.
+            renderer.start(ctx, page_jobs(ctx, tasks=False))
+            clock.lap("prepare")
+            best = _best_runs(board)
+            details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
+            cached = writer.extra.get("pick_cache")
+            pick_cache = dict(cached) if isinstance(cached, dict) else {}
+            forms = pickform.build_forms(board, reader, ranking, pick_cache, metrics)
+            clock.lap("pick")
+            ctx = replace(ctx, best=best, details=details, forms=forms)
+            renderer.start(ctx, page_jobs(ctx, others=False))
+            rendered = renderer.finish()
     for name in STATIC_FILES:
         writer.write(f"static/{name}", (TEMPLATES / "static" / name).read_bytes())
     writer.write("static/heat.css", heat_css())
@@ -140,6 +118,37 @@ def _build(
     stats = writer.finish(extra={"ranking_cache": dict(rankings.cache), "pick_cache": used, "inputs": signature})
     clock.lap("render")
     return _stats(out, stats, rankings.groups_computed, rendered, clock)
+
+
+def _context(board: Board, rankings: Rankings, signature: str, db_name: str) -> SiteContext:
+    """What the pages are rendered from, without the task pages' parts (best runs, their per-class
+    details, the pick forms: `replace` them in once made)."""
+    links = Links(
+        models=slugify_all(m.name for m in board.models),
+        tasks=slugify_all(t.name for t in board.tasks),
+        protocols=slugify_all(board.protocols),
+        groups=slugify_all(g.name for g in board.groups),
+    )
+    hw = hw_views(board.hardware, {r.timing.hardware for r in board.results.values() if r.timing})
+    return SiteContext(
+        env=template_env(),
+        board=board,
+        rankings=rankings,
+        links=links,
+        hw=hw,
+        best={},
+        details={},
+        aggregate_index=pages.aggregate_index(rankings),
+        common={
+            "db_name": db_name,
+            "protocols": board.protocols,
+            "protocol_slugs": links.protocols,
+            "modalities": sorted({m.modality or "unknown" for m in board.models}),
+        },
+        signature=signature,
+        forms={},
+        rows=RowMaker(board, rankings, links, hw),
+    )
 
 
 def _stats(out: Path, stats: WriteStats, groups_computed: int, rendered: int, clock: _Clock) -> BuildStats:

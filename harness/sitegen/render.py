@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,31 +72,40 @@ class PageJob:
     inputs: str = ""  # digest of everything the files are made of
 
 
-def page_jobs(ctx: SiteContext) -> list[PageJob]:
-    """Every file to render, the slowest first so a pool starts on it at once."""
+def page_jobs(ctx: SiteContext, *, tasks: bool = True, others: bool = True) -> list[PageJob]:
+    """The files to render, the slowest first so a pool starts on it at once: the task pages (`tasks`;
+    they need the pick forms) and every other page (`others`)."""
     links, board = ctx.links, ctx.board
     common = deps.digest(deps.renderer_version(), ctx.common)
     whole = deps.digest(common, ctx.signature)
-    jobs = [
-        PageJob(("results.csv", "results.json"), "downloads", "", whole),
-        PageJob(("index.html",), "index", "", whole),
-    ]
-    for p in board.protocols:
-        slug = links.protocols[p]
-        n = len(_protocol_groups(board, ctx.rankings, p))
-        paths = (f"protocols/{slug}.html", *(f"data/protocols/{slug}.{i}.js" for i in range(1, n + 1)))
-        jobs.append(PageJob(paths, "protocol", p, whole))
+    jobs = []
+    if others:
+        jobs += [
+            PageJob(("results.csv", "results.json"), "downloads", "", whole),
+            PageJob(("index.html",), "index", "", whole),
+        ]
+        for p in board.protocols:
+            slug = links.protocols[p]
+            n = len(_protocol_groups(board, ctx.rankings, p))
+            paths = (f"protocols/{slug}.html", *(f"data/protocols/{slug}.{i}.js" for i in range(1, n + 1)))
+            jobs.append(PageJob(paths, "protocol", p, whole))
     inputs = _RowInputs(ctx)
-    for t in board.tasks:
-        slug = links.tasks[t.name]
-        protocols = [p for p in board.protocols if (t.name, p) in board.by_task_protocol]
-        paths = (f"tasks/{slug}.html", *(f"data/tasks/{slug}.{i}.js" for i in range(1, len(protocols) + 1)))
-        jobs.append(PageJob(paths, "task", t.name, deps.digest(common, inputs.task(t.name))))
-    for m in board.models:
-        jobs.append(
-            PageJob((f"models/{links.models[m.name]}.html",), "model", m.name, deps.digest(common, inputs.model(m.name)))
-        )
+    if tasks:
+        for t in board.tasks:
+            slug = links.tasks[t.name]
+            protocols = [p for p in board.protocols if (t.name, p) in board.by_task_protocol]
+            paths = (f"tasks/{slug}.html", *(f"data/tasks/{slug}.{i}.js" for i in range(1, len(protocols) + 1)))
+            jobs.append(PageJob(paths, "task", t.name, deps.digest(common, inputs.task(t.name))))
+    if others:
+        for m in board.models:
+            path = f"models/{links.models[m.name]}.html"
+            jobs.append(PageJob((path,), "model", m.name, deps.digest(common, inputs.model(m.name))))
     return jobs
+
+
+def page_count(board: Board) -> int:
+    """How many page jobs page_jobs makes in all."""
+    return 2 + len(board.protocols) + len(board.tasks) + len(board.models)
 
 
 class _RowInputs:
@@ -186,35 +195,64 @@ def render(ctx: SiteContext, job: PageJob) -> tuple[str, ...]:
     return (_model_page(ctx, job.name),)
 
 
-def render_all(
-    ctx: SiteContext, jobs: Sequence[PageJob], writer: IncrementalWriter, workers: int | None = None
-) -> int:
-    """Render and sync the files of every job whose inputs changed (the others are kept as they are):
-    in forked workers when asked for (workers > 1), or by default when there are many pages and several
-    CPUs; in this process otherwise (and where fork is unavailable). Returns the number of jobs rendered."""
-    todo = [job for job in jobs if not writer.reuse(job.paths, job.inputs)]
-    n = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
-    small = workers is None and len(todo) < PARALLEL_FROM_PAGES
-    if n <= 1 or small or "fork" not in multiprocessing.get_all_start_methods():
-        for job in todo:
-            for path, content in zip(job.paths, render(ctx, job), strict=True):
-                writer.write(path, content, job.inputs)
-        return len(todo)
-    global _FORKED
-    _FORKED = (ctx, writer.out)
-    try:
+class Renderer:
+    """Renders and syncs the files of every job whose inputs changed (the others are kept as they are), in
+    stages: each `start` forks its own pool of workers, which inherit the context as it is then (no
+    pickling of the board), so the pages that do not need the pick forms render while this process
+    computes them. In this process instead when asked for (workers=1), for small sites (a pool costs more
+    than it saves) and where fork is unavailable. Use as a context manager: leaving it early (an error)
+    stops the workers."""
+
+    def __init__(self, writer: IncrementalWriter, workers: int | None, n_pages: int) -> None:
+        self.writer = writer
+        self.n = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
+        small = workers is None and n_pages < PARALLEL_FROM_PAGES
+        self.parallel = self.n > 1 and not small and "fork" in multiprocessing.get_all_start_methods()
+        self.rendered = 0  # jobs whose inputs changed
+        self._running: list[tuple[Any, Iterator[list[tuple[str, dict[str, Any], bool]]]]] = []
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for pool, _ in self._running:
+            pool.terminate()
+            pool.join()
+        self._running = []
+
+    def start(self, ctx: SiteContext, jobs: Sequence[PageJob]) -> None:
+        writer = self.writer
+        todo = [job for job in jobs if not writer.reuse(job.paths, job.inputs)]
+        self.rendered += len(todo)
+        if not todo:
+            return
+        if not self.parallel:
+            for job in todo:
+                for path, content in zip(job.paths, render(ctx, job), strict=True):
+                    writer.write(path, content, job.inputs)
+            return
+        n = self.n
         head, rest = todo[:1], todo[1:]  # the slowest job alone, so another worker takes the pages
         batches = [head] + [list(rest[i :: n * 4]) for i in range(n * 4)]
-        work = [
-            [(job, [writer.previous(p) for p in job.paths]) for job in batch] for batch in batches if batch
-        ]
-        with multiprocessing.get_context("fork").Pool(n) as pool:
-            for synced in pool.imap_unordered(_render_batch, work):
+        work = [[(job, [writer.previous(p) for p in job.paths]) for job in batch] for batch in batches if batch]
+        global _FORKED
+        _FORKED = (ctx, writer.out)
+        try:
+            pool = multiprocessing.get_context("fork").Pool(n)  # the workers fork here, with _FORKED set
+        finally:
+            _FORKED = None
+        self._running.append((pool, pool.imap_unordered(_render_batch, work)))
+
+    def finish(self) -> int:
+        """Wait for every started job; returns how many were rendered."""
+        for pool, results in self._running:
+            for synced in results:
                 for path, entry, written in synced:
-                    writer.record(path, entry, written)
-    finally:
-        _FORKED = None
-    return len(todo)
+                    self.writer.record(path, entry, written)
+            pool.close()
+            pool.join()
+        self._running = []
+        return self.rendered
 
 
 _FORKED: tuple[SiteContext, Path] | None = None  # what forked workers inherit instead of unpickling
