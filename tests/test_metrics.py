@@ -22,7 +22,8 @@ from sklearn.metrics import (
 from harness.errors import ConfigError
 from harness.metrics import BootstrapConfig, MetricData, MetricRegistry, evaluate
 from harness.metrics.builtin import BUILTIN_METRICS
-from harness.metrics.resample import confusions, resample_indices, resampled_values
+from harness.metrics.core import ClassCounts
+from harness.metrics.resample import class_counts, confusions, resample_indices, resampled_values
 from harness.registry import TaskRegistry
 from harness.tasks import MetricRef
 
@@ -76,6 +77,30 @@ def test_label_metrics_match_sklearn_and_their_confusion_form(name: str, n_label
     idx = next(resample_indices(len(d), 20, seed=3))
     vec = tm.metric.from_confusions(confusions(d, idx))
     assert vec == pytest.approx([tm.point(d.take(row)) for row in idx], abs=1e-12)
+
+
+def test_class_counts_are_the_confusion_matrices_counts_exactly() -> None:
+    """Per-class counts from one-hot products (up to 16 labels, batched per label count) or from confusion
+    matrices (more labels) are the same numbers; so are the resampled values of every label metric."""
+    rng = np.random.default_rng(7)
+    n = 120
+    y = rng.integers(0, 2, n)
+    datas = [
+        MetricData.of(y, np.where(rng.random(n) < 0.6, y, rng.integers(0, k, n)), k) for k in (2, 5, 20, 5, 17, 2, 16)
+    ]
+    idx = next(resample_indices(n, 300, seed=1))
+    for batch, counts in class_counts(datas, idx):
+        for i, j in enumerate(batch):
+            expected = ClassCounts.of_confusions(confusions(datas[j], idx))
+            rows = slice(i * len(idx), (i + 1) * len(idx))
+            for got, want in zip((c[rows] for c in counts), expected, strict=True):
+                assert np.array_equal(got, want)
+    for name in LABEL_METRICS:
+        tm = _tm(name, 2)
+        vec = resampled_values([tm], datas, 300, seed=1)[tm.id]
+        assert tm.metric.from_confusions is not None
+        for j, d in enumerate(datas):
+            assert np.array_equal(vec[j], tm.metric.from_confusions(confusions(d, idx)), equal_nan=True)
 
 
 @pytest.mark.parametrize("n_labels", [2, 5])

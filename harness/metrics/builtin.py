@@ -2,8 +2,8 @@
 
 Point values come from scikit-learn (labels=range(n_labels) so a class absent from a test set still
 counts, zero_division=0; careful: f1_score defaults to binary). Confusion-matrix metrics also have a
-vectorised form over a stack of confusion matrices, score metrics a vectorised form over resample
-indices; tests/test_metrics.py checks both against sklearn.
+vectorised form over per-class counts (and, derived from it, over a stack of confusion matrices), score
+metrics a vectorised form over resample indices; tests/test_metrics.py checks them against sklearn.
 """
 
 from __future__ import annotations
@@ -29,18 +29,10 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from harness.metrics.core import MetricData, MetricDef
+from harness.metrics.core import ClassCounts, MetricData, MetricDef
 from harness.records import ScoreKind
 
 # ---- confusion-matrix metrics --------------------------------------------------------------------
-
-
-def _counts(cms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(tp, support = row sums, predicted = column sums, total) of a (B, L, L) stack, rows = true label."""
-    tp = np.diagonal(cms, axis1=1, axis2=2).astype(np.float64)
-    support = cms.sum(axis=2).astype(np.float64)
-    predicted = cms.sum(axis=1).astype(np.float64)
-    return tp, support, predicted, support.sum(axis=1)
 
 
 def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -48,45 +40,54 @@ def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b > 0, a / np.where(b > 0, b, 1.0), 0.0)
 
 
-def _prf(cms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    tp, support, predicted, total = _counts(cms)
-    precision = _safe_div(tp, predicted)
-    recall = _safe_div(tp, support)
-    f1 = _safe_div(2 * tp, support + predicted)
-    return precision, recall, f1, support / total[:, None]
+def _f1_per_class(c: ClassCounts) -> np.ndarray:
+    return _safe_div(2 * c.tp, c.support + c.predicted)
 
 
-def _accuracy_cm(cms: np.ndarray) -> np.ndarray:
-    tp, _, _, total = _counts(cms)
-    return tp.sum(axis=1) / total
+def _accuracy_counts(c: ClassCounts) -> np.ndarray:
+    return c.tp.sum(axis=1) / c.total
 
 
-def _balanced_accuracy_cm(cms: np.ndarray) -> np.ndarray:
-    tp, support, _, _ = _counts(cms)
-    present = support > 0
-    return (_safe_div(tp, support) * present).sum(axis=1) / present.sum(axis=1)
+def _balanced_accuracy_counts(c: ClassCounts) -> np.ndarray:
+    present = c.support > 0
+    return (_safe_div(c.tp, c.support) * present).sum(axis=1) / present.sum(axis=1)
 
 
-def _mcc_cm(cms: np.ndarray) -> np.ndarray:
-    tp, t, p, s = _counts(cms)
-    c = tp.sum(axis=1)
-    cov_ytyp = c * s - (t * p).sum(axis=1)
+def _weighted_f1_counts(c: ClassCounts) -> np.ndarray:
+    return (_f1_per_class(c) * (c.support / c.total[:, None])).sum(axis=1)
+
+
+def _mcc_counts(c: ClassCounts) -> np.ndarray:
+    tp, t, p, s = c
+    correct = tp.sum(axis=1)
+    cov_ytyp = correct * s - (t * p).sum(axis=1)
     cov_ypyp = s**2 - (p * p).sum(axis=1)
     cov_ytyt = s**2 - (t * t).sum(axis=1)
     denom = np.sqrt(cov_ytyt * cov_ypyp)
     return _safe_div(cov_ytyp, denom)
 
 
-def _kappa_cm(cms: np.ndarray) -> np.ndarray:
-    tp, t, p, s = _counts(cms)
+def _kappa_counts(c: ClassCounts) -> np.ndarray:
+    tp, t, p, s = c
     observed_disagreement = s - tp.sum(axis=1)
     expected_disagreement = s - (t * p).sum(axis=1) / s
     with np.errstate(divide="ignore", invalid="ignore"):
         return 1.0 - observed_disagreement / expected_disagreement
 
 
-def _labels_metric(name: str, label: str, point: Any, cm: Any, description: str, mcnemar: bool = False) -> MetricDef:
-    return MetricDef(name=name, label=label, point=point, from_confusions=cm, description=description, mcnemar=mcnemar)
+def _labels_metric(
+    name: str, label: str, point: Any, counts: Any, description: str, mcnemar: bool = False
+) -> MetricDef:
+    """A metric of the predicted labels: sklearn's point value, the vectorised form over per-class counts
+    (and over confusion matrices, derived from it)."""
+
+    def from_confusions(cms: np.ndarray) -> np.ndarray:
+        return np.asarray(counts(ClassCounts.of_confusions(cms)))
+
+    return MetricDef(
+        name=name, label=label, point=point, from_confusions=from_confusions, from_counts=counts,
+        description=description, mcnemar=mcnemar,
+    )  # fmt: skip
 
 
 def _f1(average: str) -> Any:
@@ -97,9 +98,11 @@ def _f1(average: str) -> Any:
 
 
 ACCURACY = _labels_metric(
-    "accuracy", "Accuracy", lambda d: float(accuracy_score(d.y, d.pred)), _accuracy_cm,
+    "accuracy", "Accuracy", lambda d: float(accuracy_score(d.y, d.pred)), _accuracy_counts,
     "Share of test examples whose predicted label is the true one.", mcnemar=True,
 )  # fmt: skip
+
+
 def _balanced_accuracy(d: MetricData) -> float:
     with warnings.catch_warnings():  # "y_pred contains classes not in y_true": expected, they are ignored
         warnings.simplefilter("ignore", UserWarning)
@@ -108,36 +111,36 @@ def _balanced_accuracy(d: MetricData) -> float:
 
 BALANCED_ACCURACY = _labels_metric(
     "balanced_accuracy", "Balanced accuracy", _balanced_accuracy,
-    _balanced_accuracy_cm, "Mean recall over the classes present in the test set.",
+    _balanced_accuracy_counts, "Mean recall over the classes present in the test set.",
 )  # fmt: skip
 MACRO_F1 = _labels_metric(
-    "macro_f1", "Macro-F1", _f1("macro"), lambda cms: _prf(cms)[2].mean(axis=1),
+    "macro_f1", "Macro-F1", _f1("macro"), lambda c: _f1_per_class(c).mean(axis=1),
     "Unweighted mean of per-class F1 over all declared labels (an absent class counts as 0).",
 )  # fmt: skip
 WEIGHTED_F1 = _labels_metric(
     "weighted_f1", "Weighted F1", _f1("weighted"),
-    lambda cms: (_prf(cms)[2] * _prf(cms)[3]).sum(axis=1), "Per-class F1 weighted by class support.",
+    _weighted_f1_counts, "Per-class F1 weighted by class support.",
 )  # fmt: skip
 MICRO_F1 = _labels_metric(
-    "micro_f1", "Micro-F1", _f1("micro"), _accuracy_cm,
+    "micro_f1", "Micro-F1", _f1("micro"), _accuracy_counts,
     "F1 of pooled counts; equals accuracy for single-label classification over all labels.",
 )  # fmt: skip
 MACRO_PRECISION = _labels_metric(
     "macro_precision", "Macro precision",
     lambda d: float(precision_score(d.y, d.pred, labels=d.labels, average="macro", zero_division=0)),
-    lambda cms: _prf(cms)[0].mean(axis=1), "Unweighted mean of per-class precision.",
+    lambda c: _safe_div(c.tp, c.predicted).mean(axis=1), "Unweighted mean of per-class precision.",
 )  # fmt: skip
 MACRO_RECALL = _labels_metric(
     "macro_recall", "Macro recall",
     lambda d: float(recall_score(d.y, d.pred, labels=d.labels, average="macro", zero_division=0)),
-    lambda cms: _prf(cms)[1].mean(axis=1), "Unweighted mean of per-class recall over all declared labels.",
+    lambda c: _safe_div(c.tp, c.support).mean(axis=1), "Unweighted mean of per-class recall over all declared labels.",
 )  # fmt: skip
 MCC = _labels_metric(
-    "mcc", "MCC", lambda d: float(matthews_corrcoef(d.y, d.pred)), _mcc_cm,
+    "mcc", "MCC", lambda d: float(matthews_corrcoef(d.y, d.pred)), _mcc_counts,
     "Matthews correlation coefficient (multiclass R_K); 0 when undefined.",
 )  # fmt: skip
 COHEN_KAPPA = _labels_metric(
-    "cohen_kappa", "Cohen's kappa", lambda d: float(cohen_kappa_score(d.y, d.pred, labels=d.labels)), _kappa_cm,
+    "cohen_kappa", "Cohen's kappa", lambda d: float(cohen_kappa_score(d.y, d.pred, labels=d.labels)), _kappa_counts,
     "Agreement between predicted and true labels corrected for chance.",
 )  # fmt: skip
 PER_CLASS_F1 = MetricDef(

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -73,9 +73,29 @@ class MetricData:
         return list(range(self.n_labels))
 
 
+class ClassCounts(NamedTuple):
+    """What the confusion-matrix metrics are made of, per resample (row) and label (column): true
+    positives, support (examples of the label) and predictions of the label, as float64 (small integers,
+    exact); `total`: examples per resample."""
+
+    tp: np.ndarray  # (m, L)
+    support: np.ndarray  # (m, L): confusion-matrix row sums
+    predicted: np.ndarray  # (m, L): column sums
+    total: np.ndarray  # (m,)
+
+    @classmethod
+    def of_confusions(cls, cms: np.ndarray) -> ClassCounts:
+        """Of a (m, L, L) stack of confusion matrices, rows = true label."""
+        tp = np.diagonal(cms, axis1=1, axis2=2).astype(np.float64)
+        support = cms.sum(axis=2).astype(np.float64)
+        predicted = cms.sum(axis=1).astype(np.float64)
+        return cls(tp, support, predicted, support.sum(axis=1))
+
+
 PointFn = Callable[..., float]  # point(data: MetricData, **params) -> float
 ResampledFn = Callable[..., np.ndarray]  # resampled(data, idx (m, N), **params) -> (m,) values
 ConfusionFn = Callable[..., np.ndarray]  # from_confusions(cms (m, L, L) rows = true, **params) -> (m,)
+CountsFn = Callable[..., np.ndarray]  # from_counts(counts: ClassCounts, **params) -> (m,)
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +110,9 @@ class MetricDef:
     score_kinds: tuple[ScoreKind, ...] = ()  # needs == "scores": the kinds it accepts; () = any kind
     params: Mapping[str, Any] = field(default_factory=dict)  # defaults (REQUIRED: the task must give it)
     from_confusions: ConfusionFn | None = None  # vectorised form over confusion matrices
+    # Vectorised form over per-class counts (a metric of tp, support and predictions per label): the
+    # cheapest, no confusion matrices are built. Preferred to from_confusions when both are given.
+    from_counts: CountsFn | None = None
     resampled: ResampledFn | None = None  # vectorised form over resample indices
     shape: Shape = "scalar"  # per_class: point returns one value per label; matrix: the confusion matrix
     # Per-example correctness is the whole metric (accuracy): paired tests use McNemar's exact/chi2 test.

@@ -1,9 +1,11 @@
 """The one resampling kernel: bootstrap example indices drawn once per (n, n_boot, seed) and shared by
 every model and every metric evaluated on them, so comparisons are paired by construction.
 
-Per chunk of resamples, a metric is evaluated in the cheapest form it has: from a stack of confusion
-matrices (one bincount per model), from its vectorised resampled form, or by calling its point function
-on each resample (plugin metrics without a vectorised form; correct, just slower).
+Per chunk of resamples, a metric is evaluated in the cheapest form it has: from per-class counts (one
+matrix product of how often each resample draws each example with every model's one-hot labels,
+predictions and hits), from a stack of confusion matrices (one bincount per model), from its vectorised
+resampled form, or by calling its point function on each resample (plugin metrics without a vectorised
+form; correct, just slower).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from harness.metrics.core import MetricData, TaskMetric
+from harness.metrics.core import ClassCounts, MetricData, TaskMetric
 
 # Cells of one (chunk, n) index matrix: bounds memory (32 MB of int64) whatever n is.
 CHUNK_CELLS = 4_000_000
+# Up to this many labels, per-class counts come from one-hot matrices (n, 3 L) times the resample counts
+# (BLAS, cost ~ 3 L per drawn example); with more, from confusion matrices (a bincount, ~ constant cost).
+ONE_HOT_MAX_LABELS = 16
 
 
 def resample_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
@@ -36,6 +41,48 @@ def confusions(data: MetricData, idx: np.ndarray) -> np.ndarray:
     return np.bincount(flat, minlength=m * k * k).reshape(m, k, k)
 
 
+def resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """(m, n) float64: how many times each resample (row of idx) draws each of the n examples."""
+    m = len(idx)
+    flat = (idx + np.arange(m)[:, None] * n).ravel()
+    return np.bincount(flat, minlength=m * n).reshape(m, n).astype(np.float64)
+
+
+def class_counts(datas: Sequence[MetricData], idx: np.ndarray) -> list[tuple[list[int], ClassCounts]]:
+    """Per-class counts of the datas on the resamples in idx, for batches of datas with the same label
+    count: (their indices i, their counts stacked: data i's resamples in rows i*m .. (i+1)*m). Exact: sums
+    of small integers in float64, the numbers ClassCounts.of_confusions(confusions(data, idx)) gives."""
+    m, n = len(idx), len(datas[0])
+    by_labels: dict[int, list[int]] = {}
+    for j, d in enumerate(datas):
+        by_labels.setdefault(d.n_labels, []).append(j)
+    out = []
+    drawn: np.ndarray | None = None
+    for k, members in by_labels.items():
+        if k > ONE_HOT_MAX_LABELS:
+            for j in members:
+                out.append(([j], ClassCounts.of_confusions(confusions(datas[j], idx))))
+            continue
+        drawn = resample_counts(idx, n) if drawn is None else drawn
+        per_product = max(1, CHUNK_CELLS // (max(n, m) * 3 * k))  # datas per product: bounds memory
+        for start in range(0, len(members), per_product):
+            batch = members[start : start + per_product]
+            y = np.stack([datas[j].y for j in batch])  # (b, n)
+            pred = np.stack([datas[j].pred for j in batch])
+            b, at_data, at_example = len(batch), np.arange(len(batch))[:, None], np.arange(n)[None, :]
+            onehot = np.zeros((n, b, 3, k))  # example -> data, (true label | prediction | hit), label
+            onehot[at_example, at_data, 0, y] = 1.0
+            onehot[at_example, at_data, 1, pred] = 1.0
+            onehot[at_example, at_data, 2, np.where(y == pred, y, 0)] = y == pred
+            counts = (drawn @ onehot.reshape(n, b * 3 * k)).reshape(m, b, 3, k).transpose(1, 0, 2, 3)
+            support = counts[:, :, 0].reshape(b * m, k)
+            tp = counts[:, :, 2].reshape(b * m, k)
+            out.append(
+                (batch, ClassCounts(tp, support, counts[:, :, 1].reshape(b * m, k), support.sum(axis=1)))
+            )
+    return out
+
+
 def resampled_values(
     metrics: Sequence[TaskMetric], datas: Sequence[MetricData], n_boot: int, seed: int
 ) -> dict[str, np.ndarray]:
@@ -44,13 +91,21 @@ def resampled_values(
     All datas must hold the same examples in the same order (checked by the callers)."""
     n = len(datas[0])
     out = {m.id: np.empty((len(datas), n_boot)) for m in metrics}
+    by_counts = [m for m in metrics if m.metric.from_counts is not None]
     pos = 0
     for idx in resample_indices(n, n_boot, seed):
         rows = slice(pos, pos + len(idx))
+        for batch, counts in class_counts(datas, idx) if by_counts else ():
+            for metric in by_counts:
+                assert metric.metric.from_counts is not None
+                values = metric.metric.from_counts(counts, **metric.params)
+                out[metric.id][batch, rows] = np.asarray(values).reshape(len(batch), len(idx))
         for j, data in enumerate(datas):
             cms: np.ndarray | None = None
             for metric in metrics:
                 fn = metric.metric
+                if fn.from_counts is not None:
+                    continue
                 if fn.from_confusions is not None:
                     cms = confusions(data, idx) if cms is None else cms
                     out[metric.id][j, rows] = fn.from_confusions(cms, **metric.params)
