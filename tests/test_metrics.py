@@ -103,6 +103,19 @@ def test_class_counts_are_the_confusion_matrices_counts_exactly() -> None:
             assert np.array_equal(vec[j], tm.metric.from_confusions(confusions(d, idx)), equal_nan=True)
 
 
+def test_a_models_resampled_values_do_not_depend_on_the_models_resampled_with_it() -> None:
+    """What lets the site compute a run's bootstrap vector once and reuse it in every comparison."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 90)
+    datas = [MetricData.of(y, np.where(rng.random(90) < 0.7, y, rng.integers(0, 4, 90)), 4) for _ in range(6)]
+    for name in LABEL_METRICS:
+        tm = _tm(name, 4)
+        together = resampled_values([tm], datas, 500, seed=2)[tm.id]
+        for j in (0, 3, 5):
+            alone = resampled_values([tm], [datas[j]], 500, seed=2)[tm.id]
+            assert np.array_equal(alone[0], together[j], equal_nan=True)
+
+
 @pytest.mark.parametrize("n_labels", [2, 5])
 @pytest.mark.parametrize("name", SCORE_METRICS)
 def test_score_metrics_vectorised_resampled_form_equals_point_function(name: str, n_labels: int) -> None:

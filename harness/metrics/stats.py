@@ -173,10 +173,13 @@ def tie_groups(
     seed: int = 0,
     observed: Sequence[float] | None = None,
     holm_correct: bool = HOLM_DEFAULT,
+    resampled: np.ndarray | None = None,
 ) -> dict[str, Placement]:
     """Tie groups of models scored on the same examples: McNemar for accuracy, paired bootstrap otherwise.
     Every model's metric is computed once per resample (one shared set of resamples), so a pair's test is a
-    difference of two vectors. `observed`: the models' metric on the full test set when already known."""
+    difference of two vectors. `observed`: the models' metric on the full test set when already known;
+    `resampled`: their (len(datas), n_boot) resampled values when already known (resampled_values with
+    this n_boot and seed)."""
     if not names:
         return {}
     _check_same_examples(datas, names)
@@ -187,7 +190,9 @@ def tie_groups(
         def p_value(a: int, b: int) -> float:
             return mcnemar(correct[a], correct[b]).p_value
     else:
-        boot = resampled_values([metric], datas, n_boot, seed)[metric.id] if len(datas) > 1 else None
+        boot = resampled
+        if boot is None and len(datas) > 1:
+            boot = resampled_values([metric], datas, n_boot, seed)[metric.id]
 
         def p_value(a: int, b: int) -> float:
             assert boot is not None

@@ -17,7 +17,7 @@ from harness.metrics import MetricRegistry
 from harness.sitegen import deps, pages, pickform
 from harness.sitegen.charts import heat_css
 from harness.sitegen.links import Links, hw_views
-from harness.sitegen.ranking import RankingConfig, Rankings, compute_rankings
+from harness.sitegen.ranking import RankingConfig, Rankings, SharedResamples, compute_rankings
 from harness.sitegen.render import TEMPLATES, Renderer, SiteContext, page_count, page_jobs, template_env
 from harness.sitegen.results import Board, build_board
 from harness.sitegen.rows import RowMaker
@@ -94,7 +94,9 @@ def _build(
         board = build_board(snapshot)
         clock.lap("load")
         cache = writer.extra.get("ranking_cache")
-        rankings = compute_rankings(board, reader, ranking, cache if isinstance(cache, dict) else None, metrics)
+        shared = SharedResamples(reader, ranking.n_boot, ranking.seed)  # predictions, bootstrap vectors
+        old = cache if isinstance(cache, dict) else None
+        rankings = compute_rankings(board, reader, ranking, old, metrics, shared)
         clock.lap("rank")
         ctx = _context(board, rankings, signature, db.name)
         with Renderer(writer, workers, page_count(board)) as renderer:
@@ -105,7 +107,8 @@ def _build(
             details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
             cached = writer.extra.get("pick_cache")
             pick_cache = dict(cached) if isinstance(cached, dict) else {}
-            forms = pickform.build_forms(board, reader, ranking, pick_cache, metrics)
+            forms = pickform.build_forms(board, reader, ranking, pick_cache, metrics, shared)
+            del shared  # its predictions and vectors are not needed by the pages
             clock.lap("pick")
             ctx = replace(ctx, best=best, details=details, forms=forms)
             renderer.start(ctx, page_jobs(ctx, others=False))

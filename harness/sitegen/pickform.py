@@ -28,10 +28,9 @@ from typing import Any
 import numpy as np
 
 from harness.metrics import MetricRegistry, TaskMetric
-from harness.metrics.resample import resampled_values
 from harness.metrics.stats import bootstrap_p, mcnemar, uses_mcnemar
 from harness.records import PERCENTILE_MIN_SAMPLES
-from harness.sitegen.ranking import RankingConfig, metric_data, task_main_metric
+from harness.sitegen.ranking import RankingConfig, SharedResamples, metric_data, task_main_metric
 from harness.sitegen.results import Board, Result
 from harness.store.rows import ExamplePredictions, Timing
 
@@ -174,6 +173,7 @@ def p_values(
     n_labels: int,
     cfg: RankingConfig,
     cache: dict[str, float],
+    shared: SharedResamples,
 ) -> dict[tuple[int, int], float]:
     """(leader, other) -> p-value of the paired test, for the pairs with predictions on the same examples.
     `cache` (run key pair -> p) is read and extended."""
@@ -203,7 +203,7 @@ def p_values(
     order = sorted(same)
     boot: dict[int, np.ndarray] = {}
     if not uses_mcnemar(metric) and order:
-        matrix = resampled_values([metric], [datas[i] for i in order], cfg.n_boot, cfg.seed)[metric.id]
+        matrix = shared.resampled(metric, [cands[i].key for i in order], [datas[i] for i in order])
         boot = dict(zip(order, matrix, strict=True))
     # The stored main metric is the observed value (computed from these predictions when the run was
     # stored), as in ranking: recomputing it (sklearn, ~20 ms a call) was 70% of the pick phase.
@@ -270,10 +270,17 @@ def form_data(
 
 
 def build_forms(
-    board: Board, reader: Any, cfg: RankingConfig, cache: dict[str, float], metrics: MetricRegistry | None = None
+    board: Board,
+    reader: Any,
+    cfg: RankingConfig,
+    cache: dict[str, float],
+    metrics: MetricRegistry | None = None,
+    shared: SharedResamples | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """task -> its form data; loads the predictions only of pairs not in `cache` (which is extended)."""
+    """task -> its form data; loads the predictions only of pairs not in `cache` (which is extended).
+    `shared`: predictions and resampled metrics the rankings computed (same n_boot and seed)."""
     registry = metrics or MetricRegistry()
+    shared = shared or SharedResamples(reader, cfg.n_boot, cfg.seed)
     plans = {}
     for task in board.task_meta:
         cands = candidates(board, task)
@@ -289,10 +296,10 @@ def build_forms(
         not in cache
         for key in (cands[lead].key, cands[j].key)
     }
-    preds = reader.predictions(needed) if needed else {}
+    preds = shared.predictions(needed) if needed else {}
     out = {}
     for task, (cands, leaders, tests) in plans.items():
         metric, n_labels = task_main_metric(board, task, registry), len(board.task(task).labels)
-        pvals = p_values(cands, tests, preds, metric, n_labels, cfg, cache)
+        pvals = p_values(cands, tests, preds, metric, n_labels, cfg, cache, shared)
         out[task] = form_data(board, task, cands, leaders, tests, pvals, cfg)
     return out

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from statistics import fmean
 from typing import Any
@@ -34,7 +34,14 @@ import numpy as np
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
 from harness.metrics.registry import metric_from_description
 from harness.metrics.resample import resampled_values
-from harness.metrics.stats import HOLM_DEFAULT, Placement, bootstrap_p, greedy_groups, tie_groups
+from harness.metrics.stats import (
+    HOLM_DEFAULT,
+    Placement,
+    bootstrap_p,
+    greedy_groups,
+    tie_groups,
+    uses_mcnemar,
+)
 from harness.sitegen.results import Board, Result
 from harness.store import StoreReader
 from harness.store.rows import ExamplePredictions
@@ -75,6 +82,38 @@ class _Plan:
     keys: tuple[str, ...]  # run keys whose predictions the computation needs
 
 
+class SharedResamples:
+    """What the per-task rankings and the pick forms both compute from stored predictions, done once per
+    build: the runs' predictions (loaded in bulk, each run once) and each run's resampled metric (n_boot
+    resamples drawn with `seed`). The resamples depend only on the number of test examples, so a run's
+    vector is the same whichever runs it is compared with."""
+
+    def __init__(self, reader: StoreReader, n_boot: int, seed: int) -> None:
+        self._reader, self.n_boot, self.seed = reader, n_boot, seed
+        self._loaded: dict[str, ExamplePredictions] = {}
+        self._asked: set[str] = set()
+        self._vectors: dict[tuple[str, str, int], np.ndarray] = {}
+
+    def predictions(self, keys: Iterable[str]) -> dict[str, ExamplePredictions]:
+        """The stored predictions of these runs (runs without any are left out)."""
+        wanted = set(keys)
+        missing = wanted - self._asked
+        if missing:
+            self._loaded.update(self._reader.predictions(missing))
+            self._asked |= missing
+        return {k: self._loaded[k] for k in wanted if k in self._loaded}
+
+    def resampled(self, metric: TaskMetric, keys: Sequence[str], datas: Sequence[MetricData]) -> np.ndarray:
+        """(len(datas), n_boot): resampled_values of `metric` on each run's data (key: its run key), computed
+        for the runs not seen before (all datas hold the same examples)."""
+        ids = [(key, metric.key(), d.n_labels) for key, d in zip(keys, datas, strict=True)]
+        todo = [j for j, i in enumerate(ids) if i not in self._vectors]
+        if todo:
+            fresh = resampled_values([metric], [datas[j] for j in todo], self.n_boot, self.seed)[metric.id]
+            self._vectors.update(zip((ids[j] for j in todo), fresh, strict=True))
+        return np.stack([self._vectors[i] for i in ids])
+
+
 def task_main_metric(board: Board, task: str, registry: MetricRegistry) -> TaskMetric | None:
     """The computable main metric of a task (None: defined by a plugin that is not loaded)."""
     meta = board.task(task)
@@ -88,8 +127,10 @@ def compute_rankings(
     cfg: RankingConfig,
     cache: Mapping[str, Any] | None = None,
     metrics: MetricRegistry | None = None,
+    shared: SharedResamples | None = None,
 ) -> Rankings:
     registry = metrics or MetricRegistry()
+    shared = shared or SharedResamples(reader, cfg.n_boot, cfg.seed)
     cache = dict(cache or {})
     new_cache: dict[str, Any] = {}
     per_task_plans: dict[tuple[str, str], tuple[_Plan, list[Result]]] = {}
@@ -115,16 +156,15 @@ def compute_rankings(
 
     plans = [plan for plan, _ in per_task_plans.values()] + [plan for plan, _, _ in agg_plans.values()]
     needed = {k for plan in plans if _cached(cache, plan.cache_key) is None for k in plan.keys}
-    preds = reader.predictions(needed) if needed else {}
+    preds = shared.predictions(needed) if needed else {}
     groups_computed = 0
 
     per_task: dict[tuple[str, str], dict[str, Placement]] = {}
     for (task, protocol), (plan, candidates) in per_task_plans.items():
         tested = _cached(cache, plan.cache_key)
         if tested is None:
-            tested = _rank_task(
-                candidates, preds, task_main_metric(board, task, registry), len(board.task(task).labels), cfg
-            )
+            metric = task_main_metric(board, task, registry)
+            tested = _rank_task(candidates, preds, metric, len(board.task(task).labels), cfg, shared)
             groups_computed += 1
         new_cache[plan.cache_key] = _placements_to_json(tested)
         per_task[(task, protocol)] = _place_rest(
@@ -193,6 +233,7 @@ def _rank_task(
     metric: TaskMetric | None,
     n_labels: int,
     cfg: RankingConfig,
+    shared: SharedResamples,
 ) -> dict[str, Placement]:
     aligned = _aligned(candidates, preds)
     if len(aligned) < 2 or metric is None:
@@ -204,6 +245,9 @@ def _rank_task(
         return {name: Placement(1, None, None, False) for name, _ in aligned[:1]}
     stored = {r.model: r.representative.metric(metric.id) for r in candidates}
     observed = [m.value if (m := stored[name]) else float("nan") for name, _ in aligned]
+    keys = {r.model: r.representative.key for r in candidates}
+    paired = [keys[name] for name, _ in aligned]
+    resampled = None if uses_mcnemar(metric) else shared.resampled(metric, paired, datas)
     return tie_groups(
         [name for name, _ in aligned],
         datas,
@@ -215,6 +259,7 @@ def _rank_task(
         # label count had to grow they are not, so recompute.
         observed=observed if top <= n_labels and all(v == v for v in observed) else None,
         holm_correct=cfg.holm,
+        resampled=resampled,
     )
 
 
@@ -265,11 +310,11 @@ def _aggregate_scores(board: Board) -> dict[tuple[str, str], dict[str, tuple[flo
     for (group, protocol), tasks in _group_tasks(board).items():
         values: dict[str, list[float]] = {}
         for task in tasks:
-            metric = board.main_metric(task)
+            metric, sign = board.main_metric(task), board.sign(task)
             for r in board.by_task_protocol[(task, protocol)]:
                 m = r.metric(metric)
                 if r.status == "done" and m is not None:
-                    values.setdefault(r.model, []).append(board.sign(task) * m.value)
+                    values.setdefault(r.model, []).append(sign * m.value)
         out[(group, protocol)] = {m: (fmean(v), len(v)) for m, v in values.items()}
     return out
 
@@ -341,7 +386,7 @@ def _aggregate_rows(
     borda = _mean_ranks(board, protocol, tasks, complete)
     placements = _place_rest(tested, complete)
     # Scores were summed with the task's sign (higher is better); shown as the metric's own mean.
-    shown = {m: _shown_mean(board, tasks, protocol, m) for m in scores}
+    shown = _shown_means(board, tasks, protocol, scores)
     rows = [
         AggregateRow(m, shown[m], n_tasks, n_tasks, wins[m], placements[m], borda.get(m)) for m in placements
     ]
@@ -353,14 +398,16 @@ def _aggregate_rows(
     return tuple(rows)
 
 
-def _shown_mean(board: Board, tasks: Sequence[str], protocol: str, model: str) -> float:
-    values = []
+def _shown_means(board: Board, tasks: Sequence[str], protocol: str, models: Iterable[str]) -> dict[str, float]:
+    """Each model's mean main metric over its done results on the tasks (in the metric's own direction)."""
+    values: dict[str, list[float]] = {}
     for t in tasks:
-        r = board.results.get((t, protocol, model))
-        m = r.metric(board.main_metric(t)) if r is not None and r.status == "done" else None
-        if m is not None:
-            values.append(m.value)
-    return fmean(values)
+        metric = board.main_metric(t)
+        for r in board.by_task_protocol.get((t, protocol), ()):
+            m = r.metric(metric) if r.status == "done" else None
+            if m is not None:
+                values.setdefault(r.model, []).append(m.value)
+    return {model: fmean(values[model]) for model in models}
 
 
 def _mean_ranks(board: Board, protocol: str, tasks: Sequence[str], models: Sequence[str]) -> dict[str, float]:
