@@ -22,8 +22,7 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,8 +39,9 @@ MAX_TESTS = 20  # paired tests per possible leader
 MAX_CANDIDATES = 48
 
 
-@dataclass(frozen=True, slots=True)
-class PickCandidate:
+class PickCandidate(NamedTuple):
+    """One done (model, protocol) on a task (a NamedTuple: a task of a large board has thousands)."""
+
     model: str
     protocol: str
     key: str  # the representative run (lowest seed), whose predictions are tested
@@ -76,24 +76,44 @@ def candidates(board: Board, task: str) -> list[PickCandidate]:
 def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: float | None) -> PickCandidate:
     """Timings as harness pick takes them: per hardware id, the median over seeds of the uncontended
     timings whose sample count supports the percentile (None when none does), the largest peak memory."""
+    runs = r.runs
+    meta_params = board.model_meta[r.model].params
+    if len(runs) == 1:  # one seed (most results): its own timing, the median and maximum of one value
+        t = runs[0].timing
+        timings = {} if t is None else {t.hardware: _one_timing(t)}
+        params = meta_params if meta_params is not None or t is None else t.params
+        return PickCandidate(r.model, r.protocol, runs[0].key, value, lo, hi, params, timings)
     by_hw: dict[str, list[Timing]] = {}
-    for run in r.runs:
+    for run in runs:
         if run.timing is not None:
             by_hw.setdefault(run.timing.hardware, []).append(run.timing)
     timings = {}
     for hw, every in by_hw.items():
         quiet = [t for t in every if not t.contended]
-        p50 = [t.p50_ms for t in quiet if t.n_timed >= PERCENTILE_MIN_SAMPLES["p50"]]
-        p95 = [t.p95_ms for t in quiet if t.n_timed >= PERCENTILE_MIN_SAMPLES["p95"]]
+        p50 = [t.p50_ms for t in quiet if t.n_timed >= _P50_MIN]
+        p95 = [t.p95_ms for t in quiet if t.n_timed >= _P95_MIN]
         mem = [t.peak_mem_mb for t in quiet if t.peak_mem_mb is not None]
         timings[hw] = (
             statistics.median(p50) if p50 else None,
             statistics.median(p95) if p95 else None,
             max(mem) if mem else None,
         )
-    meta_params = board.model_meta[r.model].params
-    params = meta_params if meta_params is not None else next((x.timing.params for x in r.runs if x.timing), None)
+    params = meta_params if meta_params is not None else next((x.timing.params for x in runs if x.timing), None)
     return PickCandidate(r.model, r.protocol, r.representative.key, value, lo, hi, params, timings)
+
+
+_P50_MIN, _P95_MIN = PERCENTILE_MIN_SAMPLES["p50"], PERCENTILE_MIN_SAMPLES["p95"]
+
+
+def _one_timing(t: Timing) -> tuple[float | None, float | None, float | None]:
+    """_candidate's timings of a single run: (p50, p95, peak MiB)."""
+    if t.contended:
+        return (None, None, None)
+    return (
+        t.p50_ms if t.n_timed >= _P50_MIN else None,
+        t.p95_ms if t.n_timed >= _P95_MIN else None,
+        t.peak_mem_mb,
+    )
 
 
 def hardware_counts(board: Board, task: str) -> Counter[str]:
@@ -115,28 +135,28 @@ def possible_leaders(cands: Sequence[PickCandidate], hardware: Sequence[str]) ->
     is a leader within its own protocol, so the protocols' fronts cover the "any protocol" form too."""
     leaders: set[int] = set()
     hws: list[str | None] = [*hardware] or [None]
+    inf = math.inf
+    params = [float(c.params) if c.params is not None else inf for c in cands]
     for hw in hws:
-        fronts: dict[str, list[list[float]]] = {}
+        fronts: dict[str, list[tuple[float, float, float, float]]] = {}
         for i, c in enumerate(cands):  # best first: a later candidate never dominates an earlier one
-            cost = _costs(c, hw)
-            front = fronts.setdefault(c.protocol, [])
-            if any(f[0] <= cost[0] and f[1] <= cost[1] and f[2] <= cost[2] and f[3] <= cost[3] for f in front):
-                continue
-            front.append(cost)  # a dominated member would be dominated by a front member already
-            leaders.add(i)
+            # What a constraint can bound: p50, p95, parameters, peak memory (unknown: infinite).
+            t = c.timings.get(hw) if hw is not None else None
+            p50, p95, mem = t if t else (None, None, None)
+            a = p50 if p50 is not None else inf
+            b = p95 if p95 is not None else inf
+            n = params[i]
+            d = mem if mem is not None else inf
+            front = fronts.get(c.protocol)
+            if front is None:
+                front = fronts[c.protocol] = []
+            for f in front:
+                if f[0] <= a and f[1] <= b and f[2] <= n and f[3] <= d:
+                    break
+            else:
+                front.append((a, b, n, d))  # a dominated member would be dominated by a front member already
+                leaders.add(i)
     return sorted(leaders)
-
-
-def _costs(c: PickCandidate, hw: str | None) -> list[float]:
-    """What a constraint can bound: p50, p95, parameters, peak memory (unknown: infinite)."""
-    t = c.timings.get(hw) if hw is not None else None
-    p50, p95, mem = t if t else (None, None, None)
-    return [
-        p50 if p50 is not None else math.inf,
-        p95 if p95 is not None else math.inf,
-        float(c.params) if c.params is not None else math.inf,
-        mem if mem is not None else math.inf,
-    ]
 
 
 def tie_tests(
@@ -229,15 +249,15 @@ def form_data(
     board: Board,
     task: str,
     cands: Sequence[PickCandidate],
+    hardware: Sequence[str],
     leaders: Sequence[int],
     tests: Mapping[int, Sequence[int]],
     pvals: Mapping[tuple[int, int], float],
     cfg: RankingConfig,
 ) -> dict[str, Any]:
-    """The JSON the form's script reads (compact: one array per candidate)."""
-    counts = hardware_counts(board, task)
-    hardware = [hw for hw, _ in counts.most_common()]
-    hw_index = {hw: i for i, hw in enumerate(hardware)}
+    """The JSON the form's script reads (compact: one array per candidate); `hardware`: the timed
+    hardware ids, most timed runs first."""
+    hw_index = {hw: str(i) for i, hw in enumerate(hardware)}
     return {
         "metric": board.main_metric(task),
         "higherIsBetter": board.sign(task) > 0,
@@ -249,7 +269,7 @@ def form_data(
                 c.protocol,
                 c.value,
                 c.params,
-                {str(hw_index[hw]): [t[0], t[1], t[2]] for hw, t in c.timings.items() if hw in hw_index},
+                {hw_index[hw]: [t[0], t[1], t[2]] for hw, t in c.timings.items() if hw in hw_index},
             ]
             for c in cands
         ],
@@ -286,10 +306,10 @@ def build_forms(
         cands = candidates(board, task)
         hardware = [hw for hw, _ in hardware_counts(board, task).most_common()]
         leaders = possible_leaders(cands, hardware)
-        plans[task] = (cands, leaders, tie_tests(cands, leaders))
+        plans[task] = (cands, hardware, leaders, tie_tests(cands, leaders))
     needed = {
         key
-        for task, (cands, _, tests) in plans.items()
+        for task, (cands, _, _, tests) in plans.items()
         for lead, others in tests.items()
         for j in others
         if _cache_key(cands[lead].key, cands[j].key, board.main_metric(task), len(board.task(task).labels), cfg)
@@ -298,8 +318,8 @@ def build_forms(
     }
     preds = shared.predictions(needed) if needed else {}
     out = {}
-    for task, (cands, leaders, tests) in plans.items():
+    for task, (cands, hardware, leaders, tests) in plans.items():
         metric, n_labels = task_main_metric(board, task, registry), len(board.task(task).labels)
         pvals = p_values(cands, tests, preds, metric, n_labels, cfg, cache, shared)
-        out[task] = form_data(board, task, cands, leaders, tests, pvals, cfg)
+        out[task] = form_data(board, task, cands, hardware, leaders, tests, pvals, cfg)
     return out
