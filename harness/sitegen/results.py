@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from statistics import fmean
 from typing import Literal, NamedTuple
 
@@ -122,33 +123,50 @@ def task_groups(tasks: Sequence[TaskMeta], declared: Mapping[str, Sequence[str]]
 
 def build_board(snapshot: StoreSnapshot) -> Board:
     current = _current_task_data(snapshot.runs)
-    grouped: dict[tuple[str, str, str], list[RunRow]] = defaultdict(list)
+    grouped: dict[tuple[str, str, str], list[RunRow]] = {}
     superseded: dict[str, int] = defaultdict(int)
+    key: tuple[str, str, str] | None = None
+    group: list[RunRow] = []
     for run in snapshot.runs:  # ordered by task, protocol, model, seed (StoreReader), so groups are too
         version, fingerprint = current[run.task]
         if run.task_version != version or run.data_fingerprint != fingerprint:
             superseded[run.task] += 1
             continue
-        grouped[(run.task, run.protocol, run.model)].append(run)
+        if key is None or run.model != key[2] or run.protocol != key[1] or run.task != key[0]:
+            key = (run.task, run.protocol, run.model)
+            group = grouped.setdefault(key, [])
+        group.append(run)
 
-    results = {key: _result(key, runs) for key, runs in grouped.items()}
     tasks = tuple(_task_meta(snapshot, name, *current[name]) for name in sorted(current))
     metric_of = {t.name: t.metric_info(t.main_metric) for t in tasks}
-
-    by_tp: dict[tuple[str, str], list[Result]] = defaultdict(list)
-    by_model: dict[str, list[Result]] = defaultdict(list)
-    for (task, protocol, model), result in results.items():
-        by_tp[(task, protocol)].append(result)
-        by_model[model].append(result)
-    ordered_tp = {
-        key: tuple(sorted(rs, key=lambda r: _quality_order(r, metric_of[key[0]])))
-        for key, rs in by_tp.items()
-    }
+    results: dict[tuple[str, str, str], Result] = {}
+    by_tp: dict[tuple[str, str], list[Result]] = {}
+    by_model: dict[str, list[Result]] = {}
+    tp: tuple[str, str] | None = None
+    in_tp: list[Result] = []
+    for key, runs in grouped.items():
+        task, protocol, model = key
+        first = runs[0]
+        if len(runs) == 1 and first.status == "done":  # the common case, kept cheap for large stores
+            result = Result(task, protocol, model, "done", None, (first,), first.metrics, "ci95")
+        else:
+            result = _result(key, runs)
+        results[key] = result
+        if tp is None or protocol != tp[1] or task != tp[0]:
+            tp = (task, protocol)
+            in_tp = by_tp.setdefault(tp, [])
+        in_tp.append(result)
+        in_model = by_model.get(model)
+        if in_model is None:
+            by_model[model] = [result]
+        else:
+            in_model.append(result)
+    ordered_tp = {key: _by_quality(rs, metric_of[key[0]]) for key, rs in by_tp.items()}
     ordered_model = {m: tuple(rs) for m, rs in by_model.items()}  # already in (task, protocol) order
 
     model_names = sorted(by_model)
     models = tuple(snapshot.models.get(name) or _unknown_model(name) for name in model_names)
-    protocols = tuple(sorted({p for _, p, _ in results}))
+    protocols = tuple(sorted({p for _, p in by_tp}))
     return Board(
         tasks=tasks,
         models=models,
@@ -167,18 +185,17 @@ def build_board(snapshot: StoreSnapshot) -> Board:
 
 def _current_task_data(runs: Sequence[RunRow]) -> dict[str, tuple[str, str]]:
     """task -> (version, data fingerprint) of its latest done run (latest run of any status if none is done)."""
-    latest: dict[str, tuple[bool, str, str, str]] = {}
+    latest: dict[str, tuple[bool, str, RunRow]] = {}
     for run in runs:
-        mark = (run.status == "done", run.finished_at, run.task_version, run.data_fingerprint)
-        if run.task not in latest or mark[:2] > latest[run.task][:2]:
-            latest[run.task] = mark
-    return {task: (version, fp) for task, (_, _, version, fp) in latest.items()}
+        done = run.status == "done"
+        seen = latest.get(run.task)
+        if seen is None or (done, run.finished_at) > seen[:2]:
+            latest[run.task] = (done, run.finished_at, run)
+    return {task: (run.task_version, run.data_fingerprint) for task, (_, _, run) in latest.items()}
 
 
 def _result(key: tuple[str, str, str], runs: list[RunRow]) -> Result:
     task, protocol, model = key
-    if len(runs) == 1 and runs[0].status == "done":  # the common case, kept cheap for large stores
-        return Result(task, protocol, model, "done", None, (runs[0],), runs[0].metrics, "ci95")
     done = sorted((r for r in runs if r.status == "done"), key=lambda r: (r.seed, r.finished_at))
     if not done:
         latest = max(runs, key=lambda r: (r.finished_at, -STATUS_ORDER.get(r.status, 9)))
@@ -198,9 +215,16 @@ def _result(key: tuple[str, str, str], runs: list[RunRow]) -> Result:
     return Result(task, protocol, model, "done", None, seeds, metrics, "seeds")
 
 
-def _quality_order(result: Result, metric: MetricInfo) -> tuple[int, float, str]:
-    m = result.metric(metric.id)
-    return (STATUS_ORDER.get(result.status, 9), metric.sort_key(m.value if m else None), result.model)
+def _by_quality(results: list[Result], metric: MetricInfo) -> tuple[Result, ...]:
+    """Results of one (task, protocol), best first: done before not applicable before failed, then by the
+    main metric (missing / NaN last), then by model name."""
+    mid, sort_key, status_order = metric.id, metric.sort_key, STATUS_ORDER
+    keyed = []
+    for r in results:
+        m = r.metrics.get(mid)
+        keyed.append((status_order.get(r.status, 9), sort_key(None if m is None else m.value), r.model, r))
+    keyed.sort(key=itemgetter(0, 1, 2))
+    return tuple(k[3] for k in keyed)
 
 
 def _task_meta(snapshot: StoreSnapshot, name: str, version: str, fingerprint: str) -> TaskMeta:

@@ -115,58 +115,72 @@ class StoreReader:
 
     # ---- the site: bulk queries --------------------------------------------------------------------------------
 
-    def _runs(self) -> Iterator[RunRow]:
-        # Three sequential scans joined in Python: several LEFT JOINs into `metrics` cost one random
-        # index lookup per run and metric, which dominates on a large store.
-        metrics: dict[str, dict[str, MetricValue]] = {}
-        # Every single-number metric (per-class values, "<id>/<label>", are loaded per page).
-        sql = "SELECT run_key, name, value, ci_low, ci_high FROM metrics WHERE instr(name, '/') = 0"
-        for key, name, value, lo, hi in self.conn.execute(sql):
-            if value is not None:
-                metrics.setdefault(key, {})[name] = MetricValue(name, float(value), lo, hi)
+    def _runs(self) -> list[RunRow]:
+        # Each run's timing row is joined in (one index lookup per run, in the order both were written);
+        # its metrics come from one sequential scan joined here (several LEFT JOINs into `metrics` cost one
+        # random index lookup per run and metric, which dominates on a large store). Rows are built as plain
+        # tuples of the row type (tuple.__new__): a NamedTuple's keyword constructor costs more than the read.
+        metrics = self._headline_metrics()
         # (columns an older store lacks read as NULL: see schema.connect_readonly)
-        timings = {
-            row[0]: Timing(*row[1:])
-            for row in self.conn.execute(
-                """SELECT run_key, hardware, device, batch_size, p50_ms, p95_ms, p99_ms, items_per_s, peak_mem_mb,
-                          params, n_timed, contended, run_wait_frac, others_cpu_frac, weights_mb, load_s FROM timings"""
-            )
-        }
         sql = """
-        SELECT key, suite, CASE WHEN json_valid(config_json) THEN json_extract(config_json, '$.suite_path') END,
-               model, task, task_version, data_fingerprint, protocol, seed, status, error,
-               started_at, finished_at, duration_s, harness_version, git_hash,
-               CASE WHEN json_valid(selected_json) THEN json_extract(selected_json, '$.metrics_not_applicable') END
-        FROM runs ORDER BY task, protocol, model, seed, finished_at
+        SELECT r.key, r.suite, CASE WHEN json_valid(r.config_json) THEN json_extract(r.config_json, '$.suite_path') END,
+               r.model, r.task, r.task_version, r.data_fingerprint, r.protocol, r.seed, r.status, r.error,
+               r.started_at, r.finished_at, r.duration_s, r.harness_version, r.git_hash,
+               CASE WHEN instr(r.selected_json, 'metrics_not_applicable') AND json_valid(r.selected_json)
+                    THEN json_extract(r.selected_json, '$.metrics_not_applicable') END,
+               t.hardware, t.device, t.batch_size, t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb,
+               t.params, t.n_timed, t.contended, t.run_wait_frac, t.others_cpu_frac, t.weights_mb, t.load_s
+        FROM runs r LEFT JOIN timings t ON t.run_key = r.key
+        ORDER BY r.task, r.protocol, r.model, r.seed, r.finished_at
         """
+        new = tuple.__new__
         no_metrics: dict[str, MetricValue] = {}
         no_notes: dict[str, str] = {}
+        out: list[RunRow] = []
+        append = out.append
+        get_metrics = metrics.get
+        shared: dict[Any, Any] = {}
+        one = shared.setdefault
         for row in self.conn.execute(sql):
-            notes = _json_object(row[16]) if row[16] else no_notes
-            key, suite_path = row[0], row[2]
-            yield RunRow(
-                key=key,
-                suite=row[1],
-                suite_path=str(suite_path)
-                if isinstance(suite_path, (str, int, float)) and str(suite_path)
-                else None,
-                model=row[3],
-                task=row[4],
-                task_version=row[5],
-                data_fingerprint=row[6],
-                protocol=row[7],
-                seed=int(row[8]),
-                status=row[9],
-                error=row[10],
-                started_at=row[11],
-                finished_at=row[12],
-                duration_s=float(row[13]),
-                harness_version=row[14],
-                git_hash=row[15],
-                metrics=metrics.get(key, no_metrics),
-                timing=timings.get(key),
-                metric_notes={str(k): str(v) for k, v in notes.items()} if notes else no_notes,
-            )
+            key, suite_path, notes, hardware = row[0], row[2], row[16], row[17]
+            if suite_path.__class__ is not str or not suite_path:
+                suite_path = str(suite_path) if isinstance(suite_path, (int, float)) and str(suite_path) else None
+            if notes:
+                notes = {str(k): str(v) for k, v in _json_object(notes).items()} or no_notes
+            if hardware is None:
+                timing = None
+            else:
+                t = row[17:]
+                timing = new(Timing, (one(hardware, hardware), one(t[1], t[1]), *t[2:]))
+            append(
+                new(
+                    RunRow,
+                    (
+                        key, one(row[1], row[1]), one(suite_path, suite_path), one(row[3], row[3]), one(row[4], row[4]),
+                        one(row[5], row[5]), one(row[6], row[6]), one(row[7], row[7]), int(row[8]), one(row[9], row[9]),
+                        row[10], row[11], row[12], float(row[13]), one(row[14], row[14]), one(row[15], row[15]),
+                        get_metrics(key, no_metrics),
+                        timing,
+                        notes or no_notes,
+                    ),
+                )
+            )  # fmt: skip
+        return out
+
+    def _headline_metrics(self) -> dict[str, dict[str, MetricValue]]:
+        """run key -> every single-number metric of the run by name (per-class values, "<id>/<label>", are
+        loaded per page). A run's metrics are written together, so consecutive rows mostly share a key."""
+        metrics: dict[str, dict[str, MetricValue]] = {}
+        new = tuple.__new__
+        last, current = None, {}
+        sql = """SELECT run_key, name, CAST(value AS REAL), ci_low, ci_high FROM metrics
+                 WHERE instr(name, '/') = 0 AND value IS NOT NULL"""
+        for row in self.conn.execute(sql):
+            if row[0] != last:
+                last = row[0]
+                current = metrics.get(last) or metrics.setdefault(last, {})
+            current[row[1]] = new(MetricValue, row[1:])
+        return metrics
 
     def _models(self) -> Iterator[ModelMeta]:
         sql = "SELECT name, family, modality, source, revision, params, license, description, feature_dim FROM models"
