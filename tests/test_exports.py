@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.sitegen.exports import Table, encode_column, round_floats
+from harness.sitegen.exports import Table, encode_column, encode_floats, round_floats
 
 AWKWARD_STRINGS = [
     "plain", "", "with,comma", 'with "quotes"', "line\nbreak", "carriage\rreturn", "crlf\r\n", " lead space",
@@ -111,3 +111,23 @@ def test_round_floats_is_pythons_round(digits: int) -> None:
     got = round_floats(np.array(values), digits)
     expected = [round(v, digits) for v in values]
     assert [repr(g) for g in got] == [repr(e) for e in expected]
+
+
+@pytest.mark.parametrize("digits", [0, 1, 2, 3, 4, 6, 9, 15, 16])
+def test_floats_are_written_as_repr_of_round(digits: int) -> None:
+    rng = random.Random(100 + digits)
+    values: list[float | None] = [rng.uniform(-1, 1) * 10 ** rng.uniform(-12, 18) for _ in range(20_000)]
+    values += [(rng.randrange(-(10**8), 10**8) + 0.5) / 10**digits for _ in range(3_000)]  # ties
+    short = [rng.randrange(-(10**6), 10**6) / 10 ** rng.randrange(0, 8) for _ in range(3_000)]
+    edges = [0.0, -0.0, 1e-4, -1e-4, 9.9999e-5, 1e15, 1e16, -1e16, 5e-324, None, math.nan, math.inf]
+    values += short + edges
+    column = encode_floats([values, values[::-1]], [digits, 2])
+    expected = [reference_round(v, digits) for v in values]
+    assert column.csv == [
+        f"{'' if a is None else repr(a)},{'' if b is None else repr(b)}"
+        for a, b in zip(expected, [reference_round(v, 2) for v in values[::-1]], strict=True)
+    ]
+    assert column.json == [
+        json.dumps([a, b], separators=(",", ":"))[1:-1]
+        for a, b in zip(expected, [reference_round(v, 2) for v in values[::-1]], strict=True)
+    ]

@@ -137,17 +137,94 @@ def _distinct_column(values: Sequence[Any], kinds: set[type]) -> Column:
 
 
 def _float_column(values: Sequence[float | None], digits: int) -> Column:
-    """Floats (or None): each distinct one (by bits: -0.0 is not 0.0) rounded and formatted once."""
-    a = np.array(values, dtype=np.float64)  # None -> nan
+    """Floats (or None), rounded: see encode_floats."""
+    return encode_floats([values], [digits])
+
+
+def encode_floats(columns: Sequence[Sequence[Any]], digits: Sequence[int]) -> Column:
+    """Consecutive columns of floats (or None) as one column whose cells are the fields joined by commas,
+    each float rounded to its column's digits. Formatted in numpy, not one Python string per value:
+    the rows of a character matrix per column (_float_cells), joined through a boolean mask."""
+    if not all(set(map(type, values)) <= {float, NoneType} for values in columns):
+        parts = [encode_column(values, d) for values, d in zip(columns, digits, strict=True)]
+        return Column(
+            list(map(",".join, zip(*(p.csv for p in parts), strict=True))),
+            list(map(",".join, zip(*(p.json for p in parts), strict=True))),
+        )
+    n = len(columns[0])
+    comma, newline, kept = (np.full((n, 1), c, dtype=np.uint8) for c in (ord(","), ord("\n"), 1))
+    as_csv: list[np.ndarray] = []
+    as_json: list[np.ndarray] = []
+    keep_csv: list[np.ndarray] = []
+    keep_json: list[np.ndarray] = []
+    for values, d in zip(columns, digits, strict=True):
+        chars, start, end = _float_cells(np.array(values, dtype=np.float64), d)
+        at = np.arange(chars.shape[1])
+        keep = (at >= start[:, None]) & (at < end[:, None])
+        missing = end == 0
+        as_csv += (chars, comma)
+        keep_csv += (keep, kept.view(bool))
+        if missing.any():  # JSON writes null where CSV writes nothing
+            chars = chars.copy()
+            chars[missing, :4] = np.frombuffer(b"null", dtype=np.uint8)
+            keep = keep | (missing[:, None] & (at < 4))
+        as_json += (chars, comma)
+        keep_json += (keep, kept.view(bool))
+    texts = []
+    for blocks, masks in ((as_csv, keep_csv), (as_json, keep_json)):
+        blocks[-1] = newline  # the last comma ends the row instead
+        text = np.concatenate(blocks, axis=1)[np.concatenate(masks, axis=1)].tobytes().decode("ascii")
+        texts.append(text[:-1].split("\n") if n else [])
+    return Column(texts[0], texts[1])
+
+
+def _float_cells(a: np.ndarray, digits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(chars (n, width) uint8, start, end): row i's characters chars[i, start[i]:end[i]] are
+    repr(round(a[i], digits)); empty (start = end = 0) for NaN and infinities.
+
+    A rounded float r is the float nearest to q / 10**digits for an integer q (round_floats finds it),
+    and repr writes the shortest digits that give r back: when q has at most 15 digits those are q's own
+    digits (any other decimal with as few digits lies further from r than its neighbouring floats).
+    repr writes them positionally (sign, integer part, point, fraction without trailing zeros, at least
+    one digit) for 1e-4 <= |r| < 1e16, and 0 as 0.0 or -0.0. Other values take Python's repr."""
+    n = len(a)
     finite = np.isfinite(a)
-    bits, where = np.unique(a[finite].view(np.int64), return_inverse=True)
-    texts = list(map(repr, round_floats(bits.view(np.float64), digits)))
-    index = np.full(len(a), len(texts), dtype=np.intp)  # the last entry: a missing value
-    index[finite] = where.reshape(-1)
-    as_csv = np.array([*texts, ""], dtype=object)[index].tolist()
-    if finite.all():  # nothing missing: the same texts in both
-        return Column(as_csv, as_csv)
-    return Column(as_csv, np.array([*texts, "null"], dtype=object)[index].tolist())
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = np.where(finite, a, 0.0) * 10.0**digits
+        q = np.rint(y)
+        fast = (
+            finite
+            & (1 <= digits <= 15)
+            & (np.abs(y - np.floor(y) - 0.5) > np.abs(y) * 2.0**-50)  # round_floats' check
+            & (np.abs(q) < 1e15)
+            & ((q == 0) | (np.abs(q) >= 10.0 ** max(digits - 4, 0)))
+        )
+    slow = np.flatnonzero(finite & ~fast).tolist()
+    slow_texts = [repr(round(float(a[i]), digits)).encode() for i in slow]
+    whole, frac = np.divmod(np.abs(np.where(fast, q, 0.0)).astype(np.int64), 10**digits)
+    int_digits = len(str(int(whole.max()))) if n else 1
+    point = 1 + int_digits  # column 0: room for a sign
+    width = max(point + 1 + digits, 4, *map(len, slow_texts))
+    chars = np.zeros((n, width), dtype=np.uint8)
+    powers = 10 ** np.arange(max(int_digits, digits) - 1, -1, -1, dtype=np.int64)  # most significant first
+    chars[:, 1:point] = 48 + (whole[:, None] // powers[-int_digits:]) % 10
+    chars[:, point] = ord(".")
+    if digits:
+        chars[:, point + 1 : point + 1 + digits] = 48 + (frac[:, None] // powers[-digits:]) % 10
+    start = np.full(n, point - 1, dtype=np.int64)  # the integer part's first digit
+    for p in range(1, int_digits):
+        start -= whole >= 10**p
+    negative = np.signbit(q) & fast
+    start[negative] -= 1
+    chars[negative, start[negative]] = ord("-")
+    end = np.full(n, point + 1 + digits, dtype=np.int64)  # less the fraction's trailing zeros, keeping one
+    for p in range(1, digits):
+        end -= frac % 10**p == 0
+    for i, text in zip(slow, slow_texts, strict=True):
+        chars[i, : len(text)] = np.frombuffer(text, dtype=np.uint8)
+        start[i], end[i] = 0, len(text)
+    start[~finite], end[~finite] = 0, 0
+    return chars, start, end
 
 
 def round_floats(values: np.ndarray, digits: int) -> list[float]:
@@ -171,7 +248,8 @@ def round_floats(values: np.ndarray, digits: int) -> list[float]:
 
 @dataclass(frozen=True)
 class Table:
-    """Named columns of equal length, encoded (encode_column)."""
+    """Named fields, as encoded columns of equal length (encode_column; one column of encode_floats
+    holds several consecutive fields)."""
 
     names: tuple[str, ...]
     columns: tuple[Column, ...]
@@ -210,11 +288,19 @@ def run_rows(snapshot: StoreSnapshot) -> Table:
     fields = _transpose(runs, RunRow._fields)
     cols = [encode_column(fields[name], 3 if name == "duration_s" else None) for name in RUN_FIELDS]
     by_run = fields["metrics"]
+    values: list[Sequence[Any]] = []
     for name in metrics:
         parts = _transpose([m.get(name) or _NO_METRIC for m in by_run], MetricValue._fields)
-        cols += (encode_column(parts[part], 6) for part in ("value", "ci_low", "ci_high"))
+        values += (parts[part] for part in ("value", "ci_low", "ci_high"))
+    if values:
+        cols.append(encode_floats(values, [6] * len(values)))  # one block: the columns are consecutive
     timing = _transpose([t or _NO_TIMING for t in fields["timing"]], Timing._fields)
-    cols += (encode_column(timing[name], TIMING_DIGITS.get(name)) for name in TIMING_FIELDS)
+    rounded = [name for name in TIMING_FIELDS if name in TIMING_DIGITS]  # consecutive
+    for name in TIMING_FIELDS:
+        if name not in TIMING_DIGITS:
+            cols.append(encode_column(timing[name]))
+        elif name == rounded[0]:
+            cols.append(encode_floats([timing[f] for f in rounded], [TIMING_DIGITS[f] for f in rounded]))
     return Table(columns(metrics), tuple(cols))
 
 
