@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,10 @@ from harness.store.schema import FINISHED, SCHEMA, SCORE_DTYPE, SCORE_KINDS, con
 
 # The metrics core (it loads sklearn) and the data package are imported in the methods that interpret
 # rows, so that importing the store stays light (every CLI command imports it).
+
+
+# The order of StoreSnapshot.runs: task, protocol, model, seed, finished_at (RunRow fields).
+_RUN_ORDER = itemgetter(4, 7, 3, 8, 12)
 
 
 class StoreReader:
@@ -120,6 +125,9 @@ class StoreReader:
         # its metrics come from one sequential scan joined here (several LEFT JOINs into `metrics` cost one
         # random index lookup per run and metric, which dominates on a large store). Rows are built as plain
         # tuples of the row type (tuple.__new__): a NamedTuple's keyword constructor costs more than the read.
+        # They are sorted here, not by SQL: SQLite's sorter copies every selected column (0.4 s more than this
+        # sort at 150k runs); the stable sort keeps ties in the order runs were stored. Text sorts the same (SQLite's BINARY collation compares
+        # UTF-8 bytes, which order as Python compares code points).
         metrics = self._headline_metrics()
         # (columns an older store lacks read as NULL: see schema.connect_readonly)
         sql = """
@@ -131,7 +139,6 @@ class StoreReader:
                t.hardware, t.device, t.batch_size, t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb,
                t.params, t.n_timed, t.contended, t.run_wait_frac, t.others_cpu_frac, t.weights_mb, t.load_s
         FROM runs r LEFT JOIN timings t ON t.run_key = r.key
-        ORDER BY r.task, r.protocol, r.model, r.seed, r.finished_at
         """
         new = tuple.__new__
         no_metrics: dict[str, MetricValue] = {}
@@ -165,6 +172,7 @@ class StoreReader:
                     ),
                 )
             )  # fmt: skip
+        out.sort(key=_RUN_ORDER)
         return out
 
     def _headline_metrics(self) -> dict[str, dict[str, MetricValue]]:
