@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,20 @@ def test_a_store_from_a_newer_harness_is_read_but_not_written(tmp_path: Path) ->
     with pytest.raises(HarnessError, match=f"newer harness .store schema version {SCHEMA_VERSION + 1}"):
         Store(path)
     assert _user_version(path) == SCHEMA_VERSION + 1
+
+
+def test_the_snapshot_reads_malformed_run_json_as_absent(tmp_path: Path) -> None:
+    """A run whose config_json / selected_json is not JSON (a hand-edited store) shows no suite path and no
+    metric notes; the other runs keep theirs."""
+    store = Store(tmp_path / "r.db")
+    for key in ("k1", "k2"):
+        record = _record(key)
+        job = replace(record.job, config={"suite_path": "suites/a.yaml"})
+        store.write_run(replace(record, job=job, selected={"metrics_not_applicable": {"roc_auc": "one class"}}))
+    store.db.execute(
+        "UPDATE runs SET config_json = '{\"suite_path\": ', selected_json = '{\"metrics_not_applicable\"' WHERE key = 'k2'"
+    )
+    store.close()
+    runs = {r.key: r for r in StoreReader(tmp_path / "r.db").snapshot().runs}
+    assert (runs["k1"].suite_path, dict(runs["k1"].metric_notes)) == ("suites/a.yaml", {"roc_auc": "one class"})
+    assert (runs["k2"].suite_path, dict(runs["k2"].metric_notes)) == (None, {})
