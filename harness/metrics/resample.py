@@ -50,8 +50,9 @@ def resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
 
 def class_counts(datas: Sequence[MetricData], idx: np.ndarray) -> list[tuple[list[int], ClassCounts]]:
     """Per-class counts of the datas on the resamples in idx, for batches of datas with the same label
-    count: (their indices i, their counts stacked: data i's resamples in rows i*m .. (i+1)*m). Exact: sums
-    of small integers in float64, the numbers ClassCounts.of_confusions(confusions(data, idx)) gives."""
+    count: (their indices, their counts stacked: row r * len(batch) + i is resample r of data batch[i]).
+    Exact: sums of small integers in float64, the numbers ClassCounts.of_confusions(confusions(data,
+    idx)) gives."""
     m, n = len(idx), len(datas[0])
     by_labels: dict[int, list[int]] = {}
     for j, d in enumerate(datas):
@@ -64,23 +65,27 @@ def class_counts(datas: Sequence[MetricData], idx: np.ndarray) -> list[tuple[lis
                 out.append(([j], ClassCounts.of_confusions(confusions(datas[j], idx))))
             continue
         drawn = resample_counts(idx, n) if drawn is None else drawn
-        per_product = max(1, CHUNK_CELLS // (max(n, m) * 3 * k))  # datas per product: bounds memory
+        per_product = max(1, CHUNK_CELLS // (max(n, m) * k))  # datas per product: bounds memory
         for start in range(0, len(members), per_product):
             batch = members[start : start + per_product]
             y = np.stack([datas[j].y for j in batch])  # (b, n)
             pred = np.stack([datas[j].pred for j in batch])
-            b, at_data, at_example = len(batch), np.arange(len(batch))[:, None], np.arange(n)[None, :]
-            onehot = np.zeros((n, b, 3, k))  # example -> data, (true label | prediction | hit), label
-            onehot[at_example, at_data, 0, y] = 1.0
-            onehot[at_example, at_data, 1, pred] = 1.0
-            onehot[at_example, at_data, 2, np.where(y == pred, y, 0)] = y == pred
-            counts = (drawn @ onehot.reshape(n, b * 3 * k)).reshape(m, b, 3, k).transpose(1, 0, 2, 3)
-            support = counts[:, :, 0].reshape(b * m, k)
-            tp = counts[:, :, 2].reshape(b * m, k)
-            out.append(
-                (batch, ClassCounts(tp, support, counts[:, :, 1].reshape(b * m, k), support.sum(axis=1)))
-            )
+            hit = y == pred
+            support = _label_counts(drawn, y, k)
+            tp = _label_counts(drawn, np.where(hit, y, 0), k, hit)
+            out.append((batch, ClassCounts(tp, support, _label_counts(drawn, pred, k), support.sum(axis=1))))
     return out
+
+
+def _label_counts(
+    drawn: np.ndarray, labels: np.ndarray, k: int, weight: np.ndarray | float = 1.0
+) -> np.ndarray:
+    """(m * b, k): per resample (row of drawn, (m, n)) and data (row of labels, (b, n)), the weighted
+    count of drawn examples with each label; row r * b + i is resample r of data i."""
+    (m, n), b = drawn.shape, len(labels)
+    onehot = np.zeros((n, b, k))  # example -> data, label
+    onehot[np.arange(n)[None, :], np.arange(b)[:, None], labels] = weight
+    return (drawn @ onehot.reshape(n, b * k)).reshape(m * b, k)
 
 
 def resampled_values(
@@ -99,7 +104,7 @@ def resampled_values(
             for metric in by_counts:
                 assert metric.metric.from_counts is not None
                 values = metric.metric.from_counts(counts, **metric.params)
-                out[metric.id][batch, rows] = np.asarray(values).reshape(len(batch), len(idx))
+                out[metric.id][batch, rows] = np.asarray(values).reshape(len(idx), len(batch)).T
         for j, data in enumerate(datas):
             cms: np.ndarray | None = None
             for metric in metrics:
