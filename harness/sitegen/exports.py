@@ -144,7 +144,8 @@ def _float_column(values: Sequence[float | None], digits: int) -> Column:
 def encode_floats(columns: Sequence[Sequence[Any]], digits: Sequence[int]) -> Column:
     """Consecutive columns of floats (or None) as one column whose cells are the fields joined by commas,
     each float rounded to its column's digits. Formatted in numpy, not one Python string per value:
-    the rows of a character matrix per column (_float_cells), joined through a boolean mask."""
+    the rows of a character matrix per column (_float_cells), joined through a boolean mask; a missing
+    value is empty in CSV, null in JSON."""
     if not all(set(map(type, values)) <= {float, NoneType} for values in columns):
         parts = [encode_column(values, d) for values, d in zip(columns, digits, strict=True)]
         return Column(
@@ -152,30 +153,26 @@ def encode_floats(columns: Sequence[Sequence[Any]], digits: Sequence[int]) -> Co
             list(map(",".join, zip(*(p.json for p in parts), strict=True))),
         )
     n = len(columns[0])
-    comma, newline, kept = (np.full((n, 1), c, dtype=np.uint8) for c in (ord(","), ord("\n"), 1))
-    as_csv: list[np.ndarray] = []
-    as_json: list[np.ndarray] = []
-    keep_csv: list[np.ndarray] = []
-    keep_json: list[np.ndarray] = []
+    blocks: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    gaps = np.zeros(n, dtype=bool)  # rows with a missing value somewhere
     for values, d in zip(columns, digits, strict=True):
         chars, start, end = _float_cells(np.array(values, dtype=np.float64), d)
         at = np.arange(chars.shape[1])
-        keep = (at >= start[:, None]) & (at < end[:, None])
-        missing = end == 0
-        as_csv += (chars, comma)
-        keep_csv += (keep, kept.view(bool))
-        if missing.any():  # JSON writes null where CSV writes nothing
-            chars = chars.copy()
-            chars[missing, :4] = np.frombuffer(b"null", dtype=np.uint8)
-            keep = keep | (missing[:, None] & (at < 4))
-        as_json += (chars, comma)
-        keep_json += (keep, kept.view(bool))
-    texts = []
-    for blocks, masks in ((as_csv, keep_csv), (as_json, keep_json)):
-        blocks[-1] = newline  # the last comma ends the row instead
-        text = np.concatenate(blocks, axis=1)[np.concatenate(masks, axis=1)].tobytes().decode("ascii")
-        texts.append(text[:-1].split("\n") if n else [])
-    return Column(texts[0], texts[1])
+        gaps |= end == 0
+        blocks += (chars, np.full((n, 1), ord(","), dtype=np.uint8))
+        masks += ((at >= start[:, None]) & (at < end[:, None]), np.ones((n, 1), dtype=bool))
+    if not n:
+        return Column([], [])
+    blocks[-1] = np.full((n, 1), ord("\n"), dtype=np.uint8)  # the last comma ends the row instead
+    text = np.concatenate(blocks, axis=1)[np.concatenate(masks, axis=1)].tobytes().decode("ascii")
+    as_csv = text[:-1].split("\n")
+    if not gaps.any():
+        return Column(as_csv, as_csv)
+    as_json = as_csv.copy()  # JSON writes null where CSV writes nothing (numbers hold no commas)
+    for i in np.flatnonzero(gaps).tolist():
+        as_json[i] = ",".join([cell or "null" for cell in as_csv[i].split(",")])
+    return Column(as_csv, as_json)
 
 
 def _float_cells(a: np.ndarray, digits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
