@@ -26,6 +26,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from itertools import islice
 from statistics import fmean
 from typing import Any
 
@@ -143,7 +144,7 @@ def compute_rankings(
         per_task_plans[(task, protocol)] = (plan, candidates)
 
     agg_plans: dict[tuple[str, str], tuple[_Plan, list[str], list[str]]] = {}
-    scores = _aggregate_scores(board)
+    scores, shown = _aggregate_scores(board)
     for (group, protocol), tasks in _group_tasks(board).items():
         sc = scores[(group, protocol)]
         complete = sorted((m for m, (_, n) in sc.items() if n == len(tasks)), key=lambda m: (-sc[m][0], m))
@@ -184,9 +185,8 @@ def compute_rankings(
             for r in board.by_task_protocol.get((t, protocol), ())
             if r.status == "failed"
         } - set(scores[(group, protocol)])
-        aggregate[(group, protocol)] = _aggregate_rows(
-            board, protocol, tasks, scores[(group, protocol)], tested, per_task, failed
-        )
+        key = (group, protocol)
+        aggregate[key] = _aggregate_rows(board, protocol, tasks, scores[key], shown[key], tested, per_task, failed)
     return Rankings(per_task, aggregate, new_cache, groups_computed)
 
 
@@ -201,7 +201,7 @@ def _metric_key(board: Board, task: str) -> Any:
 def _task_candidates(results: Sequence[Result], board: Board, task: str, limit: int) -> list[Result]:
     info = board.main_info(task)
     metric = info.id
-    done = [r for r in results if r.status == "done" and r.metric(metric) is not None]
+    done = list(islice((r for r in results if r.status == "done" and r.metric(metric) is not None), limit))
     if not done:
         return []
     leader = done[0].metric(metric)
@@ -210,7 +210,7 @@ def _task_candidates(results: Sequence[Result], board: Board, task: str, limit: 
     edge = leader.ci_low if info.higher_is_better else leader.ci_high
     floor = sign * edge if edge is not None else float("-inf")
     out = []
-    for r in done[:limit]:
+    for r in done:
         m = r.metric(metric)
         assert m is not None
         far = m.ci_high if info.higher_is_better else m.ci_low
@@ -304,19 +304,27 @@ def _group_tasks(board: Board) -> dict[tuple[str, str], list[str]]:
     return out
 
 
-def _aggregate_scores(board: Board) -> dict[tuple[str, str], dict[str, tuple[float, int]]]:
-    """(group, protocol) -> model -> (mean main metric over its done tasks in the group, their number)."""
-    out = {}
+Scores = dict[tuple[str, str], dict[str, tuple[float, int]]]
+
+
+def _aggregate_scores(board: Board) -> tuple[Scores, dict[tuple[str, str], dict[str, float]]]:
+    """(group, protocol) -> model -> (mean main metric over its done tasks in the group, in "higher is
+    better" units, their number); and the same means in each metric's own direction (as shown)."""
+    scores: Scores = {}
+    shown = {}
     for (group, protocol), tasks in _group_tasks(board).items():
         values: dict[str, list[float]] = {}
+        signed: dict[str, list[float]] = {}
         for task in tasks:
             metric, sign = board.main_metric(task), board.sign(task)
             for r in board.by_task_protocol[(task, protocol)]:
                 m = r.metric(metric)
                 if r.status == "done" and m is not None:
-                    values.setdefault(r.model, []).append(sign * m.value)
-        out[(group, protocol)] = {m: (fmean(v), len(v)) for m, v in values.items()}
-    return out
+                    values.setdefault(r.model, []).append(m.value)
+                    signed.setdefault(r.model, []).append(sign * m.value)
+        scores[(group, protocol)] = {m: (fmean(v), len(v)) for m, v in signed.items()}
+        shown[(group, protocol)] = {m: fmean(v) for m, v in values.items()}
+    return scores, shown
 
 
 def _rank_aggregate(
@@ -370,12 +378,14 @@ def _aggregate_rows(
     protocol: str,
     tasks: Sequence[str],
     scores: Mapping[str, tuple[float, int]],
+    shown: Mapping[str, float],
     tested: Mapping[str, Placement],
     per_task: Mapping[tuple[str, str], Mapping[str, Placement]],
     failed: set[str],
 ) -> tuple[AggregateRow, ...]:
     """Ranked models first, then models missing some of the group's tasks, then models whose every
-    result in the group failed."""
+    result in the group failed. Scores were summed with the task's sign (higher is better); `shown`:
+    the metric's own mean."""
     n_tasks = len(tasks)
     wins = {m: 0 for m in scores}
     for task in tasks:
@@ -385,8 +395,6 @@ def _aggregate_rows(
     complete = sorted((m for m, (_, n) in scores.items() if n == n_tasks), key=lambda m: (-scores[m][0], m))
     borda = _mean_ranks(board, protocol, tasks, complete)
     placements = _place_rest(tested, complete)
-    # Scores were summed with the task's sign (higher is better); shown as the metric's own mean.
-    shown = _shown_means(board, tasks, protocol, scores)
     rows = [
         AggregateRow(m, shown[m], n_tasks, n_tasks, wins[m], placements[m], borda.get(m)) for m in placements
     ]
@@ -396,18 +404,6 @@ def _aggregate_rows(
     rows += [AggregateRow(m, shown[m], scores[m][1], n_tasks, wins[m], None) for m in incomplete]
     rows += [AggregateRow(m, None, 0, n_tasks, 0, None) for m in sorted(failed)]
     return tuple(rows)
-
-
-def _shown_means(board: Board, tasks: Sequence[str], protocol: str, models: Iterable[str]) -> dict[str, float]:
-    """Each model's mean main metric over its done results on the tasks (in the metric's own direction)."""
-    values: dict[str, list[float]] = {}
-    for t in tasks:
-        metric = board.main_metric(t)
-        for r in board.by_task_protocol.get((t, protocol), ()):
-            m = r.metric(metric) if r.status == "done" else None
-            if m is not None:
-                values.setdefault(r.model, []).append(m.value)
-    return {model: fmean(values[model]) for model in models}
 
 
 def _mean_ranks(board: Board, protocol: str, tasks: Sequence[str], models: Sequence[str]) -> dict[str, float]:
