@@ -1,9 +1,10 @@
 """The one reader of a results database: read-only, a handful of query shapes, typed rows (store.rows).
 
-The site reads in bulk (snapshot: three sequential scans joined in Python, column subsets, no per-example
-rows); pages that need per-example predictions or per-class values ask for the few runs they show
-(class_details, predictions). show, compare, pick, export and run's planner read through the same class.
-Nothing here writes: a store may sit on a read-only mount or be in use by a running sweep.
+The site reads in bulk (snapshot: one scan of the runs with their timing rows joined in, one scan of the
+metrics joined in Python, column subsets, no per-example rows); pages that need per-example predictions or
+per-class values ask for the few runs they show (class_details, predictions). show, compare, pick, export
+and run's planner read through the same class. Nothing here writes: a store may sit on a read-only mount
+or be in use by a running sweep.
 """
 
 from __future__ import annotations
