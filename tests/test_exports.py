@@ -72,7 +72,7 @@ def test_rounded_floats_read_as_round_then_csv_and_json_write_them(digits: int) 
     values = AWKWARD_FLOATS + [-v for v in AWKWARD_FLOATS]
     with_missing = [None if i % 7 == 3 else v for i, v in enumerate(values)]
     repeated = [values[i % 5] for i in range(len(values))]
-    check_columns([values, with_missing, repeated], [digits] * 3)
+    check_columns([values, with_missing, repeated, [None] * len(values)], [digits] * 4)
 
 
 def test_mixed_and_unrounded_columns_read_as_csv_and_json_write_them() -> None:
