@@ -64,13 +64,12 @@ def candidates(board: Board, task: str) -> list[PickCandidate]:
         for r in board.by_task_protocol.get((task, protocol), ()):
             if r.status != "done":
                 continue
-            rep = r.representative
-            m = rep.metric(metric)
+            m = r.runs[0].metrics.get(metric)  # the representative run's
             if m is None or m.value != m.value:
                 continue
             out.append(_candidate(board, r, m.value, m.ci_low, m.ci_high))
     sign = board.sign(task)
-    return sorted(out, key=lambda c: (-sign * c.value, c.name))
+    return sorted(out, key=lambda c: (-sign * c.value, f"{c.model} [{c.protocol}]"))  # c.name
 
 
 def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: float | None) -> PickCandidate:
