@@ -437,20 +437,22 @@ def plot_metric(task: TaskMeta) -> MetricInfo | None:
 
 def point_views(plot: ParetoPlot) -> tuple[list[PointView], list[PointView]]:
     """(every point, frontier last so it is drawn on top; the frontier alone, fastest first)."""
-    views = [
-        escaped(
-            PointView,
-            model=p.model,
-            href=p.href,
-            label=f"{p.model}: {plot.y_label} {p.accuracy:.3f}, p50 {p.latency_ms:.3g} ms"
-            + (" (on the Pareto frontier)" if p.frontier else ""),
-            numbers=f"({p.accuracy:.3f}, {p.latency_ms:.3g} ms)",
-            x=p.x,
-            y=p.y,
-            frontier=p.frontier,
+    views = []
+    for p in plot.points:
+        quality, latency = f"{p.accuracy:.3f}", f"{p.latency_ms:.3g}"
+        views.append(
+            escaped(
+                PointView,
+                model=p.model,
+                href=p.href,
+                label=f"{p.model}: {plot.y_label} {quality}, p50 {latency} ms"
+                + (" (on the Pareto frontier)" if p.frontier else ""),
+                numbers=f"({quality}, {latency} ms)",
+                x=p.x,
+                y=p.y,
+                frontier=p.frontier,
+            )
         )
-        for p in plot.points
-    ]
     frontier = sorted((v for v, p in zip(views, plot.points, strict=True) if p.frontier), key=lambda v: v.x)
     return [v for v in views if not v.frontier] + frontier, frontier
 
@@ -468,16 +470,17 @@ def pareto_plots(
         return []
     by_hw: dict[str, list[tuple[str, str, float, float]]] = defaultdict(list)
     for r in results:
-        acc = r.metric(metric.id)
+        t = r.timing
         # A contended timing measures the machine's other work: it would put a model off the frontier.
-        if r.status == "done" and r.timing is not None and not r.timing.contended and acc is not None:
-            by_hw[r.timing.hardware].append(
-                (r.model, links.model(r.model, "../"), r.timing.p50_ms, acc.value)
-            )
+        if r.status != "done" or t is None or t.contended:
+            continue
+        acc = r.metrics.get(metric.id)
+        if acc is not None:
+            by_hw[t.hardware].append((r.model, "", t.p50_ms, acc.value))  # href: for the points drawn only
     ordered = sorted(by_hw.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:MAX_PARETO_PLOTS]
     out = []
     for fp, every in ordered:
-        pts = plotted_points(every)
+        pts = [(m, links.model(m, "../"), lat, acc) for m, _, lat, acc in plotted_points(every)]
         title = f"{protocol} on hardware {fp[:8]}"
         if len(pts) < len(every):
             title += f" ({len(pts)} of {len(every)} models: the frontier and the best by {metric.label})"
