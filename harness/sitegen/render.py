@@ -261,7 +261,7 @@ _FORKED: tuple[SiteContext, Path] | None = None  # what forked workers inherit i
 def _render_batch(
     batch: list[tuple[PageJob, list[dict[str, Any] | None]]],
 ) -> list[tuple[str, dict[str, Any], bool]]:
-    assert _FORKED is not None, "render workers must be forked from render_all"
+    assert _FORKED is not None, "render workers must be forked by Renderer.start"
     ctx, out = _FORKED
     synced = []
     for job, before in batch:
