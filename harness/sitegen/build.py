@@ -18,7 +18,15 @@ from harness.sitegen import deps, pages, pickform
 from harness.sitegen.charts import heat_css
 from harness.sitegen.links import Links, hw_views
 from harness.sitegen.ranking import RankingConfig, Rankings, SharedResamples, compute_rankings
-from harness.sitegen.render import TEMPLATES, Renderer, SiteContext, page_count, page_jobs, template_env
+from harness.sitegen.render import (
+    TEMPLATES,
+    PageInputs,
+    Renderer,
+    SiteContext,
+    page_count,
+    page_jobs,
+    template_env,
+)
 from harness.sitegen.results import Board, build_board
 from harness.sitegen.rows import RowMaker
 from harness.sitegen.slugs import slugify_all
@@ -99,9 +107,10 @@ def _build(
         rankings = compute_rankings(board, reader, ranking, old, metrics, shared)
         clock.lap("rank")
         ctx = _context(board, rankings, signature, db.name)
+        inputs = PageInputs(board, ctx.links)
         with Renderer(writer, workers, page_count(board)) as renderer:
             # Every page but the task pages renders in workers while this process makes the pick forms.
-            renderer.start(ctx, page_jobs(ctx, tasks=False))
+            renderer.start(ctx, page_jobs(ctx, inputs, tasks=False))
             clock.lap("prepare")
             best = _best_runs(board)
             details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
@@ -111,7 +120,7 @@ def _build(
             del shared  # its predictions and vectors are not needed by the pages
             clock.lap("pick")
             ctx = replace(ctx, best=best, details=details, forms=forms)
-            renderer.start(ctx, page_jobs(ctx, others=False))
+            renderer.start(ctx, page_jobs(ctx, inputs, others=False))
             rendered = renderer.finish()
     for name in STATIC_FILES:
         writer.write(f"static/{name}", (TEMPLATES / "static" / name).read_bytes())

@@ -72,9 +72,9 @@ class PageJob:
     inputs: str = ""  # digest of everything the files are made of
 
 
-def page_jobs(ctx: SiteContext, *, tasks: bool = True, others: bool = True) -> list[PageJob]:
+def page_jobs(ctx: SiteContext, inputs: PageInputs, *, tasks: bool = True, others: bool = True) -> list[PageJob]:
     """The files to render, the slowest first so a pool starts on it at once: the task pages (`tasks`;
-    they need the pick forms) and every other page (`others`)."""
+    they need the pick forms) and every other page (`others`). `inputs`: made once per build for both."""
     links, board = ctx.links, ctx.board
     common = deps.digest(deps.renderer_version(), ctx.common)
     whole = deps.digest(common, ctx.signature)
@@ -89,17 +89,16 @@ def page_jobs(ctx: SiteContext, *, tasks: bool = True, others: bool = True) -> l
             n = len(_protocol_groups(board, ctx.rankings, p))
             paths = (f"protocols/{slug}.html", *(f"data/protocols/{slug}.{i}.js" for i in range(1, n + 1)))
             jobs.append(PageJob(paths, "protocol", p, whole))
-    inputs = _RowInputs(ctx)
     if tasks:
         for t in board.tasks:
             slug = links.tasks[t.name]
             protocols = [p for p in board.protocols if (t.name, p) in board.by_task_protocol]
             paths = (f"tasks/{slug}.html", *(f"data/tasks/{slug}.{i}.js" for i in range(1, len(protocols) + 1)))
-            jobs.append(PageJob(paths, "task", t.name, deps.digest(common, inputs.task(t.name))))
+            jobs.append(PageJob(paths, "task", t.name, deps.digest(common, inputs.task(ctx, t.name))))
     if others:
         for m in board.models:
             path = f"models/{links.models[m.name]}.html"
-            jobs.append(PageJob((path,), "model", m.name, deps.digest(common, inputs.model(m.name))))
+            jobs.append(PageJob((path,), "model", m.name, deps.digest(common, inputs.model(ctx, m.name))))
     return jobs
 
 
@@ -108,25 +107,23 @@ def page_count(board: Board) -> int:
     return 2 + len(board.protocols) + len(board.tasks) + len(board.models)
 
 
-class _RowInputs:
+class PageInputs:
     """What the task and model pages are made of, as plain tuples to digest. A result's identity is
-    its runs' (key, finished_at) and its status; it is worked out once and shared by its task page and its
-    model page (at 150k results this digesting is a few seconds of every build)."""
+    its runs' (key, finished_at) and its status; it is worked out once per build and shared by its task
+    page and its model page (at 150k results this digesting is a few seconds of every build)."""
 
-    def __init__(self, ctx: SiteContext) -> None:
-        self.ctx = ctx
-        board = ctx.board
+    def __init__(self, board: Board, links: Links) -> None:
         self.identity = {
             key: (r.status, *(x.key for x in r.runs), *(x.finished_at for x in r.runs))
             for key, r in board.results.items()
         }
         # What a row shows of a model's metadata (a tuple: cheaper to digest than the dataclass).
         self.model_keys = {
-            m.name: (m.name, m.family, m.modality, m.params, ctx.links.models[m.name]) for m in board.models
+            m.name: (m.name, m.family, m.modality, m.params, links.models[m.name]) for m in board.models
         }
 
-    def task(self, task: str) -> tuple[Any, ...]:
-        ctx, board = self.ctx, self.ctx.board
+    def task(self, ctx: SiteContext, task: str) -> tuple[Any, ...]:
+        board = ctx.board
         sections = []
         hardware: set[str] = set()
         for protocol in board.protocols:
@@ -158,8 +155,8 @@ class _RowInputs:
             ctx.forms.get(task),
         )
 
-    def model(self, model: str) -> tuple[Any, ...]:
-        ctx, board = self.ctx, self.ctx.board
+    def model(self, ctx: SiteContext, model: str) -> tuple[Any, ...]:
+        board = ctx.board
         results = board.by_model.get(model, ())
         rows = []
         for r in results:
