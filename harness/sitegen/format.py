@@ -32,21 +32,32 @@ def score(v: float | None) -> str:
     return f"{v:.3f}" if v is not None and isfinite(v) else DASH
 
 
+_CI95 = "[{:.3f}, {:.3f}]".format
+_SEED_RANGE = "seed range {:.3f}–{:.3f}".format
+_INF = math.inf
+
+
 def interval(m: MetricValue | None, spread: str) -> str:
     if m is None:
         return ""
     lo, hi = m.ci_low, m.ci_high
     if lo is None or hi is None or not (isfinite(lo) and isfinite(hi)):
         return ""
-    if spread == "seeds":
-        return f"seed range {lo:.3f}–{hi:.3f}"
-    return f"[{lo:.3f}, {hi:.3f}]"
+    return _SEED_RANGE(lo, hi) if spread == "seeds" else _CI95(lo, hi)
 
 
-def score_with_interval(m: MetricValue, spread: str) -> str:
-    """score(m.value), then its interval when there is one (a task page's metric cell)."""
-    ci = interval(m, spread)
-    return f"{score(m.value)} {ci}" if ci else score(m.value)
+def metric_cell(m: MetricValue, spread: str) -> tuple[str, str]:
+    """(sort_value(m.value), score(m.value) then interval(m, spread) when there is one): a task page's
+    metric cell. Flat, with the missing-value tests inline: it runs for every cell, ~750,000 times at
+    150,000 results, where the four calls it replaces cost more than the formatting."""
+    v, lo, hi = m.value, m.ci_low, m.ci_high
+    if -_INF < v < _INF:
+        sort, text = repr(float(v)), f"{v:.3f}"
+    else:
+        sort, text = "", DASH
+    if lo is None or hi is None or not (-_INF < lo < _INF and -_INF < hi < _INF):
+        return sort, text
+    return sort, f"{text} {_SEED_RANGE(lo, hi) if spread == 'seeds' else _CI95(lo, hi)}"
 
 
 def ms(v: float | None) -> str:

@@ -356,7 +356,7 @@ def _task_page(ctx: SiteContext, task: str) -> tuple[str, ...]:
         if not results:
             continue
         best_key = ctx.best.get((task, protocol))
-        html_rows = [ctx.rows.task_row(r, pick_ids.get((r.model, r.protocol), "")) for r in results]
+        html_rows = ctx.rows.task_rows(results, [pick_ids.get((r.model, r.protocol), "") for r in results])
         sections.append(
             {
                 "protocol": protocol,
@@ -409,7 +409,7 @@ def script_json(data: Any) -> str:
 def _model_page(ctx: SiteContext, model: str) -> str:
     board = ctx.board
     results = board.by_model.get(model, ())
-    html_rows = [ctx.rows.model_row(r) for r in results]
+    html_rows = ctx.rows.model_rows(results)
     meta = board.model_meta[model]
     return ctx.env.get_template("model.html").render(
         root="../",
