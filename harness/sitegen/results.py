@@ -39,15 +39,22 @@ class Result(NamedTuple):
     runs: tuple[RunRow, ...]  # the done runs (one per seed), or the latest unfinished attempt
     metrics: Mapping[str, MetricValue]  # averaged over seeds
     spread: Spread
+    # Stored rather than derived: the pages read them millions of times at 150,000 results.
+    representative: RunRow  # runs[0], the lowest seed: its predictions feed the paired tests
+    timing: Timing | None  # the representative's timing: the latency columns
 
-    @property
-    def representative(self) -> RunRow:
-        """The lowest-seed run: its predictions feed the paired tests, its timing the latency columns."""
-        return self.runs[0]
-
-    @property
-    def timing(self) -> Timing | None:
-        return self.representative.timing
+    @classmethod
+    def of(
+        cls,
+        key: tuple[str, str, str],
+        status: str,
+        reason: str | None,
+        runs: tuple[RunRow, ...],
+        metrics: Mapping[str, MetricValue],
+        spread: Spread,
+    ) -> Result:
+        first = runs[0]
+        return cls(*key, status, reason, runs, metrics, spread, first, first.timing)
 
     @property
     def n_seeds(self) -> int:
@@ -148,7 +155,7 @@ def build_board(snapshot: StoreSnapshot) -> Board:
         task, protocol, model = key
         first = runs[0]
         if len(runs) == 1 and first.status == "done":  # the common case, kept cheap for large stores
-            result = Result(task, protocol, model, "done", None, (first,), first.metrics, "ci95")
+            result = Result(task, protocol, model, "done", None, (first,), first.metrics, "ci95", first, first.timing)
         else:
             result = _result(key, runs)
         results[key] = result
@@ -195,24 +202,23 @@ def _current_task_data(runs: Sequence[RunRow]) -> dict[str, tuple[str, str]]:
 
 
 def _result(key: tuple[str, str, str], runs: list[RunRow]) -> Result:
-    task, protocol, model = key
     done = sorted((r for r in runs if r.status == "done"), key=lambda r: (r.seed, r.finished_at))
     if not done:
         latest = max(runs, key=lambda r: (r.finished_at, -STATUS_ORDER.get(r.status, 9)))
-        return Result(task, protocol, model, latest.status, latest.error, (latest,), {}, "none")
+        return Result.of(key, latest.status, latest.error, (latest,), {}, "none")
     # Re-runs of one seed (e.g. different suites) keep the latest; seeds are averaged.
     by_seed: dict[int, RunRow] = {}
     for run in done:
         by_seed[run.seed] = run
     seeds = tuple(by_seed[s] for s in sorted(by_seed))
     if len(seeds) == 1:
-        return Result(task, protocol, model, "done", None, seeds, seeds[0].metrics, "ci95")
+        return Result.of(key, "done", None, seeds, seeds[0].metrics, "ci95")
     metrics: dict[str, MetricValue] = {}
     for name in dict.fromkeys(n for r in seeds for n in r.metrics):
         values = [m.value for r in seeds if (m := r.metric(name)) is not None]
         if values:
             metrics[name] = MetricValue(name, fmean(values), min(values), max(values))
-    return Result(task, protocol, model, "done", None, seeds, metrics, "seeds")
+    return Result.of(key, "done", None, seeds, metrics, "seeds")
 
 
 def _by_quality(results: list[Result], metric: MetricInfo) -> tuple[Result, ...]:

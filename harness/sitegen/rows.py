@@ -14,6 +14,7 @@ import html
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any, NamedTuple, TypeVar
 
 from harness.metrics import MetricInfo
@@ -42,29 +43,6 @@ def _escape(text: str) -> str:
     if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
         return html.escape(text)
     return text
-
-
-class Cell(NamedTuple):
-    text: str
-    sort: str
-    title: str = ""
-    bg: str = ""  # heat class (charts.heat_class)
-    status: str = "done"
-
-
-def result_cell(result: Result | None, metric: str) -> Cell:
-    """A result as one heatmap cell: its value, or its status with the reason in the title."""
-    if result is None:
-        return escaped(Cell, text=fmt.DASH, sort="", title="not run", status="missing")
-    if result.status != "done":
-        label = "n/a" if result.status == "not_applicable" else "failed"
-        title = fmt.short_reason(result.reason) or result.status
-        return escaped(Cell, text=label, sort="", title=title, status=result.status)
-    m = result.metric(metric)
-    if m is None and metric in result.representative.metric_notes:
-        return escaped(Cell, text="n/a", sort="", title=result.representative.metric_notes[metric], status="na")
-    value = m.value if m else None
-    return Cell(fmt.score(value), fmt.sort_value(value))  # numbers we formatted: nothing to escape
 
 
 def rank_text(p: Placement | None) -> tuple[str, str]:
@@ -202,7 +180,7 @@ class RowMaker:
         out = []
         for r, pick_id in zip(results, pick_ids, strict=True):
             opening, name_th = self._row_start(r.model)
-            t = r.runs[0].timing
+            t = r.timing
             hw_id, hw_cell = self.hw_cell(t)
             if r.status == "done":
                 n = len(r.runs)
@@ -240,7 +218,7 @@ class RowMaker:
         per_task = self.rankings.per_task
         for r in results:
             task = self.task(r.task)
-            t = r.runs[0].timing
+            t = r.timing
             hw_id, hw_cell = self.hw_cell(t)
             protocol = self.word(r.protocol)
             if r.status == "done":
@@ -257,7 +235,7 @@ class RowMaker:
                 ci = fmt.interval(main, r.spread)
                 ci_html = f' <span class="ci">{ci}</span>' if ci else ""
                 main_td = f'<td class="num" data-v="{fmt.sort_value(main.value)}">{fmt.score(main.value)}{ci_html}</td>'
-            command, suite_known = fmt.reproduce_command(r.runs[0])
+            command, suite_known = fmt.reproduce_command(r.representative)
             guessed = "" if suite_known else _GUESSED
             out.append(
                 f'<tr data-name="{task.attr}" data-protocol="{protocol}" data-hw="{hw_id}" class="status-{self.word(r.status)}">'
@@ -290,7 +268,7 @@ def _metric_td(m: MetricValue | None, r: Result, metric: MetricInfo) -> str:
     """One metric of a done result with its interval (CI or seed range); n/a with the reason in the title
     when the metric does not apply to the run's class scores. Numbers we format need no escaping."""
     if m is None:
-        note = r.runs[0].metric_notes.get(metric.id, "not stored for this run")
+        note = r.representative.metric_notes.get(metric.id, "not stored for this run")
         return f'<td class="num" data-v=""{_title(_escape(note))}>n/a</td>'
     sort, text = fmt.metric_cell(m, r.spread)
     return f'<td class="num" data-v="{sort}">{text}</td>'
@@ -322,24 +300,6 @@ _EMPTY: dict[str, Placement] = {}
 # ---- index and protocol pages --------------------------------------------------------------------------
 
 
-class BoardRow(NamedTuple):
-    model: str
-    href: str
-    name_attr: str
-    modality: str
-    size: str
-    family: str
-    rank: str
-    rank_title: str
-    params: str
-    params_sort: str
-    score: str
-    mean_rank: str
-    coverage: str
-    wins: int
-    cells: tuple[Cell, ...]
-
-
 @dataclass(frozen=True)
 class BoardTable:
     """The leaderboard of one task group under one protocol."""
@@ -367,52 +327,25 @@ def board_table(
     rows (the index prints the top of each board; the protocol page holds every row)."""
     rows_all = rankings.aggregate.get((group.name, protocol), ())
     tasks = [board.task(t) for t in group.tasks if (t, protocol) in board.by_task_protocol]
-    metrics = {t.name: board.main_metric(t.name) for t in tasks}
-    colour_range: dict[str, tuple[float, float]] = {}
-    for t in tasks:
-        values = [
-            board.sign(t.name) * m.value
-            for r in board.by_task_protocol[(t.name, protocol)]
-            if (m := r.metric(metrics[t.name]))
-        ]
-        colour_range[t.name] = (min(values), max(values)) if values else (0.0, 1.0)
-    leak = {t.name: _escape(f"Leak: {t.leak_warning}") for t in tasks if t.leak_warning}
+    columns = [_HeatColumn.of(board, t, protocol) for t in tasks]
+    results = board.results
     out_rows = []
     for row in rows_all[:limit]:
-        meta = board.model_meta[row.model]
-        cells = []
-        for t in tasks:
-            cell = result_cell(board.results.get((t.name, protocol, row.model)), metrics[t.name])
-            if cell.sort:
-                lo, hi = colour_range[t.name]
-                v = board.sign(t.name) * float(cell.sort)
-                heat = heat_class((v - lo) / (hi - lo) if hi > lo else 1.0)
-                cell = Cell(cell.text, cell.sort, cell.title, heat)  # already escaped; the class is ours
-            if t.name in leak and cell.status == "done":
-                cell = Cell(cell.text, cell.sort, leak[t.name], cell.bg, "done leak")
-            cells.append(cell)
+        model = row.model
+        meta = board.model_meta[model]
+        cells = "".join([c.td(results.get((c.task, protocol, model))) for c in columns])
         rank, rank_title = rank_text(row.placement)
+        family = f' <span class="family">{_escape(meta.family)}</span>' if meta.family else ""
+        mean_rank = f"{row.mean_rank:.1f}" if row.mean_rank is not None else fmt.DASH
         out_rows.append(
-            board_row_html(
-                escaped(
-                    BoardRow,
-                    model=row.model,
-                    href=links.model(row.model, root),
-                    name_attr=row.model.lower(),
-                    modality=meta.modality or "unknown",
-                    size=fmt.size_bucket(meta.params),
-                    family=meta.family,
-                    rank=rank,
-                    rank_title=rank_title,
-                    params=format_count(meta.params, fmt.DASH),
-                    params_sort=fmt.sort_value(meta.params),
-                    score=fmt.score(row.score),
-                    mean_rank=f"{row.mean_rank:.1f}" if row.mean_rank is not None else fmt.DASH,
-                    coverage=f"{row.n_tasks}/{row.n_tasks_total}",
-                    wins=row.wins,
-                    cells=tuple(cells),
-                )
-            )
+            f'<tr data-name="{_escape(model.lower())}" data-modality="{_escape(meta.modality or "unknown")}"'
+            f' data-size="{fmt.size_bucket(meta.params)}">'
+            f'<td class="num"{_title(_escape(rank_title))}>{rank}</td>'
+            f'<th scope="row"><a href="{_escape(links.model(model, root))}">{_escape(model)}</a>{family}</th>'
+            f'<td class="num" data-v="{fmt.sort_value(meta.params)}">{format_count(meta.params, fmt.DASH)}</td>'
+            f'<td class="num">{fmt.score(row.score)}</td><td class="num">{mean_rank}</td>'
+            f'<td class="num">{row.wins}</td><td class="num">{row.n_tasks}/{row.n_tasks_total}</td>'
+            f"{cells}</tr>\n"
         )
     return BoardTable(
         group=group.name,
@@ -433,24 +366,47 @@ def board_table(
     )
 
 
-def board_row_html(r: BoardRow) -> str:
-    cells = "".join(
-        f'<td class="heat {c.status}{" " + c.bg if c.bg else ""}"'
-        + _title(c.title)
-        + f">{c.text}"
-        + ('<span class="leak-mark" aria-label="leaky splits">⚠</span>' if c.status == "done leak" else "")
-        + "</td>"
-        for c in r.cells
-    )
-    family = f' <span class="family">{r.family}</span>' if r.family else ""
-    return (
-        f'<tr data-name="{r.name_attr}" data-modality="{r.modality}" data-size="{r.size}">'
-        f'<td class="num"{_title(r.rank_title)}>{r.rank}</td>'
-        f'<th scope="row"><a href="{r.href}">{r.model}</a>{family}</th>'
-        f'<td class="num" data-v="{r.params_sort}">{r.params}</td><td class="num">{r.score}</td>'
-        f'<td class="num">{r.mean_rank}</td><td class="num">{r.wins}</td><td class="num">{r.coverage}</td>'
-        f"{cells}</tr>\n"
-    )
+_NOT_RUN_TD = f'<td class="heat missing" title="not run">{fmt.DASH}</td>'
+_LEAK_MARK = '<span class="leak-mark" aria-label="leaky splits">⚠</span>'
+
+
+class _HeatColumn(NamedTuple):
+    """One task's column of a leaderboard: each result as a heatmap cell of the main metric, coloured by
+    its place between the column's worst and best value; its status with the reason where not done."""
+
+    task: str
+    metric: str
+    sign: float
+    lo: float
+    hi: float
+    leak: str  # the title of every done cell of a task with leaky splits (escaped), else ""
+
+    @classmethod
+    def of(cls, board: Board, task: TaskMeta, protocol: str) -> _HeatColumn:
+        metric, sign = board.main_metric(task.name), board.sign(task.name)
+        values = [sign * m.value for r in board.by_task_protocol[(task.name, protocol)] if (m := r.metrics.get(metric))]
+        lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+        leak = _escape(f"Leak: {task.leak_warning}") if task.leak_warning else ""
+        return cls(task.name, metric, sign, lo, hi, leak)
+
+    def td(self, result: Result | None) -> str:
+        if result is None:
+            return _NOT_RUN_TD
+        if result.status != "done":
+            label = "n/a" if result.status == "not_applicable" else "failed"
+            title = _escape(fmt.short_reason(result.reason) or result.status)
+            return f'<td class="heat {_escape(result.status)}"{_title(title)}>{label}</td>'
+        m = result.metrics.get(self.metric)
+        if m is None and self.metric in result.representative.metric_notes:
+            return f'<td class="heat na"{_title(_escape(result.representative.metric_notes[self.metric]))}>n/a</td>'
+        value = m.value if m else None
+        status = "done leak" if self.leak else "done"
+        mark = _LEAK_MARK if self.leak else ""
+        if value is None or not isfinite(value):
+            return f'<td class="heat {status}"{_title(self.leak)}>{fmt.DASH}{mark}</td>'
+        lo, hi = self.lo, self.hi
+        heat = heat_class((self.sign * value - lo) / (hi - lo) if hi > lo else 1.0)
+        return f'<td class="heat {status} {heat}"{_title(self.leak)}>{value:.3f}{mark}</td>'
 
 
 class PointView(NamedTuple):
