@@ -581,7 +581,7 @@ def test_a_failure_while_pages_render_stops_the_workers(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("pick forms failed")
 
-    monkeypatch.setattr(pickform, "build_forms", broken)
+    monkeypatch.setattr(pickform, "iter_forms", broken)
     store, _, _ = built
     out = tmp_path / "failed"
     with pytest.raises(RuntimeError, match="pick forms failed"):

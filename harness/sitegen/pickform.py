@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -288,15 +288,16 @@ def form_data(
     }
 
 
-def build_forms(
+def iter_forms(
     board: Board,
     reader: Any,
     cfg: RankingConfig,
     cache: dict[str, float],
     metrics: MetricRegistry | None = None,
     shared: SharedResamples | None = None,
-) -> dict[str, dict[str, Any]]:
-    """task -> its form data; loads the predictions only of pairs not in `cache` (which is extended).
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(task, its form data), task by task (its page can render while the next form is made); loads the
+    predictions only of pairs not in `cache` (which is extended), all at once before the first form.
     `shared`: predictions and resampled metrics the rankings computed (same n_boot and seed)."""
     registry = metrics or MetricRegistry()
     shared = shared or SharedResamples(reader, cfg.n_boot, cfg.seed)
@@ -316,9 +317,7 @@ def build_forms(
         for key in (cands[lead].key, cands[j].key)
     }
     preds = shared.predictions(needed) if needed else {}
-    out = {}
     for task, (cands, hardware, leaders, tests) in plans.items():
         metric, n_labels = task_main_metric(board, task, registry), len(board.task(task).labels)
         pvals = p_values(cands, tests, preds, metric, n_labels, cfg, cache, shared)
-        out[task] = form_data(board, task, cands, hardware, leaders, tests, pvals, cfg)
-    return out
+        yield task, form_data(board, task, cands, hardware, leaders, tests, pvals, cfg)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ class SiteContext:
     aggregate_index: dict[str, list[pages.AggregateEntry]]
     common: dict[str, Any]
     signature: str  # of the whole store (pages that show a bit of everything depend on it)
-    forms: dict[str, dict[str, Any]]  # task -> the pick form's data
+    forms: dict[str, dict[str, Any]]  # task -> the pick form's data (of the task pages being rendered)
     rows: rows.RowMaker
 
 
@@ -72,34 +72,37 @@ class PageJob:
     inputs: str = ""  # digest of everything the files are made of
 
 
-def page_jobs(ctx: SiteContext, inputs: PageInputs, *, tasks: bool = True, others: bool = True) -> list[PageJob]:
-    """The files to render, the slowest first so a pool starts on it at once: the task pages (`tasks`;
-    they need the pick forms) and every other page (`others`). `inputs`: made once per build for both."""
+def page_jobs(ctx: SiteContext, inputs: PageInputs) -> list[PageJob]:
+    """The files of every page but the task pages (see task_job), the slowest first so a pool starts on
+    it at once. `inputs`: made once per build for these and the task pages."""
     links, board = ctx.links, ctx.board
-    common = deps.digest(deps.renderer_version(), ctx.common)
-    whole = deps.digest(common, ctx.signature)
-    jobs = []
-    if others:
-        jobs += [
-            PageJob(("results.csv", "results.json"), "downloads", "", whole),
-            PageJob(("index.html",), "index", "", whole),
-        ]
-        for p in board.protocols:
-            slug = links.protocols[p]
-            n = len(_protocol_groups(board, ctx.rankings, p))
-            paths = (f"protocols/{slug}.html", *(f"data/protocols/{slug}.{i}.js" for i in range(1, n + 1)))
-            jobs.append(PageJob(paths, "protocol", p, whole))
-    if tasks:
-        for t in board.tasks:
-            slug = links.tasks[t.name]
-            protocols = [p for p in board.protocols if (t.name, p) in board.by_task_protocol]
-            paths = (f"tasks/{slug}.html", *(f"data/tasks/{slug}.{i}.js" for i in range(1, len(protocols) + 1)))
-            jobs.append(PageJob(paths, "task", t.name, deps.digest(common, inputs.task(ctx, t.name))))
-    if others:
-        for m in board.models:
-            path = f"models/{links.models[m.name]}.html"
-            jobs.append(PageJob((path,), "model", m.name, deps.digest(common, inputs.model(ctx, m.name))))
+    whole = deps.digest(_common_digest(ctx), ctx.signature)
+    jobs = [
+        PageJob(("results.csv", "results.json"), "downloads", "", whole),
+        PageJob(("index.html",), "index", "", whole),
+    ]
+    for p in board.protocols:
+        slug = links.protocols[p]
+        n = len(_protocol_groups(board, ctx.rankings, p))
+        paths = (f"protocols/{slug}.html", *(f"data/protocols/{slug}.{i}.js" for i in range(1, n + 1)))
+        jobs.append(PageJob(paths, "protocol", p, whole))
+    common = _common_digest(ctx)
+    for m in board.models:
+        path = f"models/{links.models[m.name]}.html"
+        jobs.append(PageJob((path,), "model", m.name, deps.digest(common, inputs.model(ctx, m.name))))
     return jobs
+
+
+def task_job(ctx: SiteContext, inputs: PageInputs, task: str, form: dict[str, Any] | None) -> PageJob:
+    """The files of a task page, to render with its pick form `form` (Renderer.add(job, forms={task: form}))."""
+    slug = ctx.links.tasks[task]
+    n = sum(1 for p in ctx.board.protocols if (task, p) in ctx.board.by_task_protocol)
+    paths = (f"tasks/{slug}.html", *(f"data/tasks/{slug}.{i}.js" for i in range(1, n + 1)))
+    return PageJob(paths, "task", task, deps.digest(_common_digest(ctx), inputs.task(ctx, task, form)))
+
+
+def _common_digest(ctx: SiteContext) -> str:
+    return deps.digest(deps.renderer_version(), ctx.common)
 
 
 def page_count(board: Board) -> int:
@@ -122,7 +125,7 @@ class PageInputs:
             m.name: (m.name, m.family, m.modality, m.params, links.models[m.name]) for m in board.models
         }
 
-    def task(self, ctx: SiteContext, task: str) -> tuple[Any, ...]:
+    def task(self, ctx: SiteContext, task: str, form: dict[str, Any] | None) -> tuple[Any, ...]:
         board = ctx.board
         sections = []
         hardware: set[str] = set()
@@ -152,7 +155,7 @@ class PageInputs:
             board.superseded_runs.get(task, 0),
             sections,
             [ctx.hw[fp] for fp in sorted(hardware)],
-            ctx.forms.get(task),
+            form,
         )
 
     def model(self, ctx: SiteContext, model: str) -> tuple[Any, ...]:
@@ -193,12 +196,12 @@ def render(ctx: SiteContext, job: PageJob) -> tuple[str, ...]:
 
 
 class Renderer:
-    """Renders and syncs the files of every job whose inputs changed (the others are kept as they are), in
-    stages: each `start` forks its own pool of workers, which inherit the context as it is then (no
-    pickling of the board), so the pages that do not need the pick forms render while this process
-    computes them. In this process instead when asked for (workers=1), for small sites (a pool costs more
-    than it saves) and where fork is unavailable. Use as a context manager: leaving it early (an error)
-    stops the workers."""
+    """Renders and syncs the files of every job whose inputs changed (the others are kept as they are).
+    `start` forks one pool of workers, which inherit the context as it is then (no pickling of the
+    board), and hands them the jobs; `add` hands them one more job with what it needs beyond that context
+    (a task page's pick form, made in this process while the workers render). In this process instead
+    when asked for (workers=1), for small sites (a pool costs more than it saves) and where fork is
+    unavailable. Use as a context manager: leaving it early (an error) stops the workers."""
 
     def __init__(self, writer: IncrementalWriter, workers: int | None, n_pages: int) -> None:
         self.writer = writer
@@ -206,62 +209,90 @@ class Renderer:
         small = workers is None and n_pages < PARALLEL_FROM_PAGES
         self.parallel = self.n > 1 and not small and "fork" in multiprocessing.get_all_start_methods()
         self.rendered = 0  # jobs whose inputs changed
-        self._running: list[tuple[Any, Iterator[list[tuple[str, dict[str, Any], bool]]]]] = []
+        self._ctx: SiteContext | None = None
+        self._pool: Any = None
+        self._pending: list[Any] = []  # AsyncResults of batches
 
     def __enter__(self) -> Renderer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for pool, _ in self._running:
-            pool.terminate()
-            pool.join()
-        self._running = []
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
 
     def start(self, ctx: SiteContext, jobs: Sequence[PageJob]) -> None:
-        writer = self.writer
-        todo = [job for job in jobs if not writer.reuse(job.paths, job.inputs)]
-        self.rendered += len(todo)
-        if not todo:
-            return
+        """Render `jobs` from `ctx` (the context every later `add` starts from)."""
+        self._ctx = ctx
+        todo = self._todo(jobs)
         if not self.parallel:
             for job in todo:
-                for path, content in zip(job.paths, render(ctx, job), strict=True):
-                    writer.write(path, content, job.inputs)
+                self._render_here(ctx, job)
             return
         n = self.n
         head, rest = todo[:1], todo[1:]  # the slowest job alone, so another worker takes the pages
-        batches = [head] + [list(rest[i :: n * 4]) for i in range(n * 4)]
-        work = [[(job, [writer.previous(p) for p in job.paths]) for job in batch] for batch in batches if batch]
-        global _FORKED
-        _FORKED = (ctx, writer.out)
-        try:
-            pool = multiprocessing.get_context("fork").Pool(n)  # the workers fork here, with _FORKED set
-        finally:
-            _FORKED = None
-        self._running.append((pool, pool.imap_unordered(_render_batch, work)))
+        for batch in [head] + [list(rest[i :: n * 4]) for i in range(n * 4)]:
+            if batch:
+                self._send([(job, self._before(job), {}) for job in batch])
+
+    def add(self, job: PageJob, **changes: Any) -> None:
+        """Render one more job from the started context with these fields replaced."""
+        assert self._ctx is not None, "Renderer.add before Renderer.start"
+        if not self._todo([job]):
+            return
+        if not self.parallel:
+            self._render_here(replace(self._ctx, **changes), job)
+        else:
+            self._send([(job, self._before(job), changes)])
 
     def finish(self) -> int:
-        """Wait for every started job; returns how many were rendered."""
-        for pool, results in self._running:
-            for synced in results:
-                for path, entry, written in synced:
-                    self.writer.record(path, entry, written)
-            pool.close()
-            pool.join()
-        self._running = []
+        """Wait for every job; returns how many were rendered."""
+        for result in self._pending:
+            for path, entry, written in result.get():
+                self.writer.record(path, entry, written)
+        self._pending = []
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
         return self.rendered
+
+    def _todo(self, jobs: Sequence[PageJob]) -> list[PageJob]:
+        todo = [job for job in jobs if not self.writer.reuse(job.paths, job.inputs)]
+        self.rendered += len(todo)
+        return todo
+
+    def _before(self, job: PageJob) -> list[dict[str, Any] | None]:
+        return [self.writer.previous(p) for p in job.paths]
+
+    def _render_here(self, ctx: SiteContext, job: PageJob) -> None:
+        for path, content in zip(job.paths, render(ctx, job), strict=True):
+            self.writer.write(path, content, job.inputs)
+
+    def _send(self, batch: list[tuple[PageJob, list[dict[str, Any] | None], dict[str, Any]]]) -> None:
+        if self._pool is None:
+            assert self._ctx is not None
+            global _FORKED
+            _FORKED = (self._ctx, self.writer.out)
+            try:
+                self._pool = multiprocessing.get_context("fork").Pool(self.n)  # the workers fork here
+            finally:
+                _FORKED = None
+        self._pending.append(self._pool.apply_async(_render_batch, (batch,)))
 
 
 _FORKED: tuple[SiteContext, Path] | None = None  # what forked workers inherit instead of unpickling
 
 
 def _render_batch(
-    batch: list[tuple[PageJob, list[dict[str, Any] | None]]],
+    batch: list[tuple[PageJob, list[dict[str, Any] | None], dict[str, Any]]],
 ) -> list[tuple[str, dict[str, Any], bool]]:
-    assert _FORKED is not None, "render workers must be forked by Renderer.start"
-    ctx, out = _FORKED
+    assert _FORKED is not None, "render workers must be forked by Renderer"
+    started, out = _FORKED
     synced = []
-    for job, before in batch:
+    for job, before, changes in batch:
+        ctx = replace(started, **changes) if changes else started
         for path, content, previous in zip(job.paths, render(ctx, job), before, strict=True):
             synced.append((path, *sync_file(out, path, content, previous, job.inputs)))
     return synced
