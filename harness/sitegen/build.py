@@ -68,10 +68,7 @@ def build_site(
 
     workers: processes rendering pages (default: one per CPU, at most 8; 1 renders in this process).
     """
-    # One BLAS/OpenMP thread: the rankings' and pick forms' matrix products gain nothing from a second
-    # thread, and while the render workers hold the cores its idle threads spin (measured at 150k runs:
-    # the pick forms took 8.2 CPU-s instead of 4.3, the build 28 s instead of 24).
-    with _gc_paused(), threadpool_limits(limits=1):
+    with _gc_paused():
         return _build(Path(db), Path(out), ranking or RankingConfig(), workers, metrics)
 
 
@@ -116,7 +113,9 @@ def _build(
         details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
         ctx = replace(_context(board, rankings, signature, db.name), best=best, details=details)
         inputs = PageInputs(board, ctx.links)
-        with Renderer(writer, workers, page_count(board)) as renderer:
+        # While the render workers hold the cores, one BLAS/OpenMP thread for the pick forms' matrix
+        # products: idle ones spin (at 150k runs the forms took 8.2 CPU-s instead of 4.3).
+        with threadpool_limits(limits=1), Renderer(writer, workers, page_count(board)) as renderer:
             # Every page but the task pages renders in workers while this process makes the pick forms;
             # each task page is handed to them as soon as its form is made.
             renderer.start(ctx, page_jobs(ctx, inputs))

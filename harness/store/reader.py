@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -308,26 +307,26 @@ class StoreReader:
         wanted = dict.fromkeys(keys)
         if not wanted:
             return {}
+        rows: dict[str, tuple[list[str], list[int], list[int]]] = {k: ([], [], []) for k in wanted}
         with self._keys_table(wanted) as table:
             sql = f"""SELECT run_key, example_id, label, pred FROM predictions
                       WHERE run_key IN (SELECT key FROM {table}) ORDER BY run_key, example_id"""
-            fetched = self.conn.execute(sql).fetchall()
+            for key, eid, label, pred in self.conn.execute(sql):
+                ids, ys, ps = rows[key]
+                ids.append(eid)
+                ys.append(label)
+                ps.append(pred)
             scores = self._class_scores(table) if with_scores else {}
-        if not fetched:
-            return {}
-        # Columns at once, then each run's slice (its rows are consecutive): a Python loop over the rows
-        # cost a second per 1.5M predictions, the largest part of ranking a large board.
-        keys, ids, ys, ps = zip(*fetched, strict=True)
-        labels, preds = np.array(ys, dtype=np.int64), np.array(ps, dtype=np.int64)
         out = {}
-        start = 0
-        for key, n in Counter(keys).items():  # in order of first appearance: the query's order
-            end = start + n
+        for key, (ids, ys, ps) in rows.items():
+            if not ids:
+                continue
             matrix, kind = scores.get(key, (None, None))
-            if matrix is not None and matrix.shape[0] != n:
+            if matrix is not None and matrix.shape[0] != len(ids):
                 matrix, kind = None, None
-            out[key] = ExamplePredictions(ids[start:end], labels[start:end], preds[start:end], matrix, kind)
-            start = end
+            out[key] = ExamplePredictions(
+                tuple(ids), np.asarray(ys, dtype=np.int64), np.asarray(ps, dtype=np.int64), matrix, kind
+            )
         return out
 
     def _class_scores(self, table: str) -> dict[str, tuple[np.ndarray, ScoreKind]]:
