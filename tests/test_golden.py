@@ -1,4 +1,4 @@
-"""Golden files: what `harness show`, `harness show --json` and a rendered task page say, line by line.
+"""Golden files: what `harness show`, `harness show --json` and the rendered site (task, index, protocol and model pages, a table data file, the downloads) say, line by line.
 
 They pin the user-visible output across refactors: a change here is a behaviour change (or an intended one,
 regenerated with `python -m pytest tests/test_golden.py --update-golden`; see tests/conftest.py).
@@ -115,6 +115,15 @@ def test_task_page_fixture_store(fixture_db: Path, tmp_path: Path, golden: Golde
     # The downloads, as written (a failed run's error spans lines; the model name holds markup).
     golden("results_fixture.csv", (out / "results.csv").read_text(encoding="utf-8"))
     golden("results_fixture.json", (out / "results.json").read_text(encoding="utf-8"))
+    # The leaderboards (heat cells of done, failed and two-seed results, a name holding markup), the task's
+    # data file (every row, as site.js loads it) and a model page's rows.
+    golden("index_fixture.html", (out / "index.html").read_text(encoding="utf-8"))
+    protocols = sorted((out / "protocols").glob("*.html"))
+    assert [p.name for p in protocols] == ["linear_probe.html"]
+    golden("protocol_page_fixture.html", protocols[0].read_text(encoding="utf-8"))
+    golden("task_rows_fixture.js", (out / "data" / "tasks" / "digits-fixture.1.js").read_text(encoding="utf-8"))
+    models = {p.name: p for p in (out / "models").glob("*.html")}
+    golden("model_page_fixture.html", models["logreg.html"].read_text(encoding="utf-8"))
 
 
 SUITE = """\
