@@ -76,7 +76,8 @@ def page_jobs(ctx: SiteContext, inputs: PageInputs) -> list[PageJob]:
     """The files of every page but the task pages (see task_job), the slowest first so a pool starts on
     it at once. `inputs`: made once per build for these and the task pages."""
     links, board = ctx.links, ctx.board
-    whole = deps.digest(_common_digest(ctx), ctx.signature)
+    common = _common_digest(ctx)
+    whole = deps.digest(common, ctx.signature)
     jobs = [
         PageJob(("results.csv", "results.json"), "downloads", "", whole),
         PageJob(("index.html",), "index", "", whole),
@@ -86,7 +87,6 @@ def page_jobs(ctx: SiteContext, inputs: PageInputs) -> list[PageJob]:
         n = len(_protocol_groups(board, ctx.rankings, p))
         paths = (f"protocols/{slug}.html", *(f"data/protocols/{slug}.{i}.js" for i in range(1, n + 1)))
         jobs.append(PageJob(paths, "protocol", p, whole))
-    common = _common_digest(ctx)
     for m in board.models:
         path = f"models/{links.models[m.name]}.html"
         jobs.append(PageJob((path,), "model", m.name, deps.digest(common, inputs.model(ctx, m.name))))
@@ -106,7 +106,7 @@ def _common_digest(ctx: SiteContext) -> str:
 
 
 def page_count(board: Board) -> int:
-    """How many page jobs page_jobs makes in all."""
+    """How many page jobs a build has: page_jobs' and a task_job per task."""
     return 2 + len(board.protocols) + len(board.tasks) + len(board.models)
 
 
