@@ -53,6 +53,7 @@ class Result(NamedTuple):
         metrics: Mapping[str, MetricValue],
         spread: Spread,
     ) -> Result:
+        """The result of (task, protocol, model) `key` from these runs, lowest seed first."""
         first = runs[0]
         return cls(*key, status, reason, runs, metrics, spread, first, first.timing)
 
