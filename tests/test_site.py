@@ -588,3 +588,24 @@ def test_a_failure_while_pages_render_stops_the_workers(
         build_site(store.path, out, workers=2)
     assert multiprocessing.active_children() == []
     assert not (out / ".harness-site.json").exists()
+
+
+def test_a_page_failing_in_a_worker_fails_the_build_and_stops_the_workers(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task page that raises while a forked worker renders it (they are handed over one by one as their
+    pick forms are made) fails the build with that error: no worker left behind, no state file."""
+    import multiprocessing
+
+    from harness.sitegen import render
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("task page failed")
+
+    monkeypatch.setattr(render, "_task_page", broken)  # the workers fork after this, with it
+    store, _, _ = built
+    out = tmp_path / "failed"
+    with pytest.raises(RuntimeError, match="task page failed"):
+        build_site(store.path, out, workers=2)
+    assert multiprocessing.active_children() == []
+    assert not (out / ".harness-site.json").exists()
