@@ -64,12 +64,12 @@ def candidates(board: Board, task: str) -> list[PickCandidate]:
         for r in board.by_task_protocol.get((task, protocol), ()):
             if r.status != "done":
                 continue
-            m = r.runs[0].metrics.get(metric)  # the representative run's
+            m = r.representative.metrics.get(metric)
             if m is None or m.value != m.value:
                 continue
             out.append(_candidate(board, r, m.value, m.ci_low, m.ci_high))
     sign = board.sign(task)
-    return sorted(out, key=lambda c: (-sign * c.value, f"{c.model} [{c.protocol}]"))  # c.name
+    return sorted(out, key=lambda c: (-sign * c.value, c.name))
 
 
 def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: float | None) -> PickCandidate:
@@ -78,10 +78,10 @@ def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: floa
     runs = r.runs
     meta_params = board.model_meta[r.model].params
     if len(runs) == 1:  # one seed (most results): its own timing, the median and maximum of one value
-        t = runs[0].timing
+        t = r.timing
         timings = {} if t is None else {t.hardware: _one_timing(t)}
         params = meta_params if meta_params is not None or t is None else t.params
-        return PickCandidate(r.model, r.protocol, runs[0].key, value, lo, hi, params, timings)
+        return PickCandidate(r.model, r.protocol, r.representative.key, value, lo, hi, params, timings)
     by_hw: dict[str, list[Timing]] = {}
     for run in runs:
         if run.timing is not None:

@@ -156,7 +156,7 @@ def build_board(snapshot: StoreSnapshot) -> Board:
         task, protocol, model = key
         first = runs[0]
         if len(runs) == 1 and first.status == "done":  # the common case, kept cheap for large stores
-            result = Result(task, protocol, model, "done", None, (first,), first.metrics, "ci95", first, first.timing)
+            result = Result.of(key, "done", None, (first,), first.metrics, "ci95")
         else:
             result = _result(key, runs)
         results[key] = result

@@ -2,8 +2,8 @@
 
 Row classes (PointView, RowMaker's per-model and per-task bits) are made through `escaped`, which
 escapes every string field; RowMaker's rows and the leaderboard rows (board_table) escape the text they
-print (a name, an error, a command, the model a result ties with) and print numbers they format themselves. The templates print
-rows inside `{% autoescape false %}` loops. At 150,000 results the site prints millions of cells;
+print (a name, an error, a command, the model a result ties with) and print numbers they format
+themselves. The templates print rows inside `{% autoescape false %}` loops. At 150,000 results the site prints millions of cells;
 escaping each at render time made rendering nine times slower. Everything else is escaped by Jinja as
 usual. The row classes are NamedTuples for the same reason of volume (cheaper than frozen dataclasses).
 """
@@ -191,7 +191,7 @@ class RowMaker:
                 rank = _rank_td(placements.get(r.model), False)
             else:
                 reason = _escape(fmt.short_reason(r.reason))
-                status = f"{'not applicable' if r.status == 'not_applicable' else 'failed'}: {reason}"
+                status = f"{_unfinished(r.status)}: {reason}"
                 reason_td = f"<td{_title(reason)}>"
                 cells = no_cells
                 rank = _DASH_TD
@@ -225,8 +225,7 @@ class RowMaker:
                 status = f'<span class="status">{len(r.runs)} seeds averaged</span>' if len(r.runs) > 1 else ""
                 rank = _rank_td(per_task.get((r.task, r.protocol), _EMPTY).get(r.model), True)
             else:
-                word = "not applicable" if r.status == "not_applicable" else "failed"
-                status = f'<span class="status">{word}: {_escape(fmt.short_reason(r.reason))}</span>'
+                status = f'<span class="status">{_unfinished(r.status)}: {_escape(fmt.short_reason(r.reason))}</span>'
                 rank = _DASH_TD
             main = r.metrics.get(task.main.id)
             if main is None:
@@ -248,6 +247,11 @@ class RowMaker:
 
 
 _DASH_TD = f'<td class="num">{fmt.DASH}</td>'
+
+
+def _unfinished(status: str) -> str:
+    """How a row names a result that is not done."""
+    return "not applicable" if status == "not_applicable" else "failed"
 _GUESSED = ' <span class="note">(suite path not recorded; guessed from the suite name)</span>'
 
 
