@@ -609,3 +609,50 @@ def test_a_page_failing_in_a_worker_fails_the_build_and_stops_the_workers(
         build_site(store.path, out, workers=2)
     assert multiprocessing.active_children() == []
     assert not (out / ".harness-site.json").exists()
+
+
+def test_downloads_made_in_a_forked_process_are_the_same(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a large store results.csv and the runs of results.json are made in a process forked after the
+    snapshot is read, while the board is built and ranked: the same bytes as made in this process."""
+    import multiprocessing
+    import os
+
+    from harness.sitegen import downloads
+
+    make = downloads._make
+
+    def traced(*args: Any) -> Any:
+        (tmp_path / "pid").write_text(str(os.getpid()))
+        return make(*args)
+
+    monkeypatch.setattr(downloads, "FORK_FROM_RUNS", 1)
+    monkeypatch.setattr(downloads, "_make", traced)
+    store, out, _ = built
+    forked = tmp_path / "forked"
+    build_site(store.path, forked, workers=2)
+    assert int((tmp_path / "pid").read_text()) != os.getpid()
+    assert multiprocessing.active_children() == []
+    for name in ("results.csv", "results.json"):
+        assert (forked / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_a_failure_in_the_downloads_process_fails_the_build(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    from harness.sitegen import downloads
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("encoding the runs failed")
+
+    monkeypatch.setattr(downloads, "FORK_FROM_RUNS", 1)
+    monkeypatch.setattr(downloads, "run_rows", broken)
+    store, _, _ = built
+    out = tmp_path / "failed"
+    with pytest.raises(RuntimeError, match="encoding the runs failed"):
+        build_site(store.path, out, workers=2)
+    assert multiprocessing.active_children() == []
+    assert not (out / ".harness-site.json").exists() and not (out / "results.csv").exists()

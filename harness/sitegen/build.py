@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 from harness.metrics import MetricRegistry
 from harness.sitegen import deps, pages, pickform
 from harness.sitegen.charts import heat_css
+from harness.sitegen.downloads import Downloads
 from harness.sitegen.links import Links, hw_views
 from harness.sitegen.ranking import RankingConfig, Rankings, SharedResamples, compute_rankings
 from harness.sitegen.render import (
@@ -102,16 +103,25 @@ def _build(
             raise HarnessError(
                 f"{db} has no runs yet; run a suite first (harness run suites/demo.yaml), then build the site."
             )
-        board = build_board(snapshot)
-        clock.lap("load")
-        cache = writer.extra.get("ranking_cache")
-        shared = SharedResamples(reader, ranking.n_boot, ranking.seed)  # predictions, bootstrap vectors
-        old = cache if isinstance(cache, dict) else None
-        rankings = compute_rankings(board, reader, ranking, old, metrics, shared)
-        clock.lap("rank")
-        best = _best_runs(board)
-        details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
-        ctx = replace(_context(board, rankings, signature, db.name), best=best, details=details)
+        with Downloads(writer, snapshot, signature, fork=workers != 1) as downloads:
+            board = build_board(snapshot)
+            clock.lap("load")
+            cache = writer.extra.get("ranking_cache")
+            shared = SharedResamples(reader, ranking.n_boot, ranking.seed)  # predictions, bootstrap vectors
+            old = cache if isinstance(cache, dict) else None
+            # One BLAS thread while the downloads' process holds the other core (a second one spins
+            # more than it saves: ranking 150k runs took the same wall time with either).
+            with threadpool_limits(limits=1 if downloads.forked else None):
+                rankings = compute_rankings(board, reader, ranking, old, metrics, shared)
+            clock.lap("rank")
+            best = _best_runs(board)
+            details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
+            ctx = replace(
+                _context(board, rankings, signature, db.name),
+                best=best,
+                details=details,
+                runs_json=downloads.runs_json(),
+            )
         inputs = PageInputs(board, ctx.links)
         # While the render workers hold the cores, one BLAS/OpenMP thread for the pick forms' matrix
         # products: idle ones spin (at 150k runs the forms took 8.2 CPU-s instead of 4.3).
@@ -167,6 +177,7 @@ def _context(board: Board, rankings: Rankings, signature: str, db_name: str) -> 
         signature=signature,
         forms={},
         rows=RowMaker(board, rankings, links, hw),
+        runs_json=None,
     )
 
 

@@ -343,7 +343,8 @@ def rank_rows(rankings: Rankings) -> Table:
     )
 
 
-def results_json(snapshot: StoreSnapshot, rows: Table, rankings: Rankings) -> str:
+def results_json(snapshot: StoreSnapshot, runs_json: str, rankings: Rankings) -> str:
+    """runs_json: run_rows(snapshot).json(), made beforehand (see harness.sitegen.downloads)."""
     aggregate = {
         "columns": list(AGGREGATE_COLUMNS),
         "rows": [
@@ -379,7 +380,7 @@ def results_json(snapshot: StoreSnapshot, rows: Table, rankings: Rankings) -> st
             "hardware",
             _DUMP([asdict(h) for h in sorted(snapshot.hardware.values(), key=lambda h: h.fingerprint)]),
         ),
-        ("runs", rows.json()),
+        ("runs", runs_json),
         ("ranks", rank_rows(rankings).json()),
         ("aggregate_ranks", _DUMP(aggregate)),
     )

@@ -19,7 +19,8 @@ import jinja2
 from harness.sitegen import curves, deps, pages, rows
 from harness.sitegen import format as fmt
 from harness.sitegen.deps import TEMPLATES
-from harness.sitegen.exports import results_csv, results_json, run_rows
+from harness.sitegen.downloads import JSON
+from harness.sitegen.exports import results_json
 from harness.sitegen.links import HwView, Links
 from harness.sitegen.ranking import Rankings
 from harness.sitegen.results import Board, TaskGroup
@@ -62,6 +63,7 @@ class SiteContext:
     signature: str  # of the whole store (pages that show a bit of everything depend on it)
     forms: dict[str, dict[str, Any]]  # task -> the pick form's data (of the task pages being rendered)
     rows: rows.RowMaker
+    runs_json: str | None  # the runs of results.json (Downloads.runs_json); None: the downloads are kept
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,8 @@ def page_jobs(ctx: SiteContext, inputs: PageInputs) -> list[PageJob]:
     links, board = ctx.links, ctx.board
     common = _common_digest(ctx)
     whole = deps.digest(common, ctx.signature)
-    jobs = [
-        PageJob(("results.csv", "results.json"), "downloads", "", whole),
-        PageJob(("index.html",), "index", "", whole),
-    ]
+    jobs = [PageJob((JSON,), "downloads", "", ctx.signature)] if ctx.runs_json is not None else []
+    jobs.append(PageJob(("index.html",), "index", "", whole))
     for p in board.protocols:
         slug = links.protocols[p]
         n = len(_protocol_groups(board, ctx.rankings, p))
@@ -184,8 +184,8 @@ _NO_PLACEMENTS: dict[str, Any] = {}
 
 def render(ctx: SiteContext, job: PageJob) -> tuple[str, ...]:
     if job.kind == "downloads":
-        flat = run_rows(ctx.board.snapshot)
-        return results_csv(ctx.board.snapshot, flat), results_json(ctx.board.snapshot, flat, ctx.rankings)
+        assert ctx.runs_json is not None
+        return (results_json(ctx.board.snapshot, ctx.runs_json, ctx.rankings),)
     if job.kind == "index":
         return (_index(ctx),)
     if job.kind == "protocol":
