@@ -109,9 +109,10 @@ def _build(
             cache = writer.extra.get("ranking_cache")
             shared = SharedResamples(reader, ranking.n_boot, ranking.seed)  # predictions, bootstrap vectors
             old = cache if isinstance(cache, dict) else None
-            # One BLAS thread while the downloads' process holds the other core (a second one spins
-            # more than it saves: ranking 150k runs took the same wall time with either).
-            with threadpool_limits(limits=1 if downloads.forked else None):
+            # One BLAS thread: the resampled matrices are small (n_boot x examples). At 150k runs a second
+            # thread took the same wall time (2.5 s) for 1.6x the CPU, and 9-11 s while another busy process
+            # (the downloads', anyone's) held a core: the OpenMP threads wait on each other.
+            with threadpool_limits(limits=1):
                 rankings = compute_rankings(board, reader, ranking, old, metrics, shared)
             clock.lap("rank")
             best = _best_runs(board)

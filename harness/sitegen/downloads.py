@@ -46,11 +46,6 @@ class Downloads:
         else:
             self._done = _make(*job)
 
-    @property
-    def forked(self) -> bool:
-        """Whether a process is making them (until runs_json has its result)."""
-        return self._pool is not None
-
     def __enter__(self) -> Downloads:
         return self
 
