@@ -656,3 +656,14 @@ def test_a_failure_in_the_downloads_process_fails_the_build(
         build_site(store.path, out, workers=2)
     assert multiprocessing.active_children() == []
     assert not (out / ".harness-site.json").exists() and not (out / "results.csv").exists()
+
+
+def test_progress_names_each_phase_of_a_build_that_loads_the_store(built: Built, tmp_path: Path) -> None:
+    store, _, _ = built
+    steps: list[str] = []
+    build_site(store.path, tmp_path / "site", progress=steps.append)
+    assert [s.split()[0] for s in steps] == ["Reading", "Ranking", "Rendering"]
+    assert store.path.name in steps[0] and re.search(r"Ranking \d+ runs: \d+ models on \d+ task tables", steps[1])
+    again: list[str] = []
+    build_site(store.path, tmp_path / "site", progress=again.append)
+    assert again == []  # unchanged: nothing loaded

@@ -34,9 +34,9 @@ def serve(
                 f"No built site in {site_dir}/ and no results database at {db} to build one from. "
                 "Run a suite first (harness run suites/demo.yaml), or pass --site / --db."
             )
-        from harness.sitegen import build_site
+        from harness.commands.site_cmd import build_with_status
 
-        stats = build_site(db, site_dir)
+        stats = build_with_status(console, db, site_dir)
         console.print(f"Built the site from {esc(str(db))} into {esc(str(site_dir))}/ ({len(stats.written)} files written).", highlight=False)
     try:
         server = make_server(site_dir, host, port)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from harness.sitegen import build_site
+from harness.console import esc, output_console
+from harness.sitegen import BuildStats, build_site
 from harness.store import DEFAULT_DB
 
-console = Console()
+if TYPE_CHECKING:
+    from harness.metrics import MetricRegistry
 
 
 def site(
@@ -27,7 +29,8 @@ def site(
     """Build a static leaderboard site from the stored results (no model is run)."""
     from harness.registry import discover_metrics
 
-    stats = build_site(db, out, metrics=discover_metrics(plugin or []))
+    console = output_console()
+    stats = build_with_status(console, db, out, discover_metrics(plugin or []))
     console.print(
         f"Site in {out}/: {len(stats.written)} files written, {len(stats.unchanged)} unchanged, "
         f"{len(stats.removed)} removed ({stats.seconds['total']:.1f} s).",
@@ -35,3 +38,12 @@ def site(
         highlight=False,
     )
     console.print(f"Open {stats.index.resolve().as_uri()}", markup=False, highlight=False, soft_wrap=True)
+
+
+def build_with_status(console: Console, db: Path, out: Path, metrics: MetricRegistry | None = None) -> BuildStats:
+    """build_site, saying on a terminal's status line what it does (a large store takes tens of seconds);
+    a log (CI) gets no status lines."""
+    if not console.is_terminal:
+        return build_site(db, out, metrics=metrics)
+    with console.status("Checking the store ...") as status:
+        return build_site(db, out, metrics=metrics, progress=lambda step: status.update(f"{esc(step)} ..."))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -64,13 +64,20 @@ def build_site(
     ranking: RankingConfig | None = None,
     workers: int | None = None,
     metrics: MetricRegistry | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> BuildStats:
     """Build (or update in place) the static site for the results in `db` under `out`.
 
     workers: processes rendering pages (default: one per CPU, at most 8; 1 renders in this process).
+    progress: called with what the build does next, at the start of each phase of a build that loads
+    the store (e.g. for a status line; a large store takes tens of seconds).
     """
     with _gc_paused():
-        return _build(Path(db), Path(out), ranking or RankingConfig(), workers, metrics)
+        return _build(Path(db), Path(out), ranking or RankingConfig(), workers, metrics, progress or _quiet)
+
+
+def _quiet(step: str) -> None:
+    pass
 
 
 @contextmanager
@@ -87,7 +94,12 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _build(
-    db: Path, out: Path, ranking: RankingConfig, workers: int | None, metrics: MetricRegistry | None
+    db: Path,
+    out: Path,
+    ranking: RankingConfig,
+    workers: int | None,
+    metrics: MetricRegistry | None,
+    progress: Callable[[str], None],
 ) -> BuildStats:
     clock = _Clock()
     writer = IncrementalWriter(out)
@@ -98,6 +110,7 @@ def _build(
             clock.lap("load")
             stats = writer.finish(extra=writer.extra)
             return _stats(out, stats, 0, 0, clock)
+        progress(f"Reading the results in {db.name}")
         snapshot = reader.snapshot()
         if not snapshot.runs:
             raise HarnessError(
@@ -109,6 +122,10 @@ def _build(
             cache = writer.extra.get("ranking_cache")
             shared = SharedResamples(reader, ranking.n_boot, ranking.seed)  # predictions, bootstrap vectors
             old = cache if isinstance(cache, dict) else None
+            progress(
+                f"Ranking {len(snapshot.runs):,} runs: {len(board.models):,} models on "
+                f"{len(board.by_task_protocol):,} task tables (paired tests)"
+            )
             # One BLAS thread: the resampled matrices are small (n_boot x examples). At 150k runs a second
             # thread took the same wall time (2.5 s) for 1.6x the CPU, and 9-11 s while another busy process
             # (the downloads', anyone's) held a core: the OpenMP threads wait on each other.
@@ -123,6 +140,7 @@ def _build(
                 details=details,
                 runs_json=downloads.runs_json(),
             )
+        progress(f"Rendering {page_count(board):,} pages")
         inputs = PageInputs(board, ctx.links)
         # While the render workers hold the cores, one BLAS/OpenMP thread for the pick forms' matrix
         # products: idle ones spin (at 150k runs the forms took 8.2 CPU-s instead of 4.3).
