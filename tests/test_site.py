@@ -569,43 +569,32 @@ def test_a_crowded_plot_keeps_its_whole_frontier_and_the_best_points() -> None:
     assert plotted_points(points[:50], limit=100) == points[:50]
 
 
-def test_a_failure_while_pages_render_stops_the_workers(
-    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("module", "name", "where"),
+    [
+        ("pickform", "iter_forms", "the pick forms, made while the other pages render in forked workers"),
+        ("render", "_task_page", "a task page, rendered in a forked worker as soon as its pick form is made"),
+        ("downloads", "run_rows", "the downloads, made in a process forked after the snapshot is read"),
+    ],
+)
+def test_a_failure_in_any_phase_fails_the_build_and_stops_every_process(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, name: str, where: str
 ) -> None:
-    """The pick forms are made while the other pages render in forked workers: an error there must not
-    leave workers behind (nor a state file claiming a finished build)."""
+    """An error in any phase (`where`) fails the build with that error: no process left behind, no state
+    file claiming a finished build."""
+    import importlib
     import multiprocessing
 
-    from harness.sitegen import pickform
+    from harness.sitegen import downloads
 
     def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("pick forms failed")
+        raise RuntimeError(f"{where} failed")
 
-    monkeypatch.setattr(pickform, "iter_forms", broken)
+    monkeypatch.setattr(downloads, "FORK_FROM_RUNS", 1)  # the test store is small
+    monkeypatch.setattr(importlib.import_module(f"harness.sitegen.{module}"), name, broken)  # before the forks
     store, _, _ = built
     out = tmp_path / "failed"
-    with pytest.raises(RuntimeError, match="pick forms failed"):
-        build_site(store.path, out, workers=2)
-    assert multiprocessing.active_children() == []
-    assert not (out / ".harness-site.json").exists()
-
-
-def test_a_page_failing_in_a_worker_fails_the_build_and_stops_the_workers(
-    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A task page that raises while a forked worker renders it (they are handed over one by one as their
-    pick forms are made) fails the build with that error: no worker left behind, no state file."""
-    import multiprocessing
-
-    from harness.sitegen import render
-
-    def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("task page failed")
-
-    monkeypatch.setattr(render, "_task_page", broken)  # the workers fork after this, with it
-    store, _, _ = built
-    out = tmp_path / "failed"
-    with pytest.raises(RuntimeError, match="task page failed"):
+    with pytest.raises(RuntimeError, match=f"{where} failed"):
         build_site(store.path, out, workers=2)
     assert multiprocessing.active_children() == []
     assert not (out / ".harness-site.json").exists()
@@ -636,26 +625,6 @@ def test_downloads_made_in_a_forked_process_are_the_same(
     assert multiprocessing.active_children() == []
     for name in ("results.csv", "results.json"):
         assert (forked / name).read_bytes() == (out / name).read_bytes()
-
-
-def test_a_failure_in_the_downloads_process_fails_the_build(
-    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import multiprocessing
-
-    from harness.sitegen import downloads
-
-    def broken(*args: object) -> None:
-        raise RuntimeError("encoding the runs failed")
-
-    monkeypatch.setattr(downloads, "FORK_FROM_RUNS", 1)
-    monkeypatch.setattr(downloads, "run_rows", broken)
-    store, _, _ = built
-    out = tmp_path / "failed"
-    with pytest.raises(RuntimeError, match="encoding the runs failed"):
-        build_site(store.path, out, workers=2)
-    assert multiprocessing.active_children() == []
-    assert not (out / ".harness-site.json").exists() and not (out / "results.csv").exists()
 
 
 def test_progress_names_each_phase_of_a_build_that_loads_the_store(built: Built, tmp_path: Path) -> None:
