@@ -391,11 +391,40 @@ def read_command(command: str, target: Callable[[Env], Path]) -> Callable[[Env],
     return make
 
 
+def foreign_runs_table(env: Env) -> Path:
+    """Another program's database that happens to have a `runs` table."""
+    path = env.tmp / "races.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE runs (key TEXT, status TEXT, config_json TEXT, distance_km REAL)")
+    conn.execute("INSERT INTO runs VALUES ('monday', 'done', '{}', 5.2)")
+    conn.commit()
+    conn.close()
+    return path
+
+
+def damaged_store(env: Env) -> Path:
+    """A copy of the store whose metrics and models tables' first pages are overwritten: the header, the
+    schema and the runs table read fine, the damage shows only when those tables are read."""
+    path = env.tmp / "damaged.db"
+    shutil.copyfile(env.db, path)
+    conn = sqlite3.connect(path)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    roots = [r[0] for r in conn.execute("SELECT rootpage FROM sqlite_master WHERE name IN ('metrics', 'models')")]
+    conn.close()
+    with path.open("r+b") as fh:
+        for root in roots:
+            fh.seek((root - 1) * page_size)
+            fh.write(b"\xff" * page_size)
+    return path
+
+
 READ_COMMANDS = ("show", "models", "site", "pick", "compare", "export-baseline")
 TARGETS: dict[str, tuple[Callable[[Env], Path], str]] = {
     "empty-file": (lambda env: env.write("empty.db", b""), "empty file (0 bytes)"),
     "foreign-sqlite": (foreign_sqlite, "without a runs table"),
     "text-file": (lambda env: env.write("notes.db", "my notes\n" * 50), "not an SQLite file"),
+    "foreign-runs-table": (foreign_runs_table, "table runs lacks column(s) suite, label, model"),
+    "damaged-pages": (damaged_store, "malformed"),
 }
 for _command in READ_COMMANDS:
     for _target, (_make, _needle) in TARGETS.items():
@@ -462,6 +491,35 @@ CASES |= {
             "--out",
             str(env.write("afile", "x") / "sub" / "b.json"),
         ],
+        ("--out", "cannot be created"),
+    ),
+    "run-into-another-programs-database": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(foreign_sqlite(env))],
+        ("foreign.db", "other tables (notes) and no runs table", "another program's database"),
+    ),
+    "run-into-a-foreign-runs-table": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(foreign_runs_table(env))],
+        ("races.db", "table runs lacks column(s) suite", "no metrics, predictions"),
+    ),
+    "run-into-a-damaged-store": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(damaged_store(env))],
+        ("damaged.db", "malformed"),
+    ),
+    "compare-out-is-the-baseline-store": Case(
+        lambda env: compare("--out", str(env.db))(env), ("--out", "is the file this command reads")
+    ),
+    "compare-out-is-the-candidate-store": Case(
+        lambda env: compare("--out", str(env.tmp / "other.db"), "--format", "json")(env),
+        ("--out", "other.db is the file this command reads"),
+    ),
+    "export-out-is-the-store": Case(
+        lambda env: ["export", "--db", str(env.db), "--out", str(env.db)], ("--out", "is the file this command reads")
+    ),
+    "export-out-is-a-directory": Case(
+        lambda env: ["export", "--db", str(env.db), "--out", str(env.tmp)], ("--out", "is a directory")
+    ),
+    "export-out-folder-cannot-be-created": Case(
+        lambda env: ["export", "--db", str(env.db), "--format", "csv", "--out", str(env.db / "runs.csv")],
         ("--out", "cannot be created"),
     ),
     "baseline-json-seed-string": Case(

@@ -6,7 +6,6 @@ or a candidate run failed), 2 usage or data error (raised as HarnessError; the C
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from harness.commands.outfile import check_out
 from harness.compare import (
     FORMATS,
     compare_results,
@@ -142,7 +142,7 @@ def compare(
     }
     policy = load_policy(policy_file, overrides)
     if out is not None:
-        _check_out(out, "--out")
+        check_out(out, "--out", (base_path, cand_path, policy_file))
     base = load_results(base_path, baseline_label, task=task)
     cand = load_results(cand_path, candidate_label, task=task)
     if not base.runs:
@@ -187,7 +187,7 @@ def export_baseline(
     """Export runs (metrics, config, fingerprints, per-example predictions) to a small JSON baseline."""
     if out.suffix.lower() != ".json":
         raise HarnessError(f"--out {out}: a baseline is a .json file (e.g. baseline.json).")
-    _check_out(out, "--out")
+    check_out(out, "--out", (db,), example="baseline.json")
     results = load_results(db, label, task=task)
     if not results.runs:
         raise HarnessError(
@@ -205,16 +205,3 @@ def export_baseline(
         highlight=False,
     )
 
-
-def _check_out(out: Path, option: str) -> None:
-    """Before any work: the output file's folder exists (created if needed) and the path is not a folder."""
-    if out.is_dir():
-        raise HarnessError(f"{option} {out} is a directory; give a file path, e.g. {out / 'report.md'}.")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HarnessError(
-            f"{option} {out}: its folder {out.parent} cannot be created ({exc.strerror or exc})."
-        ) from None
-    if not os.access(out.parent, os.W_OK):
-        raise HarnessError(f"{option} {out}: its folder {out.parent} is not writable.")

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
+from harness.commands.outfile import check_out
 from harness.console import esc
 from harness.store import DEFAULT_DB
 
@@ -34,6 +35,8 @@ def export(
     from harness.export import ExportFilter
     from harness.export import export as export_runs
 
+    if out is not None:
+        check_out(out, "--out", (db,), example=f"runs.{fmt}")
     where = ExportFilter(tuple(task or ()), tuple(model or ()), tuple(protocol or ()))
     n = export_runs(db, fmt, out, where, predictions, sys.stdout)
     if out is not None:

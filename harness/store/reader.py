@@ -9,6 +9,7 @@ or be in use by a running sweep.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from operator import itemgetter
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 import numpy as np
@@ -486,16 +488,13 @@ class StoreReader:
         parameter count."""
         from harness.metrics.registry import stored_task_metrics
 
-        try:
-            rows = select(self._dicts("SELECT * FROM runs ORDER BY finished_at"))
-            n_labels = self._task_label_counts()
-            declared = self._task_metrics()
-            params = {name: n for name, n in self.conn.execute("SELECT name, params FROM models")}
-            has_scores = self._has_table("class_scores")
-            default = stored_task_metrics(None)  # runs whose task row is gone
-            return [self._full_run(row, n_labels, declared, params, has_scores, default) for row in rows]
-        except sqlite3.DatabaseError as exc:
-            raise HarnessError(f"Could not read {self.path}: {exc}. Is it a database from this harness version?") from exc
+        rows = select(self._dicts("SELECT * FROM runs ORDER BY finished_at"))
+        n_labels = self._task_label_counts()
+        declared = self._task_metrics()
+        params = {name: n for name, n in self.conn.execute("SELECT name, params FROM models")}
+        has_scores = self._has_table("class_scores")
+        default = stored_task_metrics(None)  # runs whose task row is gone
+        return [self._full_run(row, n_labels, declared, params, has_scores, default) for row in rows]
 
     def _task_label_counts(self) -> dict[tuple[str, str, str | None], int]:
         """Label count per (task, version, data fingerprint); (task, version, None): that of the newest data."""
@@ -583,10 +582,7 @@ class StoreReader:
     ) -> list[RunColumns]:
         """Every column of each selected run (every status) with its model's and task's rows, metrics (by
         name), timing and, when asked, predictions; ordered by task, protocol, model, seed."""
-        try:
-            return list(self._export_rows(tasks, models, protocols, predictions))
-        except sqlite3.DatabaseError as exc:
-            raise HarnessError(f"{self.path}: could not read the results ({exc}).") from exc
+        return list(self._export_rows(tasks, models, protocols, predictions))
 
     def _export_rows(
         self, tasks: Sequence[str], models: Sequence[str], protocols: Sequence[str], predictions: bool
@@ -667,3 +663,32 @@ def _json_list(raw: str | None) -> list[Any]:
     except (TypeError, ValueError):
         return []
     return value if isinstance(value, list) else []
+
+
+def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` with SQLite's errors (a page damaged after the checks at open, a table gone) turned into
+    one HarnessError naming the file."""
+
+    @functools.wraps(method)
+    def read(self: StoreReader, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path, exc, "read") from None
+
+    return read
+
+
+def store_error(path: Path, exc: sqlite3.DatabaseError, doing: str) -> HarnessError:
+    """SQLite failing on a store past the checks at open (a damaged page, a table gone), as one paragraph."""
+    return HarnessError(
+        f"{path} cannot be {doing} (SQLite: {exc}): the file is damaged or is not a harness results database "
+        f"(`sqlite3 {path} 'PRAGMA integrity_check'` checks it). Pass --db with another file, or re-run the "
+        "suite into a new one."
+    )
+
+
+# Every query method reads cleanly (classmethods and close aside).
+for _name, _method in list(vars(StoreReader).items()):
+    if isinstance(_method, FunctionType) and (not _name.startswith("_") or _name == "__enter__") and _name != "close":
+        setattr(StoreReader, _name, _reads_cleanly(_method))

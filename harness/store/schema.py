@@ -9,6 +9,7 @@ migrates, it shows the columns an older store lacks as NULL instead (see connect
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Callable
@@ -172,13 +173,10 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
     """Create missing tables and run the migrations from the store's version to SCHEMA_VERSION, each with
     its version bump in one IMMEDIATE transaction. A store from a newer harness is refused: its rows may not mean
     what this version writes."""
-    db.executescript(SCHEMA)  # tables and indexes IF NOT EXISTS: a new store gets the newest schema
     version = schema_version(db.conn)
-    if version > SCHEMA_VERSION:
-        raise HarnessError(
-            f"{path} was written by a newer harness (store schema version {version}; this harness writes "
-            f"version {SCHEMA_VERSION}). Upgrade harness to add runs to it, or pass --db with another file."
-        )
+    if version > SCHEMA_VERSION:  # refused before any table is created in it
+        raise _newer(path, version)
+    db.executescript(SCHEMA)  # tables and indexes IF NOT EXISTS: a new store gets the newest schema
     for target in range(version + 1, SCHEMA_VERSION + 1):
         db.execute("BEGIN IMMEDIATE")  # another `harness run` opening the store now waits, then skips it
         try:
@@ -228,9 +226,87 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
     if not has_runs:
         conn.close()
         raise HarnessError(f"{path} is not a harness results database: an SQLite database without a runs table; {hint}.")
+    try:
+        lacking = missing_schema(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise HarnessError(f"{path} is not a harness results database: SQLite cannot read it ({exc}); {hint}.") from None
+    if lacking:
+        conn.close()
+        raise HarnessError(f"{path} is not a harness results database: it has a runs table but not a harness store's tables ({lacking}); {hint}.")
     if schema_version(conn) == 0:
         _show_added_columns(conn)
     return conn
+
+
+# Tables every store has had since the first release; the others (class_scores, task_groups, claims) came
+# later and readers check for them.
+CORE_TABLES = ("runs", "metrics", "predictions", "timings", "hardware", "models", "tasks")
+
+
+@functools.cache
+def _core_columns() -> dict[str, tuple[str, ...]]:
+    """Table -> the columns every store of it has had (SCHEMA's, less ADDED_COLUMNS)."""
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(SCHEMA)
+    added = {(table, column) for table, column, _ in ADDED_COLUMNS}
+    out = {
+        table: tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})") if (table, row[1]) not in added)
+        for table in CORE_TABLES
+    }
+    conn.close()
+    return out
+
+
+def missing_schema(conn: sqlite3.Connection) -> str:
+    """What a database with a `runs` table lacks of a harness store's tables and columns ('' when nothing):
+    another program's database may have a table of that name, and a damaged one may have lost tables."""
+    problems: list[str] = []
+    absent: list[str] = []
+    for table, columns in _core_columns().items():
+        existing = {row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")}
+        if not existing:
+            absent.append(table)
+        elif lacking := [c for c in columns if c not in existing]:
+            shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+            problems.append(f"table {table} lacks column(s) {shown}")
+    if absent:
+        problems.append(f"no {', '.join(absent)} table{'s' if len(absent) > 1 else ''}")
+    return "; ".join(problems)
+
+
+def check_writable_store(path: Path) -> None:
+    """Before `harness run` opens an existing SQLite file for writing: it must hold a harness store (or no
+    table at all: a new store), read at a schema version this harness writes, so that no table is added to
+    another program's database and neither a damaged store nor a newer harness's is changed."""
+    hint = "pass --db with a harness results file or a new path"
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            tables = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+            if not tables:
+                return
+            if "runs" not in tables:
+                shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+                raise HarnessError(
+                    f"{path} is not a harness results database: an SQLite database with other tables ({shown}) "
+                    f"and no runs table; `harness run` does not add its tables to another program's database; {hint}."
+                )
+            if lacking := missing_schema(conn):
+                raise HarnessError(f"{path} is not a harness results database: it has a runs table but not a harness store's tables ({lacking}); {hint}.")
+            if (version := schema_version(conn)) > SCHEMA_VERSION:
+                raise _newer(path, version)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise HarnessError(f"{path} is not a harness results database: SQLite cannot read it ({exc}); {hint}.") from None
+
+
+def _newer(path: Path, version: int) -> HarnessError:
+    return HarnessError(
+        f"{path} was written by a newer harness (store schema version {version}; this harness writes "
+        f"version {SCHEMA_VERSION}). Upgrade harness to add runs to it, or pass --db with another file."
+    )
 
 
 def _show_added_columns(conn: sqlite3.Connection) -> None:

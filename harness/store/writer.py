@@ -21,8 +21,15 @@ import sqlite_utils
 from harness import RESULT_SCHEMA_VERSION
 from harness.errors import HarnessError
 from harness.records import JobIdentity, RunRecord, TaskRecord
-from harness.store.reader import StoreReader
-from harness.store.schema import DEFAULT_DB, FINISHED, SCORE_DTYPE, has_sqlite_header, migrate
+from harness.store.reader import StoreReader, store_error
+from harness.store.schema import (
+    DEFAULT_DB,
+    FINISHED,
+    SCORE_DTYPE,
+    check_writable_store,
+    has_sqlite_header,
+    migrate,
+)
 
 if TYPE_CHECKING:
     from harness.models.base import ModelInfo
@@ -51,6 +58,8 @@ class Store:
                     "a journal next to it), and `harness run` records its results there. Make it writable, or "
                     "pass --db with a writable path (show, site, compare and pick read it as it is)."
                 )
+        if self.path.exists() and self.path.stat().st_size > 0:
+            check_writable_store(self.path)
         try:
             conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
@@ -71,14 +80,21 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        with self.db.atomic():
-            yield self.db
+        """One transaction; SQLite failing in it (a damaged store) is one HarnessError, nothing written."""
+        try:
+            with self.db.atomic():
+                yield self.db
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path, exc, "written") from None
 
     def record_task_groups(self, suite: str, groups: Mapping[str, Iterable[str]]) -> None:
         """The named task groups a suite declares (the site ranks each group on its own); replaces the
         suite's earlier declaration."""
         rows = [(suite, name, task) for name, tasks in groups.items() for task in tasks]
-        current = {tuple(r) for r in self.db.execute("SELECT suite, name, task FROM task_groups WHERE suite = ?", [suite])}
+        try:
+            current = {tuple(r) for r in self.db.execute("SELECT suite, name, task FROM task_groups WHERE suite = ?", [suite])}
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path, exc, "read") from None
         if current == set(rows):
             return  # unchanged: leave the store (and the site's signature of it) alone
         with self.transaction():

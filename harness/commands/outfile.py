@@ -1,0 +1,31 @@
+"""The output file of a command (`--out` of compare, export-baseline and export), checked before any work."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def check_out(out: Path, option: str, inputs: Iterable[Path | None] = (), example: str = "report.md") -> None:
+    """The output file's folder exists (created if needed) and is writable, the path is not a folder, and
+    the file is none of the command's `inputs` (a results database or baseline it reads): writing there would
+    replace the data with the report."""
+    if out.is_dir():
+        raise HarnessError(f"{option} {out} is a directory; give a file path, e.g. {out / example}.")
+    for given in inputs:
+        if given is not None and out.exists() and given.exists() and os.path.samefile(out, given):
+            raise HarnessError(
+                f"{option} {out} is the file this command reads ({given}); writing there would replace those "
+                f"results. Give another path, e.g. {out.with_name(example)}."
+            )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(
+            f"{option} {out}: its folder {out.parent} cannot be created ({exc.strerror or exc})."
+        ) from None
+    if not os.access(out.parent, os.W_OK):
+        raise HarnessError(f"{option} {out}: its folder {out.parent} is not writable.")
