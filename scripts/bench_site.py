@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in stats.seconds.items() if k != "total")
         print(f"{label}: {wall:.1f} s wall, {_cpu_seconds() - cpu:.1f} s CPU incl. workers ({parts}); "
+              f"{stats.pages_rendered} page jobs rendered, "
               f"{len(stats.written)} files written, {len(stats.unchanged)} unchanged, "
               f"{stats.rank_groups_computed} tie-group computations [load average before: {load:.1f} "
               f"on {os.cpu_count()} CPUs]")  # fmt: skip
