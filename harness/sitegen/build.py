@@ -116,7 +116,11 @@ def _build(
             raise HarnessError(
                 f"{db} has no runs yet; run a suite first (harness run suites/demo.yaml), then build the site."
             )
-        with Downloads(writer, snapshot, signature, fork=workers != 1) as downloads:
+        # One BLAS/OpenMP thread from here on: the matrices (n_boot x examples) are small, and whenever
+        # another process holds a core (the downloads', the render workers, anyone's) idle threads spin
+        # or wait on each other. At 150k runs: ranking took the same 2.5 s with two threads for 1.6x the
+        # CPU, and 9-11 s beside a busy process; the pick forms 8.2 CPU-s instead of 4.3 beside the workers.
+        with threadpool_limits(limits=1), Downloads(writer, snapshot, signature, fork=workers != 1) as downloads:
             board = build_board(snapshot)
             clock.lap("load")
             cache = writer.extra.get("ranking_cache")
@@ -126,38 +130,29 @@ def _build(
                 f"Ranking {len(snapshot.runs):,} runs: {len(board.models):,} models on "
                 f"{len(board.by_task_protocol):,} task tables (paired tests)"
             )
-            # One BLAS thread: the resampled matrices are small (n_boot x examples). At 150k runs a second
-            # thread took the same wall time (2.5 s) for 1.6x the CPU, and 9-11 s while another busy process
-            # (the downloads', anyone's) held a core: the OpenMP threads wait on each other.
-            with threadpool_limits(limits=1):
-                rankings = compute_rankings(board, reader, ranking, old, metrics, shared)
+            rankings = compute_rankings(board, reader, ranking, old, metrics, shared)
             clock.lap("rank")
+            progress(f"Rendering {page_count(board):,} pages")
             best = _best_runs(board)
             details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
-            ctx = replace(
-                _context(board, rankings, signature, db.name),
-                best=best,
-                details=details,
-                runs_json=downloads.runs_json(),
-            )
-        progress(f"Rendering {page_count(board):,} pages")
-        inputs = PageInputs(board, ctx.links)
-        # While the render workers hold the cores, one BLAS/OpenMP thread for the pick forms' matrix
-        # products: idle ones spin (at 150k runs the forms took 8.2 CPU-s instead of 4.3).
-        with threadpool_limits(limits=1), Renderer(writer, workers, page_count(board)) as renderer:
-            # Every page but the task pages renders in workers while this process makes the pick forms;
-            # each task page is handed to them as soon as its form is made.
-            renderer.start(ctx, page_jobs(ctx, inputs))
-            clock.lap("prepare")
-            cached = writer.extra.get("pick_cache")
-            pick_cache = dict(cached) if isinstance(cached, dict) else {}
-            forms = {}
-            for task, form in pickform.iter_forms(board, reader, ranking, pick_cache, metrics, shared):
-                forms[task] = form
-                renderer.add(task_job(ctx, inputs, task, form), forms={task: form})
-            del shared  # its predictions and vectors are not needed by the pages
-            clock.lap("pick")
-            rendered = renderer.finish()
+            ctx = replace(_context(board, rankings, signature, db.name), best=best, details=details)
+            inputs = PageInputs(board, ctx.links)
+            jobs = page_jobs(ctx, inputs, downloads=downloads.needed)
+            ctx = replace(ctx, runs_json=downloads.runs_json())  # waits for the downloads' process
+            with Renderer(writer, workers, page_count(board)) as renderer:
+                # Every page but the task pages renders in workers while this process makes the pick forms;
+                # each task page is handed to them as soon as its form is made.
+                renderer.start(ctx, jobs)
+                clock.lap("prepare")
+                cached = writer.extra.get("pick_cache")
+                pick_cache = dict(cached) if isinstance(cached, dict) else {}
+                forms = {}
+                for task, form in pickform.iter_forms(board, reader, ranking, pick_cache, metrics, shared):
+                    forms[task] = form
+                    renderer.add(task_job(ctx, inputs, task, form), forms={task: form})
+                del shared  # its predictions and vectors are not needed by the pages
+                clock.lap("pick")
+                rendered = renderer.finish()
     for name in STATIC_FILES:
         writer.write(f"static/{name}", (TEMPLATES / "static" / name).read_bytes())
     writer.write("static/heat.css", heat_css())

@@ -74,13 +74,14 @@ class PageJob:
     inputs: str = ""  # digest of everything the files are made of
 
 
-def page_jobs(ctx: SiteContext, inputs: PageInputs) -> list[PageJob]:
+def page_jobs(ctx: SiteContext, inputs: PageInputs, downloads: bool) -> list[PageJob]:
     """The files of every page but the task pages (see task_job), the slowest first so a pool starts on
-    it at once. `inputs`: made once per build for these and the task pages."""
+    it at once. `inputs`: made once per build for these and the task pages. downloads: whether results.json
+    is rendered (Downloads.needed; its runs come in ctx.runs_json)."""
     links, board = ctx.links, ctx.board
     common = _common_digest(ctx)
     whole = deps.digest(common, ctx.signature)
-    jobs = [PageJob((JSON,), "downloads", "", ctx.signature)] if ctx.runs_json is not None else []
+    jobs = [PageJob((JSON,), "downloads", "", ctx.signature)] if downloads else []
     jobs.append(PageJob(("index.html",), "index", "", whole))
     for p in board.protocols:
         slug = links.protocols[p]
