@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from harness.data.task_options import TaskOptions
 from harness.errors import ConfigError, close_match
 from harness.metrics import BootstrapConfig
+from harness.metrics.evaluate import MAX_SEED
 from harness.models.base import ModelSpec
 from harness.protocols import protocol_defs
 from harness.timing import TimingConfig
@@ -104,6 +105,8 @@ class SuiteFile:
                 raise ValueError(f"{key} must be a non-empty list, got [].")
         if not self.seeds or any(s < 0 for s in self.seeds):
             raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {list(self.seeds)}.")
+        if any(s > MAX_SEED for s in self.seeds):
+            raise ValueError(f"seeds must be integers of at most 2**32 - 1 ({MAX_SEED}), got {list(self.seeds)}.")
         if self.name == "":
             raise ValueError("name must be a non-empty string, got ''.")
         for group, tasks in self.task_groups.items():

@@ -149,10 +149,13 @@ def _entry_point_metrics() -> list[tuple[MetricDef, str]]:
 
 
 def discover_metrics(plugins: Sequence[Path | str] = ()) -> MetricRegistry:
-    """Built-in metrics + the harness.metrics entry point group + MetricDefs of the .py plugins named."""
+    """Built-in metrics + the harness.metrics entry point group + MetricDefs of the .py plugins named (task
+    files and folders among them are TaskRegistry's; a path that does not exist is an error, not ignored)."""
     found = _entry_point_metrics()
     for raw in plugins:
         path = Path(raw).expanduser().resolve()
+        if not path.exists():
+            raise ConfigError(f"Plugin path not found: {raw}.")
         if path.is_file() and path.suffix == ".py":
             found.extend((m, f"plugin file {path}") for m in _module_metrics(_import_path(path)))
     return MetricRegistry(found)

@@ -52,6 +52,12 @@ CONTENDED_WAIT_OTHERS_FRAC = 0.10
 CONTENDED_OTHERS_FRAC = 0.25
 
 
+# Upper bounds: a fixed count is run in full whatever the time budget, so an absurd one is a hang, not a setting.
+MAX_WARMUP = 10_000
+MAX_SAMPLES = 100_000
+MAX_THROUGHPUT_BATCHES = 10_000
+
+
 @dataclass(frozen=True)
 class TimingConfig:
     warmup: int = 3
@@ -67,7 +73,12 @@ class TimingConfig:
     def __post_init__(self) -> None:
         checks = (
             (self.warmup >= 0, f"warmup must be 0 or more, got {self.warmup}"),
+            (self.warmup <= MAX_WARMUP, f"warmup must be at most {MAX_WARMUP:,} iterations, got {self.warmup}"),
             (self.min_samples >= 2, f"min_samples must be at least 2, got {self.min_samples}"),
+            (
+                self.max_samples <= MAX_SAMPLES,
+                f"max_samples must be at most {MAX_SAMPLES:,} batch-1 samples, got {self.max_samples}",
+            ),
             (
                 self.max_samples >= self.min_samples,
                 f"max_samples ({self.max_samples}) must be at least min_samples ({self.min_samples})",
@@ -82,8 +93,16 @@ class TimingConfig:
             ),
             (self.throughput_batches >= 1, f"throughput_batches must be 1 or more, got {self.throughput_batches}"),
             (
+                self.throughput_batches <= MAX_THROUGHPUT_BATCHES,
+                f"throughput_batches must be at most {MAX_THROUGHPUT_BATCHES:,}, got {self.throughput_batches}",
+            ),
+            (
                 self.batch1_iters is None or self.batch1_iters >= 2,
                 f"batch1_iters must be at least 2, got {self.batch1_iters}",
+            ),
+            (
+                self.batch1_iters is None or self.batch1_iters <= MAX_SAMPLES,
+                f"batch1_iters must be at most {MAX_SAMPLES:,} batch-1 samples, got {self.batch1_iters}",
             ),
         )
         for ok, message in checks:

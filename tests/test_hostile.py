@@ -276,6 +276,36 @@ CASES |= {
         run_suite_with(models=model_line(family="efficientnet_lite", device="cuda:99")),
         ("suite.yaml", "models[0].device", "cuda:99"),
     ),
+    "timing-absurd-warmup": Case(
+        run_suite_with(timing="timing: {warmup: 1000000000000}\n"),
+        ("key 'timing.warmup' must be at most 10,000 iterations, got 1000000000000",),
+    ),
+    "timing-absurd-iterations": Case(
+        run_suite_with(timing="timing: {batch1_iters: 1000000000000}\n"),
+        ("key 'timing.batch1_iters' must be at most 100,000 batch-1 samples",),
+    ),
+    "timing-absurd-max-samples": Case(
+        run_suite_with(timing="timing: {max_samples: 10000000}\n"), ("key 'timing.max_samples' must be at most 100,000",)
+    ),
+    "timing-absurd-throughput-batches": Case(
+        run_suite_with(timing="timing: {throughput_batches: 99999999}\n"), ("key 'timing.throughput_batches' must be at most",)
+    ),
+    "bootstrap-absurd-resamples": Case(
+        run_suite_with(bootstrap="bootstrap: {n_boot: 1000000000000}\n"),
+        ("key 'bootstrap.n_boot' must be at most 100,000 resamples", "got 1000000000000"),
+    ),
+    "bootstrap-seed-past-2-32": Case(
+        run_suite_with(bootstrap="bootstrap: {seed: 4294967296}\n"), ("key 'bootstrap.seed' must be at most 2**32 - 1",)
+    ),
+    "seeds-past-sqlite-integers": Case(
+        run_suite_with(name="name: ok\nseeds: [99999999999999999999999]\n"),
+        ("key 'seeds' must be integers of at most 2**32 - 1", "99999999999999999999999"),
+    ),
+    "batch-size-absurd": Case(
+        run_suite_with(models=model_line(batch_size="1000000000000")),
+        ("key 'models[0].batch_size' must be at most 65,536, got 1000000000000",),
+    ),
+    "compare-n-boot-absurd": Case(compare("--n-boot", "999999999999"), ("key 'n_boot' must be at most 100,000",)),
     "batch-size-zero": Case(
         run_suite_with(models=model_line(batch_size="0")), ("key 'models[0].batch_size' must be a positive integer, got 0",)
     ),
@@ -626,6 +656,12 @@ CASES |= {
             str(env.write("plug.py", TASK_PLUGIN.format(init="        pass", load="        sys.exit(0)"))),
         ],
         ("sys.exit(0) was called at", "plug.py:12", "harness run", "did not finish"),
+    ),
+    "pick-plugin-missing": Case(pick("--plugin", "no-such-metrics.py"), ("Plugin path not found: no-such-metrics.py",)),
+    "compare-plugin-missing": Case(compare("--plugin", "metrcs.py"), ("Plugin path not found: metrcs.py",)),
+    "site-plugin-missing": Case(
+        lambda env: ["site", "--db", str(env.db), "--out", str(env.tmp / "site"), "--plugin", "gone.py"],
+        ("Plugin path not found: gone.py",),
     ),
     "compare-nothing-comparable": Case(
         nothing_comparable(),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import HarnessError, close_match
+from harness.metrics.evaluate import MAX_N_BOOT
 from harness.typed_config import build, describe, schema_error
 from harness.yaml_io import load_yaml
 
@@ -45,6 +46,8 @@ class Policy:
             raise ValueError(f"latency_at must be one of {', '.join(PERCENTILES)}, got {self.latency_at!r}.")
         if self.n_boot < 100:
             raise ValueError(f"n_boot must be >= 100 for a usable p-value, got {self.n_boot}.")
+        if self.n_boot > MAX_N_BOOT:
+            raise ValueError(f"n_boot must be at most {MAX_N_BOOT:,} resamples (1000 is usual), got {self.n_boot}.")
 
 
 def load_policy(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> Policy:

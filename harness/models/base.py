@@ -29,6 +29,7 @@ PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 # How a text encoder pools token states into one vector; each family accepts a subset (hf_common.check_pooling).
 Pooling = Literal["mean", "cls", "max", "last"]
 DeviceKind = Literal["auto", "cpu", "cuda"]  # a device is one of these, or cuda:N (N a GPU index)
+MAX_BATCH_SIZE = 1 << 16  # larger is a typo (memory for one batch), not a setting
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:[0-9]+)$")
 
 
@@ -55,6 +56,8 @@ class ModelSpec:
         owner = f"Model {self.name!r}"
         if self.batch_size < 1:
             raise FieldError(owner, "batch_size", f"must be a positive integer, got {self.batch_size}.")
+        if self.batch_size > MAX_BATCH_SIZE:
+            raise FieldError(owner, "batch_size", f"must be at most {MAX_BATCH_SIZE:,}, got {self.batch_size}.")
         if self.max_length < 1:
             raise FieldError(owner, "max_length", f"must be a positive number of tokens, got {self.max_length}.")
         if not DEVICE_RE.match(self.device.strip().lower()):
