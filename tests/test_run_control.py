@@ -386,3 +386,17 @@ def test_browse_explains_how_to_get_datasette(adhoc: tuple[Path, Path]) -> None:
 
 def test_shell_completion_is_offered() -> None:
     assert "--install-completion" in cli("--help").output
+
+
+def test_the_cli_starts_without_the_heavy_libraries() -> None:
+    """`harness --help`, `show`, `site` on an unchanged site and `pick` never compute a metric point value
+    or a McNemar test; importing sklearn.metrics (with scipy, pandas' extras) or torch at start-up cost them
+    1-2 s each. The libraries are imported where a metric is computed or a model runs."""
+    heavy = ("sklearn", "scipy.stats", "torch", "transformers", "datasets", "sentence_transformers")
+    code = (
+        "import sys, harness.cli, harness.sitegen.build, harness.pick; "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert done.stdout.strip() == "[]"

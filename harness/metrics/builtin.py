@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    balanced_accuracy_score,
-    brier_score_loss,
-    cohen_kappa_score,
-    confusion_matrix,
-    f1_score,
-    log_loss,
-    matthews_corrcoef,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-    top_k_accuracy_score,
-)
 
 from harness.metrics.core import ClassCounts, MetricData, MetricDef
 from harness.records import ScoreKind
+
+
+@cache
+def _sk() -> Any:
+    """sklearn.metrics, imported on first use: importing it (with scipy and pandas) takes ~1.7 s, which
+    every command that only reads stored results (show, site, pick, --help) would pay at start-up."""
+    import sklearn.metrics
+
+    return sklearn.metrics
+
 
 # ---- confusion-matrix metrics --------------------------------------------------------------------
 
@@ -92,13 +88,13 @@ def _labels_metric(
 
 def _f1(average: str) -> Any:
     def point(d: MetricData) -> float:
-        return float(f1_score(d.y, d.pred, labels=d.labels, average=average, zero_division=0))
+        return float(_sk().f1_score(d.y, d.pred, labels=d.labels, average=average, zero_division=0))
 
     return point
 
 
 ACCURACY = _labels_metric(
-    "accuracy", "Accuracy", lambda d: float(accuracy_score(d.y, d.pred)), _accuracy_counts,
+    "accuracy", "Accuracy", lambda d: float(_sk().accuracy_score(d.y, d.pred)), _accuracy_counts,
     "Share of test examples whose predicted label is the true one.", mcnemar=True,
 )  # fmt: skip
 
@@ -106,7 +102,7 @@ ACCURACY = _labels_metric(
 def _balanced_accuracy(d: MetricData) -> float:
     with warnings.catch_warnings():  # "y_pred contains classes not in y_true": expected, they are ignored
         warnings.simplefilter("ignore", UserWarning)
-        return float(balanced_accuracy_score(d.y, d.pred))
+        return float(_sk().balanced_accuracy_score(d.y, d.pred))
 
 
 BALANCED_ACCURACY = _labels_metric(
@@ -127,33 +123,33 @@ MICRO_F1 = _labels_metric(
 )  # fmt: skip
 MACRO_PRECISION = _labels_metric(
     "macro_precision", "Macro precision",
-    lambda d: float(precision_score(d.y, d.pred, labels=d.labels, average="macro", zero_division=0)),
+    lambda d: float(_sk().precision_score(d.y, d.pred, labels=d.labels, average="macro", zero_division=0)),
     lambda c: _safe_div(c.tp, c.predicted).mean(axis=1), "Unweighted mean of per-class precision.",
 )  # fmt: skip
 MACRO_RECALL = _labels_metric(
     "macro_recall", "Macro recall",
-    lambda d: float(recall_score(d.y, d.pred, labels=d.labels, average="macro", zero_division=0)),
+    lambda d: float(_sk().recall_score(d.y, d.pred, labels=d.labels, average="macro", zero_division=0)),
     lambda c: _safe_div(c.tp, c.support).mean(axis=1), "Unweighted mean of per-class recall over all declared labels.",
 )  # fmt: skip
 MCC = _labels_metric(
-    "mcc", "MCC", lambda d: float(matthews_corrcoef(d.y, d.pred)), _mcc_counts,
+    "mcc", "MCC", lambda d: float(_sk().matthews_corrcoef(d.y, d.pred)), _mcc_counts,
     "Matthews correlation coefficient (multiclass R_K); 0 when undefined.",
 )  # fmt: skip
 COHEN_KAPPA = _labels_metric(
-    "cohen_kappa", "Cohen's kappa", lambda d: float(cohen_kappa_score(d.y, d.pred, labels=d.labels)), _kappa_counts,
+    "cohen_kappa", "Cohen's kappa", lambda d: float(_sk().cohen_kappa_score(d.y, d.pred, labels=d.labels)), _kappa_counts,
     "Agreement between predicted and true labels corrected for chance.",
 )  # fmt: skip
 PER_CLASS_F1 = MetricDef(
     name="f1",
     label="F1 per class",
-    point=lambda d: f1_score(d.y, d.pred, labels=d.labels, average=None, zero_division=0).astype(float),
+    point=lambda d: _sk().f1_score(d.y, d.pred, labels=d.labels, average=None, zero_division=0).astype(float),
     shape="per_class",
     description="F1 of each label, stored as f1/<label> (no CI).",
 )
 CONFUSION_MATRIX = MetricDef(
     name="confusion_matrix",
     label="Confusion matrix",
-    point=lambda d: confusion_matrix(d.y, d.pred, labels=d.labels),
+    point=lambda d: _sk().confusion_matrix(d.y, d.pred, labels=d.labels),
     shape="matrix",
     description="Counts, rows = true label, columns = predicted label (runs.confusion_json).",
 )
@@ -186,7 +182,7 @@ def _top_k_hits(d: MetricData, k: int = 2) -> np.ndarray:
 
 def _top_k_point(d: MetricData, k: int = 2) -> float:
     assert d.scores is not None
-    return float(top_k_accuracy_score(d.y, d.scores, k=k, labels=d.labels))
+    return float(_sk().top_k_accuracy_score(d.y, d.scores, k=k, labels=d.labels))
 
 
 def _check_k(params: Mapping[str, Any], n_labels: int) -> str | None:
@@ -206,8 +202,9 @@ def _ranking_columns(d: MetricData) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(d.y == c, d.scores[:, c]) for c in range(d.n_labels)]
 
 
-def _ovr_point(score_fn: Any) -> Any:
+def _ovr_point(score_fn_name: str) -> Any:
     def point(d: MetricData) -> float:
+        score_fn = getattr(_sk(), score_fn_name)
         values = [float(score_fn(pos, s)) for pos, s in _ranking_columns(d) if 0 < pos.sum() < len(pos)]
         return float(np.mean(values)) if values else float("nan")
 
@@ -306,26 +303,26 @@ TOP_K_ACCURACY = MetricDef(
 )  # fmt: skip
 ROC_AUC = MetricDef(
     name="roc_auc", label="ROC-AUC",
-    point=_ovr_point(roc_auc_score), needs="scores", score_kinds=ANY_SCORE,
+    point=_ovr_point("roc_auc_score"), needs="scores", score_kinds=ANY_SCORE,
     resampled=_ovr_resampled(_auc_resampled_one),
     description="Area under the ROC curve: binary (ranked by s1 - s0), else macro one-vs-rest over the classes "
     "present. Rank-based, so any score kind applies.",
 )  # fmt: skip
 AVERAGE_PRECISION = MetricDef(
     name="average_precision", label="Average precision",
-    point=_ovr_point(average_precision_score), needs="scores", score_kinds=ANY_SCORE,
+    point=_ovr_point("average_precision_score"), needs="scores", score_kinds=ANY_SCORE,
     resampled=_ovr_resampled(_ap_resampled_one),
     description="Area under the precision-recall curve (binary, else macro one-vs-rest). Rank-based.",
 )  # fmt: skip
 LOG_LOSS = MetricDef(
     name="log_loss", label="Log-loss", higher_is_better=False, needs="scores", score_kinds=PROBABILITY,
-    point=lambda d: float(log_loss(d.y, _probabilities(d), labels=d.labels)),
+    point=lambda d: float(_sk().log_loss(d.y, _probabilities(d), labels=d.labels)),
     resampled=_mean_form(_log_loss_per_example),
     description="Mean negative log-probability of the true label (probabilities only).",
 )  # fmt: skip
 BRIER = MetricDef(
     name="brier", label="Brier score", higher_is_better=False, needs="scores", score_kinds=PROBABILITY,
-    point=lambda d: float(brier_score_loss(d.y, _probabilities(d), labels=d.labels)),
+    point=lambda d: float(_sk().brier_score_loss(d.y, _probabilities(d), labels=d.labels)),
     resampled=_mean_form(_brier_per_example),
     description="Mean squared error of the probabilities (sklearn's definition; binary: (p1 - y)^2).",
 )  # fmt: skip

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom, chi2
 
 from harness.errors import DataError
 from harness.metrics.core import MetricData, TaskMetric
@@ -74,6 +73,9 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult:
     n01 = int(np.sum(~a & b))
     n10 = int(np.sum(a & ~b))
     n = n01 + n10
+    # Imported here: importing scipy.stats takes ~0.8 s, which every command that runs no test would pay.
+    from scipy.stats import binom, chi2
+
     if n < EXACT_BELOW:
         k = min(n01, n10)
         p = 1.0 if n == 0 else min(1.0, 2.0 * float(binom.cdf(k, n, 0.5)))
