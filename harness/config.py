@@ -30,7 +30,7 @@ from harness.metrics.evaluate import MAX_SEED
 from harness.models.base import ModelSpec
 from harness.protocols import protocol_defs
 from harness.timing import TimingConfig
-from harness.typed_config import build, convert, join_key, schema_error
+from harness.typed_config import NAME_RULE, bad_name, build, convert, join_key, schema_error
 from harness.yaml_io import load_yaml
 
 if TYPE_CHECKING:
@@ -158,6 +158,16 @@ def parse_suite(data: Any, path: Path) -> SuiteConfig:
     models = tuple(item.entry() for item in suite.models)
     tasks = tuple(_parse_task(t, file, f"tasks[{i}]") for i, t in enumerate(suite.tasks))
     protocols = tuple(_parse_protocol(p, file, f"protocols[{i}]") for i, p in enumerate(suite.protocols))
+    named = [("name", suite.name)] if suite.name is not None else []
+    named += [(f"models[{i}].name", m.spec.name) for i, m in enumerate(models)]
+    named += [
+        (f"protocols[{i}].name" if isinstance(item, Mapping) else f"protocols[{i}]", p.name)
+        for i, (item, p) in enumerate(zip(suite.protocols, protocols, strict=True))
+    ]
+    named += [(f"task_groups.{group}", group) for group in suite.task_groups]
+    for key, name in named:
+        if bad_name(name):
+            raise schema_error(file, key, NAME_RULE, name)
     for kind, names in (("models", [m.spec.name for m in models]), ("tasks", [t.name for t in tasks]), ("protocols", [p.name for p in protocols])):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -92,6 +93,16 @@ def shown(value: Any) -> str:
     if len(text) > 80:
         text = text[:77] + "..."
     return f"{_YAML_TYPE.get(type(value), type(value).__name__)} {text}"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+NAME_RULE = "a non-empty name without control characters (newline, tab, escape codes, NUL)"
+
+
+def bad_name(name: str) -> bool:
+    """True for a name that cannot be shown on one line as written: empty, blank, or holding a control
+    character (a newline splits a table row and an error paragraph; ESC sequences drive the terminal)."""
+    return not name.strip() or _CONTROL.search(name) is not None
 
 
 def schema_error(file: str | Path, key: str, must: str, value: Any = _MISSING, hint: str = "") -> ConfigError:

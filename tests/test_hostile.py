@@ -324,6 +324,27 @@ CASES |= {
         run_suite_with(models=model_line(family="pixel")),
         ("key 'models[0].family' must be one of", "got string 'pixel'", 'Did you mean "pixels"'),
     ),
+    "model-name-with-newline-and-escape": Case(
+        run_suite_with(models='models:\n  - {name: "a\\nb\\e[31mred", family: pixels}\n'),
+        ("key 'models[0].name' must be a non-empty name without control characters", "got string 'a\\nb\\x1b[31mred'"),
+    ),
+    "model-name-empty": Case(
+        run_suite_with(models='models:\n  - {name: "", family: pixels}\n'), ("key 'models[0].name' must be a non-empty name",)
+    ),
+    "model-name-nul": Case(
+        run_suite_with(models='models:\n  - {name: "a\\0b", family: pixels}\n'), ("key 'models[0].name'", "'a\\x00b'")
+    ),
+    "protocol-name-with-tab": Case(
+        run_suite_with(protocols='protocols: [{name: "p\\tq", protocol: linear_probe}]\n'),
+        ("key 'protocols[0].name' must be a non-empty name without control characters", "'p\\tq'"),
+    ),
+    "suite-name-with-newline": Case(
+        run_suite_with(name='name: "ok\\nFAKE: all passed"\n'), ("key 'name' must be a non-empty name",)
+    ),
+    "run-label-with-escape": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--label", "x\x1b[2J"],
+        ("--label must be a non-empty name without control characters", "'x\\x1b[2J'"),
+    ),
     "unknown-suite-key": Case(
         suite_file(good_suite() + "modles: []\n"), ("suite.yaml: unknown key 'modles'", 'Did you mean "models"')
     ),

@@ -19,6 +19,7 @@ from harness.console import esc, output_console
 from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.models.base import DEVICE_RE, Precision
 from harness.store import DEFAULT_DB
+from harness.typed_config import NAME_RULE, bad_name
 
 if TYPE_CHECKING:
     from harness.config import SuiteConfig
@@ -92,6 +93,8 @@ def run(
     from harness.runner import RunControl, Selection
 
     model, task, protocol, plugin = model or [], task or [], protocol or [], plugin or []
+    if label and bad_name(label):
+        raise HarnessError(f"--label must be {NAME_RULE} (or not given), got {label!r}.")
     if retry_failed and skip_failed:
         raise HarnessError("--retry-failed and --skip-failed contradict each other: give one of them.")
     if device is not None and not DEVICE_RE.match(device.strip().lower()):
