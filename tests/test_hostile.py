@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import socket
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -596,6 +597,13 @@ CASES |= {
     "baseline-json-missing-status": Case(
         baseline_json(lambda d: d["runs"][0].pop("status")), ('missing field "status"',)
     ),
+    "baseline-json-nested-too-deep": Case(
+        lambda env: ["compare", "--baseline", str(env.write("b.json", "[" * 100_000 + "]" * 100_000)), "--candidate", str(env.db)],
+        ("b.json", "not a readable baseline JSON file (nested too deeply"),
+    ),
+    "baseline-json-model-with-escape-codes": Case(
+        baseline_json(_set("model", "m\x1b]0;owned\x07")), ("runs[0].model", "without control characters", "'m\\x1b]0;owned\\x07'")
+    ),
     "baseline-json-not-json": Case(
         lambda env: [
             "compare",
@@ -648,7 +656,21 @@ def nothing_comparable(*extra: str) -> Callable[[Env], list[str]]:
     return make
 
 
+_HELD_SOCKETS: list[socket.socket] = []
+
+
+def serve_on_a_busy_port(env: Env) -> list[str]:
+    """`serve` with a site still to build, on a port another program listens on."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    _HELD_SOCKETS.append(sock)  # open until the test process ends
+    port = str(sock.getsockname()[1])
+    return ["serve", "--site", str(env.tmp / "site"), "--db", str(env.db), "--port", port]
+
+
 CASES |= {
+    "serve-port-in-use-builds-nothing": Case(serve_on_a_busy_port, ("Cannot listen on 127.0.0.1:", "Try another --port")),
     "plugin-sys-exit-0": Case(
         plugin_run("import sys\nsys.exit(0)\n"), ("plug.py", "called sys.exit(0)", "line 2")
     ),

@@ -28,20 +28,25 @@ def serve(
     console = output_console()
     if site_dir.exists() and not site_dir.is_dir():
         raise HarnessError(f"--site {site_dir} is a file; give the folder `harness site --out` wrote.")
-    if build or not (site_dir / "index.html").is_file():
-        if not db.is_file():
-            raise HarnessError(
-                f"No built site in {site_dir}/ and no results database at {db} to build one from. "
-                "Run a suite first (harness run suites/demo.yaml), or pass --site / --db."
-            )
-        from harness.commands.site_cmd import build_with_status
-
-        stats = build_with_status(console, db, site_dir)
-        console.print(f"Built the site from {esc(str(db))} into {esc(str(site_dir))}/ ({len(stats.written)} files written).", highlight=False)
-    try:
+    needs_build = build or not (site_dir / "index.html").is_file()
+    if needs_build and not db.is_file():
+        raise HarnessError(
+            f"No built site in {site_dir}/ and no results database at {db} to build one from. "
+            "Run a suite first (harness run suites/demo.yaml), or pass --site / --db."
+        )
+    try:  # the address first: a port in use or an unknown host must not leave a freshly built site behind
         server = make_server(site_dir, host, port)
     except OSError as exc:
         raise HarnessError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}). Try another --port, or --port 0 for any free one.") from None
+    if needs_build:
+        from harness.commands.site_cmd import build_with_status
+
+        try:
+            stats = build_with_status(console, db, site_dir)
+        except BaseException:
+            server.server_close()
+            raise
+        console.print(f"Built the site from {esc(str(db))} into {esc(str(site_dir))}/ ({len(stats.written)} files written).", highlight=False)
     url = server_url(server)
     console.print(f"Serving {esc(str(site_dir))}/ at [bold]{url}[/bold]  (Ctrl-C to stop)", highlight=False, soft_wrap=True)
     sys.stdout.flush()

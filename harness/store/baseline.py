@@ -19,6 +19,7 @@ from harness.metrics.registry import stored_task_metrics
 from harness.records import MetricValue, ScoreKind, TimingRecord
 from harness.store.rows import ExamplePredictions, RunResult
 from harness.store.schema import SCORE_DTYPE, SCORE_KINDS
+from harness.typed_config import bad_name
 
 BASELINE_FORMAT = "harness-baseline"
 BASELINE_FORMAT_VERSION = 1
@@ -76,6 +77,11 @@ def read_baseline(path: Path) -> list[dict[str, Any]]:
         ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise HarnessError(f"{path} is not a readable baseline JSON file ({exc}).") from None
+    except RecursionError:
+        raise HarnessError(
+            f"{path} is not a readable baseline JSON file (nested too deeply; `harness export-baseline` writes "
+            "runs two or three levels deep)."
+        ) from None
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
         raise HarnessError(f'{path} is not a harness baseline (expected "format": "{BASELINE_FORMAT}").')
     if data.get("format_version") != BASELINE_FORMAT_VERSION:
@@ -122,6 +128,9 @@ def _check_run_entry(d: Any, where: str) -> None:
         value = d[name]
         if isinstance(value, bool) or not isinstance(value, types):
             raise _bad(f"{where}.{name}", " or ".join("null" if t is type(None) else t.__name__ for t in types), value)
+    for name in ("model", "task", "protocol", "suite", "label"):
+        if isinstance(d.get(name), str) and d[name] and bad_name(d[name]):  # printed by compare as written
+            raise _bad(f"{where}.{name}", "a name without control characters (newline, tab, escape codes, NUL)", d[name])
     if d["status"] not in ("done", "failed", "not_applicable"):
         raise _bad(f"{where}.status", "done, failed or not_applicable", d["status"])
     for name, stat in (d.get("metrics") or {}).items():
