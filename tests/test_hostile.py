@@ -342,6 +342,18 @@ CASES |= {
     "suite-name-with-newline": Case(
         run_suite_with(name='name: "ok\\nFAKE: all passed"\n'), ("key 'name' must be a non-empty name",)
     ),
+    "adhoc-unknown-task-writes-no-suite": Case(
+        lambda env: ["run", "-m", "pixels", "-t", "digit", "--db", str(env.db)], ('Unknown task "digit"', 'Did you mean "digits"')
+    ),
+    "unknown-task-creates-no-store": Case(
+        lambda env: [
+            "run",
+            str(env.write("s.yaml", good_suite(tasks="tasks: [digit]\n"))),
+            "--db",
+            str(env.tmp / "new" / "results.db"),
+        ],
+        ('Unknown task "digit"', 'Did you mean "digits"'),
+    ),
     "run-label-with-escape": Case(
         lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--label", "x\x1b[2J"],
         ("--label must be a non-empty name without control characters", "'x\\x1b[2J'"),

@@ -5,8 +5,10 @@ Exit codes: 0 every job done or not applicable (or a dry run), 1 a job failed, 2
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from harness.config import SuiteConfig
     from harness.jobs import Job
     from harness.runner import RunControl, Selection, SweepPlan
+    from harness.store import Store
 
 
 def run(
@@ -132,10 +135,15 @@ def run(
         sweep = plan_sweep(suite, StoreReader.open_or_empty(db), TaskLoader(), selection=selection, control=control, plugins=plugin, read_only=True)
         render_plan(sweep, suite.name, db, output_console(), selection)
         return
+    planned: Callable[[Console], None] | None = None
     if adhoc is not None:
-        written = write_implied_suite(adhoc, db)
-        output_console().print(f"Ad-hoc suite written to {esc(str(written))}; `harness run {esc(str(written))}` reproduces it.", highlight=False)
-    _run(suite, db, selection, control, label, plugin, quiet, executor, address)
+        implied = adhoc
+
+        def planned(console: Console) -> None:  # once the plan holds (task names found, store opened): no file left by a typo
+            written = write_implied_suite(implied, db)
+            console.print(f"Ad-hoc suite written to {esc(str(written))}; `harness run {esc(str(written))}` reproduces it.", highlight=False)
+
+    _run(suite, db, selection, control, label, plugin, quiet, executor, address, planned)
 
 
 def _check_selection(suite: SuiteConfig, selection: Selection, suite_file: Path | None) -> None:
@@ -151,7 +159,7 @@ def _check_selection(suite: SuiteConfig, selection: Selection, suite_file: Path 
 
 
 def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl, label: str, plugin: list[Path], quiet: bool,
-         executor: str, address: str | None) -> None:  # fmt: skip
+         executor: str, address: str | None, planned: Callable[[Console], None] | None = None) -> None:  # fmt: skip
     from harness.executors import make_executor
     from harness.report import leaderboard_tables
     from harness.runner import check_model_options, run_suite
@@ -162,36 +170,43 @@ def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl
     runner = make_executor(executor, address)
     # Before the store is opened: a typo in a family option must not even create an empty store.
     check_model_options(suite, {m.spec.name for m in suite.models if not selection.models or m.spec.name in selection.models})
+    created = [p for p in (db, *db.parents) if not p.exists()]  # the store file and the folders made for it
     store = Store(db)
-    t0 = time.perf_counter()
-    with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    ) as progress:  # fmt: skip
-        bar = progress.add_task("planning", total=None)
+    try:
+        t0 = time.perf_counter()
+        with Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=False,
+        ) as progress:  # fmt: skip
+            bar = progress.add_task("planning", total=None)
 
-        def on_plan(plan: Any, todo: int) -> None:
-            progress.update(bar, total=todo, description=f"{esc(suite.name)}: {todo} job(s) to run")
-            if plan.skipped_modality:
-                progress.console.print(f"[dim]{len(plan.skipped_modality)} model/task pair(s) skipped: modality differs[/dim]")
-            for note in sorted({n for t in plan.tasks.values() if (n := _limit_note(t.spec.version))}):
-                progress.console.print(f"[bold yellow]LIMITED RUN:[/bold yellow] {esc(note)}; not comparable with a full run.")
+            def on_plan(plan: Any, todo: int) -> None:
+                if planned is not None:
+                    planned(progress.console)
+                progress.update(bar, total=todo, description=f"{esc(suite.name)}: {todo} job(s) to run")
+                if plan.skipped_modality:
+                    progress.console.print(f"[dim]{len(plan.skipped_modality)} model/task pair(s) skipped: modality differs[/dim]")
+                for note in sorted({n for t in plan.tasks.values() if (n := _limit_note(t.spec.version))}):
+                    progress.console.print(f"[bold yellow]LIMITED RUN:[/bold yellow] {esc(note)}; not comparable with a full run.")
 
-        def on_job(job: Any, result: Any) -> None:
-            i = job.identity
-            name = esc(f"{i.model} / {i.task} / {i.protocol}")
-            if result is None:
-                progress.update(bar, description=f"{name} / seed {i.seed}")
-                return
-            progress.advance(bar)
-            r = result.record
-            if r.status == "failed":
-                progress.console.print(f"[red]failed[/red] {name}: {esc((r.error or '').splitlines()[0] if r.error else '')}")
+            def on_job(job: Any, result: Any) -> None:
+                i = job.identity
+                name = esc(f"{i.model} / {i.task} / {i.protocol}")
+                if result is None:
+                    progress.update(bar, description=f"{name} / seed {i.seed}")
+                    return
+                progress.advance(bar)
+                r = result.record
+                if r.status == "failed":
+                    progress.console.print(f"[red]failed[/red] {name}: {esc((r.error or '').splitlines()[0] if r.error else '')}")
 
-        summary = run_suite(
-            suite, store, selection=selection, label=label, plugins=plugin, progress=on_job, on_plan=on_plan,
-            executor=runner, control=control,
-        )  # fmt: skip
+            summary = run_suite(
+                suite, store, selection=selection, label=label, plugins=plugin, progress=on_job, on_plan=on_plan,
+                executor=runner, control=control,
+            )  # fmt: skip
+    except BaseException:
+        _remove_if_unused(store, created)
+        raise
     if not quiet:
         for table in leaderboard_tables(store.reader):
             console.print(table)
@@ -284,3 +299,25 @@ def render_plan(sweep: SweepPlan, suite_name: str, db: Path, console: Console, s
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
+
+
+def _remove_if_unused(store: Store, created: list[Path]) -> None:
+    """A run that failed before recording anything (a task name typo, a plugin error) leaves no empty store
+    behind: the file this run created, its -wal/-shm files and the folders made for it are removed when no
+    run is in it."""
+    if not created:
+        return
+    try:
+        unused = store.db.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is None
+    except sqlite3.Error:
+        return
+    store.close()
+    if not unused:
+        return
+    for path in (store.path, store.path.with_name(store.path.name + "-wal"), store.path.with_name(store.path.name + "-shm")):
+        path.unlink(missing_ok=True)
+    for folder in created[1:]:
+        try:
+            folder.rmdir()  # only when empty: nothing else was put there meanwhile
+        except OSError:
+            break
