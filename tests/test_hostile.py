@@ -418,6 +418,14 @@ def _image_task(env: Env, corrupt: bytes) -> Path:
     )
 
 
+def task_data_run(env: Env, data: bytes) -> list[str]:
+    """`run` of a text task whose CSV data file holds `data`."""
+    env.write("d.csv", data)
+    env.write("t.yaml", "name: t\nversion: '1'\nmodality: text\nlabels: [a, b]\nsource: {type: csv, path: d.csv}\n")
+    suite = env.write("suite.yaml", good_suite(tasks="plugins: [t.yaml]\ntasks: [t]\n", models=model_line(family="tfidf")))
+    return ["run", str(suite), "--db", str(env.db)]
+
+
 def corrupt_image(corrupt: bytes) -> Callable[[Env], list[str]]:
     def make(env: Env) -> list[str]:
         task = _image_task(env, corrupt)
@@ -525,6 +533,13 @@ def _set(run_field: str, value: object) -> Callable[[dict], None]:
 
 
 CASES |= {
+    "csv-data-file-empty": Case(
+        lambda env: task_data_run(env, b""), ("d.csv", "EmptyDataError: No columns to parse from file")
+    ),
+    "csv-data-file-latin-1": Case(
+        lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
+        ("d.csv", "Invalid UTF8", "save it as UTF-8"),
+    ),
     "corrupt-png-in-imagefolder": Case(
         corrupt_image(b"\x89PNG\r\n\x1a\nthis is not a png"), ("broken.png", "cannot decode the image")
     ),

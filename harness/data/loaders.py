@@ -177,15 +177,16 @@ def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix
 
 @contextmanager
 def quiet_datasets() -> Iterator[None]:
-    """No datasets progress bars or info logs ("Downloading data", "Generating train split") while loading:
-    they read like network fetches for local files and break our own rich progress display."""
+    """No datasets progress bars, info logs or error lines ("Downloading data", "Generating train split",
+    "Failed to read file") while loading: they read like network fetches for local files, break our own rich
+    progress display, and a file that cannot be read is our one error paragraph (see _load_dataset)."""
     import datasets
     from datasets.utils import logging as datasets_logging
 
     bars_were_disabled = datasets.are_progress_bars_disabled()
     level = datasets_logging.get_verbosity()
     datasets.disable_progress_bars()
-    datasets_logging.set_verbosity_error()
+    datasets_logging.set_verbosity(datasets_logging.CRITICAL)
     try:
         yield
     finally:
@@ -206,7 +207,27 @@ def _load_dataset(where: str, hint: str, *args: Any, **kwargs: Any) -> Any:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         if "corresponds to no data" in message:  # datasets' wording for a split without rows
             raise DataError(f"{where}: the split has no rows.") from exc
+        cause = _root_cause(exc)
+        if isinstance(cause, UnicodeDecodeError):
+            raise DataError(
+                f"Could not load {where}: not UTF-8 text (byte 0x{cause.object[cause.start]:02x} at byte offset "
+                f"{cause.start} of a block). Save the file as UTF-8."
+            ) from exc
+        if cause is not exc:  # "An error occurred while generating the dataset": say what it was
+            detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+            message = f"{message} ({type(cause).__name__}: {detail})" if detail else message
+            if "utf8" in detail.lower().replace("-", ""):
+                hint = f"The file is not UTF-8 text: save it as UTF-8. {hint}"
         raise DataError(f"Could not load {where}: {type(exc).__name__}: {message}. {hint}".strip()) from exc
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception `exc` was raised from (datasets wraps a parser's error in its own)."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
 
 
 def load_hf_split(
