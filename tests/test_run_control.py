@@ -400,3 +400,20 @@ def test_the_cli_starts_without_the_heavy_libraries() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert done.stdout.strip() == "[]"
+
+
+def test_rerunning_a_finished_suite_imports_no_model_or_learning_library(adhoc: tuple[Path, Path]) -> None:
+    """A re-run whose every job is stored (the resume and CI loop) plans and stops: it loads no model, so it
+    imports neither torch nor sklearn (2-3 s of start-up; the options of models with jobs to run are checked
+    by the plan, and a changed option is a job to run)."""
+    db, suite_file = adhoc
+    heavy = ("sklearn", "torch", "transformers", "sentence_transformers", "onnxruntime", "timm", "scipy.stats")
+    code = (
+        "import sys\nfrom harness.cli import app\n"
+        f"try:\n    app(['run', {str(suite_file)!r}, '--db', {str(db)!r}, '--quiet'])\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert "0 jobs run" in done.stdout and done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

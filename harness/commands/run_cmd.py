@@ -168,8 +168,11 @@ def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl
     console = output_console()
     err_console = Console(stderr=True)
     runner = make_executor(executor, address)
-    # Before the store is opened: a typo in a family option must not even create an empty store.
-    check_model_options(suite, {m.spec.name for m in suite.models if not selection.models or m.spec.name in selection.models})
+    if not db.exists():  # a typo in a family option must not even create an empty store
+        check_model_options(suite, {m.spec.name for m in suite.models if not selection.models or m.spec.name in selection.models})
+    # In an existing store the plan checks the options of every model with a job to run before any runs (an
+    # option is part of a job's key: a changed one is a job to run); a re-run of a finished suite then imports
+    # no model family (torch, transformers: seconds of start-up for nothing).
     created = [p for p in (db, *db.parents) if not p.exists()]  # the store file and the folders made for it
     store = Store(db)
     try:

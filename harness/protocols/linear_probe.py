@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from harness.errors import DataError
@@ -25,6 +21,9 @@ from harness.models.base import ModelAdapter
 from harness.protocols.base import ProtocolContext, ProtocolOutput
 from harness.records import MetricValue
 from harness.tasks import TaskData
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,12 @@ def _stack(a: Any, b: Any) -> Any:
 
 
 def _probe(C: float, sparse: bool, cfg: LinearProbeConfig, seed: int) -> Pipeline:
+    # sklearn is imported where a probe is fitted: planning a run imports this module for its config class,
+    # and a re-run of a finished suite should not pay ~1.5 s for it.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     steps: list[Any] = []
     if cfg.standardize:
         steps.append(StandardScaler(with_mean=not sparse))
@@ -60,6 +65,8 @@ def _probe(C: float, sparse: bool, cfg: LinearProbeConfig, seed: int) -> Pipelin
 
 
 def _macro_f1(y: np.ndarray, pred: np.ndarray, n_labels: int) -> float:
+    from sklearn.metrics import f1_score
+
     return float(f1_score(y, pred, labels=list(range(n_labels)), average="macro", zero_division=0))
 
 
@@ -146,7 +153,7 @@ def run(
     extra: list[MetricValue] = []
     if repeats > 1:
         f1s = np.array([_macro_f1(y_test, o[3], n_labels) for o in outcomes])
-        accs = np.array([accuracy_score(y_test, o[3]) for o in outcomes])
+        accs = np.array([float(np.mean(y_test == o[3])) for o in outcomes])
         extra += [
             MetricValue("macro_f1_repeats_mean", float(f1s.mean()), float(f1s.min()), float(f1s.max())),
             MetricValue("macro_f1_repeats_std", float(f1s.std(ddof=1))),
