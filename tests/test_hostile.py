@@ -490,6 +490,21 @@ def damaged_store(env: Env) -> Path:
     return path
 
 
+def hand_edited(sql: str) -> Callable[[Env], Path]:
+    """A copy of the store changed by `sql` in an SQLite tool (columns are not typed: text fits anywhere)."""
+
+    def make(env: Env) -> Path:
+        path = env.tmp / "edited.db"
+        shutil.copyfile(env.db, path)
+        conn = sqlite3.connect(path)
+        conn.execute(sql)
+        conn.commit()
+        conn.close()
+        return path
+
+    return make
+
+
 READ_COMMANDS = ("show", "models", "site", "pick", "compare", "export-baseline")
 TARGETS: dict[str, tuple[Callable[[Env], Path], str]] = {
     "empty-file": (lambda env: env.write("empty.db", b""), "empty file (0 bytes)"),
@@ -503,6 +518,16 @@ for _command in READ_COMMANDS:
         CASES[f"read-only-{_command}-{_target}"] = Case(
             read_command(_command, _make), ("not a harness results database", _needle)
         )
+
+
+for _command in ("site", "pick", "compare", "export-baseline"):
+    CASES[f"hand-edited-seed-{_command}"] = Case(
+        read_command(_command, hand_edited("UPDATE runs SET seed = 'abc'")),
+        ("edited.db holds a value this harness cannot read", "'abc'"),
+    )
+CASES["hand-edited-metric-site-leaves-no-folder"] = Case(
+    read_command("site", hand_edited("UPDATE metrics SET value = 'abc'")), ("edited.db holds a value", "'abc'")
+)
 
 
 def baseline_json(mutate: Callable[[dict], None]) -> Callable[[Env], list[str]]:

@@ -5,6 +5,7 @@ An unchanged store (same signature, same renderer) returns before loading anythi
 from __future__ import annotations
 
 import gc
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,8 +73,15 @@ def build_site(
     progress: called with what the build does next, at the start of each phase of a build that loads
     the store (e.g. for a status line; a large store takes tens of seconds).
     """
-    with _gc_paused():
-        return _build(Path(db), Path(out), ranking or RankingConfig(), workers, metrics, progress or _quiet)
+    out = Path(out)
+    created = [p for p in (out, *out.parents) if not p.exists()]  # the folders this build makes
+    try:
+        with _gc_paused():
+            return _build(Path(db), out, ranking or RankingConfig(), workers, metrics, progress or _quiet)
+    except BaseException:
+        if created:  # a failed first build leaves no half-written site (an existing one is updated in place)
+            shutil.rmtree(created[-1], ignore_errors=True)
+        raise
 
 
 def _quiet(step: str) -> None:

@@ -675,6 +675,11 @@ def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
             raise store_error(self.path, exc, "read") from None
+        except (TypeError, ValueError) as exc:  # text where a number belongs: SQLite columns are not typed
+            raise HarnessError(
+                f"{self.path} holds a value this harness cannot read ({type(exc).__name__}: {exc}); was it edited "
+                "by hand or written by another program? Re-run the affected suite into a new --db."
+            ) from None
 
     return read
 
