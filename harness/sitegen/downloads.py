@@ -8,10 +8,11 @@ one core busy), instead of later in the render pool, where every core is busy. A
 
 from __future__ import annotations
 
-import multiprocessing
+from pathlib import Path
 from typing import Any
 
 from harness.sitegen.exports import results_csv, run_rows
+from harness.sitegen.forking import can_fork, forked_pool, inherited
 from harness.sitegen.writer import IncrementalWriter, sync_file
 from harness.store.rows import StoreSnapshot
 
@@ -25,7 +26,7 @@ class Downloads:
     `fork` and the store is large. Use as a context manager: leaving it early (an error) stops the process."""
 
     def __init__(self, writer: IncrementalWriter, snapshot: StoreSnapshot, inputs: str, fork: bool) -> None:
-        self.writer, self.inputs = writer, inputs
+        self.writer = writer
         self._pool: Any = None
         self._pending: Any = None
         self._done: tuple[dict[str, Any], bool, str] | None = None
@@ -35,13 +36,8 @@ class Downloads:
         if not self.needed:
             return
         job = (snapshot, writer.out, writer.previous(CSV), inputs)
-        if fork and len(snapshot.runs) >= FORK_FROM_RUNS and "fork" in multiprocessing.get_all_start_methods():
-            global _FORKED
-            _FORKED = job
-            try:
-                self._pool = multiprocessing.get_context("fork").Pool(1)  # forks here, with the snapshot
-            finally:
-                _FORKED = None
+        if fork and len(snapshot.runs) >= FORK_FROM_RUNS and can_fork():
+            self._pool = forked_pool(1, job)
             self._pending = self._pool.apply_async(_export)
         else:
             self._done = _make(*job)
@@ -74,16 +70,12 @@ class Downloads:
 
 
 def _make(
-    snapshot: StoreSnapshot, out: Any, before: dict[str, Any] | None, inputs: str
+    snapshot: StoreSnapshot, out: Path, before: dict[str, Any] | None, inputs: str
 ) -> tuple[dict[str, Any], bool, str]:
     rows = run_rows(snapshot)
     entry, written = sync_file(out, CSV, results_csv(snapshot, rows), before, inputs)
     return entry, written, rows.json()
 
 
-_FORKED: tuple[StoreSnapshot, Any, dict[str, Any] | None, str] | None = None  # what the forked process inherits
-
-
 def _export() -> tuple[dict[str, Any], bool, str]:
-    assert _FORKED is not None, "Downloads' process must be forked by Downloads"
-    return _make(*_FORKED)
+    return _make(*inherited())

@@ -7,11 +7,9 @@ data (no pickling of the board) and write their files themselves; the parent onl
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -21,6 +19,7 @@ from harness.sitegen import format as fmt
 from harness.sitegen.deps import TEMPLATES
 from harness.sitegen.downloads import JSON
 from harness.sitegen.exports import results_json
+from harness.sitegen.forking import can_fork, forked_pool, inherited
 from harness.sitegen.links import HwView, Links
 from harness.sitegen.ranking import Rankings
 from harness.sitegen.results import Board, TaskGroup
@@ -208,7 +207,7 @@ class Renderer:
         self.writer = writer
         self.n = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
         small = workers is None and n_pages < PARALLEL_FROM_PAGES
-        self.parallel = self.n > 1 and not small and "fork" in multiprocessing.get_all_start_methods()
+        self.parallel = self.n > 1 and not small and can_fork()
         self.rendered = 0  # jobs whose inputs changed
         self._ctx: SiteContext | None = None
         self._pool: Any = None
@@ -274,23 +273,14 @@ class Renderer:
     def _send(self, batch: list[tuple[PageJob, list[dict[str, Any] | None], dict[str, Any]]]) -> None:
         if self._pool is None:
             assert self._ctx is not None
-            global _FORKED
-            _FORKED = (self._ctx, self.writer.out)
-            try:
-                self._pool = multiprocessing.get_context("fork").Pool(self.n)  # the workers fork here
-            finally:
-                _FORKED = None
+            self._pool = forked_pool(self.n, (self._ctx, self.writer.out))  # the workers fork here
         self._pending.append(self._pool.apply_async(_render_batch, (batch,)))
-
-
-_FORKED: tuple[SiteContext, Path] | None = None  # what forked workers inherit instead of unpickling
 
 
 def _render_batch(
     batch: list[tuple[PageJob, list[dict[str, Any] | None], dict[str, Any]]],
 ) -> list[tuple[str, dict[str, Any], bool]]:
-    assert _FORKED is not None, "render workers must be forked by Renderer"
-    started, out = _FORKED
+    started, out = inherited()
     synced = []
     for job, before, changes in batch:
         ctx = replace(started, **changes) if changes else started
