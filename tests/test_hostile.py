@@ -525,6 +525,16 @@ for _command in ("site", "pick", "compare", "export-baseline"):
         read_command(_command, hand_edited("UPDATE runs SET seed = 'abc'")),
         ("edited.db holds a value this harness cannot read", "'abc'"),
     )
+CASES["site-out-holds-the-users-own-pages"] = Case(
+    lambda env: [
+        "site",
+        "--db",
+        str(env.db),
+        "--out",
+        str(env.write("docs/index.html", "<p>my own page</p>").parent),
+    ],
+    ("--out", "already holds web files no harness build wrote (index.html", "would overwrite them"),
+)
 CASES["hand-edited-metric-site-leaves-no-folder"] = Case(
     read_command("site", hand_edited("UPDATE metrics SET value = 'abc'")), ("edited.db holds a value", "'abc'")
 )

@@ -44,6 +44,13 @@ class IncrementalWriter:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise HarnessError(f"Cannot create the site folder {self.out}: {exc.strerror}.") from exc
+        if not (self.out / STATE_FILE).exists() and (theirs := _foreign_site_files(self.out)):
+            shown = ", ".join(theirs[:4]) + (f" and {len(theirs) - 4} more" if len(theirs) > 4 else "")
+            raise HarnessError(
+                f"--out {self.out} already holds web files no harness build wrote ({shown}; there is no "
+                f"{STATE_FILE}): building there would overwrite them. Give a new or empty folder for the site, "
+                "or move those files away."
+            )
         state = self._read_state()
         self._previous: dict[str, dict[str, Any]] = state.get("files", {})
         self.extra: dict[str, Any] = state.get("extra", {})
@@ -130,6 +137,19 @@ class IncrementalWriter:
         if not isinstance(files, dict):
             return {}
         return state
+
+
+def _foreign_site_files(out: Path) -> list[str]:
+    """Files of a kind the build writes (not hidden, at most two folders deep) in a folder without a state
+    file: a user's own index.html or results.csv, which a first build would replace. Other files (a gh-pages
+    checkout's .git, README, CNAME) are left alone and do not count."""
+    found = []
+    for pattern in ("*", "*/*", "*/*/*"):
+        for path in out.glob(pattern):
+            rel = path.relative_to(out)
+            if path.is_file() and rel.suffix.lower() in SITE_SUFFIXES and not any(p.startswith(".") for p in rel.parts):
+                found.append(rel.as_posix())
+    return sorted(found)
 
 
 def _site_path(relpath: str) -> bool:
