@@ -535,6 +535,11 @@ CASES["site-out-holds-the-users-own-pages"] = Case(
     ],
     ("--out", "already holds web files no harness build wrote (index.html", "would overwrite them"),
 )
+for _command in ("show", "pick", "compare", "export-baseline"):
+    CASES[f"hand-edited-metric-{_command}"] = Case(
+        read_command(_command, hand_edited("UPDATE metrics SET value = 'abc' WHERE name = 'accuracy'")),
+        ("edited.db holds a value this harness cannot read", "metric 'accuracy' of run", "has value 'abc', not a number"),
+    )
 CASES["hand-edited-metric-site-leaves-no-folder"] = Case(
     read_command("site", hand_edited("UPDATE metrics SET value = 'abc'")), ("edited.db holds a value", "'abc'")
 )

@@ -410,6 +410,7 @@ class StoreReader:
         metric_sql = """SELECT x.run_key, x.name, x.value, x.ci_low, x.ci_high FROM metrics x JOIN runs r ON r.key = x.run_key
                         WHERE instr(x.name, '/') = 0 AND (:task IS NULL OR r.task = :task)"""
         for key, name, value, lo, hi in self.conn.execute(metric_sql, {"task": task}).fetchall():
+            _numbers(key, name, value, lo, hi)
             metrics.setdefault(key, {})[name] = {"value": value, "ci_low": lo, "ci_high": hi}
         for row in rows:
             row["metrics"] = metrics.get(row["key"], {})
@@ -442,7 +443,11 @@ class StoreReader:
     def metrics(self, run_key: str) -> dict[str, MetricValue]:
         """Metric id -> value and CI of one run (per-class values included)."""
         sql = "SELECT name, value, ci_low, ci_high FROM metrics WHERE run_key = ?"
-        return {name: MetricValue(name, value, lo, hi) for name, value, lo, hi in self.conn.execute(sql, [run_key])}
+        return {
+            name: MetricValue(name, value, lo, hi)
+            for name, value, lo, hi in self.conn.execute(sql, [run_key])
+            if _numbers(run_key, name, value, lo, hi)
+        }
 
     def example_predictions(self, run_key: str) -> ExamplePredictions | None:
         """One run's predictions sorted by example id, with its class scores (see class_scores)."""
@@ -663,6 +668,15 @@ def _json_list(raw: str | None) -> list[Any]:
     except (TypeError, ValueError):
         return []
     return value if isinstance(value, list) else []
+
+
+def _numbers(run_key: str, name: str, value: Any, ci_low: Any, ci_high: Any) -> bool:
+    """True; a ValueError naming the run and metric when one of the three is neither a number nor null."""
+    for what, v in (("value", value), ("ci_low", ci_low), ("ci_high", ci_high)):
+        if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+            continue
+        raise ValueError(f"metric {name!r} of run {run_key} has {what} {v!r}, not a number")
+    return True
 
 
 def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -244,6 +245,9 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
 CORE_TABLES = ("runs", "metrics", "predictions", "timings", "hardware", "models", "tasks")
 
 
+_HARNESS_TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+
+
 @functools.cache
 def _core_columns() -> dict[str, tuple[str, ...]]:
     """Table -> the columns every store of it has had (SCHEMA's, less ADDED_COLUMNS)."""
@@ -284,10 +288,11 @@ def check_writable_store(path: Path) -> None:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         try:
             tables = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-            if not tables:
-                return
+            theirs = [t for t in tables if t not in _HARNESS_TABLES and not t.startswith("sqlite_")]
             if "runs" not in tables:
-                shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+                if not theirs:
+                    return  # empty, or some of a harness store's tables: migrate creates the rest
+                shown = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
                 raise HarnessError(
                     f"{path} is not a harness results database: an SQLite database with other tables ({shown}) "
                     f"and no runs table; `harness run` does not add its tables to another program's database; {hint}."
