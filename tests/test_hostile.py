@@ -620,6 +620,14 @@ CASES |= {
         lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(foreign_runs_table(env))],
         ("races.db", "table runs lacks column(s) suite", "no metrics, predictions"),
     ),
+    "dry-run-of-a-store-from-a-newer-harness": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(hand_edited("PRAGMA user_version = 99")(env)), "--dry-run"],
+        ("edited.db was written by a newer harness (store schema version 99",),
+    ),
+    "dry-run-into-another-programs-database": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(foreign_sqlite(env)), "--dry-run"],
+        ("foreign.db", "no runs table"),
+    ),
     "run-into-a-damaged-store": Case(
         lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(damaged_store(env))],
         ("damaged.db", "malformed"),

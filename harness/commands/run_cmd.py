@@ -131,6 +131,10 @@ def run(
     if dry_run:
         from harness.runner import TaskLoader, plan_sweep
         from harness.store import StoreReader
+        from harness.store.schema import check_writable_store
+
+        if db.is_file() and db.stat().st_size > 0:  # the plan of a run that would be refused is no plan
+            check_writable_store(db)
 
         sweep = plan_sweep(suite, StoreReader.open_or_empty(db), TaskLoader(), selection=selection, control=control, plugins=plugin, read_only=True)
         render_plan(sweep, suite.name, db, output_console(), selection)
