@@ -166,7 +166,12 @@ def read_text(path: Path, what: str = "File") -> str:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise ConfigError(f"{what} {path} is {size:,} bytes; the limit is {MAX_BYTES:,} bytes.")
-        raw = path.read_bytes()
+        if not path.is_file():  # a device or a pipe (/dev/zero, a FIFO) has no size and may never end
+            raise ConfigError(f"{what} {path} is not a regular file (a device or a pipe); give a YAML file.")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)  # the file may have grown since stat
+        if len(raw) > MAX_BYTES:
+            raise ConfigError(f"{what} {path} is more than {MAX_BYTES:,} bytes; the limit is {MAX_BYTES:,} bytes.")
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist.") from None
     except OSError as exc:

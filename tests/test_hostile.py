@@ -463,6 +463,11 @@ def read_command(command: str, target: Callable[[Env], Path]) -> Callable[[Env],
     return make
 
 
+def _symlink(link: Path, target: str) -> Path:
+    link.symlink_to(target)
+    return link
+
+
 def foreign_runs_table(env: Env) -> Path:
     """Another program's database that happens to have a `runs` table."""
     path = env.tmp / "races.db"
@@ -642,6 +647,11 @@ CASES |= {
     "export-out-is-the-store": Case(
         lambda env: ["export", "--db", str(env.db), "--out", str(env.db)], ("--out", "is the file this command reads")
     ),
+    "export-out-links-to-a-full-device": Case(
+        lambda env: ["export", "--db", str(env.db), "--out", str(_symlink(env.tmp / "runs.json", "/dev/full"))],
+        ("--out", "cannot be written (No space left on device)"),
+    ),
+    "compare-policy-is-a-device": Case(compare("--policy", "/dev/zero"), ("/dev/zero is not a regular file",)),
     "export-out-is-a-directory": Case(
         lambda env: ["export", "--db", str(env.db), "--out", str(env.tmp)], ("--out", "is a directory")
     ),
