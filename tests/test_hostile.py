@@ -386,6 +386,8 @@ CASES |= {
     "pick-alpha-negative": Case(pick("--alpha", "-1"), ("--alpha", "between 0 and 1", "-1")),
     "pick-alpha-one": Case(pick("--alpha", "1"), ("--alpha", "between 0 and 1")),
     "pick-latency-nan": Case(pick("--max-latency-ms", "nan"), ("--max-latency-ms", "positive")),
+    "pick-latency-inf": Case(pick("--max-latency-ms", "inf"), ("--max-latency-ms", "positive", "got inf")),
+    "pick-hardware-empty": Case(pick("--hardware", ""), ("--hardware must be a hardware fingerprint", "got ''")),
     "pick-unknown-task": Case(
         lambda env: ["pick", "--task", "digit", "--db", str(env.db)], ('"digit"', 'Did you mean "digits"')
     ),

@@ -67,12 +67,14 @@ def pick_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")] = False,
 ) -> None:
     """Recommend the cheapest model statistically tied with the best one that meets the constraints."""
-    if max_latency_ms is not None and not max_latency_ms > 0:
-        from harness.errors import HarnessError
+    from harness.errors import HarnessError
 
+    if max_latency_ms is not None and not 0 < max_latency_ms < math.inf:
         raise HarnessError(
             f"--max-latency-ms must be a positive number of milliseconds, got {max_latency_ms:g}."
         )
+    if hardware is not None and not hardware.strip():
+        raise HarnessError("--hardware must be a hardware fingerprint (or a prefix of one) or 'current', got ''.")
     constraints = Constraints(
         max_latency_ms=max_latency_ms,
         at=parse_percentile(at, "--at"),
