@@ -547,6 +547,11 @@ for _command in ("show", "pick", "compare", "export-baseline"):
         read_command(_command, hand_edited("UPDATE metrics SET value = 'abc' WHERE name = 'accuracy'")),
         ("edited.db holds a value this harness cannot read", "metric 'accuracy' of run", "has value 'abc', not a number"),
     )
+for _command in ("show", "pick", "compare"):
+    CASES[f"hand-edited-timing-{_command}"] = Case(
+        read_command(_command, hand_edited("UPDATE timings SET p50_ms = 'fast'")),
+        ("edited.db holds a value this harness cannot read", "timing 'p50_ms' of run", "is 'fast', not a number"),
+    )
 CASES["hand-edited-metric-site-leaves-no-folder"] = Case(
     read_command("site", hand_edited("UPDATE metrics SET value = 'abc'")), ("edited.db holds a value", "'abc'")
 )

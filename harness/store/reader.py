@@ -40,7 +40,7 @@ from harness.store.rows import (
     TaskMeta,
     Timing,
 )
-from harness.store.schema import FINISHED, SCHEMA, SCORE_DTYPE, SCORE_KINDS, connect_readonly
+from harness.store.schema import FINISHED, SCHEMA, SCORE_DTYPE, SCORE_KINDS, connect_readonly, numeric_columns
 
 # The metrics core (it loads sklearn) and the data package are imported in the methods that interpret
 # rows, so that importing the store stays light (every CLI command imports it).
@@ -406,6 +406,8 @@ class StoreReader:
         ORDER BY r.task, r.protocol, r.model
         """
         rows = self._dicts(sql, {"task": task})
+        for row in rows:
+            _timing_numbers(row["key"], row)
         metrics: dict[str, dict[str, dict[str, float | None]]] = {}
         metric_sql = """SELECT x.run_key, x.name, x.value, x.ci_low, x.ci_high FROM metrics x JOIN runs r ON r.key = x.run_key
                         WHERE instr(x.name, '/') = 0 AND (:task IS NULL OR r.task = :task)"""
@@ -478,7 +480,7 @@ class StoreReader:
 
     def timing(self, run_key: str) -> TimingRecord | None:
         rows = self._dicts("SELECT * FROM timings WHERE run_key = ?", [run_key])
-        return TimingRecord.from_mapping(rows[0]) if rows else None
+        return TimingRecord.from_mapping(_timing_numbers(run_key, rows[0])) if rows else None
 
     # ---- compare and pick: runs in full ------------------------------------------------------------------
 
@@ -677,6 +679,15 @@ def _numbers(run_key: str, name: str, value: Any, ci_low: Any, ci_high: Any) -> 
             continue
         raise ValueError(f"metric {name!r} of run {run_key} has {what} {v!r}, not a number")
     return True
+
+
+def _timing_numbers(run_key: str, row: dict[str, Any]) -> dict[str, Any]:
+    """`row`; a ValueError naming the run and column when a numeric timing column holds something else."""
+    for column in numeric_columns("timings"):
+        v = row.get(column)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ValueError(f"timing {column!r} of run {run_key} is {v!r}, not a number")
+    return row
 
 
 def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -262,6 +262,19 @@ def _core_columns() -> dict[str, tuple[str, ...]]:
     return out
 
 
+@functools.cache
+def numeric_columns(table: str) -> tuple[str, ...]:
+    """The REAL and INTEGER columns of `table` in the current schema."""
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(SCHEMA)
+    for t, column, sql_type in ADDED_COLUMNS:
+        if t == table and column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+    out = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})") if row[2] in ("REAL", "INTEGER"))
+    conn.close()
+    return out
+
+
 def missing_schema(conn: sqlite3.Connection) -> str:
     """What a database with a `runs` table lacks of a harness store's tables and columns ('' when nothing):
     another program's database may have a table of that name, and a damaged one may have lost tables."""
