@@ -1064,3 +1064,14 @@ def test_older_store_is_read_read_only(command: str, env: Env) -> None:
     assert result.exit_code == 0, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert store_state(env.db) == before  # no column added, nothing migrated
+
+
+# ---- a hand-edited store with an infinite timing still builds a site (the value shown as unknown) ---------
+
+
+@pytest.mark.parametrize("column", ["p50_ms", "p95_ms", "peak_mem_mb"])
+def test_site_builds_with_an_infinite_timing(column: str, env: Env) -> None:
+    db = hand_edited(f"UPDATE timings SET {column} = 9e999")(env)  # SQLite reads 9e999 as +inf
+    result = invoke(["site", "--db", str(db), "--out", str(env.tmp / "site")])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)

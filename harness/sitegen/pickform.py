@@ -89,9 +89,9 @@ def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: floa
     timings = {}
     for hw, every in by_hw.items():
         quiet = [t for t in every if not t.contended]
-        p50 = [t.p50_ms for t in quiet if t.n_timed >= _P50_MIN]
-        p95 = [t.p95_ms for t in quiet if t.n_timed >= _P95_MIN]
-        mem = [t.peak_mem_mb for t in quiet if t.peak_mem_mb is not None]
+        p50 = [t.p50_ms for t in quiet if t.n_timed >= _P50_MIN and _finite(t.p50_ms)]
+        p95 = [t.p95_ms for t in quiet if t.n_timed >= _P95_MIN and _finite(t.p95_ms)]
+        mem = [t.peak_mem_mb for t in quiet if t.peak_mem_mb is not None and _finite(t.peak_mem_mb)]
         timings[hw] = (
             statistics.median(p50) if p50 else None,
             statistics.median(p95) if p95 else None,
@@ -109,10 +109,15 @@ def _one_timing(t: Timing) -> tuple[float | None, float | None, float | None]:
     if t.contended:
         return (None, None, None)
     return (
-        t.p50_ms if t.n_timed >= _P50_MIN else None,
-        t.p95_ms if t.n_timed >= _P95_MIN else None,
-        t.peak_mem_mb,
+        t.p50_ms if t.n_timed >= _P50_MIN and _finite(t.p50_ms) else None,
+        t.p95_ms if t.n_timed >= _P95_MIN and _finite(t.p95_ms) else None,
+        t.peak_mem_mb if _finite(t.peak_mem_mb) else None,
     )
+
+
+def _finite(value: float | None) -> bool:
+    """A number the form can show and send as JSON (a hand-edited store may hold inf: treated as unknown)."""
+    return value is not None and math.isfinite(value)
 
 
 def hardware_counts(board: Board, task: str) -> Counter[str]:

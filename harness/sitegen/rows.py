@@ -474,7 +474,7 @@ def pareto_plots(
         if r.status != "done" or t is None or t.contended:
             continue
         acc = r.metrics.get(metric.id)
-        if acc is not None:
+        if acc is not None and isfinite(t.p50_ms) and isfinite(acc.value):  # a hand-edited inf: no point
             by_hw[t.hardware].append((r.model, "", t.p50_ms, acc.value))  # href: for the points drawn only
     ordered = sorted(by_hw.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:MAX_PARETO_PLOTS]
     out = []
