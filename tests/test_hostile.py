@@ -375,6 +375,18 @@ CASES |= {
         run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, Cs: [.nan]}]\n"),
         ("key 'protocols[0].Cs[0]' must be a number, got nan",),
     ),
+    "probe-absurd-repeats": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, k_shot: 2, repeats: 1000000000000}]\n"),
+        ("key 'protocols[0].repeats' must be at most 1,000, got 1000000000000",),
+    ),
+    "probe-absurdly-many-Cs": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, Cs: [" + ", ".join(["1"] * 5000) + "]}]\n"),
+        ("key 'protocols[0].Cs' must list at most 100 values, got 5000",),
+    ),
+    "finetune-absurd-repeats": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: few_shot_finetune, repeats: 99999999}]\n"),
+        ("key 'protocols[0].repeats' must be at most 1,000",),
+    ),
     "probe-max-iter-zero": Case(
         run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, max_iter: 0}]\n"),
         ("key 'protocols[0].max_iter' must be >= 1, got 0",),

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from harness.protocols.limits import MAX_REPEATS
+
 if TYPE_CHECKING:
     from harness.models.base import ModelAdapter
     from harness.protocols.base import ProtocolContext, ProtocolOutput
@@ -76,6 +78,8 @@ class FinetuneConfig:
         for name, value in positive.items():
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.repeats > MAX_REPEATS:
+            raise ValueError(f"repeats must be at most {MAX_REPEATS:,}, got {self.repeats}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if any(v <= 0 for v in self.sweep_lr) or any(v <= 0 for v in self.sweep_epochs):

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 from harness.errors import DataError
 from harness.models.base import ModelAdapter
 from harness.protocols.base import ProtocolContext, ProtocolOutput
+from harness.protocols.limits import MAX_CS, MAX_REPEATS
 from harness.records import MetricValue
 from harness.tasks import TaskData
 
@@ -40,8 +41,12 @@ class LinearProbeConfig:
             raise ValueError("Cs must be a non-empty list of positive numbers")
         if self.k_shot is not None and self.k_shot < 1:
             raise ValueError("k_shot must be >= 1")
+        if len(self.Cs) > MAX_CS:
+            raise ValueError(f"Cs must list at most {MAX_CS} values, got {len(self.Cs)}")
         if self.repeats < 1:
             raise ValueError("repeats must be >= 1")
+        if self.repeats > MAX_REPEATS:
+            raise ValueError(f"repeats must be at most {MAX_REPEATS:,}, got {self.repeats}")
         if self.max_iter < 1:
             raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
 

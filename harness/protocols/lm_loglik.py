@@ -34,6 +34,7 @@ from harness.errors import HarnessError, NotApplicable
 from harness.models.base import ModelAdapter
 from harness.models.language_model import LanguageModel
 from harness.protocols.base import ProtocolContext, ProtocolOutput, confidence
+from harness.protocols.limits import MAX_REPEATS
 from harness.protocols.linear_probe import k_shot_indices
 from harness.records import MetricValue
 from harness.tasks import Split, TaskData, TaskSpec, lm_prompt_problem
@@ -55,6 +56,8 @@ class LMLoglikConfig:
             raise ValueError("k_shot must be >= 0")
         if self.repeats < 1:
             raise ValueError("repeats must be >= 1")
+        if self.repeats > MAX_REPEATS:
+            raise ValueError(f"repeats must be at most {MAX_REPEATS:,}, got {self.repeats}")
         if self.demo_max_tokens < 1:
             raise ValueError("demo_max_tokens must be >= 1")
         if self.prompt is not None and (problem := lm_prompt_problem(self.prompt)):
