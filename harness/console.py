@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 from rich.markup import escape
 
@@ -13,7 +15,13 @@ def output_console() -> Console:
     return console if console.is_terminal else Console(width=120)
 
 
+# Control characters other than newline and tab: ESC starts terminal sequences (colours, clearing the
+# screen, setting the window title), CR overwrites the line. Shown as \x1b etc., never sent raw.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def esc(value: object) -> str:
     """Anything a user named (model, task, file, error text) made safe to embed in rich markup: a name
-    such as ``a[/]b`` would otherwise be read as a closing tag and crash the command."""
-    return escape(str(value))
+    such as ``a[/]b`` would otherwise be read as a closing tag and crash the command, and a control
+    character (an ESC sequence in a task file's label) would drive the terminal."""
+    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)))

@@ -1087,3 +1087,18 @@ def test_site_builds_with_an_infinite_timing(column: str, env: Env) -> None:
     result = invoke(["site", "--db", str(db), "--out", str(env.tmp / "site")])
     assert result.exit_code == 0, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+
+
+# ---- a control character a task file holds reaches no terminal raw ------------------------------------------
+
+
+def test_task_file_escape_codes_are_shown_not_sent(env: Env) -> None:
+    task = env.write(
+        "tq/t.yaml",
+        'name: tq\nversion: "1"\nmodality: text\nlabels: ["a\\e[31mX", b]\nlicense: "l\\e[2J"\n'
+        "source: {type: csv, path: d.csv}\n",
+    )
+    result = invoke(["tasks", "--plugin", str(task)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    assert "a\\x1b[31mX" in result.output and "l\\x1b[2J" in result.output
