@@ -20,8 +20,13 @@ def output_console() -> Console:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def plain(value: object) -> str:
+    """Text printed with markup off, its control characters shown as esc() shows them."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
 def esc(value: object) -> str:
     """Anything a user named (model, task, file, error text) made safe to embed in rich markup: a name
     such as ``a[/]b`` would otherwise be read as a closing tag and crash the command, and a control
     character (an ESC sequence in a task file's label) would drive the terminal."""
-    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)))
+    return escape(plain(value))

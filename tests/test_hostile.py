@@ -1102,3 +1102,21 @@ def test_task_file_escape_codes_are_shown_not_sent(env: Env) -> None:
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output
     assert "a\\x1b[31mX" in result.output and "l\\x1b[2J" in result.output
+
+
+@pytest.mark.parametrize("command", ["show", "pick", "compare", "models"])
+def test_a_stored_name_with_escape_codes_is_shown_not_sent(command: str, env: Env) -> None:
+    """A store written by another tool (or before names were checked) with an ESC sequence in a model name."""
+    rename = f"UPDATE {{}} SET {{}} = 'evil\x1b]0;owned\x07' WHERE {{}} = '{EVIL_MODEL}'"
+    conn = sqlite3.connect(env.db)
+    for table, column in (("runs", "model"), ("models", "name")):
+        conn.execute(rename.format(table, column, column))
+    conn.commit()
+    conn.close()
+    if command == "models":
+        args = ["models", str(env.write("s.yaml", EVIL_SUITE)), "--db", str(env.db)]
+    else:
+        args = read_command(command, lambda e: e.db)(env)
+    result = invoke(args)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "\x1b" not in result.output and "\x07" not in result.output

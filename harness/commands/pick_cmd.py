@@ -14,11 +14,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from harness.compare.policy import parse_percentile
-from harness.console import output_console
+from harness.console import esc, output_console, plain
 from harness.pick import (
     Candidate,
     Constraints,
@@ -136,21 +135,21 @@ def result_as_dict(result: PickResult) -> dict[str, Any]:
 def render_pick(result: PickResult, console: Console) -> None:
     at = result.constraints.at
     console.print(
-        f"[bold]{escape(result.task)}[/]: {len(result.candidates)} candidates; latency from {result.hardware_reason}.",
+        f"[bold]{esc(result.task)}[/]: {len(result.candidates)} candidates; latency from {result.hardware_reason}.",
         highlight=False,
     )
     several_protocols = len({c.protocol for c in result.candidates}) > 1
     table = Table()
     columns = ["model", *(["protocol"] if several_protocols else []), f"{result.metric} [95% CI]"]
     for col in [*columns, f"{at} ms", "params", "peak mem", "rank", "Pareto", "status"]:
-        table.add_column(escape(col))
+        table.add_column(esc(col))
     chosen = result.recommendation.name if result.recommendation else None
     for c in result.candidates:
         ci = f" [{c.ci_low:.3f}, {c.ci_high:.3f}]" if c.ci_low is not None and c.ci_high is not None else ""
         table.add_row(
-            escape(c.model),
-            *([escape(c.protocol)] if several_protocols else []),
-            escape(f"{c.value:.4f}{ci}"),
+            esc(c.model),
+            *([esc(c.protocol)] if several_protocols else []),
+            esc(f"{c.value:.4f}{ci}"),
             f"{c.latency_ms:.2f}" if c.latency_ms is not None else "-",
             format_count(c.params, "unknown"),
             format_bytes(c.peak_mem_mb * 2**20) if c.peak_mem_mb is not None else "-",
@@ -160,9 +159,9 @@ def render_pick(result: PickResult, console: Console) -> None:
         )
     console.print(table)
     for note in result.notes:
-        console.print(f"• {note}", markup=False, highlight=False)
+        console.print(f"• {plain(note)}", markup=False, highlight=False)
     style = "green" if result.recommendation else "red"
-    console.print(result.explanation, style=style, markup=False, highlight=False)
+    console.print(plain(result.explanation), style=style, markup=False, highlight=False)
 
 
 def _status(c: Candidate, chosen: str | None, tie_group: tuple[str, ...]) -> str:

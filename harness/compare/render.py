@@ -9,10 +9,10 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from harness.compare.engine import ComparisonReport, MetricComparison, PairComparison
+from harness.console import esc, plain
 
 FORMATS = ("table", "markdown", "junit", "json")
 SKIPPED = ("not_comparable", "untested", "missing")
@@ -134,29 +134,29 @@ def _details(report: ComparisonReport) -> list[str]:
 
 def render_table(report: ComparisonReport, console: Console) -> None:
     console.print(
-        f"[bold]Baseline[/]  {escape(report.baseline)}\n[bold]Candidate[/] {escape(report.candidate)}",
+        f"[bold]Baseline[/]  {esc(report.baseline)}\n[bold]Candidate[/] {esc(report.candidate)}",
         highlight=False,
     )
     p = report.policy
     limit = f"x{p.max_latency_ratio:g}" if p.max_latency_ratio else "none (latency reported only)"
     console.print(
-        f"Policy: gate {escape(_gate_text(report))}, alpha {p.alpha:g}, max drop {p.max_drop:g}, latency limit {limit}"
+        f"Policy: gate {esc(_gate_text(report))}, alpha {p.alpha:g}, max drop {p.max_drop:g}, latency limit {limit}"
     )
     rows = _rows(report, with_task=False)
     for task in dict.fromkeys(pair.task for pair in report.pairs):
-        table = Table(title=escape(task), title_justify="left")
+        table = Table(title=esc(task), title_justify="left")
         for col in rows[0]:
-            table.add_column(escape(col), overflow="fold")
+            table.add_column(esc(col), overflow="fold")
         for row, pair in zip(rows, report.pairs, strict=True):
             if pair.task == task:
                 verdict = f"[{VERDICT_STYLE[pair.verdict]}]{row['verdict']}[/]"
-                cells = [*(escape(v) for v in list(row.values())[:-1]), verdict]
+                cells = [*(esc(v) for v in list(row.values())[:-1]), verdict]
                 table.add_row(*cells)
         console.print(table)
     for line in _details(report):
-        console.print(f"• {line}", markup=False, highlight=False)
+        console.print(f"• {plain(line)}", markup=False, highlight=False)
     style = "bold red" if report.exit_code else "bold green"
-    console.print(f"[{style}]{escape(summary_line(report))}[/]", highlight=False)
+    console.print(f"[{style}]{esc(summary_line(report))}[/]", highlight=False)
 
 
 def _gate_text(report: ComparisonReport) -> str:
