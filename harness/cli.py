@@ -26,7 +26,7 @@ from harness.commands.show_cmd import show
 from harness.commands.site_cmd import site
 from harness.commands.tasks_cmd import tasks
 from harness.commands.validate_cmd import validate
-from harness.console import esc
+from harness.console import esc, one_paragraph
 from harness.errors import HarnessError
 
 # Our own rich progress bar reports jobs; per-model loading bars from transformers would interleave with it.
@@ -51,7 +51,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
-            err_console.print(f"[bold red]Error:[/bold red] {esc(exc)}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]Error:[/bold red] {esc(one_paragraph(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except SystemExit as exc:  # our commands end with typer.Exit; this came from plugin/task/model code
             frames = traceback.extract_tb(exc.__traceback__)

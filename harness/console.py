@@ -30,3 +30,9 @@ def esc(value: object) -> str:
     such as ``a[/]b`` would otherwise be read as a closing tag and crash the command, and a control
     character (an ESC sequence in a task file's label) would drive the terminal."""
     return escape(plain(value))
+
+
+def one_paragraph(value: object) -> str:
+    """An error message as one line for esc(): a newline or tab in it (a name given on the command line,
+    a third-party message) shown as \\n / \\t, so the error stays one paragraph."""
+    return str(value).replace("\r\n", "\n").replace("\n", "\\n").replace("\t", "\\t")

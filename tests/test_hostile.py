@@ -219,6 +219,10 @@ def pick(*extra: str) -> Callable[[Env], list[str]]:
     return lambda env: ["pick", "--task", "digits", "--db", str(env.db), *extra]
 
 
+def pick_task(task: str) -> Callable[[Env], list[str]]:
+    return lambda env: ["pick", "--task", task, "--db", str(env.db)]
+
+
 def compare(*extra: str) -> Callable[[Env], list[str]]:
     def make(env: Env) -> list[str]:
         other = env.tmp / "other.db"
@@ -400,6 +404,7 @@ CASES |= {
     "pick-latency-nan": Case(pick("--max-latency-ms", "nan"), ("--max-latency-ms", "positive")),
     "pick-latency-inf": Case(pick("--max-latency-ms", "inf"), ("--max-latency-ms", "positive", "got inf")),
     "pick-hardware-empty": Case(pick("--hardware", ""), ("--hardware must be a hardware fingerprint", "got ''")),
+    "pick-task-with-newline": Case(pick_task("dig\nits"), ('"dig\\nits"', 'Did you mean "digits"')),
     "pick-unknown-task": Case(
         lambda env: ["pick", "--task", "digit", "--db", str(env.db)], ('"digit"', 'Did you mean "digits"')
     ),
