@@ -1125,3 +1125,16 @@ def test_a_stored_name_with_escape_codes_is_shown_not_sent(command: str, env: En
     result = invoke(args)
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "\x1b" not in result.output and "\x07" not in result.output
+
+
+def test_junit_report_stays_well_formed_with_a_control_character_in_a_stored_name(env: Env) -> None:
+    import xml.etree.ElementTree as ET
+
+    conn = sqlite3.connect(env.db)
+    conn.execute("UPDATE runs SET model = 'evil\x1b[31m' WHERE model = ?", [EVIL_MODEL])
+    conn.commit()
+    conn.close()
+    result = invoke(compare("--format", "junit")(env))
+    assert result.exit_code == 0, result.output
+    root = ET.fromstring(result.stdout.split("\n", 1)[1])
+    assert any(case.get("name") == "evil\\x1b[31m" for case in root.iter("testcase"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -223,7 +224,14 @@ def render_junit(report: ComparisonReport) -> str:
         case = ET.SubElement(suite, "testcase", classname="policy", name=f"required-{i + 1}")
         ET.SubElement(case, "failure", message=problem, type="required_missing")
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    text = ET.tostring(suites, encoding="unicode")
+    # Characters XML 1.0 forbids (a control character in a name of a store written elsewhere): shown as \x1b
+    # etc., so the report stays well-formed for the CI reading it.
+    text = _XML_FORBIDDEN.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n"
+
+
+_XML_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def report_as_dict(report: ComparisonReport) -> dict[str, Any]:
