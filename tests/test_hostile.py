@@ -1138,3 +1138,13 @@ def test_junit_report_stays_well_formed_with_a_control_character_in_a_stored_nam
     assert result.exit_code == 0, result.output
     root = ET.fromstring(result.stdout.split("\n", 1)[1])
     assert any(case.get("name") == "evil\\x1b[31m" for case in root.iter("testcase"))
+
+
+def test_markdown_report_shows_html_in_a_stored_name_as_text(env: Env) -> None:
+    conn = sqlite3.connect(env.db)
+    conn.execute("UPDATE runs SET model = '<img src=x onerror=alert(1)>' WHERE model = ?", [EVIL_MODEL])
+    conn.commit()
+    conn.close()
+    result = invoke(compare("--format", "markdown")(env))
+    assert result.exit_code == 0, result.output
+    assert "<img" not in result.stdout and "&lt;img src=x onerror=alert(1)&gt;" in result.stdout

@@ -168,13 +168,16 @@ def _gate_text(report: ComparisonReport) -> str:
 
 
 def _md_cell(text: str) -> str:
+    """A table cell or list item: a name's "|" would split the row, and its "<", ">", "&" would be HTML where
+    the report is rendered (a CI job summary shows an <img> tag in a model name as an image)."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(report: ComparisonReport) -> str:
     p = report.policy
     out = [
-        f"### harness compare: {'❌' if report.exit_code else '✅'} {summary_line(report)}",
+        f"### harness compare: {'❌' if report.exit_code else '✅'} {_md_cell(summary_line(report))}",
         "",
         f"Baseline `{report.baseline}` vs candidate `{report.candidate}`. Gate: **{_gate_text(report)}** "
         f"(alpha {p.alpha:g}, max drop {p.max_drop:g}); paired tests on per-example predictions.",
