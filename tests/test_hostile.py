@@ -358,6 +358,10 @@ CASES |= {
         ],
         ('Unknown task "digit"', 'Did you mean "digits"'),
     ),
+    "run-force-with-retry-failed": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--force", "--retry-failed"],
+        ("--retry-failed", "--force", "contradict each other"),
+    ),
     "run-label-with-escape": Case(
         lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--label", "x\x1b[2J"],
         ("--label must be a non-empty name without control characters", "'x\\x1b[2J'"),

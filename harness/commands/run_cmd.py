@@ -100,6 +100,11 @@ def run(
         raise HarnessError(f"--label must be {NAME_RULE} (or not given), got {label!r}.")
     if retry_failed and skip_failed:
         raise HarnessError("--retry-failed and --skip-failed contradict each other: give one of them.")
+    if retry_failed and force:
+        raise HarnessError(
+            "--retry-failed (only the jobs that failed last time) and --force (finished jobs too) contradict each "
+            "other: give one of them."
+        )
     if device is not None and not DEVICE_RE.match(device.strip().lower()):
         raise HarnessError(f"--device must be auto, cpu, cuda or cuda:N (N a GPU index), got {device!r}.")
     limit_value = parse_limit(limit, "--limit").value() if limit is not None else None
