@@ -127,7 +127,7 @@ def _build(
         # One BLAS/OpenMP thread from here on: the matrices (n_boot x examples) are small, and whenever
         # another process holds a core (the downloads', the render workers, anyone's) idle threads spin
         # or wait on each other. At 150k runs: ranking took the same 2.5 s with two threads for 1.6x the
-        # CPU, and 9-11 s beside a busy process; the pick forms 8.2 CPU-s instead of 4.3 beside the workers.
+        # CPU, and 7-11 s beside a busy process; the pick forms 8.2 CPU-s instead of 4.3 beside the workers.
         with threadpool_limits(limits=1), Downloads(writer, snapshot, signature, fork=workers != 1) as downloads:
             board = build_board(snapshot)
             clock.lap("load")
