@@ -568,7 +568,7 @@ for _command in ("show", "pick", "compare", "export-baseline"):
         read_command(_command, hand_edited("UPDATE metrics SET value = 'abc' WHERE name = 'accuracy'")),
         ("edited.db holds a value this harness cannot read", "metric 'accuracy' of run", "has value 'abc', not a number"),
     )
-for _command in ("show", "pick", "compare"):
+for _command in ("show", "pick", "compare", "site"):
     CASES[f"hand-edited-timing-{_command}"] = Case(
         read_command(_command, hand_edited("UPDATE timings SET p50_ms = 'fast'")),
         ("edited.db holds a value this harness cannot read", "timing 'p50_ms' of run", "is 'fast', not a number"),

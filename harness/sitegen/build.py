@@ -78,10 +78,20 @@ def build_site(
     try:
         with _gc_paused():
             return _build(Path(db), out, ranking or RankingConfig(), workers, metrics, progress or _quiet)
-    except BaseException:
+    except BaseException as exc:
         if created:  # a failed first build leaves no half-written site (an existing one is updated in place)
             shutil.rmtree(created[-1], ignore_errors=True)
+        if isinstance(exc, (TypeError, ValueError)):
+            _blame_a_stored_value(Path(db))
         raise
+
+
+def _blame_a_stored_value(db: Path) -> None:
+    """A HarnessError naming the run and column when the store holds text where a timing number belongs
+    (a hand-edited store), the likely cause of a TypeError or ValueError while rendering; checked only
+    after a build failed, as it costs a scan of every timing."""
+    with StoreReader(db) as reader:
+        reader.check_timing_numbers()
 
 
 def _quiet(step: str) -> None:

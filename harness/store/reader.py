@@ -139,6 +139,18 @@ class StoreReader:
                 raise
             return self._run_rows(metrics, checked=True)
 
+    def check_timing_numbers(self) -> None:
+        """A ValueError naming the run and column when a numeric timing column holds something else (a
+        hand-edited store). The site's bulk read trusts the column types; one scan here costs 0.5 s at 150k
+        runs, so the site runs it only to explain a build that failed (see sitegen.build_site)."""
+        present = {row[1] for row in self.conn.execute("PRAGMA table_info(timings)")}
+        columns = [c for c in numeric_columns("timings") if c in present]
+        if not columns:
+            return
+        test = " OR ".join(f"typeof({c}) NOT IN ('integer', 'real', 'null')" for c in columns)
+        for row in self._dicts(f"SELECT run_key, {', '.join(columns)} FROM timings WHERE {test} LIMIT 1"):
+            _timing_numbers(row["run_key"], row)
+
     def _run_rows(self, metrics: Mapping[str, Mapping[str, MetricValue]], checked: bool) -> list[RunRow]:
         """The runs, read as _runs says. Unless `checked`, config_json and selected_json are parsed once, by
         json_extract alone, which fails on malformed JSON (a store this harness wrote has none: 0.4 s less at
