@@ -50,6 +50,44 @@ from harness.store.schema import FINISHED, SCHEMA, SCORE_DTYPE, SCORE_KINDS, con
 _RUN_ORDER = itemgetter(4, 7, 3, 8, 12)
 
 
+def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` with SQLite's errors (a page damaged after the checks at open, a table gone) turned into
+    one HarnessError naming the file."""
+
+    @functools.wraps(method)
+    def read(self: StoreReader, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path, exc, "read") from None
+        except (TypeError, ValueError) as exc:  # text where a number belongs: SQLite columns are not typed
+            raise HarnessError(
+                f"{self.path} holds a value this harness cannot read ({type(exc).__name__}: {exc}); was it edited "
+                "by hand or written by another program? Re-run the affected suite into a new --db."
+            ) from None
+
+    return read
+
+
+def store_error(path: Path, exc: sqlite3.DatabaseError, doing: str) -> HarnessError:
+    """SQLite failing on a store past the checks at open (a damaged page, a table gone), as one paragraph."""
+    return HarnessError(
+        f"{path} cannot be {doing} (SQLite: {exc}): the file is damaged or is not a harness results database "
+        f"(`sqlite3 {path} 'PRAGMA integrity_check'` checks it). Pass --db with another file, or re-run the "
+        "suite into a new one."
+    )
+
+
+def _queries_read_cleanly(cls: type[StoreReader]) -> type[StoreReader]:
+    """Every public query method of the reader (and __enter__, which starts the read) reads cleanly; close
+    and the classmethods aside."""
+    for name, method in list(vars(cls).items()):
+        if isinstance(method, FunctionType) and (not name.startswith("_") or name == "__enter__") and name != "close":
+            setattr(cls, name, _reads_cleanly(method))
+    return cls
+
+
+@_queries_read_cleanly
 class StoreReader:
     """The one way to read a results database, read-only (see schema.connect_readonly); use as a context
     manager to read every query in one transaction. `Store.reader` reads a store being written the same
@@ -700,37 +738,3 @@ def _timing_numbers(run_key: str, row: dict[str, Any]) -> dict[str, Any]:
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise ValueError(f"timing {column!r} of run {run_key} is {v!r}, not a number")
     return row
-
-
-def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:
-    """`method` with SQLite's errors (a page damaged after the checks at open, a table gone) turned into
-    one HarnessError naming the file."""
-
-    @functools.wraps(method)
-    def read(self: StoreReader, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as exc:
-            raise store_error(self.path, exc, "read") from None
-        except (TypeError, ValueError) as exc:  # text where a number belongs: SQLite columns are not typed
-            raise HarnessError(
-                f"{self.path} holds a value this harness cannot read ({type(exc).__name__}: {exc}); was it edited "
-                "by hand or written by another program? Re-run the affected suite into a new --db."
-            ) from None
-
-    return read
-
-
-def store_error(path: Path, exc: sqlite3.DatabaseError, doing: str) -> HarnessError:
-    """SQLite failing on a store past the checks at open (a damaged page, a table gone), as one paragraph."""
-    return HarnessError(
-        f"{path} cannot be {doing} (SQLite: {exc}): the file is damaged or is not a harness results database "
-        f"(`sqlite3 {path} 'PRAGMA integrity_check'` checks it). Pass --db with another file, or re-run the "
-        "suite into a new one."
-    )
-
-
-# Every query method reads cleanly (classmethods and close aside).
-for _name, _method in list(vars(StoreReader).items()):
-    if isinstance(_method, FunctionType) and (not _name.startswith("_") or _name == "__enter__") and _name != "close":
-        setattr(StoreReader, _name, _reads_cleanly(_method))
