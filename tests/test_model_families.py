@@ -101,7 +101,7 @@ def test_builtin_rows_are_the_table_without_plugins(site: Path) -> None:
     assert list(families().values()) == list(BUILTIN_FAMILIES)
     assert {f.name for f in BUILTIN_FAMILIES if f.cpu_only} == {"tfidf", "pixels", "vader"}
     assert {f.name for f in BUILTIN_FAMILIES if f.fp32_only} == {"tfidf", "pixels", "vader", "onnx"}
-    assert family("hf_causal_lm").spec_check == "harness.models.hf_causal_lm:check_spec"
+    assert family("hf_causal_lm").spec_check == "harness.models.causal_lm_spec:check_spec"
     assert family("onnx").implementation == "onnx_encoder:OnnxTextEncoder"
     with pytest.raises(HarnessError, match='Unknown model family "hf_txt". Did you mean "hf_text"'):
         family("hf_txt")

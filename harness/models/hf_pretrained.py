@@ -8,14 +8,8 @@ from typing import Any, ClassVar
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
 from harness.models import resolve_source
-from harness.models.base import ModelSpec, TrainableBackbone
-from harness.models.hf_common import (
-    check_pooling,
-    encoder_backbone,
-    load_error,
-    max_length_for,
-    require_source,
-)
+from harness.models.base import ModelSpec, TrainableBackbone, check_pooling, require_source
+from harness.models.hf_common import encoder_backbone, load_error, max_length_for
 from harness.models.torch_adapter import TorchAdapter
 
 

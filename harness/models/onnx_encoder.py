@@ -14,8 +14,7 @@ from tokenizers import Tokenizer
 
 from harness.errors import HarnessError
 from harness.models import resolve_source
-from harness.models.base import ModelInfo, ModelSpec
-from harness.models.hf_common import check_pooling, require_source
+from harness.models.base import ModelInfo, ModelSpec, check_pooling, require_source
 from harness.models.onnx_files import locate_files
 from harness.models.options import parse_options
 from harness.models.outputs import as_texts, checked_features, l2_normalize, length_order, unsort

@@ -13,13 +13,11 @@ from torch import nn
 from harness.devices import to_device, to_host
 from harness.errors import NotApplicable
 from harness.models import resolve_source
-from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
+from harness.models.base import POOLINGS, ModelInfo, ModelSpec, TrainableBackbone, require_source
 from harness.models.hf_common import (
-    POOLINGS,
     PooledEncoder,
     Tokenize,
     load_error,
-    require_source,
     trainable_copy,
     transformer_layers,
 )
