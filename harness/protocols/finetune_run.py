@@ -14,18 +14,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score
 
 from harness.data.splits import apportion
 from harness.devices import release_cuda_memory, resolve_device
 from harness.models.base import ModelAdapter
-from harness.protocols.base import ProtocolContext, ProtocolOutput, softmax
+from harness.protocols.base import ProtocolContext, ProtocolOutput, macro_f1, repeat_metrics, softmax
 from harness.protocols.finetune import FinetuneConfig
 from harness.protocols.finetune_loop import EvalPoint, TrainOutcome, TrainSettings, train_classifier
 from harness.protocols.finetune_model import predict_logits
 from harness.protocols.finetune_runtime import TrainPrecision, backend_settings, training_precision
 from harness.protocols.linear_probe import k_shot_indices
-from harness.records import MetricValue
 from harness.tasks import Split, TaskData
 
 
@@ -139,22 +138,6 @@ def _train_selected(
     return best, grid
 
 
-def _repeat_metrics(y: np.ndarray, repeats: Sequence[_Repeat], n_labels: int) -> tuple[MetricValue, ...]:
-    f1s = np.array(
-        [
-            f1_score(y, r.preds, labels=list(range(n_labels)), average="macro", zero_division=0)
-            for r in repeats
-        ]
-    )
-    accs = np.array([accuracy_score(y, r.preds) for r in repeats])
-    return (
-        MetricValue("macro_f1_repeats_mean", float(f1s.mean()), float(f1s.min()), float(f1s.max())),
-        MetricValue("macro_f1_repeats_std", float(f1s.std(ddof=1))),
-        MetricValue("accuracy_repeats_mean", float(accs.mean()), float(accs.min()), float(accs.max())),
-        MetricValue("accuracy_repeats_std", float(accs.std(ddof=1))),
-    )
-
-
 def _selected(
     o: TrainOutcome,
     repeats: Sequence[_Repeat],
@@ -203,7 +186,6 @@ def _selected(
         "total_steps": sum(row["steps"] for r in repeats for row in r.grid),
     }
     if len(repeats) > 1:
-        labels = list(range(n_labels))
         selected["repeats"] = [
             {
                 "seed": r.seed,
@@ -212,9 +194,7 @@ def _selected(
                 "epochs": r.settings.epochs,
                 "selected_step": r.best.step,
                 "validation_macro_f1": r.best.val_macro_f1,
-                "test_macro_f1": float(
-                    f1_score(y_test, r.preds, labels=labels, average="macro", zero_division=0)
-                ),
+                "test_macro_f1": macro_f1(y_test, r.preds, n_labels),
                 "test_accuracy": float(accuracy_score(y_test, r.preds)),
                 "train_wall_s": round(r.train_wall_s, 3),
             }
@@ -287,7 +267,7 @@ def run_finetune(
         selected=_selected(
             first, repeats, y_test, n_labels, device, precision, backend, time.perf_counter() - t0
         ),
-        extra_metrics=_repeat_metrics(y_test, repeats, n_labels) if n_repeats > 1 else (),
+        extra_metrics=repeat_metrics(y_test, [r.preds for r in repeats], n_labels) if n_repeats > 1 else (),
         class_scores=repeats[0].proba,
         score_kind="probability",
     )

@@ -18,9 +18,8 @@ from threadpoolctl import threadpool_limits
 
 from harness.errors import DataError
 from harness.models.base import ModelAdapter
-from harness.protocols.base import ProtocolContext, ProtocolOutput
+from harness.protocols.base import ProtocolContext, ProtocolOutput, macro_f1, repeat_metrics
 from harness.protocols.limits import MAX_CS, MAX_REPEATS
-from harness.records import MetricValue
 from harness.tasks import TaskData
 
 if TYPE_CHECKING:
@@ -69,12 +68,6 @@ def _probe(C: float, sparse: bool, cfg: LinearProbeConfig, seed: int) -> Pipelin
     return make_pipeline(*steps)
 
 
-def _macro_f1(y: np.ndarray, pred: np.ndarray, n_labels: int) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(y, pred, labels=list(range(n_labels)), average="macro", zero_division=0))
-
-
 def k_shot_indices(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k examples per class (all of a class when it has fewer), sorted; deterministic for a given rng."""
     chosen = []
@@ -99,7 +92,7 @@ def _fit_one(
     val_scores: dict[str, float] = {}
     for C in cfg.Cs:
         model = _probe(C, sparse, cfg, seed).fit(X_tr, y_tr)
-        val_scores[repr(C)] = _macro_f1(y_val, model.predict(X_val), n_labels)
+        val_scores[repr(C)] = macro_f1(y_val, model.predict(X_val), n_labels)
     best_C = float(max(cfg.Cs, key=lambda c: (val_scores[repr(c)], -abs(np.log10(c)))))
     if cfg.refit_on_train_val and cfg.k_shot is None:  # k-shot stays k-shot: no refit on the whole val split
         final = _probe(best_C, sparse, cfg, seed).fit(_stack(X_tr, X_val), np.concatenate([y_tr, y_val]))
@@ -155,16 +148,7 @@ def run(
         ]
 
     probe, best_C, val_scores, preds, proba, n_train = outcomes[0]
-    extra: list[MetricValue] = []
-    if repeats > 1:
-        f1s = np.array([_macro_f1(y_test, o[3], n_labels) for o in outcomes])
-        accs = np.array([float(np.mean(y_test == o[3])) for o in outcomes])
-        extra += [
-            MetricValue("macro_f1_repeats_mean", float(f1s.mean()), float(f1s.min()), float(f1s.max())),
-            MetricValue("macro_f1_repeats_std", float(f1s.std(ddof=1))),
-            MetricValue("accuracy_repeats_mean", float(accs.mean()), float(accs.min()), float(accs.max())),
-            MetricValue("accuracy_repeats_std", float(accs.std(ddof=1))),
-        ]
+    extra = repeat_metrics(y_test, [o[3] for o in outcomes], n_labels) if repeats > 1 else ()
 
     def predict(inputs: Sequence[Any]) -> np.ndarray:
         return np.asarray(probe.predict(featurizer.encode(inputs)))
@@ -180,7 +164,7 @@ def run(
             "refit_on_train_val": config.refit_on_train_val and config.k_shot is None,
             "selected_C_per_repeat": [o[1] for o in outcomes],
         },
-        extra_metrics=tuple(extra),
+        extra_metrics=extra,
         class_scores=proba,
         score_kind="probability",
     )

@@ -33,10 +33,9 @@ import numpy as np
 from harness.errors import HarnessError, NotApplicable
 from harness.models.base import ModelAdapter
 from harness.models.language_model import LanguageModel
-from harness.protocols.base import ProtocolContext, ProtocolOutput, confidence
+from harness.protocols.base import ProtocolContext, ProtocolOutput, confidence, repeat_metrics
 from harness.protocols.limits import MAX_REPEATS
 from harness.protocols.linear_probe import k_shot_indices
-from harness.records import MetricValue
 from harness.tasks import Split, TaskData, TaskSpec, lm_prompt_problem
 
 Normalize = Literal["none", "token", "byte"]
@@ -141,12 +140,6 @@ def _variant(prompts: PromptSet, max_tokens: int) -> str:
     return f"loglik-{hashlib.sha256(what.encode()).hexdigest()[:16]}"
 
 
-def _macro_f1(y: np.ndarray, pred: np.ndarray, n_labels: int) -> float:
-    from sklearn.metrics import f1_score  # here: importing sklearn costs a re-run's planning ~1.5 s
-
-    return float(f1_score(y, pred, labels=list(range(n_labels)), average="macro", zero_division=0))
-
-
 def run(adapter: ModelAdapter, data: TaskData, config: LMLoglikConfig, ctx: ProtocolContext) -> ProtocolOutput:
     if not isinstance(adapter, LanguageModel):
         raise NotApplicable(
@@ -188,17 +181,7 @@ def run(adapter: ModelAdapter, data: TaskData, config: LMLoglikConfig, ctx: Prot
     preds, conf = confidence(scores)
     n_labels = len(spec.labels)
     y = np.asarray(data.test.labels)
-    extra: list[MetricValue] = []
-    if draws > 1:
-        all_preds = [s.argmax(axis=1) for s in scores_by_draw]
-        f1s = np.array([_macro_f1(y, p, n_labels) for p in all_preds])
-        accs = np.array([float(np.mean(y == p)) for p in all_preds])
-        extra += [
-            MetricValue("macro_f1_repeats_mean", float(f1s.mean()), float(f1s.min()), float(f1s.max())),
-            MetricValue("macro_f1_repeats_std", float(f1s.std(ddof=1))),
-            MetricValue("accuracy_repeats_mean", float(accs.mean()), float(accs.min()), float(accs.max())),
-            MetricValue("accuracy_repeats_std", float(accs.std(ddof=1))),
-        ]
+    extra = repeat_metrics(y, [s.argmax(axis=1) for s in scores_by_draw], n_labels) if draws > 1 else ()
 
     first = prompt_sets[0]
 
@@ -226,7 +209,7 @@ def run(adapter: ModelAdapter, data: TaskData, config: LMLoglikConfig, ctx: Prot
             "context_limit": model.context_limit,
             "scoring": scoring or {"cached": True},
         },
-        extra_metrics=tuple(extra),
+        extra_metrics=extra,
         class_scores=np.asarray(scores, dtype=np.float64),
         score_kind="log_likelihood",
     )
