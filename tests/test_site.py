@@ -26,6 +26,7 @@ from harness.metrics.stats import rank_with_ties
 from harness.models.base import ModelInfo
 from harness.records import JobIdentity, Predictions, RunRecord, RunStatus, TaskRecord, TimingRecord
 from harness.sitegen import BuildStats, build_site
+from harness.sitegen import rows as rows_module
 from harness.sitegen.charts import pareto_frontier
 from harness.sitegen.slugs import slugify_all
 from harness.store import Store
@@ -394,6 +395,47 @@ def test_new_run_rewrites_only_affected_pages_and_removes_stale_ones(tmp_path: P
     assert {"models/logreg.html", f"tasks/{slugify_all(['digits', XSS])[XSS]}.html"} <= set(stats.unchanged)
     assert "tasks/digits.html" in stats.written
     assert "edited by hand" not in (out / "index.html").read_text()
+
+
+def test_a_new_best_model_reuses_the_other_rows_bodies_and_builds_the_same_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model that arrives ranked near the top shifts every row's rank on its task pages; the rows' bodies
+    (metrics, latency, hardware, status) are read back from the previous build's data files, except where
+    a data file was edited, and the site is byte for byte what a cold build makes."""
+    db = tmp_path / "harness.db"
+    make_digits_store(db).close()
+    full = db.read_bytes()
+    store = Store(db)
+    store.db.execute("DELETE FROM runs WHERE model = 'logreg'")
+    store.close()
+    out = tmp_path / "site"
+    build_site(db, out, workers=1)
+    edited = out / "data" / "tasks" / "digits.2.js"
+    edited.write_text(edited.read_text(encoding="utf-8").replace('class="num"', 'class="num x"'), encoding="utf-8")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    db.write_bytes(full)  # logreg's runs arrive
+
+    formatted: list[tuple[str, str, str]] = []  # (model, task, protocol) of each metric cell formatted
+    real = rows_module._metric_td
+
+    def counted(m: Any, r: Any, metric: Any) -> str:
+        formatted.append((r.model, r.task, r.protocol))
+        return real(m, r, metric)
+
+    monkeypatch.setattr(rows_module, "_metric_td", counted)
+    stats = build_site(db, out, workers=1)
+    assert "tasks/digits.html" in stats.written
+    # logreg's rows, and the other done rows of the edited table only (digits under its second protocol)
+    assert {(t, p) for m, t, p in formatted if m == "logreg"} == {(t, p) for t in ("digits", XSS) for p in PROTOCOLS}
+    others = {(m, t, p) for m, t, p in formatted if m != "logreg"}
+    assert others == {(m, "digits", PROTOCOLS[1]) for m in MODELS if m not in ("logreg", "knn-5")}
+    cold = tmp_path / "cold"
+    build_site(db, cold, workers=1)
+    for path in cold.rglob("*"):
+        if path.is_file() and path.name != ".harness-site.json":
+            assert (out / path.relative_to(cold)).read_bytes() == path.read_bytes(), path
 
 
 def test_missing_or_bad_database_is_a_harness_error(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import harness
 from harness.metrics.stats import Placement
 from harness.package_data import data_folder
+from harness.sitegen.results import Result
 
 SOURCES = Path(__file__).resolve().parent
 TEMPLATES = data_folder("site_templates")
@@ -33,6 +34,11 @@ def renderer_version() -> str:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:32]
+
+
+def result_identity(r: Result) -> tuple[Any, ...]:
+    """What identifies a result's data: its status and its runs' keys and finish times (see the module doc)."""
+    return (r.status, *(x.key for x in r.runs), *(x.finished_at for x in r.runs))
 
 
 def placement_key(p: Placement | None) -> tuple[Any, ...] | None:

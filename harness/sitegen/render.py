@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -23,7 +24,7 @@ from harness.sitegen.forking import can_fork, forked_pool, inherited
 from harness.sitegen.links import HwView, Links
 from harness.sitegen.ranking import Rankings
 from harness.sitegen.results import Board, TaskGroup
-from harness.sitegen.writer import IncrementalWriter, sync_file
+from harness.sitegen.writer import IncrementalWriter, sync_file, untouched
 from harness.store.rows import ClassDetail
 from harness.units import format_count
 
@@ -116,10 +117,7 @@ class PageInputs:
     page and its model page (at 150k results this digesting is a few seconds of every build)."""
 
     def __init__(self, board: Board, links: Links) -> None:
-        self.identity = {
-            key: (r.status, *(x.key for x in r.runs), *(x.finished_at for x in r.runs))
-            for key, r in board.results.items()
-        }
+        self.identity = {key: deps.result_identity(r) for key, r in board.results.items()}
         # What a row shows of a model's metadata (a tuple: cheaper to digest than the dataclass).
         self.model_keys = {
             m.name: (m.name, m.family, m.modality, m.params, links.models[m.name]) for m in board.models
@@ -182,17 +180,25 @@ class PageInputs:
 _NO_PLACEMENTS: dict[str, Any] = {}
 
 
-def render(ctx: SiteContext, job: PageJob) -> tuple[str, ...]:
+Files = tuple[tuple[str, dict[str, Any]], ...]  # per path of a job: its content, and what to record with it
+
+
+def render(ctx: SiteContext, job: PageJob, out: Path, before: Sequence[dict[str, Any] | None]) -> Files:
+    """The files of `job`; `before`: what the previous build recorded of each (see TaskRowReuse)."""
     if job.kind == "downloads":
         assert ctx.runs_json is not None
-        return (results_json(ctx.board.snapshot, ctx.runs_json, ctx.rankings),)
+        return _plain(results_json(ctx.board.snapshot, ctx.runs_json, ctx.rankings))
     if job.kind == "index":
-        return (_index(ctx),)
+        return _plain(_index(ctx))
     if job.kind == "protocol":
-        return _protocol_page(ctx, job.name)
+        return _plain(*_protocol_page(ctx, job.name))
     if job.kind == "task":
-        return _task_page(ctx, job.name)
-    return (_model_page(ctx, job.name),)
+        return _task_page(ctx, job.name, TaskRowReuse(out, job.paths, before, _task_rows_key(ctx, job.name)))
+    return _plain(_model_page(ctx, job.name))
+
+
+def _plain(*contents: str) -> Files:
+    return tuple((content, {}) for content in contents)
 
 
 class Renderer:
@@ -267,8 +273,9 @@ class Renderer:
         return [self.writer.previous(p) for p in job.paths]
 
     def _render_here(self, ctx: SiteContext, job: PageJob) -> None:
-        for path, content in zip(job.paths, render(ctx, job), strict=True):
-            self.writer.write(path, content, job.inputs)
+        files = render(ctx, job, self.writer.out, self._before(job))
+        for path, (content, record) in zip(job.paths, files, strict=True):
+            self.writer.write(path, content, job.inputs, record)
 
     def _send(self, batch: list[tuple[PageJob, list[dict[str, Any] | None], dict[str, Any]]]) -> None:
         if self._pool is None:
@@ -284,15 +291,80 @@ def _render_batch(
     synced = []
     for job, before, changes in batch:
         ctx = replace(started, **changes) if changes else started
-        for path, content, previous in zip(job.paths, render(ctx, job), before, strict=True):
-            synced.append((path, *sync_file(out, path, content, previous, job.inputs)))
+        for path, (content, record), previous in zip(job.paths, render(ctx, job, out, before), before, strict=True):
+            entry, written = sync_file(out, path, content, previous, job.inputs)
+            synced.append((path, entry | record, written))
     return synced
 
 
 def rows_script(table_id: str, rows: Sequence[str]) -> str:
     """A table's data file: every row's HTML, handed to site.js. A script rather than JSON because
     browsers refuse fetch() on file:// pages, while a script element loads there as over HTTP."""
-    return f"harnessRows({json.dumps(table_id)},{json.dumps(list(rows), separators=(',', ':'))});\n"
+    return f"{_rows_prefix(table_id)}{json.dumps(list(rows), separators=(',', ':'))}{_ROWS_END}"
+
+
+def _rows_prefix(table_id: str) -> str:
+    return f"harnessRows({json.dumps(table_id)},"
+
+
+_ROWS_END = ");\n"
+
+
+def _read_rows_script(path: Path, table_id: str) -> list[str] | None:
+    """The rows of a data file rows_script wrote, or None when it holds anything else."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        prefix = _rows_prefix(table_id)
+        if not (text.startswith(prefix) and text.endswith(_ROWS_END)):
+            return None
+        rows = json.loads(text[len(prefix) : -len(_ROWS_END)])
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rows, list) or not all(isinstance(row, str) for row in rows):
+        return None
+    return rows
+
+
+ROW_KEYS = "rows"  # recorded with a task table's data file: its rows' keys (RowMaker.row_key), in order
+ROWS_MADE_FROM = "rows_from"  # ... and the digest of what all its row bodies share (_task_rows_key)
+
+
+class TaskRowReuse:
+    """The row bodies (RowMaker.task_rows) of a task page's tables as the previous build wrote them, by row
+    key. A table's are read back from its data file only when the previous build recorded their keys, made
+    them from the same renderer, task and hardware views, and nobody touched the file since: the same
+    rule, and the same trust in the state file, as for keeping a whole page (IncrementalWriter.reuse)."""
+
+    def __init__(self, out: Path, paths: Sequence[str], before: Sequence[dict[str, Any] | None], made_from: str):
+        self.out, self.paths, self.before, self.made_from = out, paths, before, made_from
+
+    def bodies(self, table: int) -> dict[str, str]:
+        """Row key -> body of table `table` (1-based: the page's data file of that number)."""
+        entry = self.before[table] if table < len(self.before) else None
+        if not isinstance(entry, dict) or entry.get(ROWS_MADE_FROM) != self.made_from:
+            return {}
+        keys = entry.get(ROW_KEYS)
+        path = self.out / self.paths[table]
+        if not isinstance(keys, list) or not untouched(path, entry):
+            return {}
+        rows = _read_rows_script(path, f"t{table}")
+        if rows is None or len(rows) != len(keys):
+            return {}
+        bodies = {}
+        for key, row in zip(keys, rows, strict=True):
+            _, sep, body = row.partition("</th>")  # the model cell ends the row's head (names are escaped)
+            if sep:
+                bodies[key] = body
+        return bodies
+
+    def record(self, keys: list[str]) -> dict[str, Any]:
+        return {ROW_KEYS: keys, ROWS_MADE_FROM: self.made_from}
+
+
+def _task_rows_key(ctx: SiteContext, task: str) -> str:
+    """What every row body of a task page shares: the renderer, the task's metadata (its metric columns)
+    and the hardware views (the hardware cell)."""
+    return deps.digest(deps.renderer_version(), ctx.board.task(task), sorted(ctx.hw.items()))
 
 
 def _protocol_groups(board: Board, rankings: Rankings, protocol: str) -> list[TaskGroup]:
@@ -365,7 +437,7 @@ def _protocol_page(ctx: SiteContext, protocol: str) -> tuple[str, ...]:
     return (html, *(rows_script(f"t{i}", t.rows) for i, t in enumerate(tables, 1)))
 
 
-def _task_page(ctx: SiteContext, task: str) -> tuple[str, ...]:
+def _task_page(ctx: SiteContext, task: str, reuse: TaskRowReuse) -> Files:
     board = ctx.board
     meta = board.task(task)
     slug = ctx.links.tasks[task]
@@ -378,11 +450,13 @@ def _task_page(ctx: SiteContext, task: str) -> tuple[str, ...]:
         if not results:
             continue
         best_key = ctx.best.get((task, protocol))
-        html_rows = ctx.rows.task_rows(results, [pick_ids.get((r.model, r.protocol), "") for r in results])
+        pick = [pick_ids.get((r.model, r.protocol), "") for r in results]
+        html_rows, keys = ctx.rows.task_rows(results, pick, reuse.bodies(len(sections) + 1))
         sections.append(
             {
                 "protocol": protocol,
                 "rows": html_rows,
+                "keys": keys,
                 "total": len(results),
                 "rows_src": f"../data/tasks/{slug}.{len(sections) + 1}.js",
                 "best": results[0].model if best_key else None,
@@ -406,7 +480,8 @@ def _task_page(ctx: SiteContext, task: str) -> tuple[str, ...]:
         curves=curves.curve_plots(board, task, ctx.links),
         **ctx.common,
     )
-    return (html, *(rows_script(f"t{i}", s["rows"]) for i, s in enumerate(sections, 1)))
+    data = ((rows_script(f"t{i}", s["rows"]), reuse.record(s["keys"])) for i, s in enumerate(sections, 1))
+    return ((html, {}), *data)
 
 
 def _pick_view(ctx: SiteContext, form: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -14,12 +14,14 @@ import html
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 from math import isfinite
 from typing import Any, NamedTuple, TypeVar
 
 from harness.metrics import MetricInfo
 from harness.metrics.stats import Placement
 from harness.records import MetricValue
+from harness.sitegen import deps
 from harness.sitegen import format as fmt
 from harness.sitegen.charts import ParetoPlot, heat_class, pareto_frontier, pareto_plot
 from harness.sitegen.links import HwView, Links
@@ -31,6 +33,7 @@ from harness.units import format_count, format_mib
 T = TypeVar("T")
 MAX_PARETO_PLOTS = 4  # per task and protocol: one per hardware fingerprint, most points first
 MAX_PLOT_POINTS = 250  # per plot (see plotted_points)
+_NO_BODIES: dict[str, str] = {}
 
 
 def escaped(cls: type[T], **fields: Any) -> T:
@@ -167,48 +170,61 @@ class RowMaker:
             self._params_tds[params] = td
         return td
 
-    def task_rows(self, results: Sequence[Result], pick_ids: Sequence[str]) -> list[str]:
-        """The rows of a task page's table (one task, one protocol). pick_ids: per row, the candidate id the
-        pick form refers to, or "". One loop over the rows with no nested calls per cell: at 150,000
-        results the rows were a sixth of a build."""
+    def task_rows(
+        self, results: Sequence[Result], pick_ids: Sequence[str], reuse: Mapping[str, str] = _NO_BODIES
+    ) -> tuple[list[str], list[str]]:
+        """The rows of a task page's table (one task, one protocol) and each row's key (row_key). pick_ids:
+        per row, the candidate id the pick form refers to, or "". reuse: row key -> the row's body (what
+        follows its model cell: metrics, latency, hardware, status) from the previous build of this table,
+        made from the same renderer, task and hardware (see render.TaskRowReuse). A new model ranked first
+        shifts every row's rank but leaves the bodies, ~3/4 of a row's cost, as they were. One loop over the
+        rows with no nested calls per cell: at 150,000 results the rows were a sixth of a build."""
         if not results:
-            return []
+            return [], []
         task = self.task(results[0].task)
         metrics = task.scalar_metrics
         no_cells = _NO_METRIC_TD * len(metrics)
         placements = self.rankings.per_task.get((results[0].task, results[0].protocol), _EMPTY)
         out = []
+        keys = []
         for r, pick_id in zip(results, pick_ids, strict=True):
             opening, name_th = self._row_start(r.model)
             t = r.timing
             hw_id, hw_cell = self.hw_cell(t)
-            if r.status == "done":
-                n = len(r.runs)
-                status = "done" if n == 1 else f"done ({n} seeds)"
-                reason_td = "<td>"
-                get = r.metrics.get
-                cells = "".join([_metric_td(get(m.id), r, m) for m in metrics])
-                rank = _rank_td(placements.get(r.model), False)
-            else:
-                reason = _escape(fmt.short_reason(r.reason))
-                status = f"{_unfinished(r.status)}: {reason}"
-                reason_td = f"<td{_title(reason)}>"
-                cells = no_cells
-                rank = _DASH_TD
-            if t is None:
-                rest = f"{_NO_LATENCY_TDS}{_DASH_TD}{self._params_td(self.model(r.model).params)}{_DASH_TD}"
-            else:
-                params = t.params if t.params is not None else self.model(r.model).params
-                rest = (
-                    f'{_latency_tds(t)}<td class="num">{fmt.rate(t.items_per_s)}</td>{self._params_td(params)}'
-                    f'<td class="num">{format_mib(t.peak_mem_mb, fmt.DASH)}</td>'
-                )
+            key = self.row_key(r)
+            rank = _rank_td(placements.get(r.model), False) if r.status == "done" else _DASH_TD
+            body = reuse.get(key)
+            if body is None:
+                if r.status == "done":
+                    n = len(r.runs)
+                    status = "done" if n == 1 else f"done ({n} seeds)"
+                    reason_td = "<td>"
+                    get = r.metrics.get
+                    cells = "".join([_metric_td(get(m.id), r, m) for m in metrics])
+                else:
+                    reason = _escape(fmt.short_reason(r.reason))
+                    status = f"{_unfinished(r.status)}: {reason}"
+                    reason_td = f"<td{_title(reason)}>"
+                    cells = no_cells
+                if t is None:
+                    rest = f"{_NO_LATENCY_TDS}{_DASH_TD}{self._params_td(self.model(r.model).params)}{_DASH_TD}"
+                else:
+                    params = t.params if t.params is not None else self.model(r.model).params
+                    rest = (
+                        f'{_latency_tds(t)}<td class="num">{fmt.rate(t.items_per_s)}</td>{self._params_td(params)}'
+                        f'<td class="num">{format_mib(t.peak_mem_mb, fmt.DASH)}</td>'
+                    )
+                body = f"{cells}{rest}<td>{hw_cell}</td>{reason_td}{status}</td></tr>\n"
             cand = f'" data-cand="{pick_id}' if pick_id else ""
-            out.append(
-                f'{opening}{hw_id}{cand}" class="status-{self.word(r.status)}">{rank}{name_th}{cells}{rest}'
-                f"<td>{hw_cell}</td>{reason_td}{status}</td></tr>\n"
-            )
-        return out
+            out.append(f'{opening}{hw_id}{cand}" class="status-{self.word(r.status)}">{rank}{name_th}{body}')
+            keys.append(key)
+        return out, keys
+
+    def row_key(self, r: Result) -> str:
+        """What a task page row's body is made of, besides the renderer, the task and the hardware views:
+        the result's identity (deps.result_identity) and its model's parameter count, as a short digest."""
+        text = repr((deps.result_identity(r), self.model(r.model).params))
+        return blake2b(text.encode(), digest_size=8).hexdigest()
 
     def model_rows(self, results: Sequence[Result]) -> list[str]:
         """The rows of a model page's results table: the task's main metric only, and a rank only where the
@@ -252,6 +268,8 @@ _DASH_TD = f'<td class="num">{fmt.DASH}</td>'
 def _unfinished(status: str) -> str:
     """How a row names a result that is not done."""
     return "not applicable" if status == "not_applicable" else "failed"
+
+
 _GUESSED = ' <span class="note">(suite path not recorded; guessed from the suite name)</span>'
 
 

@@ -57,9 +57,10 @@ class IncrementalWriter:
         self._current: dict[str, dict[str, Any]] = {}
         self.stats = WriteStats()
 
-    def write(self, relpath: str, content: str | bytes, inputs: str = "") -> None:
+    def write(self, relpath: str, content: str | bytes, inputs: str = "", record: dict[str, Any] | None = None) -> None:
+        """Sync one file; `record`: more to note in its state (e.g. a data file's row keys)."""
         entry, written = sync_file(self.out, relpath, content, self._previous.get(relpath), inputs)
-        self.record(relpath, entry, written)
+        self.record(relpath, entry | (record or {}), written)
 
     def previous(self, relpath: str) -> dict[str, Any] | None:
         return self._previous.get(relpath)
@@ -69,7 +70,7 @@ class IncrementalWriter:
         nobody touched them since; False (nothing recorded) when they must be rendered."""
         before = [self._previous.get(p) for p in relpaths]
         if not inputs or not all(
-            isinstance(b, dict) and b.get("inputs") == inputs and _untouched(self.out / p, b)
+            isinstance(b, dict) and b.get("inputs") == inputs and untouched(self.out / p, b)
             for p, b in zip(relpaths, before, strict=True)
         ):
             return False
@@ -81,7 +82,7 @@ class IncrementalWriter:
     def reuse_all(self) -> bool:
         """Keep every file of the previous build when none was touched (the inputs are known unchanged)."""
         if not self._previous or not all(
-            isinstance(e, dict) and _site_path(p) and _untouched(self.out / p, e) for p, e in self._previous.items()
+            isinstance(e, dict) and _site_path(p) and untouched(self.out / p, e) for p, e in self._previous.items()
         ):
             return False
         for path, entry in self._previous.items():
@@ -166,7 +167,7 @@ def sync_file(
     data = content.encode("utf-8") if isinstance(content, str) else content
     digest = hashlib.sha256(data).hexdigest()
     target = out / relpath
-    if before and before.get("sha256") == digest and _untouched(target, before):
+    if before and before.get("sha256") == digest and untouched(target, before):
         return before | {"inputs": inputs}, False
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
@@ -176,7 +177,7 @@ def sync_file(
     return {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inputs": inputs}, True
 
 
-def _untouched(path: Path, recorded: dict[str, Any]) -> bool:
+def untouched(path: Path, recorded: dict[str, Any]) -> bool:
     try:
         st = path.stat()
     except OSError:
