@@ -267,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     db, site = args.out / "bench.db", args.out / "site"
+    # The site's copy of the runs (harness.store.run_cache) lives beside the store here, and a cold build
+    # starts without it: cold means nothing from an earlier build.
+    run_cache = args.out / "run-cache"
+    os.environ["HARNESS_SITE_CACHE"] = str(run_cache)
     if args.add_k_series:  # e.g. for screenshots of a learning curve at 1,000 models
         gen = Generator(args.models, args.tasks, args.protocols, args.n_test, k_series=True)
         gen.only_k_series = True
@@ -312,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{stats.rank_groups_computed} tie-group computations [load average before: {load:.1f} "
               f"on {os.cpu_count()} CPUs]")  # fmt: skip
 
+    shutil.rmtree(run_cache, ignore_errors=True)
     report("cold build")
     report("unchanged rebuild")
     # One more model arrives (as after `harness run` of a new candidate): a realistic incremental update.

@@ -37,6 +37,7 @@ from harness.sitegen.rows import RowMaker
 from harness.sitegen.slugs import slugify_all
 from harness.sitegen.writer import IncrementalWriter, WriteStats
 from harness.store import StoreReader
+from harness.store.run_cache import RunCache
 
 STATIC_FILES = ("site.css", "site.js")
 
@@ -129,7 +130,8 @@ def _build(
             stats = writer.finish(extra=writer.extra)
             return _stats(out, stats, 0, 0, clock)
         progress(f"Reading the results in {db.name}")
-        snapshot = reader.snapshot()
+        cache = RunCache(db)
+        snapshot = reader.snapshot(cache)
         if not snapshot.runs:
             raise HarnessError(
                 f"{db} has no runs yet; run a suite first (harness run suites/demo.yaml), then build the site."
@@ -138,12 +140,15 @@ def _build(
         # another process holds a core (the downloads', the render workers, anyone's) idle threads spin
         # or wait on each other. At 150k runs: ranking took the same 2.5 s with two threads for 1.6x the
         # CPU, and 7-11 s beside a busy process; the pick forms 8.2 CPU-s instead of 4.3 beside the workers.
-        with threadpool_limits(limits=1), Downloads(writer, snapshot, signature, fork=workers != 1) as downloads:
+        with (
+            threadpool_limits(limits=1),
+            Downloads(writer, snapshot, signature, fork=workers != 1, cache=cache) as downloads,
+        ):
             board = build_board(snapshot)
             clock.lap("load")
-            cache = writer.extra.get("ranking_cache")
+            previous = writer.extra.get("ranking_cache")
             shared = SharedResamples(reader, ranking.n_boot, ranking.seed)  # predictions, bootstrap vectors
-            old = cache if isinstance(cache, dict) else None
+            old = previous if isinstance(previous, dict) else None
             progress(
                 f"Ranking {len(snapshot.runs):,} runs: {len(board.models):,} models on "
                 f"{len(board.by_task_protocol):,} task tables (paired tests)"
@@ -171,6 +176,7 @@ def _build(
                 del shared  # its predictions and vectors are not needed by the pages
                 clock.lap("pick")
                 rendered = renderer.finish()
+            downloads.finish()
     for name in STATIC_FILES:
         writer.write(f"static/{name}", (TEMPLATES / "static" / name).read_bytes())
     writer.write("static/heat.css", heat_css())

@@ -40,14 +40,19 @@ from harness.store.rows import (
     TaskMeta,
     Timing,
 )
+from harness.store.run_cache import RunCache
 from harness.store.schema import FINISHED, SCHEMA, SCORE_DTYPE, SCORE_KINDS, connect_readonly, numeric_columns
 
 # The metrics core (it loads sklearn) and the data package are imported in the methods that interpret
 # rows, so that importing the store stays light (every CLI command imports it).
 
 
-# The order of StoreSnapshot.runs: task, protocol, model, seed, finished_at (RunRow fields).
-_RUN_ORDER = itemgetter(4, 7, 3, 8, 12)
+# The order of StoreSnapshot.runs: task, protocol, model, seed, finished_at, key (RunRow fields). The key
+# settles the rare full tie, so that a snapshot read in full and one merged from a RunCache agree.
+_RUN_ORDER = itemgetter(4, 7, 3, 8, 12, 0)
+
+
+_ONLY_KEYS = " {column} IN (SELECT value FROM json_each(?))"  # WHERE/AND clause: keys as one JSON array
 
 
 def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,9 +138,11 @@ class StoreReader:
         self.conn.execute("ROLLBACK")
         self.conn.close()
 
-    def snapshot(self) -> StoreSnapshot:
+    def snapshot(self, cache: RunCache | None = None) -> StoreSnapshot:
+        """Everything the site shows but per-example rows; `cache`: read the runs through it (see run_cache)."""
+        runs = self._runs() if cache is None else cache.runs(self._run_states(), self._runs, self._runs, _RUN_ORDER)
         return StoreSnapshot(
-            runs=tuple(self._runs()),
+            runs=tuple(runs),
             models={m.name: m for m in self._models()},
             tasks={(t.name, t.version, t.fingerprint): t for t in self._tasks()},
             hardware={h.fingerprint: h for h in self._hardware()},
@@ -161,21 +168,24 @@ class StoreReader:
 
     # ---- the site: bulk queries --------------------------------------------------------------------------------
 
-    def _runs(self) -> list[RunRow]:
+    def _run_states(self) -> list[tuple[str, str, str]]:
+        return self.conn.execute("SELECT key, status, finished_at FROM runs").fetchall()
+
+    def _runs(self, keys: list[str] | None = None) -> list[RunRow]:
         # Each run's timing row is joined in (one index lookup per run, in the order both were written);
         # its metrics come from one sequential scan joined here (several LEFT JOINs into `metrics` cost one
         # random index lookup per run and metric, which dominates on a large store). Rows are built as plain
         # tuples of the row type (tuple.__new__): a NamedTuple's keyword constructor costs more than the read.
         # They are sorted here, not by SQL: SQLite's sorter copies every selected column (0.4 s more than this
-        # sort at 150k runs); the stable sort keeps ties in the order runs were stored. Text sorts the same
-        # (SQLite's BINARY collation compares UTF-8 bytes, which order as Python compares code points).
-        metrics = self._headline_metrics()
+        # sort at 150k runs). Text sorts the same (SQLite's BINARY collation compares UTF-8 bytes, which
+        # order as Python compares code points). keys: only the runs with these keys (None: all).
+        metrics = self._headline_metrics(keys)
         try:
-            return self._run_rows(metrics, checked=False)
+            return self._run_rows(metrics, checked=False, keys=keys)
         except sqlite3.OperationalError as exc:
             if "malformed JSON" not in str(exc):
                 raise
-            return self._run_rows(metrics, checked=True)
+            return self._run_rows(metrics, checked=True, keys=keys)
 
     def check_timing_numbers(self) -> None:
         """A ValueError naming the run and column when a numeric timing column holds something else (a
@@ -189,7 +199,9 @@ class StoreReader:
         for row in self._dicts(f"SELECT run_key, {', '.join(columns)} FROM timings WHERE {test} LIMIT 1"):
             _timing_numbers(row["run_key"], row)
 
-    def _run_rows(self, metrics: Mapping[str, Mapping[str, MetricValue]], checked: bool) -> list[RunRow]:
+    def _run_rows(
+        self, metrics: Mapping[str, Mapping[str, MetricValue]], checked: bool, keys: list[str] | None = None
+    ) -> list[RunRow]:
         """The runs, read as _runs says. Unless `checked`, config_json and selected_json are parsed once, by
         json_extract alone, which fails on malformed JSON (a store this harness wrote has none: 0.4 s less at
         150k runs of real configs); `checked` parses them with json_valid first, which reads malformed
@@ -208,7 +220,7 @@ class StoreReader:
                t.hardware, t.device, t.batch_size, t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb,
                t.params, t.n_timed, t.contended, t.run_wait_frac, t.others_cpu_frac, t.weights_mb, t.load_s
         FROM runs r LEFT JOIN timings t ON t.run_key = r.key
-        """
+        """ + ("" if keys is None else _ONLY_KEYS.format(column="WHERE r.key"))
         new = tuple.__new__
         no_metrics: dict[str, MetricValue] = {}
         no_notes: dict[str, str] = {}
@@ -217,7 +229,7 @@ class StoreReader:
         get_metrics = metrics.get
         shared: dict[Any, Any] = {}
         one = shared.setdefault
-        for row in self.conn.execute(sql):
+        for row in self.conn.execute(sql, () if keys is None else (json.dumps(keys),)):
             key, suite_path, notes, hardware = row[0], row[2], row[16], row[17]
             if suite_path.__class__ is not str or not suite_path:
                 suite_path = str(suite_path) if isinstance(suite_path, (int, float)) and str(suite_path) else None
@@ -244,7 +256,7 @@ class StoreReader:
         out.sort(key=_RUN_ORDER)
         return out
 
-    def _headline_metrics(self) -> dict[str, dict[str, MetricValue]]:
+    def _headline_metrics(self, keys: list[str] | None = None) -> dict[str, dict[str, MetricValue]]:
         """run key -> every single-number metric of the run by name (per-class values, "<id>/<label>", are
         loaded per page). A run's metrics are written together, so consecutive rows mostly share a key."""
         metrics: dict[str, dict[str, MetricValue]] = {}
@@ -252,7 +264,9 @@ class StoreReader:
         last, current = None, {}
         sql = """SELECT run_key, name, CAST(value AS REAL), ci_low, ci_high FROM metrics
                  WHERE instr(name, '/') = 0 AND value IS NOT NULL"""
-        for row in self.conn.execute(sql):
+        if keys is not None:
+            sql += _ONLY_KEYS.format(column="AND run_key")
+        for row in self.conn.execute(sql, () if keys is None else (json.dumps(keys),)):
             if row[0] != last:
                 last = row[0]
                 current = metrics.get(last) or metrics.setdefault(last, {})

@@ -1,0 +1,124 @@
+"""The site's copy of a large store's runs (store.run_cache): a rebuild reads only the runs that changed,
+and what it gets is exactly what a full read gets; a damaged or foreign copy is read as no copy."""
+
+from __future__ import annotations
+
+import marshal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_site import make_digits_store  # tests/ is on sys.path, as for result_fixtures
+
+from harness.sitegen import build_site
+from harness.store import Store, StoreReader, run_cache
+from harness.store.run_cache import RunCache
+
+
+def _full(db: Path) -> tuple:
+    with StoreReader(db) as reader:
+        return reader.snapshot().runs
+
+
+def _cached(db: Path, folder: Path) -> tuple[tuple, RunCache]:
+    cache = RunCache(db, folder, min_runs=0)
+    with StoreReader(db) as reader:
+        runs = reader.snapshot(cache).runs
+    if cache.changed:
+        cache.save(runs)
+    return runs, cache
+
+
+@pytest.fixture(scope="module")
+def store_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("cache") / "harness.db"
+    make_digits_store(db).close()
+    return db
+
+
+def test_a_rebuild_reads_only_new_changed_runs_and_drops_deleted_ones(store_db: Path, tmp_path: Path) -> None:
+    db = tmp_path / "harness.db"
+    db.write_bytes(store_db.read_bytes())
+    folder = tmp_path / "cache"
+    full = _full(db)
+    runs, cache = _cached(db, folder)
+    assert runs == full and cache.changed and cache.read_from_store == len(full)
+    runs, cache = _cached(db, folder)
+    assert runs == full and not cache.changed and cache.read_from_store == 0
+
+    store = Store(db)
+    gone = store.db.execute("SELECT key FROM runs WHERE model = 'naive-bayes' LIMIT 1").fetchone()[0]
+    store.db.execute("DELETE FROM runs WHERE key = ?", [gone])
+    store.db.execute("UPDATE runs SET finished_at = '2031-01-01T00:00:00+00:00' WHERE model = 'logreg' AND seed = 1")
+    victim = store.db.execute("SELECT key FROM runs WHERE model = 'tree-d4' LIMIT 1").fetchone()[0]
+    store.db.execute("UPDATE metrics SET value = 0.5 WHERE run_key = ? AND name = 'accuracy'", [victim])
+    store.db.execute("UPDATE runs SET status = 'failed' WHERE key = ?", [victim])  # a re-run that failed
+    store.close()
+    full = _full(db)
+    base = cache.path.read_bytes()
+    runs, cache = _cached(db, folder)
+    assert runs == full  # the order too
+    changed = sum(1 for r in full if r.model == "logreg" and r.seed == 1) + 1
+    assert cache.changed and cache.read_from_store == changed
+    assert len(full) > 20 and not any(r.key == gone for r in runs)
+    # a few changes are saved as a delta beside the untouched base
+    assert cache.path.read_bytes() == base and cache.delta_path.exists()
+    assert _cached(db, folder)[1].read_from_store == 0
+    cache.delta_path.write_bytes(b"damaged")  # then the changes it held are read from the store again
+    runs, cache = _cached(db, folder)
+    assert runs == full and cache.read_from_store == changed
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: b"",
+        lambda data: data[: len(data) // 2],  # cut short
+        lambda data: b"\x00garbage" * 100,
+        lambda data: marshal.dumps(("another", "harness")),  # a copy from another version
+        lambda data: marshal.dumps((*marshal.loads(data)[:2], ((("k",), (), None, ()),))),  # right stamp, bad rows
+        lambda data: marshal.dumps((*marshal.loads(data)[:2], ((marshal.loads(data)[2][0][0], ((1,),), None, ()),))),
+    ],
+    ids=["empty", "truncated", "garbage", "stamp", "short-run", "short-metric"],
+)
+def test_a_damaged_or_foreign_copy_is_read_as_no_copy(store_db: Path, tmp_path: Path, damage) -> None:
+    folder = tmp_path / "cache"
+    full, cache = _cached(store_db, folder)
+    cache.path.write_bytes(damage(cache.path.read_bytes()))
+    runs, again = _cached(store_db, folder)
+    assert runs == full and again.changed and again.read_from_store == len(full)
+    assert _cached(store_db, folder)[1].read_from_store == 0  # and it was replaced by a good one
+
+
+def test_a_site_built_through_the_copy_is_the_site_a_full_read_builds(
+    store_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "harness.db"
+    db.write_bytes(store_db.read_bytes())
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
+    out = tmp_path / "site"
+    build_site(db, out, workers=1)
+    assert len(list((tmp_path / "cache").glob("*.marshal"))) == 1
+    store = Store(db)
+    store.db.execute("DELETE FROM runs WHERE model = 'knn-5'")
+    store.close()
+    reads: list[int] = []
+    runs = RunCache.runs
+
+    def spy(self: RunCache, *args: Any) -> Any:
+        got = runs(self, *args)
+        reads.append(self.read_from_store)
+        return got
+
+    monkeypatch.setattr(RunCache, "runs", spy)
+    build_site(db, out, workers=1)
+    assert reads == [0]  # every run came from the copy
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 10**9)
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "none"))
+    cold = tmp_path / "cold"
+    build_site(db, cold, workers=1)
+    assert not (tmp_path / "none").exists()  # a small store leaves no copy
+    for path in cold.rglob("*"):
+        if path.is_file() and path.name != ".harness-site.json":
+            assert (out / path.relative_to(cold)).read_bytes() == path.read_bytes(), path
