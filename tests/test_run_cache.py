@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from test_site import make_digits_store  # tests/ is on sys.path, as for result_fixtures
 
-from harness.sitegen import build_site
+from harness.sitegen import build_site, downloads
 from harness.store import Store, StoreReader, run_cache
 from harness.store.run_cache import RunCache
 
@@ -90,15 +90,17 @@ def test_a_damaged_or_foreign_copy_is_read_as_no_copy(store_db: Path, tmp_path: 
     assert _cached(store_db, folder)[1].read_from_store == 0  # and it was replaced by a good one
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "saved-by-the-downloads-process"])
 def test_a_site_built_through_the_copy_is_the_site_a_full_read_builds(
-    store_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
+    monkeypatch.setattr(downloads, "FORK_FROM_RUNS", 1)  # workers=2: the downloads' process saves the copy
     db = tmp_path / "harness.db"
     db.write_bytes(store_db.read_bytes())
     monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
     out = tmp_path / "site"
-    build_site(db, out, workers=1)
+    build_site(db, out, workers=workers)
     assert len(list((tmp_path / "cache").glob("*.marshal"))) == 1
     store = Store(db)
     store.db.execute("DELETE FROM runs WHERE model = 'knn-5'")
@@ -112,7 +114,7 @@ def test_a_site_built_through_the_copy_is_the_site_a_full_read_builds(
         return got
 
     monkeypatch.setattr(RunCache, "runs", spy)
-    build_site(db, out, workers=1)
+    build_site(db, out, workers=workers)
     assert reads == [0]  # every run came from the copy
     monkeypatch.setattr(run_cache, "MIN_RUNS", 10**9)
     monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "none"))

@@ -617,6 +617,7 @@ def test_a_crowded_plot_keeps_its_whole_frontier_and_the_best_points() -> None:
         ("pickform", "iter_forms", "the pick forms, made while the other pages render in forked workers"),
         ("render", "_task_page", "a task page, rendered in a forked worker as soon as its pick form is made"),
         ("downloads", "run_rows", "the downloads, made in a process forked after the snapshot is read"),
+        ("downloads", "results_csv", "results.csv, made in that process after the JSON the pages wait for"),
     ],
 )
 def test_a_failure_in_any_phase_fails_the_build_and_stops_every_process(
@@ -652,14 +653,14 @@ def test_downloads_made_in_a_forked_process_are_the_same(
 
     from harness.sitegen import downloads
 
-    make = downloads._make
+    make = downloads.results_csv
 
     def traced(*args: Any) -> Any:
         (tmp_path / "pid").write_text(str(os.getpid()))
         return make(*args)
 
     monkeypatch.setattr(downloads, "FORK_FROM_RUNS", 1)
-    monkeypatch.setattr(downloads, "_make", traced)
+    monkeypatch.setattr(downloads, "results_csv", traced)
     store, out, _ = built
     forked = tmp_path / "forked"
     build_site(store.path, forked, workers=2)

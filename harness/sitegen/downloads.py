@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.sitegen.exports import results_csv, run_rows
+from harness.sitegen.exports import Table, results_csv, run_rows
 from harness.sitegen.forking import can_fork, forked_pool, inherited
 from harness.sitegen.writer import IncrementalWriter, sync_file
 from harness.store.rows import StoreSnapshot
@@ -24,37 +24,29 @@ FORK_FROM_RUNS = 20_000  # below this encoding the runs takes well under a secon
 
 
 class Downloads:
-    """Makes results.csv and the runs' JSON for results.json (see `runs_json`), in a forked process when
-    `fork` and the store is large. Use as a context manager: leaving it early (an error) stops the process."""
+    """Makes the runs' JSON for results.json (see `runs_json`), results.csv and, when the build found it out
+    of date, the store's RunCache: in that order, in a forked process when `fork` and the store is large.
+    The pages wait only for the JSON; `finish` waits for the rest. Use as a context manager: leaving it early
+    (an error) stops the process."""
 
     def __init__(
         self, writer: IncrementalWriter, snapshot: StoreSnapshot, inputs: str, fork: bool, cache: RunCache | None = None
     ) -> None:
         self.writer = writer
         self._pool: Any = None
-        self._pending: Any = None
-        self._saving: Any = None
-        self._done: tuple[dict[str, Any], bool, str] | None = None
-        self._recorded = False
+        self._json: Any = None  # AsyncResult of the runs' JSON
+        self._rest: Any = None  # ... of results.csv's state entry (then the cache is saved)
         # Kept from the previous build (same inputs, untouched): results.json is then not rendered either.
         self.needed = not writer.reuse((CSV, JSON), inputs)
         if not self.needed:
             return
-        job = (snapshot, writer.out, writer.previous(CSV), inputs, cache if cache and cache.changed else None)
+        job = _Job(snapshot, writer.out, writer.previous(CSV), inputs, cache if cache and cache.changed else None)
         if fork and len(snapshot.runs) >= FORK_FROM_RUNS and can_fork():
             self._pool = forked_pool(1, job)
-            self._pending = self._pool.apply_async(_export)
-            self._saving = self._pool.apply_async(_save_cache)  # after the downloads, which the pages wait for
+            self._json = self._pool.apply_async(_inherited_json)
+            self._rest = self._pool.apply_async(_inherited_rest)
         else:
-            self._done = _make(*job[:4])
-            _save_cache(job)
-
-    def finish(self) -> None:
-        """Wait for the process (the cache it saves last); call once the build is otherwise done."""
-        if self._saving is not None:
-            self._saving.get()
-            self._saving = None
-        self._stop()
+            self._json, self._rest = _Done(job.runs_json()), _Done(job.rest())
 
     def __enter__(self) -> Downloads:
         return self
@@ -63,17 +55,15 @@ class Downloads:
         self._stop()
 
     def runs_json(self) -> str | None:
-        """The runs' JSON text for results.json (waits for the process; records results.csv); None when
-        the previous build's downloads are kept."""
-        if not self.needed:
-            return None
-        if self._done is None:
-            self._done = self._pending.get()
-        entry, written, runs = self._done
-        if not self._recorded:
+        """The runs' JSON text for results.json (waits for it); None when the previous build's downloads are kept."""
+        return self._json.get() if self.needed else None
+
+    def finish(self) -> None:
+        """Wait for results.csv (and record it) and the cache; call once the build is otherwise done."""
+        if self.needed:
+            entry, written = self._rest.get()
             self.writer.record(CSV, entry, written)
-            self._recorded = True
-        return runs
+        self._stop()
 
     def _stop(self) -> None:
         if self._pool is not None:
@@ -82,19 +72,39 @@ class Downloads:
             self._pool = None
 
 
-def _make(
-    snapshot: StoreSnapshot, out: Path, before: dict[str, Any] | None, inputs: str
-) -> tuple[dict[str, Any], bool, str]:
-    rows = run_rows(snapshot)
-    entry, written = sync_file(out, CSV, results_csv(snapshot, rows), before, inputs)
-    return entry, written, rows.json()
+class _Job:
+    def __init__(
+        self, snapshot: StoreSnapshot, out: Path, before: dict[str, Any] | None, inputs: str, cache: RunCache | None
+    ) -> None:
+        self.snapshot, self.out, self.before, self.inputs, self.cache = snapshot, out, before, inputs, cache
+        self.rows: Table | None = None
+
+    def runs_json(self) -> str:
+        self.rows = run_rows(self.snapshot)
+        return self.rows.json()
+
+    def rest(self) -> tuple[dict[str, Any], bool]:
+        """results.csv (its state entry, whether it was written), then the cache."""
+        assert self.rows is not None, "runs_json first"
+        synced = sync_file(self.out, CSV, results_csv(self.snapshot, self.rows), self.before, self.inputs)
+        if self.cache is not None:
+            self.cache.save(self.snapshot.runs)
+        return synced
 
 
-def _export() -> tuple[dict[str, Any], bool, str]:
-    return _make(*inherited()[:4])
+class _Done:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def get(self) -> Any:
+        return self.value
 
 
-def _save_cache(job: tuple[Any, ...] | None = None) -> None:
-    snapshot, *_, cache = job or inherited()
-    if cache is not None:
-        cache.save(snapshot.runs)
+def _inherited_json() -> str:
+    job: _Job = inherited()
+    return job.runs_json()
+
+
+def _inherited_rest() -> tuple[dict[str, Any], bool]:
+    job: _Job = inherited()
+    return job.rest()

@@ -30,6 +30,9 @@ from harness.store.rows import RunRow, Timing
 
 MIN_RUNS = 20_000  # below this a full read takes well under a second
 _FORMAT = 1
+# Version 2 has no object references: the file is ~35% larger than version 4's but written in half the time
+# (0.9 against 2.0 s at 150,000 runs; loading takes the same 0.8 s), and it is written on every cold build.
+_MARSHAL_VERSION = 2
 _STORE_CODE = ("reader.py", "rows.py", "run_cache.py")  # the code that makes a RunRow: a change drops every copy
 _N_FIELDS, _N_TIMING, _N_METRIC = len(RunRow._fields) - 3, len(Timing._fields), len(MetricValue._fields)
 
@@ -38,7 +41,7 @@ def _stamp() -> tuple[Any, ...]:
     code = hashlib.sha256()
     for name in _STORE_CODE:
         code.update((Path(__file__).parent / name).read_bytes())
-    return (_FORMAT, harness.__version__, code.hexdigest(), sys.version_info[:2], marshal.version)
+    return (_FORMAT, harness.__version__, code.hexdigest(), sys.version_info[:2], _MARSHAL_VERSION)
 
 
 def cache_folder() -> Path:
@@ -141,7 +144,7 @@ def _flat(runs: Iterable[RunRow]) -> Any:
 def _write(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(marshal.dumps(data))
+        tmp.write_bytes(marshal.dumps(data, _MARSHAL_VERSION))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
