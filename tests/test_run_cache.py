@@ -97,14 +97,23 @@ def test_a_site_built_through_the_copy_is_the_site_a_full_read_builds(
     monkeypatch.setattr(downloads, "FORK_FROM_RUNS", 1)  # workers=2: the downloads' process saves the copy
     db = tmp_path / "harness.db"
     db.write_bytes(store_db.read_bytes())
-    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
-    out = tmp_path / "site"
+    out, uncached = tmp_path / "site", tmp_path / "uncached"
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "none"))
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 10**9)
+    build_site(db, uncached, workers=workers)
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
     build_site(db, out, workers=workers)
     assert len(list((tmp_path / "cache").glob("*.marshal"))) == 1
     store = Store(db)
     store.db.execute("DELETE FROM runs WHERE model = 'knn-5'")
     store.close()
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 10**9)
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "none"))
+    read_in_full = build_site(db, uncached, workers=workers)
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
     reads: list[int] = []
     runs = RunCache.runs
 
@@ -114,12 +123,14 @@ def test_a_site_built_through_the_copy_is_the_site_a_full_read_builds(
         return got
 
     monkeypatch.setattr(RunCache, "runs", spy)
-    build_site(db, out, workers=workers)
+    through_copy = build_site(db, out, workers=workers)
     assert reads == [0]  # every run came from the copy
+    # and it re-rendered only what a build reading the store re-renders (page inputs digest values)
+    assert through_copy.pages_rendered == read_in_full.pages_rendered
     monkeypatch.setattr(run_cache, "MIN_RUNS", 10**9)
     monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "none"))
     cold = tmp_path / "cold"
-    build_site(db, cold, workers=1)
+    assert build_site(db, cold, workers=1).pages_rendered > through_copy.pages_rendered
     assert not (tmp_path / "none").exists()  # a small store leaves no copy
     for path in cold.rglob("*"):
         if path.is_file() and path.name != ".harness-site.json":
