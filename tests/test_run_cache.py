@@ -135,3 +135,19 @@ def test_a_site_built_through_the_copy_is_the_site_a_full_read_builds(
     for path in cold.rglob("*"):
         if path.is_file() and path.name != ".harness-site.json":
             assert (out / path.relative_to(cold)).read_bytes() == path.read_bytes(), path
+
+
+def test_a_cache_folder_that_cannot_be_written_leaves_the_build_as_it_is(
+    store_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$HARNESS_SITE_CACHE naming a file (or any folder that cannot be written): the site is built from a full
+    read, as without a cache, and nothing is written there."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("mine")
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(blocker / "sub"))
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
+    stats = build_site(store_db, tmp_path / "site", workers=1)
+    assert stats.pages_rendered > 0 and blocker.read_text() == "mine"
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(blocker))
+    build_site(store_db, tmp_path / "site2", workers=1)
+    assert blocker.read_text() == "mine"
