@@ -151,3 +151,23 @@ def test_a_cache_folder_that_cannot_be_written_leaves_the_build_as_it_is(
     monkeypatch.setenv("HARNESS_SITE_CACHE", str(blocker))
     build_site(store_db, tmp_path / "site2", workers=1)
     assert blocker.read_text() == "mine"
+
+
+def test_a_build_that_fails_on_a_value_from_the_copy_drops_it(
+    store_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A well-formed copy holding text where a metric's number belongs (a hand-edited or damaged cache): the
+    build fails, the copy is deleted, and the next build reads the store and succeeds."""
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
+    _, cache = _cached(store_db, tmp_path / "cache")
+    stamp, base_id, flat = marshal.loads(cache.path.read_bytes())
+    i = next(i for i, run in enumerate(flat) if run[1])  # a run with metrics
+    fields, metrics, timing, notes = flat[i]
+    bad = ((metrics[0][0], "not a number", *metrics[0][2:]), *metrics[1:])
+    flat = (*flat[:i], (fields, bad, timing, notes), *flat[i + 1 :])
+    cache.path.write_bytes(marshal.dumps((stamp, base_id, flat), 2))
+    with pytest.raises((TypeError, ValueError)):
+        build_site(store_db, tmp_path / "site", workers=1)
+    assert not cache.path.exists()
+    build_site(store_db, tmp_path / "site", workers=1)

@@ -83,6 +83,7 @@ def build_site(
         if created:  # a failed first build leaves no half-written site (an existing one is updated in place)
             shutil.rmtree(created[-1], ignore_errors=True)
         if isinstance(exc, (TypeError, ValueError)):
+            RunCache(Path(db)).drop()  # in case the copy, not the store, held the value: the next build reads the store
             _blame_a_stored_value(Path(db))
         raise
 

@@ -16,6 +16,7 @@ Small stores (under MIN_RUNS runs) are read in full and leave no copy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 import os
@@ -112,6 +113,12 @@ class RunCache:
                 _write(self.delta_path, (_stamp(), self._base_id, _flat(changed), removed))
         except OSError:
             pass
+
+    def drop(self) -> None:
+        """Delete the copy (e.g. after a build failed on a value it may have held)."""
+        for path in (self.path, self.delta_path):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
     def _load(self) -> dict[str, RunRow] | None:
         try:
