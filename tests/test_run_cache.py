@@ -171,3 +171,14 @@ def test_a_build_that_fails_on_a_value_from_the_copy_drops_it(
         build_site(store_db, tmp_path / "site", workers=1)
     assert not cache.path.exists()
     build_site(store_db, tmp_path / "site", workers=1)
+
+
+def test_the_cache_can_be_turned_off(store_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HARNESS_SITE_CACHE", "off")
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
+    build_site(store_db, tmp_path / "site", workers=1)
+    assert not (tmp_path / "xdg").exists() and not Path("off").exists()
+    monkeypatch.delenv("HARNESS_SITE_CACHE")
+    build_site(store_db, tmp_path / "site2", workers=1)
+    assert len(list((tmp_path / "xdg" / "harness" / "site-runs").glob("*.marshal"))) == 1

@@ -36,8 +36,7 @@ from harness.sitegen.results import Board, build_board
 from harness.sitegen.rows import RowMaker
 from harness.sitegen.slugs import slugify_all
 from harness.sitegen.writer import IncrementalWriter, WriteStats
-from harness.store import StoreReader
-from harness.store.run_cache import RunCache
+from harness.store import StoreReader, run_cache
 
 STATIC_FILES = ("site.css", "site.js")
 
@@ -83,7 +82,8 @@ def build_site(
         if created:  # a failed first build leaves no half-written site (an existing one is updated in place)
             shutil.rmtree(created[-1], ignore_errors=True)
         if isinstance(exc, (TypeError, ValueError)):
-            RunCache(Path(db)).drop()  # in case the copy, not the store, held the value: the next build reads the store
+            if cache := run_cache.for_store(Path(db)):  # the copy may have held the value: the next build reads the store
+                cache.drop()
             _blame_a_stored_value(Path(db))
         raise
 
@@ -131,7 +131,7 @@ def _build(
             stats = writer.finish(extra=writer.extra)
             return _stats(out, stats, 0, 0, clock)
         progress(f"Reading the results in {db.name}")
-        cache = RunCache(db)
+        cache = run_cache.for_store(db)
         snapshot = reader.snapshot(cache)
         if not snapshot.runs:
             raise HarnessError(

@@ -8,7 +8,9 @@ the copy is checked against one scan of (key, status, finished_at): the runs tha
 are read from the store, and the runs gone from it are dropped. The result is the list a full read makes.
 
 The copy lives in the user's cache folder ($HARNESS_SITE_CACHE, else $XDG_CACHE_HOME/harness/site-runs,
-else ~/.cache/harness/site-runs), one file per store path, never in the published site folder. It is written
+else ~/.cache/harness/site-runs), one file per store path, never in the published site folder;
+HARNESS_SITE_CACHE=off turns it off (writing it costs ~2 CPU-s at 150,000 runs, wasted where nothing reads
+it again). It is written
 with `marshal` (plain tuples, dicts, strings and numbers: loading it runs no code, unlike pickle) and is
 dropped, not trusted, when it cannot be read, was written by another harness or Python, or is malformed.
 Small stores (under MIN_RUNS runs) are read in full and leave no copy.
@@ -45,11 +47,23 @@ def _stamp() -> tuple[Any, ...]:
     return (_FORMAT, harness.__version__, code.hexdigest(), sys.version_info[:2], _MARSHAL_VERSION)
 
 
-def cache_folder() -> Path:
+OFF = "off"  # HARNESS_SITE_CACHE=off: no copy (a throwaway CI container, where it would never be read again)
+
+
+def cache_folder() -> Path | None:
+    """Where the copies live; None when HARNESS_SITE_CACHE is "off"."""
     explicit = os.environ.get("HARNESS_SITE_CACHE")
+    if explicit == OFF:
+        return None
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness" / "site-runs"
+
+
+def for_store(db: Path) -> RunCache | None:
+    """The copy of the store at `db` in the cache folder, or None when the cache is off."""
+    folder = cache_folder()
+    return None if folder is None else RunCache(db, folder)
 
 
 class RunCache:
@@ -59,9 +73,8 @@ class RunCache:
     the keys gone): writing the whole base costs ~2.5 s at 150,000 runs, so a build that found a few new runs
     writes only the delta, and the base again once the delta holds a fifth of it."""
 
-    def __init__(self, db: Path, folder: Path | None = None, min_runs: int | None = None) -> None:
+    def __init__(self, db: Path, folder: Path, min_runs: int | None = None) -> None:
         name = hashlib.sha256(str(Path(db).resolve()).encode()).hexdigest()[:32]
-        folder = folder or cache_folder()
         self.path = folder / f"{name}.marshal"
         self.delta_path = folder / f"{name}.delta.marshal"
         self.min_runs = MIN_RUNS if min_runs is None else min_runs
