@@ -629,6 +629,10 @@ CASES |= {
         ("--db", "cannot be created"),
     ),
     "show-db-is-a-directory": Case(lambda env: ["show", "--db", str(env.tmp)], ("is a directory",)),
+    "run-db-names-a-new-folder": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", f"{env.tmp / 'newdir'}/"],
+        ("--db", "names a folder", "newdir/harness.db"),
+    ),
     "show-db-missing": Case(lambda env: ["show", "--db", str(env.tmp / "nope.db")], ("does not exist",)),
     "compare-out-folder-cannot-be-created": Case(
         lambda env: compare("--out", str(env.write("afile", "x") / "sub" / "report.md"))(env),

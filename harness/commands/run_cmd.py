@@ -5,6 +5,7 @@ Exit codes: 0 every job done or not applicable (or a dry run), 1 a job failed, 2
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections import defaultdict
@@ -44,7 +45,7 @@ def run(
         list[str] | None,
         typer.Option("-p", "--protocol", help="Ad-hoc run: a protocol (repeatable; default zero_shot and linear_probe)."),
     ] = None,
-    db: Annotated[Path, typer.Option("--db", help="SQLite results database.")] = DEFAULT_DB,
+    db_arg: Annotated[str, typer.Option("--db", metavar="PATH", help="SQLite results database.")] = str(DEFAULT_DB),
     only_model: Annotated[list[str] | None, typer.Option("--only-model", help="Run only this model (repeatable).")] = None,
     only_task: Annotated[list[str] | None, typer.Option("--only-task", help="Run only this task (repeatable).")] = None,
     only_protocol: Annotated[
@@ -96,6 +97,7 @@ def run(
     from harness.runner import RunControl, Selection
 
     model, task, protocol, plugin = model or [], task or [], protocol or [], plugin or []
+    db = store_file(db_arg)
     if label and bad_name(label):
         raise HarnessError(f"--label must be {NAME_RULE} (or not given), got {label!r}.")
     if retry_failed and skip_failed:
@@ -251,6 +253,16 @@ def _limit_note(version: str) -> str | None:
     from harness.data.task_options import limited_run_note
 
     return limited_run_note(version)
+
+
+def store_file(arg: str) -> Path:
+    """--db as a Path, refusing a path that ends in a separator: Path("newdir/") is "newdir", and the run would
+    create a store file named newdir where a folder was meant."""
+    if arg.endswith(("/", os.sep)):
+        raise HarnessError(
+            f"--db {arg} names a folder; give the results file inside it, e.g. --db {arg.rstrip('/' + os.sep)}/harness.db."
+        )
+    return Path(arg)
 
 
 def render_plan(sweep: SweepPlan, suite_name: str, db: Path, console: Console, selection: Selection) -> None:
