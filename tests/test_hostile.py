@@ -391,6 +391,14 @@ CASES |= {
         run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, Cs: [" + ", ".join(["1"] * 5000) + "]}]\n"),
         ("key 'protocols[0].Cs' must list at most 100 values, got 5000",),
     ),
+    "finetune-absurd-epochs": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: finetune, epochs: 1000000000000}]\n"),
+        ("key 'protocols[0].epochs' must be at most 10,000, got 1000000000000",),
+    ),
+    "finetune-absurd-max-steps": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: finetune, max_steps: 99999999999}]\n"),
+        ("key 'protocols[0].max_steps' must be at most 10,000,000",),
+    ),
     "finetune-absurd-repeats": Case(
         run_suite_with(protocols="protocols: [{name: p, protocol: few_shot_finetune, repeats: 99999999}]\n"),
         ("key 'protocols[0].repeats' must be at most 1,000",),

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from harness.protocols.limits import MAX_REPEATS
+from harness.protocols.limits import MAX_EPOCHS, MAX_REPEATS, MAX_STEPS
 
 if TYPE_CHECKING:
     from harness.models.base import ModelAdapter
@@ -80,6 +80,12 @@ class FinetuneConfig:
                 raise ValueError(f"{name} must be positive, got {value}")
         if self.repeats > MAX_REPEATS:
             raise ValueError(f"repeats must be at most {MAX_REPEATS:,}, got {self.repeats}")
+        if self.epochs > MAX_EPOCHS:
+            raise ValueError(f"epochs must be at most {MAX_EPOCHS:,}, got {self.epochs}")
+        if any(v > MAX_EPOCHS for v in self.sweep_epochs):
+            raise ValueError(f"sweep_epochs must hold epoch counts of at most {MAX_EPOCHS:,}, got {list(self.sweep_epochs)}")
+        if self.max_steps is not None and self.max_steps > MAX_STEPS:
+            raise ValueError(f"max_steps must be at most {MAX_STEPS:,}, got {self.max_steps}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if any(v <= 0 for v in self.sweep_lr) or any(v <= 0 for v in self.sweep_epochs):

@@ -3,3 +3,5 @@
 
 MAX_REPEATS = 1_000  # k-shot draws
 MAX_CS = 100  # probe regularisation values tried
+MAX_EPOCHS = 10_000  # fine-tune epochs (each one a pass over the training split)
+MAX_STEPS = 10_000_000  # fine-tune optimizer steps
