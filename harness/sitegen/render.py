@@ -274,8 +274,8 @@ class Renderer:
 
     def _render_here(self, ctx: SiteContext, job: PageJob) -> None:
         files = render(ctx, job, self.writer.out, self._before(job))
-        for path, (content, record) in zip(job.paths, files, strict=True):
-            self.writer.write(path, content, job.inputs, record)
+        for path, (content, extra) in zip(job.paths, files, strict=True):
+            self.writer.write(path, content, job.inputs, extra)
 
     def _send(self, batch: list[tuple[PageJob, list[dict[str, Any] | None], dict[str, Any]]]) -> None:
         if self._pool is None:
@@ -291,9 +291,8 @@ def _render_batch(
     synced = []
     for job, before, changes in batch:
         ctx = replace(started, **changes) if changes else started
-        for path, (content, record), previous in zip(job.paths, render(ctx, job, out, before), before, strict=True):
-            entry, written = sync_file(out, path, content, previous, job.inputs)
-            synced.append((path, entry | record, written))
+        for path, (content, extra), previous in zip(job.paths, render(ctx, job, out, before), before, strict=True):
+            synced.append((path, *sync_file(out, path, content, previous, job.inputs, extra)))
     return synced
 
 

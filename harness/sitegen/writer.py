@@ -57,10 +57,10 @@ class IncrementalWriter:
         self._current: dict[str, dict[str, Any]] = {}
         self.stats = WriteStats()
 
-    def write(self, relpath: str, content: str | bytes, inputs: str = "", record: dict[str, Any] | None = None) -> None:
-        """Sync one file; `record`: more to note in its state (e.g. a data file's row keys)."""
-        entry, written = sync_file(self.out, relpath, content, self._previous.get(relpath), inputs)
-        self.record(relpath, entry | (record or {}), written)
+    def write(self, relpath: str, content: str | bytes, inputs: str = "", extra: dict[str, Any] | None = None) -> None:
+        """Sync one file (see sync_file) and record its state."""
+        entry, written = sync_file(self.out, relpath, content, self._previous.get(relpath), inputs, extra)
+        self.record(relpath, entry, written)
 
     def previous(self, relpath: str) -> dict[str, Any] | None:
         return self._previous.get(relpath)
@@ -160,21 +160,28 @@ def _site_path(relpath: str) -> bool:
 
 
 def sync_file(
-    out: Path, relpath: str, content: str | bytes, before: dict[str, Any] | None, inputs: str = ""
+    out: Path,
+    relpath: str,
+    content: str | bytes,
+    before: dict[str, Any] | None,
+    inputs: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Make out/relpath hold `content`, skipping the write when `before` (its recorded state) shows the
-    same hash and the file is untouched. Returns (state to record, whether it was written)."""
+    same hash and the file is untouched. Returns (state to record, whether it was written); `extra`: more to
+    record in that state, replacing what `before` holds under the same names (e.g. a data file's row keys)."""
+    extra = extra or {}
     data = content.encode("utf-8") if isinstance(content, str) else content
     digest = hashlib.sha256(data).hexdigest()
     target = out / relpath
     if before and before.get("sha256") == digest and untouched(target, before):
-        return before | {"inputs": inputs}, False
+        return before | {"inputs": inputs} | extra, False
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, target)
     st = target.stat()
-    return {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inputs": inputs}, True
+    return {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inputs": inputs} | extra, True
 
 
 def untouched(path: Path, recorded: dict[str, Any]) -> bool:

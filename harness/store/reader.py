@@ -140,7 +140,7 @@ class StoreReader:
 
     def snapshot(self, cache: RunCache | None = None) -> StoreSnapshot:
         """Everything the site shows but per-example rows; `cache`: read the runs through it (see run_cache)."""
-        runs = self._runs() if cache is None else cache.runs(self._run_states(), self._runs, self._runs, _RUN_ORDER)
+        runs = self._runs() if cache is None else cache.runs(self._run_states(), self._runs, _RUN_ORDER)
         return StoreSnapshot(
             runs=tuple(runs),
             models={m.name: m for m in self._models()},

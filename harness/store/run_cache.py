@@ -87,17 +87,16 @@ class RunCache:
     def runs(
         self,
         states: list[tuple[str, str, str]],
-        read_all: Callable[[], list[RunRow]],
-        read_some: Callable[[list[str]], list[RunRow]],
+        read: Callable[[list[str] | None], list[RunRow]],
         order: Callable[[RunRow], Any],
     ) -> list[RunRow]:
         """The store's runs in `order`, from the copy where it is current. states: every run's (key, status,
-        finished_at) in the store; read_all / read_some: read every run / the runs with these keys."""
+        finished_at) in the store; read: read the runs with these keys from the store (None: every run)."""
         cached = self._load() if len(states) >= self.min_runs or self.path.exists() else None
         if cached is None:
             self.changed = len(states) >= self.min_runs
             self.read_from_store = len(states)
-            return read_all()
+            return read(None)
         kept, stale = [], []
         for key, status, finished_at in states:
             row = cached.get(key)
@@ -107,7 +106,7 @@ class RunCache:
                 stale.append(key)
         self.changed = bool(stale) or len(kept) != len(cached)
         self.read_from_store = len(stale)
-        runs = kept + read_some(stale) if stale else kept
+        runs = kept + read(stale) if stale else kept
         runs.sort(key=order)
         return runs
 
