@@ -438,6 +438,33 @@ def test_a_new_best_model_reuses_the_other_rows_bodies_and_builds_the_same_site(
             assert (out / path.relative_to(cold)).read_bytes() == path.read_bytes(), path
 
 
+def test_a_run_rerun_under_its_key_gets_new_pick_form_p_values(tmp_path: Path) -> None:
+    """The pick form's p-values are cached across builds by pair of runs: a run re-run under the same key
+    (new predictions, a new finished_at) is a new pair, and the page is what a cold build makes."""
+    store = make_digits_store(tmp_path / "harness.db")
+    out = tmp_path / "site"
+    build_site(store.path, out, workers=1)
+    labels, x, y = _digits_tasks()["digits"]
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    pred = LogisticRegression(max_iter=300).fit(x_train, y_train).predict(x_test).astype(np.int64)
+    right = np.flatnonzero(pred == y_test)[:4]
+    pred[right] = (y_test[right] + 1) % 10  # the same run (tested against knn-5), four more mistakes
+    ids = tuple(f"test-{i:04d}" for i in range(len(y_test)))
+    rerun = _record("logreg", "digits", "full-train", 0, "done", START + timedelta(days=1), labels=labels,
+                    y=y_test, pred=pred, ids=ids)  # fmt: skip
+    store.write_run(rerun, replace=True)  # harness run --force
+    build_site(store.path, out, workers=1)
+    cold = tmp_path / "cold"
+    build_site(store.path, cold, workers=1)
+
+    def form(site: Path) -> str:
+        found = re.search(r'<script type="application/json" id="pick-data">(.*?)</script>', (site / "tasks" / "digits.html").read_text())
+        assert found, "the digits page has a pick form"
+        return found.group(1)
+
+    assert '"tests":{"0":[[1,' in form(cold) and form(out) == form(cold)
+
+
 def test_missing_or_bad_database_is_a_harness_error(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="No results database"):
         build_site(tmp_path / "nope.db", tmp_path / "site")

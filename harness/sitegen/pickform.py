@@ -45,6 +45,7 @@ class PickCandidate(NamedTuple):
     model: str
     protocol: str
     key: str  # the representative run (lowest seed), whose predictions are tested
+    finished_at: str  # ... and when it was written: a re-run under the same key is new data
     value: float  # its stored main metric, as harness pick uses
     ci_low: float | None
     ci_high: float | None
@@ -81,7 +82,8 @@ def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: floa
         t = r.timing
         timings = {} if t is None else {t.hardware: _one_timing(t)}
         params = meta_params if meta_params is not None or t is None else t.params
-        return PickCandidate(r.model, r.protocol, r.representative.key, value, lo, hi, params, timings)
+        rep = r.representative
+        return PickCandidate(r.model, r.protocol, rep.key, rep.finished_at, value, lo, hi, params, timings)
     by_hw: dict[str, list[Timing]] = {}
     for run in runs:
         if run.timing is not None:
@@ -98,7 +100,8 @@ def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: floa
             max(mem) if mem else None,
         )
     params = meta_params if meta_params is not None else next((x.timing.params for x in runs if x.timing), None)
-    return PickCandidate(r.model, r.protocol, r.representative.key, value, lo, hi, params, timings)
+    rep = r.representative
+    return PickCandidate(r.model, r.protocol, rep.key, rep.finished_at, value, lo, hi, params, timings)
 
 
 _P50_MIN, _P95_MIN = PERCENTILE_MIN_SAMPLES["p50"], PERCENTILE_MIN_SAMPLES["p95"]
@@ -207,7 +210,7 @@ def p_values(
     todo: list[tuple[int, int]] = []
     for lead, others in tests.items():
         for j in others:
-            hit = cache.get(_cache_key(cands[lead].key, cands[j].key, metric.id, n_labels, cfg))
+            hit = cache.get(_cache_key(cands[lead], cands[j], metric.id, n_labels, cfg))
             if hit is not None:
                 out[(lead, j)] = hit
             else:
@@ -241,12 +244,14 @@ def p_values(
         else:
             p = bootstrap_p(boot[j] - boot[lead], observed[j] - observed[lead])
         out[(lead, j)] = p
-        cache[_cache_key(cands[lead].key, cands[j].key, metric.id, n_labels, cfg)] = p
+        cache[_cache_key(cands[lead], cands[j], metric.id, n_labels, cfg)] = p
     return out
 
 
-def _cache_key(a: str, b: str, metric: str, n_labels: int, cfg: RankingConfig) -> str:
-    return f"{a}|{b}|{metric}|{n_labels}|{cfg.n_boot}|{cfg.seed}"
+def _cache_key(a: PickCandidate, b: PickCandidate, metric: str, n_labels: int, cfg: RankingConfig) -> str:
+    """A p-value is a function of the two runs' predictions: a run re-run under its key (a new finished_at)
+    is another pair."""
+    return f"{a.key}|{a.finished_at}|{b.key}|{b.finished_at}|{metric}|{n_labels}|{cfg.n_boot}|{cfg.seed}"
 
 
 def form_data(
@@ -286,7 +291,7 @@ def form_data(
         },
         "maxTests": MAX_TESTS,
         "cache_keys": [
-            _cache_key(cands[lead].key, cands[j].key, board.main_metric(task), len(board.task(task).labels), cfg)
+            _cache_key(cands[lead], cands[j], board.main_metric(task), len(board.task(task).labels), cfg)
             for lead, others in tests.items()
             for j in others
         ],
@@ -317,7 +322,7 @@ def iter_forms(
         for task, (cands, _, _, tests) in plans.items()
         for lead, others in tests.items()
         for j in others
-        if _cache_key(cands[lead].key, cands[j].key, board.main_metric(task), len(board.task(task).labels), cfg)
+        if _cache_key(cands[lead], cands[j], board.main_metric(task), len(board.task(task).labels), cfg)
         not in cache
         for key in (cands[lead].key, cands[j].key)
     }
