@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from test_site import make_digits_store  # tests/ is on sys.path, as for result_fixtures
 
-from harness.sitegen import build_site, downloads
+from harness.sitegen import build_site, forking
 from harness.store import Store, StoreReader, run_cache
 from harness.store.run_cache import RunCache
 
@@ -94,7 +94,7 @@ def test_a_damaged_or_foreign_copy_is_read_as_no_copy(store_db: Path, tmp_path: 
 def test_a_site_built_through_the_copy_is_the_site_a_full_read_builds(
     store_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
-    monkeypatch.setattr(downloads, "FORK_FROM_RUNS", 1)  # workers=2: the downloads' process saves the copy
+    monkeypatch.setattr(forking, "FORK_FROM_RUNS", 1)  # workers=2: the downloads' process saves the copy
     db = tmp_path / "harness.db"
     db.write_bytes(store_db.read_bytes())
     monkeypatch.setattr(run_cache, "MIN_RUNS", 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness.sitegen import forking
 from harness.sitegen.exports import Table, results_csv, run_rows
 from harness.sitegen.forking import can_fork, forked_pool, inherited
 from harness.sitegen.writer import IncrementalWriter, sync_file
@@ -20,7 +21,6 @@ from harness.store.run_cache import RunCache
 
 CSV = "results.csv"
 JSON = "results.json"
-FORK_FROM_RUNS = 20_000  # below this encoding the runs takes well under a second: no process
 
 
 class Downloads:
@@ -41,7 +41,7 @@ class Downloads:
         if not self.needed:
             return
         job = _Job(snapshot, writer.out, writer.previous(CSV), inputs, cache if cache and cache.changed else None)
-        if fork and len(snapshot.runs) >= FORK_FROM_RUNS and can_fork():
+        if fork and len(snapshot.runs) >= forking.FORK_FROM_RUNS and can_fork():
             self._pool = forked_pool(1, job)
             self._json = self._pool.apply_async(_inherited_json)
             self._rest = self._pool.apply_async(_inherited_rest)
