@@ -105,7 +105,8 @@ def test_a_site_built_through_the_copy_is_the_site_a_full_read_builds(
     monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
     monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
     build_site(db, out, workers=workers)
-    assert len(list((tmp_path / "cache").glob("*.marshal"))) == 1
+    saved = {p.name.split(".", 1)[1] for p in (tmp_path / "cache").glob("*.marshal")}
+    assert saved == {"marshal", "lines.marshal"}  # the runs, and their downloads' lines
     store = Store(db)
     store.db.execute("DELETE FROM runs WHERE model = 'knn-5'")
     store.close()
@@ -181,4 +182,58 @@ def test_the_cache_can_be_turned_off(store_db: Path, tmp_path: Path, monkeypatch
     assert not (tmp_path / "xdg").exists() and not Path("off").exists()
     monkeypatch.delenv("HARNESS_SITE_CACHE")
     build_site(store_db, tmp_path / "site2", workers=1)
-    assert len(list((tmp_path / "xdg" / "harness" / "site-runs").glob("*.marshal"))) == 1
+    assert len(list((tmp_path / "xdg" / "harness" / "site-runs").glob("*.marshal"))) == 2  # runs, lines
+
+
+def test_the_downloads_encode_only_new_and_changed_runs_and_match_a_full_encode(
+    store_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """results.csv and results.json take each run's line from the previous build's (kept beside the copy)
+    unless the run is new or changed; a damaged lines file, or one made by other code, is not read."""
+    from harness.sitegen import downloads, exports
+
+    db = tmp_path / "harness.db"
+    db.write_bytes(store_db.read_bytes())
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
+    encoded: list[set[str]] = []
+    real = exports.run_rows
+
+    def spy(snapshot: Any) -> Any:
+        encoded.append({r.key for r in snapshot.runs})
+        return real(snapshot)
+
+    monkeypatch.setattr(exports, "run_rows", spy)
+    out = tmp_path / "site"
+    build_site(db, out, workers=1)
+    everything = encoded[-1]
+    store = Store(db)
+    store.db.execute("UPDATE runs SET finished_at = '2031-01-01T00:00:00+00:00' WHERE model = 'logreg' AND seed = 1")
+    store.db.execute("UPDATE metrics SET value = 0.25 WHERE name = 'accuracy' AND run_key IN (SELECT key FROM runs WHERE model = 'logreg' AND seed = 1)")
+    changed = {k for (k,) in store.db.execute("SELECT key FROM runs WHERE model = 'logreg' AND seed = 1")}
+    store.db.execute("DELETE FROM runs WHERE model = 'tree-d4'")
+    store.close()
+    build_site(db, out, workers=1)
+    assert encoded[-1] == changed and 0 < len(changed) < len(everything)
+
+    def same_as_a_full_encode() -> None:
+        monkeypatch.setenv("HARNESS_SITE_CACHE", run_cache.OFF)
+        cold = tmp_path / "cold"
+        build_site(db, cold, workers=1)
+        monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
+        for name in ("results.csv", "results.json"):
+            assert (out / name).read_bytes() == (cold / name).read_bytes()
+            assert "0.25" in (out / name).read_text()  # the changed runs' new metric
+
+    same_as_a_full_encode()
+    lines = next((tmp_path / "cache").glob("*.lines.marshal"))
+    for damage in (lambda b: b[: len(b) // 2], lambda b: marshal.dumps(("junk",))):
+        lines.write_bytes(damage(lines.read_bytes()))
+        (out / "results.csv").write_text("edited")  # so that the downloads are made again
+        build_site(db, out, workers=1)
+        assert len(encoded[-1]) == len(everything) - sum(1 for k in everything if k.startswith("tree-d4|"))
+        same_as_a_full_encode()
+    monkeypatch.setattr(downloads, "_lines_made_by", lambda: "other code")
+    (out / "results.csv").write_text("edited")
+    build_site(db, out, workers=1)
+    assert len(encoded[-1]) > len(changed)  # the lines the build before saved were made by "other code"

@@ -12,8 +12,8 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from types import NoneType
 from typing import Any
 
@@ -299,6 +299,60 @@ def run_rows(snapshot: StoreSnapshot) -> Table:
         elif name == rounded[0]:
             cols.append(encode_floats([timing[f] for f in rounded], [TIMING_DIGITS[f] for f in rounded]))
     return Table(columns(metrics), tuple(cols))
+
+
+@dataclass(frozen=True)
+class RunLines:
+    """Each run's row of the downloads as text (its fields' CSV and JSON joined by commas) and the run's
+    (status, finished_at) it was made from, by run key: kept between builds (in the store's RunCache) so that
+    a build re-encodes only the runs that are new or changed. A run's row is a function of the run alone
+    (each cell is formatted on its own, see encode_column) under the same columns."""
+
+    names: tuple[str, ...]  # the columns (they depend on the metrics every stored task declares)
+    rows: Mapping[str, tuple[str, str, str, str]]  # key -> (status, finished_at, CSV line, JSON line)
+
+    def flat(self) -> tuple[Any, ...]:
+        """Plain tuples (for marshal), read back by `of`."""
+        return (self.names, tuple(self.rows), tuple(self.rows.values()))
+
+    @classmethod
+    def of(cls, flat: Any) -> RunLines | None:
+        """The lines `flat` holds, or None when it is not what `flat()` makes (a damaged or foreign file)."""
+        try:
+            names, keys, rows = flat
+            if not (names.__class__ is keys.__class__ is rows.__class__ is tuple) or len(keys) != len(rows):
+                return None
+            if not all(n.__class__ is str for n in names) or not all(
+                len(r) == 4 and r[0].__class__ is r[1].__class__ is r[2].__class__ is r[3].__class__ is str
+                for r in rows
+            ):
+                return None
+            return cls(names, dict(zip(keys, rows, strict=True)))
+        except (TypeError, ValueError):
+            return None
+
+
+def run_rows_reusing(snapshot: StoreSnapshot, previous: RunLines | None) -> tuple[Table, RunLines, int]:
+    """run_rows(snapshot), as one column of whole lines, taking each run's line from `previous` where the run's
+    status and finished_at are the ones the line was made from; (table, its lines, how many runs were encoded)."""
+    names = columns(metric_ids(snapshot))
+    known = previous.rows if previous is not None and previous.names == names else {}
+    runs = snapshot.runs
+    stale = []
+    for r in runs:
+        line = known.get(r.key)
+        if line is None or line[0] != r.status or line[1] != r.finished_at:
+            stale.append(r)
+    made = {}
+    if stale:
+        fresh = run_rows(replace(snapshot, runs=tuple(stale)))
+        as_csv = map(",".join, zip(*(c.csv for c in fresh.columns), strict=True))
+        as_json = map(",".join, zip(*(c.json for c in fresh.columns), strict=True))
+        made = {r.key: (r.status, r.finished_at, c, j) for r, c, j in zip(stale, as_csv, as_json, strict=True)}
+    rows = {r.key: made.get(r.key) or known[r.key] for r in runs}
+    lines = list(rows.values())
+    table = Table(names, (Column([x[2] for x in lines], [x[3] for x in lines]),) if lines else ())
+    return table, RunLines(names, rows), len(stale)
 
 
 _NO_METRIC = MetricValue("", None, None, None)  # type: ignore[arg-type]  # a metric the run lacks

@@ -127,9 +127,29 @@ class RunCache:
         except OSError:
             pass
 
+    def load_beside(self, name: str, made_by: str) -> Any:
+        """What save_beside(name, made_by, ...) saved beside the copy (something made from these runs, e.g. the
+        downloads' lines), or None: missing, unreadable, or saved by other code (`made_by`: a digest of it)."""
+        try:
+            stamp, by, data = marshal.loads(self._beside(name).read_bytes())
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+        return data if stamp == _stamp() and by == made_by else None
+
+    def save_beside(self, name: str, made_by: str, data: Any) -> None:
+        """Keep `data` (plain tuples, strings, numbers) for load_beside; a failure to write is ignored."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _write(self._beside(name), (_stamp(), made_by, data))
+        except OSError:
+            pass
+
+    def _beside(self, name: str) -> Path:
+        return self.path.with_name(f"{self.path.name.removesuffix('.marshal')}.{name}.marshal")
+
     def drop(self) -> None:
-        """Delete the copy (e.g. after a build failed on a value it may have held)."""
-        for path in (self.path, self.delta_path):
+        """Delete the copy and what was saved beside it (e.g. after a build failed on a value it may have held)."""
+        for path in (self.path, self.delta_path, *self.path.parent.glob(f"{self.path.stem}.*.marshal")):
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
 
