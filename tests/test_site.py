@@ -641,7 +641,7 @@ def test_a_crowded_plot_keeps_its_whole_frontier_and_the_best_points() -> None:
 @pytest.mark.parametrize(
     ("module", "name", "where"),
     [
-        ("pickform", "iter_forms", "the pick forms, made in a process forked after the ranking"),
+        ("pickform", "iter_forms", "the pick forms, made while the other pages render in forked workers"),
         ("render", "_task_page", "a task page, rendered in a forked worker as soon as its pick form is made"),
         ("downloads", "run_rows", "the downloads, made in a process forked after the snapshot is read"),
         ("downloads", "results_csv", "results.csv, made in that process after the JSON the pages wait for"),
@@ -695,46 +695,6 @@ def test_downloads_made_in_a_forked_process_are_the_same(
     assert multiprocessing.active_children() == []
     for name in ("results.csv", "results.json"):
         assert (forked / name).read_bytes() == (out / name).read_bytes()
-
-
-@pytest.mark.parametrize("store_changes", [False, True], ids=["forked", "store-changed-so-made-here"])
-def test_pick_forms_made_in_a_forked_process_are_the_same(
-    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_changes: bool
-) -> None:
-    """On a large store the pick forms are made in a process forked after the ranking, reading the
-    predictions through its own connection; when the store changed after the build's snapshot (a sweep
-    writing meanwhile) that process gives up and this one makes them in its own read transaction. The
-    site is the same bytes either way."""
-    import multiprocessing
-    import os
-
-    from harness.sitegen import forking, formmaker, pickform
-    from harness.store import StoreReader
-
-    make = pickform.iter_forms
-
-    def traced(*args: Any) -> Any:
-        (tmp_path / f"forms-{os.getpid()}").write_text("")
-        return make(*args)
-
-    class ChangedStore(StoreReader):
-        def signature(self) -> str:
-            return "written meanwhile" if store_changes else super().signature()
-
-    monkeypatch.setattr(forking, "FORK_FROM_RUNS", 1)
-    monkeypatch.setattr(pickform, "iter_forms", traced)
-    monkeypatch.setattr(formmaker, "StoreReader", ChangedStore)  # the forked process's reader
-    store, out, _ = built
-    forked = tmp_path / "forked"
-    build_site(store.path, forked, workers=2)
-    makers = {int(p.name.split("-")[1]) for p in tmp_path.glob("forms-*")}
-    assert makers == {os.getpid()} if store_changes else (makers and os.getpid() not in makers)
-    assert multiprocessing.active_children() == []
-    for path in out.rglob("*"):
-        if path.is_file() and path.name != ".harness-site.json":
-            assert (forked / path.relative_to(out)).read_bytes() == path.read_bytes(), path
-    state = json.loads((forked / ".harness-site.json").read_text())
-    assert state["extra"]["pick_cache"] == json.loads((out / ".harness-site.json").read_text())["extra"]["pick_cache"]
 
 
 def test_progress_names_each_phase_of_a_build_that_loads_the_store(built: Built, tmp_path: Path) -> None:

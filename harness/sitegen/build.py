@@ -17,10 +17,9 @@ from threadpoolctl import threadpool_limits
 
 from harness.errors import HarnessError
 from harness.metrics import MetricRegistry
-from harness.sitegen import deps, pages
+from harness.sitegen import deps, pages, pickform
 from harness.sitegen.charts import heat_css
 from harness.sitegen.downloads import Downloads
-from harness.sitegen.formmaker import FormMaker
 from harness.sitegen.links import Links, hw_views
 from harness.sitegen.ranking import RankingConfig, Rankings, SharedResamples, compute_rankings
 from harness.sitegen.render import (
@@ -126,8 +125,7 @@ def _build(
     writer = IncrementalWriter(out)
     with StoreReader(db) as reader:
         # Nothing the site shows changed, and nobody touched its files: done without loading anything.
-        store_signature = reader.signature()
-        signature = deps.digest(store_signature, deps.renderer_version(), asdict(ranking), db.name)
+        signature = deps.digest(reader.signature(), deps.renderer_version(), asdict(ranking), db.name)
         if writer.extra.get("inputs") == signature and writer.reuse_all():
             clock.lap("load")
             stats = writer.finish(extra=writer.extra)
@@ -158,29 +156,27 @@ def _build(
             )
             rankings = compute_rankings(board, reader, ranking, old, metrics, shared)
             clock.lap("rank")
-            cached = writer.extra.get("pick_cache")
-            pick_cache = dict(cached) if isinstance(cached, dict) else {}
-            fork = workers != 1
-            with FormMaker(board, reader, store_signature, ranking, pick_cache, metrics, shared, fork) as form_maker:
-                del shared  # the forms hold it while they need it
-                progress(f"Rendering {page_count(board):,} pages")
-                best = _best_runs(board)
-                details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
-                ctx = replace(_context(board, rankings, signature, db.name), best=best, details=details)
-                inputs = PageInputs(board, ctx.links)
-                jobs = page_jobs(ctx, inputs, downloads=downloads.needed)
-                ctx = replace(ctx, runs_json=downloads.runs_json())  # waits for the downloads' process
-                with Renderer(writer, workers, page_count(board)) as renderer:
-                    # Every page but the task pages renders in workers while the pick forms are made; each
-                    # task page is handed to them with its form.
-                    renderer.start(ctx, jobs)
-                    clock.lap("prepare")
-                    forms = {}
-                    for task, form in form_maker:
-                        forms[task] = form
-                        renderer.add(task_job(ctx, inputs, task, form), forms={task: form})
-                    clock.lap("pick")
-                    rendered = renderer.finish()
+            progress(f"Rendering {page_count(board):,} pages")
+            best = _best_runs(board)
+            details = reader.class_details((key, board.task(task).labels) for (task, _), key in best.items())
+            ctx = replace(_context(board, rankings, signature, db.name), best=best, details=details)
+            inputs = PageInputs(board, ctx.links)
+            jobs = page_jobs(ctx, inputs, downloads=downloads.needed)
+            ctx = replace(ctx, runs_json=downloads.runs_json())  # waits for the downloads' process
+            with Renderer(writer, workers, page_count(board)) as renderer:
+                # Every page but the task pages renders in workers while this process makes the pick forms;
+                # each task page is handed to them as soon as its form is made.
+                renderer.start(ctx, jobs)
+                clock.lap("prepare")
+                cached = writer.extra.get("pick_cache")
+                pick_cache = dict(cached) if isinstance(cached, dict) else {}
+                forms = {}
+                for task, form in pickform.iter_forms(board, reader, ranking, pick_cache, metrics, shared):
+                    forms[task] = form
+                    renderer.add(task_job(ctx, inputs, task, form), forms={task: form})
+                del shared  # its predictions and vectors are not needed by the pages
+                clock.lap("pick")
+                rendered = renderer.finish()
             downloads.finish()
     for name in STATIC_FILES:
         writer.write(f"static/{name}", (TEMPLATES / "static" / name).read_bytes())

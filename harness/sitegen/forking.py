@@ -1,6 +1,6 @@
 """Worker processes that inherit what they work on: a pool forked with an object (the board, the snapshot)
 that its workers read as it was at the fork, instead of having it pickled to them (hundreds of MB at
-150,000 runs). The render pool, the downloads' process and the pick forms' process use it."""
+150,000 runs). The render pool and the downloads' process use it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import multiprocessing
 from multiprocessing.pool import Pool
 from typing import Any
 
-FORK_FROM_RUNS = 20_000  # below this a forked process (downloads, pick forms) costs more than it saves
+FORK_FROM_RUNS = 20_000  # below this the downloads' process costs more than it saves
 _INHERITED: Any = None  # set only while a pool forks; each worker keeps its copy
 
 

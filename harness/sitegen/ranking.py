@@ -95,13 +95,6 @@ class SharedResamples:
         self._asked: set[str] = set()
         self._vectors: dict[tuple[str, str, int], np.ndarray] = {}
 
-    def reading_from(self, reader: StoreReader) -> SharedResamples:
-        """These predictions and vectors, loading any others through `reader` (in a forked process, which
-        must not use its copy of the parent's connection)."""
-        other = SharedResamples(reader, self.n_boot, self.seed)
-        other._loaded, other._asked, other._vectors = self._loaded, self._asked, self._vectors
-        return other
-
     def predictions(self, keys: Iterable[str]) -> dict[str, ExamplePredictions]:
         """The stored predictions of these runs (runs without any are left out)."""
         wanted = set(keys)
