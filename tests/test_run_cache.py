@@ -237,3 +237,21 @@ def test_the_downloads_encode_only_new_and_changed_runs_and_match_a_full_encode(
     (out / "results.csv").write_text("edited")
     build_site(db, out, workers=1)
     assert len(encoded[-1]) > len(changed)  # the lines the build before saved were made by "other code"
+
+
+def test_dropping_the_copy_never_raises_over_a_failed_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """drop() runs while a build fails: a cache folder that cannot be listed must not replace the build's error."""
+    folder = tmp_path / "cache"
+    cache = RunCache(tmp_path / "harness.db", folder)
+    cache.save_beside("lines", "me", ("a", "b"))
+    assert cache.load_beside("lines", "me") == ("a", "b") and cache.load_beside("lines", "other code") is None
+
+    def unlistable(self: Path, pattern: str) -> Any:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "glob", unlistable)
+        cache.drop()  # no error
+    assert [p.name.split(".", 1)[1] for p in folder.iterdir()] == ["lines.marshal"]  # not found, so kept
+    cache.drop()
+    assert list(folder.iterdir()) == []

@@ -1,6 +1,7 @@
 """The downloads: results.csv, and the runs that results.json holds beside the rankings; then the store's
 RunCache, when the build found it out of date, and the runs' lines beside it (exports.RunLines: a build
-re-encodes only the new and changed runs, ~0.2 s instead of ~2.7 CPU-s after one model at 150,000 runs).
+re-encodes only the new and changed runs; after one model at 150,000 runs the downloads take ~1.4 instead of
+~4.4 CPU-s, scripts/bench_downloads.py).
 
 All three need only the store's snapshot, not the rankings. On a large store they are made in one forked process
 started as soon as the snapshot is read, while this process builds the board and ranks (a phase that keeps
@@ -28,9 +29,8 @@ JSON = "results.json"
 class Downloads:
     """Makes the runs' JSON for results.json (see `runs_json`), results.csv and, when the build found them out
     of date, the store's RunCache and the runs' lines: in that order, in a forked process when `fork` and the
-    store is large.
-    The pages wait only for the JSON; `finish` waits for the rest. Use as a context manager: leaving it early
-    (an error) stops the process."""
+    store is large. The pages wait only for the JSON; `finish` waits for the rest. Use as a context manager:
+    leaving it early (an error) stops the process."""
 
     def __init__(
         self, writer: IncrementalWriter, snapshot: StoreSnapshot, inputs: str, fork: bool, cache: RunCache | None = None

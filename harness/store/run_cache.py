@@ -149,7 +149,11 @@ class RunCache:
 
     def drop(self) -> None:
         """Delete the copy and what was saved beside it (e.g. after a build failed on a value it may have held)."""
-        for path in (self.path, self.delta_path, *self.path.parent.glob(f"{self.path.stem}.*.marshal")):
+        try:  # called while a build fails: never raise over its error
+            beside = list(self.path.parent.glob(f"{self.path.stem}.*.marshal"))
+        except OSError:
+            beside = []
+        for path in (self.path, self.delta_path, *beside):
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
 
