@@ -12,6 +12,7 @@ one core busy), instead of later in the render pool, where every core is busy. A
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ class _Job:
         return synced
 
 
+@lru_cache(maxsize=1)
 def _lines_made_by() -> str:
     """The code that makes a run's line: another version's lines are not read."""
     return hashlib.sha256(Path(exports.__file__).read_bytes()).hexdigest()[:32]

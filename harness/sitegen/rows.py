@@ -1,9 +1,9 @@
 """Table rows and plot points, built once per result and HTML-escaped when built.
 
-Row classes (PointView, PlotMarks, RowMaker's per-model and per-task bits) are made through `escaped`, which
-escapes every string field; RowMaker's rows and the leaderboard rows (board_table) escape the text they
-print (a name, an error, a command, the model a result ties with) and print numbers they format
-themselves. The templates print rows inside `{% autoescape false %}` loops. At 150,000 results the site prints millions of cells;
+Row classes (RowMaker's per-model and per-task bits) are made through `escaped`, which escapes every
+string field; RowMaker's rows, the leaderboard rows (board_table) and a plot's points (point_marks) escape
+the text they print (a name, an error, a command, the model a result ties with) and print numbers they
+format themselves. The templates print rows inside `{% autoescape false %}` loops. At 150,000 results the site prints millions of cells;
 escaping each at render time made rendering nine times slower. Everything else is escaped by Jinja as
 usual. The row classes are NamedTuples for the same reason of volume (cheaper than frozen dataclasses).
 """

@@ -24,6 +24,7 @@ import marshal
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ _STORE_CODE = ("reader.py", "rows.py", "run_cache.py")  # the code that makes a 
 _N_FIELDS, _N_TIMING, _N_METRIC = len(RunRow._fields) - 3, len(Timing._fields), len(MetricValue._fields)
 
 
+@lru_cache(maxsize=1)
 def _stamp() -> tuple[Any, ...]:
     code = hashlib.sha256()
     for name in _STORE_CODE:
@@ -145,7 +147,7 @@ class RunCache:
             pass
 
     def _beside(self, name: str) -> Path:
-        return self.path.with_name(f"{self.path.name.removesuffix('.marshal')}.{name}.marshal")
+        return self.path.with_name(f"{self.path.stem}.{name}.marshal")
 
     def drop(self) -> None:
         """Delete the copy and what was saved beside it (e.g. after a build failed on a value it may have held)."""
