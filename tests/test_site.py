@@ -25,7 +25,7 @@ from harness.metrics import BootstrapConfig, MetricData, MetricRegistry, evaluat
 from harness.metrics.stats import rank_with_ties
 from harness.models.base import ModelInfo
 from harness.records import JobIdentity, Predictions, RunRecord, RunStatus, TaskRecord, TimingRecord
-from harness.sitegen import BuildStats, build_site
+from harness.sitegen import BuildStats, build_site, render
 from harness.sitegen import rows as rows_module
 from harness.sitegen.charts import pareto_frontier
 from harness.sitegen.slugs import slugify_all
@@ -436,6 +436,24 @@ def test_a_new_best_model_reuses_the_other_rows_bodies_and_builds_the_same_site(
     for path in cold.rglob("*"):
         if path.is_file() and path.name != ".harness-site.json":
             assert (out / path.relative_to(cold)).read_bytes() == path.read_bytes(), path
+
+
+def test_task_rows_are_read_back_encoded_and_only_from_a_data_file_of_whole_rows(tmp_path: Path) -> None:
+    """The previous build's task rows are kept as the text of their JSON strings, split at '","'; a row whose
+    HTML ends in '",' would split there, so a file with a piece that does not end a row is not reused."""
+    path = tmp_path / "t.js"
+    rows = ['<tr title="a","b">\\"x"</tr>\n', "<tr>\u00e9 \\</tr>\n", '<tr data-x=",">"</tr>\n']
+    path.write_text(render.rows_script("t1", rows), encoding="utf-8")
+    encoded = render._read_encoded_rows(path, "t1")
+    assert encoded == [json.dumps(r)[1:-1] for r in rows]
+    assert render.encoded_rows_script("t1", encoded) == path.read_text(encoding="utf-8")
+    assert render.decoded_rows(encoded) == rows
+    path.write_text(render.rows_script("t1", ['<tr>a",', "b</tr>\n"]), encoding="utf-8")
+    assert render._read_encoded_rows(path, "t1") is None
+    path.write_text(render.rows_script("t1", []), encoding="utf-8")
+    assert render._read_encoded_rows(path, "t1") == []
+    path.write_text(render.rows_script("t2", rows), encoding="utf-8")  # another table's file
+    assert render._read_encoded_rows(path, "t1") is None
 
 
 def test_a_run_rerun_under_its_key_gets_new_pick_form_p_values(tmp_path: Path) -> None:

@@ -302,26 +302,45 @@ def rows_script(table_id: str, rows: Sequence[str]) -> str:
     return f"{_rows_prefix(table_id)}{json.dumps(list(rows), separators=(',', ':'))}{_ROWS_END}"
 
 
+def encoded_rows_script(table_id: str, encoded: Sequence[str]) -> str:
+    """rows_script of rows given as the text of their JSON strings (RowMaker.task_rows): the same bytes."""
+    array = f'["{_BETWEEN_ROWS.join(encoded)}"]' if encoded else "[]"
+    return f"{_rows_prefix(table_id)}{array}{_ROWS_END}"
+
+
+def decoded_rows(encoded: Sequence[str]) -> list[str]:
+    """The HTML of rows given as the text of their JSON strings."""
+    rows = json.loads(f'["{_BETWEEN_ROWS.join(encoded)}"]' if encoded else "[]")
+    assert isinstance(rows, list)
+    return rows
+
+
 def _rows_prefix(table_id: str) -> str:
     return f"harnessRows({json.dumps(table_id)},"
 
 
 _ROWS_END = ");\n"
+_BETWEEN_ROWS = '","'
+_ENCODED_ROW_END = "</tr>\\n"  # how every task row ends (RowMaker.task_rows), as the text of its JSON string
 
 
-def _read_rows_script(path: Path, table_id: str) -> list[str] | None:
-    """The rows of a data file rows_script wrote, or None when it holds anything else."""
+def _read_encoded_rows(path: Path, table_id: str) -> list[str] | None:
+    """The task rows of a data file encoded_rows_script wrote, as the text of their JSON strings (not
+    decoded: a build that keeps them writes them back as they are), or None when it holds anything else.
+    Read only from a file nobody touched since (TaskRowReuse), so not parsed as JSON; each row ends with
+    "</tr>\\n", and a quote after an "n" is not escaped: each '","' found after a row's end separates two rows."""
     try:
         text = path.read_text(encoding="utf-8")
-        prefix = _rows_prefix(table_id)
-        if not (text.startswith(prefix) and text.endswith(_ROWS_END)):
-            return None
-        rows = json.loads(text[len(prefix) : -len(_ROWS_END)])
     except (OSError, ValueError):
         return None
-    if not isinstance(rows, list) or not all(isinstance(row, str) for row in rows):
+    prefix = _rows_prefix(table_id)
+    if text == f"{prefix}[]{_ROWS_END}":
+        return []
+    head, tail = f'{prefix}["', f'"]{_ROWS_END}'
+    if not (text.startswith(head) and text.endswith(tail)):
         return None
-    return rows
+    rows = text[len(head) : -len(tail)].split(_BETWEEN_ROWS)
+    return rows if all(row.endswith(_ENCODED_ROW_END) for row in rows) else None
 
 
 ROW_KEYS = "rows"  # recorded with a task table's data file: its rows' keys (RowMaker.row_key), in order
@@ -330,7 +349,7 @@ ROWS_MADE_FROM = "rows_from"  # ... and the digest of what all its row bodies sh
 
 class TaskRowReuse:
     """The row bodies (RowMaker.task_rows) of a task page's tables as the previous build wrote them, by row
-    key. A table's are read back from its data file only when the previous build recorded their keys, made
+    key, as the text of JSON strings. A table's are read back from its data file only when the previous build recorded their keys, made
     them from the same renderer, task and hardware views, and nobody touched the file since: the same
     rule, and the same trust in the state file, as for keeping a whole page (IncrementalWriter.reuse)."""
 
@@ -338,7 +357,7 @@ class TaskRowReuse:
         self.out, self.paths, self.before, self.made_from = out, paths, before, made_from
 
     def bodies(self, table: int) -> dict[str, str]:
-        """Row key -> body of table `table` (1-based: the page's data file of that number)."""
+        """Row key -> body of table `table` (1-based: the page's data file of that number), JSON-encoded."""
         entry = self.before[table] if table < len(self.before) else None
         if not isinstance(entry, dict) or entry.get(ROWS_MADE_FROM) != self.made_from:
             return {}
@@ -346,12 +365,13 @@ class TaskRowReuse:
         path = self.out / self.paths[table]
         if not isinstance(keys, list) or not untouched(path, entry):
             return {}
-        rows = _read_rows_script(path, f"t{table}")
+        rows = _read_encoded_rows(path, f"t{table}")
         if rows is None or len(rows) != len(keys):
             return {}
         bodies = {}
         for key, row in zip(keys, rows, strict=True):
-            _, sep, body = row.partition("</th>")  # the model cell ends the row's head (names are escaped)
+            # The model cell ends the row's head (names are escaped; JSON leaves "</th>" as it is).
+            _, sep, body = row.partition("</th>")
             if sep:
                 bodies[key] = body
         return bodies
@@ -450,11 +470,12 @@ def _task_page(ctx: SiteContext, task: str, reuse: TaskRowReuse) -> Files:
             continue
         best_key = ctx.best.get((task, protocol))
         pick = [pick_ids.get((r.model, r.protocol), "") for r in results]
-        html_rows, keys = ctx.rows.task_rows(results, pick, reuse.bodies(len(sections) + 1))
+        encoded, keys = ctx.rows.task_rows(results, pick, reuse.bodies(len(sections) + 1))
         sections.append(
             {
                 "protocol": protocol,
-                "rows": html_rows,
+                "rows": decoded_rows(encoded[:PAGE_ROWS]),  # printed in the page; the data file has them all
+                "encoded": encoded,
                 "keys": keys,
                 "total": len(results),
                 "rows_src": f"../data/tasks/{slug}.{len(sections) + 1}.js",
@@ -479,7 +500,7 @@ def _task_page(ctx: SiteContext, task: str, reuse: TaskRowReuse) -> Files:
         curves=curves.curve_plots(board, task, ctx.links),
         **ctx.common,
     )
-    data = ((rows_script(f"t{i}", s["rows"]), reuse.record(s["keys"])) for i, s in enumerate(sections, 1))
+    data = ((encoded_rows_script(f"t{i}", s["encoded"]), reuse.record(s["keys"])) for i, s in enumerate(sections, 1))
     return ((html, {}), *data)
 
 

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
+from json.encoder import encode_basestring_ascii
 from math import isfinite
 from typing import Any, NamedTuple, TypeVar
 
@@ -172,12 +173,15 @@ class RowMaker:
     def task_rows(
         self, results: Sequence[Result], pick_ids: Sequence[str], reuse: Mapping[str, str] = _NO_BODIES
     ) -> tuple[list[str], list[str]]:
-        """The rows of a task page's table (one task, one protocol) and each row's key (row_key). pick_ids:
-        per row, the candidate id the pick form refers to, or "". reuse: row key -> the row's body (what
-        follows its model cell: metrics, latency, hardware, status) from the previous build of this table,
-        made from the same renderer, task and hardware (see render.TaskRowReuse). A new model ranked first
-        shifts every row's rank but leaves the bodies, ~3/4 of a row's cost, as they were. One loop over the
-        rows with no nested calls per cell: at 150,000 results the rows were a sixth of a build."""
+        """The rows of a task page's table (one task, one protocol), each as the text of a JSON string (what
+        goes between its quotes in the table's data file; see render.encoded_rows_script), and each row's key
+        (row_key). pick_ids: per row, the candidate id the pick form refers to, or "". reuse: row key -> the
+        row's body (what follows its model cell: metrics, latency, hardware, status), JSON-encoded, from the
+        previous build of this table, made from the same renderer, task and hardware (see
+        render.TaskRowReuse). A new model ranked first shifts every row's rank but leaves the bodies, ~3/4 of
+        a row's cost, as they were; kept encoded, they are neither decoded from the old data file nor
+        encoded into the new one. One loop over the rows with no nested calls per cell: at 150,000 results
+        the rows were a sixth of a build."""
         if not results:
             return [], []
         task = self.task(results[0].task)
@@ -213,9 +217,10 @@ class RowMaker:
                         f'{_latency_tds(t)}<td class="num">{fmt.rate(t.items_per_s)}</td>{self._params_td(params)}'
                         f'<td class="num">{format_mib(t.peak_mem_mb, fmt.DASH)}</td>'
                     )
-                body = f"{cells}{rest}<td>{hw_cell}</td>{reason_td}{status}</td></tr>\n"
+                body = _json_text(f"{cells}{rest}<td>{hw_cell}</td>{reason_td}{status}</td></tr>\n")
             cand = f'" data-cand="{pick_id}' if pick_id else ""
-            out.append(f'{opening}{hw_id}{cand}" class="status-{self.word(r.status)}">{rank}{name_th}{body}')
+            head = f'{opening}{hw_id}{cand}" class="status-{self.word(r.status)}">{rank}{name_th}'
+            out.append(_json_text(head) + body)
             keys.append(key)
         return out, keys
 
@@ -531,6 +536,11 @@ def plotted_points(
 # Rows are rendered here, once, as HTML strings: the page prints the first rows of a long table and the
 # page's data file holds every row (site.js loads it for the next pages, sorting or filtering), so both
 # come from the same code.
+
+
+def _json_text(text: str) -> str:
+    """`text` as it stands between the quotes of a JSON string (escaped as json.dumps escapes it)."""
+    return encode_basestring_ascii(text)[1:-1]
 
 
 def _title(text: str) -> str:
