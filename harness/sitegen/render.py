@@ -326,21 +326,27 @@ _ENCODED_ROW_END = "</tr>\\n"  # how every task row ends (RowMaker.task_rows), a
 
 def _read_encoded_rows(path: Path, table_id: str) -> list[str] | None:
     """The task rows of a data file encoded_rows_script wrote, as the text of their JSON strings (not
-    decoded: a build that keeps them writes them back as they are), or None when it holds anything else.
-    Read only from a file nobody touched since (TaskRowReuse), so not parsed as JSON; each row ends with
-    "</tr>\\n", and a quote after an "n" is not escaped: each '","' found after a row's end separates two rows."""
+    re-encoded: a build that keeps them writes them back as they are), or None when it holds anything else.
+    The file is parsed, so that nothing but whole JSON strings is copied into the next build's file; each
+    row ends with "</tr>\\n", and a quote after an "n" is not escaped: each '","' after a row's end
+    separates two rows."""
     try:
         text = path.read_text(encoding="utf-8")
+        prefix = _rows_prefix(table_id)
+        if not (text.startswith(prefix) and text.endswith(_ROWS_END)):
+            return None
+        array = text[len(prefix) : -len(_ROWS_END)]
+        decoded = json.loads(array)
     except (OSError, ValueError):
         return None
-    prefix = _rows_prefix(table_id)
-    if text == f"{prefix}[]{_ROWS_END}":
+    if decoded == []:
         return []
-    head, tail = f'{prefix}["', f'"]{_ROWS_END}'
-    if not (text.startswith(head) and text.endswith(tail)):
+    if not (isinstance(decoded, list) and array.startswith('["') and array.endswith('"]')):
         return None
-    rows = text[len(head) : -len(tail)].split(_BETWEEN_ROWS)
-    return rows if all(row.endswith(_ENCODED_ROW_END) for row in rows) else None
+    rows = array[2:-2].split(_BETWEEN_ROWS)
+    if len(rows) != len(decoded) or not all(row.endswith(_ENCODED_ROW_END) for row in rows):
+        return None
+    return rows
 
 
 ROW_KEYS = "rows"  # recorded with a task table's data file: its rows' keys (RowMaker.row_key), in order
