@@ -444,22 +444,22 @@ def test_task_rows_are_read_back_encoded_and_only_from_a_data_file_of_whole_rows
     path = tmp_path / "t.js"
     rows = ['<tr title="a","b">\\"x"</tr>\n', "<tr>\u00e9 \\</tr>\n", '<tr data-x=",">"</tr>\n']
     path.write_text(render.rows_script("t1", rows), encoding="utf-8")
-    encoded = render._read_encoded_rows(path, "t1")
+    encoded = render.read_encoded_rows(path, "t1")
     assert encoded == [json.dumps(r)[1:-1] for r in rows]
     assert render.encoded_rows_script("t1", encoded) == path.read_text(encoding="utf-8")
     assert render.decoded_rows(encoded) == rows
     path.write_text(render.rows_script("t1", ['<tr>a",', "b</tr>\n"]), encoding="utf-8")
-    assert render._read_encoded_rows(path, "t1") is None
+    assert render.read_encoded_rows(path, "t1") is None
     path.write_text(render.rows_script("t1", []), encoding="utf-8")
-    assert render._read_encoded_rows(path, "t1") == []
+    assert render.read_encoded_rows(path, "t1") == []
     path.write_text(render.rows_script("t2", rows), encoding="utf-8")  # another table's file
-    assert render._read_encoded_rows(path, "t1") is None
+    assert render.read_encoded_rows(path, "t1") is None
     # Rows that would end their string early, or break the line, are not copied into the next build's file.
     for forged in ('["<tr>\\\\"]);alert(1);//</tr>\\n"]', '["<tr>a</tr>\\n","<tr>\n</tr>\\n"]'):
         path.write_text(f'harnessRows("t1",{forged});\n', encoding="utf-8")
-        assert render._read_encoded_rows(path, "t1") is None, forged
+        assert render.read_encoded_rows(path, "t1") is None, forged
     path.write_text('harnessRows("t1",["<tr>\\\\\\"</tr>\\n"]);\n', encoding="utf-8")  # \\ then \"
-    assert render._read_encoded_rows(path, "t1") == ['<tr>\\\\\\"</tr>\\n']
+    assert render.read_encoded_rows(path, "t1") == ['<tr>\\\\\\"</tr>\\n']
 
 
 def test_a_run_rerun_under_its_key_gets_new_pick_form_p_values(tmp_path: Path) -> None:

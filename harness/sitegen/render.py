@@ -324,7 +324,7 @@ _BETWEEN_ROWS = '","'
 _ENCODED_ROW_END = "</tr>\\n"  # how every task row ends (RowMaker.task_rows), as the text of its JSON string
 
 
-def _read_encoded_rows(path: Path, table_id: str) -> list[str] | None:
+def read_encoded_rows(path: Path, table_id: str) -> list[str] | None:
     """The task rows of a data file encoded_rows_script wrote, as the text of their JSON strings (not
     re-encoded: a build that keeps them writes them back as they are), or None when it holds anything else.
     The file is parsed, so that nothing but whole JSON strings is copied into the next build's file; each
@@ -371,7 +371,7 @@ class TaskRowReuse:
         path = self.out / self.paths[table]
         if not isinstance(keys, list) or not untouched(path, entry):
             return {}
-        rows = _read_encoded_rows(path, f"t{table}")
+        rows = read_encoded_rows(path, f"t{table}")
         if rows is None or len(rows) != len(keys):
             return {}
         bodies = {}
