@@ -355,9 +355,10 @@ ROWS_MADE_FROM = "rows_from"  # ... and the digest of what all its row bodies sh
 
 class TaskRowReuse:
     """The row bodies (RowMaker.task_rows) of a task page's tables as the previous build wrote them, by row
-    key, as the text of JSON strings. A table's are read back from its data file only when the previous build recorded their keys, made
-    them from the same renderer, task and hardware views, and nobody touched the file since: the same
-    rule, and the same trust in the state file, as for keeping a whole page (IncrementalWriter.reuse)."""
+    key, as the text of JSON strings. A table's are read back from its data file only when the previous
+    build recorded their keys, made them from the same renderer, task and hardware views, and nobody touched
+    the file since: the same rule, and the same trust in the state file, as for keeping a whole page
+    (IncrementalWriter.reuse)."""
 
     def __init__(self, out: Path, paths: Sequence[str], before: Sequence[dict[str, Any] | None], made_from: str):
         self.out, self.paths, self.before, self.made_from = out, paths, before, made_from
