@@ -179,8 +179,8 @@ class RowMaker:
         row's body (what follows its model cell: metrics, latency, hardware, status), JSON-encoded, from the
         previous build of this table, made from the same renderer, task and hardware (see
         render.TaskRowReuse). A new model ranked first shifts every row's rank but leaves the bodies, ~3/4 of
-        a row's cost, as they were; kept encoded, they are not encoded again for the new data file. One loop over the rows with no nested calls per cell: at 150,000 results
-        the rows were a sixth of a build."""
+        a row's cost, as they were; kept encoded, they are not encoded again for the new data file. One loop
+        over the rows with no nested calls per cell: at 150,000 results the rows were a sixth of a build."""
         if not results:
             return [], []
         task = self.task(results[0].task)
