@@ -995,6 +995,29 @@ def test_forged_site_state_deletes_no_user_file(env: Env) -> None:
     assert "1 removed" in " ".join(result.output.split())
 
 
+@pytest.mark.parametrize("blocker", ["a folder where a data file goes", "a file where a folder goes"])
+def test_a_site_file_that_cannot_be_written_is_a_clean_error(env: Env, blocker: str) -> None:
+    """A rebuild into a site folder where the user put a folder in a data file's place, or a file in a
+    folder's place: one paragraph naming the path, exit 2, the user's things as they were, no temporary file."""
+    out = env.tmp / "site"
+    assert invoke(["site", "--db", str(env.db), "--out", str(out)]).exit_code == 0
+    data_file = sorted((out / "data" / "tasks").glob("*.js"))[0]
+    if blocker == "a folder where a data file goes":
+        data_file.unlink()
+        data_file.mkdir()
+        mine = data_file / "mine.txt"
+        needles = (f"data/tasks/{data_file.name}", "a folder is in its place")
+    else:
+        shutil.rmtree(out / "data" / "tasks")
+        mine = out / "data" / "tasks"
+        needles = ("data/tasks is a file where the build needs a folder",)
+    mine.write_text("mine")
+    result = invoke(["site", "--db", str(env.db), "--out", str(out)])
+    assert_clean_failure(result, 2, ("Cannot write", *needles, "move what is there out of the site folder"))
+    assert mine.read_text() == "mine"
+    assert not [p for p in out.rglob("*.tmp")]
+
+
 # ---- a read-only store with a job to run -----------------------------------------------------------------
 
 

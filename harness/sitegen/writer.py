@@ -13,6 +13,7 @@ generated file someone edited by hand is kept).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -176,12 +177,32 @@ def sync_file(
     target = out / relpath
     if before and before.get("sha256") == digest and untouched(target, before):
         return before | {"inputs": inputs} | extra, False
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    st = target.stat()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        st = target.stat()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise HarnessError(_cannot_write(out, relpath, exc)) from None
     return {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inputs": inputs} | extra, True
+
+
+def _cannot_write(out: Path, relpath: str, exc: OSError) -> str:
+    """Why a site file could not be written, e.g. a folder of the user's where a page goes."""
+    file_above = next((p for p in Path(relpath).parents if p != Path(".") and (out / p).is_file()), None)
+    if (out / relpath).is_dir():
+        reason = "a folder is in its place"
+    elif file_above is not None:
+        reason = f"{file_above.as_posix()} is a file where the build needs a folder"
+    else:
+        reason = exc.strerror or type(exc).__name__
+    return (
+        f"Cannot write {relpath} in the site folder {out}: {reason}. The build writes that file; move what is "
+        f"there out of the site folder, or build into another --out."
+    )
 
 
 def untouched(path: Path, recorded: dict[str, Any]) -> bool:
