@@ -995,7 +995,9 @@ def test_forged_site_state_deletes_no_user_file(env: Env) -> None:
     assert "1 removed" in " ".join(result.output.split())
 
 
-@pytest.mark.parametrize("blocker", ["a folder where a data file goes", "a file where a folder goes"])
+@pytest.mark.parametrize(
+    "blocker", ["a folder where a data file goes", "a file where a folder goes", "a folder where the state file goes"]
+)
 def test_a_site_file_that_cannot_be_written_is_a_clean_error(env: Env, blocker: str) -> None:
     """A rebuild into a site folder where the user put a folder in a data file's place, or a file in a
     folder's place: one paragraph naming the path, exit 2, the user's things as they were, no temporary file."""
@@ -1007,15 +1009,23 @@ def test_a_site_file_that_cannot_be_written_is_a_clean_error(env: Env, blocker: 
         data_file.mkdir()
         mine = data_file / "mine.txt"
         needles = (f"data/tasks/{data_file.name}", "a folder is in its place")
-    else:
+    elif blocker == "a file where a folder goes":
         shutil.rmtree(out / "data" / "tasks")
         mine = out / "data" / "tasks"
         needles = ("data/tasks is a file where the build needs a folder",)
+    else:
+        (out / ".harness-site.json").unlink()
+        (out / ".harness-site.json").mkdir()
+        mine = out / ".harness-site.json" / "mine.txt"
+        needles = (".harness-site.json is a folder",)
     mine.write_text("mine")
+    pages = {p: p.stat().st_mtime_ns for p in out.rglob("*.html")}
     result = invoke(["site", "--db", str(env.db), "--out", str(out)])
-    assert_clean_failure(result, 2, ("Cannot write", *needles, "move what is there out of the site folder"))
+    assert_clean_failure(result, 2, (*needles, "Move" if "state" in blocker else "move", "out of the site folder"))
     assert mine.read_text() == "mine"
     assert not [p for p in out.rglob("*.tmp")]
+    if "state" in blocker:  # refused before any page is written
+        assert {p: p.stat().st_mtime_ns for p in out.rglob("*.html")} == pages
 
 
 # ---- a read-only store with a job to run -----------------------------------------------------------------

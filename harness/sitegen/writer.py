@@ -45,6 +45,11 @@ class IncrementalWriter:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise HarnessError(f"Cannot create the site folder {self.out}: {exc.strerror}.") from exc
+        if (self.out / STATE_FILE).is_dir():  # checked before any page is written: the build would end there
+            raise HarnessError(
+                f"{self.out / STATE_FILE} is a folder: the site build keeps its record of the site's files in a "
+                "file there. Move that folder out of the site folder, or build into another --out."
+            )
         if not (self.out / STATE_FILE).exists() and (theirs := _foreign_site_files(self.out)):
             shown = ", ".join(theirs[:4]) + (f" and {len(theirs) - 4} more" if len(theirs) > 4 else "")
             raise HarnessError(
@@ -106,9 +111,7 @@ class IncrementalWriter:
                 else:
                     self.stats.kept.append(relpath)
         state = {"version": STATE_VERSION, "files": self._current, "extra": extra or {}}
-        tmp = self.out / f"{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.out / STATE_FILE)
+        sync_file(self.out, STATE_FILE, json.dumps(state, sort_keys=True), None)
         return self.stats
 
     def _provably_ours(self, relpath: str, recorded: Any) -> Path | None:
