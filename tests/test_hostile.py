@@ -1028,6 +1028,39 @@ def test_a_site_file_that_cannot_be_written_is_a_clean_error(env: Env, blocker: 
         assert {p: p.stat().st_mtime_ns for p in out.rglob("*.html")} == pages
 
 
+@pytest.mark.parametrize(
+    "forgery",
+    ["a page's entry is a number", "a data file's row keys are not strings", "extra is a list"],
+)
+def test_a_forged_site_state_value_is_ignored_not_a_traceback(env: Env, forgery: str) -> None:
+    """Values of the wrong type in .harness-site.json (hand-edited, damaged) count as no record: the build
+    makes those files again and the site is what a cold build makes."""
+    import json
+
+    out = env.tmp / "site"
+    assert invoke(["site", "--db", str(env.db), "--out", str(out)]).exit_code == 0
+    state_file = out / ".harness-site.json"
+    state = json.loads(state_file.read_text())
+    state["extra"]["inputs"] = "forged"  # not the store's: the build reads its records
+    data_file = next(p for p, e in state["files"].items() if p.startswith("data/tasks/") and "rows" in e)
+    if forgery == "a page's entry is a number":
+        state["files"]["index.html"] = 1
+    elif forgery == "a data file's row keys are not strings":
+        state["files"][data_file]["rows"] = [{"key": 1}] * len(state["files"][data_file]["rows"])
+        page = "tasks/" + data_file.split("/")[-1].split(".")[0] + ".html"
+        state["files"][page]["inputs"] = "forged"  # the page is made again, reading the data file's rows
+    else:
+        state["extra"] = ["forged"]
+    state_file.write_text(json.dumps(state))
+    result = invoke(["site", "--db", str(env.db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    cold = env.tmp / "cold"
+    assert invoke(["site", "--db", str(env.db), "--out", str(cold)]).exit_code == 0
+    for path in cold.rglob("*"):
+        if path.is_file() and path.name != ".harness-site.json":
+            assert (out / path.relative_to(cold)).read_bytes() == path.read_bytes(), path
+
+
 # ---- a read-only store with a job to run -----------------------------------------------------------------
 
 

@@ -370,8 +370,8 @@ class TaskRowReuse:
             return {}
         keys = entry.get(ROW_KEYS)
         path = self.out / self.paths[table]
-        if not isinstance(keys, list) or not untouched(path, entry):
-            return {}
+        if not isinstance(keys, list) or not all(k.__class__ is str for k in keys) or not untouched(path, entry):
+            return {}  # (a state file may be forged)
         rows = read_encoded_rows(path, f"t{table}")
         if rows is None or len(rows) != len(keys):
             return {}

@@ -141,7 +141,12 @@ class IncrementalWriter:
         files = state.get("files")
         if not isinstance(files, dict):
             return {}
-        return state
+        extra = state.get("extra")
+        # A forged or damaged entry (not a dict of fields) is as good as none: that file is made again.
+        return {
+            "files": {path: entry for path, entry in files.items() if isinstance(entry, dict)},
+            "extra": extra if isinstance(extra, dict) else {},
+        }
 
 
 def _foreign_site_files(out: Path) -> list[str]:
