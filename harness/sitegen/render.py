@@ -304,15 +304,19 @@ def rows_script(table_id: str, rows: Sequence[str]) -> str:
 
 def encoded_rows_script(table_id: str, encoded: Sequence[str]) -> str:
     """rows_script of rows given as the text of their JSON strings (RowMaker.task_rows): the same bytes."""
-    array = f'["{_BETWEEN_ROWS.join(encoded)}"]' if encoded else "[]"
-    return f"{_rows_prefix(table_id)}{array}{_ROWS_END}"
+    return f"{_rows_prefix(table_id)}{_json_array(encoded)}{_ROWS_END}"
 
 
 def decoded_rows(encoded: Sequence[str]) -> list[str]:
     """The HTML of rows given as the text of their JSON strings."""
-    rows = json.loads(f'["{_BETWEEN_ROWS.join(encoded)}"]' if encoded else "[]")
+    rows = json.loads(_json_array(encoded))
     assert isinstance(rows, list)
     return rows
+
+
+def _json_array(encoded: Sequence[str]) -> str:
+    """The JSON array of strings given as the text between their quotes (as json.dumps separates them)."""
+    return f'["{_BETWEEN_ROWS.join(encoded)}"]' if encoded else "[]"
 
 
 def _rows_prefix(table_id: str) -> str:
