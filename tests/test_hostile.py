@@ -423,7 +423,9 @@ CASES |= {
     "pick-bad-memory": Case(pick("--max-memory", "lots"), ("lots",)),
     "compare-alpha-2": Case(compare("--alpha", "2"), ("key 'alpha' must be between 0 and 1", "got 2")),
     "compare-n-boot-0": Case(compare("--n-boot", "0"), ("key 'n_boot' must be >= 100", "got 0")),
-    "compare-max-drop-negative": Case(compare("--max-drop", "-0.1"), ("key 'max_drop' is an allowed drop, >= 0", "got -0.1")),
+    "compare-max-drop-negative": Case(compare("--max-drop", "-0.1"), ("key 'max_drop' is an allowed drop, a finite number >= 0", "got -0.1")),
+    "compare-max-drop-inf": Case(compare("--max-drop", "inf"), ("key 'max_drop' is an allowed drop, a finite number", "got inf")),
+    "compare-latency-ratio-inf": Case(compare("--max-latency-ratio", "1e999"), ("key 'max_latency_ratio' must be a finite number >= 1", "got inf")),
     "compare-latency-ratio-nan": Case(compare("--max-latency-ratio", "nan"), ("key 'max_latency_ratio' must be a number, got nan",)),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +37,14 @@ class Policy:
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {self.alpha}.")
-        if not self.max_drop >= 0:
-            raise ValueError(f"max_drop is an allowed drop, >= 0 (e.g. 0.01), got {self.max_drop}.")
-        if self.max_latency_ratio is not None and not self.max_latency_ratio >= 1:
+        # An infinite limit is a gate that can never fail: a CI check that always passes, so it is refused
+        # (leave max_latency_ratio out to report latency only).
+        if not 0 <= self.max_drop < math.inf:
+            raise ValueError(f"max_drop is an allowed drop, a finite number >= 0 (e.g. 0.01), got {self.max_drop}.")
+        if self.max_latency_ratio is not None and not 1 <= self.max_latency_ratio < math.inf:
             raise ValueError(
-                f"max_latency_ratio must be >= 1 (1.2 = 20% slower allowed), got {self.max_latency_ratio}."
+                "max_latency_ratio must be a finite number >= 1 (1.2 = 20% slower allowed; leave it out to report "
+                f"latency only), got {self.max_latency_ratio}."
             )
         if self.latency_at not in PERCENTILES:
             raise ValueError(f"latency_at must be one of {', '.join(PERCENTILES)}, got {self.latency_at!r}.")
