@@ -8,6 +8,7 @@ whose names, protocol variant, suite name and label hold rich markup (``[/]``, `
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import socket
 import sqlite3
@@ -453,7 +454,12 @@ def _image_task(env: Env, corrupt: bytes) -> Path:
 
 def task_data_run(env: Env, data: bytes) -> list[str]:
     """`run` of a text task whose CSV data file holds `data`."""
-    env.write("d.csv", data)
+    return task_data_at(env, lambda path: path.write_bytes(data))
+
+
+def task_data_at(env: Env, make: Callable[[Path], object]) -> list[str]:
+    """`run` of a text task whose CSV data path d.csv is what `make(path)` puts there."""
+    make(env.tmp / "d.csv")
     env.write("t.yaml", "name: t\nversion: '1'\nmodality: text\nlabels: [a, b]\nsource: {type: csv, path: d.csv}\n")
     suite = env.write("suite.yaml", good_suite(tasks="plugins: [t.yaml]\ntasks: [t]\n", models=model_line(family="tfidf")))
     return ["run", str(suite), "--db", str(env.db)]
@@ -618,6 +624,12 @@ def _set(run_field: str, value: object) -> Callable[[dict], None]:
 CASES |= {
     "csv-data-file-empty": Case(
         lambda env: task_data_run(env, b""), ("d.csv", "EmptyDataError: No columns to parse from file")
+    ),
+    "csv-data-file-is-a-folder": Case(
+        lambda env: task_data_at(env, Path.mkdir), ("Data file", "d.csv is a folder; give the path of the csv file")
+    ),
+    "csv-data-file-is-a-pipe": Case(
+        lambda env: task_data_at(env, os.mkfifo), ("d.csv is not a regular file (a device or a pipe)",)
     ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),

@@ -278,6 +278,13 @@ def load_file_split(
     if not files:
         raise DataError(f"No {file_format} files given.")
     _check_exists(files, "Data file")
+    for path in files:
+        if not path.is_file():  # datasets says "Unable to find" for a folder, a device or a pipe
+            kind = "a folder" if path.is_dir() else "not a regular file (a device or a pipe)"
+            raise DataError(
+                f"Data file {path} is {kind}; give the path of the {file_format} file itself "
+                "(relative paths are resolved from the task file)."
+            )
     where = "file " + ", ".join(str(f) for f in files)
     extra: dict[str, Any] = {"encoding": encoding} if encoding and file_format == "csv" else {}
     dataset = _load_dataset(
