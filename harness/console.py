@@ -15,14 +15,24 @@ def output_console() -> Console:
     return console if console.is_terminal else Console(width=120)
 
 
+# Unicode characters that change how the text around them is shown: the bidirectional overrides,
+# embeddings, isolates and marks reorder what follows ("Trojan Source": a model named "pix\u202eslegol" shows
+# as "pixlogels"), and the line and paragraph separators break a line. Shown as \u202e, never sent raw.
+REORDERING = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+
 # Control characters other than newline and tab: ESC starts terminal sequences (colours, clearing the
 # screen, setting the window title), CR overwrites the line. Shown as \x1b etc., never sent raw.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{REORDERING}]")
 
 
 def plain(value: object) -> str:
     """Text printed with markup off, its control characters shown as esc() shows them."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return _CONTROL.sub(_shown, str(value))
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def esc(value: object) -> str:

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from harness.console import REORDERING
 from harness.errors import ConfigError, FieldError, close_match
 from harness.yaml_io import as_bool
 
@@ -95,8 +96,11 @@ def shown(value: Any) -> str:
     return f"{_YAML_TYPE.get(type(value), type(value).__name__)} {text}"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-NAME_RULE = "a non-empty name without control characters (newline, tab, escape codes, NUL)"
+_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{REORDERING}]")
+NAME_RULE = (
+    "a non-empty name without control characters (newline, tab, escape codes, NUL, "
+    "bidirectional overrides such as \\u202e)"
+)
 
 
 def bad_name(name: str) -> bool:

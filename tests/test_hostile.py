@@ -334,6 +334,13 @@ CASES |= {
         run_suite_with(models='models:\n  - {name: "a\\nb\\e[31mred", family: pixels}\n'),
         ("key 'models[0].name' must be a non-empty name without control characters", "got string 'a\\nb\\x1b[31mred'"),
     ),
+    "model-name-with-a-bidi-override": Case(
+        run_suite_with(models='models:\n  - {name: "pix\\u202eslegol", family: pixels}\n'),
+        ("key 'models[0].name' must be a non-empty name without control characters", "got string 'pix\\u202eslegol'"),
+    ),
+    "model-name-with-a-line-separator": Case(
+        run_suite_with(models='models:\n  - {name: "a\\u2028b", family: pixels}\n'), ("'a\\u2028b'",)
+    ),
     "model-name-empty": Case(
         run_suite_with(models='models:\n  - {name: "", family: pixels}\n'), ("key 'models[0].name' must be a non-empty name",)
     ),
@@ -1207,8 +1214,9 @@ def test_task_file_escape_codes_are_shown_not_sent(env: Env) -> None:
 
 @pytest.mark.parametrize("command", ["show", "pick", "compare", "models"])
 def test_a_stored_name_with_escape_codes_is_shown_not_sent(command: str, env: Env) -> None:
-    """A store written by another tool (or before names were checked) with an ESC sequence in a model name."""
-    rename = f"UPDATE {{}} SET {{}} = 'evil\x1b]0;owned\x07' WHERE {{}} = '{EVIL_MODEL}'"
+    """A store written by another tool (or before names were checked) with an ESC sequence and a bidi override
+    (which would show the rest of the name reversed) in a model name."""
+    rename = f"UPDATE {{}} SET {{}} = 'evil\x1b]0;owned\x07\u202eslegol' WHERE {{}} = '{EVIL_MODEL}'"
     conn = sqlite3.connect(env.db)
     for table, column in (("runs", "model"), ("models", "name")):
         conn.execute(rename.format(table, column, column))
@@ -1220,7 +1228,7 @@ def test_a_stored_name_with_escape_codes_is_shown_not_sent(command: str, env: En
         args = read_command(command, lambda e: e.db)(env)
     result = invoke(args)
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
 
 
 def test_junit_report_stays_well_formed_with_a_control_character_in_a_stored_name(env: Env) -> None:
