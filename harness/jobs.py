@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import hashlib
-import json
 import time
 import traceback
 from collections.abc import Mapping
@@ -21,6 +19,7 @@ import numpy as np
 
 from harness import RESULT_SCHEMA_VERSION
 from harness.config import ModelEntry, ProtocolRef, SuiteConfig, TaskRef
+from harness.digests import json_digest
 from harness.environment import run_environment
 from harness.errors import HarnessError, ModelOutputError, NotApplicable
 from harness.features import FeatureCache
@@ -49,7 +48,7 @@ class Job:
 
 
 def job_key(config: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return json_digest(config, 24)
 
 
 def job_config(

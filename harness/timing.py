@@ -19,8 +19,6 @@ once (`remeasure_contended`) and the less contended of the two kept.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import platform
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from harness.digests import json_digest
 from harness.records import TimingRecord
 
 # The contention rule (docs/store.md repeats it). A timing is "contended" when, during its timed region,
@@ -218,7 +217,7 @@ def hardware_info() -> dict[str, Any]:
         "platform": f"{platform.system()} {platform.machine()}",
         "python": platform.python_version(),
     }
-    info["fingerprint"] = hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:12]
+    info["fingerprint"] = json_digest(info, 12)
     return info
 
 

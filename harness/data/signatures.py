@@ -5,12 +5,12 @@ The runner compares them with the stored ones to reuse a data fingerprint withou
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from harness.digests import json_digest
 
 # Bump when the loading/splitting code changes what a given source yields.
 DATA_CODE_VERSION = "1"
@@ -40,4 +40,4 @@ def signature(*parts: Any, files: Iterable[Path] = ()) -> str:
         "parts": parts,
         "files": [entry for f in files for entry in file_stats(f)],
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(payload, 16)

@@ -5,8 +5,6 @@ A protocol never knows which family it runs; an adapter never knows which protoc
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -15,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
+from harness.digests import json_digest
 from harness.errors import FieldError, HarnessError, NotApplicable, close_match
 from harness.records import ScoreKind
 from harness.tasks import Modality, Split, TaskSpec
@@ -75,7 +74,7 @@ class ModelSpec:
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return json_digest(self.as_dict(), 16)
 
 
 @dataclass(frozen=True)

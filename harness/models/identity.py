@@ -32,6 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.digests import json_digest
 from harness.errors import HarnessError
 from harness.models import PKG_SCHEME, family, package_distribution, resolve_source
 from harness.models.base import ModelSpec
@@ -59,7 +60,7 @@ class ModelIdentity:
     @property
     def token(self) -> str:
         """A short hash of the whole identity (feature-cache namespace)."""
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return json_digest(self.as_dict(), 16)
 
     @property
     def weights(self) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness.digests import code_digest
 from harness.metrics.stats import Placement
 from harness.package_data import data_folder
 from harness.sitegen.results import Result
@@ -39,11 +40,7 @@ def digest(*parts: Any) -> str:
 @lru_cache(maxsize=1)
 def renderer_version() -> str:
     """The code and templates that turn data into pages: a change to either re-renders everything."""
-    h = hashlib.sha256(harness.__version__.encode())
-    for path in sorted([*SOURCES.glob("*.py"), *TEMPLATES.rglob("*.*")]):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:32]
+    return code_digest([*SOURCES.glob("*.py"), *TEMPLATES.rglob("*.*")], harness.__version__)
 
 
 def result_identity(r: Result) -> tuple[Any, ...]:

@@ -11,11 +11,11 @@ one core busy), instead of later in the render pool, where every core is busy. A
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from harness.digests import code_digest
 from harness.sitegen import exports, forking
 from harness.sitegen.exports import RunLines, Table, results_csv, run_rows, run_rows_reusing
 from harness.sitegen.forking import can_fork, forked_pool, inherited
@@ -112,7 +112,7 @@ class _Job:
 @lru_cache(maxsize=1)
 def _lines_made_by() -> str:
     """The code that makes a run's line: another version's lines are not read."""
-    return hashlib.sha256(Path(exports.__file__).read_bytes()).hexdigest()[:32]
+    return code_digest([Path(exports.__file__)])
 
 
 class _Done:

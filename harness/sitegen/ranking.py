@@ -21,8 +21,6 @@ involved, so a rebuild re-tests only the groups whose inputs changed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.digests import json_digest
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
 from harness.metrics.registry import metric_from_description
 from harness.metrics.resample import resampled_values
@@ -445,7 +444,7 @@ def _run_ids(results: Sequence[Result]) -> list[tuple[str, str, str]]:
 
 
 def _hash(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return json_digest(parts, 32)
 
 
 def _placements_to_json(placements: Mapping[str, Placement]) -> list[list[Any]]:

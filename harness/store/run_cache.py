@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness.digests import code_digest
 from harness.records import MetricValue
 from harness.store.rows import RunRow, Timing
 
@@ -44,10 +45,8 @@ _N_FIELDS, _N_TIMING, _N_METRIC = len(RunRow._fields) - 3, len(Timing._fields), 
 
 @lru_cache(maxsize=1)
 def _stamp() -> tuple[Any, ...]:
-    code = hashlib.sha256()
-    for name in _STORE_CODE:
-        code.update((Path(__file__).parent / name).read_bytes())
-    return (_FORMAT, harness.__version__, code.hexdigest(), sys.version_info[:2], _MARSHAL_VERSION)
+    code = code_digest(Path(__file__).parent / name for name in _STORE_CODE)
+    return (_FORMAT, harness.__version__, code, sys.version_info[:2], _MARSHAL_VERSION)
 
 
 OFF = "off"  # HARNESS_SITE_CACHE=off: no copy (a throwaway CI container, where it would never be read again)

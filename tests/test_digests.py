@@ -1,0 +1,29 @@
+"""The shared digests: job keys and fingerprints stored in every results database depend on their bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.digests import code_digest, json_digest
+
+
+def test_json_digest_is_the_sha256_of_sorted_json_that_stored_keys_were_made_with() -> None:
+    # Pinned: a change here would give every stored run a new key and re-run every suite from scratch.
+    assert json_digest({"b": 1, "a": ["x", 2.5, None]}, 24) == "d26322cd75768f8f5f67f857"
+    assert json_digest({"a": [Path("x"), 2.5, None], "b": 1}, 24) == "d26322cd75768f8f5f67f857"
+    assert len(json_digest({}, 8)) == 8
+
+
+def test_code_digest_follows_the_files_bytes_and_names_not_their_order(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    first = code_digest([a, b], "1.0")
+    assert code_digest([b, a], "1.0") == first
+    assert code_digest([a, b], "1.1") != first
+    b.write_text("y = 3\n")
+    assert code_digest([a, b], "1.0") != first
+    b.write_text("y = 2\n")
+    assert code_digest([a, b], "1.0") == first
+    b.rename(tmp_path / "c.py")
+    assert code_digest([a, tmp_path / "c.py"], "1.0") != first
