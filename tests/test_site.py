@@ -730,3 +730,56 @@ def test_progress_names_each_phase_of_a_build_that_loads_the_store(built: Built,
     again: list[str] = []
     build_site(store.path, tmp_path / "site", progress=again.append)
     assert again == []  # unchanged: nothing loaded
+
+
+_CTRL_C_SCRIPT = """
+import sys, time
+from pathlib import Path
+from harness.sitegen.forking import forked_pool, inherited
+
+def work():
+    try:
+        print("working", flush=True)
+        time.sleep(60)  # a Ctrl-C arrives here
+    finally:
+        Path(inherited()).write_text("cleaned up")  # as sync_file removes its temporary file
+
+pool = forked_pool(1, sys.argv[1])
+result = pool.apply_async(work)
+try:
+    result.get()
+except KeyboardInterrupt:
+    pool.terminate()
+    pool.join()
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_stops_the_forked_workers_cleanly(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole process group: the workers leave it to the parent (they printed
+    tracebacks, and one interrupted mid-send hung the build's Pool.terminate), and the parent's terminate
+    lets them run their finally clauses."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CTRL_C_SCRIPT, str(marker)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "working\n"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert (proc.returncode, out) == (130, "interrupted\n"), err
+    assert "Traceback" not in err and "ForkPoolWorker" not in err, err  # a worker interrupted printed these
+    assert marker.read_text() == "cleaned up"

@@ -5,6 +5,7 @@ that its workers read as it was at the fork, instead of having it pickled to the
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from multiprocessing.pool import Pool
 from typing import Any
 
@@ -21,9 +22,23 @@ def forked_pool(processes: int, inherited: Any) -> Pool:
     global _INHERITED
     _INHERITED = inherited
     try:
-        return multiprocessing.get_context("fork").Pool(processes)
+        return multiprocessing.get_context("fork").Pool(processes, initializer=_leave_ctrl_c_to_the_parent)
     finally:
         _INHERITED = None
+
+
+def _leave_ctrl_c_to_the_parent() -> None:
+    """A Ctrl-C reaches every process of the terminal's group. A worker it interrupted while sending a
+    result (the runs' JSON is hundreds of MB) left half a message in the pipe, and the parent's
+    Pool.terminate then waited for the rest forever; the others printed their tracebacks. Workers ignore
+    it: the parent's KeyboardInterrupt ends the build, and its terminate() stops them. That SIGTERM is
+    raised as SystemExit, so a worker stopped while writing a file removes its temporary file (finally)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def inherited() -> Any:
