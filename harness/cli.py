@@ -62,8 +62,25 @@ def user_errors(fn: F) -> F:
                 soft_wrap=True,
             )
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            after = _AFTER_CTRL_C.get(fn.__name__, "")
+            err_console.print(
+                f"[bold red]Interrupted[/bold red] (Ctrl-C): `harness {fn.__name__}` did not finish.{after}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# What an interrupted command left behind, where that is not "nothing".
+_AFTER_CTRL_C = {
+    "run": " The jobs that finished are stored (each in one transaction; the one interrupted left nothing): "
+    "run the same command again to resume the rest.",
+    "site": " A first build removed its folder; an existing site keeps the pages written so far, and the next "
+    "`harness site` brings it up to date.",
+}
 
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, help="Benchmark pretrained models; publish a leaderboard.")

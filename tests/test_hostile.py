@@ -1252,3 +1252,35 @@ def test_markdown_report_shows_html_in_a_stored_name_as_text(env: Env) -> None:
     result = invoke(compare("--format", "markdown")(env))
     assert result.exit_code == 0, result.output
     assert "<img" not in result.stdout and "&lt;img src=x onerror=alert(1)&gt;" in result.stdout
+
+
+# ---- Ctrl-C ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["run", "site"])
+def test_ctrl_c_is_a_short_message_and_exit_130(command: str, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt in the middle of the work: one line saying what was left behind, exit 130, no
+    traceback (typer alone exited 130 silently). The store is untouched by the interrupted run."""
+    import harness.runner
+    import harness.sitegen
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.runner, "run_suite", interrupted)
+    monkeypatch.setattr(harness.sitegen, "build_site", interrupted)
+    monkeypatch.setattr("harness.commands.site_cmd.build_site", interrupted)
+    before = store_state(env.db)
+    if command == "run":
+        args = ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db)]
+        needle = "run the same command again to resume the rest"
+    else:
+        args = ["site", "--db", str(env.db), "--out", str(env.tmp / "site")]
+        needle = "the next `harness site` brings it up to date"
+    result = invoke(args)
+    assert result.exit_code == 130, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith(f"Interrupted (Ctrl-C): `harness {command}` did not finish."), result.stderr
+    assert needle in lines[-1]
+    assert store_state(env.db) == before
