@@ -17,6 +17,7 @@ from typing import IO, Any, Literal
 
 from harness.data.task_options import limited_run_note
 from harness.errors import HarnessError
+from harness.outfile import write_out
 from harness.store import StoreReader
 
 ExportFormat = Literal["json", "jsonl", "csv", "parquet"]
@@ -189,7 +190,7 @@ def export(db: Path, fmt: ExportFormat, out: Path | None, where: ExportFilter, p
         frame = pd.DataFrame(rows, columns=columns)
         buffer_bytes = io.BytesIO()
         frame.to_parquet(buffer_bytes, index=False, engine="pyarrow")
-        _write_file(buffer_bytes.getvalue(), out)
+        write_out(buffer_bytes.getvalue(), out)
     return len(records)
 
 
@@ -197,25 +198,4 @@ def _write_text(text: str, out: Path | None, stdout: IO[str]) -> None:
     if out is None:
         stdout.write(text)
         return
-    _write_file(text.encode("utf-8"), out)
-
-
-def _write_file(data: bytes, out: Path) -> None:
-    """`data` into `out`: a regular file (or a new one) replaced whole through a temporary file next to it,
-    the file a symlink points to rather than the link; a device or a pipe (/dev/stdout, a FIFO) written into
-    as it is, never replaced by a file."""
-    try:
-        if out.exists() and not out.is_file():  # exists/is_file follow links: /dev/stdout is a pipe or a tty
-            with out.open("wb") as fh:
-                fh.write(data)
-            return
-        target = out.resolve() if out.is_symlink() else out
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)
-    except OSError as exc:
-        raise HarnessError(f"--out {out}: cannot be written ({exc.strerror or exc}).") from None
+    write_out(text.encode("utf-8"), out)

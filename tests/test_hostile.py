@@ -1284,3 +1284,38 @@ def test_ctrl_c_is_a_short_message_and_exit_130(command: str, env: Env, monkeypa
     assert lines[-1].startswith(f"Interrupted (Ctrl-C): `harness {command}` did not finish."), result.stderr
     assert needle in lines[-1]
     assert store_state(env.db) == before
+
+
+# ---- a disk that fills up while an --out file is written ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["export-baseline", "--out", "{out}.json"],
+        ["compare", "--out", "{out}.md", "--format", "markdown"],
+        ["compare", "--out", "{out}.txt"],
+        ["export", "--out", "{out}.json", "--format", "json"],
+    ],
+    ids=["export-baseline", "compare-markdown", "compare-table", "export"],
+)
+def test_an_out_file_the_disk_cannot_hold_is_not_left_truncated(
+    command: list[str], env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC halfway through the write: a clean error, and no half-written report or baseline for a CI step
+    to pick up (export-baseline and compare wrote the file in place)."""
+    import errno
+
+    def fills_up(self: Path, data: str | bytes, *args: object, **kwargs: object) -> int:
+        with open(self, "wb" if isinstance(data, bytes) else "w") as fh:
+            fh.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", fills_up)
+    monkeypatch.setattr(Path, "write_text", fills_up)
+    out = env.tmp / "reports" / "out"
+    options = [a.format(out=out) for a in command[1:]]
+    args = compare(*options)(env) if command[0] == "compare" else [command[0], *options, "--db", str(env.db)]
+    result = invoke(args)
+    assert_clean_failure(result, 2, ("cannot be written (No space left on device)",))
+    assert list((env.tmp / "reports").iterdir()) == []

@@ -50,6 +50,22 @@ def test_a_crash_inside_the_write_leaves_nothing_half_written(tmp_path: Path) ->
     assert store.reader.metrics("k0")["accuracy"].value == 0.4
 
 
+def test_a_full_disk_is_named_as_such_and_the_write_leaves_nothing(tmp_path: Path) -> None:
+    """SQLITE_FULL (emulated by capping the file at its current size) is not "the file is damaged": the
+    message says the disk is full, and the run's transaction is rolled back."""
+    store = Store(tmp_path / "r.db")
+    store.write_run(_record("k0"))
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(HarnessError) as caught:
+        store.write_run(_record("k1", n=20_000))
+    message = str(caught.value)
+    assert "r.db cannot be written (SQLite: database or disk is full): the disk holding it is full" in message
+    assert "Nothing of the failed write was stored" in message and "damaged" not in message
+    assert store.db.execute("SELECT key FROM runs").fetchall() == [("k0",)]
+    assert store.db.execute("SELECT count(*) FROM predictions WHERE run_key = 'k1'").fetchone()[0] == 0
+
+
 def test_class_scores_round_trip_in_example_id_order_as_float32(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db")
     ids = ("e2", "e0", "e1")

@@ -6,6 +6,7 @@ or a candidate run failed), 2 usage or data error (raised as HarnessError; the C
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from harness.commands.outfile import check_out
 from harness.compare import (
     FORMATS,
     compare_results,
@@ -28,6 +28,7 @@ from harness.compare import (
 from harness.compare.policy import parse_percentile
 from harness.console import output_console
 from harness.errors import HarnessError, close_match
+from harness.outfile import check_out, write_out
 from harness.store import DEFAULT_DB
 
 
@@ -157,15 +158,16 @@ def compare(
         if out is None:
             render_table(report, output_console())
         else:
-            with out.open("w", encoding="utf-8") as fh:
-                render_table(report, Console(file=fh, width=200, no_color=True))
+            buffer = io.StringIO()
+            render_table(report, Console(file=buffer, width=200, no_color=True))
+            write_out(buffer.getvalue().encode("utf-8"), out)
     else:
         render = {"markdown": render_markdown, "junit": render_junit, "json": render_json}[output_format]
         text = render(report)
         if out is None:
             sys.stdout.write(text)
         else:
-            out.write_text(text, encoding="utf-8")
+            write_out(text.encode("utf-8"), out)
     if out is not None:
         from harness.compare.render import summary_line
 
@@ -193,10 +195,7 @@ def export_baseline(
         raise HarnessError(
             f"No runs to export from {results.source}" + (f" for task {task!r}." if task else ".")
         )
-    try:
-        write_baseline(results, out)
-    except OSError as exc:
-        raise HarnessError(f"--out {out}: cannot be written ({exc.strerror or exc}).") from None
+    write_baseline(results, out)
     with_preds = sum(r.predictions is not None for r in results.runs)
     size_kb = out.stat().st_size / 1024
     Console(stderr=True).print(

@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
-from harness.commands.outfile import check_out
 from harness.console import esc
+from harness.outfile import check_out
 from harness.store import DEFAULT_DB
 
 

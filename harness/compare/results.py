@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, close_match
+from harness.outfile import write_out
 from harness.store import StoreReader, baseline
 from harness.store.rows import RunResult
 from harness.store.schema import has_sqlite_header
@@ -110,7 +111,8 @@ def load_db(
 
 
 def write_baseline(results: ResultSet, out: Path) -> None:
-    baseline.write_baseline(results.source, results.runs, out)
+    """The baseline JSON file of `results` (whole or not at all: a failed write leaves no truncated file)."""
+    write_out(baseline.baseline_text(results.source, results.runs).encode("utf-8"), out)
 
 
 def load_baseline_json(

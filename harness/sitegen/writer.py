@@ -14,6 +14,7 @@ generated file someone edited by hand is kept).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -207,6 +208,12 @@ def _cannot_write(out: Path, relpath: str, exc: OSError) -> str:
         reason = f"{file_above.as_posix()} is a file where the build needs a folder"
     else:
         reason = exc.strerror or type(exc).__name__
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            return (
+                f"Cannot write {relpath} in the site folder {out}: {reason}. Make room (or fix the folder's "
+                "permissions) and build again, or build into another --out; the next build rewrites what this "
+                "one could not."
+            )
     return (
         f"Cannot write {relpath} in the site folder {out}: {reason}. The build writes that file; move what is "
         f"there out of the site folder, or build into another --out."

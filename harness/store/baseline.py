@@ -50,7 +50,7 @@ def run_to_json(run: RunResult) -> dict[str, Any]:
     return out
 
 
-def write_baseline(source: str, runs: Sequence[RunResult], out: Path) -> None:
+def baseline_text(source: str, runs: Sequence[RunResult]) -> str:
     """One run per line so a committed baseline diffs readably; predictions as compact parallel arrays."""
     header = {
         "format": BASELINE_FORMAT,
@@ -63,8 +63,7 @@ def write_baseline(source: str, runs: Sequence[RunResult], out: Path) -> None:
     lines = [json.dumps(run_to_json(r), sort_keys=True, separators=(",", ":")) for r in runs]
     head = json.dumps(header, sort_keys=True, indent=1)[:-2]  # drop the closing "\n}"
     body = ",\n".join(lines)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f'{head},\n "runs": [\n{body}\n]}}\n', encoding="utf-8")
+    return f'{head},\n "runs": [\n{body}\n]}}\n'
 
 
 def read_baseline(path: Path) -> list[dict[str, Any]]:

@@ -74,8 +74,25 @@ def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:
     return read
 
 
+# SQLite failures that say nothing about the file itself: what to do instead of checking it for damage.
+_NOT_THE_FILE = {
+    sqlite3.SQLITE_FULL: "the disk holding it is full. Make room, or pass --db with a file on another disk",
+    sqlite3.SQLITE_READONLY: "it is read-only (the file's or its folder's permissions, or a read-only disk). "
+    "Make it writable, or pass --db with another file",
+    sqlite3.SQLITE_BUSY: "another process kept it locked (another harness command writing to it?). Run again once "
+    "that one has finished",
+    sqlite3.SQLITE_IOERR: "the disk reported an I/O error. Check the disk, or pass --db with a file on another one",
+}
+
+
 def store_error(path: Path, exc: sqlite3.DatabaseError, doing: str) -> HarnessError:
-    """SQLite failing on a store past the checks at open (a damaged page, a table gone), as one paragraph."""
+    """SQLite failing on a store past the checks at open (a damaged page, a table gone; a full disk, a lock held
+    too long), as one paragraph. A failed write rolled its transaction back: nothing of it was stored."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF  # extended codes (SQLITE_IOERR_WRITE...) share the low byte
+    if primary in _NOT_THE_FILE:
+        rolled_back = " Nothing of the failed write was stored." if doing == "written" else ""
+        return HarnessError(f"{path} cannot be {doing} (SQLite: {exc}): {_NOT_THE_FILE[primary]}.{rolled_back}")
     return HarnessError(
         f"{path} cannot be {doing} (SQLite: {exc}): the file is damaged or is not a harness results database "
         f"(`sqlite3 {path} 'PRAGMA integrity_check'` checks it). Pass --db with another file, or re-run the "

@@ -1,4 +1,5 @@
-"""The output file of a command (`--out` of compare, export-baseline and export), checked before any work."""
+"""The output file of a command (`--out` of compare, export-baseline and export): checked before any work
+(check_out), then written whole or not at all (write_out)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,25 @@ def check_out(out: Path, option: str, inputs: Iterable[Path | None] = (), exampl
         ) from None
     if not os.access(out.parent, os.W_OK):
         raise HarnessError(f"{option} {out}: its folder {out.parent} is not writable.")
+
+
+def write_out(data: bytes, out: Path, option: str = "--out") -> None:
+    """`data` into `out`: a regular file (or a new one) replaced whole through a temporary file next to it, so
+    a full disk or an interruption leaves the old file (or none), never a truncated one; the file a symlink
+    points to rather than the link; a device or a pipe (/dev/stdout, a FIFO) written into as it is, never
+    replaced by a file."""
+    try:
+        if out.exists() and not out.is_file():  # exists/is_file follow links: /dev/stdout is a pipe or a tty
+            with out.open("wb") as fh:
+                fh.write(data)
+            return
+        target = out.resolve() if out.is_symlink() else out
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise HarnessError(f"{option} {out}: cannot be written ({exc.strerror or exc}).") from None
