@@ -783,3 +783,23 @@ def test_ctrl_c_stops_the_forked_workers_cleanly(tmp_path: Path) -> None:
     assert (proc.returncode, out) == (130, "interrupted\n"), err
     assert "Traceback" not in err and "ForkPoolWorker" not in err, err  # a worker interrupted printed these
     assert marker.read_text() == "cleaned up"
+
+
+def test_a_site_file_the_disk_cannot_hold_says_to_make_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC is no folder in the way: the advice is to make room (or build elsewhere), and no temporary
+    file is left in the site folder."""
+    import errno
+
+    from harness.sitegen.writer import sync_file
+
+    def fills_up(self: Path, data: bytes) -> int:
+        self.write_text("half")  # what reached the disk before it filled
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", fills_up)
+    with pytest.raises(HarnessError) as caught:
+        sync_file(tmp_path, "tasks/t.html", "<html></html>", None)
+    message = str(caught.value)
+    assert "Cannot write tasks/t.html in the site folder" in message and "No space left on device" in message
+    assert "Make room" in message and "move what is there" not in message
+    assert [p.name for p in (tmp_path / "tasks").iterdir()] == []
