@@ -1319,3 +1319,22 @@ def test_an_out_file_the_disk_cannot_hold_is_not_left_truncated(
     result = invoke(args)
     assert_clean_failure(result, 2, ("cannot be written (No space left on device)",))
     assert list((env.tmp / "reports").iterdir()) == []
+
+
+def test_a_second_site_build_into_the_same_folder_is_refused_while_the_first_runs(env: Env) -> None:
+    """Builds into one folder are kept apart by a lock on the folder: the second is a clean error that
+    changes nothing (it used to race the first and then call the folder's files "no harness build wrote")."""
+    from harness.sitegen.writer import site_lock
+
+    out = env.tmp / "site"
+    assert invoke(["site", "--db", str(env.db), "--out", str(out)]).exit_code == 0
+    before = folder_state(out)
+    with site_lock(out):  # as a build in another process holds it
+        result = invoke(["site", "--db", str(env.db), "--out", str(out)])
+        assert_clean_failure(result, 2, (f"Another `harness site` is building into {out} right now",))
+        fresh = env.tmp / "new" / "site"
+        with site_lock(fresh):  # a first build refused for the lock removes nothing it did not make
+            assert invoke(["site", "--db", str(env.db), "--out", str(fresh)]).exit_code == 2
+            assert fresh.is_dir()
+    assert folder_state(out) == before
+    assert invoke(["site", "--db", str(env.db), "--out", str(out)]).exit_code == 0

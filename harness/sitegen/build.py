@@ -35,7 +35,7 @@ from harness.sitegen.render import (
 from harness.sitegen.results import Board, build_board
 from harness.sitegen.rows import RowMaker
 from harness.sitegen.slugs import slugify_all
-from harness.sitegen.writer import IncrementalWriter, WriteStats
+from harness.sitegen.writer import IncrementalWriter, WriteStats, site_lock
 from harness.store import StoreReader, run_cache
 
 STATIC_FILES = ("site.css", "site.js")
@@ -75,17 +75,18 @@ def build_site(
     """
     out = Path(out)
     created = [p for p in (out, *out.parents) if not p.exists()]  # the folders this build makes
-    try:
-        with _gc_paused():
-            return _build(Path(db), out, ranking or RankingConfig(), workers, metrics, progress or _quiet)
-    except BaseException as exc:
-        if created:  # a failed first build leaves no half-written site (an existing one is updated in place)
-            shutil.rmtree(created[-1], ignore_errors=True)
-        if isinstance(exc, (TypeError, ValueError)):
-            if cache := run_cache.for_store(Path(db)):  # the copy may have held the value: the next build reads the store
-                cache.drop()
-            _blame_a_stored_value(Path(db))
-        raise
+    with site_lock(out):  # outside the try: a build refused for another one's lock removes nothing
+        try:
+            with _gc_paused():
+                return _build(Path(db), out, ranking or RankingConfig(), workers, metrics, progress or _quiet)
+        except BaseException as exc:
+            if created:  # a failed first build leaves no half-written site (an existing one is updated in place)
+                shutil.rmtree(created[-1], ignore_errors=True)
+            if isinstance(exc, (TypeError, ValueError)):
+                if cache := run_cache.for_store(Path(db)):  # the copy may have held the value: the next build reads the store
+                    cache.drop()
+                _blame_a_stored_value(Path(db))
+            raise
 
 
 def _blame_a_stored_value(db: Path) -> None:

@@ -18,15 +18,47 @@ import errno
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; builds into one folder are not kept apart there
+    fcntl = None  # type: ignore[assignment]
 
 from harness.errors import HarnessError
 
 STATE_FILE = ".harness-site.json"
 STATE_VERSION = 2
 SITE_SUFFIXES = frozenset({".html", ".css", ".js", ".json", ".csv"})  # what the build writes
+
+
+@contextlib.contextmanager
+def site_lock(out: Path) -> Iterator[None]:
+    """One build at a time per site folder: an exclusive flock on the folder itself (nothing is added to the
+    published files; the lock goes with the process, however it ends). Two builds into one folder wrote
+    the same files and state at once, and the later one refused the folder as "web files no harness build
+    wrote". A folder that cannot be made or opened is left for IncrementalWriter to explain."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_RDONLY)
+    except OSError:
+        fd = None
+    try:
+        if fd is not None and fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise HarnessError(
+                    f"Another `harness site` is building into {out} right now (it holds the folder's lock). "
+                    "Run again when it has finished, or build into another --out."
+                ) from None
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 @dataclass
