@@ -5,6 +5,7 @@ Any HarnessError is printed as a one-paragraph message with exit code 2 — neve
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -46,6 +47,8 @@ warnings.showwarning = _print_warning  # data-hygiene and other user-facing warn
 def user_errors(fn: F) -> F:
     """Turn HarnessError into a clean message + exit 2."""
 
+    command = fn.__name__.removesuffix("_command").replace("_", "-")  # pick_command -> pick
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -57,21 +60,41 @@ def user_errors(fn: F) -> F:
             frames = traceback.extract_tb(exc.__traceback__)
             where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
             err_console.print(
-                f"[bold red]Error:[/bold red] {esc(f'sys.exit({exc.code!r}) was called{where} while `harness {fn.__name__}` ran (plugin, task or model code?); the command did not finish.')}",
+                f"[bold red]Error:[/bold red] {esc(f'sys.exit({exc.code!r}) was called{where} while `harness {command}` ran (plugin, task or model code?); the command did not finish.')}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            if exc.filename is None:  # not about a path: a bug, whose traceback we want
+                raise
+            err_console.print(
+                f"[bold red]Error:[/bold red] {esc(one_paragraph(_path_error(exc, command)))}",
                 highlight=False,
                 soft_wrap=True,
             )
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            after = _AFTER_CTRL_C.get(fn.__name__, "")
+            after = _AFTER_CTRL_C.get(command, "")
             err_console.print(
-                f"[bold red]Interrupted[/bold red] (Ctrl-C): `harness {fn.__name__}` did not finish.{after}",
+                f"[bold red]Interrupted[/bold red] (Ctrl-C): `harness {command}` did not finish.{after}",
                 highlight=False,
                 soft_wrap=True,
             )
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _path_error(exc: OSError, command: str) -> str:
+    """A path the system refused that no check before caught (e.g. a name too long for the file system,
+    which pathlib's exists() raises instead of answering False)."""
+    path = str(exc.filename)
+    shown = path if len(path) <= 160 else f"{path[:80]}...{path[-40:]} ({len(path):,} characters)"
+    hint = ""
+    if exc.errno == errno.ENAMETOOLONG:
+        hint = " A path here may be at most 4,096 bytes long, and each name in it 255."
+    return f"`harness {command}` cannot use the path {shown}: {exc.strerror or type(exc).__name__}.{hint}"
 
 
 # What an interrupted command left behind, where that is not "nothing".

@@ -431,6 +431,19 @@ CASES |= {
     "pick-bad-memory": Case(pick("--max-memory", "lots"), ("lots",)),
     "compare-alpha-2": Case(compare("--alpha", "2"), ("key 'alpha' must be between 0 and 1", "got 2")),
     "compare-n-boot-0": Case(compare("--n-boot", "0"), ("key 'n_boot' must be >= 100", "got 0")),
+    "db-path-too-long": Case(
+        lambda env: ["show", "--db", "x" * 5000],
+        ("`harness show` cannot use the path xxx", "(5,000 characters): File name too long", "each name in it 255"),
+    ),
+    "site-out-path-too-long": Case(
+        lambda env: ["site", "--db", str(env.db), "--out", "/".join(["y" * 200] * 30)],
+        ("`harness site` cannot use the path yyy", "File name too long"),
+    ),
+    "suite-path-too-long": Case(lambda env: ["run", "s" * 300 + ".yaml"], ("`harness run` cannot use the path",)),
+    "baseline-out-path-too-long": Case(
+        lambda env: ["export-baseline", "--db", str(env.db), "--out", "b" * 300 + ".json"],
+        ("`harness export-baseline` cannot use the path", "File name too long"),
+    ),
     "compare-max-drop-negative": Case(compare("--max-drop", "-0.1"), ("key 'max_drop' is an allowed drop, a finite number >= 0", "got -0.1")),
     "compare-max-drop-inf": Case(compare("--max-drop", "inf"), ("key 'max_drop' is an allowed drop, a finite number", "got inf")),
     "compare-latency-ratio-inf": Case(compare("--max-latency-ratio", "1e999"), ("key 'max_latency_ratio' must be a finite number >= 1", "got inf")),
