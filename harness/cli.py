@@ -74,6 +74,17 @@ def user_errors(fn: F) -> F:
                 soft_wrap=True,
             )
             raise typer.Exit(2) from None
+        except RuntimeError as exc:
+            # pathlib's resolve() raises RuntimeError, not OSError, for a symbolic link that leads back to itself
+            if not str(exc).startswith("Symlink loop from "):
+                raise
+            loop = str(exc).removeprefix("Symlink loop from ").strip("'")
+            err_console.print(
+                f"[bold red]Error:[/bold red] {esc(one_paragraph(f'`harness {command}` cannot use the path {loop}: it is a symbolic link that leads back to itself (a loop). Give the file itself.'))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             after = _AFTER_CTRL_C.get(command, "")
             err_console.print(

@@ -22,6 +22,12 @@ def check_out(out: Path, option: str, inputs: Iterable[Path | None] = (), exampl
                 f"{option} {out} is the file this command reads ({given}); writing there would replace those "
                 f"results. Give another path, e.g. {out.with_name(example)}."
             )
+        if given is not None and _is_sidecar(out, given):
+            raise HarnessError(
+                f"{option} {out} is a file SQLite keeps beside the results database {given} (its write-ahead log "
+                f"or shared memory, holding writes not yet in {given.name}); writing there would lose them. Give "
+                f"another path, e.g. {out.with_name(example)}."
+            )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -52,3 +58,13 @@ def write_out(data: bytes, out: Path, option: str = "--out") -> None:
             tmp.unlink(missing_ok=True)
     except OSError as exc:
         raise HarnessError(f"{option} {out}: cannot be written ({exc.strerror or exc}).") from None
+
+
+def _is_sidecar(out: Path, db: Path) -> bool:
+    """`out` is the -wal, -shm or -journal file of the database `db`."""
+    if not any(out.name == db.name + suffix for suffix in ("-wal", "-shm", "-journal")):
+        return False
+    try:
+        return os.path.samefile(out.parent, db.parent)
+    except OSError:
+        return False

@@ -444,6 +444,26 @@ CASES |= {
         lambda env: ["export-baseline", "--db", str(env.db), "--out", "b" * 300 + ".json"],
         ("`harness export-baseline` cannot use the path", "File name too long"),
     ),
+    "export-out-is-the-stores-write-ahead-log": Case(
+        lambda env: ["export", "--db", str(env.db), "--out", f"{env.db}-wal"],
+        ("-wal is a file SQLite keeps beside the results database", "writing there would lose them"),
+    ),
+    "compare-out-is-the-candidates-shared-memory-file": Case(
+        lambda env: compare("--out", str(env.tmp / "other.db-shm"))(env),
+        ("-shm is a file SQLite keeps beside the results database",),
+    ),
+    "db-is-a-symlink-loop": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(_symlink(env.tmp / "loop.db", "loop.db")), "--dry-run"],
+        ("`harness run` cannot use the path", "loop.db: it is a symbolic link that leads back to itself"),
+    ),
+    "export-out-is-a-symlink-loop": Case(
+        lambda env: ["export", "--db", str(env.db), "--out", str(_symlink(env.tmp / "loop.json", "loop.json"))],
+        ("`harness export` cannot use the path", "leads back to itself"),
+    ),
+    "baseline-is-proc-self-mem": Case(
+        lambda env: ["compare", "--baseline", "/proc/self/mem", "--candidate", str(env.db)],
+        ("/proc/self/mem is not a readable baseline JSON file", "Input/output error"),
+    ),
     "compare-max-drop-negative": Case(compare("--max-drop", "-0.1"), ("key 'max_drop' is an allowed drop, a finite number >= 0", "got -0.1")),
     "compare-max-drop-inf": Case(compare("--max-drop", "inf"), ("key 'max_drop' is an allowed drop, a finite number", "got inf")),
     "compare-latency-ratio-inf": Case(compare("--max-latency-ratio", "1e999"), ("key 'max_latency_ratio' must be a finite number >= 1", "got inf")),
@@ -1351,3 +1371,10 @@ def test_a_second_site_build_into_the_same_folder_is_refused_while_the_first_run
             assert fresh.is_dir()
     assert folder_state(out) == before
     assert invoke(["site", "--db", str(env.db), "--out", str(out)]).exit_code == 0
+
+
+def test_a_site_folder_named_with_an_escape_code_is_printed_escaped(env: Env) -> None:
+    out = env.tmp / "x\x1b[2Jy"
+    result = invoke(["site", "--db", str(env.db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "x\\x1b[2Jy" in result.output

@@ -343,5 +343,12 @@ def _show_added_columns(conn: sqlite3.Connection) -> None:
 
 
 def has_sqlite_header(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    """Whether the file starts as an SQLite database does; False for one that cannot be read at all (e.g.
+    /proc/self/mem: EIO), which the caller's reading then explains."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError as exc:
+        if exc.filename is not None:  # cannot be opened: the caller names it (missing, a folder, ...)
+            raise
+        return False
