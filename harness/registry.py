@@ -153,10 +153,8 @@ def discover_metrics(plugins: Sequence[Path | str] = ()) -> MetricRegistry:
     files and folders among them are TaskRegistry's; a path that does not exist is an error, not ignored)."""
     found = _entry_point_metrics()
     for raw in plugins:
-        path = Path(raw).expanduser().resolve()
-        if not path.exists():
-            raise ConfigError(f"Plugin path not found: {raw}.")
-        if path.is_file() and path.suffix == ".py":
+        path = _plugin_path(raw)
+        if path.suffix == ".py" and not path.is_dir():
             found.extend((m, f"plugin file {path}") for m in _module_metrics(_import_path(path)))
     return MetricRegistry(found)
 
@@ -175,10 +173,26 @@ def _builtin_tasks() -> list[tuple[Task, str]]:
     return found
 
 
-def _path_tasks(raw: Path | str) -> list[tuple[Task, str]]:
+_PLUGIN_KINDS = "a .py file, a .yaml/.yml task file, or a folder of task files"
+
+
+def _plugin_path(raw: Path | str) -> Path:
+    """A --plugin / plugins: path, resolved and checked to be a folder, or a regular .py or task file: any other
+    file was ignored by some commands, and a pipe named like one (x.py) hung the command reading it."""
     path = Path(raw).expanduser().resolve()
     if not path.exists():
         raise ConfigError(f"Plugin path not found: {raw}.")
+    if path.is_dir():
+        return path
+    if not path.is_file():
+        raise ConfigError(f"Plugin {path} is not a regular file (a device or a pipe); expected {_PLUGIN_KINDS}.")
+    if path.suffix not in (*_YAML_SUFFIXES, ".py"):
+        raise ConfigError(f"Plugin {path}: expected {_PLUGIN_KINDS}.")
+    return path
+
+
+def _path_tasks(raw: Path | str) -> list[tuple[Task, str]]:
+    path = _plugin_path(raw)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in _YAML_SUFFIXES and p.is_file())
         if not files:
@@ -188,11 +202,7 @@ def _path_tasks(raw: Path | str) -> list[tuple[Task, str]]:
         return [(YamlTask(f), f"task file {f}") for f in files]
     if path.suffix in _YAML_SUFFIXES:
         return [(YamlTask(path), f"task file {path}")]
-    if path.suffix == ".py":
-        return _python_plugin_tasks(path)
-    raise ConfigError(
-        f"Plugin {path}: expected a .py file, a .yaml/.yml task file, or a folder of task files."
-    )
+    return _python_plugin_tasks(path)
 
 
 class TaskRegistry:

@@ -542,6 +542,11 @@ def read_command(command: str, target: Callable[[Env], Path]) -> Callable[[Env],
     return make
 
 
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
 def _symlink(link: Path, target: str) -> Path:
     link.symlink_to(target)
     return link
@@ -880,6 +885,17 @@ CASES |= {
         ("sys.exit(0) was called at", "plug.py:12", "harness run", "did not finish"),
     ),
     "pick-plugin-missing": Case(pick("--plugin", "no-such-metrics.py"), ("Plugin path not found: no-such-metrics.py",)),
+    "tasks-plugin-is-a-pipe-named-py": Case(
+        lambda env: ["tasks", "--plugin", str(_fifo(env.tmp / "metrics.py"))],
+        ("metrics.py is not a regular file (a device or a pipe)",),
+    ),
+    "pick-plugin-is-a-pipe-named-py": Case(
+        lambda env: [*pick()(env), "--plugin", str(_fifo(env.tmp / "metrics.py"))], ("metrics.py is not a regular file",)
+    ),
+    "pick-plugin-is-not-a-plugin": Case(
+        lambda env: [*pick()(env), "--plugin", str(env.write("notes.txt", "x"))],
+        ("notes.txt: expected a .py file, a .yaml/.yml task file, or a folder of task files",),
+    ),
     "compare-plugin-missing": Case(compare("--plugin", "metrcs.py"), ("Plugin path not found: metrcs.py",)),
     "site-plugin-missing": Case(
         lambda env: ["site", "--db", str(env.db), "--out", str(env.tmp / "site"), "--plugin", "gone.py"],
