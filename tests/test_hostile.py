@@ -472,6 +472,19 @@ def task_data_at(env: Env, make: Callable[[Path], object]) -> list[str]:
     return ["run", str(suite), "--db", str(env.db)]
 
 
+def model_folder_run(make: Callable[[Path], object], family: str = "hf_text") -> Callable[[Env], list[str]]:
+    """`run` of a text task with a local model folder (a BERT config.json) whose model.safetensors is what
+    `make(path)` puts there."""
+
+    def run(env: Env) -> list[str]:
+        env.write("model/config.json", '{"model_type": "bert"}')
+        make(env.tmp / "model" / "model.safetensors")
+        models = model_line(family=family, source=f'"{env.tmp / "model"}"')
+        return ["run", str(env.write("s.yaml", good_suite(tasks="tasks: [bbc-news]\n", models=models))), "--db", str(env.db)]
+
+    return run
+
+
 def corrupt_image(corrupt: bytes) -> Callable[[Env], list[str]]:
     def make(env: Env) -> list[str]:
         task = _image_task(env, corrupt)
@@ -637,6 +650,14 @@ CASES |= {
     ),
     "csv-data-file-is-a-pipe": Case(
         lambda env: task_data_at(env, os.mkfifo), ("d.csv is not a regular file (a device or a pipe)",)
+    ),
+    "model-weights-file-is-a-pipe": Case(
+        model_folder_run(os.mkfifo),
+        ('Model "m" (hf_text)', "model.safetensors is not a regular file (a device or a pipe)"),
+    ),
+    "model-weights-file-links-to-dev-zero": Case(
+        model_folder_run(lambda path: path.symlink_to("/dev/zero"), family="sentence_transformers"),
+        ('Model "m" (sentence_transformers)', "model.safetensors is not a regular file (a device or a pipe, through a link)"),
     ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
