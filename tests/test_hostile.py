@@ -1299,7 +1299,21 @@ def _pickle_that_runs_code(folder: Path) -> None:
     torch.save({"weight": _TouchesWhenUnpickled(folder.parent / "PWNED")}, folder / "pytorch_model.bin")
 
 
+def _custom_code(folder: Path) -> None:
+    """config.json's auto_map names classes in .py files of the folder (an architecture transformers lacks)."""
+    config = TINY_BERT.replace('"bert"', '"evil-bert"').rstrip("}")
+    auto_map = '"auto_map": {"AutoConfig": "configuration_evil.EvilConfig", "AutoModel": "modeling_evil.EvilModel"}'
+    (folder / "config.json").write_text(f"{config}, {auto_map}}}")
+    code = "from pathlib import Path\nPath(__file__).parent.parent.joinpath('PWNED').touch()\n"
+    (folder / "configuration_evil.py").write_text(code + "from transformers import BertConfig as EvilConfig\n")
+    (folder / "modeling_evil.py").write_text(code + "from transformers import BertModel as EvilModel\n")
+
+
 UNLOADABLE: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
+    "custom code named by config.json's auto_map": (
+        _custom_code,
+        ("contains custom code", "none ran: to run it, set trust_remote_code: true on this model"),
+    ),
     "a pytorch_model.bin pickle that runs code": (
         _pickle_that_runs_code,
         ("a PyTorch weights file (pytorch_model.bin) is not a file of tensors that loads safely", "no code in it ran (", "GLOBAL"),

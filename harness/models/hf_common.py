@@ -65,8 +65,17 @@ def load_error(spec: ModelSpec, source: str, err: Exception) -> HarnessError:
             f"{where}: a JSON file in it (config.json, tokenizer files) is nested too deeply to read ({err}); "
             "it is damaged or not the model's file."
         )
+    message = " ".join(str(err).split())  # one paragraph: third-party messages span lines
+    if not spec.trust_remote_code and ("custom code" in message or "third-party code" in message):
+        # transformers' own advice (a Python argument, a hub URL made of a local path) is left out.
+        first = str(err).strip().splitlines()[0].strip()
+        return HarnessError(
+            f"{where}: {first} No code from a model folder or hub repository runs unless the model's suite "
+            "entry opts in, and none ran: to run it, set trust_remote_code: true on this model (only for a "
+            "source you trust; its .py files run with your permissions)."
+        )
     return HarnessError(
-        f"{where}: {type(err).__name__}: {err}. "
+        f"{where}: {type(err).__name__}: {message}. "
         "The source must be a local directory with config.json and weights, or a hub id reachable from "
         "this machine (offline machines: point source at a local copy)."
     )
