@@ -131,13 +131,14 @@ def plan_suite(
         metrics[ref.name] = registry.task_metrics(ref.name)
     jobs: list[Job] = []
     skipped: list[tuple[str, str]] = []
+    for model in suite.models:  # cheap checks first: a spec refused here hashes no weights, writes no cache
+        check_spec(model.spec)
     digests = DigestCache(digest_cache_path(store.path.resolve()))
     identities = {model.spec.name: model_identity(model.spec, digests) for model in suite.models}
     if not read_only:
         digests.save()
     modalities: dict[str, tuple[str, str]] = {}
     for model in suite.models:
-        check_spec(model.spec)
         for ref in suite.tasks:
             if model.tasks is not None and ref.name not in model.tasks:
                 continue

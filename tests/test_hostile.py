@@ -659,6 +659,15 @@ CASES |= {
         model_folder_run(lambda path: path.symlink_to("/dev/zero"), family="sentence_transformers"),
         ('Model "m" (sentence_transformers)', "model.safetensors is not a regular file (a device or a pipe, through a link)"),
     ),
+    "model-source-is-the-config-file": Case(
+        lambda env: [
+            "run",
+            str(env.write("s.yaml", good_suite(tasks="tasks: [bbc-news]\n", models=model_line(family="hf_classifier", source=f'"{env.write("model/config.json", "{}")}"')))),
+            "--db",
+            str(env.db),
+        ],
+        ('Model "m" (hf_classifier): source', 'config.json" is a file, not a model folder', "model holds one"),
+    ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
         ("d.csv", "Invalid UTF8", "save it as UTF-8"),
