@@ -1365,3 +1365,25 @@ def test_an_unloadable_model_folder_fails_its_job_with_a_clear_reason(damage: st
     assert f'Could not load model "m" ({family}) from "{folder}"' in error
     for needle in needles:
         assert needle in error, error
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"GGUF", b"GGUF" + bytes([3, 0, 0, 0]) + (2**30).to_bytes(8, "little") * 2 + b"\x01" * 32],
+    ids=["magic-only", "counts-past-the-end"],
+)
+def test_a_damaged_gguf_fails_its_job_with_a_clear_reason(content: bytes, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that starts like GGUF but is cut short: the gguf reader's struct.error / OverflowError was recorded
+    bare ('error: unpack_from requires a buffer ...'), naming neither the model nor the file."""
+    monkeypatch.setenv("HARNESS_MODEL_CACHE", str(env.tmp / "gguf-cache"))
+    gguf = env.write("m.gguf", content)
+    models = model_line(family="hf_causal_lm", source=f'"{gguf}"')
+    suite = env.write("s.yaml", good_suite(tasks="tasks:\n  - {name: bbc-news, subsample: {train: 20, validation: 10, test: 10, seed: 0}}\n", models=models))
+    result = invoke(["run", str(suite), "--db", str(env.db)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    conn = sqlite3.connect(env.db)
+    (error,) = conn.execute("SELECT error FROM runs WHERE model = 'm' AND status = 'failed'").fetchone()
+    conn.close()
+    assert f'Could not load GGUF model "m" from {gguf}: the file is damaged or cut short' in error, error
+    assert not [p for p in (env.tmp / "gguf-cache").rglob("*") if p.is_file()]  # no half-converted copy left
