@@ -1387,3 +1387,45 @@ def test_a_damaged_gguf_fails_its_job_with_a_clear_reason(content: bytes, env: E
     conn.close()
     assert f'Could not load GGUF model "m" from {gguf}: the file is damaged or cut short' in error, error
     assert not [p for p in (env.tmp / "gguf-cache").rglob("*") if p.is_file()]  # no half-converted copy left
+
+
+
+def _torch_pickle_that_runs_code(path: Path, marker: Path) -> Path:
+    import torch
+
+    torch.save({"weight": _TouchesWhenUnpickled(marker)}, path)
+    return path
+
+
+def test_an_image_model_weights_pickle_that_runs_code_fails_its_job_with_a_clear_reason(env: Env) -> None:
+    """efficientnet_lite torch.loads the .pth named as source (weights_only=True): the refusal was recorded as
+    torch's bare UnpicklingError (advising weights_only=False), not caught as the adapter's error."""
+    weights = _torch_pickle_that_runs_code(env.tmp / "efficientnet-lite0-evil.pth", env.tmp / "PWNED")
+    suite = env.write("s.yaml", good_suite(models=model_line(family="efficientnet_lite", source=f'"{weights}"')))
+    result = invoke(["run", str(suite), "--db", str(env.db)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert not (env.tmp / "PWNED").exists()
+    conn = sqlite3.connect(env.db)
+    (error,) = conn.execute("SELECT error FROM runs WHERE model = 'm' AND status = 'failed'").fetchone()
+    conn.close()
+    assert f'Could not load model "m" (efficientnet_lite) from "{weights}": a PyTorch weights file is not a file of tensors' in error
+    assert "no code in it ran" in error and "weights_only` set to `False`" not in error
+
+
+def test_a_state_dict_file_that_is_unsafe_or_damaged_is_a_clear_error(tmp_path: Path) -> None:
+    """image_encoder.load_weights_file (torchvision / timm local weights): an unsafe pickle and a damaged
+    .safetensors were an UnpicklingError / SafetensorError, not the HarnessError naming the file."""
+    from harness.errors import HarnessError
+    from harness.models.base import ModelSpec
+    from harness.models.image_encoder import load_weights_file
+
+    spec = ModelSpec(name="r", family="torchvision", source="resnet18")
+    evil = _torch_pickle_that_runs_code(tmp_path / "evil.pt", tmp_path / "PWNED")
+    with pytest.raises(HarnessError, match=r'Model "r" \(torchvision\): cannot load .*evil\.pt: a PyTorch weights file is not'):
+        load_weights_file(evil, spec)
+    assert not (tmp_path / "PWNED").exists()
+    damaged = tmp_path / "w.safetensors"
+    damaged.write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{")
+    with pytest.raises(HarnessError, match=r'Model "r": cannot read weights file .*w\.safetensors'):
+        load_weights_file(damaged, spec)

@@ -42,19 +42,25 @@ def _unpickler_finding(err: Exception) -> str:
     return ""
 
 
+def unsafe_pickle_error(where: str, files: str, err: pickle.UnpicklingError) -> HarnessError:
+    """torch.load(weights_only=True) refused a file: `where` says which model and source, `files` (' (a.bin)',
+    or '') which file. torch's own message advises weights_only=False; only what it refused is kept."""
+    found = _unpickler_finding(err)
+    return HarnessError(
+        f"{where}: a PyTorch weights file{files} is not "
+        "a file of tensors that loads safely: it is a pickle of other objects (which could run code when "
+        "loaded) or not a PyTorch file at all. The harness loads such files as tensors only (torch.load with "
+        "weights_only=True), so it was refused and no code in it ran"
+        f"{f' ({found})' if found else ''}. Use weights saved as tensors only (safetensors, or a plain state "
+        "dict) from a source you trust."
+    )
+
+
 def load_error(spec: ModelSpec, source: str, err: Exception) -> HarnessError:
     at = f" at revision {spec.revision!r}" if spec.revision else ""
     where = f'Could not load model "{spec.name}" ({spec.family}) from "{source}"{at}'
     if isinstance(err, pickle.UnpicklingError):
-        found = _unpickler_finding(err)
-        return HarnessError(
-            f"{where}: a PyTorch weights file{_files_in(source, ('*.bin', '*.pt', '*.pth', '*.ckpt'))} is not "
-            "a file of tensors that loads safely: it is a pickle of other objects (which could run code when "
-            "loaded) or not a PyTorch file at all. The harness loads such files as tensors only (torch.load with "
-            "weights_only=True), so it was refused and no code in it ran"
-            f"{f' ({found})' if found else ''}. Use safetensors weights (model.safetensors) from a source "
-            "you trust."
-        )
+        return unsafe_pickle_error(where, _files_in(source, ("*.bin", "*.pt", "*.pth", "*.ckpt")), err)
     if isinstance(err, SafetensorError):
         return HarnessError(
             f"{where}: a safetensors weights file{_files_in(source, ('*.safetensors',))} cannot be read "
