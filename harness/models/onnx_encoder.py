@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from harness.errors import HarnessError
+from harness.errors import FieldError, HarnessError
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, check_pooling, require_source
 from harness.models.onnx_files import locate_files
@@ -20,6 +20,7 @@ from harness.models.options import parse_options
 from harness.models.outputs import as_texts, checked_features, l2_normalize, length_order, unsort
 from harness.models.text_zero_shot import TextEncoderAdapter
 
+MAX_THREADS = 1024
 _GRAPH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -37,6 +38,13 @@ class OnnxOptions:
     # onnxruntime's worker threads busy-wait between ops by default; on a shared or oversubscribed
     # machine that made one BBC feature pass 10x slower than PyTorch, so spinning is off unless asked.
     spinning: bool = False
+
+    def __post_init__(self) -> None:
+        # onnxruntime starts every intra-op thread when the session is made: a million is a hang, not a setting.
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise FieldError(
+                "ONNX options", "threads", f"must be 0 (one per core) to {MAX_THREADS:,} threads, got {self.threads}."
+            )
 
 
 class OnnxTextEncoder(TextEncoderAdapter):
