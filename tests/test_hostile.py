@@ -696,6 +696,14 @@ CASES |= {
         ),
         ("key 'models[0].options.image_size' must be 32 to 4,096 pixels", "got 100000"),
     ),
+    "tfidf-ngram-max-absurd": Case(
+        run_suite_with(tasks="tasks: [bbc-news]\n", models=model_line(family="tfidf", options="{ngram_max: 100000}")),
+        ("key 'models[0].options.ngram_max' must be 1 to 10, got 100000",),
+    ),
+    "tfidf-min-df-zero": Case(
+        run_suite_with(tasks="tasks: [bbc-news]\n", models=model_line(family="tfidf", options="{min_df: 0}")),
+        ("key 'models[0].options.min_df' must be 1 or more, got 0",),
+    ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
         ("d.csv", "Invalid UTF8", "save it as UTF-8"),
