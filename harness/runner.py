@@ -59,6 +59,8 @@ class Plan:
     metrics: dict[str, TaskMetrics]  # task name -> its resolved metrics
     skipped_modality: list[tuple[str, str]] = field(default_factory=list)  # (model, task) pairs
     modalities: dict[str, tuple[str, str]] = field(default_factory=dict)  # "model/task" -> (model's, task's)
+    # Weight-file digests computed for the plan, not yet saved (plan_suite(save_digests=False)).
+    digests: DigestCache | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,16 @@ class TaskLoader:
 
 
 def plan_suite(
-    suite: SuiteConfig, store: StoreReader, loader: TaskLoader, plugins: Sequence[Path] = (), *, read_only: bool = False
+    suite: SuiteConfig,
+    store: StoreReader,
+    loader: TaskLoader,
+    plugins: Sequence[Path] = (),
+    *,
+    read_only: bool = False,
+    save_digests: bool = True,
 ) -> Plan:
-    """Expand the suite into keyed jobs. read_only (dry runs): write no cache file (weight digests)."""
+    """Expand the suite into keyed jobs. read_only (dry runs): write no cache file (weight digests);
+    save_digests=False: leave saving them to the caller (Plan.digests), once the plan is checked."""
     from harness.models import check_spec, family
     from harness.registry import TaskRegistry
 
@@ -131,13 +140,14 @@ def plan_suite(
         metrics[ref.name] = registry.task_metrics(ref.name)
     jobs: list[Job] = []
     skipped: list[tuple[str, str]] = []
+    for model in suite.models:  # cheap checks first: a spec refused here hashes no weights, writes no cache
+        check_spec(model.spec)
     digests = DigestCache(digest_cache_path(store.path.resolve()))
     identities = {model.spec.name: model_identity(model.spec, digests) for model in suite.models}
-    if not read_only:
+    if not read_only and save_digests:
         digests.save()
     modalities: dict[str, tuple[str, str]] = {}
     for model in suite.models:
-        check_spec(model.spec)
         for ref in suite.tasks:
             if model.tasks is not None and ref.name not in model.tasks:
                 continue
@@ -158,7 +168,7 @@ def plan_suite(
                             metrics[ref.name],
                         )  # fmt: skip
                     )
-    return Plan(jobs, tasks, metrics, skipped, modalities)
+    return Plan(jobs, tasks, metrics, skipped, modalities, digests)
 
 
 def plan_sweep(
@@ -172,7 +182,7 @@ def plan_sweep(
     read_only: bool = False,
 ) -> SweepPlan:
     """What `run_suite` would run, given the store. read_only (dry runs): writes nothing at all."""
-    plan = plan_suite(suite, store, loader, plugins, read_only=read_only)
+    plan = plan_suite(suite, store, loader, plugins, read_only=read_only, save_digests=False)
     selected = [j for j in plan.jobs if selection.admits(j)]
     states = store.run_states(j.key for j in selected)
     to_run: list[Job] = []
@@ -198,6 +208,8 @@ def plan_sweep(
         if run:
             to_run.append(job)
     check_model_options(suite, {job.model.spec.name for job in to_run})
+    if not read_only and plan.digests is not None:  # a refused option leaves no cache file behind
+        plan.digests.save()
     return SweepPlan(plan, tuple(selected), tuple(to_run), tuple(done), tuple(not_applicable), tuple(failed), tuple(new))
 
 

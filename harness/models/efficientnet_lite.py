@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,9 +18,10 @@ from harness.devices import host_rows, run_batched, tensor_to_device, to_host
 from harness.errors import HarnessError, close_match
 from harness.models import resolve_source
 from harness.models.base import ModelSpec, require_source
+from harness.models.hf_common import unsafe_pickle_error
 from harness.models.image_encoder import ImageBackboneAdapter, LoadedImageModel
 from harness.models.image_preprocess import NORMALIZATIONS, Crop, ImagePreprocessor
-from harness.models.options import option_error, parse_options
+from harness.models.options import check_image_size, option_error, parse_options
 from harness.models.outputs import checked_features
 
 VARIANTS = tuple(f"efficientnet-lite{i}" for i in range(5))
@@ -35,6 +37,9 @@ class EfficientNetLiteOptions:
     # ported weights also tolerate ImageNet mean/std, but [-1, 1] classifies the sklearn samples better.
     normalization: Literal["inception", "imagenet"] = "inception"
     crop: Crop = "none"
+
+    def __post_init__(self) -> None:
+        check_image_size("efficientnet_lite options", self.image_size, minimum=32)
 
 
 class EfficientNetFeatures(nn.Module):
@@ -81,7 +86,9 @@ class EfficientNetLite(ImageBackboneAdapter):
         try:
             state = torch.load(self.weights_file, map_location="cpu", weights_only=True)
             network.load_state_dict(state)
-        # weights_only refusals surface as pickle.UnpicklingError, a RuntimeError subclass.
+        except pickle.UnpicklingError as err:  # weights_only refused it (not a RuntimeError)
+            where = f'Could not load model "{self.spec.name}" (efficientnet_lite) from "{self.weights_file}"'
+            raise unsafe_pickle_error(where, "", err) from err
         except (RuntimeError, OSError, ValueError) as err:
             raise HarnessError(
                 f'Model "{self.spec.name}": {self.weights_file} is not a {self.variant} state dict ({err}). '

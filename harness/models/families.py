@@ -103,17 +103,18 @@ class Family:
         return files(spec, resolved)
 
 
+FOLDER_SOURCE = "harness.models:check_folder_source"  # the transformers families that load a model folder
 BUILTIN_FAMILIES: tuple[Family, ...] = (
-    Family("hf_text", "text", "harness.models.hf_text:HFTextEncoder", packages=("transformers",)),
+    Family("hf_text", "text", "harness.models.hf_text:HFTextEncoder", spec_check=FOLDER_SOURCE, packages=("transformers",)),
     Family(
-        "sentence_transformers", "text", "harness.models.sentence_tf:SentenceTransformerEncoder",
+        "sentence_transformers", "text", "harness.models.sentence_tf:SentenceTransformerEncoder", spec_check=FOLDER_SOURCE,
         packages=("sentence-transformers", "transformers"),
     ),
     Family(
         "onnx", "text", "harness.models.onnx_encoder:OnnxTextEncoder", options="harness.models.onnx_encoder:OnnxOptions", fp32_only=True,
         weight_files="harness.models.onnx_files:onnx_files", packages=("onnxruntime", "tokenizers"),
     ),
-    Family("hf_classifier", "text", "harness.models.hf_classifier:HFSequenceClassifier", options="harness.models.hf_classifier:ClassifierOptions", packages=("transformers",)),
+    Family("hf_classifier", "text", "harness.models.hf_classifier:HFSequenceClassifier", options="harness.models.hf_classifier:ClassifierOptions", spec_check=FOLDER_SOURCE, packages=("transformers",)),
     Family(
         "efficientnet_lite", "image", "harness.models.efficientnet_lite:EfficientNetLite", options="harness.models.efficientnet_lite:EfficientNetLiteOptions",
         packages=("efficientnet-lite-pytorch",),

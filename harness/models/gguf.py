@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from harness.models.base import ModelSpec
 from harness.models.identity import DigestCache
 
 GGUF_MAGIC = b"GGUF"
+DAMAGED = (struct.error, OverflowError, IndexError)
 _DIGESTS = DigestCache(None)
 
 
@@ -105,6 +107,12 @@ def load_gguf(gguf_path: Path, model: str) -> tuple[Any, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    except DAMAGED as err:  # the gguf reader on a file cut short, or a count or length past its end
+        kind = "struct.error" if isinstance(err, struct.error) else type(err).__name__
+        raise HarnessError(
+            f'Could not load GGUF model "{model}" from {gguf_path}: the file is damaged or cut short ({kind}: {err}). '
+            "Copy the .gguf file again."
+        ) from err
     except (OSError, ValueError, RuntimeError, KeyError, ImportError) as err:
         raise HarnessError(
             f'Could not load GGUF model "{model}" from {gguf_path}: {type(err).__name__}: {err}. transformers '

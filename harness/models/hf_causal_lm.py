@@ -29,6 +29,7 @@ from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone, check_p
 from harness.models.causal_lm_spec import POOLINGS, CausalLMOptions, gguf_source
 from harness.models.gguf import converted_copy, is_gguf, load_gguf
 from harness.models.hf_common import (
+    LOAD_ERRORS,
     LengthBatchedTextEncoder,
     Tokenize,
     load_error,
@@ -99,7 +100,7 @@ class HFCausalLM(TorchAdapter, LengthBatchedTextEncoder, LanguageModel):
             return loader.from_pretrained(
                 self._folder, revision=revision, trust_remote_code=self.spec.trust_remote_code
             )
-        except (OSError, ValueError) as err:
+        except LOAD_ERRORS as err:
             raise load_error(self.spec, self._folder, err) from err
 
     @cached_property

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import pickle
+import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from harness.devices import host_rows, run_batched
@@ -15,11 +19,69 @@ from harness.errors import HarnessError
 from harness.models.base import ModelSpec, TrainableBackbone
 from harness.models.outputs import as_texts, checked_features, length_order, unsort
 
+# What from_pretrained raises for a source it cannot use: a missing or unreadable folder or hub id (OSError), a
+# config it cannot read or custom code it may not run (ValueError), a .bin/.pt that is a pickle of more than
+# tensors (torch.load with weights_only=True refuses it), a damaged .safetensors file, a JSON nested too deeply.
+LOAD_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, pickle.UnpicklingError, SafetensorError, RecursionError)
+
+
+def _files_in(source: str, patterns: tuple[str, ...]) -> str:
+    """' (a.bin, b.pt)': the names in a local source folder matching `patterns`, or '' (hub id, none)."""
+    folder = Path(source)
+    names = sorted({p.name for pattern in patterns for p in folder.glob(pattern)}) if folder.is_dir() else []
+    return f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
+
+
+def _unpickler_finding(err: Exception) -> str:
+    """What torch's weights-only unpickler refused ('Unsupported global: GLOBAL posix.system ...'), without
+    the rest of its message, which advises loading with weights_only=False (running the file's code)."""
+    for pattern in (r"WeightsUnpickler error:\s*([^\n]+?)\.?(?: Please|\n|$)", r"(Trying to load unsupported GLOBAL [^\n]+?)\.?(?:\n|$)"):
+        match = re.search(pattern, str(err))
+        if match:
+            return match.group(1).strip()
+    return ""
+
+
+def unsafe_pickle_error(where: str, files: str, err: pickle.UnpicklingError) -> HarnessError:
+    """torch.load(weights_only=True) refused a file: `where` says which model and source, `files` (' (a.bin)',
+    or '') which file. torch's own message advises weights_only=False; only what it refused is kept."""
+    found = _unpickler_finding(err)
+    return HarnessError(
+        f"{where}: a PyTorch weights file{files} is not "
+        "a file of tensors that loads safely: it is a pickle of other objects (which could run code when "
+        "loaded) or not a PyTorch file at all. The harness loads such files as tensors only (torch.load with "
+        "weights_only=True), so it was refused and no code in it ran"
+        f"{f' ({found})' if found else ''}. Use weights saved as tensors only (safetensors, or a plain state "
+        "dict) from a source you trust."
+    )
+
 
 def load_error(spec: ModelSpec, source: str, err: Exception) -> HarnessError:
+    at = f" at revision {spec.revision!r}" if spec.revision else ""
+    where = f'Could not load model "{spec.name}" ({spec.family}) from "{source}"{at}'
+    if isinstance(err, pickle.UnpicklingError):
+        return unsafe_pickle_error(where, _files_in(source, ("*.bin", "*.pt", "*.pth", "*.ckpt")), err)
+    if isinstance(err, SafetensorError):
+        return HarnessError(
+            f"{where}: a safetensors weights file{_files_in(source, ('*.safetensors',))} cannot be read "
+            f"(SafetensorError: {err}); it is truncated or not a safetensors file. Copy the weights again."
+        )
+    if isinstance(err, RecursionError):
+        return HarnessError(
+            f"{where}: a JSON file in it (config.json, tokenizer files) is nested too deeply to read ({err}); "
+            "it is damaged or not the model's file."
+        )
+    message = " ".join(str(err).split())  # one paragraph: third-party messages span lines
+    if not spec.trust_remote_code and ("custom code" in message or "third-party code" in message):
+        # transformers' own advice (a Python argument, a hub URL made of a local path) is left out.
+        first = str(err).strip().splitlines()[0].strip()
+        return HarnessError(
+            f"{where}: {first} No code from a model folder or hub repository runs unless the model's suite "
+            "entry opts in, and none ran: to run it, set trust_remote_code: true on this model (only for a "
+            "source you trust; its .py files run with your permissions)."
+        )
     return HarnessError(
-        f'Could not load model "{spec.name}" ({spec.family}) from "{source}"'
-        f"{f' at revision {spec.revision!r}' if spec.revision else ''}: {type(err).__name__}: {err}. "
+        f"{where}: {type(err).__name__}: {message}. "
         "The source must be a local directory with config.json and weights, or a hub id reachable from "
         "this machine (offline machines: point source at a local copy)."
     )

@@ -9,7 +9,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
 from harness.models import resolve_source
 from harness.models.base import ModelSpec, TrainableBackbone, check_pooling, require_source
-from harness.models.hf_common import encoder_backbone, load_error, max_length_for
+from harness.models.hf_common import LOAD_ERRORS, encoder_backbone, load_error, max_length_for
 from harness.models.torch_adapter import TorchAdapter
 
 
@@ -32,7 +32,7 @@ class HFPretrainedAdapter(TorchAdapter):
             return loader.from_pretrained(
                 self.source, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code
             )
-        except (OSError, ValueError) as err:
+        except LOAD_ERRORS as err:
             raise load_error(self.spec, self.source, err) from err
 
     @cached_property

@@ -25,6 +25,7 @@ import importlib.metadata
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -101,6 +102,11 @@ class DigestCache:
 
     def digest(self, path: Path) -> str:
         st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a pipe never ends or blocks, a device (/dev/zero) never ends
+            raise HarnessError(
+                f"{path} is not a regular file (a device or a pipe{', through a link' if path.is_symlink() else ''}): "
+                "a model's weight, config and tokenizer files must be regular files (or links to them)."
+            )
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         key = str(path)
         entry = self.entries.get(key)
@@ -144,9 +150,11 @@ def model_identity(spec: ModelSpec, digests: DigestCache) -> ModelIdentity:
     except HarnessError as err:  # the job records the load failure with this same message
         return ModelIdentity("files", unresolved=str(err), packages=tuple(packages))
     if files is not None:
-        return ModelIdentity(
-            "files", weights_sha256=files_digest(files, resolved, digests), n_files=len(files), packages=tuple(packages)
-        )
+        try:
+            digest = files_digest(files, resolved, digests)
+        except HarnessError as err:  # reading it would hang the plan (a pipe, /dev/zero): refused before any job
+            raise HarnessError(f'Model "{spec.name}" ({spec.family}), source "{source}": {err}') from None
+        return ModelIdentity("files", weights_sha256=digest, n_files=len(files), packages=tuple(packages))
     if family(spec.family).library_weights:  # a library's model name; its weights are pinned by the library version
         return ModelIdentity("name", unresolved="weights named by the library; pinned by its version only", packages=tuple(packages))
     commit, why = hub_commit(source, spec.revision)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pickle
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,13 +15,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from harness.devices import host_rows, run_batched, tensor_to_device, to_host
 from harness.errors import HarnessError, NotApplicable
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, TrainableBackbone
-from harness.models.hf_common import module_bytes, parameter_count, trainable_copy
+from harness.models.hf_common import module_bytes, parameter_count, trainable_copy, unsafe_pickle_error
 from harness.models.image_preprocess import ImagePreprocessor, uint8_images
 from harness.models.outputs import checked_features
 from harness.models.torch_adapter import TorchAdapter
@@ -170,7 +172,9 @@ def load_weights_file(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
             state: Any = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError) as err:
+    except pickle.UnpicklingError as err:  # weights_only refused it (not a RuntimeError)
+        raise unsafe_pickle_error(f'Model "{spec.name}" ({spec.family}): cannot load {path}', "", err) from err
+    except (RuntimeError, OSError, ValueError, SafetensorError) as err:
         raise HarnessError(f'Model "{spec.name}": cannot read weights file {path} ({err}).') from err
     for wrapper_key in ("state_dict", "model"):  # common training-checkpoint layouts
         if isinstance(state, dict) and isinstance(state.get(wrapper_key), dict):

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from harness.errors import HarnessError
+from harness.errors import FieldError, HarnessError, close_match
 from harness.models import resolve_source
 from harness.models.base import ModelInfo, ModelSpec, check_pooling, require_source
 from harness.models.onnx_files import locate_files
@@ -20,6 +20,7 @@ from harness.models.options import parse_options
 from harness.models.outputs import as_texts, checked_features, l2_normalize, length_order, unsort
 from harness.models.text_zero_shot import TextEncoderAdapter
 
+MAX_THREADS = 1024
 _GRAPH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -37,6 +38,25 @@ class OnnxOptions:
     # onnxruntime's worker threads busy-wait between ops by default; on a shared or oversubscribed
     # machine that made one BBC feature pass 10x slower than PyTorch, so spinning is off unless asked.
     spinning: bool = False
+
+    def __post_init__(self) -> None:
+        # onnxruntime starts every intra-op thread when the session is made: a million is a hang, not a setting.
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise FieldError(
+                "ONNX options", "threads", f"must be 0 (one per core) to {MAX_THREADS:,} threads, got {self.threads}."
+            )
+        # onnxruntime warns and falls back to the CPU for a provider it lacks: the run would not be what was asked.
+        available = ort.get_available_providers()
+        for i, provider in enumerate(self.providers or ()):
+            if provider not in available:
+                known = provider in ort.get_all_providers()
+                raise FieldError(
+                    "ONNX options",
+                    f"providers[{i}]",
+                    f"must be a provider this onnxruntime has: {', '.join(available)}; got {provider!r}"
+                    f"{' (not in this onnxruntime build)' if known else ''}."
+                    f"{'' if known else close_match(provider, available) or close_match(provider, ort.get_all_providers())}",
+                )
 
 
 class OnnxTextEncoder(TextEncoderAdapter):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from harness.errors import DataError, NotApplicable
 from harness.models.base import ModelAdapter, ModelInfo, ModelSpec
 from harness.models.image_preprocess import uint8_images
-from harness.models.options import option_error, parse_options
+from harness.models.options import check_image_size, option_error, parse_options
 from harness.models.outputs import checked_features
 from harness.tasks import Modality, TaskSpec
 
@@ -22,6 +22,9 @@ from harness.tasks import Modality, TaskSpec
 class PixelOptions:
     # Resize every image to image_size x image_size first (needed when image sizes differ).
     image_size: int | None = None
+
+    def __post_init__(self) -> None:
+        check_image_size("pixels options", self.image_size)
 
 
 class RawPixels(ModelAdapter):

@@ -15,6 +15,7 @@ from harness.errors import NotApplicable
 from harness.models import resolve_source
 from harness.models.base import POOLINGS, ModelInfo, ModelSpec, TrainableBackbone, require_source
 from harness.models.hf_common import (
+    LOAD_ERRORS,
     PooledEncoder,
     Tokenize,
     load_error,
@@ -40,7 +41,7 @@ class SentenceTransformerEncoder(TorchAdapter, TorchTextEncoder):
                 trust_remote_code=self.spec.trust_remote_code,
                 device=str(self.torch_device),
             )
-        except (OSError, ValueError) as err:
+        except LOAD_ERRORS as err:
             raise load_error(self.spec, self.source, err) from err
         model_limit = model.max_seq_length
         model.max_seq_length = min(self.spec.max_length, model_limit) if model_limit else self.spec.max_length

@@ -9,11 +9,14 @@ from typing import Any
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from harness.errors import HarnessError, NotApplicable
+from harness.errors import FieldError, HarnessError, NotApplicable
 from harness.models.base import ModelAdapter, ModelInfo, ModelSpec
-from harness.models.options import option_error, parse_options
+from harness.models.options import parse_options
 from harness.models.outputs import as_texts, checked_features
 from harness.tasks import Modality, Split, TaskSpec
+
+MAX_FEATURES = 1_000_000
+MAX_NGRAM = 10
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,15 @@ class TfidfOptions:
     max_features: int = 10_000  # features are dense (N, V) float32
     min_df: int = 2
     ngram_max: int = 2
+
+    def __post_init__(self) -> None:
+        """Checked when the suite is planned. Each text makes ngram_max x its length n-grams: ngram_max
+        100,000 ran 98 s on 40 texts; a vocabulary past a million terms is a dense (N, V) float32 past memory."""
+        for key, most in (("max_features", MAX_FEATURES), ("min_df", None), ("ngram_max", MAX_NGRAM)):
+            value = getattr(self, key)
+            if value < 1 or (most is not None and value > most):
+                bound = f" to {most:,}" if most is not None else " or more"
+                raise FieldError("tfidf options", key, f"must be 1{bound}, got {value}.")
 
 
 class TfidfFeaturizer(ModelAdapter):
@@ -31,9 +43,6 @@ class TfidfFeaturizer(ModelAdapter):
     def __init__(self, spec: ModelSpec, vectorizer: TfidfVectorizer | None = None) -> None:
         super().__init__(spec)
         self.options = parse_options(spec, TfidfOptions)
-        for key in ("max_features", "min_df", "ngram_max"):
-            if getattr(self.options, key) < 1:
-                raise option_error(spec, key, f"must be at least 1, got {getattr(self.options, key)}.")
         self.vectorizer = vectorizer
 
     def _new_vectorizer(self, min_df: int) -> TfidfVectorizer:

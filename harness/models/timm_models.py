@@ -18,7 +18,7 @@ from harness.models.image_encoder import (
     probe_feature_dim,
 )
 from harness.models.image_preprocess import Crop, ImagePreprocessor
-from harness.models.options import option_error, parse_options
+from harness.models.options import check_image_size, option_error, parse_options
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class TimmOptions:
     arch: str = ""
     image_size: int | None = None  # default: the model's pretrained input size
     crop: Crop = "none"
+
+    def __post_init__(self) -> None:
+        check_image_size("timm options", self.image_size)
 
 
 class TimmModel(ImageBackboneAdapter):

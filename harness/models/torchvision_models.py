@@ -20,7 +20,7 @@ from harness.models.image_encoder import (
     probe_feature_dim,
 )
 from harness.models.image_preprocess import NORMALIZATIONS, Crop, ImagePreprocessor
-from harness.models.options import option_error, parse_options
+from harness.models.options import check_image_size, option_error, parse_options
 
 # Attribute names torchvision classifiers use for their final classifier, in lookup order.
 _HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
@@ -34,6 +34,9 @@ class TorchvisionOptions:
     image_size: int = 224
     normalization: Literal["imagenet", "inception"] = "imagenet"
     crop: Crop = "none"
+
+    def __post_init__(self) -> None:
+        check_image_size("torchvision options", self.image_size)
 
 
 class TorchvisionClassifier(ImageBackboneAdapter):
