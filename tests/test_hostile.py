@@ -188,6 +188,13 @@ CASES: dict[str, Case] = {
     "yaml-deep-block-task": Case(
         task_file("".join("  " * i + "k:\n" for i in range(500))), ("task.yaml", "nested deeper than 64")
     ),
+    "task-template-with-a-huge-format-width": Case(
+        task_file(
+            "name: t\nversion: '1'\nmodality: text\nlabels: [a, b]\nsource: {type: csv, path: d.csv}\n"
+            "prompt_templates: ['{label:>999999999999}']\n"
+        ),
+        ("prompt_templates[0]", "only {label} may appear in braces, with no conversion or format spec"),
+    ),
     "yaml-too-large": Case(suite_file("# pad\n" * 1_500_000), ("suite.yaml", "bytes; the limit is")),
     "yaml-python-tag": Case(
         suite_file("name: !!python/object/apply:os.system ['true']\n"),

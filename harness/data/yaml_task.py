@@ -50,6 +50,7 @@ import codecs
 import encodings.aliases
 import hashlib
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -158,8 +159,12 @@ def _check(config: YamlTaskConfig, file: Path) -> None:
             )
     for i, template in enumerate(config.prompt_templates):
         try:
-            template.format(label="x")
-        except (KeyError, IndexError, ValueError) as exc:
+            # Only plain {label} fields: a conversion or format spec ({label:>999999999}) is refused before
+            # any formatting, which could allocate gigabytes.
+            fields = [f[1:] for f in string.Formatter().parse(template) if f[1] is not None]
+            if any(f != ("label", "", None) for f in fields):
+                raise ValueError("only {label} may appear in braces, with no conversion or format spec")
+        except ValueError as exc:
             raise fail(
                 f"key 'prompt_templates[{i}]' {template!r} is not a valid template ({exc}); use {{label}} as the only placeholder."
             ) from exc
