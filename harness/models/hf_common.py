@@ -156,12 +156,31 @@ def module_bytes(model: nn.Module) -> int:
     return total
 
 
-def max_length_for(tokenizer: Any, requested: int) -> int:
-    """The smaller of the spec's max_length and what the tokenizer says the model accepts."""
+def max_length_for(tokenizer: Any, requested: int, config: Any = None) -> int:
+    """The smallest of the spec's max_length, what the tokenizer says the model accepts and the model's
+    position embeddings (`config`): a tokenizer saved without model_max_length says nothing, and a longer
+    input fails in the embeddings ("The size of tensor a (256) must match the size of tensor b (128)")."""
+    limits = [requested]
     limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(limit, int) and 0 < limit < 1_000_000:
-        return min(requested, limit)
-    return requested
+        limits.append(limit)
+    if (positions := position_limit(config)) is not None:
+        limits.append(positions)
+    return min(limits)
+
+
+_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "data2vec-text"})
+
+
+def position_limit(config: Any) -> int | None:
+    """How many tokens the model's learned position embeddings cover, if the config says."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    if getattr(config, "model_type", None) in _OFFSET_POSITIONS:
+        # RoBERTa-style models number positions from padding_idx + 1 (514 embeddings serve 512 tokens)
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return positions if positions > 0 else None
 
 
 def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:

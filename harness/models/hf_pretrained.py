@@ -47,7 +47,7 @@ class HFPretrainedAdapter(TorchAdapter):
 
     @property
     def max_length(self) -> int:
-        return max_length_for(self.tokenizer, self.spec.max_length)
+        return max_length_for(self.tokenizer, self.spec.max_length, self.model.config)
 
     @property
     def feature_dim(self) -> int:
