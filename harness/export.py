@@ -105,6 +105,17 @@ def iter_records(reader: StoreReader, where: ExportFilter = ExportFilter(), pred
 
 # ---- flat tables (csv, parquet) ------------------------------------------------------------------------
 
+# A spreadsheet opening a CSV runs a cell that starts with one of these as a formula ("CSV injection"): a
+# model named =HYPERLINK(...) is a valid name. Such text cells get a leading ' (OWASP's advice), which a
+# spreadsheet shows as text; numbers are never touched, and JSON, JSONL and Parquet keep the text as it is.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """`value` for a CSV cell: text that a spreadsheet would run as a formula, prefixed with '."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 RUN_COLUMNS = (
     "key", "suite", "label", "model", "family", "params", "task", "task_version", "limited", "data_fingerprint",
     "protocol", "seed", "status", "error", "started_at", "finished_at", "duration_s", "hardware",
@@ -181,7 +192,7 @@ def export(db: Path, fmt: ExportFormat, out: Path | None, where: ExportFilter, p
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
         _write_text(buffer.getvalue(), out, stdout)
     else:
         import pandas as pd

@@ -1621,3 +1621,29 @@ def test_a_state_dict_file_that_is_unsafe_or_damaged_is_a_clear_error(tmp_path: 
     damaged.write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{")
     with pytest.raises(HarnessError, match=r'Model "r": cannot read weights file .*w\.safetensors'):
         load_weights_file(damaged, spec)
+
+
+def test_a_name_a_spreadsheet_would_run_is_written_as_text_in_csv(env: Env) -> None:
+    """CSV injection: export --format csv and the site's results.csv prefix such text cells with ' (OWASP);
+    JSON keeps the name exactly."""
+    import csv as csv_module
+    import json as json_module
+
+    formula = "=HYPERLINK(\"http://x\",\"y\")"
+    conn = sqlite3.connect(env.db)
+    for table, column in (("runs", "model"), ("models", "name")):
+        conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", [formula, EVIL_MODEL])
+    conn.commit()
+    conn.close()
+    out = env.tmp / "runs.csv"
+    assert invoke(["export", "--db", str(env.db), "--format", "csv", "--out", str(out)]).exit_code == 0
+    site = env.tmp / "site"
+    assert invoke(["site", "--db", str(env.db), "--out", str(site)]).exit_code == 0
+    for path in (out, site / "results.csv"):
+        with path.open(newline="") as fh:
+            models = {row["model"] for row in csv_module.DictReader(fh)}
+        assert "'" + formula in models and formula not in models, path
+        assert not any(m.startswith(("=", "+", "-", "@")) for m in models)
+    as_json = env.tmp / "runs.json"
+    assert invoke(["export", "--db", str(env.db), "--format", "json", "--out", str(as_json)]).exit_code == 0
+    assert formula in {r["model"]["name"] for r in json_module.loads(as_json.read_text())}

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.export import FORMULA_START, spreadsheet_safe
 from harness.metrics.stats import Placement
 from harness.records import MetricValue
 from harness.sitegen.ranking import Rankings
@@ -86,9 +87,11 @@ _CSV_SPECIAL = re.compile(r'[,"\r\n]')  # what makes csv.writer quote a field (d
 
 
 def _csv_cell(v: Any) -> str:
-    """csv.writer's text for one field of a row of several fields."""
+    """csv.writer's text for one field of a row of several fields (text a spreadsheet would run as a formula
+    prefixed with ', as `harness export` writes it)."""
     if v is None:
         return ""
+    v = spreadsheet_safe(v)
     text = repr(v) if isinstance(v, float) else str(v)
     if not _CSV_SPECIAL.search(text):
         return text
@@ -123,7 +126,8 @@ def _distinct_column(values: Sequence[Any], kinds: set[type]) -> Column:
     distinct.pop(None, None)
     keys = list(distinct)
     if kinds <= {str, NoneType}:
-        plain = not _CSV_SPECIAL.search("".join(keys))  # no field needs quoting: written as it is
+        # no field needs quoting or a formula guard: written as it is
+        plain = not _CSV_SPECIAL.search("".join(keys)) and not any(k.startswith(FORMULA_START) for k in keys)
         as_csv = keys if plain else list(map(_csv_cell, keys))
         as_json = list(map(_json_str, keys))
     else:
