@@ -31,14 +31,10 @@ def _leave_ctrl_c_to_the_parent() -> None:
     """A Ctrl-C reaches every process of the terminal's group. A worker it interrupted while sending a
     result (the runs' JSON is hundreds of MB) left half a message in the pipe, and the parent's
     Pool.terminate then waited for the rest forever; the others printed their tracebacks. Workers ignore
-    it: the parent's KeyboardInterrupt ends the build, and its terminate() stops them. That SIGTERM is
-    raised as SystemExit, so a worker stopped while writing a file removes its temporary file (finally)."""
+    it: the parent's KeyboardInterrupt ends the build, and its terminate() stops them (SIGTERM, left to its
+    default action: a Python handler raising SystemExit there was once not acted on by an idle worker, and
+    terminate() then waited for it forever)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit)
-
-
-def _exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def inherited() -> Any:
