@@ -12,7 +12,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -54,47 +54,39 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
-            err_console.print(f"[bold red]Error:[/bold red] {esc(one_paragraph(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            _fail(str(exc))
         except SystemExit as exc:  # our commands end with typer.Exit; this came from plugin/task/model code
             frames = traceback.extract_tb(exc.__traceback__)
             where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-            err_console.print(
-                f"[bold red]Error:[/bold red] {esc(f'sys.exit({exc.code!r}) was called{where} while `harness {command}` ran (plugin, task or model code?); the command did not finish.')}",
-                highlight=False,
-                soft_wrap=True,
+            _fail(
+                f"sys.exit({exc.code!r}) was called{where} while `harness {command}` ran (plugin, task or model "
+                "code?); the command did not finish."
             )
-            raise typer.Exit(2) from None
         except OSError as exc:
             if exc.filename is None:  # not about a path: a bug, whose traceback we want
                 raise
-            err_console.print(
-                f"[bold red]Error:[/bold red] {esc(one_paragraph(_path_error(exc, command)))}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(2) from None
+            _fail(_path_error(exc, command))
         except RuntimeError as exc:
             # pathlib's resolve() raises RuntimeError, not OSError, for a symbolic link that leads back to itself
             if not str(exc).startswith("Symlink loop from "):
                 raise
             loop = str(exc).removeprefix("Symlink loop from ").strip("'")
-            err_console.print(
-                f"[bold red]Error:[/bold red] {esc(one_paragraph(f'`harness {command}` cannot use the path {loop}: it is a symbolic link that leads back to itself (a loop). Give the file itself.'))}",
-                highlight=False,
-                soft_wrap=True,
+            _fail(
+                f"`harness {command}` cannot use the path {loop}: it is a symbolic link that leads back to itself "
+                "(a loop). Give the file itself."
             )
-            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             after = _AFTER_CTRL_C.get(command, "")
-            err_console.print(
-                f"[bold red]Interrupted[/bold red] (Ctrl-C): `harness {command}` did not finish.{after}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(130) from None
+            _fail(f"`harness {command}` did not finish.{after}", "Interrupted (Ctrl-C):", 130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, label: str = "Error:", code: int = 2) -> NoReturn:
+    """The one way a command ends on a user error: one paragraph on stderr (what was named escaped, newlines
+    shown as \\n), then exit `code`."""
+    err_console.print(f"[bold red]{label}[/bold red] {esc(one_paragraph(message))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code) from None
 
 
 def _path_error(exc: OSError, command: str) -> str:

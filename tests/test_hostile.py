@@ -1530,6 +1530,18 @@ UNLOADABLE: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
 }
 
 
+def _failed_job_error(result: Result, env: Env) -> str:
+    """The error model "m"'s failed job recorded; the run exited 1 without a traceback and no code from the
+    model's files ran (nothing touched env.tmp/PWNED)."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert not (env.tmp / "PWNED").exists()
+    conn = sqlite3.connect(env.db)
+    (error,) = conn.execute("SELECT error FROM runs WHERE model = 'm' AND status = 'failed'").fetchone()
+    conn.close()
+    return str(error)
+
+
 @pytest.mark.parametrize("family", ["hf_text", "sentence_transformers"])
 @pytest.mark.parametrize("damage", list(UNLOADABLE))
 def test_an_unloadable_model_folder_fails_its_job_with_a_clear_reason(damage: str, family: str, env: Env) -> None:
@@ -1547,13 +1559,7 @@ def test_an_unloadable_model_folder_fails_its_job_with_a_clear_reason(damage: st
     make(folder)
     models = model_line(family=family, source=f'"{folder}"')
     suite = env.write("s.yaml", good_suite(tasks="tasks:\n  - {name: bbc-news, subsample: {train: 20, validation: 10, test: 10, seed: 0}}\n", models=models))
-    result = invoke(["run", str(suite), "--db", str(env.db)])
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert not (env.tmp / "PWNED").exists()
-    conn = sqlite3.connect(env.db)
-    (error,) = conn.execute("SELECT error FROM runs WHERE model = 'm' AND status = 'failed'").fetchone()
-    conn.close()
+    error = _failed_job_error(invoke(["run", str(suite), "--db", str(env.db)]), env)
     assert f'Could not load model "m" ({family}) from "{folder}"' in error
     for needle in needles:
         assert needle in error, error
@@ -1594,13 +1600,7 @@ def test_an_image_model_weights_pickle_that_runs_code_fails_its_job_with_a_clear
     torch's bare UnpicklingError (advising weights_only=False), not caught as the adapter's error."""
     weights = _torch_pickle_that_runs_code(env.tmp / "efficientnet-lite0-evil.pth", env.tmp / "PWNED")
     suite = env.write("s.yaml", good_suite(models=model_line(family="efficientnet_lite", source=f'"{weights}"')))
-    result = invoke(["run", str(suite), "--db", str(env.db)])
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert not (env.tmp / "PWNED").exists()
-    conn = sqlite3.connect(env.db)
-    (error,) = conn.execute("SELECT error FROM runs WHERE model = 'm' AND status = 'failed'").fetchone()
-    conn.close()
+    error = _failed_job_error(invoke(["run", str(suite), "--db", str(env.db)]), env)
     assert f'Could not load model "m" (efficientnet_lite) from "{weights}": a PyTorch weights file is not a file of tensors' in error
     assert "no code in it ran" in error and "weights_only` set to `False`" not in error
 
