@@ -57,10 +57,10 @@ class Plan:
     jobs: list[Job]
     tasks: dict[str, Task]
     metrics: dict[str, TaskMetrics]  # task name -> its resolved metrics
+    # Weight-file digests computed for the plan (saved by plan_suite unless save_digests=False).
+    digests: DigestCache = field(repr=False, compare=False)
     skipped_modality: list[tuple[str, str]] = field(default_factory=list)  # (model, task) pairs
     modalities: dict[str, tuple[str, str]] = field(default_factory=dict)  # "model/task" -> (model's, task's)
-    # Weight-file digests computed for the plan, not yet saved (plan_suite(save_digests=False)).
-    digests: DigestCache | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,10 @@ def plan_suite(
     loader: TaskLoader,
     plugins: Sequence[Path] = (),
     *,
-    read_only: bool = False,
     save_digests: bool = True,
 ) -> Plan:
-    """Expand the suite into keyed jobs. read_only (dry runs): write no cache file (weight digests);
-    save_digests=False: leave saving them to the caller (Plan.digests), once the plan is checked."""
+    """Expand the suite into keyed jobs. save_digests=False: write no cache file (the weight digests);
+    the caller saves Plan.digests once the plan is checked, or never (dry runs)."""
     from harness.models import check_spec, family
     from harness.registry import TaskRegistry
 
@@ -144,7 +143,7 @@ def plan_suite(
         check_spec(model.spec)
     digests = DigestCache(digest_cache_path(store.path.resolve()))
     identities = {model.spec.name: model_identity(model.spec, digests) for model in suite.models}
-    if not read_only and save_digests:
+    if save_digests:
         digests.save()
     modalities: dict[str, tuple[str, str]] = {}
     for model in suite.models:
@@ -168,7 +167,7 @@ def plan_suite(
                             metrics[ref.name],
                         )  # fmt: skip
                     )
-    return Plan(jobs, tasks, metrics, skipped, modalities, digests)
+    return Plan(jobs, tasks, metrics, digests, skipped, modalities)
 
 
 def plan_sweep(
@@ -182,7 +181,7 @@ def plan_sweep(
     read_only: bool = False,
 ) -> SweepPlan:
     """What `run_suite` would run, given the store. read_only (dry runs): writes nothing at all."""
-    plan = plan_suite(suite, store, loader, plugins, read_only=read_only, save_digests=False)
+    plan = plan_suite(suite, store, loader, plugins, save_digests=False)
     selected = [j for j in plan.jobs if selection.admits(j)]
     states = store.run_states(j.key for j in selected)
     to_run: list[Job] = []
@@ -208,7 +207,7 @@ def plan_sweep(
         if run:
             to_run.append(job)
     check_model_options(suite, {job.model.spec.name for job in to_run})
-    if not read_only and plan.digests is not None:  # a refused option leaves no cache file behind
+    if not read_only:  # saved only now: a refused option leaves no cache file behind
         plan.digests.save()
     return SweepPlan(plan, tuple(selected), tuple(to_run), tuple(done), tuple(not_applicable), tuple(failed), tuple(new))
 
