@@ -22,6 +22,8 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from math import isfinite
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -57,33 +59,55 @@ class PickCandidate(NamedTuple):
         return f"{self.model} [{self.protocol}]"
 
 
-def candidates(board: Board, task: str) -> list[PickCandidate]:
-    """Every done (model, protocol) on the task, best first (harness pick's order: value, then name)."""
+def candidates(board: Board, task: str) -> tuple[list[PickCandidate], list[str]]:
+    """Every done (model, protocol) on the task, best first (harness pick's order: value, then name), and
+    the hardware ids of the task's timed runs, most timed runs first (harness pick's default is the first).
+
+    One pass over the task's results, kept lean: it runs for every result of a board at each build."""
     metric = board.main_metric(task)
-    out = []
+    sign = board.sign(task)
+    model_meta = board.model_meta
+    counts: Counter[str] = Counter()
+    keyed: list[tuple[float, str, PickCandidate]] = []
+    new = tuple.__new__
     for protocol in board.protocols:
         for r in board.by_task_protocol.get((task, protocol), ()):
             if r.status != "done":
                 continue
-            m = r.representative.metrics.get(metric)
+            runs = r.runs
+            t = r.timing
+            if len(runs) == 1:
+                if t is not None:
+                    counts[t.hardware] += 1
+            else:
+                counts.update(run.timing.hardware for run in runs if run.timing is not None)
+            rep = r.representative
+            m = rep.metrics.get(metric)
             if m is None or m.value != m.value:
                 continue
-            out.append(_candidate(board, r, m.value, m.ci_low, m.ci_high))
-    sign = board.sign(task)
-    return sorted(out, key=lambda c: (-sign * c.value, c.name))
+            value = m.value
+            if len(runs) == 1:  # one seed (most results): its own timing, the median and maximum of one value
+                params = model_meta[r.model].params
+                if params is None and t is not None:
+                    params = t.params
+                timings = {} if t is None else {t.hardware: _one_timing(t)}
+                fields = (r.model, protocol, rep.key, rep.finished_at, value, m.ci_low, m.ci_high, params, timings)
+                c = new(PickCandidate, fields)
+            else:
+                c = _seeds_candidate(board, r, value, m.ci_low, m.ci_high)
+            keyed.append((-sign * value, f"{r.model} [{protocol}]", c))
+    keyed.sort(key=_value_then_name)
+    return [k[2] for k in keyed], [hw for hw, _ in counts.most_common()]
 
 
-def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: float | None) -> PickCandidate:
-    """Timings as harness pick takes them: per hardware id, the median over seeds of the uncontended
-    timings whose sample count supports the percentile (None when none does), the largest peak memory."""
+_value_then_name = itemgetter(0, 1)
+
+
+def _seeds_candidate(board: Board, r: Result, value: float, lo: float | None, hi: float | None) -> PickCandidate:
+    """A candidate of several seeds, with timings as harness pick takes them: per hardware id, the median
+    over seeds of the uncontended timings whose sample count supports the percentile (None when none
+    does), the largest peak memory."""
     runs = r.runs
-    meta_params = board.model_meta[r.model].params
-    if len(runs) == 1:  # one seed (most results): its own timing, the median and maximum of one value
-        t = r.timing
-        timings = {} if t is None else {t.hardware: _one_timing(t)}
-        params = meta_params if meta_params is not None or t is None else t.params
-        rep = r.representative
-        return PickCandidate(r.model, r.protocol, rep.key, rep.finished_at, value, lo, hi, params, timings)
     by_hw: dict[str, list[Timing]] = {}
     for run in runs:
         if run.timing is not None:
@@ -99,7 +123,9 @@ def _candidate(board: Board, r: Result, value: float, lo: float | None, hi: floa
             statistics.median(p95) if p95 else None,
             max(mem) if mem else None,
         )
-    params = meta_params if meta_params is not None else next((x.timing.params for x in runs if x.timing), None)
+    params = board.model_meta[r.model].params
+    if params is None:
+        params = next((x.timing.params for x in runs if x.timing), None)
     rep = r.representative
     return PickCandidate(r.model, r.protocol, rep.key, rep.finished_at, value, lo, hi, params, timings)
 
@@ -108,31 +134,20 @@ _P50_MIN, _P95_MIN = PERCENTILE_MIN_SAMPLES["p50"], PERCENTILE_MIN_SAMPLES["p95"
 
 
 def _one_timing(t: Timing) -> tuple[float | None, float | None, float | None]:
-    """_candidate's timings of a single run: (p50, p95, peak MiB)."""
+    """The timings of a single run: (p50, p95, peak MiB), None where unknown or not supported."""
     if t.contended:
         return (None, None, None)
+    p50, p95, mem, n = t.p50_ms, t.p95_ms, t.peak_mem_mb, t.n_timed
     return (
-        t.p50_ms if t.n_timed >= _P50_MIN and _finite(t.p50_ms) else None,
-        t.p95_ms if t.n_timed >= _P95_MIN and _finite(t.p95_ms) else None,
-        t.peak_mem_mb if _finite(t.peak_mem_mb) else None,
+        p50 if n >= _P50_MIN and p50 is not None and isfinite(p50) else None,
+        p95 if n >= _P95_MIN and p95 is not None and isfinite(p95) else None,
+        mem if mem is not None and isfinite(mem) else None,
     )
 
 
 def _finite(value: float | None) -> bool:
     """A number the form can show and send as JSON (a hand-edited store may hold inf: treated as unknown)."""
-    return value is not None and math.isfinite(value)
-
-
-def hardware_counts(board: Board, task: str) -> Counter[str]:
-    """Timed runs per hardware id (harness pick's default is the most common one)."""
-    return Counter(
-        run.timing.hardware
-        for p in board.protocols
-        for r in board.by_task_protocol.get((task, p), ())
-        if r.status == "done"
-        for run in r.runs
-        if run.timing is not None
-    )
+    return value is not None and isfinite(value)
 
 
 def possible_leaders(cands: Sequence[PickCandidate], hardware: Sequence[str]) -> list[int]:
@@ -313,8 +328,7 @@ def iter_forms(
     shared = shared or SharedResamples(reader, cfg.n_boot, cfg.seed)
     plans = {}
     for task in board.task_meta:
-        cands = candidates(board, task)
-        hardware = [hw for hw, _ in hardware_counts(board, task).most_common()]
+        cands, hardware = candidates(board, task)
         leaders = possible_leaders(cands, hardware)
         plans[task] = (cands, hardware, leaders, tie_tests(cands, leaders))
     needed = {
