@@ -8,7 +8,9 @@ whose names, protocol variant, suite name and label hold rich markup (``[/]``, `
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -1358,6 +1360,34 @@ def test_a_stored_name_with_escape_codes_is_shown_not_sent(command: str, env: En
     result = invoke(args)
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
+
+
+def test_a_stored_name_with_escape_codes_is_shown_not_sent_by_the_site(env: Env) -> None:
+    """The same store through the site: the pages show the name as \\x1b / \\u202e (a bidi override would
+    show the rest of the name reversed, and reorder the text after it), in the HTML and in the data files
+    whose rows and pick-form names the page's script inserts; the downloads keep the name as stored."""
+    evil = "evil\x1b]0;owned\x07\u202eslegol"
+    conn = sqlite3.connect(env.db)
+    for table, column in (("runs", "model"), ("models", "name")):
+        conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", [evil, EVIL_MODEL])
+    conn.commit()
+    conn.close()
+    out = env.tmp / "site"
+    result = invoke(["site", "--db", str(env.db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    pages = [p for p in out.rglob("*") if p.suffix in (".html", ".js") and p.parent.name != "static"]
+    escaped = re.compile("(?<!\\\\)\\\\u(001b|0007|202e)")  # a JSON escape the script would decode
+    assert pages
+    for page in pages:
+        text = page.read_text()
+        assert not re.search("[\x1b\x07\u202e]", text), page.name
+        assert page.suffix == ".html" or not escaped.search(text), page.name
+    shown = "evil\\x1b]0;owned\\x07\\u202eslegol"
+    task_page = next((out / "tasks").glob("*.html")).read_text()
+    assert f'data-name="{shown}"' in task_page
+    form = re.search('<script type="application/json" id="pick-data">(.*?)</script>', task_page, re.S)
+    assert form and shown in [c[0] for c in json.loads(form.group(1))["candidates"]]
+    assert evil in (out / "results.csv").read_text()  # data, as stored
 
 
 def test_junit_report_stays_well_formed_with_a_control_character_in_a_stored_name(env: Env) -> None:

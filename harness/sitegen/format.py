@@ -1,4 +1,4 @@
-"""Number formatting shared by pages; every function turns None (or NaN) into an em dash."""
+"""Formatting shared by pages: numbers (every number function turns None or NaN into an em dash) and text."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from math import isfinite
 
+from harness.console import plain
 from harness.records import PERCENTILE_MIN_SAMPLES, MetricValue
 from harness.store.rows import RunRow, Timing
 
@@ -18,6 +19,13 @@ SIZE_BUCKETS = (
     ("100m-1b", "100M–1B", 1e9),
     ("ge1b", "≥ 1B", math.inf),
 )
+
+
+def shown(text: str) -> str:
+    """Text a page prints (a name, an error) with its control and bidi-reordering characters written as
+    \\x1b / \\u202e, as the CLI prints them (console.plain): a model named "pix\\u202eslegol" from a store
+    written elsewhere would show as "pixlogels" and reorder the text after it. Escaping for HTML is separate."""
+    return text if text.isprintable() else plain(text)
 
 
 # score, interval and sort_value run for every cell of every row (millions at 150k results): they test

@@ -31,6 +31,7 @@ import numpy as np
 from harness.metrics import MetricRegistry, TaskMetric
 from harness.metrics.stats import bootstrap_p, mcnemar, uses_mcnemar
 from harness.records import PERCENTILE_MIN_SAMPLES
+from harness.sitegen.format import shown
 from harness.sitegen.ranking import RankingConfig, SharedResamples, metric_data, task_main_metric
 from harness.sitegen.results import Board, Result
 from harness.store.rows import ExamplePredictions, Timing
@@ -289,8 +290,8 @@ def form_data(
         "hardware": hardware,  # most timed runs first: the default, as harness pick's
         "candidates": [
             [
-                c.model,
-                c.protocol,
+                shown(c.model),  # as the page prints names (the protocol select's values too)
+                shown(c.protocol),
                 c.value,
                 c.params,
                 {hw_index[hw]: [t[0], t[1], t[2]] for hw, t in c.timings.items() if hw in hw_index},

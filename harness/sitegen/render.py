@@ -44,7 +44,12 @@ def template_env() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.globals["size_buckets"] = fmt.SIZE_BUCKETS
+    env.finalize = _shown  # before autoescaping: every printed string, never markup the code made
     return env
+
+
+def _shown(value: Any) -> Any:
+    return fmt.shown(value) if value.__class__ is str else value
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ def escaped(cls: type[T], **fields: Any) -> T:
 
 
 def _escape(text: str) -> str:
+    text = fmt.shown(text)
     # Most fields are numbers we formatted: test before escaping (html.escape always runs 5 replaces).
     if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
         return html.escape(text)
