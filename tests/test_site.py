@@ -6,6 +6,7 @@ import csv
 import html
 import json
 import re
+import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -378,6 +379,24 @@ def test_unchanged_rebuild_rewrites_nothing(built: Built) -> None:
     assert again.written == () and again.removed == ()
     assert again.rank_groups_computed == 0  # tie groups come from the cache
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+def test_a_temporary_file_left_by_a_stopped_write_is_removed_by_the_next_build(built: Built, tmp_path: Path) -> None:
+    """A render worker killed between writing a page's bytes and renaming them over the page leaves its
+    ".NAME.tmp" beside it; the next build removes those beside the files the site lists, and nothing else."""
+    store, out, _ = built
+    site = tmp_path / "site"
+    shutil.copytree(out, site)  # mtimes kept: the copy is an untouched site
+    left = [site / ".index.html.tmp", site / "tasks" / ".digits.html.tmp"]
+    for path in left:
+        path.write_text("half a page")
+    theirs = [site / ".notes.html.tmp", site / "tasks" / "digits.html.tmp"]  # beside no file the site lists
+    for path in theirs:
+        path.write_text("mine")
+    stats = build_site(store.path, site)
+    assert stats.written == ()
+    assert not [p.name for p in left if p.exists()]
+    assert [p.read_text() for p in theirs] == ["mine", "mine"]
 
 
 def test_new_run_rewrites_only_affected_pages_and_removes_stale_ones(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,7 +146,20 @@ class IncrementalWriter:
                     self.stats.kept.append(relpath)
         state = {"version": STATE_VERSION, "files": self._current, "extra": extra or {}}
         sync_file(self.out, STATE_FILE, json.dumps(state, sort_keys=True), None)
+        self._remove_left_temporaries()
         return self.stats
+
+    def _remove_left_temporaries(self) -> None:
+        """Remove the temporary files (sync_file's ".NAME.tmp") a build stopped mid-write left beside the files
+        the site lists (a worker killed between its write and its rename). Only those names, only regular
+        files; another build cannot be writing them (site_lock)."""
+        for relpath in (*self._current, *(p for p in self._previous if p not in self._current)):
+            if not _site_path(relpath):
+                continue
+            tmp = _temporary(self.out / relpath)
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(tmp.lstat().st_mode):
+                    tmp.unlink()
 
     def _provably_ours(self, relpath: str, recorded: Any) -> Path | None:
         """The file to delete, or None unless it is a regular file (no link) of a site kind inside the folder
@@ -218,7 +232,7 @@ def sync_file(
     target = out / relpath
     if before and before.get("sha256") == digest and untouched(target, before):
         return before | {"inputs": inputs} | extra, False
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = _temporary(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
@@ -229,6 +243,11 @@ def sync_file(
             tmp.unlink(missing_ok=True)
         raise HarnessError(_cannot_write(out, relpath, exc)) from None
     return {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inputs": inputs} | extra, True
+
+
+def _temporary(target: Path) -> Path:
+    """Where sync_file writes a file's bytes before renaming them over it."""
+    return target.with_name(f".{target.name}.tmp")
 
 
 def _cannot_write(out: Path, relpath: str, exc: OSError) -> str:
