@@ -465,6 +465,10 @@ CASES |= {
         lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(_symlink(env.tmp / "loop.db", "loop.db")), "--dry-run"],
         ("`harness run` cannot use the path", "loop.db: it is a symbolic link that leads back to itself"),
     ),
+    "db-is-a-symlink-loop-for-a-run": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(_symlink(env.tmp / "loop2.db", str(env.tmp / "loop2.db")))],
+        ("--db ", "loop2.db: it is a symbolic link that leads back to itself"),
+    ),
     "export-out-is-a-symlink-loop": Case(
         lambda env: ["export", "--db", str(env.db), "--out", str(_symlink(env.tmp / "loop.json", "loop.json"))],
         ("`harness export` cannot use the path", "leads back to itself"),

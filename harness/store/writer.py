@@ -7,6 +7,7 @@ TaskRecord of the data it used, the hardware description), so no other module kn
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -43,6 +44,10 @@ class Store:
         self.path = Path(path)
         if self.path.exists() and self.path.is_dir():
             raise HarnessError(f"--db {self.path} is a directory; give a file path such as {self.path}/harness.db.")
+        if _is_symlink_loop(self.path):  # SQLite would say only "unable to open database file"
+            raise HarnessError(
+                f"--db {self.path}: it is a symbolic link that leads back to itself (a loop). Give the results file itself."
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -257,3 +262,11 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     return repr(obj)
+
+
+def _is_symlink_loop(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
