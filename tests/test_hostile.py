@@ -573,6 +573,11 @@ def _fifo(path: Path) -> Path:
     return path
 
 
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
 def _symlink(link: Path, target: str) -> Path:
     link.symlink_to(target)
     return link
@@ -718,6 +723,15 @@ CASES |= {
             str(env.db),
         ],
         ('Model "m" (hf_classifier): source', 'config.json" is a file, not a model folder', "model holds one"),
+    ),
+    "model-config-json-is-a-folder": Case(
+        lambda env: [
+            "run",
+            str(env.write("s.yaml", good_suite(tasks="tasks: [bbc-news]\n", models=model_line(family="hf_classifier", source=f'"{_folder(env.tmp / "model" / "config.json").parent}"')))),
+            "--db",
+            str(env.db),
+        ],
+        ('Model "m" (hf_classifier)', "config.json is a folder; a model folder's config.json is the JSON file"),
     ),
     "model-option-typo-of-a-model-with-weight-files": Case(
         run_suite_with(

@@ -93,3 +93,10 @@ def check_folder_source(spec: ModelSpec) -> None:
             f'Model "{spec.name}" ({spec.family}): source "{spec.source}" is a file, not a model folder; give the '
             f"folder that holds config.json{hint} and the weights, or a hub id."
         )
+    config = path / "config.json"
+    if path.is_dir() and config.exists() and not config.is_file():
+        what = "a folder" if config.is_dir() else "not a regular file (a device or a pipe)"
+        raise HarnessError(
+            f'Model "{spec.name}" ({spec.family}): {config} is {what}; a model folder\'s config.json is the JSON '
+            "file of the model's settings (config.json of a saved transformers model)."
+        )
