@@ -5,6 +5,7 @@ Any HarnessError is printed as a one-paragraph message with exit code 2 — neve
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -33,6 +34,19 @@ from harness.errors import HarnessError
 # Our own rich progress bar reports jobs; per-model loading bars from transformers would interleave with it.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
+
+
+def _print_what_the_terminal_cannot_show_escaped() -> None:
+    """A terminal or pipe whose encoding lacks a character we print (PYTHONIOENCODING=ascii, a Latin-1 locale,
+    a Windows code page) gets it as \\u2014 instead of a UnicodeEncodeError traceback ending the command."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
+_print_what_the_terminal_cannot_show_escaped()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 

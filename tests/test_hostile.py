@@ -1280,6 +1280,23 @@ def test_read_only_store_is_refused_before_any_job_runs(tmp_path: Path, pristine
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_terminal_that_cannot_show_a_character_gets_it_escaped(encoding: str, pristine: Path) -> None:
+    """show prints an em dash for a missing value (and names may hold any character): a pipe or terminal
+    whose encoding lacks it ended the command with a UnicodeEncodeError traceback."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "show", "--db", str(pristine)],
+        capture_output=True, env=env, timeout=300,
+    )  # fmt: skip
+    out = proc.stdout.decode(encoding) + proc.stderr.decode(encoding)
+    assert proc.returncode == 0 and "Traceback" not in out, out
+    assert "\\u2014" in out and EVIL_MODEL in out
+
+
 # ---- the shipped YAML and the docs' examples are valid as written -------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
