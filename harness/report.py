@@ -2,7 +2,9 @@
 
 Columns and order come from each task's declared metrics (stored with the task): the main metric with
 its 95% CI first, then the task's other single-number metrics; rows sorted best first by the main metric
-(lower-is-better metrics ascending).
+(lower-is-better metrics ascending). A table lists the `top` best runs (DEFAULT_TOP) and says how many
+more there are: at 1,000 models a task holds thousands of runs, and printing all 150,000 of a large store took
+rich minutes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from harness.store import StoreReader
 from harness.units import format_count_1dp
 
 WITHHELD = "—"
+DEFAULT_TOP = 30  # runs listed per task table (and unfinished runs listed under it); 0 lists every run
 MAX_OTHER_METRICS = 2  # terminal width: the main metric + CI + this many of the task's other metrics
 
 
@@ -76,9 +79,12 @@ def _value(row: dict[str, Any], metric: MetricInfo) -> str:
     return "n/a" if metric.id in row["metric_notes"] else "-"
 
 
-def leaderboard_tables(store: StoreReader, task: str | None = None, model: str | None = None) -> list[RenderableType]:
+def leaderboard_tables(
+    store: StoreReader, task: str | None = None, model: str | None = None, top: int = DEFAULT_TOP
+) -> list[RenderableType]:
     """Per task: finished runs sorted by the task's main metric, then the runs that were not applicable or
-    failed; a declared metric that does not apply to a run's class scores shows n/a with the reason below."""
+    failed, at most `top` of each (0: all); a declared metric that does not apply to a run's class scores
+    shows n/a with the reason below."""
     from harness.data.hygiene import leak_summary
 
     rows = store.results_table(task)
@@ -117,10 +123,11 @@ def leaderboard_tables(store: StoreReader, task: str | None = None, model: str |
             table.add_column(esc(col), justify="right")  # headers may wrap; values are short
         for col in ("p50 ms", "p95", "p99", "n", "items/s", "params"):
             table.add_column(col, justify="right", no_wrap=True)
-        done = sorted(
+        every_done = sorted(
             (r for r in runs if r["status"] == "done"),
             key=lambda r: (main.sort_key((r["metrics"].get(main.id) or {}).get("value")), r["model"], r["protocol"]),
         )
+        done = every_done[:top] if top else every_done
         notes: list[tuple[str, str]] = []
         for r in done:
             cells = [esc(r["model"]), esc(r["protocol"])] + ([str(r["seed"])] if multi_seed else [])
@@ -134,6 +141,8 @@ def leaderboard_tables(store: StoreReader, task: str | None = None, model: str |
             table.add_row(*cells)
             notes += [(f"{r['model']} / {r['protocol']}: {name}", str(why)) for name, why in r["metric_notes"].items()]
         out.append(table)
+        if len(done) < len(every_done):
+            out.append(Text(f"  ... and {_more(len(every_done) - len(done), 'finished run')} ranked below these ({_ALL})"))
         if len(declared_others) > len(others):
             rest = ", ".join(m.label for m in declared_others[len(others) :])
             out.append(Text(f"  also stored: {rest} (site task pages and the metrics table show every metric)"))
@@ -151,11 +160,21 @@ def leaderboard_tables(store: StoreReader, task: str | None = None, model: str |
             out.append(Text.from_markup("  [bold yellow]data leak:[/bold yellow] ", end="") + Text(leaks))
         for where, why in notes:
             out.append(Text.from_markup("  [dim]n/a[/dim] ", end="") + Text(f"{where}: {why}"))
-        for r in sorted((r for r in runs if r["status"] != "done"), key=lambda r: (r["status"], r["model"])):
+        unfinished = sorted((r for r in runs if r["status"] != "done"), key=lambda r: (r["status"], r["model"]))
+        for r in unfinished[:top] if top else unfinished:
             reason = (r["error"] or "").splitlines()[0] if r["error"] else ""
             tag = "[dim]n/a[/dim]" if r["status"] == "not_applicable" else "[bold red]FAILED[/bold red]"
             out.append(Text.from_markup(f"  {tag} ", end="") + Text(f"{r['model']} / {r['protocol']}: {reason}"))
+        if top and len(unfinished) > top:
+            out.append(Text(f"  ... and {_more(len(unfinished) - top, 'run')} not applicable or failed ({_ALL})"))
     return out
+
+
+_ALL = "--top 0 lists every run; --task and --model narrow the tables"
+
+
+def _more(n: int, what: str) -> str:
+    return f"{n:,} more {what}{'s' if n != 1 else ''}"
 
 
 def _latency_notes(done: list[dict[str, Any]]) -> list[RenderableType]:

@@ -10,6 +10,7 @@ import typer
 
 from harness.console import output_console
 from harness.errors import HarnessError
+from harness.report import DEFAULT_TOP
 from harness.store import DEFAULT_DB
 
 
@@ -17,6 +18,12 @@ def show(
     db: Annotated[Path, typer.Option("--db", help="SQLite results database.")] = DEFAULT_DB,
     task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
+    top: Annotated[
+        int,
+        typer.Option(
+            "--top", min=0, help="Runs listed per task table, best first (and unfinished runs under it); 0 lists all."
+        ),
+    ] = DEFAULT_TOP,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the stored run records as JSON (the `harness export` schema).")
     ] = False,
@@ -30,7 +37,7 @@ def show(
 
         export(db, "json", None, ExportFilter(tuple(filter(None, [task])), tuple(filter(None, [model]))), False, sys.stdout)
         return
-    tables = leaderboard_tables(StoreReader(db), task, model)
+    tables = leaderboard_tables(StoreReader(db), task, model, top)
     if not tables:
         raise HarnessError(f"No results in {db}" + (f" for task {task!r}" if task else "") + (f" and model {model!r}" if model else "") + ".")
     console = output_console()
