@@ -98,6 +98,38 @@ def test_recommends_the_cheapest_model_tied_with_the_best(db: Path) -> None:
     }
 
 
+def test_candidates_whose_interval_lies_below_the_best_are_worse_without_a_paired_test(db: Path) -> None:
+    """Only candidates whose 95% CI reaches the best's are paired-tested (as on the site): Holm over every
+    candidate made no bootstrap test significant at 1,000 candidates and tied them all with the best."""
+    result = pick(db, TASK)
+    by_model = {c.model: c for c in result.candidates}
+    screened = ["logreg", "pca16-logreg", "gaussian-nb", "tree-depth4"]
+    assert all(by_model[m].ci_high < by_model["svm-rbf"].ci_low for m in screened)  # type: ignore[operator]
+    assert by_model["knn-3"].p_value is not None  # its interval reaches the best's: tested
+    assert [(by_model[m].rank, by_model[m].p_value) for m in screened] == [(3, None), (4, None), (5, None), (6, None)]
+    assert any(n.startswith("4 candidate(s) whose 95% CI lies wholly below the best's") for n in result.notes)
+
+
+def test_a_test_that_cannot_reach_significance_says_so(db: Path) -> None:
+    """With n_boot resamples the smallest bootstrap p is 1/(n_boot + 1): below alpha / tests, nothing can be
+    told apart, and the note says how many resamples would."""
+    weak = pick(db, TASK, alpha=0.005, n_boot=100)
+    assert any("with 100 resamples the smallest p is 1/101" in n and "at least 200" in n for n in weak.notes)
+    assert not any("smallest p" in n for n in pick(db, TASK, alpha=0.005, n_boot=1000).notes)
+
+
+def test_the_table_lists_the_best_candidates_and_the_tie_group(db: Path) -> None:
+    from harness.cli import app
+
+    runner = CliRunner()
+    one = runner.invoke(app, ["pick", "--task", TASK, "--db", str(db), "--top", "1"], env={"COLUMNS": "200"})
+    assert one.exit_code == 0, one.output
+    assert "svm-rbf" in one.output and "knn-3" in one.output  # the best, and tied with it: always listed
+    assert "logreg" not in one.output and "... and 4 more candidates (--top 0 lists them all" in one.output
+    every = runner.invoke(app, ["pick", "--task", TASK, "--db", str(db), "--top", "0"], env={"COLUMNS": "200"})
+    assert "tree-depth4" in every.output and "more candidates" not in every.output
+
+
 def test_constraints_filter_before_forming_the_tie_group(db: Path) -> None:
     result = pick(db, TASK, constraints=Constraints(max_latency_ms=1.0, at="p95"))
     excluded = {c.model for c in result.candidates if not c.eligible}

@@ -18,12 +18,14 @@ from rich.table import Table
 
 from harness.compare.policy import parse_percentile
 from harness.console import esc, output_console, plain
+from harness.metrics.evaluate import MAX_N_BOOT
 from harness.pick import (
     Candidate,
     Constraints,
     PickResult,
     pick,
 )
+from harness.report import DEFAULT_TOP
 from harness.store import DEFAULT_DB
 from harness.units import format_bytes, format_count, parse_bytes, parse_count
 
@@ -63,7 +65,19 @@ def pick_command(
         ),
     ] = None,  # fmt: skip
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level for the tie group.")] = 0.05,
+    n_boot: Annotated[
+        int,
+        typer.Option(
+            "--n-boot", min=100, max=MAX_N_BOOT, help="Paired bootstrap resamples (more tell more candidates apart)."
+        ),
+    ] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")] = False,
+    top: Annotated[
+        int,
+        typer.Option(
+            "--top", min=0, help="Candidates listed, best first (the tie group and the pick always); 0 lists all."
+        ),
+    ] = DEFAULT_TOP,
 ) -> None:
     """Recommend the cheapest model statistically tied with the best one that meets the constraints."""
     from harness.errors import HarnessError
@@ -84,12 +98,12 @@ def pick_command(
 
     result = pick(
         db, task, protocol=protocol, constraints=constraints, metric=metric, hardware=hardware, alpha=alpha,
-        metrics=discover_metrics(plugin or []),
+        n_boot=n_boot, metrics=discover_metrics(plugin or []),
     )  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(result_as_dict(result), indent=2) + "\n")
     else:
-        render_pick(result, output_console())
+        render_pick(result, output_console(), top)
     raise typer.Exit(0 if result.recommendation is not None else 1)
 
 
@@ -132,7 +146,9 @@ def result_as_dict(result: PickResult) -> dict[str, Any]:
     )
 
 
-def render_pick(result: PickResult, console: Console) -> None:
+def render_pick(result: PickResult, console: Console, top: int = DEFAULT_TOP) -> None:
+    """The candidates table (the `top` best, and every member of the tie group and the nearest miss), the
+    notes and the explanation. At 1,000 models a table of every candidate took longer than the pick."""
     at = result.constraints.at
     console.print(
         f"[bold]{esc(result.task)}[/]: {len(result.candidates)} candidates; latency from {result.hardware_reason}.",
@@ -144,7 +160,9 @@ def render_pick(result: PickResult, console: Console) -> None:
     for col in [*columns, f"{at} ms", "params", "peak mem", "rank", "Pareto", "status"]:
         table.add_column(esc(col))
     chosen = result.recommendation.name if result.recommendation else None
-    for c in result.candidates:
+    always = {*result.tie_group, *(c.name for c in (result.recommendation, result.nearest_miss) if c is not None)}
+    listed = [c for i, c in enumerate(result.candidates) if not top or i < top or c.name in always]
+    for c in listed:
         ci = f" [{c.ci_low:.3f}, {c.ci_high:.3f}]" if c.ci_low is not None and c.ci_high is not None else ""
         table.add_row(
             esc(c.model),
@@ -158,10 +176,18 @@ def render_pick(result: PickResult, console: Console) -> None:
             _status(c, chosen, result.tie_group),
         )
     console.print(table)
-    for note in result.notes:
+    if len(listed) < len(result.candidates):
+        console.print(f"... and {len(result.candidates) - len(listed):,} more candidates ({_ALL})", highlight=False)
+    notes = result.notes[:top] if top else result.notes
+    for note in notes:
         console.print(f"• {plain(note)}", markup=False, highlight=False)
+    if len(notes) < len(result.notes):
+        console.print(f"• ... and {len(result.notes) - len(notes):,} more notes ({_ALL})", highlight=False)
     style = "green" if result.recommendation else "red"
     console.print(plain(result.explanation), style=style, markup=False, highlight=False)
+
+
+_ALL = "--top 0 lists them all; --json gives every candidate and note"
 
 
 def _status(c: Candidate, chosen: str | None, tie_group: tuple[str, ...]) -> str:

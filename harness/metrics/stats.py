@@ -214,9 +214,11 @@ def rank_with_ties(
     n_boot: int = 1000,
     seed: int = 0,
     holm_correct: bool = HOLM_DEFAULT,
+    observed: Sequence[float] | None = None,
 ) -> list[RankedEntry]:
-    """tie_groups as a list, best first."""
-    values = {n: metric.point(d) for n, d in zip(names, datas, strict=True)}
+    """tie_groups as a list, best first. observed: the metric on each data, when known (else computed)."""
+    points = observed if observed is not None else [metric.point(d) for d in datas]
+    values = dict(zip(names, points, strict=True))
     placed = tie_groups(
         names, datas, metric, alpha=alpha, n_boot=n_boot, seed=seed,
         observed=[values[n] for n in names], holm_correct=holm_correct,
