@@ -98,16 +98,20 @@ def paired_bootstrap(
     side_b: Sequence[MetricData],
     n_boot: int = 1000,
     seed: int = 0,
+    observed: float | None = None,
 ) -> PairedBootstrapResult:
     """mean metric over side B's runs - mean over side A's (one run per side, or several seeds), every
-    resample scoring every run on the same example indices."""
+    resample scoring every run on the same example indices. observed: that difference on the data, when the
+    caller has it (else computed)."""
     if not side_a or not side_b:
         raise ValueError("paired_bootstrap needs at least one run per side")
     datas = [*side_a, *side_b]
     _check_same_examples(datas)
     if len(datas[0]) == 0:
         raise DataError("paired_bootstrap: no examples to compare.")
-    diff = float(np.mean([metric.point(d) for d in side_b]) - np.mean([metric.point(d) for d in side_a]))
+    if observed is None:
+        observed = float(np.mean([metric.point(d) for d in side_b]) - np.mean([metric.point(d) for d in side_a]))
+    diff = observed
     boot = resampled_values([metric], datas, n_boot, seed)[metric.id]
     diffs = boot[len(side_a) :].mean(axis=0) - boot[: len(side_a)].mean(axis=0)
     finite = diffs[np.isfinite(diffs)]
