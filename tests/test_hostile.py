@@ -1378,16 +1378,21 @@ def test_task_file_escape_codes_are_shown_not_sent(env: Env) -> None:
     assert "a\\x1b[31mX" in result.output and "l\\x1b[2J" in result.output
 
 
+def rename_stored_model(db: Path, name: str) -> None:
+    """The store as another tool (or an older harness) may have written it: EVIL_MODEL's runs and metadata
+    under `name`, which a suite could not give."""
+    conn = sqlite3.connect(db)
+    for table, column in (("runs", "model"), ("models", "name")):
+        conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", [name, EVIL_MODEL])
+    conn.commit()
+    conn.close()
+
+
 @pytest.mark.parametrize("command", ["show", "pick", "compare", "models"])
 def test_a_stored_name_with_escape_codes_is_shown_not_sent(command: str, env: Env) -> None:
     """A store written by another tool (or before names were checked) with an ESC sequence and a bidi override
     (which would show the rest of the name reversed) in a model name."""
-    rename = f"UPDATE {{}} SET {{}} = 'evil\x1b]0;owned\x07\u202eslegol' WHERE {{}} = '{EVIL_MODEL}'"
-    conn = sqlite3.connect(env.db)
-    for table, column in (("runs", "model"), ("models", "name")):
-        conn.execute(rename.format(table, column, column))
-    conn.commit()
-    conn.close()
+    rename_stored_model(env.db, "evil\x1b]0;owned\x07\u202eslegol")
     if command == "models":
         args = ["models", str(env.write("s.yaml", EVIL_SUITE)), "--db", str(env.db)]
     else:
@@ -1402,11 +1407,7 @@ def test_a_stored_name_with_escape_codes_is_shown_not_sent_by_the_site(env: Env)
     show the rest of the name reversed, and reorder the text after it), in the HTML and in the data files
     whose rows and pick-form names the page's script inserts; the downloads keep the name as stored."""
     evil = "evil\x1b]0;owned\x07\u202eslegol"
-    conn = sqlite3.connect(env.db)
-    for table, column in (("runs", "model"), ("models", "name")):
-        conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", [evil, EVIL_MODEL])
-    conn.commit()
-    conn.close()
+    rename_stored_model(env.db, evil)
     out = env.tmp / "site"
     result = invoke(["site", "--db", str(env.db), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -1695,11 +1696,7 @@ def test_a_name_a_spreadsheet_would_run_is_written_as_text_in_csv(env: Env) -> N
     import json as json_module
 
     formula = "=HYPERLINK(\"http://x\",\"y\")"
-    conn = sqlite3.connect(env.db)
-    for table, column in (("runs", "model"), ("models", "name")):
-        conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", [formula, EVIL_MODEL])
-    conn.commit()
-    conn.close()
+    rename_stored_model(env.db, formula)
     out = env.tmp / "runs.csv"
     assert invoke(["export", "--db", str(env.db), "--format", "csv", "--out", str(out)]).exit_code == 0
     site = env.tmp / "site"
