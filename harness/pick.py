@@ -20,7 +20,7 @@ from harness.compare.results import load_results
 from harness.errors import HarnessError, close_match, unknown_name
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
 from harness.metrics.registry import metric_from_description
-from harness.metrics.stats import RankedEntry, rank_with_ties, uses_mcnemar
+from harness.metrics.stats import RankedEntry, interval_reaches, rank_with_ties, uses_mcnemar
 from harness.records import MetricValue, TimingRecord
 from harness.store import StoreReader
 from harness.store.rows import RunResult
@@ -424,16 +424,8 @@ def _tie_group(
 
 
 def _may_tie(c: Candidate, leader: Candidate, higher_is_better: bool) -> bool:
-    """Whether c's 95% CI reaches the leader's: a candidate whose interval lies wholly on the worse side is
-    significantly worse without a paired test (the site's rankings and pick form screen the same way). At
-    1,000 candidates, Holm over every one made no bootstrap test significant and tied them all. Unknown
-    intervals: kept for the paired test."""
-    lo, hi, leader_lo, leader_hi = c.ci_low, c.ci_high, leader.ci_low, leader.ci_high
-    if lo is None or hi is None or leader_lo is None or leader_hi is None:
-        return True
-    if not all(math.isfinite(v) for v in (lo, hi, leader_lo, leader_hi)):
-        return True
-    return hi >= leader_lo if higher_is_better else lo <= leader_hi
+    """At 1,000 candidates, Holm over every one made no bootstrap test significant and tied them all."""
+    return interval_reaches(c.ci_low, c.ci_high, leader.ci_low, leader.ci_high, higher_is_better)
 
 
 # ---- explanations ------------------------------------------------------------------------------------

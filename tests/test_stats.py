@@ -145,3 +145,32 @@ def test_tie_groups_refuse_models_scored_on_different_examples() -> None:
     with pytest.raises(DataError, match="same examples"):
         tie_groups(["a", "b"], [d, short], METRICS.get("macro_f1"))
     assert tie_groups([], [], METRICS.get("macro_f1")) == {}
+
+
+def test_an_interval_wholly_on_the_worse_side_does_not_reach_the_leaders() -> None:
+    """The screen before paired tests (harness pick, the site's pick form), in each metric's direction;
+    unknown or infinite bounds leave the candidate to the paired test."""
+    from harness.metrics.stats import interval_reaches
+
+    leader = (0.80, 0.90)
+    assert interval_reaches(0.75, 0.82, *leader, higher_is_better=True)
+    assert not interval_reaches(0.60, 0.79, *leader, higher_is_better=True)
+    error = (0.10, 0.20)  # lower is better: the worse side is above
+    assert interval_reaches(0.15, 0.25, *error, higher_is_better=False)
+    assert not interval_reaches(0.21, 0.30, *error, higher_is_better=False)
+    assert interval_reaches(None, 0.30, *error, higher_is_better=False)
+    assert interval_reaches(0.21, float("inf"), *error, higher_is_better=False)
+
+
+def test_the_pick_forms_tie_tests_screen_in_the_metrics_direction() -> None:
+    """A lower-is-better main metric: the form tested every candidate below the leader (its screen compared
+    the leader's lower bound with the others' upper bounds, which always reach)."""
+    from harness.sitegen.pickform import PickCandidate, tie_tests
+
+    def cand(name: str, value: float, lo: float, hi: float) -> PickCandidate:
+        return PickCandidate(name, "p", name, "t", value, lo, hi, None, {})
+
+    cands = [cand("a", 0.15, 0.10, 0.20), cand("b", 0.20, 0.15, 0.25), cand("c", 0.35, 0.30, 0.40)]
+    assert tie_tests(cands, [0], higher_is_better=False) == {0: [1]}
+    flipped = [cand("c", 0.35, 0.30, 0.40), cand("b", 0.20, 0.15, 0.25), cand("a", 0.15, 0.10, 0.20)]
+    assert tie_tests(flipped, [0], higher_is_better=True) == {0: []}

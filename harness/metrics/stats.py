@@ -13,6 +13,7 @@ claim that holds for the whole round, not per pair. Default: Holm on (see docs/a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -122,6 +123,19 @@ def paired_bootstrap(
         p_value=bootstrap_p(diffs, diff),
         n_boot=n_boot,
     )
+
+
+def interval_reaches(
+    lo: float | None, hi: float | None, leader_lo: float | None, leader_hi: float | None, higher_is_better: bool
+) -> bool:
+    """Whether a candidate's 95% interval reaches the leader's: one lying wholly on the worse side is
+    significantly worse without a paired test, so tie groups test only the candidates that could tie (the
+    site's pick form, harness pick). Unknown or infinite bounds: True, left to the paired test."""
+    if lo is None or hi is None or leader_lo is None or leader_hi is None:
+        return True
+    if not all(math.isfinite(v) for v in (lo, hi, leader_lo, leader_hi)):
+        return True
+    return hi >= leader_lo if higher_is_better else lo <= leader_hi
 
 
 def uses_mcnemar(metric: TaskMetric) -> bool:

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from harness.metrics import MetricRegistry, TaskMetric
-from harness.metrics.stats import bootstrap_p, mcnemar, uses_mcnemar
+from harness.metrics.stats import bootstrap_p, interval_reaches, mcnemar, uses_mcnemar
 from harness.records import PERCENTILE_MIN_SAMPLES
 from harness.sitegen.format import shown
 from harness.sitegen.ranking import RankingConfig, SharedResamples, metric_data, task_main_metric
@@ -183,21 +183,19 @@ def possible_leaders(cands: Sequence[PickCandidate], hardware: Sequence[str]) ->
 
 
 def tie_tests(
-    cands: Sequence[PickCandidate], leaders: Sequence[int], budget: int | None = None
+    cands: Sequence[PickCandidate], leaders: Sequence[int], higher_is_better: bool, budget: int | None = None
 ) -> dict[int, list[int]]:
-    """leader -> the candidates below it to test against it (closest first, CI reaching its CI), for the
-    best leaders while the candidates involved stay within `budget` (default MAX_CANDIDATES)."""
+    """leader -> the candidates below it to test against it (closest first, CI reaching its CI: as harness
+    pick screens), for the best leaders while the candidates involved stay within `budget` (default
+    MAX_CANDIDATES)."""
     budget = MAX_CANDIDATES if budget is None else budget
     out: dict[int, list[int]] = {}
     involved: set[int] = set()
     for lead in leaders:
-        low = cands[lead].ci_low
-        floor = low if low is not None else -math.inf
+        c = cands[lead]
         below = []
         for j in range(lead + 1, len(cands)):
-            high = cands[j].ci_high
-            reach = high if high is not None else cands[j].value
-            if reach >= floor:
+            if interval_reaches(cands[j].ci_low, cands[j].ci_high, c.ci_low, c.ci_high, higher_is_better):
                 below.append(j)
             if len(below) >= MAX_TESTS:
                 break
@@ -331,7 +329,7 @@ def iter_forms(
     for task in board.task_meta:
         cands, hardware = candidates(board, task)
         leaders = possible_leaders(cands, hardware)
-        plans[task] = (cands, hardware, leaders, tie_tests(cands, leaders))
+        plans[task] = (cands, hardware, leaders, tie_tests(cands, leaders, board.sign(task) > 0))
     needed = {
         key
         for task, (cands, _, _, tests) in plans.items()
