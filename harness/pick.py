@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -119,7 +119,7 @@ def pick(
     task_metric = _task_metric(runs, metric, metrics or MetricRegistry())
     metric = task_metric.id
     hib = task_metric.higher_is_better
-    hw, hw_reason = _resolve_hardware(runs, hardware)
+    hw, hw_reason = _resolve_hardware(runs, hardware, Path(db))
     candidates = [_candidate(group, hw, constraints.at, task_metric) for group in _by_candidate(runs).values()]
     candidates = [replace(c, violations=_violations(c, constraints)) for c in candidates]
     candidates = sorted(_mark_pareto(candidates, hib), key=lambda c: _by_value(c, hib))
@@ -234,14 +234,17 @@ def current_hardware() -> str | None:
         return None
 
 
-def _resolve_hardware(runs: Sequence[RunResult], requested: str | None) -> tuple[str | None, str]:
+def _resolve_hardware(runs: Sequence[RunResult], requested: str | None, db: Path) -> tuple[str | None, str]:
     counts = Counter(r.timing.hardware for r in runs if r.timing is not None)
     if requested not in (None, "current"):
         matches = [h for h in counts if h == requested] or [h for h in counts if h.startswith(requested)]
         if len(matches) != 1:
             raise unknown_name("hardware fingerprint (with timings for this task)", requested, counts)
         return matches[0], f"hardware {matches[0]} (as requested)"
-    current = current_hardware()
+    # This machine's fingerprint imports torch, scipy and onnxruntime (~5 s): worked out only when a timed
+    # fingerprint could be this machine's, or when it was asked for.
+    here = requested == "current" or _could_be_this_machine(counts, db)
+    current = current_hardware() if here else None
     if current is not None and current in counts:
         return current, f"hardware {current} (this machine)"
     if requested == "current":
@@ -256,6 +259,18 @@ def _resolve_hardware(runs: Sequence[RunResult], requested: str | None) -> tuple
         hw,
         f"hardware {hw}, the most common among the timed runs ({n} of {sum(counts.values())}); this machine has none",
     )
+
+
+def _could_be_this_machine(fingerprints: Iterable[str], db: Path) -> bool:
+    """False when every fingerprint's stored description names another CPU or platform than this machine's
+    (the fingerprint hashes both); True when one matches or is not described."""
+    from harness.timing import host
+
+    here = host()
+    with StoreReader(db) as reader:
+        stored = reader.hardware_meta()
+    described = {fp: (h.cpu, h.platform) for fp, h in stored.items() if h.cpu and h.platform}
+    return any(described.get(fp, here) == here for fp in fingerprints)
 
 
 def _metric_data(run: RunResult, ids: Sequence[str] | None = None) -> MetricData | None:

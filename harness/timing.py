@@ -199,13 +199,19 @@ def _gpu_info() -> dict[str, Any]:
     }
 
 
+def host() -> tuple[str, str]:
+    """(cpu, platform) as hardware_info records them: the part of the fingerprint known without importing
+    torch (a stored fingerprint whose cpu or platform differs is not this machine's)."""
+    return _cpu_model(), f"{platform.system()} {platform.machine()}"
+
+
 @lru_cache(maxsize=1)
 def hardware_info() -> dict[str, Any]:
     """What the timings depend on. The fingerprint id hashes all of it; timings compare only within one id."""
     import torch
 
     info: dict[str, Any] = {
-        "cpu": _cpu_model(),
+        "cpu": host()[0],
         "cpu_count": os.cpu_count(),
         "affinity": len(usable_cpus()),
         **_gpu_info(),
@@ -214,7 +220,7 @@ def hardware_info() -> dict[str, Any]:
         "interop_threads": torch.get_num_interop_threads(),
         "thread_pools": thread_pools(),
         "onnxruntime": _onnxruntime_info(),
-        "platform": f"{platform.system()} {platform.machine()}",
+        "platform": host()[1],
         "python": platform.python_version(),
     }
     info["fingerprint"] = json_digest(info, 12)

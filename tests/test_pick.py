@@ -186,6 +186,30 @@ def test_latency_uses_one_hardware_fingerprint_and_says_which(
     assert "have no recorded value on hardware" in only_latency_unknown.explanation
 
 
+def test_this_machines_fingerprint_is_worked_out_only_when_a_timed_one_could_be_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fingerprinting this machine imports torch, scipy and onnxruntime (~5 s of a pick): skipped when every
+    timed fingerprint's stored description names another CPU or platform (the fingerprint hashes both)."""
+    import sqlite3
+
+    from harness.timing import host
+
+    db = write_store(tmp_path / "described.db", [make_record(zoo_model("knn-3"), timing=fixed_timing(1.2, hardware=HW_B))])
+    calls: list[int] = []
+    monkeypatch.setattr(harness.pick, "current_hardware", lambda: calls.append(1) or "this-machine")
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE hardware SET cpu = 'Another CPU', platform = ? WHERE fingerprint = ?", [host()[1], HW_B])
+    conn.commit()
+    result = pick(db, TASK)
+    assert calls == [] and result.hardware == HW_B and "this machine has none" in result.hardware_reason
+    conn.execute("UPDATE hardware SET cpu = ? WHERE fingerprint = ?", [host()[0], HW_B])  # could be this one
+    conn.commit()
+    conn.close()
+    pick(db, TASK)
+    assert calls == [1]
+
+
 def test_contended_timings_and_withheld_percentiles_are_left_out(tmp_path: Path) -> None:
     knn = zoo_model("knn-3")
     records = [

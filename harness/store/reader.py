@@ -565,6 +565,10 @@ class StoreReader:
 
     # ---- compare and pick: runs in full ------------------------------------------------------------------
 
+    def hardware_meta(self) -> dict[str, HardwareMeta]:
+        """Fingerprint -> the stored description of the machine it identifies (none in a store without the table)."""
+        return {h.fingerprint: h for h in self._hardware()} if self._has_table("hardware") else {}
+
     def done_task_protocols(self) -> list[tuple[str, str]]:
         """The (task, protocol) pairs with finished runs."""
         sql = "SELECT DISTINCT task, protocol FROM runs WHERE status = 'done'"
