@@ -35,7 +35,6 @@ from harness.errors import HarnessError
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-
 def _print_what_the_terminal_cannot_show_escaped() -> None:
     """A terminal or pipe whose encoding lacks a character we print (PYTHONIOENCODING=ascii, a Latin-1 locale,
     a Windows code page) gets it as \\u2014 instead of a UnicodeEncodeError traceback ending the command."""

@@ -388,7 +388,12 @@ def _tie_group(
             )
         return [RankedEntry(leader.name, leader.value, 1, None, None)], notes
     leader = testable[0]
-    screened = [c for c in testable[1:] if not _may_tie(c, leader, metric.higher_is_better)]
+    # At 1,000 candidates, Holm over every one made no bootstrap test significant and tied them all.
+    screened = [
+        c
+        for c in testable[1:]
+        if not interval_reaches(c.ci_low, c.ci_high, leader.ci_low, leader.ci_high, metric.higher_is_better)
+    ]
     if screened:
         notes.append(
             f"{len(screened)} candidate(s) whose 95% CI lies wholly below the best's ({leader.name}) are significantly "
@@ -436,11 +441,6 @@ def _tie_group(
         raise HarnessError(f"Cannot rank the candidates on paired predictions: {exc}") from None
     ranked += [RankedEntry(c.name, c.value, len(ranked) + i, None, None) for i, c in enumerate(screened, start=1)]
     return ranked, notes
-
-
-def _may_tie(c: Candidate, leader: Candidate, higher_is_better: bool) -> bool:
-    """At 1,000 candidates, Holm over every one made no bootstrap test significant and tied them all."""
-    return interval_reaches(c.ci_low, c.ci_high, leader.ci_low, leader.ci_high, higher_is_better)
 
 
 # ---- explanations ------------------------------------------------------------------------------------

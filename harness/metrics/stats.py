@@ -110,9 +110,9 @@ def paired_bootstrap(
     _check_same_examples(datas)
     if len(datas[0]) == 0:
         raise DataError("paired_bootstrap: no examples to compare.")
-    if observed is None:
-        observed = float(np.mean([metric.point(d) for d in side_b]) - np.mean([metric.point(d) for d in side_a]))
     diff = observed
+    if diff is None:
+        diff = float(np.mean([metric.point(d) for d in side_b]) - np.mean([metric.point(d) for d in side_a]))
     boot = resampled_values([metric], datas, n_boot, seed)[metric.id]
     diffs = boot[len(side_a) :].mean(axis=0) - boot[: len(side_a)].mean(axis=0)
     finite = diffs[np.isfinite(diffs)]
@@ -235,11 +235,10 @@ def rank_with_ties(
     observed: Sequence[float] | None = None,
 ) -> list[RankedEntry]:
     """tie_groups as a list, best first. observed: the metric on each data, when known (else computed)."""
-    points = observed if observed is not None else [metric.point(d) for d in datas]
+    points = list(observed) if observed is not None else [metric.point(d) for d in datas]
     values = dict(zip(names, points, strict=True))
     placed = tie_groups(
-        names, datas, metric, alpha=alpha, n_boot=n_boot, seed=seed,
-        observed=[values[n] for n in names], holm_correct=holm_correct,
+        names, datas, metric, alpha=alpha, n_boot=n_boot, seed=seed, observed=points, holm_correct=holm_correct,
     )  # fmt: skip
     return [RankedEntry(n, values[n], p.rank, p.tied_with, p.p_value) for n, p in placed.items()]
 

@@ -153,7 +153,7 @@ class IncrementalWriter:
         """Remove the temporary files (sync_file's ".NAME.tmp") a build stopped mid-write left beside the files
         the site lists (a worker killed between its write and its rename). Only those names, only regular
         files; another build cannot be writing them (site_lock)."""
-        for relpath in (*self._current, *(p for p in self._previous if p not in self._current)):
+        for relpath in self._current.keys() | self._previous.keys():
             if not _site_path(relpath):
                 continue
             tmp = _temporary(self.out / relpath)

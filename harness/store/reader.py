@@ -162,7 +162,7 @@ class StoreReader:
             runs=tuple(runs),
             models={m.name: m for m in self._models()},
             tasks={(t.name, t.version, t.fingerprint): t for t in self._tasks()},
-            hardware={h.fingerprint: h for h in self._hardware()},
+            hardware=self.hardware_meta(),
             environments=tuple(self._environments()),
             task_groups=self._task_groups(),
             protocol_configs=self._protocol_configs(),
@@ -566,8 +566,8 @@ class StoreReader:
     # ---- compare and pick: runs in full ------------------------------------------------------------------
 
     def hardware_meta(self) -> dict[str, HardwareMeta]:
-        """Fingerprint -> the stored description of the machine it identifies (none in a store without the table)."""
-        return {h.fingerprint: h for h in self._hardware()} if self._has_table("hardware") else {}
+        """Fingerprint -> the stored description of the machine it identifies."""
+        return {h.fingerprint: h for h in self._hardware()}
 
     def done_task_protocols(self) -> list[tuple[str, str]]:
         """The (task, protocol) pairs with finished runs."""
