@@ -15,13 +15,15 @@ import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 import numpy as np
-import sqlite_utils
 
 from harness.errors import HarnessError
 from harness.records import ScoreKind
+
+if TYPE_CHECKING:  # sqlite_utils imports pandas when it is installed (~0.3 s): only a writer loads it
+    import sqlite_utils
 
 DEFAULT_DB = Path("results/harness.db")
 FINISHED = ("done", "not_applicable")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sqlite_utils
 
 from harness import RESULT_SCHEMA_VERSION
 from harness.errors import HarnessError
@@ -33,6 +32,8 @@ from harness.store.schema import (
 )
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from harness.models.base import ModelInfo
 
 
@@ -66,6 +67,8 @@ class Store:
         if self.path.exists() and self.path.stat().st_size > 0:
             check_writable_store(self.path)
         try:
+            import sqlite_utils  # here, not at the top: it imports pandas (~0.3 s of every command that only reads)
+
             conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA foreign_keys = ON")
