@@ -206,9 +206,9 @@ def load_suite(path: str | Path, overrides: RunOverrides | None = None) -> Suite
 
 def read_suite_data(path: Path) -> Any:
     """The suite file's YAML content, unchecked."""
-    if not path.is_file():
+    if not path.exists():  # a folder, a pipe or a device exists: load_yaml says what it is instead
         hint = ""
         if path.parent.is_dir():
-            hint = close_match(path.name, [p.name for p in path.parent.glob("*.y*ml")])
+            hint = close_match(path.name, [p.name for p in path.parent.glob("*.y*ml") if p.name != path.name])
         raise ConfigError(f"Suite file {path} does not exist.{hint}")
     return load_yaml(path, "Suite file")

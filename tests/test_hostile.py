@@ -208,7 +208,18 @@ CASES: dict[str, Case] = {
     ),
     "yaml-empty-file": Case(suite_file(""), ("suite.yaml: the top level must be a mapping", "got null")),
     "yaml-suite-is-directory": Case(
-        lambda env: ["run", str(env.tmp), "--db", str(env.db)], ("does not exist",)
+        lambda env: ["run", str(env.tmp), "--db", str(env.db)], ("is a directory, not a file",)
+    ),
+    "yaml-suite-is-a-pipe": Case(
+        lambda env: ["run", str(_fifo(env.tmp / "suite.yaml")), "--db", str(env.db)],
+        ("suite.yaml is not a regular file (a device or a pipe)",),
+    ),
+    "yaml-suite-is-a-device": Case(
+        lambda env: ["run", "/dev/null", "--db", str(env.db)], ("/dev/null is not a regular file",)
+    ),
+    "yaml-suite-missing-suggests-another": Case(
+        lambda env: ["run", str(env.write("suite.yaml", good_suite()).with_name("suite.yml")), "--db", str(env.db)],
+        ('suite.yml does not exist. Did you mean "suite.yaml"?',),
     ),
 }
 
