@@ -5,6 +5,7 @@ what the guide promises is checked in `harness show`."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,9 @@ def test_adding_a_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "tweets-pos-" in listed and "MCC" in listed and "bbc-news" not in listed
     hygiene = done.output("harness tasks --plugin tweets.yaml --check")
     assert "Data hygiene for task 'tweets-pos-neg'" in hygiene and "Verdict: no exact cross-split leaks." in hygiene
+    # the class balance the guide promises: both labels in every split, stratified (600 tweets, 60/20/20)
+    assert re.search(r"'negative'\s+180\s+60\s+60", hygiene) and re.search(r"'positive'\s+180\s+60\s+60", hygiene)
+    assert "Warning" not in hygiene
     shown = done.output("harness show")
     assert "tweets-pos-neg — ranked by MCC (higher is better)" in shown
     assert "bbc-headlines — ranked by Macro-F1 (higher is better)" in shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -21,6 +22,7 @@ from harness.data.hygiene import (
     HygieneWarning,
     apply_dedupe,
     cached_hygiene_report,
+    format_class_balance,
     format_report,
     hygiene_report,
 )
@@ -216,3 +218,18 @@ def test_report_cache_round_trips(tmp_path, monkeypatch):
     assert cached_hygiene_report(data, cache_dir=cache) == first
     other = cached_hygiene_report(data, cache_dir=cache, near_threshold=0.5)
     assert other.near_threshold == 0.5 and len(list(cache.glob("*.json"))) == 2
+
+
+def test_class_balance_names_a_label_a_split_lacks():
+    spec = TaskSpec(name="t", version="1", modality="text", labels=("a\x1b[31m", "b", "c"), description="d")
+    splits = {
+        "train": Split("train", ("0", "1", "2"), ["x", "y", "z"], np.array([0, 1, 2])),
+        "validation": Split("validation", ("3", "4"), ["x", "y"], np.array([0, 1])),
+        "test": Split("test", ("5", "6", "7"), ["x", "y", "w"], np.array([0, 0, 1])),
+    }
+    text = format_class_balance(TaskData(spec, splits))
+    assert re.search(r"'b'\s+1\s+1\s+1\n", text) and re.search(r"'c'\s+1\s+0\s+0", text)
+    assert "Warning: the validation split has no example of 'c'" in text
+    assert "Warning: the test split has no example of 'c': its recall and F1 are undefined" in text
+    assert "train split has no" not in text
+    assert "\x1b" not in text and "'a\\x1b[31m'" in text  # the label's ESC shown as repr shows it, never sent

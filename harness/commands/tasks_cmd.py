@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.console import esc, output_console
+from harness.console import esc, output_console, plain
 from harness.errors import HarnessError
 
 
@@ -31,10 +31,11 @@ def tasks(
     console = output_console()
     registry = TaskRegistry.discover(plugin or [])
     if check:
-        from harness.data.hygiene import cached_hygiene_report, format_report
+        from harness.data.hygiene import cached_hygiene_report, format_class_balance, format_report
 
         data = registry.get(check).load()
-        console.print(format_report(cached_hygiene_report(data)), markup=False, highlight=False)
+        report = f"{format_report(cached_hygiene_report(data))}\n{format_class_balance(data)}"
+        console.print(plain(report), markup=False, highlight=False)
         return
     if modality is not None and modality not in ("text", "image"):
         raise HarnessError(f"--modality: expected text or image, got {modality!r}.")

@@ -454,3 +454,34 @@ def format_report(report: HygieneReport, *, max_groups: int = 10) -> str:
     )
     lines.append(f"Verdict: {verdict}.")
     return "\n".join(lines)
+
+
+MAX_BALANCE_ROWS = 30  # labels listed one per line; a split missing a label is named whatever the count
+
+
+def format_class_balance(data: TaskData, *, max_rows: int = MAX_BALANCE_ROWS) -> str:
+    """Examples per label and split, for the terminal, and each split that has no example of a label: a
+    test split without one leaves that label's recall and F1 undefined and shifts every macro average."""
+    labels = data.spec.labels
+    counts = {s: np.bincount(np.asarray(data.splits[s].labels), minlength=len(labels)) for s in SPLIT_NAMES}
+    width = min(24, max(5, *(len(repr(label)) for label in labels)))
+    lines = ["Class balance (examples per label):"]
+    lines.append(f"  {'label':<{width}}" + "".join(f"{s:>12}" for s in SPLIT_NAMES))
+    for i, label in enumerate(labels[:max_rows]):
+        name = repr(label)
+        name = name if len(name) <= width else name[: width - 3] + "..."
+        lines.append(f"  {name:<{width}}" + "".join(f"{int(counts[s][i]):>12}" for s in SPLIT_NAMES))
+    if len(labels) > max_rows:
+        lines.append(f"  ... {len(labels) - max_rows} more labels")
+    for split in SPLIT_NAMES:
+        absent = [repr(labels[i]) for i in np.flatnonzero(counts[split] == 0)]
+        if absent:
+            shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+            them, their = ("it", "its") if len(absent) == 1 else ("them", "their")
+            effect = {
+                "train": f"a probe or fine-tune never learns {them}",
+                "validation": f"model selection on it never sees {them}",
+                "test": f"{their} recall and F1 are undefined and the macro averages leave {them} out or count 0",
+            }[split]
+            lines.append(f"Warning: the {split} split has no example of {shown}: {effect}.")
+    return "\n".join(lines)
