@@ -14,6 +14,8 @@ import re
 import shutil
 import socket
 import sqlite3
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -554,6 +556,19 @@ def corrupt_image(corrupt: bytes) -> Callable[[Env], list[str]]:
 PNG_HEADER_ONLY = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000070000000508020000")
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+# A 30,000 x 30,000 one-bit PNG header: PIL refuses its 900M pixels (DecompressionBombError) at open.
+PNG_BOMB = (
+    b"\x89PNG\r\n\x1a\n"
+    + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 30_000, 30_000, 1, 0, 0, 0, 0))
+    + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+    + _png_chunk(b"IEND", b"")
+)
+
+
 def foreign_sqlite(env: Env) -> Path:
     path = env.tmp / "foreign.db"
     conn = sqlite3.connect(path)
@@ -796,6 +811,9 @@ CASES |= {
     ),
     "truncated-png-in-imagefolder": Case(
         corrupt_image(PNG_HEADER_ONLY), ("broken.png", "cannot decode the image")
+    ),
+    "decompression-bomb-png-in-imagefolder": Case(
+        corrupt_image(PNG_BOMB), ("broken.png", "cannot decode the image", "exceeds limit", "Replace or remove the file")
     ),
     "run-db-folder-cannot-be-created": Case(
         lambda env: [

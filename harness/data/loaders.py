@@ -84,8 +84,10 @@ def to_uint8_image(value: Any, *, where: str) -> np.ndarray:
             if value.mode not in ("L", "RGB"):
                 value = value.convert("L" if value.mode in ("1", "I;16", "I", "F") else "RGB")
             value = np.asarray(value)
-    except (OSError, ValueError, SyntaxError) as exc:  # PIL: unidentified, truncated or malformed image data
-        detail = " ".join(str(exc).split())
+    # PIL: unidentified, truncated or malformed image data; an image of more pixels than PIL decodes (a
+    # decompression bomb: a 100 KB PNG of 30,000 x 30,000 pixels) raises its own error, not an OSError.
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        detail = " ".join(str(exc).split()).rstrip(".")
         raise DataError(
             f"{where}: cannot decode the image {source or '(in-memory bytes)'}: {detail}. Replace or remove the file."
         ) from None
