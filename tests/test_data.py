@@ -283,6 +283,18 @@ def test_repeated_ids_are_an_error(tmp_path):
         YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
 
 
+def test_a_text_column_of_objects_is_an_error_and_numbers_are_text(tmp_path):
+    rows = [{**r, "review": {"body": r["review"]} if i == 4 else 1234 if i == 6 else r["review"]} for i, r in enumerate(_reviews(30))]
+    (tmp_path / "all.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    task = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "jsonl", "path": "all.jsonl"})))
+    with pytest.raises(DataError, match=r"column 'review' \(text_column\) holds dict values, not text \(1 of 30 rows; the first, row 4: \{'body'"):
+        task.load()
+    rows[4]["review"] = "fine now"
+    (tmp_path / "all.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    data = YamlTask(tmp_path / "t.yaml").load()
+    assert "1234" in [t for s in data.splits.values() for t in s.inputs]
+
+
 def test_yaml_parquet_split_files_carve_validation(tmp_path):
     import pandas as pd
 

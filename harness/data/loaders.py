@@ -151,6 +151,16 @@ def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix
                 f"{where}: {len(missing)} rows have no text in column {columns.input!r} "
                 f"(rows {', '.join(map(str, missing[:5]))}). Remove them or fill them in."
             )
+        # A number is text a reader typed (a CSV column of digits); a mapping or list is not text, and its
+        # repr ("{'a': ...}") would be what the models read.
+        nested = [i for i, x in enumerate(raw_inputs) if isinstance(x, (dict, list, tuple, bytes))]
+        if nested:
+            first = raw_inputs[nested[0]]
+            raise DataError(
+                f"{where}: column {columns.input!r} (text_column) holds {type(first).__name__} values, not text "
+                f"({len(nested)} of {len(raw_inputs)} rows; the first, row {nested[0]}: {repr(first)[:60]}). Point "
+                "text_column at a column of strings, or flatten the data."
+            )
         inputs = [x if isinstance(x, str) else str(x) for x in raw_inputs]
     else:
         inputs = stack_images(
