@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from harness.data.task_options import limited_run_note
-from harness.errors import HarnessError
+from harness.errors import HarnessError, close_match
 from harness.outfile import write_out
 from harness.store import StoreReader
 
@@ -170,12 +170,32 @@ def flat_prediction_rows(records: Sequence[Mapping[str, Any]]) -> tuple[list[str
 # ---- writing -------------------------------------------------------------------------------------------
 
 
+def check_filter(reader: StoreReader, where: ExportFilter, db: Path) -> None:
+    """Each name a filter gives is one some stored run has: a misspelt --task is an error with a close match,
+    not an empty export (names that all exist but match no run together are an empty export)."""
+    for option, names, column in (
+        ("--task", where.tasks, "task"),
+        ("--model", where.models, "model"),
+        ("--protocol", where.protocols, "protocol"),
+    ):
+        if not names:
+            continue
+        stored = reader.stored_names(column)
+        for name in names:
+            if name not in stored:
+                hint = close_match(name, sorted(stored))
+                if not hint and len(stored) <= 12:
+                    hint = f" Stored: {', '.join(map(repr, sorted(stored))) or 'none'}."
+                raise HarnessError(f"{option} {name!r}: no run in {db} has that {column}.{hint}")
+
+
 def export(db: Path, fmt: ExportFormat, out: Path | None, where: ExportFilter, predictions: bool, stdout: IO[str]) -> int:
     """Write the selected runs of `db` to `out` (stdout when None; parquet needs a file). Returns the run count."""
     if fmt == "parquet" and out is None:
         raise HarnessError("--format parquet writes a binary file: give --out FILE.parquet.")
     reader = StoreReader(db)
     try:
+        check_filter(reader, where, db)
         records = list(iter_records(reader, where, predictions))
     finally:
         reader.close()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,14 +30,13 @@ def check_out(out: Path, option: str, inputs: Iterable[Path | None] = (), exampl
                 f"or shared memory, holding writes not yet in {given.name}); writing there would lose them. Give "
                 f"another path, e.g. {out.with_name(example)}."
             )
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HarnessError(
-            f"{option} {out}: its folder {out.parent} cannot be created ({exc.strerror or exc})."
-        ) from None
-    if not os.access(out.parent, os.W_OK):
-        raise HarnessError(f"{option} {out}: its folder {out.parent} is not writable.")
+    # The folder is made by write_out, once there is something to write: a command that fails before that
+    # leaves no new empty folders. Here: the nearest folder that exists must be a writable folder.
+    existing = next(p for p in (out.parent, *out.parent.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise HarnessError(f"{option} {out}: {existing} is a file, not a folder; give a path in a folder.")
+    if not os.access(existing, os.W_OK):
+        raise HarnessError(f"{option} {out}: its folder {existing} is not writable.")
 
 
 def write_out(data: bytes, out: Path, option: str = "--out") -> None:
@@ -45,12 +46,11 @@ def write_out(data: bytes, out: Path, option: str = "--out") -> None:
     replaced by a file."""
     try:
         if out.exists() and not out.is_file():  # exists/is_file follow links: /dev/stdout is a pipe or a tty
-            with out.open("wb") as fh:
-                fh.write(data)
+            _write_into(out, data, option)
             return
         target = out.resolve() if out.is_symlink() else out
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
+        tmp = target.with_name(f".{target.name[:200]}.tmp")  # a name may be 255 bytes: the temporary's too
         try:
             tmp.write_bytes(data)
             tmp.replace(target)
@@ -58,6 +58,27 @@ def write_out(data: bytes, out: Path, option: str = "--out") -> None:
             tmp.unlink(missing_ok=True)
     except OSError as exc:
         raise HarnessError(f"{option} {out}: cannot be written ({exc.strerror or exc}).") from None
+
+
+def _write_into(out: Path, data: bytes, option: str) -> None:
+    """Write into a device or a pipe as it is. A named pipe that nobody reads would block the open forever:
+    opened without blocking first, so that case is an error instead of a hang."""
+    if stat.S_ISFIFO(out.stat().st_mode):
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                raise HarnessError(
+                    f"{option} {out} is a named pipe that no program is reading; start the reader first, or give "
+                    "a file path."
+                ) from None
+            raise
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return
+    with out.open("wb") as fh:
+        fh.write(data)
 
 
 def _is_sidecar(out: Path, db: Path) -> bool:

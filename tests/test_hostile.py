@@ -66,11 +66,12 @@ def store_state(db: Path) -> tuple[str, str]:
 
 
 def folder_state(folder: Path) -> dict[str, str]:
-    """Every file under `folder` (SQLite's -wal/-shm reader files aside) -> hash of its bytes."""
+    """Every file under `folder` (SQLite's -wal/-shm reader files aside) -> hash of its bytes, every folder
+    -> "folder" (a failed command leaves no new empty folders either)."""
     return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "folder"
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+        if (p.is_file() or p.is_dir()) and not p.name.endswith(("-wal", "-shm"))
     }
 
 
@@ -832,7 +833,7 @@ CASES |= {
     "show-db-missing": Case(lambda env: ["show", "--db", str(env.tmp / "nope.db")], ("does not exist",)),
     "compare-out-folder-cannot-be-created": Case(
         lambda env: compare("--out", str(env.write("afile", "x") / "sub" / "report.md"))(env),
-        ("--out", "cannot be created"),
+        ("--out", "is a file, not a folder"),
     ),
     "compare-out-is-a-directory": Case(compare("--out", "."), ("--out", "is a directory")),
     "export-baseline-out-folder-cannot-be-created": Case(
@@ -843,7 +844,7 @@ CASES |= {
             "--out",
             str(env.write("afile", "x") / "sub" / "b.json"),
         ],
-        ("--out", "cannot be created"),
+        ("--out", "is a file, not a folder"),
     ),
     "run-into-another-programs-database": Case(
         lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(foreign_sqlite(env))],
@@ -885,7 +886,7 @@ CASES |= {
     ),
     "export-out-folder-cannot-be-created": Case(
         lambda env: ["export", "--db", str(env.db), "--format", "csv", "--out", str(env.db / "runs.csv")],
-        ("--out", "cannot be created"),
+        ("--out", "is a file, not a folder"),
     ),
     "baseline-json-seed-string": Case(
         baseline_json(_set("seed", "zero")), ("baseline.json", "runs[0].seed", "expected int", "'zero'")
@@ -1029,6 +1030,30 @@ CASES |= {
     "site-plugin-missing": Case(
         lambda env: ["site", "--db", str(env.db), "--out", str(env.tmp / "site"), "--plugin", "gone.py"],
         ("Plugin path not found: gone.py",),
+    ),
+    "compare-out-is-the-plugin-it-reads": Case(
+        lambda env: [*compare("--plugin", str(p := env.write("m.py", "x = 1\n")), "--out", str(p))(env)],
+        ("--out", "m.py is the file this command reads",),
+    ),
+    "compare-two-labels-selecting-the-same-runs": Case(
+        lambda env: ["compare", "--db", str(env.db), "--baseline-label", "evil[/]suite", "--candidate-label", "suite:evil[/]suite"],
+        ("select the same", "comparing them with themselves always passes"),
+    ),
+    "compare-out-in-new-folders-then-no-runs-leaves-no-folder": Case(
+        lambda env: compare("--task", "digitz", "--out", str(env.tmp / "nd" / "a" / "r.md"))(env),
+        ("has no runs for task 'digitz'",),
+    ),
+    "export-out-is-a-pipe-nobody-reads": Case(
+        lambda env: ["export", "--db", str(env.db), "--out", str(_fifo(env.tmp / "runs.json"))],
+        ("runs.json is a named pipe that no program is reading",),
+    ),
+    "export-task-misspelt": Case(
+        lambda env: ["export", "--db", str(env.db), "--task", "digitz"],
+        ("--task 'digitz': no run in", 'Did you mean "digits"?'),
+    ),
+    "show-json-model-unknown": Case(
+        lambda env: ["show", "--json", "--db", str(env.db), "--model", "nobody"],
+        ("--model 'nobody': no run in", "Stored:", repr(EVIL_MODEL)),
     ),
     "compare-nothing-comparable": Case(
         nothing_comparable(),

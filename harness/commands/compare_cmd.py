@@ -143,12 +143,18 @@ def compare(
     }
     policy = load_policy(policy_file, overrides)
     if out is not None:
-        check_out(out, "--out", (base_path, cand_path, policy_file))
+        check_out(out, "--out", (base_path, cand_path, policy_file, *(plugin or [])))
     base = load_results(base_path, baseline_label, task=task)
     cand = load_results(cand_path, candidate_label, task=task)
     if not base.runs:
         raise HarnessError(
             f"The baseline {base.source} has no runs" + (f" for task {task!r}." if task else ".")
+        )
+    if base_path.resolve() == cand_path.resolve() and {r.key for r in base.runs} == {r.key for r in cand.runs}:
+        raise HarnessError(
+            f"--baseline-label {baseline_label!r} and --candidate-label {candidate_label!r} select the same "
+            f"{len(base.runs)} runs of {base_path}: comparing them with themselves always passes. Give labels of "
+            "two different result sets (harness show lists what is stored; a run's label is set by harness run --label)."
         )
     from harness.registry import discover_metrics
 

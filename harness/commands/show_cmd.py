@@ -29,17 +29,20 @@ def show(
     ] = False,
 ) -> None:
     """Print the leaderboard tables stored in the results database."""
+    from harness.export import ExportFilter, check_filter, export
     from harness.report import leaderboard_tables
     from harness.store import StoreReader
 
+    where = ExportFilter(tuple(filter(None, [task])), tuple(filter(None, [model])))
     if as_json:
-        from harness.export import ExportFilter, export
-
-        export(db, "json", None, ExportFilter(tuple(filter(None, [task])), tuple(filter(None, [model]))), False, sys.stdout)
+        export(db, "json", None, where, False, sys.stdout)
         return
-    tables = leaderboard_tables(StoreReader(db), task, model, top)
+    reader = StoreReader(db)
+    check_filter(reader, where, db)
+    tables = leaderboard_tables(reader, task, model, top)
     if not tables:
-        raise HarnessError(f"No results in {db}" + (f" for task {task!r}" if task else "") + (f" and model {model!r}" if model else "") + ".")
+        which = " and ".join(f"{kind} {name!r}" for kind, name in (("task", task), ("model", model)) if name)
+        raise HarnessError(f"No results in {db}" + (f" for {which}" if which else "") + ".")
     console = output_console()
     for table in tables:
         console.print(table)

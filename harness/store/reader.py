@@ -516,6 +516,12 @@ class StoreReader:
         """Model name -> its stored metadata (harness models SUITE)."""
         return {m.name: m for m in self._models()}
 
+    def stored_names(self, column: str) -> set[str]:
+        """Every task, model or protocol name some stored run has (to check a filter names one)."""
+        if column not in ("task", "model", "protocol"):  # a column name, never a user's text, goes into the SQL
+            raise ValueError(column)
+        return {row[0] for row in self.conn.execute(f"SELECT DISTINCT {column} FROM runs")}
+
     # ---- one run -----------------------------------------------------------------------------------------
 
     def runs(self, **where: Any) -> list[dict[str, Any]]:
