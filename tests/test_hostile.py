@@ -1055,6 +1055,10 @@ CASES |= {
         lambda env: ["show", "--json", "--db", str(env.db), "--model", "nobody"],
         ("--model 'nobody': no run in", "Stored:", repr(EVIL_MODEL)),
     ),
+    "compare-baseline-is-a-folder": Case(
+        lambda env: ["compare", "--baseline", str(_folder(env.tmp / "runs")), "--candidate", str(env.db)],
+        ("runs is a folder; expected a results .db or an exported baseline .json file",),
+    ),
     "compare-nothing-comparable": Case(
         nothing_comparable(),
         ("Nothing comparable", f"{EVIL_MODEL} / digits / {EVIL_PROTOCOL}", "other-task"),

@@ -141,6 +141,8 @@ def load_results(
         return load_baseline_json(p, selector, task=task, protocol=protocol)
     if p.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
         return load_db(p, selector, task=task, protocol=protocol)
+    if p.is_dir():
+        raise HarnessError(f"{p} is a folder; expected a results .db or an exported baseline .json file.")
     if not p.is_file():
         raise HarnessError(f"{p} does not exist (expected a results .db or an exported baseline .json).")
     loader = load_db if has_sqlite_header(p) else load_baseline_json
