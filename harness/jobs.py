@@ -72,6 +72,15 @@ def job_config(
             "fingerprint": fingerprint,
             "options": dict(options),
             "metrics": metrics.key(),
+            # What the models are asked, beyond the data: the label set and order (zero-shot scores every
+            # label), the zero-shot prompts and verbalizers, the causal-LM prompt. Editing any of them in a
+            # task file without a version bump re-runs the jobs instead of serving the old scores.
+            "prompting": {
+                "labels": list(task.spec.labels),
+                "prompt_templates": list(task.spec.prompt_templates),
+                "label_verbalizers": dict(task.spec.label_verbalizers),
+                "lm_prompt": task.spec.lm_prompt,
+            },
         },
         "protocol": {"name": protocol.name, "protocol": protocol.protocol, "config": dataclasses.asdict(protocol.config)},
         "seed": seed,

@@ -399,3 +399,30 @@ def test_sigkill_mid_sweep_then_rerun_finishes_only_what_was_missing(
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*) FROM claims").fetchone()[0] == 0
     con.close()
+
+
+def test_editing_a_task_files_labels_or_prompts_reruns_its_jobs(tmp_path: Path) -> None:
+    """A job key holds what the models are asked (labels, prompts, verbalizers), not only the data: an edited
+    task file without a version bump must not be served the old scores."""
+    rows = "".join(f"{'good fine great' if i % 2 else 'bad awful poor'} {i},{'pos' if i % 2 else 'neg'}\n" for i in range(60))
+    (tmp_path / "d.csv").write_text("text,label\n" + rows, encoding="utf-8")
+    task = "name: t\nversion: '1'\nmodality: text\nsource: {type: csv, path: d.csv}\n"
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\nplugins: [t.yaml]\ntasks: [t]\nmodels:\n  - {name: tfidf, family: tfidf}\nprotocols: [linear_probe]\n"
+        "timing: {warmup: 1, batch1_iters: 3, throughput_batches: 1}\nbootstrap: {n_boot: 100, seed: 0}\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "r.db"
+    outputs = []
+    for labels, prompts in (("[neg, pos]", "['{label}']"), ("[neg, pos]", "['{label}']"), ("[neg, pos, other]", "['{label}']"),
+                            ("[neg, pos, other]", "['It is {label}.']")):  # fmt: skip
+        (tmp_path / "t.yaml").write_text(task + f"labels: {labels}\nprompt_templates: {prompts}\n", encoding="utf-8")
+        result = CliRunner().invoke(app, ["run", str(suite), "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert "1 job(s) run" in outputs[0]
+    assert "already in" in outputs[1]  # nothing changed: served from the store
+    assert "1 job(s) run" in outputs[2] and "1 job(s) run" in outputs[3]  # a label added, then the prompt edited
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(DISTINCT key) FROM runs").fetchone()[0] == 3
