@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 from harness.data.task_options import TaskOptions
 from harness.errors import ConfigError, close_match
 from harness.metrics import BootstrapConfig
-from harness.metrics.evaluate import MAX_SEED
 from harness.models.base import ModelSpec
 from harness.protocols import protocol_defs
+from harness.seeding import check_seed
 from harness.timing import TimingConfig
 from harness.typed_config import NAME_RULE, bad_name, build, convert, join_key, schema_error
 from harness.yaml_io import load_yaml
@@ -105,8 +105,10 @@ class SuiteFile:
                 raise ValueError(f"{key} must be a non-empty list, got [].")
         if not self.seeds or any(s < 0 for s in self.seeds):
             raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {list(self.seeds)}.")
-        if any(s > MAX_SEED for s in self.seeds):
-            raise ValueError(f"seeds must be integers of at most 2**32 - 1 ({MAX_SEED}), got {list(self.seeds)}.")
+        for seed in self.seeds:
+            check_seed(seed, "seeds")
+        if len(set(self.seeds)) != len(self.seeds):  # one job per seed: a repeat would be the same job twice
+            raise ValueError(f"seeds must not repeat a seed, got {list(self.seeds)}.")
         if self.name == "":
             raise ValueError("name must be a non-empty string, got ''.")
         for group, tasks in self.task_groups.items():
@@ -115,6 +117,9 @@ class SuiteFile:
                     "task_groups must be a mapping of group name -> non-empty list of task names, "
                     f"e.g. {{news: [bbc-news, ag_news]}}, got {dict(self.task_groups)!r}."
                 )
+            if len(set(tasks)) != len(tasks):
+                twice = sorted({t for t in tasks if tasks.count(t) > 1})
+                raise ValueError(f"task_groups.{group} lists {', '.join(map(repr, twice))} more than once: {list(tasks)}.")
 
 
 SUITE_KEYS = tuple(f.name for f in fields(SuiteFile))
@@ -145,6 +150,11 @@ def _parse_protocol(item: Any, file: str, key: str) -> ProtocolRef:
     base = convert(options.pop("protocol", name), str, file=file, key=base_key)
     if base not in defs:
         raise schema_error(file, base_key, f"one of {', '.join(defs)}", base, close_match(base, defs))
+    if name in defs and name != base:  # its runs would be stored, shown and compared as the other protocol's
+        raise schema_error(
+            file, join_key(key, "name"), f"a name that is not another protocol's ({name} is a built-in protocol; "
+            f"name the {base} variant e.g. {base}-{name})", name
+        )
     return ProtocolRef(name, base, build(defs[base].config_cls, options, file=file, at=key))
 
 

@@ -17,7 +17,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from harness.console import esc
+from harness.console import esc, plain
 from harness.data.task_options import limited_run_note
 from harness.metrics import MetricInfo
 from harness.metrics.registry import stored_metric_infos
@@ -152,8 +152,8 @@ def leaderboard_tables(
             listed = ", ".join(f"version {v} data {fp[:8]} ({n} run{'s' if n != 1 else ''})" for v, fp, n in versions)
             out.append(
                 Text.from_markup("  [bold yellow]different data:[/bold yellow] ", end="")
-                + Text(f"runs of {task_name} were computed on {len(versions)} different data sets ({listed}); "
-                       "compare results only within one data set (the data column).")
+                + Text(plain(f"runs of {task_name} were computed on {len(versions)} different data sets ({listed}); "
+                             "compare results only within one data set (the data column)."))
             )  # fmt: skip
         leaks = leak_summary(hygiene.get(task_name))
         if leaks:

@@ -167,6 +167,13 @@ def plan_suite(
                             metrics[ref.name],
                         )  # fmt: skip
                     )
+    if not jobs and modalities:  # a suite of text models and image tasks (or the reverse) plans nothing
+        pairs = "; ".join(f"{pair}: model {m}, task {t}" for pair, (m, t) in list(modalities.items())[:4])
+        raise HarnessError(
+            f"{suite.path}: no job to run: every model's modality differs from its tasks' ({pairs}"
+            f"{'; ...' if len(modalities) > 4 else ''}). Add a model of the tasks' modality (harness models lists "
+            "the families) or a task of the models'."
+        )
     return Plan(jobs, tasks, metrics, digests, skipped, modalities)
 
 

@@ -273,14 +273,18 @@ CASES |= {
     ),
     "bootstrap-zero-resamples": Case(
         run_suite_with(bootstrap="bootstrap: {n_boot: 0}\n"),
-        ("suite.yaml: key 'bootstrap.n_boot' must be >= 1", "got 0"),
+        ("suite.yaml: key 'bootstrap.n_boot' must be >= 50", "got 0"),
+    ),
+    "bootstrap-two-resamples": Case(
+        run_suite_with(bootstrap="bootstrap: {n_boot: 2}\n"),
+        ("suite.yaml: key 'bootstrap.n_boot' must be >= 50", "got 2"),
     ),
     "bootstrap-confidence-5": Case(
         run_suite_with(bootstrap="bootstrap: {confidence: 5}\n"),
         ("key 'bootstrap.confidence' must be between 0 and 1", "got 5"),
     ),
     "bootstrap-negative-seed": Case(
-        run_suite_with(bootstrap="bootstrap: {seed: -3}\n"), ("key 'bootstrap.seed' must be >= 0, got -3",)
+        run_suite_with(bootstrap="bootstrap: {seed: -3}\n"), ("key 'bootstrap.seed' must be an integer from 0 to 2**32 - 1", "got -3")
     ),
     "bootstrap-nan": Case(
         run_suite_with(bootstrap="bootstrap: {confidence: .nan}\n"), ("key 'bootstrap.confidence' must be a number, got nan",)
@@ -324,11 +328,11 @@ CASES |= {
         ("key 'bootstrap.n_boot' must be at most 100,000 resamples", "got 1000000000000"),
     ),
     "bootstrap-seed-past-2-32": Case(
-        run_suite_with(bootstrap="bootstrap: {seed: 4294967296}\n"), ("key 'bootstrap.seed' must be at most 2**32 - 1",)
+        run_suite_with(bootstrap="bootstrap: {seed: 4294967296}\n"), ("key 'bootstrap.seed' must be an integer from 0 to 2**32 - 1", "got 4294967296")
     ),
     "seeds-past-sqlite-integers": Case(
         run_suite_with(name="name: ok\nseeds: [99999999999999999999999]\n"),
-        ("key 'seeds' must be integers of at most 2**32 - 1", "99999999999999999999999"),
+        ("key 'seeds' must be an integer from 0 to 2**32 - 1", "99999999999999999999999"),
     ),
     "batch-size-absurd": Case(
         run_suite_with(models=model_line(batch_size="1000000000000")),
@@ -522,6 +526,19 @@ def _image_task(env: Env, corrupt: bytes) -> Path:
 def task_data_run(env: Env, data: bytes) -> list[str]:
     """`run` of a text task whose CSV data file holds `data`."""
     return task_data_at(env, lambda path: path.write_bytes(data))
+
+
+def task_file_with(keys: str) -> Callable[[Env], list[str]]:
+    """`run` of a text task over a good CSV whose task file has these `keys` besides name, modality, labels and
+    source (version among them)."""
+
+    def make(env: Env) -> list[str]:
+        (env.tmp / "d.csv").write_text("text,label\n" + "".join(f"x{i},{'ab'[i % 2]}\n" for i in range(40)), encoding="utf-8")
+        env.write("t.yaml", "name: t\nmodality: text\nlabels: [a, b]\nsource: {type: csv, path: d.csv}\n" + keys)
+        suite = env.write("suite.yaml", good_suite(tasks="plugins: [t.yaml]\ntasks: [t]\n", models=model_line(family="tfidf")))
+        return ["run", str(suite), "--db", str(env.db)]
+
+    return make
 
 
 def task_data_at(env: Env, make: Callable[[Path], object]) -> list[str]:
@@ -1058,6 +1075,48 @@ CASES |= {
     "compare-baseline-is-a-folder": Case(
         lambda env: ["compare", "--baseline", str(_folder(env.tmp / "runs")), "--candidate", str(env.db)],
         ("runs is a folder; expected a results .db or an exported baseline .json file",),
+    ),
+    "suite-subsample-seed-negative": Case(
+        run_suite_with(tasks="tasks:\n  - name: digits\n    subsample: {train: 200, test: 100, seed: -1}\n"),
+        ("key 'tasks[0].subsample.seed' must be an integer from 0 to 2**32 - 1", "got -1"),
+    ),
+    "suite-seeds-repeated": Case(
+        lambda env: ["run", str(env.write("suite.yaml", good_suite() + "seeds: [0, 0]\n")), "--db", str(env.db)],
+        ("key 'seeds' must not repeat a seed", "[0, 0]"),
+    ),
+    "suite-task-group-lists-a-task-twice": Case(
+        lambda env: ["run", str(env.write("suite.yaml", good_suite() + "task_groups: {g: [digits, digits]}\n")), "--db", str(env.db)],
+        ("task_groups.g lists 'digits' more than once",),
+    ),
+    "suite-model-source-with-nul": Case(
+        run_suite_with(models='models:\n  - {name: pixels, family: pixels, source: "a\\0b"}\n'),
+        ("key 'models[0].source' must not be blank or hold control characters", "a\\x00b"),
+    ),
+    "suite-model-source-pkg-without-package": Case(
+        run_suite_with(models='models:\n  - {name: m, family: sentence_transformers, source: "pkg://"}\n'),
+        ("key 'models[0].source' must name a package after pkg://",),
+    ),
+    "suite-variant-named-as-another-protocol": Case(
+        run_suite_with(protocols="protocols: [{name: zero_shot, protocol: linear_probe}]\n"),
+        ("key 'protocols[0].name' must be a name that is not another protocol's", "zero_shot is a built-in protocol"),
+    ),
+    "suite-with-no-model-of-its-tasks-modality": Case(
+        run_suite_with(models="models:\n  - {name: tfidf, family: tfidf}\n"),
+        ("no job to run: every model's modality differs", "tfidf/digits: model text, task image"),
+    ),
+    "task-version-with-escape-codes": Case(
+        task_file_with('version: "1\\e[2J"\n'), ("t.yaml: key 'version' must be a non-empty name without control characters", "1\\x1b[2J"),
+    ),
+    "task-version-empty": Case(task_file_with('version: ""\n'), ("t.yaml: key 'version' must be a non-empty name",)),
+    "task-prompt-templates-empty": Case(
+        task_file_with("version: '1'\nprompt_templates: []\n"), ("t.yaml: key 'prompt_templates' must list at least one template",)
+    ),
+    "task-split-seed-negative": Case(
+        task_file_with("version: '1'\nsplit: {seed: -1}\n"), ("t.yaml: key 'split.seed' must be an integer from 0 to 2**32 - 1",)
+    ),
+    "task-ece-bins-huge": Case(
+        task_file_with("version: '1'\nmetrics: [macro_f1, {name: ece, params: {n_bins: 1000000000000}}]\n"),
+        ("params.n_bins must be at most 1,000",),
     ),
     "compare-nothing-comparable": Case(
         nothing_comparable(),

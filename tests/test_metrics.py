@@ -272,3 +272,10 @@ def test_roc_auc_log_loss_and_ece_recomputed_from_stored_class_scores(tmp_path: 
             abs((conf - correct)[(conf > lo) & (conf <= hi)].sum()) for lo, hi in zip(edges[:-1], edges[1:], strict=True)
         ) / len(y)
         assert m["ece"].value == pytest.approx(ece, abs=1e-12)
+
+
+def test_ece_bins_are_bounded_before_any_job_runs() -> None:
+    """10**12 bins parsed, then the job asked numpy for 7 TiB; now the task's metrics are refused at resolve."""
+    with pytest.raises(Exception, match=r"params.n_bins must be at most 1,000 .*got 1,000,000,000,000"):
+        _tm("ece", 2, n_bins=10**12)
+    assert _tm("ece", 2, n_bins=1000).id

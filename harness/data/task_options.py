@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from harness.data.splits import subsample_task_data
 from harness.errors import ConfigError
+from harness.seeding import check_seed
 from harness.tasks import SPLIT_NAMES, Task, TaskData
 from harness.typed_config import build, shown
 
@@ -44,6 +45,7 @@ class Subsample:
                 raise ValueError(f"{name} must be at least 1, got {n}.")
         if not self.sizes:
             raise ValueError(f"must name at least one split ({', '.join(SPLIT_NAMES)}) with its maximum size.")
+        check_seed(self.seed)
 
     @property
     def sizes(self) -> dict[str, int]:

@@ -70,8 +70,9 @@ from harness.data.loaders import (
 )
 from harness.data.signatures import package_version, signature
 from harness.errors import ConfigError, DataError, close_match
+from harness.seeding import check_seed
 from harness.tasks import SPLIT_NAMES, Split, Task, TaskData, TaskSpec
-from harness.typed_config import build, schema_error
+from harness.typed_config import NAME_RULE, bad_name, build, schema_error, shown
 from harness.yaml_io import load_yaml
 
 SourceType = Literal["hf", "csv", "jsonl", "parquet", "imagefolder", "textfolder"]
@@ -110,6 +111,9 @@ class CarveConfig:
     seed: int = 0
     near_duplicate_threshold: float | None = None
 
+    def __post_init__(self) -> None:
+        check_seed(self.seed)
+
 
 @dataclass(frozen=True, kw_only=True)
 class YamlTaskConfig(TaskSpec):
@@ -147,6 +151,10 @@ def _check(config: YamlTaskConfig, file: Path) -> None:
         raise fail(
             f"key 'name' must start with a letter or digit and use only letters, digits, '-', '_', '.'; got {config.name!r}."
         )
+    if bad_name(config.version):  # part of every job key and shown in every table's notes
+        raise fail(f"key 'version' must be {NAME_RULE}, e.g. \"1\"; got {shown(config.version)}.")
+    if not config.prompt_templates:
+        raise fail("key 'prompt_templates' must list at least one template (zero-shot scores each label with them), e.g. [\"{label}\"].")
     if not config.labels:
         raise fail("key 'labels' must list at least one label.")
     if len(set(config.labels)) != len(config.labels):

