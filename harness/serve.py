@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def make_server(directory: Path, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
     """A server for `directory` bound to host:port (port 0: any free port; see server.server_address)."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
-    return http.server.ThreadingHTTPServer((host, port), handler)
+    server_class = _IPv6Server if ":" in host else http.server.ThreadingHTTPServer
+    return server_class((host, port), handler)
+
+
+class _IPv6Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6  # --host ::1 (the base class listens on IPv4 only)
 
 
 def server_url(server: http.server.ThreadingHTTPServer) -> str:
@@ -29,4 +35,6 @@ def server_url(server: http.server.ThreadingHTTPServer) -> str:
     shown = host if isinstance(host, str) else host.decode()
     if shown in ("0.0.0.0", "::", ""):
         shown = "localhost"
+    elif ":" in shown:
+        shown = f"[{shown}]"  # an IPv6 address in a URL
     return f"http://{shown}:{port}/"

@@ -697,7 +697,7 @@ CASES["site-out-holds-the-users-own-pages"] = Case(
         "--out",
         str(env.write("docs/index.html", "<p>my own page</p>").parent),
     ],
-    ("--out", "already holds web files no harness build wrote (index.html", "would overwrite them"),
+    ("The site folder", "already holds web files no harness build wrote (index.html", "would overwrite them"),
 )
 for _command in ("show", "pick", "compare", "export-baseline"):
     CASES[f"hand-edited-metric-{_command}"] = Case(
@@ -1002,6 +1002,14 @@ def serve_on_a_busy_port(env: Env) -> list[str]:
 
 CASES |= {
     "serve-port-in-use-builds-nothing": Case(serve_on_a_busy_port, ("Cannot listen on 127.0.0.1:", "Try another --port")),
+    "serve-host-empty": Case(
+        lambda env: ["serve", "--site", str(env.tmp / "site"), "--db", str(env.db), "--host", "", "--port", "0"],
+        ("--host is empty; give an address",),
+    ),
+    "serve-host-not-of-this-machine": Case(
+        lambda env: ["serve", "--site", str(env.tmp / "site"), "--db", str(env.db), "--host", "10.255.255.1", "--port", "0"],
+        ("Cannot listen on --host 10.255.255.1", "give an address of this machine"),
+    ),
     "plugin-sys-exit-0": Case(
         plugin_run("import sys\nsys.exit(0)\n"), ("plug.py", "called sys.exit(0)", "line 2")
     ),

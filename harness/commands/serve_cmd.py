@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,10 +36,12 @@ def serve(
             f"No built site in {site_dir}/ and no results database at {db} to build one from. "
             "Run a suite first (harness run suites/demo.yaml), or pass --site / --db."
         )
+    if not host.strip():  # the socket layer reads "" as every interface: never what an empty variable meant
+        raise HarnessError("--host is empty; give an address, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface).")
     try:  # the address first: a port in use or an unknown host must not leave a freshly built site behind
         server = make_server(site_dir, host, port)
     except OSError as exc:
-        raise HarnessError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}). Try another --port, or --port 0 for any free one.") from None
+        raise HarnessError(_listen_error(host, port, exc)) from None
     if needs_build:
         from harness.commands.site_cmd import build_with_status
 
@@ -56,6 +60,18 @@ def serve(
         console.print("Stopped.", highlight=False)
     finally:
         server.server_close()
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    """Whether --host or --port is at fault, from the error the socket layer gave."""
+    shown = esc(host) if len(host) <= 80 else esc(host[:77]) + "..."
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, socket.gaierror) or exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        return (f"Cannot listen on --host {shown} ({reason}): give an address of this machine, e.g. 127.0.0.1 "
+                "(this machine only), ::1, or 0.0.0.0 (every interface).")  # fmt: skip
+    if exc.errno == errno.EADDRINUSE or port == 0:
+        return f"Cannot listen on {shown}:{port} ({reason}). Try another --port, or --port 0 for any free one."
+    return f"Cannot listen on {shown}:{port} ({reason})."
 
 
 def browse(

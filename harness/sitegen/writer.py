@@ -74,7 +74,7 @@ class IncrementalWriter:
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
-            raise HarnessError(f"--out {self.out} is a file; give a folder for the site, e.g. site/.")
+            raise HarnessError(f"The site folder {self.out} is a file; give a folder for the site, e.g. site/.")
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -87,7 +87,7 @@ class IncrementalWriter:
         if not (self.out / STATE_FILE).exists() and (theirs := _foreign_site_files(self.out)):
             shown = ", ".join(theirs[:4]) + (f" and {len(theirs) - 4} more" if len(theirs) > 4 else "")
             raise HarnessError(
-                f"--out {self.out} already holds web files no harness build wrote ({shown}; there is no "
+                f"The site folder {self.out} already holds web files no harness build wrote ({shown}; there is no "
                 f"{STATE_FILE}): building there would overwrite them. Give a new or empty folder for the site, "
                 "or move those files away."
             )
