@@ -57,6 +57,13 @@ def _print_warning(message: Warning | str, category: type[Warning], *args: Any, 
 warnings.showwarning = _print_warning  # data-hygiene and other user-facing warnings: one readable line
 
 
+# Options naming a stored or known thing: an empty one (an unset shell variable) is refused rather than read as
+# "no filter", which showed, compared or exported everything.
+_NAME_OPTIONS = frozenset(
+    {"task", "model", "protocol", "metric", "baseline_label", "candidate_label", "only_model", "only_task", "check"}
+)
+
+
 def user_errors(fn: F) -> F:
     """Turn HarnessError into a clean message + exit 2."""
 
@@ -64,6 +71,10 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for name in _NAME_OPTIONS.intersection(kwargs):
+            value = kwargs[name]
+            if value == "" or (isinstance(value, list) and "" in value):
+                _fail(f"--{name.replace('_', '-')} is empty; give a name, or leave the option out.")
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:

@@ -1072,6 +1072,12 @@ CASES |= {
         lambda env: ["export", "--db", str(env.db), "--out", str(_fifo(env.tmp / "runs.json"))],
         ("runs.json is a named pipe that no program is reading",),
     ),
+    "show-task-empty": Case(lambda env: ["show", "--db", str(env.db), "--task", ""], ("--task is empty",)),
+    "compare-baseline-label-empty": Case(
+        lambda env: ["compare", "--db", str(env.db), "--baseline-label", "", "--candidate-label", "x"],
+        ("--baseline-label is empty",),
+    ),
+    "pick-metric-empty": Case(pick("--metric", ""), ("--metric is empty",)),
     "export-task-misspelt": Case(
         lambda env: ["export", "--db", str(env.db), "--task", "digitz"],
         ("--task 'digitz': no run in", 'Did you mean "digits"?'),
