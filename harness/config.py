@@ -149,6 +149,11 @@ def _parse_protocol(item: Any, file: str, key: str) -> ProtocolRef:
     base_key = key if not isinstance(item, Mapping) else join_key(key, "protocol" if "protocol" in item else "name")
     base = convert(options.pop("protocol", name), str, file=file, key=base_key)
     if base not in defs:
+        if isinstance(item, Mapping) and "protocol" not in item:  # a variant's name, without what it varies
+            raise schema_error(
+                file, join_key(key, "protocol"), f"given for the variant {name!r}: one of {', '.join(defs)} (the protocol "
+                "it configures)", hint=close_match(base, defs)
+            )
         raise schema_error(file, base_key, f"one of {', '.join(defs)}", base, close_match(base, defs))
     if name in defs and name != base:  # its runs would be stored, shown and compared as the other protocol's
         raise schema_error(

@@ -1110,6 +1110,10 @@ CASES |= {
         run_suite_with(models='models:\n  - {name: m, family: sentence_transformers, source: "pkg://"}\n'),
         ("key 'models[0].source' must name a package after pkg://",),
     ),
+    "suite-variant-without-its-protocol": Case(
+        run_suite_with(protocols="protocols: [{name: probe8, k_shot: 8}]\n"),
+        ("key 'protocols[0].protocol' must be given for the variant 'probe8'",),
+    ),
     "suite-variant-named-as-another-protocol": Case(
         run_suite_with(protocols="protocols: [{name: zero_shot, protocol: linear_probe}]\n"),
         ("key 'protocols[0].name' must be a name that is not another protocol's", "zero_shot is a built-in protocol"),
