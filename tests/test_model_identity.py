@@ -179,3 +179,19 @@ def test_runs_from_before_identities_are_shown_as_such(tmp_path: Path) -> None:
     text = " ".join(compared.output.split())
     assert "Model weights not recorded for the baseline" in text and "not comparable" not in text.lower(), text
     assert compared.exit_code == 0
+
+
+def test_links_back_up_a_model_folder_are_walked_once(tmp_path: Path) -> None:
+    """Two links to the folder itself made 2**40 paths: the plan never ended. Each real folder is read once."""
+    from harness.models.identity import weight_files
+
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "sub" / "w.bin").write_bytes(b"x")
+    for name in ("a", "b"):
+        (folder / name).symlink_to(".")
+    (folder / "sub" / "up").symlink_to("..")
+    spec = ModelSpec(name="m", family="hf_text", source=str(folder))
+    files = weight_files(spec, folder)
+    assert sorted(f.relative_to(folder).as_posix() for f in files) == ["config.json", "sub/w.bin"]

@@ -169,10 +169,24 @@ def weight_files(spec: ModelSpec, resolved: Path) -> list[Path]:
     if resolved.is_file():
         return [resolved]
     out: list[Path] = []
+    seen = {_folder_id(resolved)}
     for root, dirs, names in os.walk(resolved, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        # Each real folder once: a link back to a folder above (two such links in a folder made 2**40 paths
+        # to walk, a plan that never ended) or to one already walked adds nothing to read.
+        kept = []
+        for d in sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__"):
+            folder = _folder_id(Path(root) / d)
+            if folder not in seen:
+                seen.add(folder)
+                kept.append(d)
+        dirs[:] = kept
         out.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
     return out
+
+
+def _folder_id(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
 
 
 def files_digest(files: Iterable[Path], base: Path, digests: DigestCache) -> str:
