@@ -1498,6 +1498,14 @@ def test_site_builds_with_an_infinite_timing(column: str, env: Env) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
 
 
+def test_site_builds_with_an_infinite_main_metric(env: Env) -> None:
+    """The pick form's JSON refused inf (a traceback in harness site): such a run is no pick candidate."""
+    db = hand_edited("UPDATE metrics SET value = 9e999 WHERE name = 'macro_f1'")(env)
+    result = invoke(["site", "--db", str(db), "--out", str(env.tmp / "site")])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+
+
 # ---- a control character a task file holds reaches no terminal raw ------------------------------------------
 
 

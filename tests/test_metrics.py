@@ -279,3 +279,25 @@ def test_ece_bins_are_bounded_before_any_job_runs() -> None:
     with pytest.raises(Exception, match=r"params.n_bins must be at most 1,000 .*got 1,000,000,000,000"):
         _tm("ece", 2, n_bins=10**12)
     assert _tm("ece", 2, n_bins=1000).id
+
+
+def test_a_metric_that_is_not_a_finite_number_is_a_note_or_names_itself() -> None:
+    """inf was stored and broke the site's JSON (a traceback in harness site); None failed its job with
+    'float() argument must be ...', naming no metric."""
+    from harness.metrics.core import MetricDef
+
+    def registry(point):  # noqa: ANN001 - the plugin's function
+        reg = MetricRegistry()
+        reg.add(MetricDef(name="odd", label="Odd", point=point), "plugin file m.py")
+        return reg.resolve([MetricRef("accuracy", {}), MetricRef("odd", {})], "accuracy", 2, where="t")
+
+    data = MetricData.of([0, 1, 1, 0], [0, 1, 0, 0], 2)
+    ev = evaluate(registry(lambda d, **p: float("inf")), data, ["a", "b"], BootstrapConfig(n_boot=100))
+    assert [m.name for m in ev.values] == ["accuracy"]
+    assert "odd came out inf" in ev.not_applicable["odd"] and "not stored" in ev.not_applicable["odd"]
+    with pytest.raises(ValueError, match=r'metric "odd" returned NoneType None, not a number'):
+        evaluate(registry(lambda d, **p: None), data, ["a", "b"], BootstrapConfig(n_boot=100))
+    with pytest.raises(ConfigError, match=r"params.w: metric \"odd\" needs a finite number, got inf"):
+        reg = MetricRegistry()
+        reg.add(MetricDef(name="odd", label="Odd", point=lambda d, **p: 0.5, params={"w": 1.0}), "m.py")
+        reg.resolve([MetricRef("odd", {"w": float("inf")})], "odd", 2, where="t")

@@ -161,7 +161,14 @@ class TaskMetric:
         return self.metric.shape == "scalar"
 
     def point(self, data: MetricData) -> float:
-        return float(self.metric.point(data, **self.params))
+        value = self.metric.point(data, **self.params)
+        try:
+            return float(value)
+        except (TypeError, ValueError):  # a plugin's point(): its job fails naming the metric, not float()
+            raise ValueError(
+                f'metric "{self.id}" returned {type(value).__name__} {repr(value)[:60]}, not a number (a metric\'s '
+                "point() returns a float)."
+            ) from None
 
     def values(self, data: MetricData) -> Any:
         return self.metric.point(data, **self.params)

@@ -65,6 +65,8 @@ def evaluate(
             value = metric.point(data)
             if math.isnan(value):
                 notes[metric.id] = f"{metric.id} is undefined on this test set (e.g. a single class present)."
+            elif math.isinf(value):  # not a score a table can rank or a JSON file hold
+                notes[metric.id] = f"{metric.id} came out {value} on this test set (not a finite number): not stored."
             else:
                 points[metric.id] = value
     scalar = [m for m in metrics.scalar() if m.id in points]
@@ -75,3 +77,4 @@ def evaluate(
     order = {m.id: i for i, m in enumerate(metrics.metrics)}
     out.sort(key=lambda v: order.get(v.name.split("/")[0], len(order)))
     return Evaluation(tuple(out), notes, confusion)
+

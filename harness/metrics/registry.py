@@ -6,6 +6,7 @@ harness.registry beside task discovery; this module only knows definitions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -139,6 +140,8 @@ class MetricRegistry:
                     f'{where}.params: metric "{metric.name}" has no parameter "{key}".'
                     f"{close_match(str(key), metric.params)} Its parameters: {allowed}."
                 )
+            if isinstance(value, float) and not math.isfinite(value):  # stored as JSON, which has no inf or nan
+                raise ConfigError(f'{where}.params.{key}: metric "{metric.name}" needs a finite number, got {value}.')
             params[key] = value
         for key, default in metric.params.items():
             if key not in params:

@@ -84,7 +84,7 @@ def candidates(board: Board, task: str) -> tuple[list[PickCandidate], list[str]]
                 counts.update(run.timing.hardware for run in runs if run.timing is not None)
             rep = r.representative
             m = rep.metrics.get(metric)
-            if m is None or m.value != m.value:
+            if m is None or not isfinite(m.value):  # nan: undefined; inf: only a hand-edited store holds one
                 continue
             value = m.value
             if len(runs) == 1:  # one seed (most results): its own timing, the median and maximum of one value
