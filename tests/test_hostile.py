@@ -1719,6 +1719,13 @@ def _custom_code(folder: Path) -> None:
     (folder / "modeling_evil.py").write_text(code + "from transformers import BertModel as EvilModel\n")
 
 
+def _save_safetensors(path: Path, tensors: dict[str, list[float]]) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({name: torch.tensor(values) for name, values in tensors.items()}, str(path))
+
+
 UNLOADABLE: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
     "custom code named by config.json's auto_map": (
         _custom_code,
@@ -1731,6 +1738,10 @@ UNLOADABLE: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
     "a truncated model.safetensors": (
         lambda folder: (folder / "model.safetensors").write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{\"a\":"),
         ("a safetensors weights file (model.safetensors) cannot be read", "truncated or not a safetensors file"),
+    ),
+    "a model.safetensors of another model's tensors": (
+        lambda folder: _save_safetensors(folder / "model.safetensors", {"unrelated.weight": [0.0, 0.0]}),
+        ("its checkpoint lacks", "of the encoder's", "which would run with random values"),
     ),
     "a config.json nested 100,000 deep": (
         lambda folder: (folder / "config.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"),

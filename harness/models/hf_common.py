@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import pickle
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,38 @@ def load_error(spec: ModelSpec, source: str, err: Exception) -> HarnessError:
         "The source must be a local directory with config.json and weights, or a hub id reachable from "
         "this machine (offline machines: point source at a local copy)."
     )
+
+
+@contextmanager
+def quiet_loading_report() -> Iterator[None]:
+    """transformers' load report (weights missing, unexpected or newly initialised) off while a model loads:
+    check_weights_loaded turns the missing encoder weights that matter into the job's one error, and a pooler
+    or a new task head being initialised is expected, not news."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def check_weights_loaded(spec: ModelSpec, source: str, model: Any, missing_keys: Sequence[str]) -> None:
+    """HarnessError when the checkpoint lacked weights of the encoder itself: from_pretrained fills those with
+    random values and only logs it, and a randomly initialised encoder would be benchmarked as the pretrained
+    one. A task head the family adds (a classifier) and the pooler (unused by mean or CLS pooling) may be new."""
+    base = model.base_model
+    prefix = f"{model.base_model_prefix}."
+    own = [name for name, _ in base.named_parameters()]
+    lacking = {k.removeprefix(prefix) for k in missing_keys}
+    missing = [name for name in own if name in lacking and not name.startswith("pooler.")]  # the model's order
+    if missing:
+        raise HarnessError(
+            f'Could not load model "{spec.name}" ({spec.family}) from "{source}": its checkpoint lacks {len(missing)} of '
+            f"the encoder's {len(own)} weight tensors (e.g. {', '.join(missing[:3])}), which would run with random "
+            "values. Copy the weights again, or check that the source is this model's folder or hub id."
+        )
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:

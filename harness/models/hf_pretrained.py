@@ -9,7 +9,14 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
 from harness.models import resolve_source
 from harness.models.base import ModelSpec, TrainableBackbone, check_pooling, require_source
-from harness.models.hf_common import LOAD_ERRORS, encoder_backbone, load_error, max_length_for
+from harness.models.hf_common import (
+    LOAD_ERRORS,
+    check_weights_loaded,
+    encoder_backbone,
+    load_error,
+    max_length_for,
+    quiet_loading_report,
+)
 from harness.models.torch_adapter import TorchAdapter
 
 
@@ -27,10 +34,10 @@ class HFPretrainedAdapter(TorchAdapter):
         self.pooling = check_pooling(spec)
         self.source = resolve_source(spec.source)
 
-    def _from_pretrained(self, loader: Any) -> Any:
+    def _from_pretrained(self, loader: Any, **kwargs: Any) -> Any:
         try:
             return loader.from_pretrained(
-                self.source, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code
+                self.source, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code, **kwargs
             )
         except LOAD_ERRORS as err:
             raise load_error(self.spec, self.source, err) from err
@@ -41,7 +48,9 @@ class HFPretrainedAdapter(TorchAdapter):
 
     @cached_property
     def model(self) -> PreTrainedModel:
-        model: Any = self._from_pretrained(self.auto_model_class)
+        with quiet_loading_report():
+            model, info = self._from_pretrained(self.auto_model_class, output_loading_info=True)
+        check_weights_loaded(self.spec, self.source, model, info.get("missing_keys", ()))
         loaded: PreTrainedModel = model.to(self.torch_device).eval()
         return loaded
 

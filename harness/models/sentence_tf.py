@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from sentence_transformers import SentenceTransformer
 from torch import nn
 
@@ -18,7 +20,9 @@ from harness.models.hf_common import (
     LOAD_ERRORS,
     PooledEncoder,
     Tokenize,
+    check_weights_loaded,
     load_error,
+    quiet_loading_report,
     trainable_copy,
     transformer_layers,
 )
@@ -35,17 +39,40 @@ class SentenceTransformerEncoder(TorchAdapter, TorchTextEncoder):
     @cached_property
     def model(self) -> SentenceTransformer:
         try:
-            model = SentenceTransformer(
-                self.source,
-                revision=self.spec.revision,
-                trust_remote_code=self.spec.trust_remote_code,
-                device=str(self.torch_device),
-            )
+            with quiet_loading_report():
+                model = SentenceTransformer(
+                    self.source,
+                    revision=self.spec.revision,
+                    trust_remote_code=self.spec.trust_remote_code,
+                    device=str(self.torch_device),
+                )
         except LOAD_ERRORS as err:
             raise load_error(self.spec, self.source, err) from err
+        self._check_weights(model)
         model_limit = model.max_seq_length
         model.max_seq_length = min(self.spec.max_length, model_limit) if model_limit else self.spec.max_length
         return model.eval()
+
+    def _check_weights(self, model: SentenceTransformer) -> None:
+        """SentenceTransformer reports no loading info: for a local folder of .safetensors weights, the
+        encoder's parameters are looked up among the files' tensor names (their headers only)."""
+        encoder = getattr(model[0], "auto_model", None)
+        if encoder is None:
+            return
+        folder = Path(str(getattr(encoder, "name_or_path", "")))
+        files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+        if not files:
+            return
+        stored: set[str] = set()
+        for file in files:
+            try:
+                with safe_open(str(file), "pt") as weights:
+                    stored.update(weights.keys())
+            except (OSError, SafetensorError) as err:
+                raise load_error(self.spec, self.source, err) from err
+        prefix = f"{encoder.base_model_prefix}."
+        missing = [n for n, _ in encoder.named_parameters() if n not in stored and prefix + n not in stored]
+        check_weights_loaded(self.spec, self.source, encoder, missing)
 
     @property
     def max_length(self) -> int:
