@@ -229,3 +229,30 @@ def test_the_snapshot_reads_malformed_run_json_as_absent(tmp_path: Path) -> None
     runs = {r.key: r for r in StoreReader(tmp_path / "r.db").snapshot().runs}
     assert (runs["k1"].suite_path, dict(runs["k1"].metric_notes)) == ("suites/a.yaml", {"roc_auc": "one class"})
     assert (runs["k2"].suite_path, dict(runs["k2"].metric_notes)) == (None, {})
+
+
+def test_a_store_knows_when_another_process_has_it_open(tmp_path: Path) -> None:
+    """A run that failed before recording anything deleted the store it created even while another run (same
+    --db, started meanwhile) was writing to it; the other run then reported its results in a file that no longer
+    existed. The failing run now keeps a store another process holds open."""
+    import subprocess
+    import sys
+
+    from harness.commands.run_cmd import _remove_if_unused
+
+    db = tmp_path / "new" / "s.db"
+    created = [db, db.parent]
+    first = Store(db)
+    assert not first.used_by_another_process()
+    other = subprocess.Popen(
+        [sys.executable, "-c", f"import sys, time; from harness.store import Store; s = Store({str(db)!r}); print('open', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert other.stdout is not None and other.stdout.readline().strip() == "open"
+    assert first.used_by_another_process()
+    _remove_if_unused(first, created)
+    assert db.exists()  # kept: the other process has it open
+    other.communicate("")  # the other process ends
+    again = Store(db)
+    _remove_if_unused(again, created)
+    assert not db.exists() and not db.parent.exists()

@@ -335,6 +335,7 @@ def _remove_if_unused(store: Store, created: list[Path]) -> None:
         unused = store.db.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is None
     except sqlite3.Error:
         return
+    unused = unused and not store.used_by_another_process()  # another run opened it meanwhile: it is theirs
     store.close()
     if not unused:
         return

@@ -8,6 +8,7 @@ TaskRecord of the data it used, the hardware description), so no other module kn
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import sqlite3
@@ -66,6 +67,7 @@ class Store:
                 )
         if self.path.exists() and self.path.stat().st_size > 0:
             check_writable_store(self.path)
+        self._users = _StoreUsers(self.path)
         try:
             import sqlite_utils  # here, not at the top: it imports pandas (~0.3 s of every command that only reads)
 
@@ -85,6 +87,11 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        self._users.close()
+
+    def used_by_another_process(self) -> bool:
+        """Whether another harness process has this store open for writing now (a run on the same --db)."""
+        return self._users.others()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
@@ -273,3 +280,32 @@ def _is_symlink_loop(path: Path) -> bool:
     except OSError as exc:
         return exc.errno == errno.ELOOP
     return False
+
+
+class _StoreUsers:
+    """A shared flock(2) on the store file, held while it is open for writing, so that a process about to
+    delete a store it created (a run that failed before recording anything) can tell whether another run
+    opened it meanwhile. SQLite locks with fcntl(2) record locks, which flock does not touch on Linux."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd: int | None = None
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # SQLite takes an empty file as a new store
+            fcntl.flock(self.fd, fcntl.LOCK_SH)
+        except OSError:  # a file system without flock: nothing is known about other users
+            self.close()
+
+    def others(self) -> bool:
+        if self.fd is None:
+            return True  # unknown: keep the store
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(self.fd, fcntl.LOCK_SH)
+        return False
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
