@@ -24,6 +24,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from harness.cli import app
+from harness.errors import HarnessError
 
 EVIL_MODEL, EVIL_MODEL_2, EVIL_PROTOCOL, EVIL_LABEL = "pix[/]els", "[bold]b", "probe[/]x", "l[/]"
 TIMING = "timing: {warmup: 1, batch1_iters: 3, throughput_batches: 1}\nbootstrap: {n_boot: 100, seed: 0}\n"
@@ -1657,6 +1658,25 @@ def test_an_out_file_the_disk_cannot_hold_is_not_left_truncated(
     result = invoke(args)
     assert_clean_failure(result, 2, ("cannot be written (No space left on device)",))
     assert list((env.tmp / "reports").iterdir()) == []
+
+
+def test_a_failed_first_site_build_removes_only_what_it_made(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first build that fails removes its site and the folders made for it, but not a folder another command
+    wrote into meanwhile (it removed the topmost new folder whole, a store another run had put there with it)."""
+    import harness.sitegen.build as build
+
+    out = env.tmp / "new" / "deeper" / "site"
+
+    def failing(*args: object) -> None:
+        (out / "index.html").write_text("half")
+        (env.tmp / "new" / "r.db").write_text("another command's file")
+        raise HarnessError("failed midway")
+
+    monkeypatch.setattr(build, "_build", failing)
+    with pytest.raises(HarnessError, match="failed midway"):
+        build.build_site(env.db, out)
+    assert not out.exists() and not out.parent.exists()  # the site and the folder made only for it
+    assert (env.tmp / "new" / "r.db").read_text() == "another command's file"
 
 
 def test_a_second_site_build_into_the_same_folder_is_refused_while_the_first_runs(env: Env) -> None:

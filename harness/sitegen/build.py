@@ -81,7 +81,12 @@ def build_site(
                 return _build(Path(db), out, ranking or RankingConfig(), workers, metrics, progress or _quiet)
         except BaseException as exc:
             if created:  # a failed first build leaves no half-written site (an existing one is updated in place)
-                shutil.rmtree(created[-1], ignore_errors=True)
+                shutil.rmtree(out, ignore_errors=True)
+                for folder in created[1:]:  # the folders made for it, unless something else was put there
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
             if isinstance(exc, (TypeError, ValueError)):
                 if cache := run_cache.for_store(Path(db)):  # the copy may have held the value: the next build reads the store
                     cache.drop()
