@@ -9,7 +9,9 @@ import contextlib
 import errno
 import functools
 import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable
@@ -71,6 +73,15 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():  # signal handlers: main thread only
+            return run(*args, **kwargs)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            return run(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
         for name in _NAME_OPTIONS.intersection(kwargs):
             value = kwargs[name]
             if value == "" or (isinstance(value, list) and "" in value):
@@ -99,11 +110,23 @@ def user_errors(fn: F) -> F:
                 f"`harness {command}` cannot use the path {loop}: it is a symbolic link that leads back to itself "
                 "(a loop). Give the file itself."
             )
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             after = _AFTER_CTRL_C.get(command, "")
+            if isinstance(exc, Terminated):
+                _fail(f"`harness {command}` did not finish.{after}", "Terminated (SIGTERM):", 143)
             _fail(f"`harness {command}` did not finish.{after}", "Interrupted (Ctrl-C):", 130)
 
     return wrapper  # type: ignore[return-value]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI job cancelled, `timeout`, `docker stop`): the command unwinds as on Ctrl-C, so that what
+    it cleans up then (a store or a first site it created and left empty or half-built) is cleaned up too;
+    the default action killed it where it stood."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _fail(message: str, label: str = "Error:", code: int = 2) -> NoReturn:

@@ -1625,6 +1625,28 @@ def test_ctrl_c_is_a_short_message_and_exit_130(command: str, env: Env, monkeypa
     assert store_state(env.db) == before
 
 
+def test_sigterm_unwinds_like_ctrl_c(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (a cancelled CI job, `timeout`) killed a first site build where it stood: its half-built folder
+    stayed, and every later build into it was refused as holding web files no harness build wrote."""
+    import signal
+
+    import harness.sitegen.build as build
+
+    out = env.tmp / "site"
+
+    def terminated(*args: object) -> None:
+        (out / "index.html").write_text("half")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(build, "_build", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    result = invoke(["site", "--db", str(env.db), "--out", str(out)])
+    assert result.exit_code == 143, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("Terminated (SIGTERM): `harness site` did not finish.")
+    assert not out.exists()
+    assert signal.getsignal(signal.SIGTERM) == before  # the command's handler is the command's only
+
+
 # ---- a disk that fills up while an --out file is written ---------------------------------------------------
 
 

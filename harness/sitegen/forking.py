@@ -35,6 +35,7 @@ def _leave_ctrl_c_to_the_parent() -> None:
     default action: a Python handler raising SystemExit there was once not acted on by an idle worker, and
     terminate() then waited for it forever)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler (harness.cli) it was forked with
 
 
 def inherited() -> Any:
