@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+from harness.store.reader import store_error
 from harness.store.rows import RunState
 from harness.store.writer import Store
 
@@ -68,7 +69,10 @@ class JobClaims:
         """Claim `key` unless another live process holds it or recorded it since the plan."""
         db = self.store.db
         now = time.time()
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:  # busy past the timeout: another program holds the write lock
+            raise store_error(self.store.path, exc, "written") from None
         try:
             row = db.execute("SELECT status, finished_at FROM runs WHERE key = ?", [key]).fetchone()
             before = self.seen.get(key)
@@ -100,7 +104,10 @@ class JobClaims:
         stop = threading.Event()
 
         def beat() -> None:
-            conn = sqlite3.connect(str(self.store.path), timeout=30, isolation_level=None)
+            try:
+                conn = sqlite3.connect(str(self.store.path), timeout=30, isolation_level=None)
+            except sqlite3.Error:  # the store gone or unreadable: the run's own next write says so
+                return
             try:
                 while not stop.wait(self.lease_s / 4):
                     try:
