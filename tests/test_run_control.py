@@ -86,6 +86,9 @@ def test_limit_values() -> None:
             parse_limit(bad, "--limit")
     assert limited_run_note("1+limit(test=200,seed=0)") == "test split capped at 200 examples (seed 0)"
     assert limited_run_note("1+subsample(test=100,seed=0)") is None
+    # A fraction Python prints in exponent form was not seen as a limit: the run sat in the full-run table.
+    tiny = parse_limit("0.00001", "--limit")
+    assert limited_run_note(f"1+{tiny.tag()}") == "test split capped at 0.001% of its examples (seed 0)"
 
 
 def test_overrides_reach_every_model_and_task(tmp_path: Path) -> None:

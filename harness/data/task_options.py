@@ -107,7 +107,7 @@ def parse_limit(value: Any, where: str) -> Limit:
         raise ConfigError(f"{where} must be {exc}, got {shown(value)}.") from None
 
 
-_LIMIT_TAG = re.compile(r"\+limit\(test=([0-9.]+),seed=(\d+)\)")
+_LIMIT_TAG = re.compile(r"\+limit\(test=([0-9.eE+-]+),seed=(\d+)\)")  # a fraction may print as 1e-05
 
 
 def limited_run_note(task_version: str) -> str | None:
@@ -116,7 +116,7 @@ def limited_run_note(task_version: str) -> str | None:
     if not match:
         return None
     value, seed = match.groups()
-    cap = f"{value} examples" if value.isdigit() else f"{float(value):.0%} of its examples"
+    cap = f"{value} examples" if value.isdigit() else f"{float(value) * 100:.3g}% of its examples"
     return f"test split capped at {cap} (seed {seed})"
 
 
