@@ -90,14 +90,20 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except HarnessError as exc:
             _fail(str(exc))
+        except BrokenPipeError:
+            _reader_left()
         except SystemExit as exc:  # our commands end with typer.Exit; this came from plugin/task/model code
             frames = traceback.extract_tb(exc.__traceback__)
+            if frames and frames[-1].name == "on_broken_pipe":  # rich's own exit when the reader left
+                _reader_left()
             where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
             _fail(
                 f"sys.exit({exc.code!r}) was called{where} while `harness {command}` ran (plugin, task or model "
                 "code?); the command did not finish."
             )
         except OSError as exc:
+            if exc.filename is None and exc.errno in _OUTPUT_FULL:  # stdout on a full disk (> /dev/full)
+                _fail(f"`harness {command}` could not write its output ({exc.strerror}); the command did not finish.")
             if exc.filename is None:  # not about a path: a bug, whose traceback we want
                 raise
             _fail(_path_error(exc, command))
@@ -117,6 +123,17 @@ def user_errors(fn: F) -> F:
             _fail(f"`harness {command}` did not finish.{after}", "Interrupted (Ctrl-C):", 130)
 
     return wrapper  # type: ignore[return-value]
+
+
+_OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+
+
+def _reader_left() -> NoReturn:
+    """The program reading our output stopped (`harness show | head -1`): exit quietly, as SIGPIPE would
+    (128 + 13), with stdout pointed at /dev/null so that flushing it at exit raises nothing."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise typer.Exit(141)
 
 
 class Terminated(KeyboardInterrupt):

@@ -15,6 +15,8 @@ import shutil
 import socket
 import sqlite3
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1645,6 +1647,27 @@ def test_sigterm_unwinds_like_ctrl_c(env: Env, monkeypatch: pytest.MonkeyPatch) 
     assert result.stderr.strip().splitlines()[-1].startswith("Terminated (SIGTERM): `harness site` did not finish.")
     assert not out.exists()
     assert signal.getsignal(signal.SIGTERM) == before  # the command's handler is the command's only
+
+
+def _cli(args: list[str], **popen: object) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", "from harness.cli import app; app()", *args], text=True, **popen)  # type: ignore[call-overload]
+
+
+def test_output_to_a_full_disk_or_a_reader_that_left(env: Env) -> None:
+    """stdout on a full disk was a traceback (exit 1); a reader that stopped early (| head -1) was reported as
+    'sys.exit(1) was called at rich/console.py ... (plugin, task or model code?)', exit 2."""
+    with open("/dev/full", "w") as full:
+        proc = _cli(["show", "--db", str(env.db)], stdout=full, stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err and "could not write its output (No space left on device)" in err
+    proc = _cli(["show", "--db", str(env.db), "--top", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before the first line (the command takes a second to start)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err  # quietly, as SIGPIPE would
+    assert err == "", err
 
 
 # ---- a disk that fills up while an --out file is written ---------------------------------------------------
