@@ -1649,6 +1649,26 @@ def test_sigterm_unwinds_like_ctrl_c(env: Env, monkeypatch: pytest.MonkeyPatch) 
     assert signal.getsignal(signal.SIGTERM) == before  # the command's handler is the command's only
 
 
+def test_a_store_replaced_while_a_run_writes_is_not_reported_as_holding_its_results(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder deleted or the file replaced mid-run: the run said 'Results: X.db', exit 0, with them gone."""
+    import harness.runner
+
+    real = harness.runner.run_suite
+    db = env.tmp / "r" / "s.db"
+
+    def then_replaced(*args: object, **kwargs: object) -> object:
+        summary = real(*args, **kwargs)  # type: ignore[arg-type]
+        shutil.copyfile(env.db, env.tmp / "other.db")
+        os.replace(env.tmp / "other.db", db)  # someone else's store now at that path
+        return summary
+
+    monkeypatch.setattr(harness.runner, "run_suite", then_replaced)
+    result = invoke(["run", str(env.write("s.yaml", good_suite())), "--db", str(db)])
+    assert_clean_failure(result, 2, ("s.db was deleted, moved or replaced while this run wrote to it", "1 result(s)"))
+
+
 def _cli(args: list[str], **popen: object) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", "from harness.cli import app; app()", *args], text=True, **popen)  # type: ignore[call-overload]
 

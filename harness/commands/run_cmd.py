@@ -221,6 +221,12 @@ def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl
     except BaseException:
         _remove_if_unused(store, created)
         raise
+    if summary.ran and not store.still_at_its_path():
+        raise HarnessError(
+            f"{db} was deleted, moved or replaced while this run wrote to it: the {summary.ran} result(s) it recorded "
+            "went to the file that was there before, not to the one at that path now. Run the same command again "
+            "(the jobs finished in the file now there are skipped)."
+        )
     if not quiet:
         for table in leaderboard_tables(store.reader):
             console.print(table)

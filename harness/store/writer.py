@@ -93,6 +93,10 @@ class Store:
         """Whether another harness process has this store open for writing now (a run on the same --db)."""
         return self._users.others()
 
+    def still_at_its_path(self) -> bool:
+        """Whether the file at `path` is still the one opened (not deleted, moved or replaced meanwhile)."""
+        return self._users.same_file(self.path)
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         """One transaction; SQLite failing in it (a damaged store) is one HarnessError, nothing written."""
@@ -289,11 +293,21 @@ class _StoreUsers:
 
     def __init__(self, path: Path) -> None:
         self.fd: int | None = None
+        self.identity: tuple[int, int] | None = None
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # SQLite takes an empty file as a new store
+            st = os.fstat(self.fd)
+            self.identity = (st.st_dev, st.st_ino)
             fcntl.flock(self.fd, fcntl.LOCK_SH)
         except OSError:  # a file system without flock: nothing is known about other users
             self.close()
+
+    def same_file(self, path: Path) -> bool:
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        return self.identity is None or (st.st_dev, st.st_ino) == self.identity
 
     def others(self) -> bool:
         if self.fd is None:
