@@ -1804,6 +1804,17 @@ def _custom_code(folder: Path) -> None:
     (folder / "modeling_evil.py").write_text(code + "from transformers import BertModel as EvilModel\n")
 
 
+def _tiny_bert_weights_without_vocabulary(folder: Path) -> None:
+    """Real (random) weights for TINY_BERT, then the vocabulary files gone: transformers then builds a tokenizer
+    of five special tokens and every word reads as [UNK] (the run looked done, at chance)."""
+    from transformers import BertConfig, BertModel
+
+    BertModel(BertConfig(**json.loads(TINY_BERT))).save_pretrained(folder)
+    for name in ("tokenizer.json", "vocab.txt"):
+        (folder / name).unlink()
+    (folder / "config.json").write_text(TINY_BERT)
+
+
 def _save_safetensors(path: Path, tensors: dict[str, list[float]]) -> None:
     import torch
     from safetensors.torch import save_file
@@ -1827,6 +1838,10 @@ UNLOADABLE: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
     "a model.safetensors of another model's tensors": (
         lambda folder: _save_safetensors(folder / "model.safetensors", {"unrelated.weight": [0.0, 0.0]}),
         ("its checkpoint lacks", "of the encoder's", "which would run with random values"),
+    ),
+    "tokenizer vocabulary files missing": (
+        lambda folder: _tiny_bert_weights_without_vocabulary(folder),
+        ("its tokenizer knows", "tokens for an embedding of 30,522", "Copy the tokenizer files again"),
     ),
     "a config.json nested 100,000 deep": (
         lambda folder: (folder / "config.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"),

@@ -120,6 +120,19 @@ def check_weights_loaded(spec: ModelSpec, source: str, model: Any, missing_keys:
         )
 
 
+def check_tokenizer(spec: ModelSpec, source: str, tokenizer: Any, config: Any) -> None:
+    """HarnessError when the tokenizer knows far fewer tokens than the model's embedding has rows: with its
+    vocabulary files missing, transformers builds one of a few special tokens, every word becomes [UNK], and
+    the run scores chance while looking done. (A vocabulary padded to a round size is a few rows short.)"""
+    rows = getattr(config, "vocab_size", None)
+    if isinstance(rows, int) and rows > 0 and len(tokenizer) < rows // 2:
+        raise HarnessError(
+            f'Could not load model "{spec.name}" ({spec.family}) from "{source}": its tokenizer knows {len(tokenizer):,} '
+            f"tokens for an embedding of {rows:,}: the vocabulary files (tokenizer.json, vocab.txt, ...) are missing "
+            "or not this model's, and every word would read as unknown. Copy the tokenizer files again."
+        )
+
+
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """(B, T, H) token states -> (B, H), ignoring padding; computed in float32 even under autocast."""
     hidden = hidden.float()

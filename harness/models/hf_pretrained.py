@@ -11,6 +11,7 @@ from harness.models import resolve_source
 from harness.models.base import ModelSpec, TrainableBackbone, check_pooling, require_source
 from harness.models.hf_common import (
     LOAD_ERRORS,
+    check_tokenizer,
     check_weights_loaded,
     encoder_backbone,
     load_error,
@@ -51,6 +52,7 @@ class HFPretrainedAdapter(TorchAdapter):
         with quiet_loading_report():
             model, info = self._from_pretrained(self.auto_model_class, output_loading_info=True)
         check_weights_loaded(self.spec, self.source, model, info.get("missing_keys", ()))
+        check_tokenizer(self.spec, self.source, self.tokenizer, model.config)
         loaded: PreTrainedModel = model.to(self.torch_device).eval()
         return loaded
 

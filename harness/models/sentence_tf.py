@@ -20,6 +20,7 @@ from harness.models.hf_common import (
     LOAD_ERRORS,
     PooledEncoder,
     Tokenize,
+    check_tokenizer,
     check_weights_loaded,
     load_error,
     quiet_loading_report,
@@ -49,6 +50,9 @@ class SentenceTransformerEncoder(TorchAdapter, TorchTextEncoder):
         except LOAD_ERRORS as err:
             raise load_error(self.spec, self.source, err) from err
         self._check_weights(model)
+        encoder = getattr(model[0], "auto_model", None)
+        if encoder is not None and getattr(model, "tokenizer", None) is not None:
+            check_tokenizer(self.spec, self.source, model.tokenizer, encoder.config)
         model_limit = model.max_seq_length
         model.max_seq_length = min(self.spec.max_length, model_limit) if model_limit else self.spec.max_length
         return model.eval()
