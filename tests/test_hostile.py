@@ -1839,6 +1839,7 @@ UNLOADABLE: dict[str, tuple[Callable[[Path], object], tuple[str, ...]]] = {
         lambda folder: _save_safetensors(folder / "model.safetensors", {"unrelated.weight": [0.0, 0.0]}),
         ("its checkpoint lacks", "of the encoder's", "which would run with random values"),
     ),
+    "a config.json that is null": (lambda folder: (folder / "config.json").write_text("null"), ()),
     "tokenizer vocabulary files missing": (
         lambda folder: _tiny_bert_weights_without_vocabulary(folder),
         ("its tokenizer knows", "tokens for an embedding of 30,522", "Copy the tokenizer files again"),

@@ -23,7 +23,11 @@ from harness.models.outputs import as_texts, checked_features, length_order, uns
 # What from_pretrained raises for a source it cannot use: a missing or unreadable folder or hub id (OSError), a
 # config it cannot read or custom code it may not run (ValueError), a .bin/.pt that is a pickle of more than
 # tensors (torch.load with weights_only=True refuses it), a damaged .safetensors file, a JSON nested too deeply.
-LOAD_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, pickle.UnpicklingError, SafetensorError, RecursionError)
+# A config.json holding null or a list where transformers expects a mapping: TypeError, AttributeError or
+# KeyError from inside its parsing (only from_pretrained calls are guarded with these).
+LOAD_ERRORS: tuple[type[Exception], ...] = (
+    OSError, ValueError, pickle.UnpicklingError, SafetensorError, RecursionError, TypeError, AttributeError, KeyError
+)
 
 
 def _files_in(source: str, patterns: tuple[str, ...]) -> str:

@@ -94,7 +94,14 @@ class OnnxTextEncoder(TextEncoderAdapter):
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
-        tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+        try:
+            tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+        except Exception as err:  # the tokenizers library raises a bare Exception for a file it cannot parse
+            detail = " ".join(str(err).split())
+            raise HarnessError(
+                f'ONNX model "{self.spec.name}": {self.tokenizer_path} is not a tokenizer file the tokenizers library '
+                f"reads ({detail}). Copy the model's tokenizer.json again, or point options.tokenizer at it."
+            ) from None
         tokenizer.enable_truncation(max_length=self.spec.max_length)
         padding = tokenizer.padding or {}
         # Pad to the longest text in each batch (the shipped tokenizer.json may pad to a fixed length).

@@ -27,7 +27,8 @@ def locate_files(spec: ModelSpec, source: Path) -> tuple[Path, Path]:
             )
         model_path = found[0]
     tokenizer = spec.options.get("tokenizer")
-    if isinstance(tokenizer, str):
+    if tokenizer is not None:  # as the options schema reads it (YAML 5 is the path "5"), never silently ignored
+        tokenizer = str(tokenizer)
         path = Path(resolve_source(tokenizer))
         path = path / "tokenizer.json" if path.is_dir() else path
         if not path.is_file():
