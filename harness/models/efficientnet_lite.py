@@ -89,7 +89,7 @@ class EfficientNetLite(ImageBackboneAdapter):
         except pickle.UnpicklingError as err:  # weights_only refused it (not a RuntimeError)
             where = f'Could not load model "{self.spec.name}" (efficientnet_lite) from "{self.weights_file}"'
             raise unsafe_pickle_error(where, "", err) from err
-        except (RuntimeError, OSError, ValueError) as err:
+        except (RuntimeError, OSError, ValueError, TypeError, AttributeError) as err:  # Type/Attribute: not a dict
             raise HarnessError(
                 f'Model "{self.spec.name}": {self.weights_file} is not a {self.variant} state dict ({err}). '
                 "Check options.variant matches the weights file."
