@@ -171,8 +171,10 @@ def _task_metric(runs: Sequence[RunResult], requested: str | None, registry: Met
     if resolved is None or not resolved.scalar:
         known = sorted(set(declared) | {n for n in registry.names() if registry.get(n).shape == "scalar"})
         plugin = " (a plugin metric: pass its --plugin)" if wanted in declared else ""
+        what = f'--metric "{wanted}"' if requested else f'The task\'s main metric "{wanted}"'
+        hint = "" if plugin else close_match(wanted, [k for k in known if k != wanted])  # the fix is --plugin
         raise HarnessError(
-            f'--metric "{wanted}" is not a metric this harness can compute{plugin}.{close_match(wanted, known)} '
+            f"{what} is not a metric this harness can compute{plugin}.{hint} "
             f"The task declares: {', '.join(declared) or '(none)'}."
         )
     return resolved

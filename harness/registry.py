@@ -29,6 +29,7 @@ from harness.data.yaml_task import YamlTask
 from harness.entry_points import items, load_group
 from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.metrics import MetricDef, MetricRegistry, TaskMetrics
+from harness.metrics.builtin import BUILTIN_METRICS
 from harness.package_data import BUILTIN_TASKS_MODULE, data_folder
 from harness.tasks import Task, TaskSpec
 
@@ -130,7 +131,14 @@ def _task_classes(module: ModuleType) -> list[type[Task]]:
 
 
 def _module_metrics(module: ModuleType) -> list[MetricDef]:
-    return [obj for obj in vars(module).values() if isinstance(obj, MetricDef)]
+    """The MetricDefs a plugin module defines: each object once (M2 = M is one metric), and none of the
+    built-in ones it imported (from harness.metrics.builtin import ACCURACY: refused as a second "accuracy")."""
+    builtin = {id(m) for m in BUILTIN_METRICS}
+    found: dict[int, MetricDef] = {}
+    for obj in vars(module).values():
+        if isinstance(obj, MetricDef) and id(obj) not in builtin:
+            found.setdefault(id(obj), obj)
+    return list(found.values())
 
 
 def _python_plugin_tasks(path: Path) -> list[tuple[Task, str]]:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError, HarnessError
-from harness.registry import ENTRY_POINT_GROUP, METRIC_ENTRY_POINT_GROUP, TaskRegistry
+from harness.registry import ENTRY_POINT_GROUP, METRIC_ENTRY_POINT_GROUP, TaskRegistry, discover_metrics
 from harness.tasks import TaskSpec
 
 BUILTIN_NAMES = {"bbc-news", "tweet-sentiment", "digits", "sst2", "ag_news", "cifar10"}
@@ -283,3 +283,15 @@ def test_protocol_entry_points(monkeypatch):
         discover("fake_protocols_module:NO_DATACLASS")
     with pytest.raises(ConfigError, match=r"\(group harness\.protocols\) failed to import: ModuleNotFoundError"):
         discover("no_such_protocols_xyz:P")
+
+
+def test_a_plugin_file_may_import_a_builtin_metric_and_alias_its_own(tmp_path):
+    """`from harness.metrics.builtin import ACCURACY` (to derive from it) and `M2 = M` were refused as two
+    metrics of one name."""
+    plugin = tmp_path / "m.py"
+    plugin.write_text(
+        "import dataclasses\nfrom harness.metrics.builtin import ACCURACY\n"
+        "M = dataclasses.replace(ACCURACY, name='weird', label='Weird')\nM2 = M\n"
+    )
+    registry = discover_metrics([plugin])
+    assert registry.get("weird").label == "Weird" and registry.get("accuracy") is not None

@@ -145,3 +145,9 @@ def test_site_compare_and_pick_use_each_task_main_metric(example: tuple[Path, Pa
     )
     costs = [c["value"] for c in json.loads(cheap.output)["candidates"]]
     assert json.loads(cheap.output)["metric"] == "cost_weighted_error" and costs == sorted(costs)
+    # Without the plugin: the main metric is named as the task's (no --metric was given), with no "Did you mean"
+    # of the same name.
+    without = CliRunner().invoke(app, ["pick", "--task", "tweets-binary-cost", "--db", str(db)])
+    assert without.exit_code == 2
+    assert 'The task\'s main metric "cost_weighted_error" is not a metric this harness can compute (a plugin metric: pass its --plugin)' in " ".join(without.stderr.split())
+    assert "Did you mean" not in without.stderr
