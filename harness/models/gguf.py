@@ -114,6 +114,11 @@ def load_gguf(gguf_path: Path, model: str) -> tuple[Any, Any]:
             "Copy the .gguf file again."
         ) from err
     except (OSError, ValueError, RuntimeError, KeyError, ImportError) as err:
+        if isinstance(err, ValueError) and "cannot reshape array" in str(err):  # a tensor's data cut short
+            raise HarnessError(
+                f'Could not load GGUF model "{model}" from {gguf_path}: the file is damaged or cut short (a tensor '
+                f"holds fewer values than its shape: {err}). Copy the .gguf file again."
+            ) from err
         raise HarnessError(
             f'Could not load GGUF model "{model}" from {gguf_path}: {type(err).__name__}: {err}. transformers '
             "reads GGUF files of the architectures it supports; it needs the `gguf` and `accelerate` packages "
