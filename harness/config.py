@@ -64,6 +64,12 @@ class ModelItem(ModelSpec):
     tasks: tuple[str, ...] | None = None
     protocols: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("tasks", "protocols"):
+            if getattr(self, key) == ():  # read as "all of them" before: leaving the key out says that
+                raise ValueError(f"{key} must list at least one of the suite's {key}, or be left out for all of them.")
+
     def entry(self) -> ModelEntry:
         spec = ModelSpec(**{f.name: getattr(self, f.name) for f in fields(ModelSpec)})
         return ModelEntry(spec, self.tasks or None, self.protocols or None)

@@ -1113,6 +1113,10 @@ CASES |= {
         run_suite_with(models='models:\n  - {name: m, family: sentence_transformers, source: "pkg://"}\n'),
         ("key 'models[0].source' must name a package after pkg://",),
     ),
+    "suite-model-tasks-empty": Case(
+        run_suite_with(models="models:\n  - {name: pixels, family: pixels, tasks: []}\n"),
+        ("key 'models[0].tasks' must list at least one of the suite's tasks, or be left out",),
+    ),
     "suite-variant-without-its-protocol": Case(
         run_suite_with(protocols="protocols: [{name: probe8, k_shot: 8}]\n"),
         ("key 'protocols[0].protocol' must be given for the variant 'probe8'",),
