@@ -72,7 +72,7 @@ class ModelItem(ModelSpec):
 
     def entry(self) -> ModelEntry:
         spec = ModelSpec(**{f.name: getattr(self, f.name) for f in fields(ModelSpec)})
-        return ModelEntry(spec, self.tasks or None, self.protocols or None)
+        return ModelEntry(spec, self.tasks, self.protocols)
 
 
 @dataclass(frozen=True)

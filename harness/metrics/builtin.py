@@ -289,6 +289,9 @@ def _ece_resampled(d: MetricData, idx: np.ndarray, n_bins: int = 15) -> np.ndarr
     return np.abs(sums).sum(axis=1) / idx.shape[1]
 
 
+MAX_BINS = 1000
+
+
 def _check_bins(params: Mapping[str, Any], n_labels: int) -> str | None:
     n = params.get("n_bins")
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -296,9 +299,6 @@ def _check_bins(params: Mapping[str, Any], n_labels: int) -> str | None:
     if n > MAX_BINS:  # the resampled form holds n_boot x n_bins arrays: 10**12 bins asked for 7 TiB
         return f"params.n_bins must be at most {MAX_BINS:,} (15 is usual; a bin needs examples to mean anything), got {n:,}"
     return None
-
-
-MAX_BINS = 1000
 
 
 TOP_K_ACCURACY = MetricDef(

@@ -50,22 +50,20 @@ class SentenceTransformerEncoder(TorchAdapter, TorchTextEncoder):
                 )
         except LOAD_ERRORS as err:
             raise load_error(self.spec, self.source, err) from err
-        self._check_weights(model)
         encoder = getattr(model[0], "auto_model", None)
-        if encoder is not None and getattr(model, "tokenizer", None) is not None:
-            check_tokenizer(self.spec, self.source, model.tokenizer, encoder.config)
+        if encoder is not None:
+            self._check_weights(encoder)
+            if getattr(model, "tokenizer", None) is not None:
+                check_tokenizer(self.spec, self.source, model.tokenizer, encoder.config)
         # The folder's max_seq_length (sentence_bert_config.json) may exceed what the position embeddings cover:
         # a longer text then failed the job with a tensor size mismatch. The smallest of the three limits.
         limits = [self.spec.max_length, model.max_seq_length, position_limit(encoder.config) if encoder is not None else None]
         model.max_seq_length = min(n for n in limits if n)
         return model.eval()
 
-    def _check_weights(self, model: SentenceTransformer) -> None:
+    def _check_weights(self, encoder: Any) -> None:
         """SentenceTransformer reports no loading info: for a local folder of .safetensors weights, the
         encoder's parameters are looked up among the files' tensor names (their headers only)."""
-        encoder = getattr(model[0], "auto_model", None)
-        if encoder is None:
-            return
         folder = Path(str(getattr(encoder, "name_or_path", "")))
         files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
         if not files:
