@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.data.task_options import TaskOptions
-from harness.errors import ConfigError, close_match
+from harness.errors import ConfigError, close_match, quoted
 from harness.metrics import BootstrapConfig
 from harness.models.base import ModelSpec
 from harness.protocols import protocol_defs
@@ -202,7 +202,7 @@ def parse_suite(data: Any, path: Path) -> SuiteConfig:
     for key, refs, known, kind in references:
         for n in refs or ():
             if n not in known:
-                raise ConfigError(f'{file}: key \'{key}\': "{n}" is not in the suite\'s {kind}.{close_match(n, known)}')
+                raise ConfigError(f"{file}: key '{key}': {quoted(n)} is not in the suite's {kind}.{close_match(n, known)}")
     return SuiteConfig(
         name=suite.name if suite.name is not None else path.stem,
         path=path,

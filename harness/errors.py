@@ -36,6 +36,18 @@ class ModelOutputError(Exception):
     """A model produced unusable output (NaN/inf features or scores)."""
 
 
+class FromInteger(str):
+    """A string setting the YAML file wrote as an integer (``protocols: [3]``): the schema engine
+    (harness.typed_config) accepts it as the string "3", and messages about it say what was written."""
+
+    __slots__ = ()
+
+
+def quoted(name: str) -> str:
+    """A name as a message shows it: "name", or an integer the file wrote as one as that integer."""
+    return f"{name} (an integer)" if isinstance(name, FromInteger) else f'"{name}"'
+
+
 def close_match(name: str, candidates: Iterable[str]) -> str:
     """' Did you mean "x"?' for the closest candidate, or '' when none is close."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
@@ -45,5 +57,5 @@ def close_match(name: str, candidates: Iterable[str]) -> str:
 def unknown_name(kind: str, name: str, candidates: Iterable[str]) -> HarnessError:
     cands = sorted(candidates)
     return HarnessError(
-        f'Unknown {kind} "{name}".{close_match(name, cands)} Available: {", ".join(cands) or "(none)"}.'
+        f"Unknown {kind} {quoted(name)}.{close_match(name, cands)} Available: {', '.join(cands) or '(none)'}."
     )

@@ -7,11 +7,13 @@ frozen dataclasses, with one error format.
 e.g. ``Model "m" (pixels)``); `'a.b'` is the full key path (``models[0].batch_size``). Every error is one
 ConfigError paragraph; the CLI escapes it for rich when it prints it.
 
-Field types: str (YAML integers are accepted and turned into strings), int, float (NaN refused), bool (also
-yes/no/on/off), Literal[...] (a closed value set; a close match is suggested), X | None, unions,
-tuple[X, ...] / list[X] (a YAML list), Mapping[K, V] / dict (a YAML mapping), Any, nested dataclasses (a
-YAML mapping with the dataclass's keys) and classes with their own syntax: a ``from_yaml(value)`` classmethod
-that raises ValueError, and an ``EXPECTED`` text (e.g. harness.data.task_options.Limit).
+Field types: str (YAML integers are accepted and turned into strings, as errors.FromInteger: a message about
+one, e.g. an unknown name in ``protocols: [3]``, says the integer 3 was written, not a string '3'), int,
+float (NaN refused), bool (also yes/no/on/off), Literal[...] (a closed value set; a close match is
+suggested), X | None, unions, tuple[X, ...] / list[X] (a YAML list), Mapping[K, V] / dict (a YAML mapping),
+Any, nested dataclasses (a YAML mapping with the dataclass's keys) and classes with their own syntax: a
+``from_yaml(value)`` classmethod that raises ValueError, and an ``EXPECTED`` text (e.g.
+harness.data.task_options.Limit).
 
 Range checks stay in each dataclass's ``__post_init__``: a ``FieldError(owner, "FIELD", "must be ...")``, or a
 ``ValueError("FIELD must be ..., got ...")`` whose message starts with a field's name, is reported as
@@ -29,13 +31,13 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from harness.console import REORDERING
-from harness.errors import ConfigError, FieldError, close_match
+from harness.errors import ConfigError, FieldError, FromInteger, close_match
 from harness.yaml_io import as_bool
 
 T = TypeVar("T")
 _MISSING = dataclasses.MISSING
-_YAML_TYPE = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list", tuple: "list",
-              dict: "mapping", type(None): "null"}  # fmt: skip
+_YAML_TYPE = {str: "string", FromInteger: "integer", int: "integer", float: "number", bool: "boolean", list: "list",
+              tuple: "list", dict: "mapping", type(None): "null"}  # fmt: skip
 
 
 def describe(tp: Any) -> str:
@@ -90,7 +92,7 @@ def shown(value: Any) -> str:
         return "null"
     if isinstance(value, float) and math.isnan(value):
         return "nan (not a number)"
-    text = repr(value)
+    text = str(value) if isinstance(value, FromInteger) else repr(value)
     if len(text) > 80:
         text = text[:77] + "..."
     return f"{_YAML_TYPE.get(type(value), type(value).__name__)} {text}"
@@ -169,7 +171,7 @@ def convert(value: Any, tp: Any, *, file: str | Path, key: str) -> Any:
         if isinstance(value, str):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
+            return FromInteger(value)
         hint = f' Quote it: "{value}".' if isinstance(value, float) else ""
         raise schema_error(file, key, describe(tp), value, hint)
     if tp is bool:

@@ -77,3 +77,15 @@ def test_task_groups_are_checked_against_the_suite_tasks(tmp_path: Path) -> None
         load_suite(_write(tmp_path, GOOD + "task_groups:\n  news: [bbc-newz]\n"))
     with pytest.raises(ConfigError, match=r"key 'task_groups' must be a mapping of names to lists of strings, got list"):
         load_suite(_write(tmp_path, GOOD + "task_groups: [bbc-news]\n"))
+
+
+def test_a_name_written_as_an_integer_is_the_string_and_errors_say_integer(tmp_path: Path) -> None:
+    text = GOOD.replace("name: probe-4shot", "name: 4").replace("{name: m, family: tfidf}", "{name: m, family: tfidf, protocols: [4]}")
+    suite = load_suite(_write(tmp_path, text))
+    assert suite.protocols[1].name == "4" and suite.models[0].protocols == ("4",)  # a reference to it still resolves
+    with pytest.raises(ConfigError) as info:
+        load_suite(_write(tmp_path, text.replace("protocols: [4]", "protocols: [5]")))
+    assert "key 'models[0].protocols': 5 (an integer) is not in the suite's protocols" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_suite(_write(tmp_path, GOOD.replace("- linear_probe\n", "- 5\n")))
+    assert "key 'protocols[0]' must be one of" in str(info.value) and "got integer 5." in str(info.value)

@@ -1117,6 +1117,21 @@ CASES |= {
         run_suite_with(models="models:\n  - {name: pixels, family: pixels, tasks: []}\n"),
         ("key 'models[0].tasks' must list at least one of the suite's tasks, or be left out",),
     ),
+    # A name written as an integer is described as one (it was read as the string '3' and shown so).
+    "suite-protocol-written-as-integer": Case(
+        run_suite_with(protocols="protocols: [3]\n"), ("key 'protocols[0]' must be one of", "got integer 3.")
+    ),
+    "suite-task-written-as-integer": Case(
+        run_suite_with(tasks="tasks: [3]\n"), ("suite.yaml: tasks: Unknown task 3 (an integer).", "Available: ")
+    ),
+    "suite-model-protocols-written-as-integer": Case(
+        run_suite_with(models="models:\n  - {name: pixels, family: pixels, protocols: [3]}\n"),
+        ("key 'models[0].protocols': 3 (an integer) is not in the suite's protocols.",),
+    ),
+    "suite-task-group-written-as-integer": Case(
+        lambda env: ["run", str(env.write("suite.yaml", good_suite() + "task_groups: {g: [3]}\n")), "--db", str(env.db)],
+        ("key 'task_groups.g': 3 (an integer) is not in the suite's tasks.",),
+    ),
     "suite-variant-without-its-protocol": Case(
         run_suite_with(protocols="protocols: [{name: probe8, k_shot: 8}]\n"),
         ("key 'protocols[0].protocol' must be given for the variant 'probe8'",),
