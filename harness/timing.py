@@ -30,13 +30,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import psutil
 
 from harness.digests import json_digest
 from harness.records import TimingRecord
+from harness.typed_config import Exclusive
 
 # The contention rule (docs/store.md repeats it). A timing is "contended" when, during its timed region,
 # - our runnable threads waited for a CPU for at least 10% of their runnable time (Linux run-queue wait) while
@@ -68,6 +69,18 @@ class TimingConfig:
     remeasure_contended: bool = True  # time once more when the first timing was contended
     enabled: bool = True
     batch1_iters: int | None = None  # legacy: a fixed sample count (min_samples = max_samples = this)
+
+    # batch1_iters takes exactly that many samples: the adaptive settings beside it would be silently ignored.
+    EXCLUSIVE: ClassVar[tuple[Exclusive, ...]] = (
+        Exclusive(
+            "batch1_iters",
+            ("min_samples", "max_samples", "target_rel_ci", "budget_s"),
+            "batch1_iters (kept for older suites) takes exactly that many batch-1 samples, so min_samples, "
+            "max_samples, target_rel_ci and budget_s would be ignored. Give batch1_iters: {batch1_iters} alone, "
+            "or the adaptive keys without it (min_samples: {batch1_iters}, max_samples: {batch1_iters} is the "
+            "same fixed count).",
+        ),
+    )
 
     def __post_init__(self) -> None:
         checks = (

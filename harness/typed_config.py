@@ -15,6 +15,10 @@ Any, nested dataclasses (a YAML mapping with the dataclass's keys) and classes w
 ``from_yaml(value)`` classmethod that raises ValueError, and an ``EXPECTED`` text (e.g.
 harness.data.task_options.Limit).
 
+Keys that cannot be written together (a setting that makes others meaningless) are declared on the dataclass
+as ``EXCLUSIVE: ClassVar[tuple[Exclusive, ...]]`` and refused as written, naming both keys: a value compared
+with its default in ``__post_init__`` could not tell ``min_samples: 20`` written from the default 20.
+
 Range checks stay in each dataclass's ``__post_init__``: a ``FieldError(owner, "FIELD", "must be ...")``, or a
 ``ValueError("FIELD must be ..., got ...")`` whose message starts with a field's name, is reported as
 ``FILE: key 'prefix.FIELD' must be ..., got ...``; any other ValueError/ConfigError under the mapping's key.
@@ -215,6 +219,16 @@ def _kind(tp: Any) -> tuple[type, ...]:
     return ()
 
 
+@dataclasses.dataclass(frozen=True)
+class Exclusive:
+    """`key` cannot be written beside any of `others`; `why` says why and what to write instead ({name}: the
+    value written for a key)."""
+
+    key: str
+    others: tuple[str, ...]
+    why: str
+
+
 def build(cls: type[T], data: Any, *, file: str | Path, at: str = "") -> T:
     """`cls(**data)` with every key checked: unknown keys, missing required keys, wrong types, ranges."""
     if not isinstance(data, Mapping):
@@ -232,6 +246,11 @@ def build(cls: type[T], data: Any, *, file: str | Path, at: str = "") -> T:
                 raise ConfigError(f"{file}: missing required key '{key}' ({describe(hints[name])}).")
             continue
         kwargs[name] = convert(data[name], hints[name], file=file, key=key)
+    for rule in getattr(cls, "EXCLUSIVE", ()):
+        clash = [other for other in rule.others if other in kwargs]
+        if kwargs.get(rule.key) is not None and clash:  # `key: null` is the key left out
+            why = rule.why.format_map(kwargs)
+            raise ConfigError(f"{file}: key '{join_key(at, rule.key)}' cannot be given with '{join_key(at, clash[0])}': {why}")
     try:
         return cls(**kwargs)
     except FieldError as exc:

@@ -1132,6 +1132,11 @@ CASES |= {
         lambda env: ["run", str(env.write("suite.yaml", good_suite() + "task_groups: {g: [3]}\n")), "--db", str(env.db)],
         ("key 'task_groups.g': 3 (an integer) is not in the suite's tasks.",),
     ),
+    "suite-timing-fixed-count-and-adaptive-keys": Case(
+        run_suite_with(timing="timing: {batch1_iters: 3, min_samples: 10}\n"),
+        ("suite.yaml: key 'timing.batch1_iters' cannot be given with 'timing.min_samples'", "would be ignored",
+         "min_samples: 3, max_samples: 3"),
+    ),
     "suite-variant-without-its-protocol": Case(
         run_suite_with(protocols="protocols: [{name: probe8, k_shot: 8}]\n"),
         ("key 'protocols[0].protocol' must be given for the variant 'probe8'",),

@@ -185,6 +185,12 @@ def test_configure_threads_gives_each_worker_its_share(monkeypatch: pytest.Monke
         ("{budget_s: -1}", "key 'timing.budget_s' must be a positive number of seconds"),
         ("{budget_s: .nan}", "key 'timing.budget_s' must be a number, got nan"),  # the schema engine refuses NaN
         ("{min_sample: 5}", 'unknown key \'timing.min_sample\'. Did you mean "min_samples"?'),
+        # a fixed count beside the adaptive keys: one would be silently ignored
+        ("{batch1_iters: 3, min_samples: 10}", "key 'timing.batch1_iters' cannot be given with 'timing.min_samples'"),
+        ("{batch1_iters: 3, max_samples: 30}", "key 'timing.batch1_iters' cannot be given with 'timing.max_samples'"),
+        ("{batch1_iters: 3, target_rel_ci: .1}", "key 'timing.batch1_iters' cannot be given with 'timing.target_rel_ci'"),
+        ("{batch1_iters: 3, budget_s: 20}", "key 'timing.batch1_iters' cannot be given with 'timing.budget_s'"),
+        ("{batch1_iters: 3, min_samples: 20}", "Give batch1_iters: 3 alone, or the adaptive keys without it (min_samples: 3, max_samples: 3"),
     ],
 )
 def test_timing_settings_are_checked_when_the_suite_is_parsed(timing: str, message: str) -> None:
@@ -192,3 +198,9 @@ def test_timing_settings_are_checked_when_the_suite_is_parsed(timing: str, messa
     with pytest.raises(HarnessError) as err:
         parse_suite(yaml.safe_load(text), Path("suite.yaml"))
     assert message in str(err.value) and "timing" in str(err.value)
+
+
+@pytest.mark.parametrize("timing", ["{batch1_iters: 3, warmup: 1}", "{batch1_iters: null, min_samples: 10}", "{min_samples: 3, max_samples: 3}"])
+def test_a_fixed_count_alone_or_the_adaptive_keys_alone_are_accepted(timing: str) -> None:
+    text = f"name: t\nmodels: [{{name: m, family: tfidf}}]\ntasks: [digits]\nprotocols: [linear_probe]\ntiming: {timing}\n"
+    assert parse_suite(yaml.safe_load(text), Path("suite.yaml")).timing.sample_range in ((3, 3), (10, 300))
