@@ -300,6 +300,20 @@ CASES |= {
         run_suite_with(models=model_line(precision="bf16")),
         ("key 'models[0].precision' must be fp32 (family pixels computes in fp32 only", "got string 'bf16'"),
     ),
+    # pixels (and tfidf, vader) compute from the inputs alone: a source or revision was accepted and ignored
+    "source-on-code-only-family": Case(
+        run_suite_with(models=model_line(source="org/weights")),
+        ("suite.yaml: key 'models[0].source' must be left out (family pixels is computed by its code alone",
+         "a source would be ignored", "got string 'org/weights'"),
+    ),
+    "revision-on-code-only-family": Case(
+        run_suite_with(models=model_line(family="tfidf", revision="main")),
+        ("key 'models[0].revision' must be left out (family tfidf is computed by its code alone", "got string 'main'"),
+    ),
+    "adhoc-source-on-code-only-family": Case(
+        lambda env: ["run", "-m", "pixels:org/weights", "-t", "digits", "--db", str(env.db)],
+        ("key 'models[0].source' must be left out (family pixels", "got string 'org/weights'"),
+    ),
     "device-cuda7-on-cpu-only-family": Case(
         run_suite_with(models=model_line(device="cuda:7")),
         ("key 'models[0].device' must be auto or cpu (family pixels runs on the CPU only", "got string 'cuda:7'"),

@@ -44,6 +44,13 @@ def validate_spec(spec: ModelSpec, file: str, key: str) -> None:
         raise schema_error(
             file, f"{key}.device", f"auto or cpu (family {spec.family} runs on the CPU only; or leave it out)", spec.device
         )
+    if not table[spec.family].takes_source:
+        for field, value in (("source", spec.source), ("revision", spec.revision)):
+            if value:
+                raise schema_error(
+                    file, f"{key}.{field}", f"left out (family {spec.family} is computed by its code alone and reads "
+                    f"no weights: a {field} would be ignored)", value,
+                )
     if table[spec.family].fp32_only and spec.precision != "fp32":
         raise schema_error(
             file, f"{key}.precision", f"fp32 (family {spec.family} computes in fp32 only; or leave it out)", spec.precision

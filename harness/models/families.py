@@ -54,6 +54,10 @@ class Family:
     packages: tuple[str, ...] = ()
     # A source that is no file names weights the library ships (torchvision, timm): pinned by its version only.
     library_weights: bool = False
+    # False for a model computed by its code alone (TF-IDF, raw pixels, the VADER lexicon): it reads no weights,
+    # so a `source` or `revision` would be ignored (yet hashed or looked up on the hub as if it were weights);
+    # the suite check refuses one.
+    takes_source: bool = True
     # "module:Class": the frozen dataclass of the family's `options:` (harness.models.options.parse_options);
     # the runner checks a suite's options against it before any job runs.
     options: str | None = None
@@ -124,9 +128,9 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         packages=("torchvision",), library_weights=True,
     ),
     Family("timm", "image", "harness.models.timm_models:TimmModel", options="harness.models.timm_models:TimmOptions", packages=("timm",), library_weights=True),
-    Family("tfidf", "text", "harness.models.tfidf:TfidfFeaturizer", options="harness.models.tfidf:TfidfOptions", cpu_only=True, fp32_only=True, packages=("scikit-learn",)),
-    Family("pixels", "image", "harness.models.pixels:RawPixels", options="harness.models.pixels:PixelOptions", cpu_only=True, fp32_only=True, packages=("scikit-learn",)),
-    Family("vader", "text", "harness.models.vader:VaderSentiment", options="harness.models.vader:VaderOptions", cpu_only=True, fp32_only=True, packages=("vaderSentiment",)),
+    Family("tfidf", "text", "harness.models.tfidf:TfidfFeaturizer", options="harness.models.tfidf:TfidfOptions", cpu_only=True, fp32_only=True, takes_source=False, packages=("scikit-learn",)),
+    Family("pixels", "image", "harness.models.pixels:RawPixels", options="harness.models.pixels:PixelOptions", cpu_only=True, fp32_only=True, takes_source=False, packages=("scikit-learn",)),
+    Family("vader", "text", "harness.models.vader:VaderSentiment", options="harness.models.vader:VaderOptions", cpu_only=True, fp32_only=True, takes_source=False, packages=("vaderSentiment",)),
     Family(
         "hf_causal_lm", "text", "harness.models.hf_causal_lm:HFCausalLM", options="harness.models.causal_lm_spec:CausalLMOptions",
         spec_check="harness.models.causal_lm_spec:check_spec", weight_files="harness.models.gguf:weight_files",

@@ -56,7 +56,7 @@ class VaderSentiment(ModelAdapter):
             name=self.spec.name,
             family=self.spec.family,
             modality=self.modality,
-            source=self.spec.source or "vaderSentiment",
+            source="vaderSentiment",  # the lexicon's package (the family takes no source)
             revision=self.spec.revision,
             params=len(self.analyzer.lexicon),
             license=self.spec.license or "MIT",
