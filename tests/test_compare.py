@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 from result_fixtures import (
@@ -329,6 +331,124 @@ def test_policy_file_flags_and_errors(tmp_path: Path) -> None:
 def test_max_drop_tolerates_a_small_significant_drop(dbs: dict[str, Path]) -> None:
     report = _report(dbs["base"], dbs["damaged"], Policy(max_drop=0.5))
     assert report.pairs[0].verdict == "ok" and "Within the allowed drop" in report.pairs[0].reasons[0]
+
+
+def _worse_by(model: TrainedModel, n: int, name: str) -> TrainedModel:
+    """`model` getting `n` more test examples wrong (its first n correct ones), under another name; class scores
+    dropped on both sides so they cannot disagree with the predictions."""
+    from result_fixtures import digits
+
+    y = digits().y_test
+    preds = model.preds.copy()
+    flip = np.flatnonzero(preds == y)[:n]
+    preds[flip] = (y[flip] + 1) % 10
+    return dataclasses.replace(model, name=name, preds=preds, class_scores=None, score_kind=None)
+
+
+@pytest.fixture(scope="module")
+def marginal(tmp_path_factory: pytest.TempPathFactory, models: dict[str, TrainedModel]) -> dict[str, Path]:
+    """Ten pairs whose candidate gets 6 more test examples wrong and none right (McNemar exact, n01=0, n10=6:
+    p = 2 * 0.5**6 = 0.03125, under alpha 0.05 alone), and the same plus one pair 60 examples worse."""
+    tmp = tmp_path_factory.mktemp("marginal")
+    full = dataclasses.replace(models["full"], class_scores=None, score_kind=None)
+    names = [f"m{i:02d}" for i in range(10)]
+    base = [make_record(dataclasses.replace(full, name=n)) for n in names]
+    cand = [make_record(_worse_by(full, 6, n)) for n in names]
+    return {
+        "base": write_store(tmp / "base.db", base),
+        "cand": write_store(tmp / "cand.db", cand),
+        "base+strong": write_store(tmp / "base-strong.db", [*base, make_record(dataclasses.replace(full, name="strong"))]),
+        "cand+strong": write_store(tmp / "cand-strong.db", [*cand, make_record(_worse_by(full, 60, "strong"))]),
+    }
+
+
+def test_many_marginal_drops_do_not_fail_after_the_holm_correction(marginal: dict[str, Path]) -> None:
+    holm_report = _report(marginal["base"], marginal["cand"], Policy(metric="accuracy"))
+    none_report = _report(marginal["base"], marginal["cand"], Policy(metric="accuracy", correction="none"))
+    assert len(holm_report.pairs) == len(none_report.pairs) == 10
+    for pair in none_report.pairs:  # uncorrected: every pair alone is a significant drop
+        gate = pair.gate
+        assert gate is not None and gate.test == "McNemar exact (n01=0, n10=6)"
+        assert gate.p_value == pytest.approx(0.03125) and gate.p_adjusted is None
+        assert pair.verdict == "regression"
+    assert none_report.exit_code == 1 and none_report.gate_tests == 10
+    for pair in holm_report.pairs:  # Holm over 10 equal p-values: each adjusted to 10 x 0.03125
+        gate = pair.gate
+        assert gate is not None and gate.p_value == pytest.approx(0.03125)
+        assert gate.p_adjusted == pytest.approx(0.3125) and not gate.significant
+        assert pair.verdict == "ok"
+        assert "not after the Holm correction across 10 gate tests (adjusted p=0.312)" in pair.reasons[0]
+    assert holm_report.exit_code == 0 and holm_report.gate_tests == 10
+    assert Policy().correction == "holm"  # the default
+
+
+def test_one_strong_drop_still_fails_with_the_holm_correction(marginal: dict[str, Path]) -> None:
+    report = _report(marginal["base+strong"], marginal["cand+strong"], Policy(metric="accuracy"))
+    assert report.exit_code == 1 and report.gate_tests == 11
+    verdicts = {p.model: p.verdict for p in report.pairs}
+    assert verdicts.pop("strong") == "regression"
+    assert set(verdicts.values()) == {"ok"}
+    strong = next(p for p in report.pairs if p.model == "strong")
+    gate = strong.gate
+    assert gate is not None and gate.p_value is not None and gate.p_adjusted is not None
+    assert gate.p_adjusted == pytest.approx(11 * gate.p_value) and gate.p_adjusted < 1e-10  # the smallest: x 11
+    assert "Holm-adjusted across 11 gate tests" in strong.reasons[0]
+    # the marginal ones: rank 2..11 of 11, all p equal -> 10 x 0.03125 (monotone step-down)
+    assert {round(p.gate.p_adjusted, 6) for p in report.pairs if p.model != "strong"} == {0.3125}  # type: ignore[union-attr]
+
+
+def test_holm_over_more_bootstrap_tests_than_the_resamples_can_resolve_is_refused(marginal: dict[str, Path]) -> None:
+    """A bootstrap p is at least 1/(n_boot + 1): Holm over 10 of them at n_boot 100 adjusts even the largest drop
+    to >= 10/101 > 0.05, so the check could never fail; that is an error, not a pass."""
+    with pytest.raises(HarnessError) as err:
+        _report(marginal["base"], marginal["cand"], Policy(n_boot=100))  # gate: macro_f1, paired bootstrap
+    text = str(err.value)
+    assert "The Holm correction cannot flag a regression here: 10 of the 10 gate tests are paired bootstrap" in text
+    assert "at least 10/101 = 0.099" in text and "--n-boot 1000" in text and "at least 200 makes a failure possible" in text
+    assert "--correction none" in text
+    assert _report(marginal["base"], marginal["cand"], Policy(n_boot=200)).gate_tests == 10  # 10/201 < 0.05
+    assert _report(marginal["base"], marginal["cand"], Policy(n_boot=100, correction="none")).exit_code == 1
+    # McNemar has no floor: accuracy gates at n_boot 100 are fine
+    assert _report(marginal["base"], marginal["cand"], Policy(metric="accuracy", n_boot=100)).exit_code == 0
+
+
+def test_cli_correction_option_and_both_p_values_in_every_format(marginal: dict[str, Path], tmp_path: Path) -> None:
+    runner, app = CliRunner(), _cli()
+    args = ["compare", "--baseline", str(marginal["base"]), "--candidate", str(marginal["cand"]), "--metric", "accuracy"]
+    as_json = runner.invoke(app, [*args, "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.output)
+    assert data["correction"] == {
+        "method": "holm", "gate_tests": 10, "description": "Holm-Bonferroni across 10 gate tests",
+    }  # fmt: skip
+    assert data["policy"]["correction"] == "holm"
+    gate = data["pairs"][0]["metrics"][0]
+    assert gate["p_value"] == pytest.approx(0.03125) and gate["p_adjusted"] == pytest.approx(0.3125)
+    assert gate["significant"] is False
+    raw = runner.invoke(app, [*args, "--format", "json", "--correction", "none"])
+    assert raw.exit_code == 1, raw.output
+    raw_data = json.loads(raw.output)
+    assert raw_data["correction"]["method"] == "none" and raw_data["pairs"][0]["metrics"][0]["p_adjusted"] is None
+    out = tmp_path / "table.txt"  # written 200 columns wide: no cell wraps
+    assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0
+    table = out.read_text()
+    assert "Multiple-testing correction: Holm-Bonferroni across 10 gate tests" in table
+    assert re.search(r"┃ p\s+┃ p Holm ┃", table) and re.search(r"│ 0\.0312 McNemar\s+│ 0\.312\s+│", table)
+    md = runner.invoke(app, [*args, "--format", "markdown"]).output
+    assert "| p | p Holm |" in md and "| 0.0312 McNemar | 0.312 |" in md
+    assert "Multiple-testing correction: Holm-Bonferroni across 10 gate tests" in md
+    junit = ET.fromstring(runner.invoke(app, [*args, "--format", "junit"]).output)
+    props = {p.get("name"): p.get("value") for p in junit.iter("property")}
+    assert props == {"alpha": "0.05", "correction": "holm", "gate_tests": "10"}
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("correction: none\n")
+    assert runner.invoke(app, [*args, "--policy", str(policy)]).exit_code == 1
+    bad = runner.invoke(app, [*args, "--correction", "bonferroni"])
+    assert bad.exit_code == 2
+    assert '--correction must be one of holm, none, got "bonferroni"' in " ".join(bad.output.split())
+    policy.write_text("correction: hlom\n")
+    wrong = runner.invoke(app, [*args, "--policy", str(policy)])
+    assert wrong.exit_code == 2 and "correction" in wrong.output and 'Did you mean "holm"' in " ".join(wrong.output.split())
 
 
 def test_markdown_junit_and_json_outputs(dbs: dict[str, Path]) -> None:

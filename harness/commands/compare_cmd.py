@@ -1,6 +1,7 @@
 """`harness compare` and `harness export-baseline` (typer command functions; registered in harness.cli).
 
-Exit codes of compare: 0 no regression, 1 significant regression (or a required model/task missing,
+Exit codes of compare: 0 no regression, 1 significant regression (significance after the Holm correction
+across all pairs unless --correction none; or a required model/task missing,
 or a candidate run failed), 2 usage or data error (raised as HarnessError; the CLI prints it).
 """
 
@@ -25,7 +26,7 @@ from harness.compare import (
     render_table,
     write_baseline,
 )
-from harness.compare.policy import parse_percentile
+from harness.compare.policy import parse_correction, parse_percentile
 from harness.console import output_console, plain
 from harness.errors import HarnessError, close_match
 from harness.outfile import check_out, write_out
@@ -72,6 +73,14 @@ def compare(
         float | None, typer.Option("--max-drop", help="Tolerated significant drop, e.g. 0.01.")
     ] = None,
     alpha: Annotated[float | None, typer.Option("--alpha", help="Significance level (default 0.05).")] = None,
+    correction: Annotated[
+        str | None,
+        typer.Option(
+            "--correction",
+            help="Multiple-testing correction across the gate tests of all pairs: holm (default; Holm-Bonferroni, "
+            "so many pairs do not fail by chance) or none (each pair at alpha on its own). Both p-values are shown.",
+        ),
+    ] = None,
     max_latency_ratio: Annotated[
         float | None,
         typer.Option(
@@ -112,7 +121,8 @@ def compare(
         Path | None, typer.Option("--out", help="Write the report to this file instead of stdout.")
     ] = None,
 ) -> None:
-    """Regression check: candidate vs baseline, paired per (model, task, protocol). Exit 1 on a regression."""
+    """Regression check: candidate vs baseline, paired per (model, task, protocol). Exit 1 on a significant
+    regression (Holm-corrected across all pairs tested unless --correction none)."""
     if output_format not in FORMATS:
         raise HarnessError(
             f'--format "{output_format}" is not one of {", ".join(FORMATS)}.{close_match(output_format, FORMATS)}'
@@ -133,6 +143,7 @@ def compare(
         "metric": metric,
         "max_drop": max_drop,
         "alpha": alpha,
+        "correction": parse_correction(correction, "--correction") if correction is not None else None,
         "max_latency_ratio": max_latency_ratio,
         "latency_at": parse_percentile(latency_at, "--latency-at") if latency_at else None,
         "required_models": tuple(require_model) if require_model else None,

@@ -6,11 +6,21 @@ seed of both sides (the examples are what is shared; seeds are nuisance). With e
 accuracy is tested with McNemar's test and the other metrics with the paired bootstrap; with several
 seeds on a side, every metric uses the seed-averaged paired bootstrap (McNemar needs one prediction per
 example and side).
+
+Multiplicity: one compare tests the gated metric of every pair, so with many pairs some would pass alpha by
+chance alone (100 independent pairs at 0.05: about 5 false regressions). By default the gate p-values of all
+pairs tested in one invocation are Holm-Bonferroni adjusted together (the family-wise error rate stays at
+alpha) and significance, hence the verdict and the exit code, is decided on the adjusted p; `correction: none`
+tests each pair at alpha alone. The raw p is kept beside the adjusted one. A gate without a p-value (the
+CI-overlap fallback when predictions are missing) is not part of the family, and the task's other metrics are
+reported with their raw p: they never decide a verdict.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,8 +33,9 @@ from harness.compare.policy import Policy
 from harness.compare.results import ResultSet
 from harness.errors import HarnessError, close_match
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
+from harness.metrics.evaluate import MAX_N_BOOT
 from harness.metrics.registry import metric_from_description
-from harness.metrics.stats import mcnemar, paired_bootstrap, uses_mcnemar
+from harness.metrics.stats import holm, mcnemar, paired_bootstrap, uses_mcnemar
 from harness.models.identity import describe_weights
 from harness.store.rows import RunResult
 
@@ -43,12 +54,15 @@ class MetricComparison:
     diff: float  # candidate - baseline
     ci_low: float | None  # 95% interval of the difference (paired bootstrap) or None
     ci_high: float | None
-    p_value: float | None
+    p_value: float | None  # the test's own (raw) p-value
     test: str  # which test produced p (or "CI overlap ..." / "none"), in words
     paired: bool
-    significant: bool
+    significant: bool  # on p_adjusted when there is one, else on p_value (or the CI overlap)
     n_examples: int | None = None
     higher_is_better: bool = True
+    # The gate's p after the correction across all gate tests of the compare (Holm); None when no correction
+    # was applied (correction none, a metric that does not gate, or a gate without a p-value).
+    p_adjusted: float | None = None
 
     @property
     def worse(self) -> bool:
@@ -93,6 +107,15 @@ class ComparisonReport:
     pairs: tuple[PairComparison, ...]
     problems: tuple[str, ...] = ()  # failures not tied to one pair (a required model absent)
     notes: tuple[str, ...] = ()  # context about the result sets themselves
+    gate_tests: int = 0  # gate p-values in the correction's family (pairs whose verdict a paired test decides)
+
+    @property
+    def correction_text(self) -> str:
+        """Which multiple-testing correction decided significance, in words."""
+        n = self.gate_tests
+        if self.policy.correction == "holm":
+            return f"Holm-Bonferroni across {n} gate test{'s' if n != 1 else ''}"
+        return f"none ({n} gate test{'s' if n != 1 else ''}, each at alpha on its own)"
 
     @property
     def failures(self) -> list[PairComparison]:
@@ -123,6 +146,7 @@ def compare_results(
         pair = compare_pair(key, base.get(key, []), cand.get(key, []), policy, metrics)
         if pair is not None:
             pairs.append(pair)
+    pairs, gate_tests = _correct(pairs, policy)
     notes = tuple(
         f"{side} {rs.source}: {rs.superseded} older run(s) of the same (model, task, protocol, seed) ignored; "
         "the newest counts."
@@ -132,7 +156,29 @@ def compare_results(
     problems = _required_problems(candidate, policy)
     if not policy.allow_nothing_comparable and not any(p.verdict in PAIRED for p in pairs):
         problems += (_nothing_comparable(baseline, candidate),)
-    return ComparisonReport(baseline.source, candidate.source, policy, tuple(pairs), problems, notes)
+    return ComparisonReport(baseline.source, candidate.source, policy, tuple(pairs), problems, notes, gate_tests)
+
+
+def _correct(pairs: list[PairComparison], policy: Policy) -> tuple[list[PairComparison], int]:
+    """The pairs with their gate's p adjusted across every gate test of this compare (policy.correction) and
+    their verdicts decided again on it; the number of tests in that family: the pairs whose verdict a gate
+    p-value decides (not missing, failed or not comparable ones, nor CI-overlap gates without a p)."""
+    family: list[tuple[int, MetricComparison, float]] = [
+        (i, gate, gate.p_value)
+        for i, pair in enumerate(pairs)
+        if pair.verdict in ("ok", "improved", "regression")
+        and (gate := pair.gate) is not None
+        and gate.p_value is not None
+    ]
+    if policy.correction == "none":
+        return pairs, len(family)
+    _check_bootstrap_resolution([gate for _, gate, _ in family], policy)
+    out = list(pairs)
+    for (i, gate, _), adjusted in zip(family, holm([p for _, _, p in family]), strict=True):
+        gate = dataclasses.replace(gate, p_adjusted=adjusted, significant=adjusted < policy.alpha)
+        verdict, reasons = decide(gate, out[i].latency, policy, len(family))
+        out[i] = dataclasses.replace(out[i], verdict=verdict, reasons=reasons, metrics=(gate, *out[i].metrics[1:]))
+    return out, len(family)
 
 
 def _nothing_comparable(baseline: ResultSet, candidate: ResultSet) -> str:
@@ -223,31 +269,83 @@ def compare_pair(
     if blockers:
         return verdict("not_comparable", *blockers, notes=all_notes, metrics=metrics, latency=latency)
 
-    gate = metrics[0]
-    reasons, v = [], "ok"
+    v, reasons = decide(metrics[0], latency, policy)
+    return verdict(v, *reasons, notes=all_notes, metrics=metrics, latency=latency)
+
+
+def _check_bootstrap_resolution(gates: Sequence[MetricComparison], policy: Policy) -> None:
+    """A paired bootstrap's p is at least 1/(n_boot + 1), and Holm multiplies the smallest of k such tests by at
+    least k. When k/(n_boot + 1) reaches alpha, no bootstrap-tested drop, however large, could fail the check:
+    a CI gate that cannot fail is refused rather than passed."""
+    m = len(gates)
+    booted = sum(g.test.startswith("paired bootstrap") for g in gates)
+    if not booted or booted / (policy.n_boot + 1) < policy.alpha:
+        return
+    least = math.floor(booted / policy.alpha)
+    while booted / (least + 1) >= policy.alpha:  # the same test as above, free of float rounding
+        least += 1
+    suggest = min(MAX_N_BOOT, math.ceil(2 * m / policy.alpha / 1000) * 1000)
+    fix = (
+        f"Pass --n-boot {suggest} (policy n_boot: {suggest}; at least {least} makes a failure possible, more "
+        "leaves room)"
+        if least <= MAX_N_BOOT
+        else f"No n_boot up to {MAX_N_BOOT:,} is enough for {booted:,} tests: compare fewer pairs (--task)"
+    )
+    raise HarnessError(
+        f"The Holm correction cannot flag a regression here: {booted} of the {m} gate tests are paired bootstrap "
+        f"tests with {policy.n_boot} resamples, whose p is never below 1/{policy.n_boot + 1}, so Holm adjusts even "
+        f"the largest of those drops to at least {booted}/{policy.n_boot + 1} = "
+        f"{booted / (policy.n_boot + 1):.3g}, not under alpha {policy.alpha:g}: those pairs could never fail the "
+        f"check. {fix}, or pass --correction none to test each pair at alpha on its own (with that many pairs "
+        "some will then fail by chance)."
+    )
+
+
+def decide(
+    gate: MetricComparison, latency: LatencyComparison | None, policy: Policy, tests: int = 1
+) -> tuple[Verdict, tuple[str, ...]]:
+    """The verdict of a comparable pair from its gate (significance as set on it: raw, or after the
+    correction across `tests` gate tests) and its latency, with the reasons in sentences."""
+    reasons: list[str] = []
+    v: Verdict = "ok"
     worse_word = "dropped" if gate.higher_is_better else "rose (worse)"
     if gate.test == "none":
         v = "untested"
         reasons.append(f"No paired predictions and no confidence intervals for {gate.metric}: cannot test.")
     elif gate.significant and gate.worse and abs(gate.diff) > policy.max_drop:
         v = "regression"
-        reasons.append(_describe_change(gate, policy, worse_word))
+        reasons.append(_describe_change(gate, policy, worse_word, tests))
     elif gate.significant and not gate.worse and gate.diff != 0:
         v = "improved"
-        reasons.append(_describe_change(gate, policy, "improved"))
+        reasons.append(_describe_change(gate, policy, "improved", tests))
     elif gate.significant:
         reasons.append(
-            _describe_change(gate, policy, worse_word) + f" Within the allowed drop of {policy.max_drop:g}."
+            _describe_change(gate, policy, worse_word, tests) + f" Within the allowed drop of {policy.max_drop:g}."
         )
-    if latency.status == "regression":
+    elif gate.p_adjusted is not None and gate.p_value is not None and gate.p_value < policy.alpha and gate.diff != 0:
+        word = worse_word if gate.worse else "improved"
+        reasons.append(
+            f"{gate.metric} {word} by {abs(gate.diff):.4f} ({gate.baseline:.4f} -> {gate.candidate:.4f}); "
+            f"{gate.test} p={gate.p_value:.3g} is under alpha {policy.alpha:g} on its own, but not after the "
+            f"Holm correction across {tests} gate tests (adjusted p={gate.p_adjusted:.3g}): not significant."
+        )
+    if latency is not None and latency.status == "regression":
         v = "regression"
         reasons.append(latency.note)
-    return verdict(v, *reasons, notes=all_notes, metrics=metrics, latency=latency)  # type: ignore[arg-type]
+    return v, tuple(reasons)
 
 
-def _describe_change(m: MetricComparison, policy: Policy, word: str) -> str:
+def _describe_change(m: MetricComparison, policy: Policy, word: str, tests: int = 1) -> str:
     ci = f", 95% CI of the difference [{m.ci_low:+.4f}, {m.ci_high:+.4f}]" if m.ci_low is not None else ""
-    p = f"{m.test} p={m.p_value:.3g} < alpha {policy.alpha:g}" if m.p_value is not None else m.test
+    if m.p_value is None:
+        p = m.test
+    elif m.p_adjusted is not None:
+        p = (
+            f"{m.test} p={m.p_value:.3g}, Holm-adjusted across {tests} gate tests p={m.p_adjusted:.3g} "
+            f"< alpha {policy.alpha:g}"
+        )
+    else:
+        p = f"{m.test} p={m.p_value:.3g} < alpha {policy.alpha:g}"
     return f"{m.metric} {word} by {abs(m.diff):.4f} ({m.baseline:.4f} -> {m.candidate:.4f}){ci}; {p}."
 
 

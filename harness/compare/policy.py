@@ -15,6 +15,8 @@ from harness.yaml_io import load_yaml
 
 Percentile = Literal["p50", "p95", "p99"]
 PERCENTILES = ("p50", "p95", "p99")
+Correction = Literal["holm", "none"]
+CORRECTIONS = ("holm", "none")
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,9 @@ class Policy:
     metric: str | None = None  # the gated metric; None: each task's main metric
     max_drop: float = 0.0  # a significant drop no larger than this (absolute, e.g. 0.01) is tolerated
     alpha: float = 0.05  # significance level of the paired tests
+    # Multiple-testing correction across the gate tests of one compare: "holm" (Holm-Bonferroni step-down:
+    # the chance of any false regression among all pairs stays <= alpha) or "none" (each pair at alpha alone).
+    correction: Correction = "holm"
     # e.g. 1.2: fail when the candidate is >20% slower beyond noise; None: report latency only
     max_latency_ratio: float | None = None
     latency_at: Percentile = "p50"
@@ -46,6 +51,8 @@ class Policy:
                 "max_latency_ratio must be a finite number >= 1 (1.2 = 20% slower allowed; leave it out to report "
                 f"latency only), got {self.max_latency_ratio}."
             )
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {self.correction!r}.")
         if self.latency_at not in PERCENTILES:
             raise ValueError(f"latency_at must be one of {', '.join(PERCENTILES)}, got {self.latency_at!r}.")
         if self.n_boot < 100:
@@ -71,6 +78,15 @@ def load_policy(path: str | Path | None, overrides: Mapping[str, Any] | None = N
         if value is not None:
             data[key] = value
     return build(Policy, data, file=where)
+
+
+def parse_correction(value: str, option: str) -> Correction:
+    if value not in CORRECTIONS:
+        raise HarnessError(
+            f'{option} must be one of {", ".join(CORRECTIONS)}, got "{value}".{close_match(value, CORRECTIONS)} '
+            "holm (the default) corrects for testing many pairs at once; none tests each pair at alpha alone."
+        )
+    return value  # type: ignore[return-value]
 
 
 def parse_percentile(value: str, option: str) -> Percentile:

@@ -77,6 +77,10 @@ def _p(m: MetricComparison | None) -> str:
     return f"{m.p_value:.3g} {_short_test(m)}"
 
 
+def _p_adjusted(m: MetricComparison | None) -> str:
+    return "—" if m is None or m.p_adjusted is None else f"{m.p_adjusted:.3g}"
+
+
 def _latency(pair: PairComparison) -> str:
     lat = pair.latency
     if lat is None or lat.status == "unavailable":
@@ -110,6 +114,8 @@ def _rows(report: ComparisonReport, with_task: bool = True) -> list[dict[str, st
             "Δ [95% CI]": f"{_signed(gate.diff)} {_ci(gate)}" if gate else "—",
             "p": _p(gate),
         }
+        if report.policy.correction == "holm":
+            row["p Holm"] = _p_adjusted(gate)
         row["next metric Δ (p)"] = f"{second.metric} {_signed(second.diff)} ({_p(second)})" if second else "—"
         row[f"{at} latency"] = _latency(pair)
         row["verdict"] = pair.verdict.replace("_", " ")
@@ -141,7 +147,9 @@ def render_table(report: ComparisonReport, console: Console) -> None:
     p = report.policy
     limit = f"x{p.max_latency_ratio:g}" if p.max_latency_ratio else "none (latency reported only)"
     console.print(
-        f"Policy: gate {esc(_gate_text(report))}, alpha {p.alpha:g}, max drop {p.max_drop:g}, latency limit {limit}"
+        f"Policy: gate {esc(_gate_text(report))}, alpha {p.alpha:g}, max drop {p.max_drop:g}, latency limit {limit}\n"
+        f"Multiple-testing correction: {esc(report.correction_text)}; significance is decided on "
+        + ("the Holm-adjusted p (column p Holm)" if p.correction == "holm" else "each raw p")
     )
     rows = _rows(report, with_task=False)
     for task in dict.fromkeys(pair.task for pair in report.pairs):
@@ -180,7 +188,9 @@ def render_markdown(report: ComparisonReport) -> str:
         f"### harness compare: {'❌' if report.exit_code else '✅'} {_md_cell(summary_line(report))}",
         "",
         f"Baseline `{report.baseline}` vs candidate `{report.candidate}`. Gate: **{_gate_text(report)}** "
-        f"(alpha {p.alpha:g}, max drop {p.max_drop:g}); paired tests on per-example predictions.",
+        f"(alpha {p.alpha:g}, max drop {p.max_drop:g}); paired tests on per-example predictions. "
+        f"Multiple-testing correction: {report.correction_text}"
+        + ("; significance is decided on the Holm-adjusted p (column p Holm)." if p.correction == "holm" else "."),
         "",
     ]
     rows = _rows(report)
@@ -212,6 +222,13 @@ def render_junit(report: ComparisonReport) -> str:
         skipped=str(sum(p.verdict in SKIPPED and p not in report.failures for p in report.pairs)),
         errors="0",
     )
+    props = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("alpha", f"{report.policy.alpha:g}"),
+        ("correction", report.policy.correction),
+        ("gate_tests", str(report.gate_tests)),
+    ):
+        ET.SubElement(props, "property", name=name, value=value)
     for pair in report.pairs:
         case = ET.SubElement(suite, "testcase", classname=f"{pair.task}.{pair.protocol}", name=pair.model)
         message = pair.reasons[0] if pair.reasons else pair.verdict
@@ -254,6 +271,12 @@ def report_as_dict(report: ComparisonReport) -> dict[str, Any]:
             "policy": dataclasses.asdict(report.policy),
             "passed": report.exit_code == 0,
             "summary": summary_line(report),
+            # p_value of each metric is its raw p; a gate's p_adjusted is after this correction (null: none)
+            "correction": {
+                "method": report.policy.correction,
+                "gate_tests": report.gate_tests,
+                "description": report.correction_text,
+            },
             "problems": list(report.problems),
             "notes": list(report.notes),
             "pairs": [dataclasses.asdict(p) for p in report.pairs],
