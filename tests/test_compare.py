@@ -15,6 +15,7 @@ import typer
 from result_fixtures import (
     HW_A,
     HW_B,
+    LABELS,
     TrainedModel,
     failed_record,
     fixed_timing,
@@ -38,6 +39,8 @@ from harness.compare import (
     write_baseline,
 )
 from harness.errors import ConfigError, HarnessError
+from harness.registry import discover_metrics
+from harness.tasks import MetricRef
 
 
 @pytest.fixture(scope="module")
@@ -307,6 +310,51 @@ def test_failed_or_missing_required_candidate_runs_fail_the_check(tmp_path: Path
     strict = _report(base, other, Policy(required_models=("logreg",)))
     assert strict.exit_code == 1
     assert any("Required model 'logreg'" in p for p in strict.problems)
+
+
+def test_nothing_tested_is_not_reported_as_nothing_finished_on_both_sides(tmp_path: Path, models) -> None:
+    """Two seeds a side and no predictions: no paired test and no single CI, so the one pair is untested. The
+    report must not say that no pair has a finished run on both sides while listing it on both."""
+    s0, s1 = models["seed0"], _same_config(models["seed1"], models["seed0"])
+    runs = [make_record(s0, with_predictions=False), make_record(s1, with_predictions=False)]
+    base, cand = write_store(tmp_path / "b.db", runs), write_store(tmp_path / "c.db", runs)
+    report = _report(base, cand)
+    assert [p.verdict for p in report.pairs] == ["untested"] and report.exit_code == 1
+    (problem,) = report.problems
+    assert problem.startswith("Nothing tested: 1 (model, task, protocol) have a finished run on both sides")
+    assert "logreg / digits-fixture / linear_probe" in problem and "no (model, task, protocol) has" not in problem
+
+
+COST_METRIC = Path(__file__).resolve().parent.parent / "docs" / "examples" / "cost_metric.py"
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_a_plugin_main_metric_without_its_plugin_is_an_error_naming_it(tmp_path: Path, models, seeds: int) -> None:
+    cost = [[0 if i == j else 1 for j in range(10)] for i in range(10)]
+    metrics = discover_metrics([COST_METRIC]).resolve(
+        ("accuracy", MetricRef("cost_weighted_error", {"cost": cost})), "cost_weighted_error", len(LABELS), where="t"
+    )
+    s0, s1 = models["seed0"], _same_config(models["seed1"], models["seed0"])
+    runs = [make_record(m, metrics=metrics) for m in [s0, s1][:seeds]]
+    base = write_store(tmp_path / "b.db", runs, metrics=metrics)
+    cand = write_store(tmp_path / "c.db", runs, metrics=metrics)
+    runner, app = CliRunner(), _cli()
+    args = ["compare", "--baseline", str(base), "--candidate", str(cand)]
+    without = runner.invoke(app, args)
+    assert without.exit_code == 2, without.output
+    text = " ".join(without.output.split())
+    assert 'Cannot gate on the main metric "cost_weighted_error" of task digits-fixture' in text
+    assert "pass --plugin FILE" in text and "Nothing comparable" not in text and "Traceback" not in text
+    named = runner.invoke(app, [*args, "--metric", "cost_weighted_error"])
+    assert named.exit_code == 2 and 'Cannot gate on --metric "cost_weighted_error"' in " ".join(named.output.split())
+    with_plugin = runner.invoke(app, [*args, "--plugin", str(COST_METRIC), "--format", "json"])
+    assert with_plugin.exit_code == 0, with_plugin.output
+    (pair,) = json.loads(with_plugin.output)["pairs"]
+    assert pair["verdict"] == "ok" and pair["metrics"][0]["metric"] == "cost_weighted_error" and pair["metrics"][0]["paired"]
+    # gating on a built-in metric needs no plugin; the plugin metric beside it is shown from stored values
+    builtin = runner.invoke(app, [*args, "--metric", "accuracy", "--format", "json"])
+    assert builtin.exit_code == 0, builtin.output
+    assert any("cost_weighted_error is defined by a plugin" in n for n in json.loads(builtin.output)["pairs"][0]["notes"])
 
 
 def test_policy_file_flags_and_errors(tmp_path: Path) -> None:

@@ -141,6 +141,7 @@ def compare_results(
     if policy.metric is not None:
         _check_metric_name(policy.metric, [*baseline.runs, *candidate.runs], metrics)
     base, cand = baseline.by_pair(), candidate.by_pair()
+    _check_gates_computable(base, cand, policy, metrics)
     pairs = []
     for key in sorted(set(base) | set(cand), key=lambda k: (k[1], k[2], k[0])):
         pair = compare_pair(key, base.get(key, []), cand.get(key, []), policy, metrics)
@@ -155,7 +156,7 @@ def compare_results(
     )
     problems = _required_problems(candidate, policy)
     if not policy.allow_nothing_comparable and not any(p.verdict in PAIRED for p in pairs):
-        problems += (_nothing_comparable(baseline, candidate),)
+        problems += (_nothing_comparable(baseline, candidate, pairs),)
     return ComparisonReport(baseline.source, candidate.source, policy, tuple(pairs), problems, notes, gate_tests)
 
 
@@ -181,16 +182,62 @@ def _correct(pairs: list[PairComparison], policy: Policy) -> tuple[list[PairComp
     return out, len(family)
 
 
-def _nothing_comparable(baseline: ResultSet, candidate: ResultSet) -> str:
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+
+def _nothing_comparable(baseline: ResultSet, candidate: ResultSet, pairs: Sequence[PairComparison]) -> str:
+    untested = [p.name for p in pairs if p.verdict == "untested" and p.baseline_seeds and p.candidate_seeds]
+    if untested:  # finished on both sides, but no test was possible: not "no finished run on both sides"
+        return (
+            f"Nothing tested: {len(untested)} (model, task, protocol) have a finished run on both sides "
+            f"({_shown(untested)}), but none could be tested (each pair's reason is listed). Pass "
+            "--allow-nothing-comparable (policy: allow_nothing_comparable: true) if an untested comparison "
+            "should pass."
+        )
+
     def has(rs: ResultSet) -> str:
         names = sorted({" / ".join(r.pair_key) for r in rs.runs if r.status == "done"})
-        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-        return f"{rs.source} has {len(names)} finished (model / task / protocol): {shown or 'none'}"
+        return f"{rs.source} has {len(names)} finished (model / task / protocol): {_shown(names) or 'none'}"
 
     return (
         "Nothing comparable: no (model, task, protocol) has a finished run on both sides. "
         f"Baseline {has(baseline)}. Candidate {has(candidate)}. Pass --allow-nothing-comparable "
         "(policy: allow_nothing_comparable: true) if an empty comparison should pass."
+    )
+
+
+def _check_gates_computable(
+    base: Mapping[tuple[str, str, str], Sequence[RunResult]],
+    cand: Mapping[tuple[str, str, str], Sequence[RunResult]],
+    policy: Policy,
+    registry: MetricRegistry,
+) -> None:
+    """Every gated metric of a pair with finished runs on both sides has its definition loaded: the gate is
+    recomputed from the stored predictions for the paired test, and a plugin metric read without its plugin
+    cannot be (it fell back to CI overlap, or with several seeds to no test at all)."""
+    missing: dict[tuple[str, str], list[str]] = {}
+    for key in sorted(set(base) & set(cand)):
+        b = [r for r in base[key] if r.status == "done"]
+        c = [r for r in cand[key] if r.status == "done"]
+        if not b or not c:
+            continue
+        gate = gate_metric(b, c, policy)
+        description = _descriptions([*b, *c]).get(gate, {"id": gate, "name": gate})
+        if metric_from_description(description, registry) is None:
+            missing.setdefault((gate, str(description.get("name", gate))), []).append(key[1])
+    if not missing:
+        return
+    parts = []
+    for (gate, name), tasks in missing.items():
+        tasks = sorted(set(tasks))
+        what = f'--metric "{gate}"' if policy.metric else f'the main metric "{gate}" of task {", ".join(tasks)}'
+        parts.append(what + (f' (metric "{name}")' if name != gate else ""))
+    raise HarnessError(
+        f"Cannot gate on {'; '.join(parts)}: it is not a built-in metric and no plugin defining it is loaded (a "
+        "plugin metric). compare recomputes the gated metric from the stored per-example predictions for its paired test, "
+        "so it needs the definition: pass --plugin FILE, the .py file that defines the metric (as given to "
+        "harness run), or gate on a built-in metric with --metric."
     )
 
 
