@@ -15,10 +15,12 @@ import threading
 import traceback
 import warnings
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from harness.commands.compare_cmd import compare, export_baseline
 from harness.commands.export_cmd import export, schema
@@ -66,6 +68,39 @@ _NAME_OPTIONS = frozenset(
 )
 
 
+class _Command(TyperCommand):
+    """A harness command: an empty value for a name option (above) or for a path is refused. A path is checked
+    as given, before typer turns it into a Path: Path("") is Path("."), and `site --out ''` built the site into
+    the current folder. A path is a parameter typer converts to a Path, or one declared with metavar PATH that
+    the command converts itself (run's --db)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # Any: click's Context, vendored or not by version
+        given = list(args)
+        rest = super().parse_args(ctx, args)
+        if ctx.resilient_parsing:  # shell completion
+            return rest
+        raw, _, _ = self.make_parser(ctx).parse_args(args=given)
+        for param in self.params:
+            value = raw.get(param.name)
+            if value != "" and not (isinstance(value, list | tuple) and "" in value):
+                continue
+            converted = ctx.params.get(param.name)
+            if param.name in _NAME_OPTIONS:
+                what = "a name"
+            elif param.metavar == "PATH" or isinstance(converted, PurePath) or (
+                isinstance(converted, list | tuple) and any(isinstance(v, PurePath) for v in converted)
+            ):
+                what = "a path"
+            else:
+                continue
+            if param.param_type_name == "argument":
+                shown, leave = f"The {(param.name or '').upper()} argument", "leave it out"
+            else:
+                shown, leave = max(param.opts, key=len), "leave the option out"
+            _fail(f"{shown} is empty; give {what}" + ("." if param.required else f", or {leave}."))
+        return rest
+
+
 def user_errors(fn: F) -> F:
     """Turn HarnessError into a clean message + exit 2."""
 
@@ -82,10 +117,6 @@ def user_errors(fn: F) -> F:
             signal.signal(signal.SIGTERM, previous)
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        for name in _NAME_OPTIONS.intersection(kwargs):
-            value = kwargs[name]
-            if value == "" or (isinstance(value, list) and "" in value):
-                _fail(f"--{name.replace('_', '-')} is empty; give a name, or leave the option out.")
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
@@ -190,7 +221,7 @@ COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (  # in --help order
     ("browse", browse),
 )
 for _name, _command in COMMANDS:
-    app.command(_name)(user_errors(_command))
+    app.command(_name, cls=_Command)(user_errors(_command))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1195,6 +1195,33 @@ def test_hostile_input_is_a_clear_error_and_the_store_is_untouched(name: str, en
     assert (store_state(env.db), folder_state(env.tmp)) == before  # nothing created, changed or deleted
 
 
+EMPTY_PATHS: dict[str, Callable[[Env], list[str]]] = {
+    "site-out": lambda env: ["site", "--db", str(env.db), "--out", ""],
+    "site-out-equals": lambda env: ["site", "--db", str(env.db), "--out="],
+    "compare-out": lambda env: ["compare", "--baseline", str(env.db), "--candidate", str(env.db), "--out", ""],
+    "export-out": lambda env: ["export", "--db", str(env.db), "--out", ""],
+    "export-baseline-out": lambda env: ["export-baseline", "--db", str(env.db), "--out", ""],
+    "show-db": lambda env: ["show", "--db", ""],
+    "run-db": lambda env: ["run", "-m", "pixels", "-t", "digits", "--db", ""],
+    "tasks-plugin": lambda env: ["tasks", "--plugin", str(env.db), "--plugin", ""],
+    "validate-suite-file": lambda env: ["validate", ""],
+}
+
+
+@pytest.mark.parametrize("name", list(EMPTY_PATHS))
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    name: str, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'' (an unset shell variable) became Path("."): `site --out ''` built the site into the current folder."""
+    monkeypatch.chdir(env.tmp)
+    args = EMPTY_PATHS[name](env)
+    before = store_state(env.db), folder_state(env.tmp)
+    result = invoke(args)
+    shown = "The SUITE_FILE argument" if name.startswith("validate") else args[-2] if args[-1] == "" else args[-1][:-1]
+    assert_clean_failure(result, 2, (f"{shown} is empty; give a path",))
+    assert (store_state(env.db), folder_state(env.tmp)) == before
+
+
 def test_catalogue_is_broad() -> None:
     assert len(CASES) >= 40
 
