@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from harness.config import SuiteConfig, TaskRef
 from harness.errors import ConfigError, HarnessError, unknown_name
@@ -19,6 +20,9 @@ from harness.models.identity import DigestCache, model_identity
 from harness.store import Store, StoreReader
 from harness.store.claims import JobClaims, lease_seconds, new_owner
 from harness.tasks import Task, TaskData
+
+if TYPE_CHECKING:
+    from harness.registry import TaskRegistry
 
 
 @dataclass(frozen=True)
@@ -129,13 +133,16 @@ def plan_suite(
     registry = TaskRegistry.discover([*suite.plugins, *plugins])
     tasks: dict[str, Task] = {}
     metrics: dict[str, TaskMetrics] = {}
+    refs: list[TaskRef] = []
     for ref in suite.tasks:
         if ref.name not in registry.names():
             raise HarnessError(f"{suite.path}: tasks: {unknown_name('task', ref.name, registry.names())}")
         try:
-            tasks[ref.name] = registry.get(ref.name, ref.options or None)
+            task = registry.get(ref.name, ref.options or None)
         except ConfigError as exc:  # task options: name the suite file too
             raise ConfigError(f"{suite.path}: tasks: {exc}") from None
+        ref, tasks[ref.name] = _without_a_limit_that_covers_the_test_split(ref, task, registry, loader, store)
+        refs.append(ref)
         metrics[ref.name] = registry.task_metrics(ref.name)
     jobs: list[Job] = []
     skipped: list[tuple[str, str]] = []
@@ -147,7 +154,7 @@ def plan_suite(
         digests.save()
     modalities: dict[str, tuple[str, str]] = {}
     for model in suite.models:
-        for ref in suite.tasks:
+        for ref in refs:
             if model.tasks is not None and ref.name not in model.tasks:
                 continue
             task = tasks[ref.name]
@@ -175,6 +182,32 @@ def plan_suite(
             "the families) or a task of the models'."
         )
     return Plan(jobs, tasks, metrics, digests, skipped, modalities)
+
+
+def _without_a_limit_that_covers_the_test_split(
+    ref: TaskRef, task: Task, registry: TaskRegistry, loader: TaskLoader, store: StoreReader
+) -> tuple[TaskRef, Task]:
+    """A limit at least the test split's size (`--limit 500` of 360 examples) uses every test example: the job
+    is the full run, so it is keyed, stored and labelled as one (kept, it was stored apart from the full run
+    with the same scores and marked LIMITED). Finding the size loads the task's data, as working out the
+    limited task's fingerprint would; a limited task the store holds already stays limited, so a finished
+    limited suite still plans without loading anything."""
+    from harness.data.task_options import ConfiguredTask
+
+    limit = task.options.limit if isinstance(task, ConfiguredTask) else None
+    if limit is None or store.stored_fingerprint(task.spec.name, task.spec.version, task.source_signature()):
+        return ref, task
+    options = {key: value for key, value in ref.options.items() if key != "limit"}
+    full = registry.get(ref.name, options or None)
+    n_test = len(loader.data(full).test)
+    if not limit.covers(n_test):
+        return ref, task
+    warnings.warn(
+        f"task {ref.name!r}: the limit {limit.value()} covers all {n_test:,} of its test examples, so this is a "
+        "full run, stored as one (not as a limited run).",
+        stacklevel=2,
+    )
+    return replace(ref, options=options), full
 
 
 def plan_sweep(

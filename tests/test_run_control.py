@@ -81,6 +81,8 @@ def test_limit_values() -> None:
     assert parse_limit("200", "--limit").count == 200
     assert parse_limit("10%", "--limit").fraction == pytest.approx(0.1)
     assert parse_limit(0.25, "limit").size(401) == 101  # rounded up
+    assert parse_limit("99999999999999999999999", "--limit").covers(359) and parse_limit("0.999", "--limit").covers(359)
+    assert not parse_limit("358", "--limit").covers(359)
     for bad in ("0", "1.5", "-3", "all", True):
         with pytest.raises(ConfigError, match="positive whole number"):
             parse_limit(bad, "--limit")
@@ -145,6 +147,22 @@ def test_limit_is_part_of_the_job_key(adhoc: tuple[Path, Path], tmp_path: Path) 
         plans[limit] = result.output
     assert "1 already done" in plans["60"] and "1 job(s) to run" in plans["61"] and "1 job(s) to run" in plans[None]
     assert "LIMITED RUN" not in plans[None]
+
+
+def test_a_limit_covering_the_whole_test_split_is_the_full_run(tmp_path: Path) -> None:
+    """--limit at least the test split's size uses all of it: the same key as the full run, not marked LIMITED
+    (it was stored apart from the full run, with the same scores, as 'capped at 99999999999999999999999')."""
+    db = tmp_path / "harness.db"
+    args = ("run", "-m", "pixels", "-t", "digits", "-p", "linear_probe", "--db", db, "--quiet")
+    with pytest.warns(UserWarning, match="the limit 99999999999999999999999 covers all 359 of its test examples"):
+        huge = cli(*args, "--limit", "99999999999999999999999")
+    assert huge.exit_code == 0 and "LIMITED" not in huge.output, huge.output
+    (run,) = _runs(db)
+    assert run[3] == "done" and "+limit" not in run[4]
+    full = cli(*args)
+    assert full.exit_code == 0 and "0 jobs run" in full.output, full.output
+    assert _runs(db) == [run]
+    assert "LIMITED" not in cli("show", "--db", db).output
 
 
 # ---- dry run, force, failed jobs ----------------------------------------------------------------------

@@ -92,6 +92,10 @@ class Limit:
         assert self.fraction is not None
         return max(1, min(n_test, math.ceil(self.fraction * n_test)))
 
+    def covers(self, n_test: int) -> bool:
+        """Whether the cap keeps every one of `n_test` examples (e.g. 500 of 360): then it limits nothing."""
+        return self.size(n_test) >= n_test
+
     def value(self) -> int | float:
         return self.count if self.count is not None else float(self.fraction or 0.0)
 
