@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -197,6 +198,31 @@ def test_a_store_from_before_schema_versions_is_read_as_it_is_and_migrated_when_
     assert store.reader.finished_keys() == {"k1"} and store.reader.metrics("k1")["accuracy"].value == 0.4
     store.write_run(_record("k2"))  # a migrated store takes new runs with every column
     assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+
+
+def _open_on(path: Path) -> list[str]:
+    """This process's file descriptors open on `path` (or its -wal / -shm files)."""
+    fds = Path("/proc/self/fd")
+    targets = [(fds / fd).resolve() if (fds / fd).is_symlink() else None for fd in os.listdir(fds)]
+    return [str(t) for t in targets if t is not None and str(t).startswith(str(path.resolve()))]
+
+
+def test_a_store_that_fails_to_open_leaves_no_file_descriptor_on_it(tmp_path: Path) -> None:
+    """The lock taken on the store file kept its descriptor open (with SQLite's connection) when opening the
+    store failed after it: a store from before schema versions whose tasks table is damaged fails to migrate."""
+    path = tmp_path / "damaged.db"
+    _unversioned_store(path)
+    con = sqlite3.connect(path)
+    page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    (root,) = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'tasks'").fetchone()
+    con.close()
+    with path.open("r+b") as fh:
+        fh.seek((root - 1) * page_size)
+        fh.write(b"\xff" * page_size)
+    assert _open_on(path) == []
+    with pytest.raises(HarnessError, match="is not a harness results database .database disk image is malformed"):
+        Store(path)
+    assert _open_on(path) == []
 
 
 def test_a_store_from_a_newer_harness_is_read_but_not_written(tmp_path: Path) -> None:

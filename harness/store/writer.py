@@ -68,6 +68,7 @@ class Store:
         if self.path.exists() and self.path.stat().st_size > 0:
             check_writable_store(self.path)
         self._users = _StoreUsers(self.path)
+        conn: sqlite3.Connection | None = None
         try:
             import sqlite_utils  # here, not at the top: it imports pandas (~0.3 s of every command that only reads)
 
@@ -76,7 +77,12 @@ class Store:
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.enable_wal()
             migrate(self.db, self.path)
-        except sqlite3.DatabaseError as exc:
+        except BaseException as exc:  # not opened: let go of the store file (the lock's descriptor stayed open)
+            if conn is not None:
+                conn.close()
+            self._users.close()
+            if not isinstance(exc, sqlite3.DatabaseError):
+                raise
             if "readonly" in str(exc):
                 raise HarnessError(
                     f"Results database {self.path} is read-only ({exc}); make it (and its folder) writable, or "
