@@ -11,25 +11,18 @@ import io
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from harness.data.task_options import limited_run_note
-from harness.errors import HarnessError, close_match
+from harness.errors import HarnessError
 from harness.outfile import write_out
-from harness.store import StoreReader
+from harness.store import RunFilter, StoreReader
 
 ExportFormat = Literal["json", "jsonl", "csv", "parquet"]
 # Version of the exported record layout (harness/schemas/run_record.schema.json); bump on a breaking change.
 RECORD_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ExportFilter:
-    tasks: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()
-    protocols: tuple[str, ...] = ()
+EVERY_RUN = RunFilter()
 
 
 def _json(text: str | None, default: Any) -> Any:
@@ -45,7 +38,7 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def iter_records(reader: StoreReader, where: ExportFilter = ExportFilter(), predictions: bool = False) -> Iterator[dict[str, Any]]:
+def iter_records(reader: StoreReader, where: RunFilter = EVERY_RUN, predictions: bool = False) -> Iterator[dict[str, Any]]:
     """One run record per stored run (every status), ordered by task, protocol, model, seed."""
     for columns in reader.export_rows(where.tasks, where.models, where.protocols, predictions):
         run, model, task = columns.run, columns.model, columns.task
@@ -170,32 +163,13 @@ def flat_prediction_rows(records: Sequence[Mapping[str, Any]]) -> tuple[list[str
 # ---- writing -------------------------------------------------------------------------------------------
 
 
-def check_filter(reader: StoreReader, where: ExportFilter, db: Path) -> None:
-    """Each name a filter gives is one some stored run has: a misspelt --task is an error with a close match,
-    not an empty export (names that all exist but match no run together are an empty export)."""
-    for option, names, column in (
-        ("--task", where.tasks, "task"),
-        ("--model", where.models, "model"),
-        ("--protocol", where.protocols, "protocol"),
-    ):
-        if not names:
-            continue
-        stored = reader.stored_names(column)
-        for name in names:
-            if name not in stored:
-                hint = close_match(name, sorted(stored))
-                if not hint and len(stored) <= 12:
-                    hint = f" Stored: {', '.join(map(repr, sorted(stored))) or 'none'}."
-                raise HarnessError(f"{option} {name!r}: no run in {db} has that {column}.{hint}")
-
-
-def export(db: Path, fmt: ExportFormat, out: Path | None, where: ExportFilter, predictions: bool, stdout: IO[str]) -> int:
+def export(db: Path, fmt: ExportFormat, out: Path | None, where: RunFilter, predictions: bool, stdout: IO[str]) -> int:
     """Write the selected runs of `db` to `out` (stdout when None; parquet needs a file). Returns the run count."""
     if fmt == "parquet" and out is None:
         raise HarnessError("--format parquet writes a binary file: give --out FILE.parquet.")
     reader = StoreReader(db)
     try:
-        check_filter(reader, where, db)
+        reader.check_filter(where)
         records = list(iter_records(reader, where, predictions))
     finally:
         reader.close()

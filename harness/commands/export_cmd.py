@@ -32,12 +32,12 @@ def export(
     ] = False,  # fmt: skip
 ) -> None:
     """Export stored runs for your own tooling. JSON records follow `harness schema run-record`."""
-    from harness.export import ExportFilter
     from harness.export import export as export_runs
+    from harness.store import RunFilter
 
     if out is not None:
         check_out(out, "--out", (db,), example=f"runs.{fmt}")
-    where = ExportFilter(tuple(task or ()), tuple(model or ()), tuple(protocol or ()))
+    where = RunFilter(tuple(task or ()), tuple(model or ()), tuple(protocol or ()))
     n = export_runs(db, fmt, out, where, predictions, sys.stdout)
     if out is not None:
         Console(stderr=True).print(f"{n} run(s) exported to {esc(str(out))} ({fmt}).", highlight=False)

@@ -29,16 +29,16 @@ def show(
     ] = False,
 ) -> None:
     """Print the leaderboard tables stored in the results database."""
-    from harness.export import ExportFilter, check_filter, export
+    from harness.export import export
     from harness.report import leaderboard_tables
-    from harness.store import StoreReader
+    from harness.store import RunFilter, StoreReader
 
-    where = ExportFilter(tuple(filter(None, [task])), tuple(filter(None, [model])))
+    where = RunFilter(tuple(filter(None, [task])), tuple(filter(None, [model])))
     if as_json:
         export(db, "json", None, where, False, sys.stdout)
         return
     reader = StoreReader(db)
-    check_filter(reader, where, db)
+    reader.check_filter(where)
     tables = leaderboard_tables(reader, task, model, top)
     if not tables:
         which = " and ".join(f"{kind} {name!r}" for kind, name in (("task", task), ("model", model)) if name)

@@ -15,7 +15,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from operator import itemgetter
 from pathlib import Path
 from types import FunctionType
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, close_match
 from harness.records import ClassScores, MetricValue, ScoreKind, TimingRecord
 from harness.store.rows import (
     ClassDetail,
@@ -53,6 +53,15 @@ _RUN_ORDER = itemgetter(4, 7, 3, 8, 12, 0)
 
 
 _ONLY_KEYS = " {column} IN (SELECT value FROM json_each(?))"  # WHERE/AND clause: keys as one JSON array
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which stored runs show and export read: those of these tasks, models and protocols (empty: all)."""
+
+    tasks: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = ()
 
 
 def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -521,6 +530,24 @@ class StoreReader:
         if column not in ("task", "model", "protocol"):  # a column name, never a user's text, goes into the SQL
             raise ValueError(column)
         return {row[0] for row in self.conn.execute(f"SELECT DISTINCT {column} FROM runs")}
+
+    def check_filter(self, where: RunFilter) -> None:
+        """Each name a filter gives is one some stored run has: a misspelt --task is an error with a close match,
+        not an empty export (names that all exist but match no run together are an empty export)."""
+        for option, names, column in (
+            ("--task", where.tasks, "task"),
+            ("--model", where.models, "model"),
+            ("--protocol", where.protocols, "protocol"),
+        ):
+            if not names:
+                continue
+            stored = self.stored_names(column)
+            for name in names:
+                if name not in stored:
+                    hint = close_match(name, sorted(stored))
+                    if not hint and len(stored) <= 12:
+                        hint = f" Stored: {', '.join(map(repr, sorted(stored))) or 'none'}."
+                    raise HarnessError(f"{option} {name!r}: no run in {self.path} has that {column}.{hint}")
 
     # ---- one run -----------------------------------------------------------------------------------------
 
