@@ -145,7 +145,7 @@ def leaderboard_tables(
             out.append(Text(f"  ... and {_more(len(every_done) - len(done), 'finished run')} ranked below these ({_ALL})"))
         if len(declared_others) > len(others):
             rest = ", ".join(m.label for m in declared_others[len(others) :])
-            out.append(Text(f"  also stored: {rest} (site task pages and the metrics table show every metric)"))
+            out.append(Text(plain(f"  also stored: {rest} (site task pages and the metrics table show every metric)")))
         out.extend(_latency_notes(done))
         versions = data_versions.get(task_name, [])
         if len(versions) > 1:
@@ -157,14 +157,14 @@ def leaderboard_tables(
             )  # fmt: skip
         leaks = leak_summary(hygiene.get(task_name))
         if leaks:
-            out.append(Text.from_markup("  [bold yellow]data leak:[/bold yellow] ", end="") + Text(leaks))
+            out.append(Text.from_markup("  [bold yellow]data leak:[/bold yellow] ", end="") + Text(plain(leaks)))
         for where, why in notes:
-            out.append(Text.from_markup("  [dim]n/a[/dim] ", end="") + Text(f"{where}: {why}"))
+            out.append(Text.from_markup("  [dim]n/a[/dim] ", end="") + Text(plain(f"{where}: {why}")))
         unfinished = sorted((r for r in runs if r["status"] != "done"), key=lambda r: (r["status"], r["model"]))
         for r in unfinished[:top] if top else unfinished:
             reason = (r["error"] or "").splitlines()[0] if r["error"] else ""
             tag = "[dim]n/a[/dim]" if r["status"] == "not_applicable" else "[bold red]FAILED[/bold red]"
-            out.append(Text.from_markup(f"  {tag} ", end="") + Text(f"{r['model']} / {r['protocol']}: {reason}"))
+            out.append(Text.from_markup(f"  {tag} ", end="") + Text(plain(f"{r['model']} / {r['protocol']}: {reason}")))
         if top and len(unfinished) > top:
             out.append(Text(f"  ... and {_more(len(unfinished) - top, 'run')} not applicable or failed ({_ALL})"))
     return out
@@ -192,7 +192,7 @@ def _latency_notes(done: list[dict[str, Any]]) -> list[RenderableType]:
             )
         )
         for r in contended:
-            notes.append(Text(f"    {r['model']} / {r['protocol']}: {_contention_figures(r)}"))
+            notes.append(Text(plain(f"    {r['model']} / {r['protocol']}: {_contention_figures(r)}")))
     if any(r.get("contended") is None and r.get("p50_ms") is not None for r in done):
         notes.append(Text("  ? unchecked: timed before the contention guard existed; whether the machine was busy is unknown."))
     withheld = sorted(

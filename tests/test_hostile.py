@@ -1613,6 +1613,26 @@ def test_a_stored_name_with_escape_codes_is_shown_not_sent(command: str, env: En
     assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
 
 
+def test_show_notes_name_a_stored_model_with_escape_codes_as_text(env: Env) -> None:
+    """show's lines under a table (a contended timing's figures, a failed run's error, a metric note) name
+    the model too; they printed it raw while the table escaped it."""
+    evil = "evil\x1b]0;owned\x07\u202eslegol"
+    rename_stored_model(env.db, evil)
+    conn = sqlite3.connect(env.db)
+    conn.execute("UPDATE timings SET contended = 1 WHERE run_key IN (SELECT key FROM runs WHERE model = ?)", [evil])
+    conn.execute(
+        "UPDATE runs SET model = ?, status = 'failed', error = 'boom \x1b[31m' WHERE key = "
+        "(SELECT key FROM runs WHERE model != ? LIMIT 1)",
+        [evil, evil],
+    )
+    conn.commit()
+    conn.close()
+    result = invoke(["show", "--db", str(env.db)])
+    assert result.exit_code == 0, result.output
+    assert "contended" in result.output and "FAILED" in result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
+
+
 def test_a_stored_name_with_escape_codes_is_shown_not_sent_by_the_site(env: Env) -> None:
     """The same store through the site: the pages show the name as \\x1b / \\u202e (a bidi override would
     show the rest of the name reversed, and reorder the text after it), in the HTML and in the data files
