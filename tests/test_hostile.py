@@ -1712,6 +1712,26 @@ def test_ctrl_c_is_a_short_message_and_exit_130(command: str, env: Env, monkeypa
     assert store_state(env.db) == before
 
 
+def test_ctrl_c_while_the_cli_is_still_importing_is_a_line_and_exit_130() -> None:
+    """The console script's first ~0.6 s import the CLI, before any command's handler: a Ctrl-C there printed
+    the traceback of whichever import it hit and the process died of SIGINT. The Ctrl-C is simulated by an
+    import hook raising KeyboardInterrupt for harness.cli, in a fresh interpreter running the entry point."""
+    code = (
+        "import sys\n"
+        "class Hit:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'harness.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Hit())\n"
+        "from harness.entry import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, "show"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip() == "Interrupted (Ctrl-C): `harness` was still starting; nothing was done."
+
+
 def test_sigterm_unwinds_like_ctrl_c(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGTERM (a cancelled CI job, `timeout`) killed a first site build where it stood: its half-built folder
     stayed, and every later build into it was refused as holding web files no harness build wrote."""
