@@ -17,7 +17,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from harness.console import esc, plain
+from harness.console import esc, one_paragraph, plain
 from harness.data.task_options import limited_run_note
 from harness.metrics import MetricInfo
 from harness.metrics.registry import stored_metric_infos
@@ -145,26 +145,26 @@ def leaderboard_tables(
             out.append(Text(f"  ... and {_more(len(every_done) - len(done), 'finished run')} ranked below these ({_ALL})"))
         if len(declared_others) > len(others):
             rest = ", ".join(m.label for m in declared_others[len(others) :])
-            out.append(Text(plain(f"  also stored: {rest} (site task pages and the metrics table show every metric)")))
+            out.append(_line(f"  also stored: {rest} (site task pages and the metrics table show every metric)"))
         out.extend(_latency_notes(done))
         versions = data_versions.get(task_name, [])
         if len(versions) > 1:
             listed = ", ".join(f"version {v} data {fp[:8]} ({n} run{'s' if n != 1 else ''})" for v, fp, n in versions)
             out.append(
                 Text.from_markup("  [bold yellow]different data:[/bold yellow] ", end="")
-                + Text(plain(f"runs of {task_name} were computed on {len(versions)} different data sets ({listed}); "
-                             "compare results only within one data set (the data column)."))
+                + _line(f"runs of {task_name} were computed on {len(versions)} different data sets ({listed}); "
+                         "compare results only within one data set (the data column).")
             )  # fmt: skip
         leaks = leak_summary(hygiene.get(task_name))
         if leaks:
-            out.append(Text.from_markup("  [bold yellow]data leak:[/bold yellow] ", end="") + Text(plain(leaks)))
+            out.append(Text.from_markup("  [bold yellow]data leak:[/bold yellow] ", end="") + _line(leaks))
         for where, why in notes:
-            out.append(Text.from_markup("  [dim]n/a[/dim] ", end="") + Text(plain(f"{where}: {why}")))
+            out.append(Text.from_markup("  [dim]n/a[/dim] ", end="") + _line(f"{where}: {why}"))
         unfinished = sorted((r for r in runs if r["status"] != "done"), key=lambda r: (r["status"], r["model"]))
         for r in unfinished[:top] if top else unfinished:
             reason = (r["error"] or "").splitlines()[0] if r["error"] else ""
             tag = "[dim]n/a[/dim]" if r["status"] == "not_applicable" else "[bold red]FAILED[/bold red]"
-            out.append(Text.from_markup(f"  {tag} ", end="") + Text(plain(f"{r['model']} / {r['protocol']}: {reason}")))
+            out.append(Text.from_markup(f"  {tag} ", end="") + _line(f"{r['model']} / {r['protocol']}: {reason}"))
         if top and len(unfinished) > top:
             out.append(Text(f"  ... and {_more(len(unfinished) - top, 'run')} not applicable or failed ({_ALL})"))
     return out
@@ -192,7 +192,7 @@ def _latency_notes(done: list[dict[str, Any]]) -> list[RenderableType]:
             )
         )
         for r in contended:
-            notes.append(Text(plain(f"    {r['model']} / {r['protocol']}: {_contention_figures(r)}")))
+            notes.append(_line(f"    {r['model']} / {r['protocol']}: {_contention_figures(r)}"))
     if any(r.get("contended") is None and r.get("p50_ms") is not None for r in done):
         notes.append(Text("  ? unchecked: timed before the contention guard existed; whether the machine was busy is unknown."))
     withheld = sorted(
@@ -206,3 +206,9 @@ def _latency_notes(done: list[dict[str, Any]]) -> list[RenderableType]:
     if withheld:
         notes.append(Text(f"  {WITHHELD} withheld: {'; '.join(withheld)} (n = timed batch-1 samples; raise timing.min_samples)"))
     return notes
+
+
+def _line(text: str) -> Text:
+    """A note under a table, one line however the names it holds were written (a stored name with a newline
+    would print a second, forged line) and with their control characters shown, not sent."""
+    return Text(plain(one_paragraph(text)))

@@ -1623,13 +1623,14 @@ def test_show_notes_name_a_stored_model_with_escape_codes_as_text(env: Env) -> N
     conn.execute(
         "UPDATE runs SET model = ?, status = 'failed', error = 'boom \x1b[31m' WHERE key = "
         "(SELECT key FROM runs WHERE model != ? LIMIT 1)",
-        [evil, evil],
+        [f"{evil}\nFAKE: all 0 runs failed", evil],
     )
     conn.commit()
     conn.close()
     result = invoke(["show", "--db", str(env.db)])
     assert result.exit_code == 0, result.output
     assert "contended" in result.output and "FAILED" in result.output
+    assert not any(line.startswith("FAKE") for line in result.output.splitlines())  # a forged line
     assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
 
 
