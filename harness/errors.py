@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable
 
 
@@ -50,8 +51,20 @@ def quoted(name: str) -> str:
 
 def close_match(name: str, candidates: Iterable[str]) -> str:
     """' Did you mean "x"?' for the closest candidate, or '' when none is close."""
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    candidates = list(candidates)
+    same = [c for c in candidates if c != name and unicodedata.normalize("NFC", c) == unicodedata.normalize("NFC", name)]
+    if same:  # prints exactly like the name given: say how they differ, or the suggestion reads as nonsense
+        return (
+            f' "{same[0]}" looks the same but is written with other Unicode code points ({_code_points(same[0])}, '
+            f"given: {_code_points(name)}; one composed, one decomposed): use the stored spelling."
+        )
+    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
     return f' Did you mean "{matches[0]}"?' if matches else ""
+
+
+def _code_points(text: str) -> str:
+    shown = " ".join(f"U+{ord(ch):04X}" for ch in text[:40])
+    return shown if len(text) <= 40 else f"{shown} ..."
 
 
 def unknown_name(kind: str, name: str, candidates: Iterable[str]) -> HarnessError:

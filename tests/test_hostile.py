@@ -1613,6 +1613,17 @@ def test_a_stored_name_with_escape_codes_is_shown_not_sent(command: str, env: En
     assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
 
 
+def test_a_name_that_differs_only_in_unicode_composition_is_explained(env: Env) -> None:
+    """A model named after a macOS path is stored decomposed (e + U+0301); typed on another system it arrives
+    composed (U+00E9). The two print alike, so 'Did you mean "café"?' read as nonsense."""
+    import unicodedata
+
+    rename_stored_model(env.db, unicodedata.normalize("NFD", "café"))
+    result = invoke(["show", "--db", str(env.db), "--model", "café"])
+    text = assert_clean_failure(result, 2, ("looks the same but is written with other Unicode code points",))
+    assert "U+0065 U+0301" in text and "U+00E9" in text
+
+
 def test_show_notes_name_a_stored_model_with_escape_codes_as_text(env: Env) -> None:
     """show's lines under a table (a contended timing's figures, a failed run's error, a metric note) name
     the model too; they printed it raw while the table escaped it."""
