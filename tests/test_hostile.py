@@ -203,6 +203,22 @@ CASES: dict[str, Case] = {
         ),
         ("prompt_templates[0]", "only {label} may appear in braces, with no conversion or format spec"),
     ),
+    # top-2 accuracy was stored, shown and picked by as "macro_f1"
+    "task-metric-id-names-another-metric": Case(
+        task_file(
+            "name: t\nversion: '1'\nmodality: text\nlabels: [a, b, c]\nsource: {type: csv, path: d.csv}\n"
+            "metrics: [accuracy, {name: top_k_accuracy, params: {k: 2}, id: macro_f1}]\n"
+        ),
+        ("task.yaml", "key 'metrics[1]'.id", '"macro_f1" is the name of another metric'),
+    ),
+    # two metrics were stored under "confusion_matrix" (the declared accuracy and the always-on matrix)
+    "task-metric-id-names-the-always-on-metric": Case(
+        task_file(
+            "name: t\nversion: '1'\nmodality: text\nlabels: [a, b, c]\nsource: {type: csv, path: d.csv}\n"
+            "metrics: [macro_f1, {name: accuracy, id: confusion_matrix}]\n"
+        ),
+        ("task.yaml", "key 'metrics[1]'.id", '"confusion_matrix" is the name of another metric'),
+    ),
     "yaml-too-large": Case(suite_file("# pad\n" * 1_500_000), ("suite.yaml", "bytes; the limit is")),
     "yaml-python-tag": Case(
         suite_file("name: !!python/object/apply:os.system ['true']\n"),

@@ -208,6 +208,15 @@ def test_ci_width_shrinks_with_more_examples() -> None:
         ([MetricRef("top_k_accuracy", {"kk": 3})], "", r'has no parameter "kk". Did you mean "k"'),
         ([MetricRef("top_k_accuracy", {"k": 9})], "", "k must be an integer from 1 to 4"),
         (["accuracy", "accuracy"], "", "lists accuracy twice"),
+        # an id naming another metric would be read as that metric by the store, site and pick
+        (
+            ["accuracy", MetricRef("top_k_accuracy", {"k": 2}, "macro_f1")],
+            "",
+            r"key 'metrics\[1\]'.id: \"macro_f1\" is the name of another metric.*e.g. top_k_accuracy_k2",
+        ),
+        # ... the always-computed confusion matrix included (it was stored twice under one id)
+        (["macro_f1", MetricRef("accuracy", {}, "confusion_matrix")], "", r"'metrics\[1\]'.id: \"confusion_matrix\""),
+        (["accuracy", "f1", MetricRef("macro_f1", {}, "f1")], "", r"'metrics\[2\]'.id: \"f1\" is the name of another"),
     ],
 )
 def test_bad_declarations_are_config_errors_naming_the_key(metrics, main, match) -> None:
@@ -224,6 +233,9 @@ def test_defaults_and_main_metric_fallback() -> None:
         [MetricRef("top_k_accuracy", {"k": 2}, "top2"), MetricRef("top_k_accuracy", {"k": 3}, "top3")], "top3", 5, where="t"
     )
     assert [m.label for m in twice.scalar()] == ["Top-2 accuracy", "Top-3 accuracy"]
+    # an id that is the metric's own name is its default id, not a clash
+    own = REGISTRY.resolve([MetricRef("accuracy", {}, "accuracy"), MetricRef("top_k_accuracy", {"k": 2}, "top_k_accuracy")], "", 5, where="t")
+    assert [m.id for m in own.metrics] == ["accuracy", "top_k_accuracy", "confusion_matrix"]
 
 
 def test_yaml_task_with_an_unknown_metric_fails_at_load_with_file_key_and_close_match(tmp_path: Path) -> None:

@@ -94,16 +94,16 @@ class MetricRegistry:
         resolved: list[TaskMetric] = []
         for i, ref in enumerate(refs):
             resolved.append(self._resolve_one(ref, n_labels, f"{where}: key 'metrics[{i}]'"))
-        ids = [m.id for m in resolved]
+        for name in ALWAYS:
+            if name not in [m.metric.name for m in resolved]:
+                resolved.append(TaskMetric(name, self._defs[name]))
+        ids = [m.id for m in resolved]  # always-on metrics included: stored ids must be unique
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ConfigError(
                 f"{where}: key 'metrics' lists {', '.join(dupes)} twice; give each use of a metric its own "
                 "'id' (e.g. {name: top_k_accuracy, params: {k: 3}, id: top3})."
             )
-        for name in ALWAYS:
-            if name not in [m.metric.name for m in resolved]:
-                resolved.append(TaskMetric(name, self._defs[name]))
         scalar_ids = [m.id for m in resolved if m.scalar]
         if not scalar_ids:
             raise ConfigError(f"{where}: key 'metrics' declares no single-number metric to rank models by.")
@@ -155,7 +155,23 @@ class MetricRegistry:
         metric_id = ref.id or ref.name
         if not set(metric_id) <= _ID_CHARS or "/" in metric_id:
             raise ConfigError(f"{where}.id: {metric_id!r} must use letters, digits, '_', '-', '.', '@'.")
-        return TaskMetric(metric_id, metric, params)
+        resolved = TaskMetric(metric_id, metric, params)
+        # The id is what the store, site, pick and compare know a metric by: an id naming a different
+        # metric would be shown (and recomputed) as that metric.
+        if metric_id != metric.name and metric_id in self._defs:
+            raise ConfigError(
+                f'{where}.id: "{metric_id}" is the name of another metric, so this {metric.name} would be '
+                f"stored and shown as {metric_id}. Give it an id that names no metric (e.g. "
+                f"{_suggest_id(resolved)})."
+            )
+        return resolved
+
+
+def _suggest_id(metric: TaskMetric) -> str:
+    """An id for `metric` built from its name and parameters, e.g. top_k_accuracy_k2."""
+    suffix = "_".join(f"{k}{v}" for k, v in sorted(metric.params.items()) if isinstance(v, (int, str)))
+    candidate = f"{metric.metric.name}_{suffix}" if suffix else f"my_{metric.metric.name}"
+    return candidate if set(candidate) <= _ID_CHARS else f"my_{metric.metric.name}"
 
 
 def stored_task_metrics(spec: Mapping[str, Any] | None) -> tuple[tuple[dict[str, Any], ...], str]:
