@@ -343,6 +343,94 @@ def test_yaml_imagefolder(tmp_path, capfd):
     assert all((m > 100) == (y == 1) for m, y in zip(means, data.train.labels, strict=True))
 
 
+def _image_bytes(image, fmt: str, **save) -> dict:
+    """An image file's bytes as datasets' Image(decode=False) hands them to to_uint8_image."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save)
+    return {"bytes": buffer.getvalue(), "path": f"img.{fmt.lower()}"}
+
+
+def test_16_bit_and_float_images_are_scaled_not_clipped():
+    from PIL import Image
+
+    from harness.data.loaders import to_uint8_image
+
+    ramp = np.linspace(0, 65535, 64).astype(np.uint16).reshape(8, 8)
+    sixteen = to_uint8_image(_image_bytes(Image.fromarray(ramp), "PNG"), where="w")
+    # was clipped to {0, 255}: every value above 255 became white
+    assert sixteen.shape == (8, 8, 1) and sixteen.dtype == np.uint8
+    assert sixteen.min() == 0 and sixteen.max() == 255 and len(np.unique(sixteen)) == 64
+    assert np.array_equal(sixteen[..., 0], (ramp >> 8).astype(np.uint8))  # the top byte, as scikit-image does
+    flat = to_uint8_image(_image_bytes(Image.fromarray(np.full((4, 4), 40000, np.uint16)), "PNG"), where="w")
+    assert set(np.unique(flat)) == {156}  # was 255
+    as_int32 = Image.fromarray(np.full((4, 4), 40000, np.int32))  # PIL mode I: 16-bit values in 32 bits
+    assert set(np.unique(to_uint8_image(_image_bytes(as_int32, "TIFF"), where="w"))) == {156}
+    half = to_uint8_image(_image_bytes(Image.fromarray(np.full((4, 4), 0.5, np.float32)), "TIFF"), where="w")
+    assert set(np.unique(half)) == {128}  # was 0: PIL truncates floats to integers
+    ends = np.array([[0.0, 1.0], [0.25, 0.75]], np.float32)
+    assert to_uint8_image(Image.fromarray(ends), where="w")[..., 0].tolist() == [[0, 255], [64, 191]]
+
+
+@pytest.mark.parametrize(
+    ("pixels", "fmt", "match"),
+    [
+        (np.full((4, 4), 1.5, np.float32), "TIFF", r"img.tiff is a float image with values from 1.5 to 1.5 .*must hold brightness in 0..1"),
+        (np.array([[0.5, np.nan]], np.float32), "TIFF", r"img.tiff is a float image with values from 0.5 to 0.5, and 1 NaN or infinite pixels"),
+        (np.array([[-3, 70000]], np.int32), "TIFF", r"img.tiff holds integer pixel values from -3 to 70000 \(PIL mode I\)"),
+    ],
+)
+def test_images_without_a_standard_brightness_scale_are_refused(pixels, fmt, match):
+    from PIL import Image
+
+    from harness.data.loaders import to_uint8_image
+
+    with pytest.raises(DataError, match=r"^image folder x, column 'image': the image " + match):
+        to_uint8_image(_image_bytes(Image.fromarray(pixels), fmt), where="image folder x, column 'image'")
+
+
+def test_exif_orientation_is_applied_like_image_viewers_do():
+    from PIL import Image
+
+    from harness.data.loaders import to_uint8_image
+
+    stored = np.zeros((4, 8, 3), np.uint8)  # 8 wide, 4 tall as stored; orientation 6: turn 90 degrees clockwise
+    stored[:, :4] = (250, 0, 0)
+    stored[:, 4:] = (0, 0, 250)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image = _image_bytes(Image.fromarray(stored), "PNG", exif=exif)
+    shown = to_uint8_image(image, where="w")
+    assert shown.shape == (8, 4, 3)  # was (4, 8, 3): the photo lay on its side
+    assert np.array_equal(shown, np.rot90(stored, k=-1))  # left half (red) on top
+    assert shown[0, 0, 0] == 250 and shown[-1, 0, 2] == 250
+    exif[0x0112] = 1  # "normal": untouched
+    assert to_uint8_image(_image_bytes(Image.fromarray(stored), "PNG", exif=exif), where="w").shape == (4, 8, 3)
+
+
+def test_an_imagefolder_of_16_bit_images_loads_scaled_with_a_new_fingerprint(tmp_path):
+    from PIL import Image
+
+    from harness.data import signatures
+
+    _png_folder(tmp_path / "images")
+    for i in range(6):  # the dogs as 16-bit grayscale: 51400 + 256 i -> 200 + i (it was 255 for all)
+        Image.fromarray(np.full((5, 7), 51400 + 256 * i, np.uint16)).save(tmp_path / "images" / "dog" / f"{i}.png")
+    doc = {
+        "name": "pets", "version": "1", "modality": "image", "labels": ["cat", "dog"],
+        "source": {"type": "imagefolder", "path": "images"}, "split": {"validation_size": 0.25, "test_size": 0.25},
+    }  # fmt: skip
+    task = YamlTask(_write_yaml(tmp_path / "pets.yaml", doc))
+    data = task.load()
+    dogs = [img for split in data.splits.values() for img, y in zip(split.inputs, split.labels, strict=True) if y == 1]
+    assert all(img.shape == (5, 7, 1) and len(np.unique(img)) == 1 for img in dogs)
+    assert sorted(int(img[0, 0, 0]) for img in dogs) == [200, 201, 202, 203, 204, 205]
+    # The loading code is part of the source signature: a store's fingerprint of these files (made by the
+    # clipping code) is not reused, so the jobs get new keys.
+    assert signatures.DATA_CODE_VERSION != "1"
+
+
 def _text_folder(root: Path, per_class: int = 10, start: int = 0) -> None:
     for label in ("bad", "good"):
         (root / label).mkdir(parents=True)

@@ -72,8 +72,11 @@ class RawExamples:
 
 
 def to_uint8_image(value: Any, *, where: str) -> np.ndarray:
-    """An image as an HxWxC uint8 array: grayscale keeps one channel, every other mode becomes RGB."""
-    from PIL import Image
+    """An image as an HxWxC uint8 array, as image viewers show it: EXIF orientation applied; grayscale keeps
+    one channel, every other mode becomes RGB. 16-bit images (PIL modes I;16*, and I holding 0..65535) keep
+    their top 8 bits; float images (mode F) must hold 0..1 and are scaled by 255. Anything else that cannot
+    be mapped to 0..255 without guessing (negative or 32-bit integers, floats outside 0..1) is a DataError."""
+    from PIL import Image, ImageOps
 
     source = None
     try:
@@ -81,9 +84,11 @@ def to_uint8_image(value: Any, *, where: str) -> np.ndarray:
             source = value.get("path")
             value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
         if isinstance(value, Image.Image):
-            if value.mode not in ("L", "RGB"):
-                value = value.convert("L" if value.mode in ("1", "I;16", "I", "F") else "RGB")
-            value = np.asarray(value)
+            # As datasets' Image feature and image viewers do: a photo taken sideways is stored sideways
+            # with an EXIF Orientation tag saying how to turn it.
+            if value.getexif().get(_EXIF_ORIENTATION) is not None:
+                value = ImageOps.exif_transpose(value)
+            value = _pil_to_uint8(value, where=f"{where}: the image {source or '(in memory)'}")
     # PIL: unidentified, truncated or malformed image data; an image of more pixels than PIL decodes (a
     # decompression bomb: a 100 KB PNG of 30,000 x 30,000 pixels) raises its own error, not an OSError.
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -100,6 +105,40 @@ def to_uint8_image(value: Any, *, where: str) -> np.ndarray:
             f"{arr.shape} and dtype {arr.dtype}."
         )
     return arr
+
+
+_EXIF_ORIENTATION = 0x0112
+_SAVE_AS = "Save it as an 8- or 16-bit image (or as floats in 0..1), or remove the file."
+
+
+def _pil_to_uint8(image: Any, *, where: str) -> np.ndarray:
+    """A PIL image's pixels as uint8 (HxW for grayscale, HxWx3 otherwise), scaled by its bit depth: PIL's own
+    convert("L") clips 16-bit and float pixels to 0..255 (a 0..65535 gradient became 0 and 255, 0.5 became 0)."""
+    mode = image.mode
+    if mode in ("L", "RGB"):
+        return np.asarray(image)
+    if mode.startswith("I;16") or mode == "I":
+        pixels = np.asarray(image).astype(np.int64)
+        low, high = (int(pixels.min()), int(pixels.max())) if pixels.size else (0, 0)
+        if low < 0 or high > 65535:  # a 32-bit (or signed) integer image: no standard scale to 8 bits
+            raise DataError(
+                f"{where} holds integer pixel values from {low} to {high} (PIL mode {mode}); only 8-bit "
+                f"(0..255) and 16-bit (0..65535) integer images have a standard brightness scale. {_SAVE_AS}"
+            )
+        return (pixels >> 8).astype(np.uint8)  # 16 -> 8 bits as scikit-image and torchvision do: keep the top byte
+    if mode == "F":
+        pixels = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(pixels)
+        if not finite.all() or (pixels.size and (pixels.min() < 0.0 or pixels.max() > 1.0)):
+            shown = pixels[finite]
+            span = f"from {shown.min():g} to {shown.max():g}" if shown.size else "no finite values"
+            nan = f", and {int((~finite).sum())} NaN or infinite pixels" if not finite.all() else ""
+            raise DataError(
+                f"{where} is a float image with values {span}{nan} (PIL mode F); float images must hold "
+                f"brightness in 0..1 (0 black, 1 white). {_SAVE_AS}"
+            )
+        return np.rint(pixels * 255.0).astype(np.uint8)
+    return np.asarray(image.convert("L" if mode == "1" else "RGB"))
 
 
 def stack_images(images: Sequence[np.ndarray]) -> Sequence[Any]:

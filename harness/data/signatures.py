@@ -13,7 +13,8 @@ from typing import Any
 from harness.digests import json_digest
 
 # Bump when the loading/splitting code changes what a given source yields.
-DATA_CODE_VERSION = "1"
+# 2: images are EXIF-rotated, and 16-bit / float images are scaled instead of clipped (to_uint8_image).
+DATA_CODE_VERSION = "2"
 
 
 def file_stats(path: Path) -> list[tuple[str, int, int]]:

@@ -24,6 +24,9 @@ Schema (relative paths resolve from the YAML file's folder)::
       # encoding: latin-1          # csv: the file's encoding; textfolder: the files' encoding (default
                                    # utf-8) or a list tried in order per file, e.g. [utf-8, latin-1]
     text_column: sentence          # default "text" (image tasks: image_column, default "image")
+                                   # images load as uint8 the way viewers show them: EXIF orientation
+                                   # applied; 16-bit images keep their top 8 bits; float images must hold
+                                   # 0..1 (x 255); negative or >16-bit integers are refused
     label_column: label            # default "label"
     id_column: idx                 # optional; default ids are "<source split>-<row>"
     id_prefix: tweet               # optional, one source split only: ids "<id_prefix>-<row>"
