@@ -671,6 +671,44 @@ def test_empty_split_is_an_error(tmp_path):
         YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
 
 
+def _jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_an_all_empty_text_column_is_an_error_naming_the_file_and_column(tmp_path):
+    # It was reported as "carving ... left the 'validation' split empty. Provide more data".
+    _jsonl(tmp_path / "d.jsonl", [{"review": ["", " ", "\t"][i % 3], "title": "t", "stars": "bad"} for i in range(40)])
+    doc = _text_task(source={"type": "jsonl", "path": "d.jsonl"})
+    with pytest.raises(DataError) as error:
+        YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
+    assert str(error.value) == (
+        f"file {tmp_path / 'd.jsonl'}: column 'review' (text_column) has no text in any of its 40 rows (every "
+        "value is empty, whitespace or missing). Fill in the texts, or point text_column at the column that "
+        "holds them (other columns: 'title')."
+    )
+
+
+def test_rows_with_empty_text_are_counted_like_missing_ones(tmp_path):
+    rows = _reviews(12)
+    rows[1]["review"], rows[4]["review"] = "", "   "
+    _jsonl(tmp_path / "d.jsonl", rows)
+    doc = _text_task(source={"type": "jsonl", "path": "d.jsonl"})
+    with pytest.raises(DataError, match=r"d\.jsonl: 2 of 12 rows have no text in column 'review' \(empty, whitespace or missing: rows 1, 4\)"):
+        YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
+    (tmp_path / "d.csv").write_text("review,stars\nfine film,good\n,bad\ndull film,bad\n", encoding="utf-8")
+    doc = _text_task(source={"type": "csv", "path": "d.csv"})
+    with pytest.raises(DataError, match=r"d\.csv: 1 of 3 rows have no text in column 'review' \(empty, whitespace or missing: rows 1\)"):
+        YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
+
+
+def test_carving_from_identical_texts_says_so(tmp_path):
+    _jsonl(tmp_path / "d.jsonl", [{"review": "Same film" if i % 2 else "same  FILM", "stars": "bad" if i % 2 else "good"} for i in range(40)])
+    doc = _text_task(source={"type": "jsonl", "path": "d.jsonl"})
+    with pytest.raises(DataError, match=r"left the 'validation' split empty\. Identical examples stay in one split, "
+                       r"and these 40 hold only 1 distinct text \(ignoring case and whitespace\)\. Provide more data"):
+        YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
+
+
 def test_unknown_yaml_key_suggests_the_right_one(tmp_path):
     doc = _text_task(source={"type": "csv", "path": "x.csv"})
     doc["lables"] = doc.pop("labels")

@@ -184,11 +184,24 @@ def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix
     raw_inputs = list(dataset[columns.input])
     inputs: Sequence[Any]
     if columns.modality == "text":
-        missing = [i for i, x in enumerate(raw_inputs) if x is None]
+        # None (an empty CSV field), "" or only whitespace (JSON Lines, Parquet): nothing for a model to read.
+        missing = [i for i, x in enumerate(raw_inputs) if x is None or (isinstance(x, str) and not x.strip())]
+        if missing and len(missing) == len(raw_inputs):
+            others = [c for c in available if c not in (columns.input, columns.label, columns.id)]
+            elsewhere = (
+                f", or point text_column at the column that holds them (other columns: {', '.join(map(repr, others))})"
+                if others
+                else ""
+            )
+            raise DataError(
+                f"{where}: column {columns.input!r} (text_column) has no text in any of its {len(raw_inputs)} "
+                f"rows (every value is empty, whitespace or missing). Fill in the texts{elsewhere}."
+            )
         if missing:
             raise DataError(
-                f"{where}: {len(missing)} rows have no text in column {columns.input!r} "
-                f"(rows {', '.join(map(str, missing[:5]))}). Remove them or fill them in."
+                f"{where}: {len(missing)} of {len(raw_inputs)} rows have no text in column {columns.input!r} "
+                f"(empty, whitespace or missing: rows {', '.join(map(str, missing[:5]))}"
+                f"{', ...' if len(missing) > 5 else ''}). Remove them or fill them in."
             )
         # A number is text a reader typed (a CSV column of digits); a mapping or list is not text, and its
         # repr ("{'a': ...}") would be what the models read.

@@ -23,7 +23,8 @@ Schema (relative paths resolve from the YAML file's folder)::
       # data_files: {train: a.csv, test: b.csv}   # local alternative to path: files per split
       # encoding: latin-1          # csv: the file's encoding; textfolder: the files' encoding (default
                                    # utf-8) or a list tried in order per file, e.g. [utf-8, latin-1]
-    text_column: sentence          # default "text" (image tasks: image_column, default "image")
+    text_column: sentence          # default "text" (image tasks: image_column, default "image");
+                                   # a row whose text is missing, empty or whitespace is an error
                                    # images load as uint8 the way viewers show them: EXIF orientation
                                    # applied; 16-bit images keep their top 8 bits; float images must hold
                                    # 0..1 (x 255); negative or >16-bit integers are refused
@@ -61,6 +62,7 @@ from typing import Literal
 
 from harness.assets import PKG_SCHEME, resolve_package_path
 from harness.data.assemble import group_aware_split
+from harness.data.content_hash import content_keys
 from harness.data.hygiene import DedupeMode, enforce_hygiene
 from harness.data.loaders import (
     Columns,
@@ -410,8 +412,8 @@ class YamlTask(Task):
                     raise DataError(
                         f"{self.path}: carving {', '.join(missing)} from the {len(splits['train'])} train "
                         f"examples (split.validation_size {c.split.validation_size}, split.test_size "
-                        f"{c.split.test_size}) left the {name!r} split empty. Provide more data, larger "
-                        "fractions, or the split itself under 'splits'."
+                        f"{c.split.test_size}) left the {name!r} split empty.{_few_distinct(splits['train'])} "
+                        "Provide more data, larger fractions, or the split itself under 'splits'."
                     )
             splits.update(carved)
         data = TaskData(spec=self.spec, splits=splits)
@@ -426,3 +428,16 @@ class YamlTask(Task):
             *([package_version("datasketch")] if near else []),
             files=self.local_paths(),
         )
+
+
+def _few_distinct(pool: Split) -> str:
+    """Why carving can leave a split empty with rows enough: identical examples stay in one split."""
+    distinct = len(set(content_keys(pool.inputs)))
+    if distinct == len(pool):
+        return ""
+    kind = "text" if isinstance(pool.inputs[0], str) else "image"
+    plural = "" if distinct == 1 else "s"
+    return (
+        f" Identical examples stay in one split, and these {len(pool)} hold only {distinct} distinct "
+        f"{kind}{plural}{' (ignoring case and whitespace)' if kind == 'text' else ''}."
+    )
