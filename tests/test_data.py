@@ -760,3 +760,108 @@ def test_source_signature_follows_the_data_file(tmp_path):
         _write_yaml(path, _text_task(source={"type": "csv", "path": "all.csv"}, description="new words"))
     )
     assert changed_yaml.source_signature() != before
+
+
+# -- hf sources on local files: paths from the task file, every file read is tracked ------------------
+
+
+def _csv(path: Path, n: int, start: int = 0) -> Path:
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(_reviews(n, start)).to_csv(path, index=False)
+    return path
+
+
+def _hf_task(folder: Path, source: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return _write_yaml(folder / "t.yaml", _text_task(source={"type": "hf", **source}))
+
+
+def _rows(path: Path) -> int:
+    return sum(YamlTask(path).load().sizes().values())
+
+
+def test_hf_builder_data_files_resolve_from_the_task_file_not_the_current_folder(tmp_path, monkeypatch):
+    """`id: csv, data_files: d.csv` read the d.csv of whatever folder the command ran in."""
+    _csv(tmp_path / "task" / "d.csv", 40)
+    _csv(tmp_path / "elsewhere" / "d.csv", 30, start=100)
+    path = _hf_task(tmp_path / "task", {"id": "csv", "data_files": "d.csv"})
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert _rows(path) == 40
+    monkeypatch.chdir(tmp_path / "task")
+    assert _rows(path) == 40
+    # every form of data_files: a list, and split -> file(s)
+    _csv(tmp_path / "task" / "test.csv", 12, start=200)
+    split_map = _hf_task(tmp_path / "task", {"id": "csv", "data_files": {"train": ["d.csv"], "test": "test.csv"}})
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    doc = yaml.safe_load(split_map.read_text())
+    doc["splits"] = {"train": "train", "test": "test"}
+    data = YamlTask(_write_yaml(split_map, doc)).load()
+    assert data.sizes()["test"] == 12 and sum(data.sizes().values()) == 52
+
+
+def test_hf_builder_data_files_are_part_of_the_source_signature(tmp_path, monkeypatch):
+    """The file an hf csv builder read was not tracked: a doubled d.csv kept the stored fingerprint."""
+    monkeypatch.chdir(tmp_path)
+    _csv(tmp_path / "task" / "d.csv", 40)
+    path = _hf_task(tmp_path / "task", {"id": "csv", "data_files": "d.csv"})
+    before = YamlTask(path).source_signature()
+    assert YamlTask(path).source_signature() == before
+    _csv(tmp_path / "task" / "d.csv", 80)
+    assert YamlTask(path).source_signature() != before
+
+
+def test_hf_builder_glob_data_files_track_the_matched_set_and_contents(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parts = tmp_path / "task" / "parts"
+    _csv(parts / "a.csv", 20)
+    _csv(parts / "b.csv", 20, start=20)
+    path = _hf_task(tmp_path / "task", {"id": "csv", "data_files": "parts/*.csv"})
+    assert _rows(path) == 40
+    signatures = {YamlTask(path).source_signature()}
+    _csv(parts / "c.csv", 10, start=40)  # a new file the pattern matches
+    assert _rows(path) == 50
+    signatures.add(YamlTask(path).source_signature())
+    _csv(parts / "a.csv", 25)  # an edited one
+    signatures.add(YamlTask(path).source_signature())
+    (parts / "b.csv").unlink()  # a removed one
+    signatures.add(YamlTask(path).source_signature())
+    assert len(signatures) == 4
+    (parts / "notes.txt").write_text("not matched")  # a file the pattern does not match changes nothing
+    assert YamlTask(path).source_signature() in signatures
+
+
+def test_hf_local_dataset_folder_resolves_from_the_task_file_and_is_tracked(tmp_path, monkeypatch):
+    _csv(tmp_path / "task" / "reviews" / "train.csv", 40)
+    _csv(tmp_path / "elsewhere" / "reviews" / "train.csv", 30, start=100)
+    path = _hf_task(tmp_path / "task", {"id": "reviews"})
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert _rows(path) == 40
+    before = YamlTask(path).source_signature()
+    _csv(tmp_path / "task" / "reviews" / "train.csv", 44)
+    assert YamlTask(path).source_signature() != before
+    assert _rows(path) == 44
+    # the folder's own data_files resolve from the folder, as datasets does
+    _csv(tmp_path / "task" / "reviews" / "more" / "extra.csv", 6, start=50)
+    with_files = _hf_task(tmp_path / "task", {"id": "reviews", "data_files": "more/extra.csv"})
+    assert _rows(with_files) == 6
+
+
+@pytest.mark.parametrize(
+    ("source", "pattern"),
+    [
+        ({"id": "csv"}, r"t\.yaml: key 'source\.id' 'csv' names datasets' csv builder, which reads the files in 'source\.data_files'; none are given"),
+        ({"id": "reviews"}, r"t\.yaml: key 'source\.id' 'reviews' is not a folder beside the task file .* but is one in the current folder"),
+    ],
+)
+def test_hf_source_that_would_read_the_current_folder_is_refused(tmp_path, monkeypatch, source, pattern):
+    _csv(tmp_path / "elsewhere" / "reviews" / "train.csv", 30)
+    (tmp_path / "elsewhere" / "more.csv").write_bytes((tmp_path / "elsewhere" / "reviews" / "train.csv").read_bytes())
+    path = _hf_task(tmp_path / "task", source)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match=pattern):
+        YamlTask(path).source_signature()  # planning stops here
+    with pytest.raises(ConfigError, match=pattern):
+        YamlTask(path).load()
+

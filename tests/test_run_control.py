@@ -248,6 +248,50 @@ def test_retry_failed_and_skip_failed(tmp_path: Path, monkeypatch: pytest.Monkey
     assert contradictory.exit_code == 2
 
 
+LOCAL_SUITE = """
+name: local
+plugins: [task.yaml]
+tasks: [films]
+models:
+  - {name: tfidf, family: tfidf}
+protocols:
+  - {name: linear_probe, Cs: [1.0]}
+timing: {warmup: 1, min_samples: 2, max_samples: 3, budget_s: 1}
+bootstrap: {n_boot: 50}
+"""
+
+
+def _films_csv(path: Path, n: int) -> None:
+    rows = [{"text": f"film {i}: {['dull', 'bright', 'slow', 'sharp'][i % 4]} story", "label": "ab"[i % 2]} for i in range(n)]
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def test_a_job_on_changed_hf_builder_data_is_no_longer_done(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An hf `id: csv` task read d.csv from the current folder and did not track it: a changed dataset was
+    served the old result."""
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "suite.yaml").write_text(LOCAL_SUITE)
+    doc = {"name": "films", "version": "1", "modality": "text", "labels": ["a", "b"]}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    doc["source"] = {"type": "hf", "id": "csv", "data_files": "d.csv"}
+    _films_csv(task / "d.csv", 40)
+    _films_csv(elsewhere / "d.csv", 30)  # another folder's d.csv, never this task's data
+    (task / "task.yaml").write_text(yaml.safe_dump(doc))
+    db = task / "r.db"
+    monkeypatch.chdir(elsewhere)
+    ran = cli("run", task / "suite.yaml", "--db", db, "--quiet")
+    assert ran.exit_code == 0 and "1 job(s) run (1 done" in ran.output, ran.output
+    done = cli("run", task / "suite.yaml", "--db", db, "--dry-run")
+    assert "0 job(s) to run, 1 already done" in done.output, done.output
+    _films_csv(task / "d.csv", 80)  # twice the rows
+    changed = cli("run", task / "suite.yaml", "--db", db, "--dry-run")
+    assert "1 job(s) to run, 0 already done" in changed.output, changed.output
+    again = cli("run", task / "suite.yaml", "--db", db, "--quiet")
+    assert again.exit_code == 0 and "1 job(s) run (1 done" in again.output, again.output
+
+
 # ---- validate -----------------------------------------------------------------------------------------
 
 

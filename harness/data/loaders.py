@@ -294,6 +294,33 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def is_datasets_builder(name: str) -> bool:
+    """Whether `datasets.load_dataset(name)` means one of datasets' packaged builders (csv, json, parquet,
+    imagefolder, ...), which read the data files they are given, rather than a hub id or a local folder.
+    datasets itself tries these names first."""
+    if "/" in name or "\\" in name:
+        return False
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    return name in _PACKAGED_DATASETS_MODULES
+
+
+def has_glob(pattern: str) -> bool:
+    """Whether a data_files entry is a glob pattern (datasets expands *, ?, [...] and **)."""
+    return any(c in pattern for c in "*?[")
+
+
+def matching_files(pattern: str) -> list[Path]:
+    """The local files an absolute data_files glob pattern gives datasets, matched by datasets' own rules
+    (hidden files and __pycache__ left out unless named); [] when none match."""
+    from datasets.data_files import resolve_pattern
+
+    try:
+        return sorted(Path(p) for p in resolve_pattern(pattern, base_path=""))
+    except FileNotFoundError:  # no match: loading says so, naming the pattern
+        return []
+
+
 def load_hf_split(
     dataset_id: str,
     *,

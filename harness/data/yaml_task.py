@@ -14,6 +14,9 @@ Schema (relative paths resolve from the YAML file's folder)::
     source:
       type: hf                     # hf | csv | jsonl | parquet | imagefolder | textfolder
       id: stanfordnlp/sst2         # hf: hub id (or a local dataset folder); config, revision, data_files
+                                   # id: csv (json, parquet, ... a datasets builder) needs data_files: paths
+                                   # or glob patterns from this file's folder (a local dataset folder's
+                                   # own data_files are from that folder); every local file read is tracked
       # path: data/all.csv         # csv/jsonl/parquet: one file holding every row (split below);
                                    # imagefolder: root folder of <label>/<image> (or <split>/<label>/...);
                                    # textfolder: root folder of <label>/<name>.txt, one example per file,
@@ -66,12 +69,16 @@ from harness.data.content_hash import content_keys
 from harness.data.hygiene import DedupeMode, enforce_hygiene
 from harness.data.loaders import (
     Columns,
+    DataFiles,
     FileFormat,
     RawExamples,
+    has_glob,
+    is_datasets_builder,
     load_file_split,
     load_hf_split,
     load_imagefolder_split,
     load_textfolder_split,
+    matching_files,
 )
 from harness.data.signatures import package_version, signature
 from harness.errors import ConfigError, DataError, close_match
@@ -97,6 +104,26 @@ class SourceConfig:
     revision: str | None = None
     data_files: DataFilesValue | None = None
     encoding: str | tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class HfSource:
+    """An hf source as datasets is given it: `path` a hub id, a builder name (csv, ...) or an absolute local
+    folder; `data_files` with local entries absolute; `local` the local files and folders it reads."""
+
+    path: str
+    data_files: DataFiles | None
+    local: tuple[Path, ...]
+
+
+def _data_file_entries(files: DataFiles | None) -> list[str]:
+    if files is None:
+        return []
+    if isinstance(files, str):
+        return [files]
+    if isinstance(files, Mapping):
+        return [e for v in files.values() for e in _data_file_entries(v)]
+    return list(files)
 
 
 @dataclass(frozen=True)
@@ -337,27 +364,82 @@ class YamlTask(Task):
         path = self._resolve(ref, "splits")
         return [path], path.stem
 
-    def _data_files_for_hf(self) -> str | list[str] | dict[str, str | list[str]] | None:
+    def _hf_source(self) -> HfSource:
+        """What `datasets.load_dataset` is given for an hf source, with every relative path resolved from the
+        task file's folder (never from the current folder), and the local files that makes it read."""
+        s = self.config.source
+        assert s.id is not None
+        if is_datasets_builder(s.id):  # csv, json, parquet, imagefolder, ...: reads exactly its data_files
+            if s.data_files is None:
+                raise ConfigError(
+                    f"{self.path}: key 'source.id' {s.id!r} names datasets' {s.id} builder, which reads the files "
+                    "in 'source.data_files'; none are given (datasets would read the current folder). Add "
+                    "'source.data_files' (paths or glob patterns relative to the task file), or use source "
+                    "type csv, jsonl or parquet with 'source.path'."
+                )
+            return self._hf_with_files(s.id, self.path.parent, folder=None)
+        if s.id.startswith(PKG_SCHEME) or "://" not in s.id:
+            local = self._resolve(s.id, "source.id")
+            if local.is_dir():  # a dataset folder: its own data_files resolve from it, as datasets does
+                return self._hf_with_files(str(local), local, folder=local)
+            beside_cwd = Path(s.id).expanduser()
+            if not beside_cwd.is_absolute() and beside_cwd.is_dir():
+                raise ConfigError(
+                    f"{self.path}: key 'source.id' {s.id!r} is not a folder beside the task file ({local} does not "
+                    f"exist) but is one in the current folder ({beside_cwd.resolve()}), which datasets would read "
+                    "in place of the hub dataset. Relative paths in a task file resolve from the task file's "
+                    "folder: write the folder's path relative to the task file (or absolute), or run from "
+                    "another folder to load the hub dataset."
+                )
+        return HfSource(path=s.id, data_files=self._hf_data_files(None), local=())
+
+    def _hf_with_files(self, path: str, base: Path, folder: Path | None) -> HfSource:
+        data_files = self._hf_data_files(base)
+        entries = _data_file_entries(data_files)
+        local = [folder] if folder is not None else []
+        for entry in entries:
+            if "://" not in entry:
+                local += matching_files(entry) if has_glob(entry) else [Path(entry)]
+        return HfSource(path=path, data_files=data_files, local=tuple(local))
+
+    def _hf_data_files(self, base: Path | None) -> DataFiles | None:
+        """source.data_files in datasets' shape; relative local entries made absolute from `base`."""
+
+        def place(entry: str, key: str) -> str:
+            if base is None or ("://" in entry and not entry.startswith(PKG_SCHEME)):
+                return entry  # a hub dataset's own files, or a remote url
+            if entry.startswith(PKG_SCHEME):
+                return str(self._resolve(entry, key))
+            p = Path(entry).expanduser()
+            return str(p if p.is_absolute() else base / p)
+
         files = self.config.source.data_files
-        if files is None or isinstance(files, str):
-            return files
+        if files is None:
+            return None
+        if isinstance(files, str):
+            return place(files, "source.data_files")
         if isinstance(files, tuple):
-            return list(files)
-        return {k: v if isinstance(v, str) else list(v) for k, v in files.items()}
+            return [place(f, f"source.data_files[{i}]") for i, f in enumerate(files)]
+        return {
+            k: place(v, f"source.data_files.{k}")
+            if isinstance(v, str)
+            else [place(f, f"source.data_files.{k}[{i}]") for i, f in enumerate(v)]
+            for k, v in files.items()
+        }
 
     def read_raw(self, ref: str = "") -> RawExamples:
         """The examples of one split reference as read ("": the whole local source, before any carving)."""
         c, s = self.config, self.config.source
         columns = Columns(input=c.input_column, label=c.label_column, modality=c.modality, id=c.id_column)
         if s.type == "hf":
-            assert s.id is not None
+            hf = self._hf_source()
             return load_hf_split(
-                s.id,
+                hf.path,
                 split=ref,
                 columns=columns,
                 config=s.config,
                 revision=s.revision,
-                data_files=self._data_files_for_hf(),
+                data_files=hf.data_files,
                 id_prefix=c.id_prefix,
             )
         if s.type in _FOLDER_TYPES:
@@ -377,8 +459,7 @@ class YamlTask(Task):
         """Local files and folders this task reads (their stats go into the source signature)."""
         s = self.config.source
         if s.type == "hf":
-            local = Path(s.id or "")
-            return [local] if s.id and local.exists() else []
+            return list(self._hf_source().local)
         if s.type in _FOLDER_TYPES:
             return [self._resolve(s.path or ".")]
         return [path for ref in self._split_refs().values() for path in self._local_files(ref)[0]]
