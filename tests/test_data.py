@@ -865,3 +865,48 @@ def test_hf_source_that_would_read_the_current_folder_is_refused(tmp_path, monke
     with pytest.raises(ConfigError, match=pattern):
         YamlTask(path).load()
 
+
+# -- folder sources: links to folders are followed, as the loader does ----------------------------------
+
+
+def test_textfolder_label_folder_behind_a_link_is_tracked(tmp_path):
+    """data/b -> elsewhere/b: rewriting or adding files there kept the stored fingerprint (the walk did not
+    follow the link; the loader did)."""
+    _text_folder(tmp_path / "films")
+    target = tmp_path / "elsewhere" / "good"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "films" / "good").rename(target)
+    (tmp_path / "films" / "good").symlink_to(target)
+    path = _folder_task(tmp_path, {"type": "textfolder", "path": "films"})
+    assert sum(YamlTask(path).load().sizes().values()) == 20
+    signatures = {YamlTask(path).source_signature()}
+    assert YamlTask(path).source_signature() in signatures
+    (target / "100.txt").write_text("a good film, number 100")  # added
+    assert sum(YamlTask(path).load().sizes().values()) == 21
+    signatures.add(YamlTask(path).source_signature())
+    (target / "000.txt").write_text("a good film, rewritten")  # rewritten
+    os.utime(target / "000.txt", ns=(1, 1))
+    signatures.add(YamlTask(path).source_signature())
+    # a linked file renamed: the loader's id changes, its real path does not
+    (target / "100.txt").rename(tmp_path / "elsewhere" / "real.txt")
+    (target / "100.txt").symlink_to(tmp_path / "elsewhere" / "real.txt")
+    signatures.add(YamlTask(path).source_signature())
+    (target / "100.txt").rename(target / "101.txt")
+    signatures.add(YamlTask(path).source_signature())
+    assert len(signatures) == 5
+
+
+def test_links_looping_inside_a_data_folder_are_walked_once(tmp_path):
+    """Links back up (two in one folder made 2**40 paths) end the walk; a second link to a folder counts."""
+    from harness.data.signatures import file_stats
+
+    _text_folder(tmp_path / "films")
+    for name in ("up", "up2"):
+        (tmp_path / "films" / "bad" / name).symlink_to("..")
+    path = _folder_task(tmp_path, {"type": "textfolder", "path": "films"})
+    assert sum(YamlTask(path).load().sizes().values()) == 20
+    stats = file_stats(tmp_path / "films")
+    assert len(stats) == 21 + 2  # 20 .txt + notes.md, and one entry per link not walked again
+    before = YamlTask(path).source_signature()
+    (tmp_path / "films" / "good" / "again").symlink_to(tmp_path / "films" / "bad")
+    assert YamlTask(path).source_signature() != before

@@ -266,18 +266,31 @@ def _films_csv(path: Path, n: int) -> None:
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
-def test_a_job_on_changed_hf_builder_data_is_no_longer_done(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An hf `id: csv` task read d.csv from the current folder and did not track it: a changed dataset was
-    served the old result."""
+def _films_folder(root: Path, n: int) -> None:
+    for i in range(n):
+        (root / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        (root / "ab"[i % 2] / f"{i}.txt").write_text(f"film {i}: {['dull', 'bright', 'slow', 'sharp'][i % 4]} story")
+
+
+@pytest.mark.parametrize("source", ["hf-csv-builder", "textfolder-linked-label"])
+def test_a_job_on_changed_local_data_is_no_longer_done(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An hf `id: csv` task read d.csv from the current folder and did not track it; a textfolder whose label
+    folder is a link did not track the linked files. Either way a changed dataset was served the old result."""
     task = tmp_path / "task"
     task.mkdir()
     (task / "suite.yaml").write_text(LOCAL_SUITE)
     doc = {"name": "films", "version": "1", "modality": "text", "labels": ["a", "b"]}
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    doc["source"] = {"type": "hf", "id": "csv", "data_files": "d.csv"}
-    _films_csv(task / "d.csv", 40)
-    _films_csv(elsewhere / "d.csv", 30)  # another folder's d.csv, never this task's data
+    if source == "hf-csv-builder":
+        doc["source"] = {"type": "hf", "id": "csv", "data_files": "d.csv"}
+        _films_csv(task / "d.csv", 40)
+        _films_csv(elsewhere / "d.csv", 30)  # another folder's d.csv, never this task's data
+    else:
+        doc["source"] = {"type": "textfolder", "path": "data"}
+        _films_folder(task / "data", 40)
+        (task / "data" / "b").rename(elsewhere / "b")
+        (task / "data" / "b").symlink_to(elsewhere / "b")
     (task / "task.yaml").write_text(yaml.safe_dump(doc))
     db = task / "r.db"
     monkeypatch.chdir(elsewhere)
@@ -285,7 +298,11 @@ def test_a_job_on_changed_hf_builder_data_is_no_longer_done(tmp_path: Path, monk
     assert ran.exit_code == 0 and "1 job(s) run (1 done" in ran.output, ran.output
     done = cli("run", task / "suite.yaml", "--db", db, "--dry-run")
     assert "0 job(s) to run, 1 already done" in done.output, done.output
-    _films_csv(task / "d.csv", 80)  # twice the rows
+    if source == "hf-csv-builder":  # twice the rows
+        _films_csv(task / "d.csv", 80)
+    else:  # rewrote and added files in the link's target
+        (elsewhere / "b" / "1.txt").write_text("film 1: a rewritten story")
+        (elsewhere / "b" / "99.txt").write_text("film 99: a new story")
     changed = cli("run", task / "suite.yaml", "--db", db, "--dry-run")
     assert "1 job(s) to run, 0 already done" in changed.output, changed.output
     again = cli("run", task / "suite.yaml", "--db", db, "--quiet")

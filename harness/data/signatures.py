@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.digests import json_digest
+from harness.file_tree import walk_folder
 
 # Bump when the loading/splitting code changes what a given source yields.
 # 2: images are EXIF-rotated, and 16-bit / float images are scaled instead of clipped (to_uint8_image).
@@ -18,13 +19,35 @@ DATA_CODE_VERSION = "2"
 
 
 def file_stats(path: Path) -> list[tuple[str, int, int]]:
-    """(path, size, mtime_ns) of a file, or of every file under a directory (sorted); [] if missing."""
+    """(path, size, mtime_ns) of a file, or of every file under a directory (sorted); [] if missing.
+
+    A folder is walked as the loaders read it, through links to folders. The path is the real one; a file
+    reached through a link is named "<path as read> -> <real path>", so renaming or retargeting a link
+    counts. A linked folder whose real folder is walked already (a second link, or a loop) is an entry
+    "<link> -> <real folder>" with size and mtime -1."""
     if path.is_file():
         st = path.stat()
         return [(str(path.resolve()), st.st_size, st.st_mtime_ns)]
-    if path.is_dir():
-        return [entry for p in sorted(path.rglob("*")) if p.is_file() for entry in file_stats(p)]
-    return []
+    if not path.is_dir():
+        return []
+    walk = walk_folder(path)
+    root = path.resolve()
+    entries: dict[Path, tuple[str, int, int]] = {}
+    for p in walk.files:
+        if p.is_file():
+            st = p.stat()
+            entries[p] = (_shown(p, path, root), st.st_size, st.st_mtime_ns)
+    for p in walk.repeats:
+        entries[p] = (f"{p} -> {p.resolve()}", -1, -1)
+    return [entries[p] for p in sorted(entries)]
+
+
+def _shown(file: Path, top: Path, real_top: Path) -> str:
+    """The real path of `file` (under `top`), plus the path as read when a link lies between them."""
+    real = file.resolve()
+    if real == real_top / file.relative_to(top):
+        return str(real)
+    return f"{file} -> {real}"
 
 
 def package_version(distribution: str) -> str:

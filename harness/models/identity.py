@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from harness.digests import json_digest
 from harness.errors import HarnessError
+from harness.file_tree import walk_folder
 from harness.models import PKG_SCHEME, family, package_distribution, resolve_source
 from harness.models.base import ModelSpec
 
@@ -168,25 +169,7 @@ def weight_files(spec: ModelSpec, resolved: Path) -> list[Path]:
         return sorted(set(declared))
     if resolved.is_file():
         return [resolved]
-    out: list[Path] = []
-    seen = {_folder_id(resolved)}
-    for root, dirs, names in os.walk(resolved, followlinks=True):
-        # Each real folder once: a link back to a folder above (two such links in a folder made 2**40 paths
-        # to walk, a plan that never ended) or to one already walked adds nothing to read.
-        kept = []
-        for d in sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__"):
-            folder = _folder_id(Path(root) / d)
-            if folder not in seen:
-                seen.add(folder)
-                kept.append(d)
-        dirs[:] = kept
-        out.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
-    return out
-
-
-def _folder_id(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_dev, st.st_ino
+    return list(walk_folder(resolved, hidden=False).files)
 
 
 def files_digest(files: Iterable[Path], base: Path, digests: DigestCache) -> str:
