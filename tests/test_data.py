@@ -910,3 +910,29 @@ def test_links_looping_inside_a_data_folder_are_walked_once(tmp_path):
     before = YamlTask(path).source_signature()
     (tmp_path / "films" / "good" / "again").symlink_to(tmp_path / "films" / "bad")
     assert YamlTask(path).source_signature() != before
+
+
+def test_a_linked_folder_inside_an_image_or_dataset_folder_is_refused_not_skipped(tmp_path):
+    """datasets' readers do not enter a linked folder inside the folder they read: a linked label folder's
+    images were left out without a word (a three-label task loaded two labels)."""
+    _png_folder(tmp_path / "real")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "real" / "cat").rename(tmp_path / "images" / "cat")
+    (tmp_path / "images" / "dog").symlink_to(tmp_path / "real" / "dog")
+    doc = {"name": "pets", "version": "1", "modality": "image", "labels": ["cat", "dog"],
+           "source": {"type": "imagefolder", "path": "images"}, "split": {"validation_size": 0.25, "test_size": 0.25}}  # fmt: skip
+    path = _write_yaml(tmp_path / "pets.yaml", doc)
+    with pytest.raises(DataError, match=r"image folder .*images: .*images/dog is a link to a folder \(.*real/dog\); the folder reader does not follow links"):
+        YamlTask(path).load()
+    (tmp_path / "images" / "dog").unlink()
+    (tmp_path / "real" / "dog").rename(tmp_path / "images" / "dog")
+    (tmp_path / "linked").symlink_to(tmp_path / "images")  # the source folder itself may be a link
+    doc["source"]["path"] = "linked"
+    assert YamlTask(_write_yaml(path, doc)).load().sizes() == {"train": 6, "validation": 3, "test": 3}
+    # a local hf dataset folder, read whole
+    _csv(tmp_path / "reviews" / "a.csv", 40)
+    _csv(tmp_path / "elsewhere" / "b.csv", 20, start=40)
+    (tmp_path / "reviews" / "more").symlink_to(tmp_path / "elsewhere")  # b.csv's 20 rows were left out
+    hf = _hf_task(tmp_path, {"id": "reviews"})
+    with pytest.raises(DataError, match=r"dataset folder .*reviews: .*reviews/more is a link to a folder"):
+        YamlTask(hf).load()

@@ -8,6 +8,7 @@ DataError that names the source, the column and what is available.
 from __future__ import annotations
 
 import io
+import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -335,6 +336,9 @@ def load_hf_split(
     """One split of a dataset on the hub (or a local dataset directory) via `datasets.load_dataset`.
     Rows are numbered `<id_prefix or split>-<row>` unless `columns.id` names an id column."""
     where = f"dataset {dataset_id!r}" + (f" (config {config!r})" if config else "") + f" split {split!r}"
+    local = Path(dataset_id)
+    if data_files is None and local.is_absolute() and local.is_dir():  # a local dataset folder, read whole
+        refuse_linked_folders(local, f"dataset folder {local}")
     dataset = _load_dataset(
         where,
         _HUB_HINT,
@@ -346,6 +350,22 @@ def load_hf_split(
         cache_dir=cache_dir,
     )
     return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix or split)
+
+
+def refuse_linked_folders(directory: Path, where: str) -> None:
+    """datasets' folder readers (an image folder, a local dataset folder) do not enter a link to a folder
+    inside the folder they read: the files behind it would be left out without a word. Refused, naming the
+    link (names datasets ignores, starting with '.' or '__', aside; the folder itself may be a link)."""
+    for top, dirs, _ in os.walk(directory):  # links to folders are listed, not entered
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        for d in dirs:
+            path = Path(top) / d
+            if path.is_symlink():
+                raise DataError(
+                    f"{where}: {path} is a link to a folder ({path.resolve()}); the folder reader does not "
+                    "follow links inside the folder it reads, so the files there would be left out. Put the "
+                    "folder itself there (a link for the whole source folder is fine)."
+                )
 
 
 def _check_exists(paths: Sequence[Path], what: str) -> None:
@@ -400,6 +420,7 @@ def load_imagefolder_split(
             f"Image folder {directory} is not a directory (expected <dir>/<label>/<image files>)."
         )
     where = f"image folder {directory}"
+    refuse_linked_folders(directory, where)
     dataset = _load_dataset(
         where, "", "imagefolder", data_dir=str(directory), split="train", cache_dir=cache_dir
     )

@@ -18,7 +18,8 @@ Schema (relative paths resolve from the YAML file's folder)::
                                    # or glob patterns from this file's folder (a local dataset folder's
                                    # own data_files are from that folder); every local file read is tracked
       # path: data/all.csv         # csv/jsonl/parquet: one file holding every row (split below);
-                                   # imagefolder: root folder of <label>/<image> (or <split>/<label>/...);
+                                   # imagefolder: root folder of <label>/<image> (or <split>/<label>/...),
+                                   # no links to folders inside (datasets skips them: an error);
                                    # textfolder: root folder of <label>/<name>.txt, one example per file,
                                    # ids <label>/<name> (or <split>/<label>/...)
                                    # pkg://<package or distribution>/<path>: a file or folder shipped in an
