@@ -195,3 +195,22 @@ def test_links_back_up_a_model_folder_are_walked_once(tmp_path: Path) -> None:
     spec = ModelSpec(name="m", family="hf_text", source=str(folder))
     files = weight_files(spec, folder)
     assert sorted(f.relative_to(folder).as_posix() for f in files) == ["config.json", "sub/w.bin"]
+
+
+def test_a_causal_lm_folder_counts_the_files_behind_a_linked_folder(tmp_path: Path) -> None:
+    """hf_causal_lm declares its own files (a GGUF file, else the folder): the folder was listed without
+    entering linked folders, so replacing weights behind such a link kept the old model identity."""
+    from harness.models.identity import weight_files
+
+    target = tmp_path / "shards"
+    target.mkdir()
+    (target / "model.safetensors").write_bytes(b"x")
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "weights").symlink_to(target)
+    (folder / ".cache").mkdir()
+    (folder / ".cache" / "lock").write_text("")
+    spec = ModelSpec(name="m", family="hf_causal_lm", source=str(folder))
+    files = weight_files(spec, folder)
+    assert sorted(f.relative_to(folder).as_posix() for f in files) == ["config.json", "weights/model.safetensors"]

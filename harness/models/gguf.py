@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.file_tree import walk_folder
 from harness.models.base import ModelSpec
 from harness.models.identity import DigestCache
 
@@ -58,7 +59,7 @@ def weight_files(spec: ModelSpec, resolved: Path) -> list[Path]:
         return [resolved / gguf_file]
     if resolved.is_file():
         return [resolved]
-    return sorted(p for p in resolved.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(resolved).parts))
+    return list(walk_folder(resolved, hidden=False).files)  # through linked folders, as from_pretrained reads them
 
 
 def file_sha256(path: Path) -> str:
