@@ -1450,6 +1450,80 @@ def test_a_forged_site_state_value_is_ignored_not_a_traceback(env: Env, forgery:
             assert (out / path.relative_to(cold)).read_bytes() == path.read_bytes(), path
 
 
+def _without_the_second_model(env: Env) -> Path:
+    """A copy of the store as it was before its second model ran."""
+    path = env.tmp / "earlier.db"
+    shutil.copyfile(env.db, path)
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM runs WHERE model = ?", (EVIL_MODEL_2,))
+    conn.execute("DELETE FROM models WHERE name = ?", (EVIL_MODEL_2,))
+    conn.commit()
+    conn.close()
+    return path
+
+
+def _second_models_page(env: Env) -> str:
+    """The path of the second model's page, in a site built from the whole store."""
+    whole = env.tmp / "whole"
+    assert invoke(["site", "--db", str(env.db), "--out", str(whole)]).exit_code == 0
+    earlier = env.tmp / "earlier-site"
+    assert invoke(["site", "--db", str(_without_the_second_model(env)), "--out", str(earlier)]).exit_code == 0
+    (page,) = {p.relative_to(whole) for p in whole.rglob("*.html")} - {p.relative_to(earlier) for p in earlier.rglob("*.html")}
+    return page.as_posix()
+
+
+@pytest.mark.parametrize("downloads", ["made in this process", "made in a forked process"])
+def test_a_rebuild_never_overwrites_a_file_no_build_wrote(
+    env: Env, downloads: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's own page put into the site folder after a build, at the path a later build writes a new page
+    (a model added since): the rebuild replaced it, exit 0. It is refused before anything is written (not
+    results.csv either, which the downloads make early), naming the file; once the file is moved away the
+    build makes the page."""
+    from harness.sitegen import forking
+
+    if "forked" in downloads:
+        monkeypatch.setattr(forking, "FORK_FROM_RUNS", 1)
+    page = _second_models_page(env)
+    out = env.tmp / "site"
+    assert invoke(["site", "--db", str(_without_the_second_model(env)), "--out", str(out)]).exit_code == 0
+    (out / page).write_text("<p>my own page</p>")
+    before = folder_state(out)
+    result = invoke(["site", "--db", str(env.db), "--out", str(out)])
+    assert_clean_failure(
+        result, 2, (f"The site folder {out} already holds web files no harness build wrote ({page};", "Move them out")
+    )
+    assert folder_state(out) == before  # the user's page, and the whole site as it was
+    (out / page).rename(env.tmp / "mine.html")
+    assert invoke(["site", "--db", str(env.db), "--out", str(out)]).exit_code == 0
+    assert "<p>my own page</p>" not in (out / page).read_text()
+
+
+def test_the_pages_a_stopped_build_added_are_not_taken_for_a_users(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild stopped after writing a new page, before saving its record: the next build writes that page
+    again (the paths a build adds are listed before it writes them), and a later build that no longer makes
+    it keeps it listed while it exists."""
+    from harness.sitegen.writer import IncrementalWriter
+
+    page = _second_models_page(env)
+    out = env.tmp / "site"
+    earlier = _without_the_second_model(env)
+    assert invoke(["site", "--db", str(earlier), "--out", str(out)]).exit_code == 0
+
+    def stopped(self: IncrementalWriter, extra: object = None) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(IncrementalWriter, "finish", stopped)
+        assert invoke(["site", "--db", str(env.db), "--out", str(out)]).exit_code == 130
+    assert (out / page).is_file()
+    assert invoke(["site", "--db", str(earlier), "--out", str(out)]).exit_code == 0  # no page for it: kept
+    assert json.loads((out / ".harness-site.json").read_text())["writing"] == [page]
+    result = invoke(["site", "--db", str(env.db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "writing" not in json.loads((out / ".harness-site.json").read_text())
+
+
 # ---- a read-only store with a job to run -----------------------------------------------------------------
 
 

@@ -19,17 +19,19 @@ from harness.errors import HarnessError
 from harness.metrics import MetricRegistry
 from harness.sitegen import deps, pages, pickform
 from harness.sitegen.charts import heat_css
-from harness.sitegen.downloads import Downloads
+from harness.sitegen.downloads import CSV, Downloads
 from harness.sitegen.links import Links, hw_views
 from harness.sitegen.ranking import RankingConfig, Rankings, SharedResamples, compute_rankings
 from harness.sitegen.render import (
     TEMPLATES,
     PageInputs,
+    PageJob,
     Renderer,
     SiteContext,
     page_count,
     page_jobs,
     task_job,
+    task_paths,
     template_env,
 )
 from harness.sitegen.results import Board, build_board
@@ -39,6 +41,7 @@ from harness.sitegen.writer import IncrementalWriter, WriteStats, site_lock
 from harness.store import StoreReader, run_cache
 
 STATIC_FILES = ("site.css", "site.js")
+HEAT_CSS = "static/heat.css"
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ def _build(
             ctx = replace(_context(board, rankings, signature, db.name), best=best, details=details)
             inputs = PageInputs(board, ctx.links)
             jobs = page_jobs(ctx, inputs, downloads=downloads.needed)
+            writer.claim(_site_paths(ctx, jobs, downloads.needed))  # before any is written: refuses a user's file
             ctx = replace(ctx, runs_json=downloads.runs_json())  # waits for the downloads' process
             with Renderer(writer, workers, page_count(board)) as renderer:
                 # Every page but the task pages renders in workers while this process makes the pick forms;
@@ -186,7 +190,7 @@ def _build(
             downloads.finish()
     for name in STATIC_FILES:
         writer.write(f"static/{name}", (TEMPLATES / "static" / name).read_bytes())
-    writer.write("static/heat.css", heat_css())
+    writer.write(HEAT_CSS, heat_css())
     keep = _used_pick_keys(forms)
     used = {k: v for k, v in pick_cache.items() if k in keep}
     stats = writer.finish(extra={"ranking_cache": dict(rankings.cache), "pick_cache": used, "inputs": signature})
@@ -236,6 +240,14 @@ def _stats(out: Path, stats: WriteStats, groups_computed: int, rendered: int, cl
         pages_rendered=rendered,
         seconds=clock.laps | {"total": clock.total()},
     )
+
+
+def _site_paths(ctx: SiteContext, jobs: list[PageJob], downloads: bool) -> list[str]:
+    """Every file the build writes: the pages' (those of `jobs`, and every task page's), results.csv when the
+    downloads are made (results.json is a job), the static files."""
+    paths = [path for job in jobs for path in job.paths]
+    paths += [path for task in ctx.board.tasks for path in task_paths(ctx, task.name)]
+    return [*paths, *([CSV] if downloads else []), *(f"static/{name}" for name in STATIC_FILES), HEAT_CSS]
 
 
 def _used_pick_keys(forms: dict[str, dict[str, Any]]) -> set[str]:

@@ -31,8 +31,9 @@ JSON = "results.json"
 class Downloads:
     """Makes the runs' JSON for results.json (see `runs_json`), results.csv and, when the build found them out
     of date, the store's RunCache and the runs' lines: in that order, in a forked process when `fork` and the
-    store is large. The pages wait only for the JSON; `finish` waits for the rest. Use as a context manager:
-    leaving it early (an error) stops the process."""
+    store is large. The pages wait only for the JSON; `finish` waits for the rest and only then writes
+    results.csv into the site folder (after the build claimed its files: IncrementalWriter.claim). Use as a
+    context manager: leaving it early (an error) stops the process."""
 
     def __init__(
         self, writer: IncrementalWriter, snapshot: StoreSnapshot, inputs: str, fork: bool, cache: RunCache | None = None
@@ -40,7 +41,8 @@ class Downloads:
         self.writer = writer
         self._pool: Any = None
         self._json: Any = None  # AsyncResult of the runs' JSON
-        self._rest: Any = None  # ... of results.csv's state entry (then the cache is saved)
+        self._rest: Any = None  # ... of results.csv's bytes made (then the cache is saved)
+        self._job: _Job | None = None  # the job when made in this process
         # Kept from the previous build (same inputs, untouched): results.json is then not rendered either.
         self.needed = not writer.reuse((CSV, JSON), inputs)
         if not self.needed:
@@ -51,7 +53,10 @@ class Downloads:
             self._json = self._pool.apply_async(_inherited_json)
             self._rest = self._pool.apply_async(_inherited_rest)
         else:
-            self._json, self._rest = _Done(job.runs_json()), _Done(job.rest())
+            self._job = job
+            self._json = _Done(job.runs_json())
+            job.rest()
+            self._rest = _Done(None)
 
     def __enter__(self) -> Downloads:
         return self
@@ -64,9 +69,14 @@ class Downloads:
         return self._json.get() if self.needed else None
 
     def finish(self) -> None:
-        """Wait for results.csv (and record it) and the cache; call once the build is otherwise done."""
+        """Wait for results.csv and the cache, then write results.csv (and record it); call once the build
+        is otherwise done."""
         if self.needed:
-            entry, written = self._rest.get()
+            self._rest.get()
+            if self._job is not None:
+                entry, written = self._job.write()
+            else:  # where its bytes are: the pool's one process
+                entry, written = self._pool.apply_async(_inherited_write).get()
             self.writer.record(CSV, entry, written)
         self._stop()
 
@@ -87,6 +97,7 @@ class _Job:
         self.snapshot, self.out, self.before, self.inputs, self.cache = snapshot, out, before, inputs, cache
         self.rows: Table | None = None
         self.lines: RunLines | None = None  # to save beside the cache: they changed
+        self.csv: str | None = None  # results.csv, made by `rest`, written by `write`
 
     def runs_json(self) -> str:
         if self.cache is None or len(self.snapshot.runs) < self.cache.min_runs:
@@ -98,16 +109,20 @@ class _Job:
                 self.lines = lines
         return self.rows.json()
 
-    def rest(self) -> tuple[dict[str, Any], bool]:
-        """results.csv (its state entry, whether it was written), then the cache and the lines."""
+    def rest(self) -> None:
+        """Make results.csv, then save the cache and the lines."""
         assert self.rows is not None, "runs_json first"
-        synced = sync_file(self.out, CSV, results_csv(self.snapshot, self.rows), self.before, self.inputs)
+        self.csv = results_csv(self.snapshot, self.rows)
         if self.cache is not None:
             if self.cache.changed:
                 self.cache.save(self.snapshot.runs)
             if self.lines is not None:
                 self.cache.save_beside(LINES, _lines_made_by(), self.lines.flat())
-        return synced
+
+    def write(self) -> tuple[dict[str, Any], bool]:
+        """Write results.csv into the site folder: its state entry, whether it was written."""
+        assert self.csv is not None, "rest first"
+        return sync_file(self.out, CSV, self.csv, self.before, self.inputs)
 
 
 @lru_cache(maxsize=1)
@@ -129,6 +144,11 @@ def _inherited_json() -> str:
     return job.runs_json()
 
 
-def _inherited_rest() -> tuple[dict[str, Any], bool]:
+def _inherited_rest() -> None:
     job: _Job = inherited()
-    return job.rest()
+    job.rest()
+
+
+def _inherited_write() -> tuple[dict[str, Any], bool]:
+    job: _Job = inherited()
+    return job.write()

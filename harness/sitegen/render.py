@@ -101,10 +101,15 @@ def page_jobs(ctx: SiteContext, inputs: PageInputs, downloads: bool) -> list[Pag
 
 def task_job(ctx: SiteContext, inputs: PageInputs, task: str, form: dict[str, Any] | None) -> PageJob:
     """The files of a task page, to render with its pick form `form` (Renderer.add(job, forms={task: form}))."""
+    paths = task_paths(ctx, task)
+    return PageJob(paths, "task", task, deps.digest(_common_digest(ctx), inputs.task(ctx, task, form)))
+
+
+def task_paths(ctx: SiteContext, task: str) -> tuple[str, ...]:
+    """The files of a task page: the page, and a data file per protocol the task has results of."""
     slug = ctx.links.tasks[task]
     n = sum(1 for p in ctx.board.protocols if (task, p) in ctx.board.by_task_protocol)
-    paths = (f"tasks/{slug}.html", *(f"data/tasks/{slug}.{i}.js" for i in range(1, n + 1)))
-    return PageJob(paths, "task", task, deps.digest(_common_digest(ctx), inputs.task(ctx, task, form)))
+    return (f"tasks/{slug}.html", *(f"data/tasks/{slug}.{i}.js" for i in range(1, n + 1)))
 
 
 def _common_digest(ctx: SiteContext) -> str:

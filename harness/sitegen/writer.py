@@ -9,6 +9,12 @@ The state file is not trusted for deletion: a file an earlier build listed is re
 plain file of a kind the build writes, inside the output folder, and its current content still hashes to
 what the state file recorded (so a forged, stale or copied state file cannot delete a user's file, and a
 generated file someone edited by hand is kept).
+
+Nor is a file the state file does not list ever overwritten: before writing anything, a build claims the
+paths it will write (`claim`), and one that exists there unlisted (a user's own page put into the site
+folder after a build) refuses the build. A listed file is the build's: it is rewritten even when someone
+edited it since. The paths a build adds are listed (under "writing") before any of them is written, so that
+the files of a build stopped midway are not taken for a user's by the next one.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,17 +91,43 @@ class IncrementalWriter:
                 "file there. Move that folder out of the site folder, or build into another --out."
             )
         if not (self.out / STATE_FILE).exists() and (theirs := _foreign_site_files(self.out)):
-            shown = ", ".join(theirs[:4]) + (f" and {len(theirs) - 4} more" if len(theirs) > 4 else "")
             raise HarnessError(
-                f"The site folder {self.out} already holds web files no harness build wrote ({shown}; there is no "
-                f"{STATE_FILE}): building there would overwrite them. Give a new or empty folder for the site, "
-                "or move those files away."
+                _would_overwrite(self.out, theirs, f"there is no {STATE_FILE}")
+                + " Give a new or empty folder for the site, or move those files away."
             )
         state = self._read_state()
         self._previous: dict[str, dict[str, Any]] = state.get("files", {})
         self.extra: dict[str, Any] = state.get("extra", {})
+        # Every path the state file names as the build's (of any version, whatever its entry holds), and those
+        # of them without a usable record: the "writing" of a build stopped midway, an older version's, forged.
+        self._listed: frozenset[str] = state.get("listed", frozenset())
+        self._unrecorded = self._listed - self._previous.keys()
+        self._claimed: frozenset[str] = frozenset()
         self._current: dict[str, dict[str, Any]] = {}
         self.stats = WriteStats()
+
+    def claim(self, relpaths: Iterable[str]) -> None:
+        """Check, before anything is written, that the build may write these files (every one it writes):
+        each is listed by the state file or does not exist yet. One there that is not listed (a user's own
+        page put into the site folder, which the build would replace) refuses the build, naming it. The new
+        paths are listed before any is written (a stat per new path; a listed one costs nothing)."""
+        claimed = frozenset(relpaths)
+        new = claimed - self._listed
+        theirs = sorted(p for p in new if os.path.lexists(self.out / p))
+        if theirs:
+            raise HarnessError(
+                _would_overwrite(self.out, theirs, f"{STATE_FILE} does not list them as written by a build")
+                + " Move them out of the site folder (or rename them), then build again; or build into another --out."
+            )
+        self._claimed = claimed
+        if new:
+            self._listed |= new
+            self._unrecorded |= new
+            self._save_state(self._previous, sorted(self._unrecorded), self.extra)
+
+    def _save_state(self, files: dict[str, dict[str, Any]], writing: list[str], extra: dict[str, Any]) -> None:
+        state = {"version": STATE_VERSION, "files": files, "extra": extra} | ({"writing": writing} if writing else {})
+        sync_file(self.out, STATE_FILE, json.dumps(state, sort_keys=True), None)
 
     def write(self, relpath: str, content: str | bytes, inputs: str = "", extra: dict[str, Any] | None = None) -> None:
         """Sync one file (see sync_file) and record its state."""
@@ -131,11 +163,14 @@ class IncrementalWriter:
 
     def record(self, relpath: str, entry: dict[str, Any], written: bool) -> None:
         """Note a file synced elsewhere (e.g. by a worker process) with sync_file."""
+        assert not written or relpath in self._claimed, f"{relpath} was written without being claimed first"
         self._current[relpath] = entry
         (self.stats.written if written else self.stats.unchanged).append(relpath)
 
     def finish(self, extra: dict[str, Any] | None = None) -> WriteStats:
-        """Delete files the previous build wrote and this one did not, then save the state."""
+        """Delete files the previous build wrote and this one did not, then save the state. A file the
+        previous build recorded that is kept (not provably ours) is no longer listed: it is the user's now.
+        Files listed without a record that this build did not write stay listed while they exist."""
         for relpath in sorted(set(self._previous) - set(self._current)):
             if (self.out / relpath).exists() or (self.out / relpath).is_symlink():
                 removable = self._provably_ours(relpath, self._previous[relpath])
@@ -144,8 +179,8 @@ class IncrementalWriter:
                     self.stats.removed.append(relpath)
                 else:
                     self.stats.kept.append(relpath)
-        state = {"version": STATE_VERSION, "files": self._current, "extra": extra or {}}
-        sync_file(self.out, STATE_FILE, json.dumps(state, sort_keys=True), None)
+        writing = sorted(p for p in self._unrecorded - self._current.keys() if os.path.lexists(self.out / p))
+        self._save_state(self._current, writing, extra or {})
         self._remove_left_temporaries()
         return self.stats
 
@@ -183,17 +218,30 @@ class IncrementalWriter:
             state = json.loads((self.out / STATE_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        if not isinstance(state, dict):
             return {}
         files = state.get("files")
-        if not isinstance(files, dict):
-            return {}
+        writing = state.get("writing")
+        named = [*(files if isinstance(files, dict) else ()), *(writing if isinstance(writing, list) else ())]
+        listed = frozenset(p for p in named if isinstance(p, str))
+        if state.get("version") != STATE_VERSION or not isinstance(files, dict):
+            return {"listed": listed}
         extra = state.get("extra")
         # A forged or damaged entry (not a dict of fields) is as good as none: that file is made again.
         return {
             "files": {path: entry for path, entry in files.items() if isinstance(entry, dict)},
             "extra": extra if isinstance(extra, dict) else {},
+            "listed": listed,
         }
+
+
+def _would_overwrite(out: Path, theirs: list[str], why: str) -> str:
+    """The start of the refusal of a build that would replace files no harness build wrote."""
+    shown = ", ".join(theirs[:4]) + (f" and {len(theirs) - 4} more" if len(theirs) > 4 else "")
+    return (
+        f"The site folder {out} already holds web files no harness build wrote ({shown}; {why}): building "
+        "there would overwrite them."
+    )
 
 
 def _foreign_site_files(out: Path) -> list[str]:
