@@ -456,6 +456,49 @@ def test_serve_builds_the_site_and_answers_over_http(adhoc: tuple[Path, Path], t
     assert (site / "index.html").is_file()
 
 
+def test_serve_answers_a_path_no_file_can_have_and_prints_no_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NUL byte or an unpaired surrogate in a requested path raised inside http.server: a traceback on the
+    serving terminal and no answer. They are not found (404); a request that fails otherwise is one line
+    on the terminal, without the request's text."""
+    import http.client
+    import threading
+
+    from harness import serve
+
+    (tmp_path / "index.html").write_text("<p>home</p>")
+    (tmp_path / "empty").mkdir()
+    server = serve.make_server(tmp_path, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def status(path: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    def fails(*args: object) -> None:
+        raise RuntimeError("\x1b[2Jfrom the request")
+
+    try:
+        assert status("/index.html") == 200
+        assert status("/index.html%00") == 404
+        assert status("/%ed%a0%80") == 404
+        assert status("/%ed%a0%80/index.html") == 404
+        monkeypatch.setattr(serve._QuietHandler, "list_directory", fails)
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            status("/empty/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "\x1b" not in err, err
+    assert err == "A request from 127.0.0.1 failed (RuntimeError); it was not answered.\n"
+
+
 def test_browse_explains_how_to_get_datasette(adhoc: tuple[Path, Path]) -> None:
     import shutil
 
