@@ -60,6 +60,16 @@ def write_out(data: bytes, out: Path, option: str = "--out") -> None:
         raise HarnessError(f"{option} {out}: cannot be written ({exc.strerror or exc}).") from None
 
 
+def is_symlink_loop(path: Path) -> bool:
+    """`path` is a symbolic link that leads back to itself (or a link on the way to it does): what opening
+    it would say only as "Too many levels of symbolic links", or "File exists" when making it a folder."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def _write_into(out: Path, data: bytes, option: str) -> None:
     """Write into a device or a pipe as it is. A named pipe that nobody reads would block the open forever:
     opened without blocking first, so that case is an error instead of a hang."""

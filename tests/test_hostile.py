@@ -524,6 +524,14 @@ CASES |= {
         lambda env: ["export", "--db", str(env.db), "--out", str(_symlink(env.tmp / "loop.json", "loop.json"))],
         ("`harness export` cannot use the path", "leads back to itself"),
     ),
+    "site-out-is-a-symlink-loop": Case(
+        lambda env: ["site", "--db", str(env.db), "--out", str(_symlink(env.tmp / "loop", "loop"))],
+        ("The site folder", "/loop: it is a symbolic link that leads back to itself (a loop)"),
+    ),
+    "site-out-is-a-dangling-symlink": Case(
+        lambda env: ["site", "--db", str(env.db), "--out", str(_symlink(env.tmp / "www", str(env.tmp / "gone")))],
+        ("The site folder", "/www is a symbolic link to", "/gone, which does not exist", "Create that folder"),
+    ),
     "baseline-is-proc-self-mem": Case(
         lambda env: ["compare", "--baseline", "/proc/self/mem", "--candidate", str(env.db)],
         ("/proc/self/mem is not a readable baseline JSON file", "Input/output error"),

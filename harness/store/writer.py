@@ -7,7 +7,6 @@ TaskRecord of the data it used, the hardware description), so no other module kn
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -21,6 +20,7 @@ import numpy as np
 
 from harness import RESULT_SCHEMA_VERSION
 from harness.errors import HarnessError
+from harness.outfile import is_symlink_loop
 from harness.records import JobIdentity, RunRecord, TaskRecord
 from harness.store.reader import StoreReader, store_error
 from harness.store.schema import (
@@ -46,7 +46,7 @@ class Store:
         self.path = Path(path)
         if self.path.exists() and self.path.is_dir():
             raise HarnessError(f"--db {self.path} is a directory; give a file path such as {self.path}/harness.db.")
-        if _is_symlink_loop(self.path):  # SQLite would say only "unable to open database file"
+        if is_symlink_loop(self.path):  # SQLite would say only "unable to open database file"
             raise HarnessError(
                 f"--db {self.path}: it is a symbolic link that leads back to itself (a loop). Give the results file itself."
             )
@@ -282,14 +282,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     return repr(obj)
-
-
-def _is_symlink_loop(path: Path) -> bool:
-    try:
-        os.stat(path)
-    except OSError as exc:
-        return exc.errno == errno.ELOOP
-    return False
 
 
 class _StoreUsers:
