@@ -18,6 +18,13 @@ def check_out(out: Path, option: str, inputs: Iterable[Path | None] = (), exampl
     replace the data with the report."""
     if out.is_dir():
         raise HarnessError(f"{option} {out} is a directory; give a file path, e.g. {out / example}.")
+    if out.is_symlink() and not out.exists() and not is_symlink_loop(out):
+        target = Path(os.path.realpath(out))
+        if not target.parent.is_dir():  # writing through the link would make folders wherever it points
+            raise HarnessError(
+                f"{option} {out} is a symbolic link to {target}, whose folder {target.parent} does not exist. "
+                "Create that folder first, or give another path."
+            )
     for given in inputs:
         if given is not None and out.exists() and given.exists() and os.path.samefile(out, given):
             raise HarnessError(

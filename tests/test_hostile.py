@@ -524,6 +524,10 @@ CASES |= {
         lambda env: ["export", "--db", str(env.db), "--out", str(_symlink(env.tmp / "loop.json", "loop.json"))],
         ("`harness export` cannot use the path", "leads back to itself"),
     ),
+    "export-out-is-a-link-into-a-missing-folder": Case(  # it made the folders wherever the link pointed
+        lambda env: ["export", "--db", str(env.db), "--out", str(_symlink(env.tmp / "to.json", "gone/sub/x.json"))],
+        ("is a symbolic link to", "gone/sub/x.json, whose folder", "does not exist"),
+    ),
     "site-out-is-a-symlink-loop": Case(
         lambda env: ["site", "--db", str(env.db), "--out", str(_symlink(env.tmp / "loop", "loop"))],
         ("The site folder", "/loop: it is a symbolic link that leads back to itself (a loop)"),
