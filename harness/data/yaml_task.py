@@ -47,7 +47,8 @@ Schema (relative paths resolve from the YAML file's folder)::
                                    # exact duplicates between/within the given splits (a warning
                                    # reports them either way); non-default modes are added to version
     prompt_templates: ["This review is {label}."]
-    label_verbalizers: {negative: bad}
+    label_verbalizers: {negative: bad}   # the word prompts and LMs use for a label (default: its name);
+                                   # every label's word must be non-blank and its own
     lm_prompt: "Review: {text}\nSentiment:"   # causal LMs: {text} required, {labels} optional; the
                                    # scorer appends " " + verbalizer, so do not end with a space
 """

@@ -90,12 +90,23 @@ def render(template: str, text: str, words: Sequence[str]) -> str:
 
 def continuation_ids(model: LanguageModel, spec: TaskSpec, words: Sequence[str]) -> tuple[tuple[int, ...], ...]:
     out = []
+    labels_of: dict[tuple[int, ...], tuple[str, str]] = {}  # tokens -> the first (label, word) they score
     for label, word in zip(spec.labels, words, strict=True):
         ids = tuple(model.token_ids(" " + word))
         if not ids:
             raise HarnessError(
                 f"Task {spec.name!r}: the verbalizer of label {label!r} ({word!r}) tokenises to nothing for model "
                 f"{model.spec.name!r}; set label_verbalizers.{label} to a word."
+            )
+        # The task refuses two labels with one word; two different words can still be one token sequence for
+        # a tokenizer (one that lower-cases or normalises Unicode), which only the model's tokenizer can tell.
+        other, other_word = labels_of.setdefault(ids, (label, word))
+        if other != label:
+            raise HarnessError(
+                f"Task {spec.name!r}: labels {other!r} and {label!r} have the words {other_word!r} and {word!r}, "
+                f"but model {model.spec.name!r}'s tokenizer turns both into the same tokens {list(ids)}, so every "
+                "example would score the same for the two labels. Give them words this tokenizer tells apart "
+                "(label_verbalizers)."
             )
         out.append(ids)
     return tuple(out)
