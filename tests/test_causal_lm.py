@@ -16,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.errors import ConfigError, HarnessError, NotApplicable
+from harness.errors import ConfigError, DataError, HarnessError, NotApplicable
 from harness.features import FeatureCache
 from harness.models import ModelSpec, load_adapter, resolve_source
 from harness.models.gguf import converted_copy, file_sha256
@@ -230,6 +230,25 @@ def test_k_shot_draws_are_seeded_and_truncated_to_the_context(smol: HFCausalLM) 
     tight = lm_loglik.build_prompts(smol, spec, train, one_shot, np.random.default_rng(0), longest_context=longest)
     assert full.demos_dropped == 0 and tight.demos_dropped == 1
     assert tight.demo_ids == full.demo_ids[1:] and len(tight.prefix) <= room
+
+
+def test_k_shot_above_a_labels_train_examples_fails_the_job_naming_the_split_size(tiny_lm: HFCausalLM) -> None:
+    """k_shot 3 on a train split holding 2 'neutral' examples: the run took both and was stored as 3-shot
+    (k_shot: 1000 on 18 rows ran with 18 demonstrations). The probe's k-shot draws the same way."""
+    data = _task()  # train: 8 tweets, 3 negative, 2 neutral, 3 positive
+    expected = (
+        r"k_shot 3 asks for 3 train examples of each label, but the train split has 8 examples and 1 label\(s\) "
+        r"fewer than 3 \('neutral' 2\)\. Set k_shot to at most 2"
+    )
+    with pytest.raises(DataError, match=expected):
+        lm_loglik.run(tiny_lm, data, lm_loglik.LMLoglikConfig(k_shot=3), _ctx())
+    tfidf = load_adapter(ModelSpec(name="tfidf", family="tfidf"))
+    with pytest.raises(DataError, match=expected):
+        linear_probe.run(tfidf, data, linear_probe.LinearProbeConfig(Cs=(1.0,), k_shot=3), _ctx())
+    # k up to the smallest label's count draws k of each label.
+    y = np.asarray(data.train.labels)
+    two = linear_probe.k_shot_indices(y, 2, np.random.default_rng(0), data.spec.labels)
+    assert sorted(y[two]) == [0, 0, 1, 1, 2, 2]
 
 
 def test_hidden_state_probe_and_last_token_finetune(smol: HFCausalLM) -> None:

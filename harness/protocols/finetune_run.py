@@ -60,7 +60,7 @@ def _draw(data: TaskData, config: FinetuneConfig, rng: np.random.Generator) -> t
     train, val = data.train, data.validation
     y_train = np.asarray(train.labels)
     if config.k_shot is not None:
-        train = train.subset(k_shot_indices(y_train, config.k_shot, rng))
+        train = train.subset(k_shot_indices(y_train, config.k_shot, rng, data.spec.labels))
     elif config.train_examples is not None:
         train = train.subset(stratified_budget(y_train, config.train_examples, rng))
     if config.val_examples is not None:

@@ -3,7 +3,8 @@
 C is chosen on the validation split (main metric: macro-F1), then the probe is refit on train+val.
 k-shot (MTEB style): k training examples per class drawn with a seed, n repeats; the stored predictions
 and headline metrics are those of repeat 0 (so paired comparisons use real predictions), and the mean
-and spread over repeats are recorded as extra metrics.
+and spread over repeats are recorded as extra metrics. A label with fewer than k train examples fails the
+job (k_shot_indices): a run labelled k-shot always trained on k examples of each label.
 """
 
 from __future__ import annotations
@@ -68,12 +69,25 @@ def _probe(C: float, sparse: bool, cfg: LinearProbeConfig, seed: int) -> Pipelin
     return make_pipeline(*steps)
 
 
-def k_shot_indices(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k examples per class (all of a class when it has fewer), sorted; deterministic for a given rng."""
-    chosen = []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        chosen.append(rng.choice(members, size=min(k, len(members)), replace=False))
+def k_shot_indices(
+    labels: np.ndarray, k: int, rng: np.random.Generator, names: Sequence[str] = ()
+) -> np.ndarray:
+    """k examples of each class in `labels` (the train split's label indices; `names`: the task's labels),
+    sorted; deterministic for a given rng. A class with fewer than k examples is a DataError: taking all of
+    it instead made a run stored as k_shot: 1000 train on 18 examples, mislabelled on every leaderboard."""
+    classes, counts = np.unique(labels, return_counts=True)
+    short = [(int(c), int(n)) for c, n in zip(classes, counts, strict=True) if n < k]
+    if short:
+        def name(c: int) -> str:
+            return repr(names[c]) if c < len(names) else str(c)
+
+        listed = ", ".join(f"{name(c)} {n}" for c, n in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+        raise DataError(
+            f"k_shot {k} asks for {k} train examples of each label, but the train split has {len(labels)} "
+            f"examples and {len(short)} label(s) fewer than {k} ({listed}). Set k_shot to at most "
+            f"{int(counts.min())}, so that every k-shot draw holds k examples of each label."
+        )
+    chosen = [rng.choice(np.flatnonzero(labels == cls), size=k, replace=False) for cls in classes]
     return np.sort(np.concatenate(chosen))
 
 
@@ -101,11 +115,13 @@ def _fit_one(
     return final, best_C, val_scores
 
 
-def _train_subsets(y_train: np.ndarray, cfg: LinearProbeConfig, seed: int, repeats: int) -> list[np.ndarray]:
+def _train_subsets(
+    y_train: np.ndarray, cfg: LinearProbeConfig, seed: int, repeats: int, names: Sequence[str]
+) -> list[np.ndarray]:
     if not cfg.k_shot:
         return [np.arange(len(y_train))]
     rng = np.random.default_rng(seed)
-    return [k_shot_indices(y_train, cfg.k_shot, rng) for _ in range(repeats)]
+    return [k_shot_indices(y_train, cfg.k_shot, rng, names) for _ in range(repeats)]
 
 
 def _fit_repeat(
@@ -144,7 +160,7 @@ def run(
     with threadpool_limits(limits=1, user_api="blas"):
         outcomes = [
             _fit_repeat(X_train, y_train, X_val, y_val, X_test, idx, n_labels, config, ctx.seed + r)
-            for r, idx in enumerate(_train_subsets(y_train, config, ctx.seed, repeats))
+            for r, idx in enumerate(_train_subsets(y_train, config, ctx.seed, repeats, data.spec.labels))
         ]
 
     probe, best_C, val_scores, preds, proba, n_train = outcomes[0]

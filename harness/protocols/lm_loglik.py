@@ -121,7 +121,7 @@ def build_prompts(
     demos: list[list[int]] = []
     demo_ids: list[str] = []
     if config.k_shot:
-        chosen = rng.permutation(k_shot_indices(np.asarray(train.labels), config.k_shot, rng))
+        chosen = rng.permutation(k_shot_indices(np.asarray(train.labels), config.k_shot, rng, spec.labels))
         for i in chosen:
             text = model.truncate_text(str(train.inputs[i]), config.demo_max_tokens)
             word = words[int(train.labels[i])]
