@@ -22,17 +22,35 @@ DEFAULT_LM_PROMPT = "Text: {text}\nQuestion: Which of these describes the text: 
 LM_PROMPT_FIELDS = ("text", "labels")
 
 
-def lm_prompt_problem(template: str) -> str | None:
-    """Why `template` cannot be a causal-LM prompt, or None when it can."""
+def template_fields(template: str, allowed: Sequence[str]) -> list[str]:
+    """The placeholders of a str.format prompt template, each one of `allowed` written plainly ({text}).
+
+    ValueError (its message a phrase to follow the template's repr) for unbalanced braces, another name,
+    or a conversion ({text!r}) or format spec ({text:>999999999}, {text:d}): refused before anything is
+    formatted, since a width can allocate gigabytes and a type code fails only when a job renders it.
+    """
     import string
 
+    plain = " or ".join(f"{{{name}}}" for name in allowed)
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parsed = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
-        return f"is not a valid template ({exc}); write literal braces as {{{{ and }}}}"
-    unknown = [f for f in fields if f not in LM_PROMPT_FIELDS]
-    if unknown:
-        return f"has unknown placeholder {{{unknown[0]}}}; allowed: {{text}} (required) and {{labels}}"
+        raise ValueError(f"is not a valid template ({exc}); write literal braces as {{{{ and }}}}") from None
+    for name, spec, conversion in parsed:
+        if name not in allowed:
+            raise ValueError(f"has unknown placeholder {{{name}}}; only {plain} may appear in braces")
+        if spec or conversion:
+            written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"has {written}: only {plain} may appear in braces, with no conversion or format spec")
+    return [name for name, _, _ in parsed]
+
+
+def lm_prompt_problem(template: str) -> str | None:
+    """Why `template` cannot be a causal-LM prompt, or None when it can."""
+    try:
+        fields = template_fields(template, LM_PROMPT_FIELDS)
+    except ValueError as exc:
+        return str(exc)
     if "text" not in fields:
         return "has no {text} placeholder: the input text must appear in the prompt"
     if template != template.rstrip():

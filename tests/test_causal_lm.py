@@ -294,6 +294,14 @@ def test_prompt_and_verbalizer_mistakes_are_config_errors() -> None:
         _task(verbalizers={"negative": "neutral"})
     with pytest.raises(ValueError, match="unknown placeholder"):
         lm_loglik.LMLoglikConfig(prompt="{text} {label}")
+    # A conversion or format spec was formatted only when a job rendered it: a width of 10**9 built hundreds
+    # of megabytes per example, a type code failed the job with a bare "Unknown format code 'd'".
+    with pytest.raises(ConfigError, match=r"key 'lm_prompt' .* has \{text:d\}: .*no conversion or format spec"):
+        _task(prompt="Tweet: {text:d}\nAnswer:")
+    with pytest.raises(ValueError, match=r"has \{text:>999999999\}"):
+        lm_loglik.LMLoglikConfig(prompt="{text:>999999999}\nAnswer:")
+    with pytest.raises(ValueError, match=r"has \{labels!r\}"):
+        lm_loglik.LMLoglikConfig(prompt="{text} {labels!r}\nAnswer:")
 
 
 # -- the CLI: bad input exits 2 and leaves the store untouched -----------------------------------------

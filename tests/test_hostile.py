@@ -222,6 +222,23 @@ CASES: dict[str, Case] = {
         ),
         ("task.yaml", "key 'metrics[1]'.id", '"confusion_matrix" is the name of another metric'),
     ),
+    # The causal-LM prompt passed a format spec or conversion: validate said valid, then rendering built a
+    # 300 MB string per example ({text:>999999999}) or failed the job with a bare "Unknown format code 'd'".
+    "task-lm-prompt-with-a-huge-format-width": Case(
+        task_file(TEXT_TASK + 'lm_prompt: "Text: {text:>999999999}\\nAnswer:"\n'),
+        ("task.yaml", "key 'lm_prompt'", "has {text:>999999999}: only {text} or {labels} may appear in braces, with no conversion or format spec"),
+    ),
+    "task-lm-prompt-with-a-type-code": Case(
+        task_file(TEXT_TASK + 'lm_prompt: "Text: {text:d}\\nAnswer:"\n'), ("task.yaml", "key 'lm_prompt'", "has {text:d}")
+    ),
+    "task-lm-prompt-with-a-conversion": Case(
+        task_file(TEXT_TASK + 'lm_prompt: "Text: {text!r}\\nLabels: {labels}\\nAnswer:"\n'),
+        ("task.yaml", "key 'lm_prompt'", "has {text!r}", "no conversion or format spec"),
+    ),
+    "task-prompt-template-whose-label-is-escaped": Case(  # '{{label}}' is the text {label} for every label
+        task_file(TEXT_TASK + "prompt_templates: ['About {{label}}.']\n"),
+        ("task.yaml", "key 'prompt_templates[0]'", "has no {label} placeholder"),
+    ),
     # Label words (verbalizer, else the label's name) that are empty or shared: the run scored every example
     # the same for both labels (all predictions 0 at confidence 0.5), exit 0.
     "task-two-labels-share-a-verbalizer": Case(
@@ -471,6 +488,10 @@ CASES |= {
     "probe-nan-C": Case(
         run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, Cs: [.nan]}]\n"),
         ("key 'protocols[0].Cs[0]' must be a number, got nan",),
+    ),
+    "lm-prompt-option-with-a-huge-format-width": Case(
+        run_suite_with(protocols="protocols: [{name: lm, protocol: lm_loglik, prompt: 'T: {text:>99999999}'}]\n"),
+        ("suite.yaml", "key 'protocols[0].prompt'", "has {text:>99999999}", "no conversion or format spec"),
     ),
     "probe-absurd-repeats": Case(
         run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, k_shot: 2, repeats: 1000000000000}]\n"),

@@ -50,7 +50,9 @@ Schema (relative paths resolve from the YAML file's folder)::
     label_verbalizers: {negative: bad}   # the word prompts and LMs use for a label (default: its name);
                                    # every label's word must be non-blank and its own
     lm_prompt: "Review: {text}\nSentiment:"   # causal LMs: {text} required, {labels} optional; the
-                                   # scorer appends " " + verbalizer, so do not end with a space
+                                   # scorer appends " " + verbalizer, so do not end with a space.
+                                   # Placeholders are plain: no conversion or format spec ({text!r},
+                                   # {text:>20}), here and in prompt_templates
 """
 
 from __future__ import annotations
@@ -59,7 +61,6 @@ import codecs
 import encodings.aliases
 import hashlib
 import re
-import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -85,7 +86,7 @@ from harness.data.loaders import (
 from harness.data.signatures import package_version, signature
 from harness.errors import ConfigError, DataError, close_match
 from harness.seeding import check_seed
-from harness.tasks import SPLIT_NAMES, Split, Task, TaskData, TaskSpec
+from harness.tasks import SPLIT_NAMES, Split, Task, TaskData, TaskSpec, template_fields
 from harness.typed_config import NAME_RULE, bad_name, build, schema_error, shown
 from harness.yaml_io import load_yaml
 
@@ -201,16 +202,10 @@ def _check(config: YamlTaskConfig, file: Path) -> None:
             )
     for i, template in enumerate(config.prompt_templates):
         try:
-            # Only plain {label} fields: a conversion or format spec ({label:>999999999}) is refused before
-            # any formatting, which could allocate gigabytes.
-            fields = [f[1:] for f in string.Formatter().parse(template) if f[1] is not None]
-            if any(f != ("label", "", None) for f in fields):
-                raise ValueError("only {label} may appear in braces, with no conversion or format spec")
+            fields = template_fields(template, ("label",))
         except ValueError as exc:
-            raise fail(
-                f"key 'prompt_templates[{i}]' {template!r} is not a valid template ({exc}); use {{label}} as the only placeholder."
-            ) from exc
-        if "{label}" not in template:
+            raise fail(f"key 'prompt_templates[{i}]' {template!r} {exc}.") from None
+        if "label" not in fields:  # ('{{label}}' is the literal text {label}: every label's prompt the same)
             raise fail(f"key 'prompt_templates[{i}]' {template!r} has no {{label}} placeholder.")
     other = "image_column" if config.modality == "text" else "text_column"
     if getattr(config, other) is not None:
