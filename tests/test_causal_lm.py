@@ -232,6 +232,33 @@ def test_k_shot_draws_are_seeded_and_truncated_to_the_context(smol: HFCausalLM) 
     assert tight.demo_ids == full.demo_ids[1:] and len(tight.prefix) <= room
 
 
+def test_a_prompt_past_the_context_fails_the_job_naming_model_context_and_prompt(tiny_lm: HFCausalLM) -> None:
+    """A prompt + label longer than the context failed with a bare 'IndexError: index out of range in self'
+    (and a model with rotary positions would silently have run past it). A prompt that fills the context
+    exactly still runs: the last label token is predicted, never fed."""
+    labels = ("negative", "neutral", "positive")
+    label_tokens = max(len(tiny_lm.token_ids(" " + word)) for word in labels)
+
+    def data(fillers: int) -> TaskData:
+        spec = TaskSpec(name="long", version="1", modality="text", labels=labels, lm_prompt="{text}" + " w" * fillers)
+        split = Split("test", ("short", "long"), ["good", "good film"], np.array([0, 2]))
+        return TaskData(spec, {"train": split, "validation": split, "test": split})
+
+    fill = TINY_CONTEXT + 1 - 2 - label_tokens  # "good film" (2 tokens) + fill "w" + the label but its last token
+    assert len(tiny_lm.token_ids(lm_loglik.render("{text}" + " w" * fill, "good film", labels))) == fill + 2
+    out = lm_loglik.run(tiny_lm, data(fill), lm_loglik.LMLoglikConfig(), _ctx())
+    assert out.class_scores is not None and np.isfinite(out.class_scores).all()
+    with pytest.raises(HarnessError) as err:
+        lm_loglik.run(tiny_lm, data(fill + 1), lm_loglik.LMLoglikConfig(), _ctx())
+    message = str(err.value)
+    for needle in (
+        f"Model 'tiny' has a context of {TINY_CONTEXT} tokens, but the longest prompt of task 'long'",
+        f"(test example 'long': {fill + 3} tokens, its text cut to the model's max_length 16; {fill + 1} tokens without the text)",
+        f"needs {TINY_CONTEXT + 1}. Shorten the prompt",
+    ):
+        assert needle in message, message
+
+
 def test_k_shot_above_a_labels_train_examples_fails_the_job_naming_the_split_size(tiny_lm: HFCausalLM) -> None:
     """k_shot 3 on a train split holding 2 'neutral' examples: the run took both and was stored as 3-shot
     (k_shot: 1000 on 18 rows ran with 18 demonstrations). The probe's k-shot draws the same way."""

@@ -159,6 +159,10 @@ class HFCausalLM(TorchAdapter, LengthBatchedTextEncoder, LanguageModel):
         return text[: offsets[max_tokens - 1][1]]
 
     @property
+    def leading_tokens(self) -> int:
+        return len(self.bos_ids)
+
+    @property
     def context_limit(self) -> int:
         limit = getattr(self.model.config, "max_position_embeddings", None)
         return int(limit) if isinstance(limit, int) and limit > 0 else 2048

@@ -45,6 +45,11 @@ class LanguageModel(ModelAdapter, ABC):
     def context_limit(self) -> int:
         """Most tokens the model attends to in one sequence."""
 
+    @property
+    def leading_tokens(self) -> int:
+        """Tokens the model puts in front of the first segment it scores (its BOS, if it uses one)."""
+        return 0
+
     @abstractmethod
     def loglikelihoods(
         self, prefix: Sequence[int], contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]

@@ -18,6 +18,8 @@ Conventions (documented in docs/causal-lm.md):
 - Truncation: the input text is cut to the model's `max_length` tokens (keeping the start: headline and
   lead), each demonstration's text to `demo_max_tokens`; if prefix + prompt + label still exceed the
   model's context, whole demonstrations are dropped from the front until it fits. Counts are recorded.
+  A test prompt + label that does not fit even without demonstrations fails the job (check_context): the
+  prompt is never cut, which would drop the task's instructions from what the model is asked.
 """
 
 from __future__ import annotations
@@ -112,6 +114,38 @@ def continuation_ids(model: LanguageModel, spec: TaskSpec, words: Sequence[str])
     return tuple(out)
 
 
+def check_context(
+    model: LanguageModel,
+    spec: TaskSpec,
+    template: str,
+    words: Sequence[str],
+    ids: Sequence[str],
+    contexts: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[int]],
+    max_tokens: int,
+) -> None:
+    """HarnessError unless every test prompt followed by every label fits in the model's context.
+
+    The scorer feeds the model's leading tokens (BOS), the prompt and each continuation but its last token.
+    A prompt that does not fit is not cut (see docs/causal-lm.md): it fails the job, saying what to change.
+    """
+    i = max(range(len(contexts)), key=lambda n: len(contexts[n]))
+    j = max(range(len(continuations)), key=lambda n: len(continuations[n]))
+    needed = model.leading_tokens + len(contexts[i]) + len(continuations[j]) - 1
+    if needed <= model.context_limit:
+        return
+    bare = len(model.token_ids(render(template, "", words)))
+    raise HarnessError(
+        f"Model {model.spec.name!r} has a context of {model.context_limit} tokens, but the longest prompt of task "
+        f"{spec.name!r} (test example {ids[i]!r}: {len(contexts[i])} tokens, its text cut to the model's max_length "
+        f"{max_tokens}; {bare} tokens without the text) followed by the longest label word (label "
+        f"{spec.labels[j]!r}: {len(continuations[j])} token{'' if len(continuations[j]) == 1 else 's'}) needs "
+        f"{needed}. Shorten the prompt (the task's lm_prompt or the "
+        "protocol's prompt), lower the model's max_length or use shorter label words: prompts are not cut to "
+        "fit, which would score a different prompt than the one stored with the run."
+    )
+
+
 def build_prompts(
     model: LanguageModel, spec: TaskSpec, train: Split, config: LMLoglikConfig, rng: np.random.Generator, longest_context: int
 ) -> PromptSet:
@@ -167,6 +201,7 @@ def run(adapter: ModelAdapter, data: TaskData, config: LMLoglikConfig, ctx: Prot
     template = config.prompt or spec.lm_prompt_template
     words = tuple(spec.verbalizer(label) for label in spec.labels)
     contexts = [context_ids(model, template, words, t, max_tokens) for t in test_texts]
+    check_context(model, spec, template, words, data.test.ids, contexts, continuation_ids(model, spec, words), max_tokens)
     longest = max(len(c) for c in contexts)
     prompt_sets = [build_prompts(model, spec, data.train, config, rng, longest) for _ in range(draws)]
     cut = sum(1 for t in test_texts if model.truncate_text(t, max_tokens) != t)
