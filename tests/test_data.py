@@ -200,6 +200,34 @@ def test_labels_by_name_by_index_and_through_class_names():
     assert encode_labels([0, 1], declared, where="x", class_names=["pos", "neg"]).tolist() == [1, 0]
 
 
+def test_a_label_value_maps_to_one_class_however_the_reader_typed_it():
+    # Labels that are numbers match by name: 1, "1", 1.0, "1.0", "1e0" are all the label "1".
+    assert encode_labels([1, "1", 1.0, "1.0", "1e0", 0, "0", np.int64(0)], ["1", "0"], where="x").tolist() == [0] * 5 + [1] * 3
+    assert encode_labels([1, "2", 2.0, "1"], ["1.0", "2.0"], where="x").tolist() == [0, 1, 1, 0]
+    # Named labels: an integer, typed any way, is a position.
+    assert encode_labels([1, "1", 1.0, "0", "pos"], ["neg", "pos"], where="x").tolist() == [1, 1, 1, 0, 1]
+    # Some labels are integers: an integer is a name, never a position (1 is not 'positive').
+    with pytest.raises(DataError, match=r"'1' \(1 rows\).*an integer is a name, not a position"):
+        encode_labels(["0", "1"], ["0", "positive"], where="x")
+    with pytest.raises(DataError, match=r"declared labels '1' and '1\.0' are the same number"):
+        encode_labels(["1"], ["1", "1.0"], where="x")
+
+
+def test_a_numeric_label_maps_the_same_in_every_split_and_file_type(tmp_path):
+    import pandas as pd
+
+    rows = [{"review": f"{'good nice' if i % 2 else 'bad poor'} {i}", "stars": i % 2} for i in range(60)]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps({**r, "stars": str(r["stars"])}) for r in rows[:40]), encoding="utf-8")
+    (tmp_path / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows[40:]), encoding="utf-8")
+    pd.DataFrame(rows).to_csv(tmp_path / "all.csv", index=False)
+    jsonl = {"type": "jsonl", "data_files": {"train": "train.jsonl", "test": "test.jsonl"}}
+    for source in (jsonl, {"type": "csv", "path": "all.csv"}):
+        data = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source=source, labels=["1", "0"]))).load()
+        for split in data.splits.values():
+            named = {text: data.spec.labels[y] for text, y in zip(split.inputs, split.labels, strict=True)}
+            assert all(name == ("1" if text.startswith("good") else "0") for text, name in named.items()), (source, named)
+
+
 def test_label_outside_declared_set_names_values_and_labels():
     with pytest.raises(DataError) as err:
         encode_labels(["pos", "meh", "meh", 7], ["neg", "pos"], where="file a.csv, column 'label'")

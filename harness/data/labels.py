@@ -1,9 +1,27 @@
-"""Raw label values (names or integer indices) -> int64 indices into a task's declared labels."""
+"""Raw label values -> int64 indices into a task's declared labels.
+
+One rule, whatever type a reader gave a value (a CSV cell is text, JSON has numbers, parquet and datasets
+have ints, floats and bools), so the same value maps to the same class in every file and split:
+
+1. A value stands for a label text (`label_text`): a string as written; an integer, or a number whose
+   fraction is zero (1, "1", 1.0, "1.0", "1e0"), as its integer digits ("1"); any other number in its
+   shortest decimal form ("0.5"); True/False as "True"/"False". Declared labels that are numbers compare
+   in the same form, so `labels: ["1.0", "2.0"]` match 1, "1" and 1.0.
+2. That text matches the declared label of the same text.
+3. Otherwise an integer text is a position in the declared labels (0 = the first), but only when no
+   declared label is itself an integer: with `labels: ["1", "0"]` the value 1 is the label "1", never
+   position 1.
+
+Anything else (an unknown name, a position out of range, a missing value) is an error naming the values,
+the rows they are on and the declared label they are close to.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -11,17 +29,37 @@ import numpy as np
 from harness.errors import DataError
 
 _SHOW = 5
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_INTEGER = re.compile(r"-?\d+")
 
 
-def _as_int(value: Any) -> int | None:
-    """An integer label value (bool excluded; integral floats accepted, as pandas makes them)."""
-    if isinstance(value, bool | np.bool_):
+def _number_text(number: Decimal) -> str:
+    """'1' for 1, 1.0 and 1e0; '0.5' for 0.50. Exponents too large to write out keep their E form."""
+    if number.is_finite() and abs(number.adjusted()) <= 40 and number == number.to_integral_value():
+        return str(int(number))
+    return str(number.normalize())
+
+
+def label_text(value: Any) -> str | None:
+    """The label text a raw value stands for (see the module docstring); None for a missing value or a
+    value that is not a label at all (a list, a mapping)."""
+    if value is None:
         return None
+    if isinstance(value, str):
+        return _number_text(Decimal(value)) if _NUMBER.fullmatch(value) else value
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
     if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating) and math.isfinite(value) and float(value).is_integer():
-        return int(value)
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return _number_text(Decimal(repr(float(value)))) if math.isfinite(value) else None
     return None
+
+
+def _shown(value: Any) -> str:
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return "(no value)"
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def encode_labels(
@@ -31,41 +69,57 @@ def encode_labels(
     where: str,
     class_names: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Map each raw value to its index in `declared`.
+    """Map each raw value to its index in `declared` by the module's rule.
 
-    A string is looked up by name. An integer is an index into `declared`, except when the source
-    names its classes (`class_names`, e.g. a datasets ClassLabel) with exactly the declared set:
-    then the integer is decoded through `class_names` first, so a different class order still maps
-    correctly. Any other value raises DataError naming `where` (file/column) and the declared set.
+    `class_names` name the integer codes of the values (a datasets ClassLabel column): when they are the
+    declared set, a code is decoded to its name first. DataError names `where`
+    (file/column), the values that match no declared label and the declared set.
     """
-    index = {name: i for i, name in enumerate(declared)}
+    index: dict[str, int] = {}
+    for i, name in enumerate(declared):
+        text = label_text(name)
+        assert text is not None
+        if text in index:
+            raise DataError(
+                f"{where}: the declared labels {declared[index[text]]!r} and {name!r} are the same number; "
+                "a data value could match either. Keep one of them."
+            )
+        index[text] = i
+    positions = not any(_INTEGER.fullmatch(text) for text in index)
     decode = list(class_names) if class_names is not None and set(class_names) == set(declared) else None
     out = np.empty(len(values), dtype=np.int64)
     bad: dict[str, int] = {}
     for row, value in enumerate(values):
-        if isinstance(value, str):
-            code = index.get(value)
-        else:
-            as_int = _as_int(value)
-            if as_int is None:
-                code = None
-            elif decode is not None:
-                code = index[decode[as_int]] if 0 <= as_int < len(decode) else None
-            else:
-                code = as_int if 0 <= as_int < len(declared) else None
-        if code is None:
-            bad[repr(value)] = bad.get(repr(value), 0) + 1
+        if decode is not None and (code := _code(value)) is not None and 0 <= code < len(decode):
+            value = decode[code]
+        text = label_text(value)
+        found = index.get(text) if text is not None else None
+        if found is None and positions and text is not None and _INTEGER.fullmatch(text):
+            found = int(text) if 0 <= int(text) < len(declared) else None
+        if found is None:
+            bad[_shown(value)] = bad.get(_shown(value), 0) + 1
             continue
-        out[row] = code
+        out[row] = found
     if bad:
         shown = ", ".join(f"{v} ({n} rows)" for v, n in list(bad.items())[:_SHOW])
         more = f" and {len(bad) - _SHOW} more distinct values" if len(bad) > _SHOW else ""
         hint = ""
         if "-1" in bad:
             hint = " A label of -1 usually marks an unlabelled split (e.g. GLUE test sets); use a labelled split as test."
+        rule = (
+            f"values match a label by name, and integers are positions 0..{len(declared) - 1}"
+            if positions
+            else "values match a label by name; the labels include integers, so an integer is a name, not a position"
+        )
         raise DataError(
             f"{where}: {sum(bad.values())} label values are outside the declared labels: {shown}{more}. "
-            f"Declared labels: {list(declared)} (strings match by name, integers are indices 0.."
-            f"{len(declared) - 1}). Fix the task's 'labels' list or the data.{hint}"
+            f"Declared labels: {list(declared)} ({rule}). Fix the task's 'labels' list or the data.{hint}"
         )
     return out
+
+
+def _code(value: Any) -> int | None:
+    """An integer code of a ClassLabel value (bools are not codes)."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+        return int(value)
+    return None

@@ -10,7 +10,9 @@ Schema (relative paths resolve from the YAML file's folder)::
                                    # registered metric names or {name, params, id} (default: accuracy,
                                    # macro_f1, weighted_f1, macro_precision, macro_recall, f1, confusion_matrix)
     main_metric: mcc               # ranks and gates; one of metrics (default macro_f1 when listed)
-    labels: [negative, positive]   # string labels match by name; integer labels are indices
+    labels: [negative, positive]   # a value matches the label of its name, typed any way (1, "1", 1.0 are
+                                   # the label "1"); an integer is a position (0 = first) only when no
+                                   # declared label is an integer
     source:
       type: hf                     # hf | csv | jsonl | parquet | imagefolder | textfolder
       id: stanfordnlp/sst2         # hf: hub id (or a local dataset folder); config, revision, data_files
