@@ -49,8 +49,20 @@ def quoted(name: str) -> str:
     return f"{name} (an integer)" if isinstance(name, FromInteger) else f'"{name}"'
 
 
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate `name` most likely misspells: the one equal to it but for case and surrounding or repeated
+    whitespace ("B " for "b"), else the closest by spelling; None when none is close."""
+    cands = list(candidates)
+    folded = " ".join(name.split()).casefold()
+    same = [c for c in cands if " ".join(c.split()).casefold() == folded and c != name]
+    if len(same) == 1:
+        return same[0]
+    matches = difflib.get_close_matches(name, cands, n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
 def close_match(name: str, candidates: Iterable[str]) -> str:
-    """' Did you mean "x"?' for the closest candidate, or '' when none is close."""
+    """' Did you mean "x"?' for the closest candidate (see `closest`), or '' when none is close."""
     candidates = list(candidates)
     same = [c for c in candidates if c != name and unicodedata.normalize("NFC", c) == unicodedata.normalize("NFC", name)]
     if same:  # prints exactly like the name given: say how they differ, or the suggestion reads as nonsense
@@ -58,8 +70,8 @@ def close_match(name: str, candidates: Iterable[str]) -> str:
             f' "{same[0]}" looks the same but is written with other Unicode code points ({_code_points(same[0])}, '
             f"given: {_code_points(name)}; one composed, one decomposed): use the stored spelling."
         )
-    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
-    return f' Did you mean "{matches[0]}"?' if matches else ""
+    match = closest(name, candidates)
+    return f' Did you mean "{match}"?' if match is not None else ""
 
 
 def _code_points(text: str) -> str:

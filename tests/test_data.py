@@ -207,7 +207,7 @@ def test_a_label_value_maps_to_one_class_however_the_reader_typed_it():
     # Named labels: an integer, typed any way, is a position.
     assert encode_labels([1, "1", 1.0, "0", "pos"], ["neg", "pos"], where="x").tolist() == [1, 1, 1, 0, 1]
     # Some labels are integers: an integer is a name, never a position (1 is not 'positive').
-    with pytest.raises(DataError, match=r"'1' \(1 rows\).*an integer is a name, not a position"):
+    with pytest.raises(DataError, match=r"'1' \(1 row: row 2\).*an integer is a name, not a position"):
         encode_labels(["0", "1"], ["0", "positive"], where="x")
     with pytest.raises(DataError, match=r"declared labels '1' and '1\.0' are the same number"):
         encode_labels(["1"], ["1", "1.0"], where="x")
@@ -232,8 +232,18 @@ def test_label_outside_declared_set_names_values_and_labels():
     with pytest.raises(DataError) as err:
         encode_labels(["pos", "meh", "meh", 7], ["neg", "pos"], where="file a.csv, column 'label'")
     message = str(err.value)
-    assert "a.csv" in message and "'meh' (2 rows)" in message and "7 (1 rows)" in message
+    assert "a.csv" in message and "'meh' (2 rows: row 2, row 3)" in message and "7 (1 row: row 4)" in message
     assert "['neg', 'pos']" in message
+
+
+def test_label_errors_name_the_rows_and_the_label_a_value_nearly_is():
+    lines = lambda rows: [f"line {i + 2}" for i in rows]  # noqa: E731
+    with pytest.raises(DataError) as err:
+        encode_labels(["a", "B", " a", "b ", None, "B"], ["a", "b"], where="x", rows=lines)
+    message = str(err.value)
+    assert "'B' (2 rows: line 3, line 7; did you mean 'b'?)" in message
+    assert "' a' (1 row: line 4; did you mean 'a'?)" in message and "'b ' (1 row: line 5; did you mean 'b'?)" in message
+    assert "(missing) (1 row: line 6)" in message
 
 
 # -- YAML tasks on local files ---------------------------------------------------------------------
@@ -315,7 +325,7 @@ def test_a_text_column_of_objects_is_an_error_and_numbers_are_text(tmp_path):
     rows = [{**r, "review": {"body": r["review"]} if i == 4 else 1234 if i == 6 else r["review"]} for i, r in enumerate(_reviews(30))]
     (tmp_path / "all.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     task = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "jsonl", "path": "all.jsonl"})))
-    with pytest.raises(DataError, match=r"column 'review' \(text_column\) holds dict values, not text \(1 of 30 rows; the first, row 4: \{'body'"):
+    with pytest.raises(DataError, match=r"column 'review' \(text_column\) holds dict values, not text \(1 of 30 rows; the first, line 5: \{'body'"):
         task.load()
     rows[4]["review"] = "fine now"
     (tmp_path / "all.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
@@ -685,7 +695,7 @@ def test_label_outside_declared_set_in_a_file(tmp_path):
     rows[3]["stars"] = "great"
     pd.DataFrame(rows).to_csv(tmp_path / "all.csv", index=False)
     task = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "csv", "path": "all.csv"})))
-    with pytest.raises(DataError, match=r"all\.csv, column 'stars'.*'great' \(1 rows\).*\['bad', 'good'\]"):
+    with pytest.raises(DataError, match=r"all\.csv, column 'stars'.*'great' \(1 row: line 5\).*\['bad', 'good'\]"):
         task.load()
 
 
@@ -721,11 +731,11 @@ def test_rows_with_empty_text_are_counted_like_missing_ones(tmp_path):
     rows[1]["review"], rows[4]["review"] = "", "   "
     _jsonl(tmp_path / "d.jsonl", rows)
     doc = _text_task(source={"type": "jsonl", "path": "d.jsonl"})
-    with pytest.raises(DataError, match=r"d\.jsonl: 2 of 12 rows have no text in column 'review' \(empty, whitespace or missing: rows 1, 4\)"):
+    with pytest.raises(DataError, match=r"d\.jsonl: 2 of 12 rows have no text in column 'review' \(empty, whitespace or missing: line 2, line 5\)"):
         YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
     (tmp_path / "d.csv").write_text("review,stars\nfine film,good\n,bad\ndull film,bad\n", encoding="utf-8")
     doc = _text_task(source={"type": "csv", "path": "d.csv"})
-    with pytest.raises(DataError, match=r"d\.csv: 1 of 3 rows have no text in column 'review' \(empty, whitespace or missing: rows 1\)"):
+    with pytest.raises(DataError, match=r"d\.csv: 1 of 3 rows have no text in column 'review' \(empty, whitespace or missing: line 3\)"):
         YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
 
 

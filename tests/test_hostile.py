@@ -907,6 +907,14 @@ CASES |= {
         ),
         ("key 'models[0].options.providers[0]' must be a provider this onnxruntime has", "CPUExecutionprovider", 'Did you mean "CPUExecutionProvider"?'),
     ),
+    "csv-row-without-a-label-field": Case(
+        lambda env: task_data_run(env, b"text,label\n" + b"".join(b"x%d,%s\n" % (i, b"ab"[i % 2 : i % 2 + 1]) for i in range(40)).replace(b"x20,a", b"x20")),
+        ("d.csv, column 'label'", "(missing) (1 row: line 22)"),
+    ),
+    "csv-labels-differ-from-declared-in-case-and-spaces": Case(
+        lambda env: task_data_run(env, b"text,label\n" + b"".join(b"x%d,%s\n" % (i, [b"a", b"B", b" a"][i % 3]) for i in range(40))),
+        ("d.csv, column 'label'", "'B' (13 rows: line 3, line 6, line 9, line 12, line 15, ...; did you mean 'b'?)", "' a' (13 rows: line 4, line 7", "did you mean 'a'?"),
+    ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
         ("d.csv", "Invalid UTF8", "save it as UTF-8"),

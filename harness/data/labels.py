@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
-from harness.errors import DataError
+from harness.errors import DataError, closest
 
 _SHOW = 5
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -58,7 +59,7 @@ def label_text(value: Any) -> str | None:
 
 def _shown(value: Any) -> str:
     if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
-        return "(no value)"
+        return "(missing)"
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
@@ -68,12 +69,14 @@ def encode_labels(
     *,
     where: str,
     class_names: Sequence[str] | None = None,
+    rows: Callable[[Sequence[int]], Sequence[str]] | None = None,
 ) -> np.ndarray:
     """Map each raw value to its index in `declared` by the module's rule.
 
     `class_names` name the integer codes of the values (a datasets ClassLabel column): when they are the
-    declared set, a code is decoded to its name first. DataError names `where`
-    (file/column), the values that match no declared label and the declared set.
+    declared set, a code is decoded to its name first. DataError names `where` (file/column), the values
+    that match no declared label with the rows they are on (`rows` says where row indices are, e.g.
+    ["line 22"]; default "row 23", 1-based), the declared label each one nearly is, and the declared set.
     """
     index: dict[str, int] = {}
     for i, name in enumerate(declared):
@@ -88,7 +91,7 @@ def encode_labels(
     positions = not any(_INTEGER.fullmatch(text) for text in index)
     decode = list(class_names) if class_names is not None and set(class_names) == set(declared) else None
     out = np.empty(len(values), dtype=np.int64)
-    bad: dict[str, int] = {}
+    bad: dict[str, _Unmatched] = {}
     for row, value in enumerate(values):
         if decode is not None and (code := _code(value)) is not None and 0 <= code < len(decode):
             value = decode[code]
@@ -97,11 +100,15 @@ def encode_labels(
         if found is None and positions and text is not None and _INTEGER.fullmatch(text):
             found = int(text) if 0 <= int(text) < len(declared) else None
         if found is None:
-            bad[_shown(value)] = bad.get(_shown(value), 0) + 1
+            shown = _shown(value)
+            if shown not in bad:
+                bad[shown] = _Unmatched(text if isinstance(value, str) else None)
+            bad[shown].add(row)
             continue
         out[row] = found
     if bad:
-        shown = ", ".join(f"{v} ({n} rows)" for v, n in list(bad.items())[:_SHOW])
+        describe = rows or (lambda found: [f"row {i + 1}" for i in found])
+        shown = ", ".join(f"{v} ({u.describe(describe, declared)})" for v, u in list(bad.items())[:_SHOW])
         more = f" and {len(bad) - _SHOW} more distinct values" if len(bad) > _SHOW else ""
         hint = ""
         if "-1" in bad:
@@ -112,10 +119,31 @@ def encode_labels(
             else "values match a label by name; the labels include integers, so an integer is a name, not a position"
         )
         raise DataError(
-            f"{where}: {sum(bad.values())} label values are outside the declared labels: {shown}{more}. "
-            f"Declared labels: {list(declared)} ({rule}). Fix the task's 'labels' list or the data.{hint}"
+            f"{where}: {sum(u.count for u in bad.values())} label values are outside the declared labels: "
+            f"{shown}{more}. Declared labels: {list(declared)} ({rule}). Fix the task's 'labels' list or the "
+            f"data.{hint}"
         )
     return out
+
+
+@dataclass
+class _Unmatched:
+    """One distinct value that matches no declared label: how often, and its first rows."""
+
+    name: str | None  # a string value, for the declared label it nearly is
+    count: int = 0
+    first: list[int] = field(default_factory=list)
+
+    def add(self, row: int) -> None:
+        self.count += 1
+        if len(self.first) < _SHOW:
+            self.first.append(row)
+
+    def describe(self, rows: Callable[[Sequence[int]], Sequence[str]], declared: Sequence[str]) -> str:
+        where = ", ".join(rows(self.first)) + (", ..." if self.count > len(self.first) else "")
+        match = closest(self.name, declared) if self.name is not None else None
+        rows_word = "row" if self.count == 1 else "rows"
+        return f"{self.count} {rows_word}: {where}" + (f"; did you mean {match!r}?" if match is not None else "")
 
 
 def _code(value: Any) -> int | None:

@@ -7,10 +7,11 @@ DataError that names the source, the column and what is available.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +43,17 @@ class Columns:
     id: str | None = None
 
 
+RowLocator = Callable[[Sequence[int]], Sequence[str]]  # row indices -> where they are ("line 22"), for messages
+
+
 @dataclass(frozen=True, eq=False)
 class RawExamples:
     """Examples as read, before labels are mapped to the task's declared label list.
 
     `inputs` is a list of str (text), a uint8 array (N, H, W, C), or a list of HxWxC uint8 arrays when
-    image sizes differ. `class_names` names the integer values of a datasets ClassLabel column.
+    image sizes differ. `class_names` names the integer values of a datasets ClassLabel column. `locate`
+    says where rows are in the source (file line numbers) for error messages; without it rows are named
+    by their ids.
     """
 
     ids: tuple[str, ...]
@@ -56,9 +62,13 @@ class RawExamples:
     where: str
     label_column: str
     class_names: tuple[str, ...] | None = None
+    locate: RowLocator | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def describe_rows(self, rows: Sequence[int]) -> Sequence[str]:
+        return _describe_rows(rows, self.ids, self.locate)
 
     def encoded_labels(self, declared: Sequence[str]) -> np.ndarray:
         return encode_labels(
@@ -66,10 +76,72 @@ class RawExamples:
             declared,
             where=f"{self.where}, column {self.label_column!r}",
             class_names=self.class_names,
+            rows=self.describe_rows,
         )
 
     def to_split(self, name: str, declared: Sequence[str]) -> Split:
         return Split(name=name, ids=self.ids, inputs=self.inputs, labels=self.encoded_labels(declared))
+
+
+def _describe_rows(rows: Sequence[int], ids: Sequence[str], locate: RowLocator | None) -> Sequence[str]:
+    found = locate(rows) if locate is not None else None
+    return found if found else [f"id {ids[i]!r}" for i in rows]
+
+
+@dataclass(frozen=True)
+class FileLines:
+    """The 1-based line each row of local csv / json lines files starts on (files concatenated in order),
+    found only when a message asks: reading the files again costs nothing on the way of good data."""
+
+    file_format: FileFormat
+    files: tuple[Path, ...]
+    n_rows: int
+    encoding: str | None = None
+
+    def __call__(self, rows: Sequence[int]) -> Sequence[str]:
+        """'line 22' per row ('b.csv line 22' when there are several files); [] when the lines cannot be
+        told (a parquet file, or a file that no longer has the rows that were read)."""
+        starts = self._starts()
+        if starts is None:
+            return []
+        several = len(self.files) > 1
+        return [
+            f"{self.files[f].name} line {line}" if several else f"line {line}" for f, line in (starts[i] for i in rows)
+        ]
+
+    def _starts(self) -> list[tuple[int, int]] | None:
+        if self.file_format == "parquet":
+            return None
+        starts: list[tuple[int, int]] = []
+        try:
+            for f, path in enumerate(self.files):
+                scan = _csv_record_lines if self.file_format == "csv" else _json_record_lines
+                starts += [(f, line) for line in scan(path, self.encoding or "utf-8")]
+        except (OSError, csv.Error):
+            return None
+        return starts if len(starts) == self.n_rows else None
+
+
+def _csv_record_lines(path: Path, encoding: str) -> list[int]:
+    """The line each data record of a CSV file starts on, skipping the header and blank lines as pandas does."""
+    starts: list[int] = []
+    header = True
+    line = 1
+    with path.open(encoding=encoding, errors="replace", newline="") as fh:
+        reader = csv.reader(fh)
+        for record in reader:
+            if any(cell.strip() for cell in record) or len(record) > 1:
+                if not header:
+                    starts.append(line)
+                header = False
+            line = reader.line_num + 1
+    return starts
+
+
+def _json_record_lines(path: Path, encoding: str) -> list[int]:
+    """The lines of a JSON Lines file that hold a record (not blank)."""
+    with path.open(encoding=encoding, errors="replace", newline="") as fh:
+        return [n for n, text in enumerate(fh.read().split("\n"), start=1) if text.strip()]
 
 
 def to_uint8_image(value: Any, *, where: str) -> np.ndarray:
@@ -166,8 +238,11 @@ def _class_names(dataset: Any, column: str) -> tuple[str, ...] | None:
     return tuple(names) if names else None
 
 
-def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix: str) -> RawExamples:
-    """Turn one `datasets.Dataset` split into RawExamples, checking columns, emptiness and ids."""
+def dataset_to_examples(
+    dataset: Any, *, columns: Columns, where: str, id_prefix: str, locate: RowLocator | None = None
+) -> RawExamples:
+    """Turn one `datasets.Dataset` split into RawExamples, checking columns, emptiness and ids; `locate`
+    says where rows are in the source files, for messages."""
     available = list(dataset.column_names)
     setting = "text_column" if columns.modality == "text" else "image_column"
     _require_column(columns.input, available, where=where, setting=setting)
@@ -176,6 +251,17 @@ def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix
         _require_column(columns.id, available, where=where, setting="id_column")
     if len(dataset) == 0:
         raise DataError(f"{where}: the split has no rows.")
+
+    if columns.id is None:
+        ids = tuple(f"{id_prefix}-{i}" for i in range(len(dataset)))
+    else:
+        ids = tuple(str(v) for v in dataset[columns.id])
+        if len(set(ids)) != len(ids):
+            repeated = [i for i, n in Counter(ids).items() if n > 1]
+            raise DataError(
+                f"{where}: column {columns.id!r} (id_column) has repeated ids, e.g. "
+                f"{', '.join(map(repr, repeated[:5]))}. Ids must be unique; drop id_column to number rows."
+            )
 
     if columns.modality == "image":  # decode ourselves, so a corrupt file is an error naming it
         import datasets
@@ -201,7 +287,7 @@ def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix
         if missing:
             raise DataError(
                 f"{where}: {len(missing)} of {len(raw_inputs)} rows have no text in column {columns.input!r} "
-                f"(empty, whitespace or missing: rows {', '.join(map(str, missing[:5]))}"
+                f"(empty, whitespace or missing: {', '.join(_describe_rows(missing[:5], ids, locate))}"
                 f"{', ...' if len(missing) > 5 else ''}). Remove them or fill them in."
             )
         # A number is text a reader typed (a CSV column of digits); a mapping or list is not text, and its
@@ -211,7 +297,8 @@ def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix
             first = raw_inputs[nested[0]]
             raise DataError(
                 f"{where}: column {columns.input!r} (text_column) holds {type(first).__name__} values, not text "
-                f"({len(nested)} of {len(raw_inputs)} rows; the first, row {nested[0]}: {repr(first)[:60]}). Point "
+                f"({len(nested)} of {len(raw_inputs)} rows; the first, {_describe_rows(nested[:1], ids, locate)[0]}: "
+                f"{repr(first)[:60]}). Point "
                 "text_column at a column of strings, or flatten the data."
             )
         inputs = [x if isinstance(x, str) else str(x) for x in raw_inputs]
@@ -219,17 +306,6 @@ def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix
         inputs = stack_images(
             [to_uint8_image(x, where=f"{where}, column {columns.input!r}") for x in raw_inputs]
         )
-
-    if columns.id is None:
-        ids = tuple(f"{id_prefix}-{i}" for i in range(len(dataset)))
-    else:
-        ids = tuple(str(v) for v in dataset[columns.id])
-        if len(set(ids)) != len(ids):
-            repeated = [i for i, n in Counter(ids).items() if n > 1]
-            raise DataError(
-                f"{where}: column {columns.id!r} (id_column) has repeated ids, e.g. "
-                f"{', '.join(map(repr, repeated[:5]))}. Ids must be unique; drop id_column to number rows."
-            )
     return RawExamples(
         ids=ids,
         inputs=inputs,
@@ -237,6 +313,7 @@ def dataset_to_examples(dataset: Any, *, columns: Columns, where: str, id_prefix
         where=where,
         label_column=columns.label,
         class_names=_class_names(dataset, columns.label),
+        locate=locate,
     )
 
 
@@ -407,7 +484,8 @@ def load_file_split(
         cache_dir=cache_dir,
         **extra,
     )
-    return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix)
+    locate = FileLines(file_format, tuple(files), len(dataset), encoding)
+    return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix, locate=locate)
 
 
 def load_imagefolder_split(
