@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -583,6 +584,49 @@ def test_pkg_path_in_a_task_file_names_the_key_and_suggests_the_file(tmp_path):
 
 
 # -- the shipped hub YAML tasks, run through the same code on local copies -----------------------
+
+
+@pytest.mark.parametrize(
+    ("folders", "needles"),
+    [
+        ({"cat": "Cat", "dog": "Dog"}, ("folder 'Cat' is not one of the task's labels", 'Did you mean "cat"?')),
+        ({"cat": "cat", "dog": "bird"}, ("folder 'bird' is not one of the task's labels", "Labels: 'dog', 'cat'")),
+    ],
+)
+def test_image_folder_names_are_labels_by_name(tmp_path, folders, needles):
+    _png_folder(tmp_path / "images")
+    for label, folder in folders.items():
+        (tmp_path / "images" / label).rename(tmp_path / "images" / f"{label}-tmp")
+        (tmp_path / "images" / f"{label}-tmp").rename(tmp_path / "images" / folder)
+    doc = {"name": "pets", "version": "1", "modality": "image", "labels": ["dog", "cat"],
+           "source": {"type": "imagefolder", "path": "images"}, "split": {"validation_size": 0.25, "test_size": 0.25}}
+    task = YamlTask(_write_yaml(tmp_path / "pets.yaml", doc))
+    with pytest.raises(DataError) as err:
+        task.load()
+    assert all(n in str(err.value) for n in needles), str(err.value)
+    shutil.rmtree(tmp_path / "images")  # the right names, in another order than labels: each folder is its label
+    _png_folder(tmp_path / "images")
+    data = task.load()
+    means = np.asarray(data.train.inputs).reshape(len(data.train), -1).mean(axis=1)
+    assert all((m > 100) == (data.spec.labels[y] == "dog") for m, y in zip(means, data.train.labels, strict=True))
+
+
+def test_class_names_stored_with_the_data_must_be_the_labels(tmp_path):
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    rows = {"text": [f"{'awful bad' if i % 2 == 0 else 'great good'} {i}" for i in range(40)], "label": [i % 2 for i in range(40)]}
+    Dataset.from_dict(rows, features=features).to_parquet(tmp_path / "d.parquet")
+    doc = _text_task(source={"type": "parquet", "path": "d.parquet"}, text_column="text", label_column="label",
+                     labels=["positive", "negative"])
+    with pytest.raises(DataError) as err:
+        YamlTask(_write_yaml(tmp_path / "t.yaml", doc)).load()
+    message = str(err.value)
+    assert "'neg' (20 rows: row 1, row 3, row 5" in message and "did you mean 'negative'?" in message, message
+    assert "codes of the names ['neg', 'pos']" in message
+    data = YamlTask(_write_yaml(tmp_path / "t.yaml", {**doc, "labels": ["pos", "neg"]})).load()
+    for split in data.splits.values():
+        assert all(data.spec.labels[y] == ("neg" if t.startswith("awful") else "pos") for t, y in zip(split.inputs, split.labels, strict=True))
 
 
 def _hub_copy(tmp_path: Path, builtin: str, dataset_dir: Path) -> YamlTask:

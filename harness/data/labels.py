@@ -73,8 +73,9 @@ def encode_labels(
 ) -> np.ndarray:
     """Map each raw value to its index in `declared` by the module's rule.
 
-    `class_names` name the integer codes of the values (a datasets ClassLabel column): when they are the
-    declared set, a code is decoded to its name first. DataError names `where` (file/column), the values
+    `class_names` name the integer codes of the values (a datasets ClassLabel column): a code is decoded to
+    its name, and the name follows the rule (so the names must be the declared labels, in any order; a code
+    with no name is an error). DataError names `where` (file/column), the values
     that match no declared label with the rows they are on (`rows` says where row indices are, e.g.
     ["line 22"]; default "row 23", 1-based), the declared label each one nearly is, and the declared set.
     """
@@ -89,15 +90,15 @@ def encode_labels(
             )
         index[text] = i
     positions = not any(_INTEGER.fullmatch(text) for text in index)
-    decode = list(class_names) if class_names is not None and set(class_names) == set(declared) else None
     out = np.empty(len(values), dtype=np.int64)
     bad: dict[str, _Unmatched] = {}
     for row, value in enumerate(values):
-        if decode is not None and (code := _code(value)) is not None and 0 <= code < len(decode):
-            value = decode[code]
+        named = False
+        if class_names is not None and (code := _code(value)) is not None and 0 <= code < len(class_names):
+            value, named = class_names[code], True
         text = label_text(value)
         found = index.get(text) if text is not None else None
-        if found is None and positions and text is not None and _INTEGER.fullmatch(text):
+        if found is None and positions and text is not None and _INTEGER.fullmatch(text) and (named or class_names is None):
             found = int(text) if 0 <= int(text) < len(declared) else None
         if found is None:
             shown = _shown(value)
@@ -118,6 +119,8 @@ def encode_labels(
             if positions
             else "values match a label by name; the labels include integers, so an integer is a name, not a position"
         )
+        if class_names is not None:
+            rule = f"the data stores its classes as codes of the names {list(class_names)}, matched by name"
         raise DataError(
             f"{where}: {sum(u.count for u in bad.values())} label values are outside the declared labels: "
             f"{shown}{more}. Declared labels: {list(declared)} ({rule}). Fix the task's 'labels' list or the "

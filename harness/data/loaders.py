@@ -90,8 +90,8 @@ def _describe_rows(rows: Sequence[int], ids: Sequence[str], locate: RowLocator |
 
 @dataclass(frozen=True)
 class FileLines:
-    """The 1-based line each row of local csv / json lines files starts on (files concatenated in order),
-    found only when a message asks: reading the files again costs nothing on the way of good data."""
+    """The 1-based line each row of local csv / json lines files starts on (the row of a parquet file; files
+    concatenated in order), found only when a message asks: good data is not read twice."""
 
     file_format: FileFormat
     files: tuple[Path, ...]
@@ -99,25 +99,28 @@ class FileLines:
     encoding: str | None = None
 
     def __call__(self, rows: Sequence[int]) -> Sequence[str]:
-        """'line 22' per row ('b.csv line 22' when there are several files); [] when the lines cannot be
-        told (a parquet file, or a file that no longer has the rows that were read)."""
+        """'line 22' per row ('b.csv line 22' when there are several files; 'row 22' of a parquet file); []
+        when the lines cannot be told (a file that no longer has the rows that were read)."""
         starts = self._starts()
         if starts is None:
             return []
+        unit = "row" if self.file_format == "parquet" else "line"
         several = len(self.files) > 1
-        return [
-            f"{self.files[f].name} line {line}" if several else f"line {line}" for f, line in (starts[i] for i in rows)
-        ]
+        return [f"{self.files[f].name} " * several + f"{unit} {n}" for f, n in (starts[i] for i in rows)]
 
     def _starts(self) -> list[tuple[int, int]] | None:
-        if self.file_format == "parquet":
-            return None
         starts: list[tuple[int, int]] = []
         try:
             for f, path in enumerate(self.files):
-                scan = _csv_record_lines if self.file_format == "csv" else _json_record_lines
-                starts += [(f, line) for line in scan(path, self.encoding or "utf-8")]
-        except (OSError, csv.Error):
+                if self.file_format == "parquet":
+                    import pyarrow.parquet as pq
+
+                    numbers = list(range(1, pq.ParquetFile(path).metadata.num_rows + 1))
+                else:
+                    scan = _csv_record_lines if self.file_format == "csv" else _json_record_lines
+                    numbers = scan(path, self.encoding or "utf-8")
+                starts += [(f, n) for n in numbers]
+        except Exception:  # any failure to re-read: only a message asks, and rows are then named by their ids
             return None
         return starts if len(starts) == self.n_rows else None
 
@@ -489,9 +492,10 @@ def load_file_split(
 
 
 def load_imagefolder_split(
-    directory: Path, *, columns: Columns, id_prefix: str, cache_dir: str | None = None
+    directory: Path, *, columns: Columns, labels: Sequence[str], id_prefix: str, cache_dir: str | None = None
 ) -> RawExamples:
-    """Images under `directory/<label>/...` via datasets' imagefolder builder (label = folder name)."""
+    """Images under `directory/<label>/...` via datasets' imagefolder builder (label = folder name); a folder
+    that is not one of `labels` is an error naming it (the folder names are the labels, matched by name)."""
     _check_exists([directory], "Image folder")
     if not directory.is_dir():
         raise DataError(
@@ -502,7 +506,19 @@ def load_imagefolder_split(
     dataset = _load_dataset(
         where, "", "imagefolder", data_dir=str(directory), split="train", cache_dir=cache_dir
     )
+    _check_label_folders(where, _class_names(dataset, columns.label) or (), labels)
     return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix)
+
+
+def _check_label_folders(where: str, folders: Sequence[str], labels: Sequence[str]) -> None:
+    """Folder names are labels by name: one that is not a declared label (a stray folder, 'Cat' for 'cat')
+    is an error naming it and the label it nearly is."""
+    for name in folders:
+        if name not in labels:
+            raise DataError(
+                f"{where}: folder {name!r} is not one of the task's labels.{close_match(name, labels)} "
+                f"Labels: {', '.join(map(repr, labels))}. Expected one folder per label."
+            )
 
 
 def decode_text(raw: bytes, encodings: Sequence[str], *, where: str) -> str:
@@ -531,12 +547,7 @@ def load_textfolder_split(
     if not directory.is_dir():
         raise DataError(f"Text folder {directory} is not a directory (expected <dir>/<label>/<name>.txt files).")
     folders = sorted(p.name for p in directory.iterdir() if p.is_dir())
-    for name in folders:
-        if name not in labels:
-            raise DataError(
-                f"{where}: folder {name!r} is not one of the task's labels.{close_match(name, labels)} "
-                f"Labels: {', '.join(map(repr, labels))}. Expected one folder per label."
-            )
+    _check_label_folders(where, folders, labels)
     missing = [label for label in labels if label not in folders]
     if missing:
         raise DataError(

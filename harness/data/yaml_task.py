@@ -447,7 +447,9 @@ class YamlTask(Task):
             if s.type == "textfolder":
                 tried = (s.encoding,) if isinstance(s.encoding, str) else s.encoding or ("utf-8",)
                 return load_textfolder_split(directory, labels=self.spec.labels, encodings=tried, id_prefix=ref)
-            return load_imagefolder_split(directory, columns=columns, id_prefix=c.id_prefix or ref or root.name)
+            return load_imagefolder_split(
+                directory, columns=columns, labels=self.spec.labels, id_prefix=c.id_prefix or ref or root.name
+            )
         files, prefix = self._local_files(ref)
         assert not isinstance(s.encoding, tuple)  # _check: a csv source has one encoding
         return load_file_split(
