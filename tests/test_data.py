@@ -732,6 +732,21 @@ def test_missing_label_column_suggests_close_match(tmp_path):
     assert 'Did you mean "star"?' in message and "'review'" in message
 
 
+def test_csv_cells_are_read_as_the_text_written(tmp_path):
+    texts = ["007", "0.10", "1e3", "NA", "null", "n/a", "None", "True", " 3"]
+    lines = [f'"{texts[i % len(texts)]} {i // len(texts)}",{["NA", "True"][i % 2]}' for i in range(36)]
+    lines[:len(texts)] = [f'"{t}",{["NA", "True"][i % 2]}' for i, t in enumerate(texts)]
+    (tmp_path / "all.csv").write_text("review,stars\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    task = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "csv", "path": "all.csv"}, labels=["NA", "True"])))
+    raw = task.read_raw()
+    assert list(raw.inputs[: len(texts)]) == texts
+    assert raw.encoded_labels(task.spec.labels).tolist() == [i % 2 for i in range(36)]
+    # Only an empty cell is missing.
+    (tmp_path / "all.csv").write_text("review,stars\n" + "\n".join([*lines, ',NA', '"",True']) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"2 rows have no text in column 'review' \(line 38, line 39\)"):
+        YamlTask(tmp_path / "t.yaml").load()
+
+
 def test_label_outside_declared_set_in_a_file(tmp_path):
     import pandas as pd
 

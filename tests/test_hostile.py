@@ -917,7 +917,7 @@ CASES |= {
     ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
-        ("d.csv", "Invalid UTF8", "save it as UTF-8"),
+        ("d.csv", "not UTF-8 text (byte 0xe9", "Save the file as UTF-8"),
     ),
     "corrupt-png-in-imagefolder": Case(
         corrupt_image(b"\x89PNG\r\n\x1a\nthis is not a png"), ("broken.png", "cannot decode the image")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from harness.errors import DataError, HarnessError, close_match
 from harness.tasks import Modality, Split
 
 FileFormat = Literal["csv", "json", "parquet"]
+_T = TypeVar("_T")
 DataFiles = str | Sequence[str] | Mapping[str, str | Sequence[str]]
 
 _HUB_HINT = (
@@ -343,9 +344,17 @@ def quiet_datasets() -> Iterator[None]:
 def _load_dataset(where: str, hint: str, *args: Any, **kwargs: Any) -> Any:
     import datasets
 
-    try:
+    def load() -> Any:
         with quiet_datasets():
             return datasets.load_dataset(*args, **kwargs)
+
+    return _reading(where, hint, load)
+
+
+def _reading(where: str, hint: str, read: Callable[[], _T]) -> _T:
+    """`read()`, with any failure to read the source `where` as one DataError saying what went wrong."""
+    try:
+        return read()
     except HarnessError:
         raise
     except Exception as exc:  # datasets raises many unrelated types; all mean "cannot read this source"
@@ -477,7 +486,9 @@ def load_file_split(
                 "(relative paths are resolved from the task file)."
             )
     where = "file " + ", ".join(str(f) for f in files)
-    extra: dict[str, Any] = {"encoding": encoding} if encoding and file_format == "csv" else {}
+    extra: dict[str, Any] = {}
+    if file_format == "csv":
+        extra = _csv_as_text(files[0], encoding, where)
     dataset = _load_dataset(
         where,
         "",
@@ -489,6 +500,22 @@ def load_file_split(
     )
     locate = FileLines(file_format, tuple(files), len(dataset), encoding)
     return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix, locate=locate)
+
+
+def _csv_as_text(path: Path, encoding: str | None, where: str) -> dict[str, Any]:
+    """load_dataset settings that read every CSV cell as the text written there: pandas would otherwise
+    make 007 the number 7.0 and 1e3 1000.0, read the texts NA, null and n/a as missing, and True/False as
+    booleans. Only an empty cell is missing."""
+    import datasets
+    import pandas as pd
+
+    header = _reading(where, "", lambda: pd.read_csv(path, nrows=0, encoding=encoding or "utf-8").columns)
+    return {
+        "features": datasets.Features({str(name): datasets.Value("string") for name in header}),
+        "keep_default_na": False,
+        "na_values": [""],
+        **({"encoding": encoding} if encoding else {}),
+    }
 
 
 def load_imagefolder_split(

@@ -16,7 +16,8 @@ from harness.file_tree import walk_folder
 # Bump when the loading/splitting code changes what a given source yields.
 # 2: images are EXIF-rotated, and 16-bit / float images are scaled instead of clipped (to_uint8_image).
 #    Labels: a value maps to its class however the reader typed it (1, "1", 1.0 alike).
-DATA_CODE_VERSION = "2"
+# 3: CSV cells are read as the text written in them (no numeric or NA guessing).
+DATA_CODE_VERSION = "3"
 
 
 def file_stats(path: Path) -> list[tuple[str, int, int]]:
