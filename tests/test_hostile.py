@@ -915,6 +915,14 @@ CASES |= {
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"x%d,%s\n" % (i, [b"a", b"B", b" a"][i % 3]) for i in range(40))),
         ("d.csv, column 'label'", "'B' (13 rows: line 3, line 6, line 9, line 12, line 15, ...; did you mean 'b'?)", "' a' (13 rows: line 4, line 7", "did you mean 'a'?"),
     ),
+    "csv-header-repeats-the-text-column": Case(
+        lambda env: task_data_run(env, b"text,label,text\n" + b"".join(b"x%d,%s,y%d\n" % (i, b"ab"[i % 2 : i % 2 + 1], i) for i in range(40))),
+        ("d.csv: the header names column 'text' 2 times (columns 1, 3 of 3)", "Give each column a different name"),
+    ),
+    "csv-header-repeats-the-label-column": Case(
+        lambda env: task_data_run(env, b"text,label,label\n" + b"".join(b"x%d,a,%s\n" % (i, b"ab"[i % 2 : i % 2 + 1]) for i in range(40))),
+        ("d.csv: the header names column 'label' 2 times (columns 2, 3 of 3)",),
+    ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),
         ("d.csv", "not UTF-8 text (byte 0xe9", "Save the file as UTF-8"),

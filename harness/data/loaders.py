@@ -488,6 +488,8 @@ def load_file_split(
     where = "file " + ", ".join(str(f) for f in files)
     extra: dict[str, Any] = {}
     if file_format == "csv":
+        for path in files:
+            _check_csv_header(path, encoding)
         extra = _csv_as_text(files[0], encoding, where)
     dataset = _load_dataset(
         where,
@@ -500,6 +502,28 @@ def load_file_split(
     )
     locate = FileLines(file_format, tuple(files), len(dataset), encoding)
     return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix, locate=locate)
+
+
+def _check_csv_header(path: Path, encoding: str | None) -> None:
+    """A column name given twice is an error: pandas would read the second as 'name.1', and the task would
+    silently use the first."""
+    import pandas as pd
+
+    where = f"file {path}"
+    first = _reading(
+        where,
+        "",
+        lambda: pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, encoding=encoding or "utf-8"),
+    )
+    names = [str(v) for v in first.iloc[0]] if len(first) else []
+    for name, n in Counter(names).items():
+        if n > 1 and name.strip():
+            at = [str(i + 1) for i, other in enumerate(names) if other == name]
+            raise DataError(
+                f"{where}: the header names column {name!r} {n} times (columns {', '.join(at)} of "
+                f"{len(names)}); a reader would take the first and rename the others. Give each column a "
+                "different name, or remove the repeats."
+            )
 
 
 def _csv_as_text(path: Path, encoding: str | None, where: str) -> dict[str, Any]:
