@@ -334,6 +334,41 @@ def test_a_text_column_of_objects_is_an_error_and_numbers_are_text(tmp_path):
     assert "1234" in [t for s in data.splits.values() for t in s.inputs]
 
 
+def test_json_lines_values_are_read_as_written_and_errors_name_the_line(tmp_path):
+    lines = [f'{{"review": "r{i}", "stars": "{["bad", "good"][i % 2]}"}}' for i in range(30)]
+    lines[:5] = ['{"review": 1e3, "stars": "bad"}', '{"review": 0.10, "stars": "good"}', '{"review": "NA", "stars": 0}',
+                 '{"review": 7, "stars": 1.0}', '{"review": "null", "stars": "0"}']
+    # Blank lines and CR / CRLF line ends count as lines, as an editor shows them.
+    (tmp_path / "all.jsonl").write_text("\n".join(lines[:10]) + "\n\n" + "\r\n".join(lines[10:20]) + "\r" + "\r".join(lines[20:]), encoding="utf-8", newline="")
+    task = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "jsonl", "path": "all.jsonl"})))
+    raw = task.read_raw()
+    assert list(raw.inputs[:5]) == ["1e3", "0.10", "NA", "7", "null"]
+    assert raw.encoded_labels(task.spec.labels).tolist() == [i % 2 for i in range(30)]
+    lines[25] = '{"review": "r25", "stars": "Good"}'
+    (tmp_path / "all.jsonl").write_text("\n".join(lines[:10]) + "\n\n" + "\r\n".join(lines[10:20]) + "\r" + "\r".join(lines[20:]), encoding="utf-8", newline="")
+    with pytest.raises(DataError, match=r"all\.jsonl, column 'stars'.*'Good' \(1 row: line 27; did you mean 'good'\?\)"):
+        task.load()
+
+
+def test_a_parser_error_is_reported_not_the_earlier_attempt_it_replaced():
+    from datasets.exceptions import DatasetGenerationError
+
+    from harness.data.loaders import _reading
+
+    def read() -> None:
+        try:
+            try:
+                raise ValueError("Trailing data at position 39")  # a fallback parser, tried first
+            except ValueError:
+                raise OSError("JSON parse error: Missing a comma in row 30")  # noqa: B904 - its context is the ValueError, as in datasets
+        except OSError as exc:
+            raise DatasetGenerationError("An error occurred while generating the dataset") from exc
+
+    with pytest.raises(DataError) as err:
+        _reading("file d.jsonl", "", read)
+    assert "Missing a comma in row 30" in str(err.value) and "Trailing data" not in str(err.value)
+
+
 def test_yaml_parquet_split_files_carve_validation(tmp_path):
     import pandas as pd
 

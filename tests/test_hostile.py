@@ -615,6 +615,21 @@ def task_data_run(env: Env, data: bytes) -> list[str]:
     return task_data_at(env, lambda path: path.write_bytes(data))
 
 
+def jsonl_task_run(env: Env, data: bytes) -> list[str]:
+    """`run` of a text task whose JSON Lines data file d.jsonl holds `data`."""
+    env.write("d.jsonl", data)
+    env.write("t.yaml", "name: t\nversion: '1'\nmodality: text\nlabels: [a, b]\nsource: {type: jsonl, path: d.jsonl}\n")
+    suite = env.write("suite.yaml", good_suite(tasks="plugins: [t.yaml]\ntasks: [t]\n", models=model_line(family="tfidf")))
+    return ["run", str(suite), "--db", str(env.db)]
+
+
+def jsonl_with(line_31: bytes) -> Callable[[Env], list[str]]:
+    """`jsonl_task_run` over 40 good lines whose line 31 is `line_31`."""
+    lines = [b'{"text": "x%d words here", "label": "%s"}' % (i, b"ab"[i % 2 : i % 2 + 1]) for i in range(40)]
+    lines[30] = line_31
+    return lambda env: jsonl_task_run(env, b"\n".join(lines) + b"\n")
+
+
 def task_file_with(keys: str) -> Callable[[Env], list[str]]:
     """`run` of a text task over a good CSV whose task file has these `keys` besides name, modality, labels and
     source (version among them)."""
@@ -922,6 +937,30 @@ CASES |= {
     "csv-header-repeats-the-label-column": Case(
         lambda env: task_data_run(env, b"text,label,label\n" + b"".join(b"x%d,a,%s\n" % (i, b"ab"[i % 2 : i % 2 + 1]) for i in range(40))),
         ("d.csv: the header names column 'label' 2 times (columns 2, 3 of 3)",),
+    ),
+    "jsonl-line-is-not-json": Case(
+        jsonl_with(b'{"text": "oops, "label": "a"}'),
+        ("d.jsonl, line 31: not valid JSON (Expecting ',' delimiter at column 18)", "Each line must be one JSON object"),
+    ),
+    "jsonl-line-is-an-array": Case(
+        jsonl_with(b'["x", "a"]'), ("d.jsonl, line 31 is an array, not an object", "must be one JSON object"),
+    ),
+    "jsonl-line-is-a-string": Case(jsonl_with(b'"just a string"'), ("d.jsonl, line 31 is a string, not an object",)),
+    "jsonl-line-is-a-number": Case(jsonl_with(b"5"), ("d.jsonl, line 31 is a number, not an object",)),
+    "jsonl-line-is-null": Case(jsonl_with(b"null"), ("d.jsonl, line 31 is null, not an object",)),
+    "jsonl-line-has-a-lone-surrogate": Case(
+        jsonl_with(b'{"text": "bad \\ud800 surrogate", "label": "a"}'),
+        ("d.jsonl, line 31: a \\u escape in the range \\ud800-\\udfff is half of a character",),
+    ),
+    "jsonl-line-repeats-a-key": Case(
+        jsonl_with(b'{"text": "t", "label": "a", "label": "b"}'), ("d.jsonl, line 31: the object gives the key 'label' twice",)
+    ),
+    "jsonl-file-is-one-array": Case(
+        lambda env: jsonl_task_run(env, json.dumps([{"text": f"x{i}", "label": "ab"[i % 2]} for i in range(40)]).encode()),
+        ("d.jsonl, line 1 is an array", "The file looks like one JSON array: write one object per line"),
+    ),
+    "jsonl-line-not-utf8": Case(
+        jsonl_with(b'{"text": "caf\xe9", "label": "a"}'), ("d.jsonl, line 31: not UTF-8 text (byte 0xe9)",)
     ),
     "csv-data-file-latin-1": Case(
         lambda env: task_data_run(env, b"text,label\n" + b"".join(b"caf\xe9 %d,a\n" % i for i in range(40))),

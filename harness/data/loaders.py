@@ -7,9 +7,12 @@ DataError that names the source, the column and what is available.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import json
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -98,6 +101,7 @@ class FileLines:
     files: tuple[Path, ...]
     n_rows: int
     encoding: str | None = None
+    known: tuple[tuple[int, int], ...] | None = None  # (file index, line) per row, when the reader knows them
 
     def __call__(self, rows: Sequence[int]) -> Sequence[str]:
         """'line 22' per row ('b.csv line 22' when there are several files; 'row 22' of a parquet file); []
@@ -109,7 +113,9 @@ class FileLines:
         several = len(self.files) > 1
         return [f"{self.files[f].name} " * several + f"{unit} {n}" for f, n in (starts[i] for i in rows)]
 
-    def _starts(self) -> list[tuple[int, int]] | None:
+    def _starts(self) -> Sequence[tuple[int, int]] | None:
+        if self.known is not None:
+            return self.known
         starts: list[tuple[int, int]] = []
         try:
             for f, path in enumerate(self.files):
@@ -118,8 +124,7 @@ class FileLines:
 
                     numbers = list(range(1, pq.ParquetFile(path).metadata.num_rows + 1))
                 else:
-                    scan = _csv_record_lines if self.file_format == "csv" else _json_record_lines
-                    numbers = scan(path, self.encoding or "utf-8")
+                    numbers = _csv_record_lines(path, self.encoding or "utf-8")
                 starts += [(f, n) for n in numbers]
         except Exception:  # any failure to re-read: only a message asks, and rows are then named by their ids
             return None
@@ -142,10 +147,126 @@ def _csv_record_lines(path: Path, encoding: str) -> list[int]:
     return starts
 
 
-def _json_record_lines(path: Path, encoding: str) -> list[int]:
-    """The lines of a JSON Lines file that hold a record (not blank)."""
-    with path.open(encoding=encoding, errors="replace", newline="") as fh:
-        return [n for n, text in enumerate(fh.read().split("\n"), start=1) if text.strip()]
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # a JSON text holds no raw CR or LF, so each ends a line
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
+_OBJECT_EXAMPLE = '{"text": "...", "label": "..."}'
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return obj
+
+
+def _json_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON value (write null, a number or a quoted string)")
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, eq=False)
+class _JsonRows:
+    """The objects of JSON Lines files as columns, shaped like the part of a datasets.Dataset that
+    dataset_to_examples reads (column_names, features, len, a column by name)."""
+
+    rows: tuple[dict[str, Any], ...]
+    column_names: tuple[str, ...]
+    features: Mapping[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, column: str) -> list[Any]:
+        return [row.get(column) for row in self.rows]
+
+
+def _read_json_lines(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The objects of a JSON Lines file and the line each is on, values as written: numbers keep their
+    text (1e3 stays "1e3", 0.10 stays "0.10"); blank lines are skipped. Anything else is a DataError naming
+    the file and the line: text that is not UTF-8 or not JSON, a line that is not one object, a key given
+    twice, a \\ud800 escape with no other half."""
+    where = f"file {path}"
+    raw = path.read_bytes()
+    raw = raw[len(codecs.BOM_UTF8) :] if raw.startswith(codecs.BOM_UTF8) else raw
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = len(_LINE_BREAK.findall(raw[: exc.start].decode("utf-8", "replace"))) + 1
+        raise DataError(
+            f"{where}, line {at}: not UTF-8 text (byte 0x{raw[exc.start]:02x}). A JSON Lines file is UTF-8: "
+            "save it as UTF-8."
+        ) from None
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    for n, line in enumerate(_LINE_BREAK.split(text), start=1):
+        if not line.strip():
+            continue
+        here = f"{where}, line {n}"
+        try:
+            value = json.loads(
+                line, parse_int=str, parse_float=str, parse_constant=_json_constant, object_pairs_hook=_json_object
+            )
+        except _RepeatedKey as exc:
+            raise DataError(f"{here}: the object gives the key {exc.key!r} twice. Keep one.") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{here}: not valid JSON ({exc.msg} at column {exc.colno}). Each line must be one JSON object, "
+                f"e.g. {_OBJECT_EXAMPLE}."
+            ) from None
+        except (ValueError, RecursionError) as exc:
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise DataError(f"{here}: not valid JSON ({detail}). Each line must be one JSON object.") from None
+        if not isinstance(value, dict):
+            number = isinstance(value, str) and not line.lstrip().startswith('"')  # parse_int/float give str
+            kind = "a number" if number else _JSON_KINDS.get(type(value), "a number")
+            whole = (
+                " The file looks like one JSON array: write one object per line (JSON Lines) instead."
+                if not rows and isinstance(value, list)
+                else ""
+            )
+            raise DataError(
+                f"{here} is {kind}, not an object: each line of a JSON Lines file must be one JSON object, "
+                f"e.g. {_OBJECT_EXAMPLE}.{whole}"
+            )
+        if _SURROGATE_ESCAPE.search(line) and not _encodable(value):
+            raise DataError(
+                f"{here}: a \\u escape in the range \\ud800-\\udfff is half of a character whose other half "
+                "does not follow it, so the text cannot be read. Fix or remove the escape."
+            )
+        rows.append(value)
+        lines.append(n)
+    return rows, lines
+
+
+def _load_json_lines(files: Sequence[Path], *, columns: Columns, where: str, id_prefix: str) -> RawExamples:
+    rows: list[dict[str, Any]] = []
+    known: list[tuple[int, int]] = []
+    for f, path in enumerate(files):
+        found, lines = _read_json_lines(path)
+        rows += found
+        known += [(f, n) for n in lines]
+    names = tuple(dict.fromkeys(key for row in rows for key in row))
+    table = _JsonRows(rows=tuple(rows), column_names=names, features={})
+    locate = FileLines("json", tuple(files), len(rows), known=tuple(known))
+    return dataset_to_examples(table, columns=columns, where=where, id_prefix=id_prefix, locate=locate)
 
 
 def to_uint8_image(value: Any, *, where: str) -> np.ndarray:
@@ -376,12 +497,21 @@ def _reading(where: str, hint: str, read: Callable[[], _T]) -> _T:
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost exception `exc` was raised from (datasets wraps a parser's error in its own)."""
+    """The innermost exception `exc` was raised from (datasets wraps a parser's error in its own).
+
+    An explicit cause (`raise ... from`) is always followed. An implicit context only from datasets' own
+    errors: a parser's context is an earlier attempt it gave up on (datasets' JSON reader re-raises pyarrow's
+    "Missing a comma ... in row 30" while handling pandas' "Trailing data at position 39", which points at
+    the wrong place), not what went wrong."""
     seen = {id(exc)}
-    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+    while True:
+        inner = exc.__cause__
+        if inner is None and not exc.__suppress_context__ and type(exc).__module__.split(".")[0] == "datasets":
+            inner = exc.__context__
+        if inner is None or id(inner) in seen:
+            return exc
         seen.add(id(inner))
         exc = inner
-    return exc
 
 
 def is_datasets_builder(name: str) -> bool:
@@ -474,7 +604,8 @@ def load_file_split(
     encoding: str | None = None,
     cache_dir: str | None = None,
 ) -> RawExamples:
-    """Rows of local csv / json(l) / parquet files (concatenated) via datasets' packaged builders."""
+    """Rows of local csv / JSON Lines / parquet files (concatenated): csv and parquet via datasets' packaged
+    builders, JSON Lines by our own reader (values as written, errors at the line)."""
     if not files:
         raise DataError(f"No {file_format} files given.")
     _check_exists(files, "Data file")
@@ -486,6 +617,8 @@ def load_file_split(
                 "(relative paths are resolved from the task file)."
             )
     where = "file " + ", ".join(str(f) for f in files)
+    if file_format == "json":
+        return _load_json_lines(files, columns=columns, where=where, id_prefix=id_prefix)
     extra: dict[str, Any] = {}
     if file_format == "csv":
         for path in files:

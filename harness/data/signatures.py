@@ -17,7 +17,8 @@ from harness.file_tree import walk_folder
 # 2: images are EXIF-rotated, and 16-bit / float images are scaled instead of clipped (to_uint8_image).
 #    Labels: a value maps to its class however the reader typed it (1, "1", 1.0 alike).
 # 3: CSV cells are read as the text written in them (no numeric or NA guessing).
-DATA_CODE_VERSION = "3"
+# 4: JSON Lines files are read line by line by our own reader (values keep their written text).
+DATA_CODE_VERSION = "4"
 
 
 def file_stats(path: Path) -> list[tuple[str, int, int]]:
