@@ -778,7 +778,7 @@ def test_csv_cells_are_read_as_the_text_written(tmp_path):
     assert raw.encoded_labels(task.spec.labels).tolist() == [i % 2 for i in range(36)]
     # Only an empty cell is missing.
     (tmp_path / "all.csv").write_text("review,stars\n" + "\n".join([*lines, ',NA', '"",True']) + "\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"2 rows have no text in column 'review' \(line 38, line 39\)"):
+    with pytest.raises(DataError, match=r"2 of 38 rows have no text in column 'review' \(empty, whitespace or missing: line 38, line 39\)"):
         YamlTask(tmp_path / "t.yaml").load()
 
 
