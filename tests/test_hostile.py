@@ -709,6 +709,10 @@ def read_command(command: str, target: Callable[[Env], Path]) -> Callable[[Env],
             "pick": ["pick", "--task", "digits", "--db", db],
             "compare": ["compare", "--baseline", db, "--candidate", str(env.db)],
             "export-baseline": ["export-baseline", "--db", db, "--out", str(env.tmp / "b.json")],
+            "show-json": ["show", "--json", "--db", db],
+            "export-json": ["export", "--db", db, "--format", "json", "--out", str(env.tmp / "runs.json")],
+            "export-predictions": ["export", "--db", db, "--predictions", "--out", str(env.tmp / "runs.json")],
+            "export-parquet": ["export", "--db", db, "--format", "parquet", "--out", str(env.tmp / "runs.parquet")],
         }[command]
 
     return make
@@ -763,7 +767,7 @@ def hand_edited(sql: str) -> Callable[[Env], Path]:
         path = env.tmp / "edited.db"
         shutil.copyfile(env.db, path)
         conn = sqlite3.connect(path)
-        conn.execute(sql)
+        conn.executescript(sql)
         conn.commit()
         conn.close()
         return path
@@ -804,15 +808,38 @@ CASES["site-out-holds-the-users-own-pages"] = Case(
 for _command in ("show", "pick", "compare", "export-baseline"):
     CASES[f"hand-edited-metric-{_command}"] = Case(
         read_command(_command, hand_edited("UPDATE metrics SET value = 'abc' WHERE name = 'accuracy'")),
-        ("edited.db holds a value this harness cannot read", "metric 'accuracy' of run", "has value 'abc', not a number"),
+        ("edited.db holds a value this harness cannot read", "metrics.value of run", "(metric 'accuracy') is 'abc'"),
     )
 for _command in ("show", "pick", "compare", "site"):
     CASES[f"hand-edited-timing-{_command}"] = Case(
         read_command(_command, hand_edited("UPDATE timings SET p50_ms = 'fast'")),
-        ("edited.db holds a value this harness cannot read", "timing 'p50_ms' of run", "is 'fast', not a number"),
+        ("edited.db holds a value this harness cannot read", "timings.p50_ms of run", "is 'fast'"),
     )
 CASES["hand-edited-metric-site-leaves-no-folder"] = Case(
     read_command("site", hand_edited("UPDATE metrics SET value = 'abc'")), ("edited.db holds a value", "'abc'")
+)
+# Text SQLite's CAST reads as a number ('0.9x' as 0.9): the site showed 0.900, export wrote "0.9x" into records
+# whose schema says number (parquet: a traceback).
+for _command in ("site", "show-json", "export-json", "export-parquet", "pick", "compare", "export-baseline"):
+    CASES[f"hand-edited-metric-number-and-text-{_command}"] = Case(
+        read_command(_command, hand_edited("UPDATE metrics SET value = '0.9x' WHERE name = 'macro_f1'")),
+        ("edited.db holds a value this harness cannot read: metrics.value of run", "(metric 'macro_f1') is '0.9x'"),
+    )
+CASES["hand-edited-metric-ci-text-site"] = Case(
+    read_command("site", hand_edited("UPDATE metrics SET ci_low = 'low' WHERE name = 'macro_f1'")),
+    ("metrics.ci_low of run", "(metric 'macro_f1') is 'low'; expected a finite number or NULL"),
+)
+# A metrics table rebuilt without NOT NULL, a value set to NULL (pick: a TypeError; the site left the value out).
+_NULL_METRIC = """CREATE TABLE m2 AS SELECT * FROM metrics; DROP TABLE metrics; ALTER TABLE m2 RENAME TO metrics;
+                  UPDATE metrics SET value = NULL WHERE name = 'macro_f1';"""
+for _command in ("pick", "site", "show", "export-json", "export-baseline"):
+    CASES[f"hand-edited-metric-null-{_command}"] = Case(
+        read_command(_command, hand_edited(_NULL_METRIC)),
+        ("metrics.value of run", "(metric 'macro_f1') is NULL; expected a finite number"),
+    )
+CASES["export-baseline-infinite-metric"] = Case(
+    read_command("export-baseline", hand_edited("UPDATE metrics SET value = 9e999 WHERE name = 'accuracy'")),
+    ("metrics.value of run", "(metric 'accuracy') is inf; expected a finite number"),
 )
 
 
@@ -1765,12 +1792,11 @@ def test_site_builds_with_an_infinite_timing(column: str, env: Env) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
 
 
-def test_site_builds_with_an_infinite_main_metric(env: Env) -> None:
-    """The pick form's JSON refused inf (a traceback in harness site): such a run is no pick candidate."""
+def test_site_refuses_an_infinite_main_metric(env: Env) -> None:
+    """No run stores an infinite metric (evaluate notes it as not stored): the site showed it as unknown."""
     db = hand_edited("UPDATE metrics SET value = 9e999 WHERE name = 'macro_f1'")(env)
     result = invoke(["site", "--db", str(db), "--out", str(env.tmp / "site")])
-    assert result.exit_code == 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert_clean_failure(result, 2, ("metrics.value of run", "(metric 'macro_f1') is inf; expected a finite number"))
 
 
 # ---- a control character a task file holds reaches no terminal raw ------------------------------------------

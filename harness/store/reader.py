@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -74,6 +75,8 @@ def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
             raise store_error(self.path, exc, "read") from None
+        except StoredValueError as exc:
+            raise self.value_error(exc) from None
         except (TypeError, ValueError) as exc:  # text where a number belongs: SQLite columns are not typed
             raise HarnessError(
                 f"{self.path} holds a value this harness cannot read ({type(exc).__name__}: {exc}); was it edited "
@@ -213,8 +216,15 @@ class StoreReader:
                 raise
             return self._run_rows(metrics, checked=True, keys=keys)
 
+    def value_error(self, exc: StoredValueError) -> HarnessError:
+        """`exc` as the user reads it: the file, the value, what to do."""
+        return HarnessError(
+            f"{self.path} holds a value this harness cannot read: {exc}. Was it edited by hand or written by "
+            "another program? Re-run the affected suite into a new --db."
+        )
+
     def check_timing_numbers(self) -> None:
-        """A ValueError naming the run and column when a numeric timing column holds something else (a
+        """A StoredValueError naming the run and column when a numeric timing column holds something else (a
         hand-edited store). The site's bulk read trusts the column types; one scan here costs 0.5 s at 150k
         runs, so the site runs it only to explain a build that failed (see sitegen.build_site)."""
         present = {row[1] for row in self.conn.execute("PRAGMA table_info(timings)")}
@@ -288,15 +298,27 @@ class StoreReader:
         metrics: dict[str, dict[str, MetricValue]] = {}
         new = tuple.__new__
         last, current = None, {}
-        sql = """SELECT run_key, name, CAST(value AS REAL), ci_low, ci_high FROM metrics
-                 WHERE instr(name, '/') = 0 AND value IS NOT NULL"""
+        # A quick test of each value and CI end: a finite number (an infinite one fails it, text and NULL raise
+        # TypeError). A row that fails goes to _numbers, which names what is wrong. (SQLite's CAST read text as
+        # the number it starts with: '0.9x' showed as 0.900, 'abc' as 0.000.)
+        lo, hi = _OPEN
+        sql = "SELECT run_key, name, value, ci_low, ci_high FROM metrics WHERE instr(name, '/') = 0"
         if keys is not None:
             sql += _ONLY_KEYS.format(column="AND run_key")
         for row in self.conn.execute(sql, () if keys is None else (json.dumps(keys),)):
-            if row[0] != last:
-                last = row[0]
+            key, name, value, ci_low, ci_high = row
+            if key != last:
+                last = key
                 current = metrics.get(last) or metrics.setdefault(last, {})
-            current[row[1]] = new(MetricValue, row[1:])
+            try:
+                plausible = lo <= value <= hi and (lo <= ci_low <= hi if ci_low is not None else True) and (
+                    lo <= ci_high <= hi if ci_high is not None else True
+                )
+            except TypeError:  # text, a blob or NULL
+                plausible = False
+            if not plausible:
+                _numbers(key, name, value, ci_low, ci_high)
+            current[name] = new(MetricValue, row[1:])
         return metrics
 
     def _models(self) -> Iterator[ModelMeta]:
@@ -729,6 +751,7 @@ class StoreReader:
                 for m in self.conn.execute(
                     "SELECT name, value, ci_low, ci_high FROM metrics WHERE run_key = ? ORDER BY name", [key]
                 )
+                if _numbers(key, m[0], m[1], m[2], m[3])
             )
             timing = self._dicts("SELECT * FROM timings WHERE run_key = ?", [key])
             preds = (
@@ -790,19 +813,48 @@ def _json_list(raw: str | None) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+# ---- stored values -----------------------------------------------------------------------------------------
+#
+# SQLite columns are not typed: a store edited in an SQLite tool or written by another program may hold text
+# where a number belongs, or NULL in a NOT NULL column (a table rebuilt without it). The reader refuses such a
+# value, naming its table, column, row and value (StoredValueError, reported with the file's name by every
+# query method), rather than show, rank, recompute or export it. Each query checks the rows it reads (the
+# site's bulk read with a cheap test per row that calls the full check only for a row it doubts).
+
+_INF = math.inf
+_BIG = 1.7976931348623157e308  # the largest finite float
+_OPEN = (-_BIG, _BIG)
+
+
+class StoredValueError(ValueError):
+    """A stored value this harness cannot read or that no run makes, naming its table, column, row and value."""
+
+    def __init__(self, table: str, column: str, row: str, value: Any, expected: str) -> None:
+        shown = "NULL" if value is None else repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        super().__init__(f"{table}.{column} of {row} is {shown}; expected {expected}")
+
+
+def _is_number(v: Any) -> bool:
+    """A finite int or float (SQLite hands back no other number; a bool is no number here)."""
+    return (v.__class__ is float or (isinstance(v, int) and not isinstance(v, bool))) and -_INF < v < _INF
+
+
 def _numbers(run_key: str, name: str, value: Any, ci_low: Any, ci_high: Any) -> bool:
-    """True; a ValueError naming the run and metric when one of the three is neither a number nor null."""
-    for what, v in (("value", value), ("ci_low", ci_low), ("ci_high", ci_high)):
-        if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+    """True; a StoredValueError naming the run and metric when the value is not a finite number or a CI end is
+    neither that nor NULL."""
+    row = f"run {run_key} (metric {name!r})"
+    for column, v in (("value", value), ("ci_low", ci_low), ("ci_high", ci_high)):
+        if v is None and column != "value":
             continue
-        raise ValueError(f"metric {name!r} of run {run_key} has {what} {v!r}, not a number")
+        if not _is_number(v):
+            raise StoredValueError("metrics", column, row, v, "a finite number" + (" or NULL" if column != "value" else ""))
     return True
 
 
-def _timing_numbers(run_key: str, row: dict[str, Any]) -> dict[str, Any]:
-    """`row`; a ValueError naming the run and column when a numeric timing column holds something else."""
+def _timing_numbers(run_key: str, row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`row`; a StoredValueError naming the run and column when a numeric timing column holds something else."""
     for column in numeric_columns("timings"):
         v = row.get(column)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise ValueError(f"timing {column!r} of run {run_key} is {v!r}, not a number")
+            raise StoredValueError("timings", column, f"run {run_key}", v, "a number")
     return row
