@@ -837,6 +837,12 @@ for _command in ("pick", "site", "show", "export-json", "export-baseline"):
         read_command(_command, hand_edited(_NULL_METRIC)),
         ("metrics.value of run", "(metric 'macro_f1') is NULL; expected a finite number"),
     )
+# A model's parameter count as text: the site and pick stopped with a TypeError, show blamed the timing row.
+for _command in ("site", "pick", "show", "export-json", "compare"):
+    CASES[f"hand-edited-model-params-text-{_command}"] = Case(
+        read_command(_command, hand_edited("UPDATE models SET params = 'big'")),
+        ("edited.db holds a value this harness cannot read: models.params of model", "is 'big'; expected a"),
+    )
 CASES["export-baseline-infinite-metric"] = Case(
     read_command("export-baseline", hand_edited("UPDATE metrics SET value = 9e999 WHERE name = 'accuracy'")),
     ("metrics.value of run", "(metric 'accuracy') is inf; expected a finite number"),

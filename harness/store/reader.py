@@ -325,7 +325,7 @@ class StoreReader:
         sql = "SELECT name, family, modality, source, revision, params, license, description, feature_dim FROM models"
         for r in self.conn.execute(sql):
             yield ModelMeta(
-                r[0], r[1] or "", r[2] or "", r[3] or "", r[4], r[5], r[6] or "", r[7] or "", r[8]
+                r[0], r[1] or "", r[2] or "", r[3] or "", r[4], _model_params(r[0], r[5]), r[6] or "", r[7] or "", r[8]
             )
 
     def _tasks(self) -> Iterator[TaskMeta]:
@@ -518,8 +518,10 @@ class StoreReader:
         ORDER BY r.task, r.protocol, r.model
         """
         rows = self._dicts(sql, {"task": task})
+        timing_columns = [c for c in numeric_columns("timings") if c != "params"]  # (params: the models row's)
         for row in rows:
-            _timing_numbers(row["key"], row)
+            _timing_numbers(row["key"], {c: row[c] for c in timing_columns if c in row})
+            _model_params(row["model"], row["params"])
         metrics: dict[str, dict[str, dict[str, float | None]]] = {}
         metric_sql = """SELECT x.run_key, x.name, x.value, x.ci_low, x.ci_high FROM metrics x JOIN runs r ON r.key = x.run_key
                         WHERE instr(x.name, '/') = 0 AND (:task IS NULL OR r.task = :task)"""
@@ -638,7 +640,7 @@ class StoreReader:
         rows = select(self._dicts("SELECT * FROM runs ORDER BY finished_at"))
         n_labels = self._task_label_counts()
         declared = self._task_metrics()
-        params = {name: n for name, n in self.conn.execute("SELECT name, params FROM models")}
+        params = {name: _model_params(name, n) for name, n in self.conn.execute("SELECT name, params FROM models")}
         has_scores = self._has_table("class_scores")
         default = stored_task_metrics(None)  # runs whose task row is gone
         return [self._full_run(row, n_labels, declared, params, has_scores, default) for row in rows]
@@ -735,6 +737,8 @@ class StoreReader:
         self, tasks: Sequence[str], models: Sequence[str], protocols: Sequence[str], predictions: bool
     ) -> Iterator[RunColumns]:
         model_rows = {r["name"]: r for r in self._dicts("SELECT * FROM models")}
+        for name, model in model_rows.items():
+            _model_params(name, model["params"])
         task_rows = {(r["name"], r["version"]): r for r in self._dicts("SELECT * FROM tasks")}
         clauses: list[str] = []
         params: list[str] = []
@@ -858,3 +862,10 @@ def _timing_numbers(run_key: str, row: Mapping[str, Any]) -> Mapping[str, Any]:
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise StoredValueError("timings", column, f"run {run_key}", v, "a number")
     return row
+
+
+def _model_params(model: str, params: Any) -> Any:
+    """`params` (a model's parameter count, models.params); a StoredValueError unless NULL or a number of 0 or more."""
+    if params is not None and not (_is_number(params) and params >= 0):
+        raise StoredValueError("models", "params", f"model {model!r}", params, "a number of 0 or more, or NULL")
+    return params
