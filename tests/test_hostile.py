@@ -843,9 +843,26 @@ for _command in ("site", "pick", "show", "export-json", "compare"):
         read_command(_command, hand_edited("UPDATE models SET params = 'big'")),
         ("edited.db holds a value this harness cannot read: models.params of model", "is 'big'; expected a"),
     )
+# A prediction outside the task's labels: compare and pick recomputed the metrics over 100 classes instead of 10
+# (a wrong macro-F1 on both sides, the gate passed), the site ranked with it.
+_PRED_99 = "UPDATE predictions SET pred = 99 WHERE rowid = (SELECT min(rowid) FROM predictions)"
+for _command in ("compare", "pick", "site", "export-predictions"):
+    CASES[f"hand-edited-prediction-outside-the-labels-{_command}"] = Case(
+        read_command(_command, hand_edited(_PRED_99)),
+        ("predictions.pred of run", "(example ", "is 99; expected a class index from 0 to 9 (the task has 10 labels)"),
+    )
+CASES["hand-edited-negative-label-compare"] = Case(
+    read_command("compare", hand_edited("UPDATE predictions SET label = -1 WHERE rowid = 1")),
+    ("predictions.label of run", "is -1; expected a class index from 0 to 9"),
+)
 CASES["export-baseline-infinite-metric"] = Case(
     read_command("export-baseline", hand_edited("UPDATE metrics SET value = 9e999 WHERE name = 'accuracy'")),
     ("metrics.value of run", "(metric 'accuracy') is inf; expected a finite number"),
+)
+# Text where a number belongs, named (the message said only "could not convert string to float: 'slow'").
+CASES["hand-edited-prediction-text-pick"] = Case(
+    read_command("pick", hand_edited("UPDATE predictions SET pred = 'x' WHERE rowid = 1")),
+    ("predictions.pred of run", "(example ", "is 'x'; expected a class index"),
 )
 
 

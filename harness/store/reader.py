@@ -431,6 +431,7 @@ class StoreReader:
                 ys.append(label)
                 ps.append(pred)
             scores = self._class_scores(table) if with_scores else {}
+            n_labels = self._run_label_counts(table)
         out = {}
         for key, (ids, ys, ps) in rows.items():
             if not ids:
@@ -438,9 +439,21 @@ class StoreReader:
             matrix, kind = scores.get(key, (None, None))
             if matrix is not None and matrix.shape[0] != len(ids):
                 matrix, kind = None, None
+            n = n_labels.get(key)
             out[key] = ExamplePredictions(
-                tuple(ids), np.asarray(ys, dtype=np.int64), np.asarray(ps, dtype=np.int64), matrix, kind
+                tuple(ids), _class_indices(key, "label", ids, ys, n), _class_indices(key, "pred", ids, ps, n), matrix, kind
             )
+        return out
+
+    def _run_label_counts(self, table: str) -> dict[str, int]:
+        """Run key -> its task's label count, for the runs whose keys `table` holds (see _task_label_counts)."""
+        counts = self._task_label_counts()
+        sql = f"SELECT key, task, task_version, data_fingerprint FROM runs WHERE key IN (SELECT key FROM {table})"
+        out = {}
+        for key, task, version, fingerprint in self.conn.execute(sql):
+            n = counts.get((task, version, fingerprint), counts.get((task, version, None)))
+            if n is not None:
+                out[key] = n
         return out
 
     def _class_scores(self, table: str) -> dict[str, tuple[np.ndarray, ScoreKind]]:
@@ -651,12 +664,10 @@ class StoreReader:
         for name, version, fingerprint, labels in self.conn.execute(
             "SELECT name, version, fingerprint, labels_json FROM tasks ORDER BY rowid"
         ):
-            try:
-                n = len(json.loads(labels))
+            n = len(_json_list(labels))
+            if n:
                 out[(name, version, fingerprint)] = n
                 out[(name, version, None)] = n  # the newest row: runs whose own data row is gone
-            except (TypeError, ValueError):
-                continue
         return out
 
     def _task_metrics(self) -> dict[tuple[str, str], tuple[tuple[dict[str, Any], ...], str]]:
@@ -677,16 +688,21 @@ class StoreReader:
         default_metrics: tuple[tuple[dict[str, Any], ...], str],
     ) -> RunResult:
         key = row["key"]
+        label_count = n_labels.get(
+            (row["task"], row["task_version"], row["data_fingerprint"]),
+            n_labels.get((row["task"], row["task_version"], None)),
+        )
         pred_rows = self.conn.execute(
             "SELECT example_id, label, pred FROM predictions WHERE run_key = ? ORDER BY example_id", [key]
         ).fetchall()
         predictions = None
         if pred_rows:
             scores, kind = self._run_scores(key, len(pred_rows)) if has_scores else (None, None)
+            ids = tuple(r[0] for r in pred_rows)
             predictions = ExamplePredictions(
-                ids=tuple(r[0] for r in pred_rows),
-                labels=np.array([r[1] for r in pred_rows], dtype=np.int64),
-                preds=np.array([r[2] for r in pred_rows], dtype=np.int64),
+                ids=ids,
+                labels=_class_indices(key, "label", ids, [r[1] for r in pred_rows], label_count),
+                preds=_class_indices(key, "pred", ids, [r[2] for r in pred_rows], label_count),
                 scores=scores,
                 score_kind=kind,
             )
@@ -699,10 +715,7 @@ class StoreReader:
             metrics=self.metrics(key),
             predictions=predictions,
             timing=timing,
-            n_labels=n_labels.get(
-                (row["task"], row["task_version"], row["data_fingerprint"]),
-                n_labels.get((row["task"], row["task_version"], None)),
-            ),
+            n_labels=label_count,
             params=model_params if model_params is not None else (timing.params if timing else None),
             task_metrics=task_metrics,
             main_metric=main_metric,
@@ -758,25 +771,21 @@ class StoreReader:
                 if _numbers(key, m[0], m[1], m[2], m[3])
             )
             timing = self._dicts("SELECT * FROM timings WHERE run_key = ?", [key])
-            preds = (
-                tuple(
-                    PredictionRow(*p)
-                    for p in self.conn.execute(
-                        "SELECT example_id, label, pred, score FROM predictions WHERE run_key = ? ORDER BY example_id",
-                        [key],
-                    )
-                )
-                if predictions
-                else None
-            )
-            yield RunColumns(
-                run,
-                model_rows.get(run["model"], {}),
-                task_rows.get((run["task"], run["task_version"]), {}),
-                metrics,
-                timing[0] if timing else None,
-                preds,
-            )
+            task = task_rows.get((run["task"], run["task_version"]), {})
+            preds = None
+            if predictions:
+                rows = self.conn.execute(
+                    "SELECT example_id, label, pred, score FROM predictions WHERE run_key = ? ORDER BY example_id", [key]
+                ).fetchall()
+                ids = [r[0] for r in rows]
+                n_labels = len(_json_list(task.get("labels_json"))) or None
+                _class_indices(key, "label", ids, [r[1] for r in rows], n_labels)
+                _class_indices(key, "pred", ids, [r[2] for r in rows], n_labels)
+                for eid, *_, score in rows:
+                    if score is not None and not _is_number(score):
+                        raise StoredValueError("predictions", "score", f"run {key} (example {eid!r})", score, "a number or NULL")
+                preds = tuple(PredictionRow(*p) for p in rows)
+            yield RunColumns(run, model_rows.get(run["model"], {}), task, metrics, timing[0] if timing else None, preds)
 
     # ---- helpers -----------------------------------------------------------------------------------------
 
@@ -862,6 +871,26 @@ def _timing_numbers(run_key: str, row: Mapping[str, Any]) -> Mapping[str, Any]:
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise StoredValueError("timings", column, f"run {run_key}", v, "a number")
     return row
+
+
+def _class_indices(run_key: str, column: str, ids: Sequence[str], values: list[Any], n_labels: int | None) -> np.ndarray:
+    """A run's stored labels or predictions (`column`, in `ids` order) as int64; a StoredValueError naming the
+    run and example when one is not a class index of the task's n_labels labels (None: the count is unknown,
+    any index of 0 or more)."""
+    array = np.asarray(values)
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if array.dtype.kind in "iu" and array.min() >= 0 and (n_labels is None or array.max() < n_labels):
+        return array.astype(np.int64, copy=False)
+    expected = (
+        f"a class index from 0 to {n_labels - 1} (the task has {n_labels} label{'s' if n_labels != 1 else ''})"
+        if n_labels is not None
+        else "a class index, 0 or more"
+    )
+    for example, v in zip(ids, values, strict=True):
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0 and (n_labels is None or v < n_labels)):
+            raise StoredValueError("predictions", column, f"run {run_key} (example {example!r})", v, expected)
+    return array.astype(np.int64)  # not reached: some value failed the test above
 
 
 def _model_params(model: str, params: Any) -> Any:
