@@ -156,7 +156,8 @@ class Generator:
                     run["confusion_json"] = json.dumps(cm.tolist())
                     half = 1.96 * np.sqrt(values["accuracy"] * (1 - values["accuracy"]) / self.n_test)
                     metrics: list[tuple[Any, ...]] = [
-                        (key, name, float(v), float(v - half), float(v + half)) for name, v in values.items()
+                        (key, name, float(v), float(max(v - half, 0.0)), float(min(v + half, 1.0)))
+                        for name, v in values.items()
                     ]
                     metrics += [(key, f"f1/label-{c}", float(f1[c]), None, None) for c in range(k)]
                     preds = [(key, f"ex-{e:05d}", int(y[e]), int(pred[e]), 1.0) for e in range(self.n_test)]

@@ -855,11 +855,48 @@ CASES["hand-edited-negative-label-compare"] = Case(
     read_command("compare", hand_edited("UPDATE predictions SET label = -1 WHERE rowid = 1")),
     ("predictions.label of run", "is -1; expected a class index from 0 to 9"),
 )
+# Numbers no run makes: each went through show, site, pick and export with exit 0.
+_IMPOSSIBLE = {
+    "negative-latency": (
+        "UPDATE timings SET p50_ms = -3, p95_ms = -2",
+        ("timings.p50_ms of run", "is -3.0; expected a number of 0 or more"),
+    ),
+    "p50-above-p95": (
+        "UPDATE timings SET p50_ms = p95_ms + 1",
+        ("timings.p50_ms of run", "expected at most its p95_ms", "p50 <= p95 <= p99"),
+    ),
+    "negative-params": ("UPDATE models SET params = -5", ("models.params of model", "is -5; expected a")),
+    "metric-below-its-range": (
+        "UPDATE metrics SET value = -0.5 WHERE name = 'macro_f1'",
+        ("metrics.value of run", "(metric 'macro_f1') is -0.5; expected a number from 0 to 1 (the metric's range)"),
+    ),
+    "metric-above-its-range": (
+        "UPDATE metrics SET value = 7.5 WHERE name = 'accuracy'",
+        ("(metric 'accuracy') is 7.5; expected a number from 0 to 1",),
+    ),
+    "ci-low-above-high": (
+        "UPDATE metrics SET ci_low = ci_high, ci_high = ci_low WHERE name = 'macro_f1'",
+        ("metrics.ci_low of run", "(metric 'macro_f1')", "expected at most its ci_high"),
+    ),
+    "finished-at-not-a-time": (
+        "UPDATE runs SET finished_at = 'yesterday'",
+        ("runs.finished_at of run", "is 'yesterday'; expected an ISO 8601 time"),
+    ),
+}
+for _name, (_sql, _needles) in _IMPOSSIBLE.items():
+    for _command in ("site", "show", "pick", "compare", "export-json", "export-baseline"):
+        CASES[f"hand-edited-{_name}-{_command}"] = Case(
+            read_command(_command, hand_edited(_sql)), ("edited.db holds a value this harness cannot read", *_needles)
+        )
 CASES["export-baseline-infinite-metric"] = Case(
     read_command("export-baseline", hand_edited("UPDATE metrics SET value = 9e999 WHERE name = 'accuracy'")),
     ("metrics.value of run", "(metric 'accuracy') is inf; expected a finite number"),
 )
 # Text where a number belongs, named (the message said only "could not convert string to float: 'slow'").
+CASES["hand-edited-duration-text-site"] = Case(
+    read_command("site", hand_edited("UPDATE runs SET duration_s = 'slow'")),
+    ("runs.duration_s of run", "is 'slow'; expected a number of seconds"),
+)
 CASES["hand-edited-prediction-text-pick"] = Case(
     read_command("pick", hand_edited("UPDATE predictions SET pred = 'x' WHERE rowid = 1")),
     ("predictions.pred of run", "(example ", "is 'x'; expected a class index"),
@@ -1804,15 +1841,17 @@ def test_older_store_is_read_read_only(command: str, env: Env) -> None:
     assert store_state(env.db) == before  # no column added, nothing migrated
 
 
-# ---- a hand-edited store with an infinite timing still builds a site (the value shown as unknown) ---------
+# ---- a hand-edited store with an infinite timing or metric is refused, naming it ----------------------------
+# (No run stores one: a metric that comes out infinite is noted as not stored, a timing is measured. The site
+# showed such a value as unknown, and the pick form's JSON refused it with a traceback before that.)
 
 
 @pytest.mark.parametrize("column", ["p50_ms", "p95_ms", "peak_mem_mb"])
-def test_site_builds_with_an_infinite_timing(column: str, env: Env) -> None:
+def test_site_refuses_an_infinite_timing(column: str, env: Env) -> None:
     db = hand_edited(f"UPDATE timings SET {column} = 9e999")(env)  # SQLite reads 9e999 as +inf
     result = invoke(["site", "--db", str(db), "--out", str(env.tmp / "site")])
-    assert result.exit_code == 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert_clean_failure(result, 2, (f"edited.db holds a value this harness cannot read: timings.{column} of run",))
+    assert not (env.tmp / "site").exists()
 
 
 def test_site_refuses_an_infinite_main_metric(env: Env) -> None:

@@ -313,3 +313,41 @@ def test_a_metric_that_is_not_a_finite_number_is_a_note_or_names_itself() -> Non
         reg = MetricRegistry()
         reg.add(MetricDef(name="odd", label="Odd", point=lambda d, **p: 0.5, params={"w": 1.0}), "m.py")
         reg.resolve([MetricRef("odd", {"w": float("inf")})], "odd", 2, where="t")
+
+
+@pytest.mark.parametrize("n_labels", [2, 3, 6])
+@pytest.mark.parametrize("quality", ["perfect", "noisy", "always-wrong"])
+def test_every_value_and_ci_end_a_run_stores_lies_in_its_metrics_declared_bounds(n_labels: int, quality: str) -> None:
+    """Readers of the store refuse a value outside MetricDef.bounds: bounds that a real run can pass would
+    refuse valid stores. Perfect and always-wrong predictions reach the ends of every range."""
+    from harness.store.reader import _numbers
+
+    rng = np.random.default_rng(n_labels)
+    y = rng.integers(0, n_labels, 300)
+    p = {"perfect": y, "noisy": np.where(rng.random(300) < 0.6, y, rng.integers(0, n_labels, 300)),
+         "always-wrong": (y + 1) % n_labels}[quality]  # fmt: skip
+    scores = np.full((300, n_labels), 0.02 / n_labels)
+    scores[np.arange(300), p] = 1 - 0.02 / n_labels * (n_labels - 1)
+    names = [m.name for m in BUILTIN_METRICS if m.shape != "matrix" and (m.name != "top_k_accuracy" or n_labels > 2)]
+    metrics = REGISTRY.resolve(names, "accuracy", n_labels, where="t")
+    data = MetricData.of(y, p, n_labels, scores.astype(np.float32), "probability")
+    values = evaluate(metrics, data, [str(i) for i in range(n_labels)], BootstrapConfig(n_boot=200, seed=0)).values
+    assert {v.name.split("/")[0] for v in values} >= {"accuracy", "macro_f1", "mcc", "brier", "ece", "f1"}
+    for v in values:
+        bounds = metrics.get(v.name.split("/")[0]).metric.bounds
+        assert bounds is not None, v.name  # every built-in single-number metric declares its range
+        assert _numbers("run", v.name, v.value, v.ci_low, v.ci_high, bounds)
+
+
+def test_metric_bounds_are_stored_with_the_task_and_known_for_descriptions_from_before() -> None:
+    from harness.metrics.core import MetricDef, described_bounds
+
+    metrics = REGISTRY.resolve(["accuracy", "mcc", "log_loss"], "mcc", 3, where="t")
+    stored = {d["id"]: d for d in metrics.describe()["metrics"]}
+    assert stored["accuracy"]["bounds"] == [0.0, 1.0] and stored["log_loss"]["bounds"] == [0.0, None]
+    assert described_bounds(stored["mcc"]) == (-1.0, 1.0) and described_bounds(stored["log_loss"]) == (0.0, np.inf)
+    older = {k: v for k, v in stored["mcc"].items() if k != "bounds"}  # a store written before bounds were kept
+    assert described_bounds(older) == (-1.0, 1.0)
+    assert described_bounds({"id": "x", "name": "a-plugin-metric"}) is None
+    with pytest.raises(ValueError, match="bounds must be"):
+        MetricDef(name="m", label="M", point=lambda d: 0.0, bounds=(1.0, 0.0))

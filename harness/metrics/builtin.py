@@ -8,6 +8,7 @@ metrics a vectorised form over resample indices; tests/test_metrics.py checks th
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from functools import cache
@@ -26,6 +27,12 @@ def _sk() -> Any:
     import sklearn.metrics
 
     return sklearn.metrics
+
+
+# The range every value of a metric (and each end of its CI) lies in, by its definition: a stored value
+# outside it was not computed by this harness (see MetricDef.bounds).
+UNIT = (0.0, 1.0)  # shares, F1, precision, recall, AUC, calibration error
+CORRELATION = (-1.0, 1.0)  # MCC, Cohen's kappa
 
 
 # ---- confusion-matrix metrics --------------------------------------------------------------------
@@ -72,7 +79,13 @@ def _kappa_counts(c: ClassCounts) -> np.ndarray:
 
 
 def _labels_metric(
-    name: str, label: str, point: Any, counts: Any, description: str, mcnemar: bool = False
+    name: str,
+    label: str,
+    point: Any,
+    counts: Any,
+    description: str,
+    mcnemar: bool = False,
+    bounds: tuple[float, float] = UNIT,
 ) -> MetricDef:
     """A metric of the predicted labels: sklearn's point value, the vectorised form over per-class counts
     (and over confusion matrices, derived from it)."""
@@ -82,7 +95,7 @@ def _labels_metric(
 
     return MetricDef(
         name=name, label=label, point=point, from_confusions=from_confusions, from_counts=counts,
-        description=description, mcnemar=mcnemar,
+        description=description, mcnemar=mcnemar, bounds=bounds,
     )  # fmt: skip
 
 
@@ -133,11 +146,11 @@ MACRO_RECALL = _labels_metric(
 )  # fmt: skip
 MCC = _labels_metric(
     "mcc", "MCC", lambda d: float(_sk().matthews_corrcoef(d.y, d.pred)), _mcc_counts,
-    "Matthews correlation coefficient (multiclass R_K); 0 when undefined.",
+    "Matthews correlation coefficient (multiclass R_K); 0 when undefined.", bounds=CORRELATION,
 )  # fmt: skip
 COHEN_KAPPA = _labels_metric(
     "cohen_kappa", "Cohen's kappa", lambda d: float(_sk().cohen_kappa_score(d.y, d.pred, labels=d.labels)), _kappa_counts,
-    "Agreement between predicted and true labels corrected for chance.",
+    "Agreement between predicted and true labels corrected for chance.", bounds=CORRELATION,
 )  # fmt: skip
 PER_CLASS_F1 = MetricDef(
     name="f1",
@@ -145,6 +158,7 @@ PER_CLASS_F1 = MetricDef(
     point=lambda d: _sk().f1_score(d.y, d.pred, labels=d.labels, average=None, zero_division=0).astype(float),
     shape="per_class",
     description="F1 of each label, stored as f1/<label> (no CI).",
+    bounds=UNIT,
 )
 CONFUSION_MATRIX = MetricDef(
     name="confusion_matrix",
@@ -305,6 +319,7 @@ TOP_K_ACCURACY = MetricDef(
     name="top_k_accuracy", label="Top-{k} accuracy", point=_top_k_point, needs="scores", score_kinds=ANY_SCORE,
     params={"k": 2}, resampled=_mean_form(_top_k_hits), check_params=_check_k,
     description="Share of examples whose true label is among the k highest-scored labels (any score kind).",
+    bounds=UNIT,
 )  # fmt: skip
 ROC_AUC = MetricDef(
     name="roc_auc", label="ROC-AUC",
@@ -312,30 +327,35 @@ ROC_AUC = MetricDef(
     resampled=_ovr_resampled(_auc_resampled_one),
     description="Area under the ROC curve: binary (ranked by s1 - s0), else macro one-vs-rest over the classes "
     "present. Rank-based, so any score kind applies.",
+    bounds=UNIT,
 )  # fmt: skip
 AVERAGE_PRECISION = MetricDef(
     name="average_precision", label="Average precision",
     point=_ovr_point("average_precision_score"), needs="scores", score_kinds=ANY_SCORE,
     resampled=_ovr_resampled(_ap_resampled_one),
     description="Area under the precision-recall curve (binary, else macro one-vs-rest). Rank-based.",
+    bounds=UNIT,
 )  # fmt: skip
 LOG_LOSS = MetricDef(
     name="log_loss", label="Log-loss", higher_is_better=False, needs="scores", score_kinds=PROBABILITY,
     point=lambda d: float(_sk().log_loss(d.y, _probabilities(d), labels=d.labels)),
     resampled=_mean_form(_log_loss_per_example),
     description="Mean negative log-probability of the true label (probabilities only).",
+    bounds=(0.0, math.inf),
 )  # fmt: skip
 BRIER = MetricDef(
     name="brier", label="Brier score", higher_is_better=False, needs="scores", score_kinds=PROBABILITY,
     point=lambda d: float(_sk().brier_score_loss(d.y, _probabilities(d), labels=d.labels)),
     resampled=_mean_form(_brier_per_example),
     description="Mean squared error of the probabilities (sklearn's definition; binary: (p1 - y)^2).",
+    bounds=(0.0, 2.0),  # multiclass: the sum over labels of (p - y)^2
 )  # fmt: skip
 ECE = MetricDef(
     name="ece", label="ECE ({n_bins} bins)", higher_is_better=False, needs="scores", score_kinds=PROBABILITY,
     params={"n_bins": 15}, point=_ece_point, resampled=_ece_resampled, check_params=_check_bins,
     description="Expected calibration error: |confidence - accuracy| per equal-width confidence bin, "
     "weighted by the bin's share of examples.",
+    bounds=UNIT,
 )  # fmt: skip
 
 BUILTIN_METRICS: tuple[MetricDef, ...] = (

@@ -120,6 +120,16 @@ class MetricDef:
     check_params: Callable[[Mapping[str, Any], int], str | None] | None = None  # -> error text or None
     description: str = ""
     origin: str = "built-in"
+    # (lowest, highest) value the metric can take by its definition, e.g. (0, 1) for a share, math.inf for an
+    # open end; None: not declared. Readers of the store refuse a stored value (or CI end) outside it.
+    bounds: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        b = self.bounds
+        if b is not None and not (
+            isinstance(b, tuple) and len(b) == 2 and all(isinstance(v, (int, float)) for v in b) and b[0] < b[1]
+        ):
+            raise ValueError(f"metric {self.name!r}: bounds must be (lowest, highest) numbers, lowest first, got {b!r}")
 
     def not_applicable(self, data: MetricData) -> str | None:
         """Why this metric cannot be computed on `data` (None: it can)."""
@@ -184,6 +194,7 @@ class TaskMetric:
             "needs": self.metric.needs,
             "score_kinds": list(self.metric.score_kinds),
             "shape": self.metric.shape,
+            **({"bounds": bounds_json(self.metric.bounds)} if self.metric.bounds else {}),
         }
 
     def key(self) -> str:
@@ -222,3 +233,23 @@ class MetricInfo:
     @classmethod
     def of(cls, tm: TaskMetric) -> MetricInfo:
         return cls(tm.id, tm.label, tm.higher_is_better, tm.scalar)
+
+
+def bounds_json(bounds: tuple[float, float]) -> list[float | None]:
+    """MetricDef.bounds as a stored description holds them: JSON has no infinity, an open end is null."""
+    return [v if math.isfinite(v) else None for v in bounds]
+
+
+def described_bounds(d: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The bounds a stored metric description declares (TaskMetric.describe); for a description written
+    before descriptions held them, those of the built-in metric it names; None when neither is known."""
+    raw = d.get("bounds")
+    if isinstance(raw, list) and len(raw) == 2:
+        ends = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in raw]
+        if all(v is None or math.isfinite(v) for v in ends):
+            return (-math.inf if ends[0] is None else float(ends[0]), math.inf if ends[1] is None else float(ends[1]))
+        return None
+    from harness.metrics.builtin import BUILTIN_METRICS
+
+    name = d.get("name")
+    return next((m.bounds for m in BUILTIN_METRICS if m.name == name), None)

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
 from types import FunctionType
@@ -42,7 +43,15 @@ from harness.store.rows import (
     Timing,
 )
 from harness.store.run_cache import RunCache
-from harness.store.schema import FINISHED, SCHEMA, SCORE_DTYPE, SCORE_KINDS, connect_readonly, numeric_columns
+from harness.store.schema import (
+    FINISHED,
+    SCHEMA,
+    SCORE_DTYPE,
+    SCORE_KINDS,
+    connect_readonly,
+    numeric_columns,
+    required_columns,
+)
 
 # The metrics core (it loads sklearn) and the data package are imported in the methods that interpret
 # rows, so that importing the store stays light (every CLI command imports it).
@@ -265,16 +274,31 @@ class StoreReader:
         get_metrics = metrics.get
         shared: dict[Any, Any] = {}
         one = shared.setdefault
+        fromisoformat = datetime.fromisoformat
         for row in self.conn.execute(sql, () if keys is None else (json.dumps(keys),)):
             key, suite_path, notes, hardware = row[0], row[2], row[16], row[17]
             if suite_path.__class__ is not str or not suite_path:
                 suite_path = str(suite_path) if isinstance(suite_path, (int, float)) and str(suite_path) else None
             if notes:
                 notes = {str(k): str(v) for k, v in _json_object(notes).items()} or no_notes
+            try:  # the few columns that can hold a wrong value the site would show: a quick test of each row
+                plausible = (
+                    row[8].__class__ is int and row[13].__class__ is float and 0.0 <= row[13] < _INF
+                    and row[11][-6:] == row[12][-6:] == "+00:00" and row[11][4] == row[12][4] == "-"
+                    and fromisoformat(row[11]).year > 0 and fromisoformat(row[12]).year > 0
+                )  # fmt: skip
+            except (TypeError, ValueError, IndexError):
+                plausible = False
+            if not plausible:  # the full check names what is wrong (or passes, e.g. an integer duration)
+                _run_numbers(
+                    {"key": key, "seed": row[8], "started_at": row[11], "finished_at": row[12], "duration_s": row[13]}
+                )
             if hardware is None:
                 timing = None
             else:
                 t = row[17:]
+                if not _plausible_timing(t):
+                    _timing_numbers(key, dict(zip(Timing._fields, t, strict=True)))
                 timing = new(Timing, (one(hardware, hardware), one(t[1], t[1]), *t[2:]))
             append(
                 new(
@@ -298,10 +322,11 @@ class StoreReader:
         metrics: dict[str, dict[str, MetricValue]] = {}
         new = tuple.__new__
         last, current = None, {}
-        # A quick test of each value and CI end: a finite number (an infinite one fails it, text and NULL raise
-        # TypeError). A row that fails goes to _numbers, which names what is wrong. (SQLite's CAST read text as
-        # the number it starts with: '0.9x' showed as 0.900, 'abc' as 0.000.)
-        lo, hi = _OPEN
+        bounds = self._metric_bounds()
+        # A quick test of each value (and CI) against its metric's range; finite ends stand for open ones, so
+        # that an infinite value fails it too. A row that fails goes to _numbers, which names what is wrong.
+        quick = {name: (max(b[0], -_BIG), min(b[1], _BIG)) for name, b in bounds.items() if b is not None}
+        get_quick = quick.get
         sql = "SELECT run_key, name, value, ci_low, ci_high FROM metrics WHERE instr(name, '/') = 0"
         if keys is not None:
             sql += _ONLY_KEYS.format(column="AND run_key")
@@ -310,16 +335,31 @@ class StoreReader:
             if key != last:
                 last = key
                 current = metrics.get(last) or metrics.setdefault(last, {})
+            lo, hi = get_quick(name, _OPEN)
             try:
-                plausible = lo <= value <= hi and (lo <= ci_low <= hi if ci_low is not None else True) and (
-                    lo <= ci_high <= hi if ci_high is not None else True
-                )
+                plausible = lo <= value <= hi and (lo <= ci_low <= ci_high <= hi if ci_low is not None else ci_high is None)
             except TypeError:  # text, a blob or NULL
                 plausible = False
             if not plausible:
-                _numbers(key, name, value, ci_low, ci_high)
+                _numbers(key, name, value, ci_low, ci_high, bounds.get(name))
             current[name] = new(MetricValue, row[1:])
         return metrics
+
+    def _metric_bounds(self) -> dict[str, tuple[float, float] | None]:
+        """Metric id -> the range its values lie in (MetricDef.bounds), as the stored tasks declare their metrics;
+        None for a metric without one. An id two tasks declare with different ranges gets the wider one."""
+        from harness.metrics.core import described_bounds
+        from harness.metrics.registry import stored_task_metrics
+
+        out: dict[str, tuple[float, float] | None] = {}
+        for (spec,) in self.conn.execute("SELECT DISTINCT spec_json FROM tasks"):
+            for d in stored_task_metrics(_json_object(spec))[0]:
+                metric_id, b = str(d["id"]), described_bounds(d)
+                if metric_id in out and out[metric_id] != b:
+                    old = out[metric_id]
+                    b = None if b is None or old is None else (min(b[0], old[0]), max(b[1], old[1]))
+                out[metric_id] = b
+        return out
 
     def _models(self) -> Iterator[ModelMeta]:
         sql = "SELECT name, family, modality, source, revision, params, license, description, feature_dim FROM models"
@@ -402,7 +442,9 @@ class StoreReader:
         with self._keys_table(labels_by_key) as table:
             f1: dict[str, dict[str, float]] = {k: {} for k in labels_by_key}
             sql = f"SELECT run_key, name, value FROM metrics WHERE run_key IN (SELECT key FROM {table}) AND name LIKE 'f1/%'"
+            bounds = self._metric_bounds().get("f1")
             for key, name, value in self.conn.execute(sql):
+                _numbers(key, name, value, None, None, bounds)
                 f1[key][name[3:]] = float(value)
             confusion: dict[str, list[list[int]] | None] = {}
             for key, raw in self.conn.execute(
@@ -533,13 +575,15 @@ class StoreReader:
         rows = self._dicts(sql, {"task": task})
         timing_columns = [c for c in numeric_columns("timings") if c != "params"]  # (params: the models row's)
         for row in rows:
-            _timing_numbers(row["key"], {c: row[c] for c in timing_columns if c in row})
+            _run_numbers({"key": row["key"], "seed": row["seed"], "finished_at": row["finished_at"]})
+            _timing_numbers(row["key"], {c: row[c] for c in timing_columns if c in row}, row["device"] is not None)
             _model_params(row["model"], row["params"])
         metrics: dict[str, dict[str, dict[str, float | None]]] = {}
+        bounds = self._metric_bounds()
         metric_sql = """SELECT x.run_key, x.name, x.value, x.ci_low, x.ci_high FROM metrics x JOIN runs r ON r.key = x.run_key
                         WHERE instr(x.name, '/') = 0 AND (:task IS NULL OR r.task = :task)"""
         for key, name, value, lo, hi in self.conn.execute(metric_sql, {"task": task}).fetchall():
-            _numbers(key, name, value, lo, hi)
+            _numbers(key, name, value, lo, hi, bounds.get(name))
             metrics.setdefault(key, {})[name] = {"value": value, "ci_low": lo, "ci_high": hi}
         for row in rows:
             row["metrics"] = metrics.get(row["key"], {})
@@ -593,13 +637,18 @@ class StoreReader:
         clauses = " AND ".join(f"{col} = :{col}" for col in where) or "1"
         return self._dicts(f"SELECT * FROM runs WHERE {clauses} ORDER BY finished_at DESC", where)
 
-    def metrics(self, run_key: str) -> dict[str, MetricValue]:
-        """Metric id -> value and CI of one run (per-class values included)."""
+    def metrics(
+        self, run_key: str, bounds: Mapping[str, tuple[float, float] | None] | None = None
+    ) -> dict[str, MetricValue]:
+        """Metric id -> value and CI of one run (per-class values included). bounds: metric id -> its range
+        (default: as the stored tasks declare them, see _metric_bounds)."""
+        if bounds is None:
+            bounds = self._metric_bounds()
         sql = "SELECT name, value, ci_low, ci_high FROM metrics WHERE run_key = ?"
         return {
             name: MetricValue(name, value, lo, hi)
             for name, value, lo, hi in self.conn.execute(sql, [run_key])
-            if _numbers(run_key, name, value, lo, hi)
+            if _numbers(run_key, name, value, lo, hi, bounds.get(name.split("/", 1)[0]))
         }
 
     def example_predictions(self, run_key: str) -> ExamplePredictions | None:
@@ -650,13 +699,17 @@ class StoreReader:
         parameter count."""
         from harness.metrics.registry import stored_task_metrics
 
-        rows = select(self._dicts("SELECT * FROM runs ORDER BY finished_at"))
+        runs = self._dicts("SELECT * FROM runs ORDER BY finished_at")
+        for run in runs:  # before `select` keeps the newest of a slot by its finished_at
+            _run_numbers(run)
+        rows = select(runs)
         n_labels = self._task_label_counts()
         declared = self._task_metrics()
         params = {name: _model_params(name, n) for name, n in self.conn.execute("SELECT name, params FROM models")}
         has_scores = self._has_table("class_scores")
         default = stored_task_metrics(None)  # runs whose task row is gone
-        return [self._full_run(row, n_labels, declared, params, has_scores, default) for row in rows]
+        bounds = self._metric_bounds()
+        return [self._full_run(row, n_labels, declared, params, has_scores, default, bounds) for row in rows]
 
     def _task_label_counts(self) -> dict[tuple[str, str, str | None], int]:
         """Label count per (task, version, data fingerprint); (task, version, None): that of the newest data."""
@@ -686,6 +739,7 @@ class StoreReader:
         params: Mapping[str, int | None],
         has_scores: bool,
         default_metrics: tuple[tuple[dict[str, Any], ...], str],
+        bounds: Mapping[str, tuple[float, float] | None],
     ) -> RunResult:
         key = row["key"]
         label_count = n_labels.get(
@@ -712,7 +766,7 @@ class StoreReader:
         return RunResult.of(
             row,
             _json_object(row["config_json"]),
-            metrics=self.metrics(key),
+            metrics=self.metrics(key, bounds),
             predictions=predictions,
             timing=timing,
             n_labels=label_count,
@@ -753,6 +807,7 @@ class StoreReader:
         for name, model in model_rows.items():
             _model_params(name, model["params"])
         task_rows = {(r["name"], r["version"]): r for r in self._dicts("SELECT * FROM tasks")}
+        bounds = self._metric_bounds()
         clauses: list[str] = []
         params: list[str] = []
         for column, values in (("task", tasks), ("model", models), ("protocol", protocols)):
@@ -763,14 +818,17 @@ class StoreReader:
         sql = f"SELECT * FROM runs r WHERE {where} ORDER BY r.task, r.protocol, r.model, r.seed, r.finished_at"
         for run in self._dicts(sql, params):
             key = run["key"]
+            _run_numbers(run)
             metrics = tuple(
                 MetricValue(*m)
                 for m in self.conn.execute(
                     "SELECT name, value, ci_low, ci_high FROM metrics WHERE run_key = ? ORDER BY name", [key]
                 )
-                if _numbers(key, m[0], m[1], m[2], m[3])
+                if _numbers(key, m[0], m[1], m[2], m[3], bounds.get(m[0].split("/", 1)[0]))
             )
             timing = self._dicts("SELECT * FROM timings WHERE run_key = ?", [key])
+            if timing:
+                _timing_numbers(key, timing[0])
             task = task_rows.get((run["task"], run["task_version"]), {})
             preds = None
             if predictions:
@@ -829,14 +887,22 @@ def _json_list(raw: str | None) -> list[Any]:
 # ---- stored values -----------------------------------------------------------------------------------------
 #
 # SQLite columns are not typed: a store edited in an SQLite tool or written by another program may hold text
-# where a number belongs, or NULL in a NOT NULL column (a table rebuilt without it). The reader refuses such a
-# value, naming its table, column, row and value (StoredValueError, reported with the file's name by every
-# query method), rather than show, rank, recompute or export it. Each query checks the rows it reads (the
-# site's bulk read with a cheap test per row that calls the full check only for a row it doubts).
+# where a number belongs, NULL in a NOT NULL column (a table rebuilt without it), or a number no run makes (a
+# negative latency, an F1 of 7.5). The reader refuses such a value, naming its table, column, row and value
+# (StoredValueError, reported with the file's name by every query method), rather than show, rank, recompute
+# or export it. Each query checks the rows it reads (the site's bulk read with a cheap test per row that
+# calls the full check only for a row it doubts).
 
+_SLACK = 1e-9  # floating-point sums may pass a bound by an ulp (the weighted F1 of a perfect run)
 _INF = math.inf
 _BIG = 1.7976931348623157e308  # the largest finite float
 _OPEN = (-_BIG, _BIG)
+# Timing columns no measurement makes negative: times, sizes, counts (the others are ratios and flags).
+_NON_NEGATIVE_TIMINGS = frozenset(
+    ("batch_size", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "n_timed", "items_per_s", "peak_mem_mb",
+     "params", "weights_mb", "rss_peak_mb", "load_s")
+)  # fmt: skip
+_PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 
 
 class StoredValueError(ValueError):
@@ -852,25 +918,76 @@ def _is_number(v: Any) -> bool:
     return (v.__class__ is float or (isinstance(v, int) and not isinstance(v, bool))) and -_INF < v < _INF
 
 
-def _numbers(run_key: str, name: str, value: Any, ci_low: Any, ci_high: Any) -> bool:
-    """True; a StoredValueError naming the run and metric when the value is not a finite number or a CI end is
-    neither that nor NULL."""
+def _range_text(bounds: tuple[float, float]) -> str:
+    lo, hi = bounds
+    if lo == -_INF:
+        return f"at most {hi:g}"
+    return f"at least {lo:g}" if hi == _INF else f"from {lo:g} to {hi:g}"
+
+
+def _numbers(
+    run_key: str, name: str, value: Any, ci_low: Any, ci_high: Any, bounds: tuple[float, float] | None = None
+) -> bool:
+    """True; a StoredValueError naming the run and metric when the value is not a finite number, a CI end is
+    neither that nor NULL, one of them lies outside `bounds` (the metric's range, MetricDef.bounds) or the
+    interval's low end lies above its high end."""
     row = f"run {run_key} (metric {name!r})"
     for column, v in (("value", value), ("ci_low", ci_low), ("ci_high", ci_high)):
         if v is None and column != "value":
             continue
         if not _is_number(v):
             raise StoredValueError("metrics", column, row, v, "a finite number" + (" or NULL" if column != "value" else ""))
+        if bounds is not None and not bounds[0] - _SLACK <= v <= bounds[1] + _SLACK:
+            raise StoredValueError("metrics", column, row, v, f"a number {_range_text(bounds)} (the metric's range)")
+    if ci_low is not None and ci_high is not None and ci_low > ci_high:
+        raise StoredValueError(
+            "metrics", "ci_low", row, ci_low, f"at most its ci_high, {ci_high!r} (an interval runs from low to high)"
+        )
     return True
 
 
-def _timing_numbers(run_key: str, row: Mapping[str, Any]) -> Mapping[str, Any]:
-    """`row`; a StoredValueError naming the run and column when a numeric timing column holds something else."""
+def _timing_numbers(run_key: str, row: Mapping[str, Any], present: bool = True) -> Mapping[str, Any]:
+    """`row`; a StoredValueError naming the run and column when one of the timing columns it has holds
+    something but a finite number (NULL where the column is NOT NULL, unless the run has no timing row:
+    `present` False), a negative time, size or count, or latency percentiles out of order."""
+    where = f"run {run_key}"
+    required = required_columns("timings") if present else frozenset()
     for column in numeric_columns("timings"):
-        v = row.get(column)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise StoredValueError("timings", column, f"run {run_key}", v, "a number")
+        if column not in row:
+            continue
+        v = row[column]
+        if v is None:
+            if column in required:
+                raise StoredValueError("timings", column, where, v, "a number (the column is NOT NULL)")
+        elif not _is_number(v):
+            raise StoredValueError("timings", column, where, v, "a finite number")
+        elif v < 0 and column in _NON_NEGATIVE_TIMINGS:
+            raise StoredValueError("timings", column, where, v, "a number of 0 or more")
+    for low, high in zip(_PERCENTILES, _PERCENTILES[1:], strict=False):
+        a, b = row.get(low), row.get(high)
+        if a is not None and b is not None and a > b * (1 + _SLACK):
+            raise StoredValueError(
+                "timings", low, where, a, f"at most its {high}, {b!r} (latency percentiles rise: p50 <= p95 <= p99)"
+            )
     return row
+
+
+def _plausible_timing(t: Sequence[Any], inf: float = _INF) -> bool:
+    """The site's quick test of a Timing row (rows.Timing order): True when _timing_numbers has nothing to
+    say about it; False sends the row to _timing_numbers. (Written out: a generator costs 2 us a row.)"""
+    try:
+        mem, params, contended, wait, others, weights, load = t[7], t[8], t[10], t[11], t[12], t[13], t[14]
+        return bool(
+            0.0 <= t[3] <= t[4] <= t[5] < inf
+            and 0.0 <= t[6] < inf
+            and t[2].__class__ is int and t[2] >= 0 and t[9].__class__ is int and t[9] >= 0
+            and (mem is None or 0.0 <= mem < inf) and (params is None or 0 <= params < inf)
+            and (weights is None or 0.0 <= weights < inf) and (load is None or 0.0 <= load < inf)
+            and (contended is None or contended.__class__ is int)
+            and (wait is None or -inf < wait < inf) and (others is None or -inf < others < inf)
+        )  # fmt: skip
+    except TypeError:  # text (or NULL) where a number belongs
+        return False
 
 
 def _class_indices(run_key: str, column: str, ids: Sequence[str], values: list[Any], n_labels: int | None) -> np.ndarray:
@@ -898,3 +1015,33 @@ def _model_params(model: str, params: Any) -> Any:
     if params is not None and not (_is_number(params) and params >= 0):
         raise StoredValueError("models", "params", f"model {model!r}", params, "a number of 0 or more, or NULL")
     return params
+
+
+def _timestamp(v: Any) -> bool:
+    """An ISO 8601 time in UTC (or without an offset), extended format (2025-01-31T12:00:00): runs' times are
+    compared as text, which orders only those as time (20250131, a basic-format date, sorts after 2025-12-31;
+    a space for the T before every T)."""
+    if v.__class__ is not str or len(v) < 10 or v[4] != "-" or v[7] != "-" or (len(v) > 10 and v[10] != "T"):
+        return False
+    try:
+        offset = datetime.fromisoformat(v).utcoffset()
+    except ValueError:
+        return False
+    return not offset
+
+
+def _run_numbers(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`row` (a runs row, or the part of one a query read); a StoredValueError naming the run and column when
+    the seed is not an integer, the duration not a number of 0 or more, or a start or finish time not an ISO
+    8601 timestamp (they are compared as text: 'yesterday' sorts after every date)."""
+    where = f"run {row['key']}"
+    if "seed" in row and not (isinstance(row["seed"], int) and not isinstance(row["seed"], bool)):
+        raise StoredValueError("runs", "seed", where, row["seed"], "an integer")
+    if "duration_s" in row and not (_is_number(row["duration_s"]) and row["duration_s"] >= 0):
+        raise StoredValueError("runs", "duration_s", where, row["duration_s"], "a number of seconds, 0 or more")
+    for column in ("started_at", "finished_at"):
+        if column in row and not _timestamp(row[column]):
+            raise StoredValueError(
+                "runs", column, where, row[column], "an ISO 8601 time in UTC like 2025-01-31T12:00:00+00:00"
+            )
+    return row

@@ -265,16 +265,28 @@ def _core_columns() -> dict[str, tuple[str, ...]]:
 
 
 @functools.cache
-def numeric_columns(table: str) -> tuple[str, ...]:
-    """The REAL and INTEGER columns of `table` in the current schema."""
+def _column_info(table: str) -> tuple[tuple[str, str, bool], ...]:
+    """(name, SQL type, NOT NULL) of each column of `table` in the current schema."""
     conn = sqlite3.connect(":memory:")
     conn.executescript(SCHEMA)
     for t, column, sql_type in ADDED_COLUMNS:
         if t == table and column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
-    out = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})") if row[2] in ("REAL", "INTEGER"))
+    out = tuple((row[1], row[2], bool(row[3])) for row in conn.execute(f"PRAGMA table_info({table})"))
     conn.close()
     return out
+
+
+@functools.cache
+def numeric_columns(table: str) -> tuple[str, ...]:
+    """The REAL and INTEGER columns of `table` in the current schema."""
+    return tuple(name for name, sql_type, _ in _column_info(table) if sql_type in ("REAL", "INTEGER"))
+
+
+@functools.cache
+def required_columns(table: str) -> frozenset[str]:
+    """The NOT NULL columns of `table` in the current schema."""
+    return frozenset(name for name, _, not_null in _column_info(table) if not_null)
 
 
 def missing_schema(conn: sqlite3.Connection) -> str:
