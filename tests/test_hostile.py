@@ -888,6 +888,12 @@ for _name, (_sql, _needles) in _IMPOSSIBLE.items():
         CASES[f"hand-edited-{_name}-{_command}"] = Case(
             read_command(_command, hand_edited(_sql)), ("edited.db holds a value this harness cannot read", *_needles)
         )
+# export-baseline wrote baselines compare then refused ("Re-export the baseline", which wrote the same file).
+for _name, _char in (("escape", "char(27) || '[2J'"), ("nul", "char(0)")):
+    CASES[f"export-baseline-model-name-with-{_name}"] = Case(
+        read_command("export-baseline", hand_edited(f"UPDATE runs SET model = 'lr' || {_char}")),
+        ("edited.db: runs[key=", ".model: expected a name without control characters", "A baseline cannot hold it"),
+    )
 CASES["export-baseline-infinite-metric"] = Case(
     read_command("export-baseline", hand_edited("UPDATE metrics SET value = 9e999 WHERE name = 'accuracy'")),
     ("metrics.value of run", "(metric 'accuracy') is inf; expected a finite number"),
@@ -1156,6 +1162,22 @@ CASES |= {
     ),
     "baseline-json-missing-status": Case(
         baseline_json(lambda d: d["runs"][0].pop("status")), ('missing field "status"',)
+    ),
+    "baseline-json-metric-infinite": Case(
+        baseline_json(_set("metrics.accuracy", [float("inf"), 0.1, 0.2])),  # json writes Infinity, and reads it
+        ("runs[0].metrics.accuracy", "finite numbers", "[inf, 0.1, 0.2]"),
+    ),
+    "baseline-json-prediction-outside-the-labels": Case(
+        baseline_json(lambda d: d["runs"][0]["predictions"]["preds"].__setitem__(0, 99)),
+        ("runs[0].predictions.preds", "class indices from 0 to 9 (n_labels is 10)", "99"),
+    ),
+    "baseline-json-metric-outside-its-range": Case(
+        baseline_json(_set("metrics.accuracy", [7.5, 0.1, 0.2])),
+        ("baseline.json: runs[0]: metrics.value of run", "(metric 'accuracy') is 7.5; expected a number from 0 to 1",
+         "Re-export the baseline"),
+    ),
+    "baseline-json-negative-latency": Case(
+        baseline_json(_set("timing.p50_ms", -1.0)), ("runs[0]: timings.p50_ms of run", "is -1.0; expected a number of 0")
     ),
     "baseline-json-nested-too-deep": Case(
         lambda env: ["compare", "--baseline", str(env.write("b.json", "[" * 100_000 + "]" * 100_000)), "--candidate", str(env.db)],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +16,10 @@ import numpy as np
 
 from harness import RESULT_SCHEMA_VERSION, __version__
 from harness.errors import HarnessError
+from harness.metrics.core import described_bounds
 from harness.metrics.registry import stored_task_metrics
 from harness.records import MetricValue, ScoreKind, TimingRecord
+from harness.store.reader import StoredValueError, _numbers, _timing_numbers
 from harness.store.rows import ExamplePredictions, RunResult
 from harness.store.schema import SCORE_DTYPE, SCORE_KINDS
 from harness.typed_config import bad_name
@@ -60,7 +63,13 @@ def baseline_text(source: str, runs: Sequence[RunResult]) -> str:
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": source,
     }
-    lines = [json.dumps(run_to_json(r), sort_keys=True, separators=(",", ":")) for r in runs]
+    lines = []
+    for r in runs:
+        entry = run_to_json(r)
+        # What compare's reader of the file would refuse is refused here, naming the run: a baseline
+        # written from this store would fail every compare, and re-exporting it would write the same file.
+        _check_run_entry(entry, f"{source}: runs[key={r.key}]", _FIX_THE_STORE)
+        lines.append(json.dumps(entry, sort_keys=True, separators=(",", ":"), allow_nan=False))
     head = json.dumps(header, sort_keys=True, indent=1)[:-2]  # drop the closing "\n}"
     body = ",\n".join(lines)
     return f'{head},\n "runs": [\n{body}\n]}}\n'
@@ -97,6 +106,11 @@ def read_baseline(path: Path) -> list[dict[str, Any]]:
 
 
 _NUMBER = (int, float)
+_REEXPORT = "Re-export the baseline."
+_FIX_THE_STORE = (
+    "A baseline cannot hold it (compare would refuse the file): rename, re-run or delete that run in the store, "
+    "or leave it out (--label, --task)."
+)
 # field -> (accepted types, required); bool is never accepted where a number or string is meant.
 _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     **{name: ((str,), True) for name in ("key", "suite", "model", "task", "task_version", "data_fingerprint")},
@@ -110,49 +124,85 @@ _RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
 _TIMING_FIELDS = {f.name: f for f in dataclasses.fields(TimingRecord)}
 
 
-def _bad(where: str, expected: str, value: Any) -> HarnessError:
+def _bad(where: str, expected: str, value: Any, fix: str = _REEXPORT) -> HarnessError:
     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    return HarnessError(f"{where}: expected {expected}, got {type(value).__name__} {shown}. Re-export the baseline.")
+    return HarnessError(f"{where}: expected {expected}, got {type(value).__name__} {shown}. {fix}")
 
 
-def _check_run_entry(d: Any, where: str) -> None:
-    """Every field a baseline run entry is read through has the type the reader relies on."""
+def _finite(v: Any) -> bool:
+    return isinstance(v, _NUMBER) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_run_entry(d: Any, where: str, fix: str = _REEXPORT) -> None:
+    """Every field a baseline run entry is read through has the type the reader relies on (compare reading a
+    file; export-baseline writing one, with `fix` saying what to do about the run in the store)."""
     if not isinstance(d, dict):
-        raise _bad(where, "an object (one run)", d)
+        raise _bad(where, "an object (one run)", d, fix)
     for name, (types, required) in _RUN_FIELDS.items():
         if name not in d:
             if required:
-                raise HarnessError(f'{where}: missing field "{name}". Re-export the baseline.')
+                raise HarnessError(f'{where}: missing field "{name}". {fix}')
             continue
         value = d[name]
         if isinstance(value, bool) or not isinstance(value, types):
-            raise _bad(f"{where}.{name}", " or ".join("null" if t is type(None) else t.__name__ for t in types), value)
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise _bad(f"{where}.{name}", expected, value, fix)
     for name in ("model", "task", "protocol", "suite", "label"):
         if isinstance(d.get(name), str) and d[name] and bad_name(d[name]):  # printed by compare as written
-            raise _bad(f"{where}.{name}", "a name without control characters (newline, tab, escape codes, NUL)", d[name])
+            raise _bad(
+                f"{where}.{name}", "a name without control characters (newline, tab, escape codes, NUL)", d[name], fix
+            )
     if d["status"] not in ("done", "failed", "not_applicable"):
-        raise _bad(f"{where}.status", "done, failed or not_applicable", d["status"])
+        raise _bad(f"{where}.status", "done, failed or not_applicable", d["status"], fix)
     for name, stat in (d.get("metrics") or {}).items():
-        ok = isinstance(stat, list) and 1 <= len(stat) <= 3 and isinstance(stat[0], _NUMBER)
-        if not ok or any(isinstance(v, bool) or not isinstance(v, (*_NUMBER, type(None))) for v in stat):
-            raise _bad(f"{where}.metrics.{name}", "[value, ci_low, ci_high] numbers", stat)
+        ok = isinstance(stat, list) and 1 <= len(stat) <= 3 and _finite(stat[0])
+        if not ok or any(v is not None and not _finite(v) for v in stat):
+            raise _bad(f"{where}.metrics.{name}", "[value, ci_low, ci_high] finite numbers (a CI end may be null)", stat, fix)
     preds = d.get("predictions")
     if preds:
         ids = preds.get("ids")
         if not isinstance(ids, list):
-            raise _bad(f"{where}.predictions.ids", "a list of example ids", ids)
+            raise _bad(f"{where}.predictions.ids", "a list of example ids", ids, fix)
+        n_labels = d.get("n_labels")
         for part in ("labels", "preds"):
             values = preds.get(part)
             if not (isinstance(values, list) and len(values) == len(ids)) or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in values
             ):
-                raise _bad(f"{where}.predictions.{part}", f"a list of {len(ids)} integer class indices", values)
+                raise _bad(f"{where}.predictions.{part}", f"a list of {len(ids)} integer class indices", values, fix)
+            outside = next((v for v in values if v < 0 or (n_labels is not None and v >= n_labels)), None)
+            if outside is not None:
+                indices = f"0 to {n_labels - 1} (n_labels is {n_labels})" if n_labels is not None else "0 or more"
+                raise _bad(f"{where}.predictions.{part}", f"class indices from {indices}", outside, fix)
+    _check_timing_types(d, where, fix)
+    _check_numbers(d, where, fix)
+
+
+def _check_numbers(d: dict[str, Any], where: str, fix: str) -> None:
+    """The entry's metrics and timing hold numbers a run can make: the store reader's checks (a value in its
+    metric's range, a CI low to high, no negative latency, percentiles in order)."""
+    declared = d.get("task_metrics")
+    descriptions = {str(x["id"]): x for x in declared if isinstance(x, dict) and "id" in x} if isinstance(declared, list) else {}
+    timing = d.get("timing")
+    try:
+        for name, stat in (d.get("metrics") or {}).items():
+            metric_id = name.split("/", 1)[0]
+            bounds = described_bounds(descriptions.get(metric_id) or {"name": metric_id})
+            value, ci_low, ci_high = (*stat, None, None)[:3]
+            _numbers(d["key"], name, value, ci_low, ci_high, bounds)
+        if timing:
+            _timing_numbers(d["key"], {k: int(v) if isinstance(v, bool) else v for k, v in timing.items()})
+    except StoredValueError as exc:
+        raise HarnessError(f"{where}: {exc}. {fix}") from None
+
+
+def _check_timing_types(d: dict[str, Any], where: str, fix: str) -> None:
     timing = d.get("timing")
     if timing:
         for name, f in _TIMING_FIELDS.items():
             if name not in timing:
                 if f.default is dataclasses.MISSING:
-                    raise HarnessError(f'{where}.timing: missing field "{name}". Re-export the baseline.')
+                    raise HarnessError(f'{where}.timing: missing field "{name}". {fix}')
                 continue
             value, kind = timing[name], str(f.type)
             if value is None:
@@ -162,9 +212,9 @@ def _check_run_entry(d: Any, where: str) -> None:
             elif "bool" in kind:
                 ok = isinstance(value, bool)
             else:
-                ok = isinstance(value, _NUMBER) and not isinstance(value, bool)
+                ok = _finite(value)
             if not ok:
-                raise _bad(f"{where}.timing.{name}", kind.replace(" | None", " or null"), value)
+                raise _bad(f"{where}.timing.{name}", kind.replace(" | None", " or null"), value, fix)
 
 
 def _json_scores(preds: Mapping[str, Any]) -> tuple[np.ndarray | None, ScoreKind | None]:
