@@ -907,6 +907,11 @@ CASES["hand-edited-prediction-text-pick"] = Case(
     read_command("pick", hand_edited("UPDATE predictions SET pred = 'x' WHERE rowid = 1")),
     ("predictions.pred of run", "(example ", "is 'x'; expected a class index"),
 )
+for _command in ("compare", "pick", "site"):
+    CASES[f"hand-edited-short-class-scores-{_command}"] = Case(
+        read_command(_command, hand_edited("UPDATE class_scores SET scores = x'00'")),
+        ("class_scores.scores of run", "is a blob of 1 bytes; expected a blob of"),
+    )
 
 
 def baseline_json(mutate: Callable[[dict], None]) -> Callable[[Env], list[str]]:
@@ -1881,6 +1886,29 @@ def test_site_refuses_an_infinite_main_metric(env: Env) -> None:
     db = hand_edited("UPDATE metrics SET value = 9e999 WHERE name = 'macro_f1'")(env)
     result = invoke(["site", "--db", str(db), "--out", str(env.tmp / "site")])
     assert_clean_failure(result, 2, ("metrics.value of run", "(metric 'macro_f1') is inf; expected a finite number"))
+
+
+@pytest.mark.parametrize(
+    ("sql", "needle"),
+    [
+        ("UPDATE predictions SET score = 'x' WHERE rowid = 1", r"predictions\.score of run \w+ \(example '[^']+'\) is 'x'"),
+        ("UPDATE timings SET mean_ms = 'slow'", r"timings\.mean_ms of run \w+ is 'slow'"),
+        ("UPDATE models SET feature_dim = x'00'", r"models\.feature_dim of model '[^']+' is a blob of 1 bytes"),
+        ("UPDATE runs SET duration_s = 'slow'", r"runs\.duration_s of run \w+ is 'slow'"),
+        ("UPDATE class_scores SET n_labels = n_labels + 1", r"class_scores\.scores of run \w+ is a blob of [\d,]+ bytes; expected"),
+    ],
+)
+def test_the_scan_that_explains_a_failed_read_names_table_column_row_and_value(sql: str, needle: str, env: Env) -> None:
+    """check_stored_numbers (run after a site build or a read failed on a value) covers every table with numbers,
+    not only timings: it named nothing but a timing column, and a failure elsewhere read 'could not convert string
+    to float', 'invalid literal for int()' or 'buffer size must be a multiple of element size'."""
+    from harness.store import StoreReader
+
+    db = hand_edited(sql)(env)
+    with StoreReader(env.db) as clean:
+        clean.check_stored_numbers()  # the pristine store: nothing to say
+    with StoreReader(db) as reader, pytest.raises(HarnessError, match="edited.db holds a value this harness cannot read: " + needle):
+        reader.check_stored_numbers()
 
 
 # ---- a control character a task file holds reaches no terminal raw ------------------------------------------

@@ -98,11 +98,11 @@ def build_site(
 
 
 def _blame_a_stored_value(db: Path) -> None:
-    """A HarnessError naming the run and column when the store holds text where a timing number belongs
-    (a hand-edited store), the likely cause of a TypeError or ValueError while rendering; checked only
-    after a build failed, as it costs a scan of every timing."""
+    """A HarnessError naming the table, column, row and value when the store holds text where a number
+    belongs (a hand-edited store), the likely cause of a TypeError or ValueError while rendering; checked
+    only after a build failed, as it costs a scan of every numeric column (see StoreReader.check_stored_numbers)."""
     with StoreReader(db) as reader:
-        reader.check_timing_numbers()
+        reader.check_stored_numbers()
 
 
 def _quiet(step: str) -> None:

@@ -87,6 +87,9 @@ def _reads_cleanly(method: Callable[..., Any]) -> Callable[..., Any]:
         except StoredValueError as exc:
             raise self.value_error(exc) from None
         except (TypeError, ValueError) as exc:  # text where a number belongs: SQLite columns are not typed
+            found = self._stored_value_problem()  # which value, which column, which run
+            if found is not None:
+                raise self.value_error(found) from None
             raise HarnessError(
                 f"{self.path} holds a value this harness cannot read ({type(exc).__name__}: {exc}); was it edited "
                 "by hand or written by another program? Re-run the affected suite into a new --db."
@@ -225,6 +228,15 @@ class StoreReader:
                 raise
             return self._run_rows(metrics, checked=True, keys=keys)
 
+    def check_stored_numbers(self) -> None:
+        """A StoredValueError (as a HarnessError naming the file) naming the table, column, row and value when a
+        numeric column of the store holds text or a blob (a hand-edited store), or a class-score blob does not
+        hold its n_examples x n_labels scores. The bulk reads trust most column types; this scan of every table
+        costs seconds on a large store, so it runs only to explain a read or a site build that failed."""
+        found = self._stored_value_problem()
+        if found is not None:
+            raise found
+
     def value_error(self, exc: StoredValueError) -> HarnessError:
         """`exc` as the user reads it: the file, the value, what to do."""
         return HarnessError(
@@ -232,17 +244,44 @@ class StoreReader:
             "another program? Re-run the affected suite into a new --db."
         )
 
-    def check_timing_numbers(self) -> None:
-        """A StoredValueError naming the run and column when a numeric timing column holds something else (a
-        hand-edited store). The site's bulk read trusts the column types; one scan here costs 0.5 s at 150k
-        runs, so the site runs it only to explain a build that failed (see sitegen.build_site)."""
-        present = {row[1] for row in self.conn.execute("PRAGMA table_info(timings)")}
-        columns = [c for c in numeric_columns("timings") if c in present]
-        if not columns:
-            return
-        test = " OR ".join(f"typeof({c}) NOT IN ('integer', 'real', 'null')" for c in columns)
-        for row in self._dicts(f"SELECT run_key, {', '.join(columns)} FROM timings WHERE {test} LIMIT 1"):
-            _timing_numbers(row["run_key"], row)
+    def _stored_value_problem(self) -> StoredValueError | None:
+        try:
+            for table, row_key, describe in (
+                ("runs", "key", "run {}"),
+                ("metrics", "run_key", "run {}"),
+                ("timings", "run_key", "run {}"),
+                ("models", "name", "model {!r}"),
+                ("predictions", "run_key", "run {}"),
+                ("class_scores", "run_key", "run {}"),
+            ):
+                present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+                columns = [c for c in numeric_columns(table) if c in present]
+                if not columns:
+                    continue
+                test = " OR ".join(f"typeof({c}) NOT IN ('integer', 'real', 'null')" for c in columns)
+                extra = ", name" if table == "metrics" else ", example_id" if table == "predictions" else ""
+                sql = f"SELECT {row_key}{extra}, {', '.join(columns)} FROM {table} WHERE {test} LIMIT 1"
+                for row in self.conn.execute(sql):
+                    where = describe.format(row[0])
+                    if extra:
+                        where += f" ({'metric' if table == 'metrics' else 'example'} {row[1]!r})"
+                    values = row[2:] if extra else row[1:]
+                    column, value = next(
+                        (c, v) for c, v in zip(columns, values, strict=True) if v is not None and not _is_number(v)
+                    )
+                    return StoredValueError(table, column, where, value, "a number")
+            if self._has_table("class_scores"):
+                sql = f"""SELECT run_key, kind, n_examples, n_labels, scores FROM class_scores
+                          WHERE typeof(scores) != 'blob' OR length(scores) != {SCORE_DTYPE.itemsize} * n_examples * n_labels
+                          OR kind NOT IN ({', '.join(f"'{k}'" for k in SCORE_KINDS)}) LIMIT 1"""
+                for row in self.conn.execute(sql):
+                    try:
+                        _score_matrix(*row)
+                    except StoredValueError as exc:
+                        return exc
+        except sqlite3.DatabaseError:
+            return None
+        return None
 
     def _run_rows(
         self, metrics: Mapping[str, Mapping[str, MetricValue]], checked: bool, keys: list[str] | None = None
@@ -504,9 +543,7 @@ class StoreReader:
         out = {}
         sql = f"SELECT run_key, kind, n_examples, n_labels, scores FROM class_scores WHERE run_key IN (SELECT key FROM {table})"
         for key, kind, n, k, blob in self.conn.execute(sql):
-            values = np.frombuffer(blob, dtype=SCORE_DTYPE)
-            if kind in SCORE_KINDS and values.size == n * k:
-                out[key] = (values.reshape(n, k), kind)
+            out[key] = (_score_matrix(key, kind, n, k, blob), kind)
         return out
 
     # ---- planning a sweep (harness run) ----------------------------------------------------------------
@@ -669,14 +706,7 @@ class StoreReader:
         ).fetchone()
         if row is None:
             return None
-        kind, n, k, blob = row
-        values = np.frombuffer(blob, dtype=SCORE_DTYPE)
-        if kind not in SCORE_KINDS or values.size != n * k:
-            raise HarnessError(
-                f"{self.path}: class scores of run {run_key} are damaged (kind {kind!r}, {values.size} values "
-                f"for {n} x {k}); delete the run and re-run it."
-            )
-        return ClassScores(kind, values.reshape(n, k))
+        return ClassScores(row[0], _score_matrix(run_key, *row))
 
     def timing(self, run_key: str) -> TimingRecord | None:
         rows = self._dicts("SELECT * FROM timings WHERE run_key = ?", [run_key])
@@ -776,16 +806,14 @@ class StoreReader:
         )
 
     def _run_scores(self, key: str, n: int) -> tuple[np.ndarray | None, ScoreKind | None]:
-        """A run's class scores when they fit its n predictions; (None, None) when absent or damaged."""
+        """A run's class scores when they fit its n predictions; (None, None) when absent."""
         row = self.conn.execute(
             "SELECT kind, n_examples, n_labels, scores FROM class_scores WHERE run_key = ?", [key]
         ).fetchone()
-        if row is None or row[0] not in SCORE_KINDS or row[1] != n:
+        if row is None:
             return None, None
-        values = np.frombuffer(row[3], dtype=SCORE_DTYPE)
-        if values.size != n * row[2]:
-            return None, None
-        return values.reshape(n, row[2]), row[0]
+        matrix = _score_matrix(key, *row)
+        return (matrix, row[0]) if matrix.shape[0] == n else (None, None)
 
     # ---- export ------------------------------------------------------------------------------------------
 
@@ -891,7 +919,8 @@ def _json_list(raw: str | None) -> list[Any]:
 # negative latency, an F1 of 7.5). The reader refuses such a value, naming its table, column, row and value
 # (StoredValueError, reported with the file's name by every query method), rather than show, rank, recompute
 # or export it. Each query checks the rows it reads (the site's bulk read with a cheap test per row that
-# calls the full check only for a row it doubts).
+# calls the full check only for a row it doubts); check_stored_numbers scans for text where a number
+# belongs, to name the value behind a failure elsewhere.
 
 _SLACK = 1e-9  # floating-point sums may pass a bound by an ulp (the weighted F1 of a perfect run)
 _INF = math.inf
@@ -909,7 +938,12 @@ class StoredValueError(ValueError):
     """A stored value this harness cannot read or that no run makes, naming its table, column, row and value."""
 
     def __init__(self, table: str, column: str, row: str, value: Any, expected: str) -> None:
-        shown = "NULL" if value is None else repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        if value is None:
+            shown = "NULL"
+        elif isinstance(value, bytes):
+            shown = f"a blob of {len(value):,} bytes"
+        else:
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         super().__init__(f"{table}.{column} of {row} is {shown}; expected {expected}")
 
 
@@ -988,6 +1022,23 @@ def _plausible_timing(t: Sequence[Any], inf: float = _INF) -> bool:
         )  # fmt: skip
     except TypeError:  # text (or NULL) where a number belongs
         return False
+
+
+def _score_matrix(run_key: str, kind: Any, n: Any, k: Any, blob: Any) -> np.ndarray:
+    """The (n, k) class-score matrix of a class_scores row; a StoredValueError naming the run when its kind is
+    unknown or its blob does not hold n x k float32 scores."""
+    where = f"run {run_key}"
+    if kind not in SCORE_KINDS:
+        raise StoredValueError("class_scores", "kind", where, kind, f"one of {', '.join(SCORE_KINDS)}")
+    for column, v in (("n_examples", n), ("n_labels", k)):
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            raise StoredValueError("class_scores", column, where, v, "a count, 0 or more")
+    size = n * k * SCORE_DTYPE.itemsize
+    if not isinstance(blob, bytes) or len(blob) != size:
+        raise StoredValueError(
+            "class_scores", "scores", where, blob, f"a blob of {size:,} bytes ({n} examples x {k} labels, 4 bytes a score)"
+        )
+    return np.frombuffer(blob, dtype=SCORE_DTYPE).reshape(n, k)
 
 
 def _class_indices(run_key: str, column: str, ids: Sequence[str], values: list[Any], n_labels: int | None) -> np.ndarray:
