@@ -185,7 +185,7 @@ def export(db: Path, fmt: ExportFormat, out: Path | None, where: RunFilter, pred
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
+        writer.writerow({c: spreadsheet_safe(c) for c in columns})  # the header: metric names are stored text
         writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
         _write_text(buffer.getvalue(), out, stdout)
     else:

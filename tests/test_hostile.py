@@ -2418,3 +2418,29 @@ def test_a_name_a_spreadsheet_would_run_is_written_as_text_in_csv(env: Env) -> N
     as_json = env.tmp / "runs.json"
     assert invoke(["export", "--db", str(env.db), "--format", "json", "--out", str(as_json)]).exit_code == 0
     assert formula in {r["model"]["name"] for r in json_module.loads(as_json.read_text())}
+
+
+def test_a_metric_name_a_spreadsheet_would_run_is_written_as_text_in_csv_headers(env: Env) -> None:
+    """The header cells are stored text too: export --format csv wrote a metric renamed to =HYPERLINK(...) as
+    three header cells a spreadsheet runs (the name, _ci_low, _ci_high); so did results.csv for a metric id."""
+    import csv as csv_module
+
+    formula = '=HYPERLINK("http://x","y")'
+    conn = sqlite3.connect(env.db)
+    conn.execute("UPDATE metrics SET name = ? WHERE name = 'macro_precision'", [formula])
+    for name, version, spec in conn.execute("SELECT name, version, spec_json FROM tasks").fetchall():
+        data = json.loads(spec)
+        for d in data["metrics"]:
+            if d["id"] == "macro_precision":
+                d["id"] = formula
+        conn.execute("UPDATE tasks SET spec_json = ? WHERE name = ? AND version = ?", [json.dumps(data), name, version])
+    conn.commit()
+    conn.close()
+    out, site = env.tmp / "runs.csv", env.tmp / "site"
+    assert invoke(["export", "--db", str(env.db), "--format", "csv", "--out", str(out)]).exit_code == 0
+    assert invoke(["site", "--db", str(env.db), "--out", str(site)]).exit_code == 0
+    for path in (out, site / "results.csv"):
+        with path.open(newline="") as fh:
+            header = next(csv_module.reader(fh))
+        assert "'" + formula in header and "'" + formula + "_ci_low" in header, path
+        assert not any(cell.startswith(("=", "+", "-", "@")) for cell in header), path

@@ -258,7 +258,7 @@ class Table:
     def csv(self) -> str:
         """Header and rows as csv.writer writes them ("\\n" line ends)."""
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(self.names)
+        csv.writer(buf, lineterminator="\n").writerow(map(spreadsheet_safe, self.names))  # metric ids are stored text
         if not self.columns or not self.columns[0].csv:
             return buf.getvalue()
         rows = map(",".join, zip(*(c.csv for c in self.columns), strict=True))
