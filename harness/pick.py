@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -341,7 +342,8 @@ def _violations(c: Candidate, k: Constraints) -> dict[str, float]:
         if value is None:
             out[name] = math.inf
         elif value > limit:
-            out[name] = value / limit - 1 if limit > 0 else math.inf
+            # A limit so small the ratio overflows is still a known value, not an unknown one.
+            out[name] = min(value / limit - 1, sys.float_info.max) if limit > 0 else sys.float_info.max
     return out
 
 
@@ -526,11 +528,16 @@ def _explain_nothing(
         parts.append(f"{flags} {verb} the most: {counts[blocker]} of {len(cands)}{why}.")
     if miss is not None:
         over = "; ".join(
-            f"{CONSTRAINT_FLAGS[n]} {_limit_text(n, k)} exceeded by {v:.0%} ({_value_text(miss, n, k)})"
+            f"{CONSTRAINT_FLAGS[n]} {_limit_text(n, k)} exceeded {_excess_text(v)} ({_value_text(miss, n, k)})"
             for n, v in sorted(miss.violations.items())
         )
         parts.append(f"Nearest miss: {miss.name} ({miss.value:.4f}): {over}.")
     return " ".join(parts)
+
+
+def _excess_text(excess: float) -> str:
+    """0.86 -> "by 86%"; past 100-fold, the factor ("1.2e+05 times over")."""
+    return f"by {excess:.0%}" if excess < 99 else f"{excess + 1:.3g} times over"
 
 
 def _unknown_count(cands: Sequence[Candidate], name: str) -> int:

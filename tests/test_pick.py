@@ -160,6 +160,17 @@ def test_nothing_fits_names_the_most_excluding_constraint_and_the_nearest_miss(d
     assert "exceeded by 86% (93 parameters)" in result.explanation
 
 
+def test_a_limit_so_small_the_excess_overflows_is_not_taken_for_an_unknown_value(db: Path) -> None:
+    """1e-320 ms: value / limit overflowed to inf, which marks an unknown value ("6 of them have no recorded
+    value"), though every candidate has its latency."""
+    result = pick(db, TASK, constraints=Constraints(max_latency_ms=1e-320))
+    assert result.recommendation is None
+    assert "no recorded value" not in result.explanation
+    assert result.nearest_miss is not None and "times over" in result.explanation
+    assert "exceeded by 4900% (p50 0.05 ms)" in pick(db, TASK, constraints=Constraints(max_latency_ms=1e-3)).explanation
+    assert "exceeded 5e+03 times over" in pick(db, TASK, constraints=Constraints(max_latency_ms=1e-5)).explanation
+
+
 def test_latency_uses_one_hardware_fingerprint_and_says_which(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
