@@ -460,3 +460,86 @@ def test_long_tables_show_their_top_rows_with_javascript_off(long_site: Path, tm
         assert drv.find_elements(By.CSS_SELECTOR, "table.board tbody tr")
     finally:
         drv.quit()
+
+
+# ---- names that are markup: shown as text wherever the page's script puts them -------------------------------
+
+# Each would set window.__pwned if a browser ran it. innerHTML does not run <script>, but does run an <img>'s
+# onerror and an <svg>'s onload: the rows a data file brings are inserted that way.
+PAYLOADS = (
+    '<img src=x onerror="window.__pwned=1">',
+    '"><svg onload="window.__pwned=2">',
+    "'><img src=y onerror=window.__pwned=3>",
+    "</script><script>window.__pwned=4</script>",
+    "<iframe srcdoc=\"<script>parent.__pwned=5</script>\">",
+)
+
+
+@pytest.fixture(scope="module")
+def markup_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """The long site's store with every sixth model (and a task) named with markup: some of them rank past the
+    rows a page prints, so they arrive from the data file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_site", Path(__file__).parents[1] / "scripts" / "bench_site.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from harness.store import Store
+
+    root = tmp_path_factory.mktemp("markup-site")
+    store = Store(root / "bench.db")
+    gen = bench.Generator(130, 2, 1, 60)
+    for n, i in enumerate(range(0, 130, 6)):
+        gen.models[i] = f"{PAYLOADS[n % len(PAYLOADS)]} {i}"
+    gen.tasks[1] = PAYLOADS[0]
+    bench.insert(store, gen, range(130), with_metadata=True)
+    store.close()
+    build_site(root / "bench.db", root / "site")
+    return root / "site", [m for m in gen.models if not m.startswith("model-")]
+
+
+def _not_run(driver: Any) -> None:
+    assert driver.execute_script("return window.__pwned === undefined") is True
+    assert driver.find_elements(By.CSS_SELECTOR, "tbody img, tbody svg[onload], tbody iframe, nav img") == []
+    assert _console_errors(driver) == []
+
+
+def test_names_with_markup_stay_text_through_paging_sorting_filtering_and_picking(
+    driver: Any, markup_site: tuple[Path, list[str]]
+) -> None:
+    site, names = markup_site
+    page = next(p for p in (site / "tasks").glob("*.html") if p.name != "task-00.html")
+    driver.get(page.as_uri())
+    table = driver.find_element(By.CSS_SELECTOR, "table.results")
+    total = int(table.get_attribute("data-total"))
+    shown_first = {r.find_element(By.CSS_SELECTOR, "th a").text for r in _shown_rows(table)}
+    next_button = driver.find_element(By.CSS_SELECTOR, "nav.pager").find_elements(By.TAG_NAME, "button")[1]
+    seen = set(shown_first)
+    for _ in range(2):  # the next pages come from the data file
+        next_button.click()
+        _wait(driver, lambda: table.get_attribute("data-loaded") == "true")
+        seen |= {r.find_element(By.CSS_SELECTOR, "th a").text for r in _shown_rows(table)}
+        _not_run(driver)
+    assert len(seen) == total
+    assert set(names) <= seen and set(names) - shown_first  # every name as its text, some from the data file
+    sort = table.find_elements(By.CSS_SELECTOR, "thead th")[0].find_element(By.TAG_NAME, "button")
+    driver.execute_script("arguments[0].click()", sort)  # scrolled past the header: a click, not a user's
+    _wait(driver, lambda: table.find_elements(By.CSS_SELECTOR, "thead th[aria-sort]"))
+    _not_run(driver)
+    driver.find_element(By.CSS_SELECTOR, "#filters-task input[data-key='name']").send_keys("onerror")
+    _wait(driver, lambda: 0 < len(_shown_rows(table)) < 50)
+    assert {r.find_element(By.CSS_SELECTOR, "th a").text for r in _shown_rows(table)} <= set(names)
+    _not_run(driver)
+    form = driver.find_element(By.ID, "pick-form")
+    for latency in ("1000", "5"):
+        field = form.find_element(By.CSS_SELECTOR, "[data-pick='latency']")
+        field.clear()
+        field.send_keys(latency)
+        _not_run(driver)
+    assert form.find_element(By.CSS_SELECTOR, ".pick-result").text
+    for path in ("index.html", *(p.relative_to(site).as_posix() for p in sorted(site.glob("*/*.html")))):
+        if "model-" in path and "0006" not in path:
+            continue  # the pages of the plainly named models add nothing here
+        driver.get((site / path).as_uri())
+        _not_run(driver)
