@@ -368,16 +368,23 @@ def test_pick_form_agrees_with_harness_pick(driver: Any, pick_site: tuple[Path, 
 # ---- long tables: pages of rows loaded from the page's data file ---------------------------------------
 
 
-@pytest.fixture(scope="module")
-def long_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A generated store (scripts/bench_site.py's generator) with more models than a page shows."""
+def _bench_module() -> Any:
+    """scripts/bench_site.py (its store generator), imported from its path."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_site", Path(__file__).parents[1] / "scripts" / "bench_site.py")
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+@pytest.fixture(scope="module")
+def long_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated store (scripts/bench_site.py's generator) with more models than a page shows."""
     from harness.store import Store
+
+    bench = _bench_module()
 
     root = tmp_path_factory.mktemp("long-site")
     store = Store(root / "bench.db")
@@ -479,13 +486,9 @@ PAYLOADS = (
 def markup_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """The long site's store with every sixth model (and a task) named with markup: some of them rank past the
     rows a page prints, so they arrive from the data file."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_site", Path(__file__).parents[1] / "scripts" / "bench_site.py")
-    assert spec and spec.loader
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     from harness.store import Store
+
+    bench = _bench_module()
 
     root = tmp_path_factory.mktemp("markup-site")
     store = Store(root / "bench.db")
