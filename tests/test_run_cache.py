@@ -255,3 +255,37 @@ def test_dropping_the_copy_never_raises_over_a_failed_build(tmp_path: Path, monk
     assert [p.name.split(".", 1)[1] for p in folder.iterdir()] == ["lines.marshal"]  # not found, so kept
     cache.drop()
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "in-workers"])
+def test_a_full_build_after_a_hand_edit_is_the_site_a_cold_build_makes(
+    store_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """A value edited by hand keeps its run's (key, status, finished_at): an incremental build keeps the pages,
+    the copy and the downloads made from the old value. `full` reuses none of them, and the next incremental
+    build goes on from what it read."""
+    monkeypatch.setattr(forking, "FORK_FROM_RUNS", 1)
+    monkeypatch.setattr(run_cache, "MIN_RUNS", 1)
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
+    db = tmp_path / "harness.db"
+    db.write_bytes(store_db.read_bytes())
+    out = tmp_path / "site"
+    build_site(db, out, workers=workers)
+    store = Store(db)
+    store.db.execute(
+        "UPDATE metrics SET value = 0.4321, ci_low = 0.4, ci_high = 0.45 WHERE name = 'macro_f1' AND run_key = "
+        "(SELECT key FROM runs WHERE model = 'logreg' AND status = 'done' ORDER BY key LIMIT 1)"
+    )
+    store.close()
+    assert build_site(db, out, workers=workers).pages_rendered == 0  # what `full` is for
+    assert not any("0.432" in p.read_text() for p in out.rglob("*.html"))
+    monkeypatch.setenv("HARNESS_SITE_CACHE", run_cache.OFF)
+    cold = tmp_path / "cold"
+    build_site(db, cold, workers=1)
+    assert any("0.432" in p.read_text() for p in cold.rglob("*.html"))
+    monkeypatch.setenv("HARNESS_SITE_CACHE", str(tmp_path / "cache"))
+    for build in ({"full": True}, {}):  # the full build, then an incremental one from what it left
+        build_site(db, out, workers=workers, **build)
+        for path in cold.rglob("*"):
+            if path.is_file() and path.name != ".harness-site.json":
+                assert (out / path.relative_to(cold)).read_bytes() == path.read_bytes(), (build, path)

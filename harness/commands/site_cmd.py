@@ -25,12 +25,20 @@ def site(
         list[Path] | None,
         typer.Option("--plugin", help="Plugin .py file defining metrics the tasks use (for their tie groups)."),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Read every run from the store and render every page, reusing nothing from the last build "
+            "(after changing the store other than with harness run, e.g. editing it by hand).",
+        ),
+    ] = False,
 ) -> None:
     """Build a static leaderboard site from the stored results (no model is run)."""
     from harness.registry import discover_metrics
 
     console = output_console()
-    stats = build_with_status(console, db, out, discover_metrics(plugin or []))
+    stats = build_with_status(console, db, out, discover_metrics(plugin or []), full=full)
     console.print(
         plain(
             f"Site in {out}/: {len(stats.written)} files written, {len(stats.unchanged)} unchanged, "
@@ -42,10 +50,16 @@ def site(
     console.print(f"Open {stats.index.resolve().as_uri()}", markup=False, highlight=False, soft_wrap=True)
 
 
-def build_with_status(console: Console, db: Path, out: Path, metrics: MetricRegistry | None = None) -> BuildStats:
+def build_with_status(
+    console: Console, db: Path, out: Path, metrics: MetricRegistry | None = None, full: bool = False
+) -> BuildStats:
     """build_site, saying on a terminal's status line what it does (a large store takes tens of seconds);
     a log (CI) gets no status lines."""
     if not console.is_terminal:
-        return build_site(db, out, metrics=metrics)
+        return build_site(db, out, metrics=metrics, full=full)
     with console.status("Checking the store ...") as status:
-        return build_site(db, out, metrics=metrics, progress=lambda step: status.update(f"{esc(step)} ..."))
+
+        def progress(step: str) -> None:
+            status.update(f"{esc(step)} ...")
+
+        return build_site(db, out, metrics=metrics, progress=progress, full=full)

@@ -69,9 +69,14 @@ def build_site(
     workers: int | None = None,
     metrics: MetricRegistry | None = None,
     progress: Callable[[str], None] | None = None,
+    full: bool = False,
 ) -> BuildStats:
     """Build (or update in place) the static site for the results in `db` under `out`.
 
+    full: reuse nothing the previous build made (its pages and rows, rankings, pick forms, the cached copy of
+    the store's runs): read every run from the store and render every page. An incremental build takes a run
+    as unchanged while its (key, status, finished_at) are, which holds for every store harness writes; a
+    store edited by other means needs this.
     workers: processes rendering pages (default: one per CPU, at most 8; 1 renders in this process).
     progress: called with what the build does next, at the start of each phase of a build that loads
     the store (e.g. for a status line; a large store takes tens of seconds).
@@ -81,7 +86,7 @@ def build_site(
     with site_lock(out):  # outside the try: a build refused for another one's lock removes nothing
         try:
             with _gc_paused():
-                return _build(Path(db), out, ranking or RankingConfig(), workers, metrics, progress or _quiet)
+                return _build(Path(db), out, ranking or RankingConfig(), workers, metrics, progress or _quiet, full)
         except BaseException as exc:
             if created:  # a failed first build leaves no half-written site (an existing one is updated in place)
                 shutil.rmtree(out, ignore_errors=True)
@@ -129,18 +134,21 @@ def _build(
     workers: int | None,
     metrics: MetricRegistry | None,
     progress: Callable[[str], None],
+    full: bool,
 ) -> BuildStats:
     clock = _Clock()
-    writer = IncrementalWriter(out)
+    writer = IncrementalWriter(out, trust_previous=not full)
     with StoreReader(db) as reader:
         # Nothing the site shows changed, and nobody touched its files: done without loading anything.
         signature = deps.digest(reader.signature(), deps.renderer_version(), asdict(ranking), db.name)
-        if writer.extra.get("inputs") == signature and writer.reuse_all():
+        if not full and writer.extra.get("inputs") == signature and writer.reuse_all():
             clock.lap("load")
             stats = writer.finish(extra=writer.extra)
             return _stats(out, stats, 0, 0, clock)
         progress(f"Reading the results in {db.name}")
         cache = run_cache.for_store(db)
+        if full and cache:
+            cache.drop()  # read every run from the store; the copy is written again from what was read
         snapshot = reader.snapshot(cache)
         if not snapshot.runs:
             raise HarnessError(
@@ -156,7 +164,7 @@ def _build(
         ):
             board = build_board(snapshot)
             clock.lap("load")
-            previous = writer.extra.get("ranking_cache")
+            previous = writer.extra.get("ranking_cache") if not full else None
             shared = SharedResamples(reader, ranking.n_boot, ranking.seed)  # predictions, bootstrap vectors
             old = previous if isinstance(previous, dict) else None
             progress(
@@ -172,13 +180,13 @@ def _build(
             inputs = PageInputs(board, ctx.links)
             jobs = page_jobs(ctx, inputs, downloads=downloads.needed)
             writer.claim(_site_paths(ctx, jobs, downloads.needed))  # before any is written: refuses a user's file
-            ctx = replace(ctx, runs_json=downloads.runs_json())  # waits for the downloads' process
+            ctx = replace(ctx, runs_json=downloads.runs_json(), reuse_rows=not full)  # waits for the downloads' process
             with Renderer(writer, workers, page_count(board)) as renderer:
                 # Every page but the task pages renders in workers while this process makes the pick forms;
                 # each task page is handed to them as soon as its form is made.
                 renderer.start(ctx, jobs)
                 clock.lap("prepare")
-                cached = writer.extra.get("pick_cache")
+                cached = writer.extra.get("pick_cache") if not full else None
                 pick_cache = dict(cached) if isinstance(cached, dict) else {}
                 forms = {}
                 for task, form in pickform.iter_forms(board, reader, ranking, pick_cache, metrics, shared):

@@ -69,6 +69,7 @@ class SiteContext:
     forms: dict[str, dict[str, Any]]  # task -> the pick form's data (of the task pages being rendered)
     rows: rows.RowMaker
     runs_json: str | None  # the runs of results.json (Downloads.runs_json); None: the downloads are kept
+    reuse_rows: bool = True  # take unchanged task rows from the previous build's data files (TaskRowReuse)
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,8 @@ def render(ctx: SiteContext, job: PageJob, out: Path, before: Sequence[dict[str,
     if job.kind == "protocol":
         return _plain(*_protocol_page(ctx, job.name))
     if job.kind == "task":
-        return _task_page(ctx, job.name, TaskRowReuse(out, job.paths, before, _task_rows_key(ctx, job.name)))
+        reused = before if ctx.reuse_rows else [None] * len(job.paths)
+        return _task_page(ctx, job.name, TaskRowReuse(out, job.paths, reused, _task_rows_key(ctx, job.name)))
     return _plain(_model_page(ctx, job.name))
 
 

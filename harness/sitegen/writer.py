@@ -78,8 +78,11 @@ class WriteStats:
 
 
 class IncrementalWriter:
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, trust_previous: bool = True) -> None:
+        """trust_previous=False: keep no file because the previous build recorded the same inputs (reuse and
+        reuse_all say no); a file whose new content hashes as recorded is still left as it is."""
         self.out = Path(out)
+        self.trust_previous = trust_previous
         if is_symlink_loop(self.out):
             raise HarnessError(
                 f"The site folder {self.out}: {'it' if self.out.is_symlink() else 'a folder on its path'} is a "
@@ -152,7 +155,7 @@ class IncrementalWriter:
         """Keep these files as they are when the previous build rendered them from the same inputs and
         nobody touched them since; False (nothing recorded) when they must be rendered."""
         before = [self._previous.get(p) for p in relpaths]
-        if not inputs or not all(
+        if not self.trust_previous or not inputs or not all(
             isinstance(b, dict) and b.get("inputs") == inputs and untouched(self.out / p, b)
             for p, b in zip(relpaths, before, strict=True)
         ):
@@ -164,7 +167,7 @@ class IncrementalWriter:
 
     def reuse_all(self) -> bool:
         """Keep every file of the previous build when none was touched (the inputs are known unchanged)."""
-        if not self._previous or not all(
+        if not self.trust_previous or not self._previous or not all(
             isinstance(e, dict) and _site_path(p) and untouched(self.out / p, e) for p, e in self._previous.items()
         ):
             return False
