@@ -175,7 +175,7 @@ def parse_suite(data: Any, path: Path) -> SuiteConfig:
     file = str(path)
     suite = build(SuiteFile, data, file=file)
     for i, item in enumerate(suite.models):
-        validate_spec(item, file, f"models[{i}]")
+        validate_spec(item, file, f"models[{i}]", data["models"][i])
     models = tuple(item.entry() for item in suite.models)
     tasks = tuple(_parse_task(t, file, f"tasks[{i}]") for i, t in enumerate(suite.tasks))
     protocols = tuple(_parse_protocol(p, file, f"protocols[{i}]") for i, p in enumerate(suite.protocols))

@@ -354,19 +354,42 @@ CASES |= {
         run_suite_with(models=model_line(precision="bf16")),
         ("key 'models[0].precision' must be fp32 (family pixels computes in fp32 only", "got string 'bf16'"),
     ),
-    # pixels (and tfidf, vader) compute from the inputs alone: a source or revision was accepted and ignored
+    # A model key its family does not read (Family.spec_keys) was accepted and ignored, yet part of the job key:
+    # pixels, tfidf and vader compute from the inputs alone, image models neither pool nor cut tokens.
     "source-on-code-only-family": Case(
         run_suite_with(models=model_line(source="org/weights")),
-        ("suite.yaml: key 'models[0].source' must be left out (family pixels is computed by its code alone",
-         "a source would be ignored", "got string 'org/weights'"),
+        ("suite.yaml: key 'models[0].source' must be left out (model 'm': family pixels does not use source, so it "
+         "would be ignored; the families that take it: efficientnet_lite,", "got string 'org/weights'"),
     ),
     "revision-on-code-only-family": Case(
         run_suite_with(models=model_line(family="tfidf", revision="main")),
-        ("key 'models[0].revision' must be left out (family tfidf is computed by its code alone", "got string 'main'"),
+        ("key 'models[0].revision' must be left out (model 'm': family tfidf does not use revision", "got string 'main'"),
+    ),
+    "pooling-on-code-only-family": Case(
+        run_suite_with(models=model_line(pooling="cls")),
+        ("suite.yaml: key 'models[0].pooling' must be left out (model 'm': family pixels does not use pooling",
+         "the families that take it: hf_causal_lm, hf_classifier, hf_text, onnx)", "got string 'cls'"),
+    ),
+    "normalize-at-its-default-on-code-only-family": Case(
+        run_suite_with(models=model_line(family="vader", normalize="true")),
+        ("key 'models[0].normalize' must be left out (model 'm': family vader does not use normalize",),
+    ),
+    "max-length-on-code-only-family": Case(
+        run_suite_with(models=model_line(family="tfidf", max_length="64")),
+        ("key 'models[0].max_length' must be left out (model 'm': family tfidf does not use max_length",
+         "sentence_transformers)", "got integer 64"),
+    ),
+    "max-length-on-image-family": Case(
+        run_suite_with(models=model_line(family="timm", source="resnet18", max_length="64")),
+        ("key 'models[0].max_length' must be left out (model 'm': family timm does not use max_length",),
+    ),
+    "pooling-on-sentence-transformers": Case(
+        run_suite_with(models=model_line(family="sentence_transformers", source="org/m", pooling="cls")),
+        ("key 'models[0].pooling' must be left out (model 'm': family sentence_transformers does not use pooling",),
     ),
     "adhoc-source-on-code-only-family": Case(
         lambda env: ["run", "-m", "pixels:org/weights", "-t", "digits", "--db", str(env.db)],
-        ("key 'models[0].source' must be left out (family pixels", "got string 'org/weights'"),
+        ("key 'models[0].source' must be left out (model 'org': family pixels does not use source", "got string 'org/weights'"),
     ),
     "device-cuda7-on-cpu-only-family": Case(
         run_suite_with(models=model_line(device="cuda:7")),
@@ -1481,11 +1504,11 @@ def test_documented_words_are_strings_and_booleans_take_yes_no(tmp_path: Path) -
     assert config.dedupe == "off"
     assert config.labels == ("no", "yes", "off")  # YAML 1.1 would have read [False, True, False]
     suite = tmp_path / "s.yaml"
-    suite.write_text(good_suite(models="models:\n  - {name: m, family: pixels, normalize: yes}\n"))
+    suite.write_text(good_suite(models="models:\n  - {name: m, family: timm, normalize: yes}\n"))
     assert load_suite(suite).models[0].spec.normalize is True
-    suite.write_text(good_suite(models="models:\n  - {name: m, family: pixels, normalize: off}\n"))
+    suite.write_text(good_suite(models="models:\n  - {name: m, family: timm, normalize: off}\n"))
     assert load_suite(suite).models[0].spec.normalize is False
-    suite.write_text(good_suite(models="models:\n  - {name: m, family: pixels, normalize: maybe}\n"))
+    suite.write_text(good_suite(models="models:\n  - {name: m, family: timm, normalize: maybe}\n"))
     with pytest.raises(Exception, match=r"key 'models\[0\]\.normalize' must be true or false"):
         load_suite(suite)
 

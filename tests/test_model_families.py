@@ -20,7 +20,7 @@ from harness.config import load_suite
 from harness.errors import ConfigError, HarnessError
 from harness.executors.ray import RayOptions, worker_resources
 from harness.models import BUILTIN_FAMILIES, ModelSpec, families, family, load_adapter
-from harness.models.families import family_origin, reload_families
+from harness.models.families import Family, family_origin, reload_families
 from harness.models.identity import DigestCache, model_identity
 
 PACKAGE = '''
@@ -105,6 +105,18 @@ def test_builtin_rows_are_the_table_without_plugins(site: Path) -> None:
     assert family("onnx").implementation == "onnx_encoder:OnnxTextEncoder"
     with pytest.raises(HarnessError, match='Unknown model family "hf_txt". Did you mean "hf_text"'):
         family("hf_txt")
+
+
+def test_spec_keys_are_the_model_keys_a_family_may_leave_unread() -> None:
+    from dataclasses import fields
+
+    from harness.models.families import SPEC_KEYS
+
+    every_family = {"name", "family", "device", "precision", "batch_size", "license", "options"}
+    assert set(SPEC_KEYS) == {f.name for f in fields(ModelSpec)} - every_family
+    assert {f.name for f in BUILTIN_FAMILIES if not f.spec_keys} == {"tfidf", "pixels", "vader"}
+    with pytest.raises(ValueError, match="spec_keys must be among source, revision, .*got 'pooler'"):
+        Family("x", "text", "m:C", spec_keys=("pooler",))
 
 
 def test_an_installed_package_adds_a_family_that_runs_end_to_end(site: Path, tmp_path: Path) -> None:

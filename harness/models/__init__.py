@@ -6,12 +6,13 @@ only when `load_adapter` builds an adapter of that family.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from harness.assets import PKG_SCHEME, package_distribution, resolve_package_path
 from harness.errors import HarnessError, close_match
 from harness.models.base import ModelAdapter, ModelInfo, ModelSpec, TrainableBackbone
-from harness.models.families import BUILTIN_FAMILIES, Family, families, family
+from harness.models.families import BUILTIN_FAMILIES, SPEC_KEYS, Family, families, family
 from harness.typed_config import schema_error
 
 __all__ = [
@@ -31,9 +32,10 @@ __all__ = [
     "validate_spec",
 ]
 
-def validate_spec(spec: ModelSpec, file: str, key: str) -> None:
+def validate_spec(spec: ModelSpec, file: str, key: str, given: Iterable[str]) -> None:
     """Refuse, when the suite is parsed, settings the model's family cannot honour (ModelSpec checks the rest);
-    errors name the file, the key (`key` is the model's, e.g. models[0]) and what the family accepts."""
+    errors name the file, the key (`key` is the model's, e.g. models[0]) and what the family accepts. `given`:
+    the keys the suite wrote for this model (a key the family does not read is refused even at its default)."""
     table = families()
     if spec.family not in table:
         raise schema_error(
@@ -44,13 +46,14 @@ def validate_spec(spec: ModelSpec, file: str, key: str) -> None:
         raise schema_error(
             file, f"{key}.device", f"auto or cpu (family {spec.family} runs on the CPU only; or leave it out)", spec.device
         )
-    if not table[spec.family].takes_source:
-        for field, value in (("source", spec.source), ("revision", spec.revision)):
-            if value:
-                raise schema_error(
-                    file, f"{key}.{field}", f"left out (family {spec.family} is computed by its code alone and reads "
-                    f"no weights: a {field} would be ignored)", value,
-                )
+    for name in given:
+        if name in SPEC_KEYS and name not in table[spec.family].spec_keys:
+            takers = [f for f, row in sorted(table.items()) if name in row.spec_keys]
+            raise schema_error(
+                file, f"{key}.{name}", f"left out (model {spec.name!r}: family {spec.family} does not use {name}, "
+                f"so it would be ignored; the families that take it: {', '.join(takers) or 'none'})",
+                getattr(spec, name),
+            )
     if table[spec.family].fp32_only and spec.precision != "fp32":
         raise schema_error(
             file, f"{key}.precision", f"fp32 (family {spec.family} computes in fp32 only; or leave it out)", spec.precision

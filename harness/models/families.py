@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "harness.models"
 BUILTIN_PREFIX = "harness.models."
 MODALITIES: tuple[str, ...] = get_args(Modality)
+# The ModelSpec keys a family may leave unread; every family reads the others (name, family, device, precision,
+# batch_size, license, options).
+SPEC_KEYS: tuple[str, ...] = ("source", "revision", "pooling", "normalize", "max_length", "trust_remote_code")
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,10 @@ class Family:
     packages: tuple[str, ...] = ()
     # A source that is no file names weights the library ships (torchvision, timm): pinned by its version only.
     library_weights: bool = False
-    # False for a model computed by its code alone (TF-IDF, raw pixels, the VADER lexicon): it reads no weights,
-    # so a `source` or `revision` would be ignored (yet hashed or looked up on the hub as if it were weights);
-    # the suite check refuses one.
-    takes_source: bool = True
+    # The SPEC_KEYS the family's code reads. A suite giving a model one its family does not read is refused when
+    # parsed: the key would be ignored, yet it is part of the job key (and a source is hashed or looked up on the
+    # hub as if it held the weights), so the same numbers would be stored under another key.
+    spec_keys: tuple[str, ...] = SPEC_KEYS
     # "module:Class": the frozen dataclass of the family's `options:` (harness.models.options.parse_options);
     # the runner checks a suite's options against it before any job runs.
     options: str | None = None
@@ -71,6 +74,9 @@ class Family:
             ref = getattr(self, key)
             if ref is not None and (not isinstance(ref, str) or ":" not in ref):
                 problems.append(f"{key} must be a 'package.module:attribute' string, got {ref!r}")
+        unknown = [k for k in self.spec_keys if k not in SPEC_KEYS]
+        if unknown:
+            problems.append(f"spec_keys must be among {', '.join(SPEC_KEYS)}, got {', '.join(map(repr, unknown))}")
         if self.cpu_only and not self.fp32_only:
             problems.append("a CPU-only family computes in fp32 only: set fp32_only=True too")
         if problems:
@@ -108,29 +114,35 @@ class Family:
 
 
 FOLDER_SOURCE = "harness.models:check_folder_source"  # the transformers families that load a model folder
+CODE_ONLY: tuple[str, ...] = ()  # TF-IDF, raw pixels, the VADER lexicon: computed by their code alone, no weights
+# Image models: no tokens to cut or pool, no transformers code to trust; weights from a file or named by the
+# library (pinned by its version), so no hub revision.
+IMAGE_KEYS: tuple[str, ...] = ("source", "normalize")
 BUILTIN_FAMILIES: tuple[Family, ...] = (
     Family("hf_text", "text", "harness.models.hf_text:HFTextEncoder", spec_check=FOLDER_SOURCE, packages=("transformers",)),
     Family(
         "sentence_transformers", "text", "harness.models.sentence_tf:SentenceTransformerEncoder", spec_check=FOLDER_SOURCE,
         packages=("sentence-transformers", "transformers"),
+        spec_keys=("source", "revision", "normalize", "max_length", "trust_remote_code"),  # its own pooling module
     ),
     Family(
         "onnx", "text", "harness.models.onnx_encoder:OnnxTextEncoder", options="harness.models.onnx_encoder:OnnxOptions", fp32_only=True,
         weight_files="harness.models.onnx_files:onnx_files", packages=("onnxruntime", "tokenizers"),
+        spec_keys=("source", "pooling", "normalize", "max_length"),  # a local graph, no transformers code
     ),
     Family("hf_classifier", "text", "harness.models.hf_classifier:HFSequenceClassifier", options="harness.models.hf_classifier:ClassifierOptions", spec_check=FOLDER_SOURCE, packages=("transformers",)),
     Family(
         "efficientnet_lite", "image", "harness.models.efficientnet_lite:EfficientNetLite", options="harness.models.efficientnet_lite:EfficientNetLiteOptions",
-        packages=("efficientnet-lite-pytorch",),
+        packages=("efficientnet-lite-pytorch",), spec_keys=IMAGE_KEYS,
     ),
     Family(
         "torchvision", "image", "harness.models.torchvision_models:TorchvisionClassifier", options="harness.models.torchvision_models:TorchvisionOptions",
-        packages=("torchvision",), library_weights=True,
+        packages=("torchvision",), library_weights=True, spec_keys=IMAGE_KEYS,
     ),
-    Family("timm", "image", "harness.models.timm_models:TimmModel", options="harness.models.timm_models:TimmOptions", packages=("timm",), library_weights=True),
-    Family("tfidf", "text", "harness.models.tfidf:TfidfFeaturizer", options="harness.models.tfidf:TfidfOptions", cpu_only=True, fp32_only=True, takes_source=False, packages=("scikit-learn",)),
-    Family("pixels", "image", "harness.models.pixels:RawPixels", options="harness.models.pixels:PixelOptions", cpu_only=True, fp32_only=True, takes_source=False, packages=("scikit-learn",)),
-    Family("vader", "text", "harness.models.vader:VaderSentiment", options="harness.models.vader:VaderOptions", cpu_only=True, fp32_only=True, takes_source=False, packages=("vaderSentiment",)),
+    Family("timm", "image", "harness.models.timm_models:TimmModel", options="harness.models.timm_models:TimmOptions", packages=("timm",), library_weights=True, spec_keys=IMAGE_KEYS),
+    Family("tfidf", "text", "harness.models.tfidf:TfidfFeaturizer", options="harness.models.tfidf:TfidfOptions", cpu_only=True, fp32_only=True, spec_keys=CODE_ONLY, packages=("scikit-learn",)),
+    Family("pixels", "image", "harness.models.pixels:RawPixels", options="harness.models.pixels:PixelOptions", cpu_only=True, fp32_only=True, spec_keys=CODE_ONLY, packages=("scikit-learn",)),
+    Family("vader", "text", "harness.models.vader:VaderSentiment", options="harness.models.vader:VaderOptions", cpu_only=True, fp32_only=True, spec_keys=CODE_ONLY, packages=("vaderSentiment",)),
     Family(
         "hf_causal_lm", "text", "harness.models.hf_causal_lm:HFCausalLM", options="harness.models.causal_lm_spec:CausalLMOptions",
         spec_check="harness.models.causal_lm_spec:check_spec", weight_files="harness.models.gguf:weight_files",
