@@ -18,13 +18,7 @@ def check_out(out: Path, option: str, inputs: Iterable[Path | None] = (), exampl
     replace the data with the report."""
     if out.is_dir():
         raise HarnessError(f"{option} {out} is a directory; give a file path, e.g. {out / example}.")
-    if out.is_symlink() and not out.exists() and not is_symlink_loop(out):
-        target = Path(os.path.realpath(out))
-        if not target.parent.is_dir():  # writing through the link would make folders wherever it points
-            raise HarnessError(
-                f"{option} {out} is a symbolic link to {target}, whose folder {target.parent} does not exist. "
-                "Create that folder first, or give another path."
-            )
+    check_link_target(out, option, "give another path", written_in=False)
     for given in inputs:
         if given is not None and out.exists() and given.exists() and os.path.samefile(out, given):
             raise HarnessError(
@@ -65,6 +59,22 @@ def write_out(data: bytes, out: Path, option: str = "--out") -> None:
             tmp.unlink(missing_ok=True)
     except OSError as exc:
         raise HarnessError(f"{option} {out}: cannot be written ({exc.strerror or exc}).") from None
+
+
+def check_link_target(link: Path, label: str, instead: str, *, written_in: bool) -> None:
+    """Refuse `link` when it is a symbolic link to something missing whose folder a write needs: the target
+    itself for a folder written in (`written_in`, a site), else the target's folder (a file): writing through
+    the link would make folders wherever it points. The message names the final target (through every link)."""
+    if not link.is_symlink() or link.exists() or is_symlink_loop(link):
+        return
+    target = Path(os.path.realpath(link))
+    folder = target if written_in else target.parent
+    if not folder.is_dir():
+        which = "which" if written_in else f"whose folder {folder}"
+        raise HarnessError(
+            f"{label} {link} is a symbolic link to {target}, {which} does not exist. Create that folder first, "
+            f"or {instead}."
+        )
 
 
 def is_symlink_loop(path: Path) -> bool:

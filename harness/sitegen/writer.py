@@ -36,7 +36,7 @@ except ImportError:  # Windows: no flock; builds into one folder are not kept ap
     fcntl = None  # type: ignore[assignment]
 
 from harness.errors import HarnessError
-from harness.outfile import is_symlink_loop
+from harness.outfile import check_link_target, is_symlink_loop
 
 STATE_FILE = ".harness-site.json"
 STATE_VERSION = 2
@@ -88,11 +88,7 @@ class IncrementalWriter:
                 f"The site folder {self.out}: {'it' if self.out.is_symlink() else 'a folder on its path'} is a "
                 "symbolic link that leads back to itself (a loop). Give the site folder itself, e.g. site/."
             )
-        if self.out.is_symlink() and not self.out.exists():
-            raise HarnessError(
-                f"The site folder {self.out} is a symbolic link to {os.readlink(self.out)}, which does not exist. "
-                "Create that folder first, or give another folder for the site, e.g. site/."
-            )
+        check_link_target(self.out, "The site folder", "give another folder for the site, e.g. site/", written_in=True)
         if self.out.exists() and not self.out.is_dir():
             raise HarnessError(f"The site folder {self.out} is a file; give a folder for the site, e.g. site/.")
         try:
