@@ -64,17 +64,22 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
 def close_match(name: str, candidates: Iterable[str]) -> str:
     """' Did you mean "x"?' for the closest candidate (see `closest`), or '' when none is close."""
     candidates = list(candidates)
-    same = [c for c in candidates if c != name and unicodedata.normalize("NFC", c) == unicodedata.normalize("NFC", name)]
+    same = [c for c in candidates if spelled_apart(c, name)]
     if same:  # prints exactly like the name given: say how they differ, or the suggestion reads as nonsense
         return (
-            f' "{same[0]}" looks the same but is written with other Unicode code points ({_code_points(same[0])}, '
-            f"given: {_code_points(name)}; one composed, one decomposed): use the stored spelling."
+            f' "{same[0]}" looks the same but is written with other Unicode code points ({code_points(same[0])}, '
+            f"given: {code_points(name)}; one composed, one decomposed): use the stored spelling."
         )
     match = closest(name, candidates)
     return f' Did you mean "{match}"?' if match is not None else ""
 
 
-def _code_points(text: str) -> str:
+def spelled_apart(a: str, b: str) -> bool:
+    """`a` and `b` print alike but are other code points: equal after NFC (one composed, one decomposed)."""
+    return a != b and unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+
+
+def code_points(text: str) -> str:
     shown = " ".join(f"U+{ord(ch):04X}" for ch in text[:40])
     return shown if len(text) <= 40 else f"{shown} ..."
 

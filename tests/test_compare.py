@@ -312,6 +312,23 @@ def test_failed_or_missing_required_candidate_runs_fail_the_check(tmp_path: Path
     assert any("Required model 'logreg'" in p for p in strict.problems)
 
 
+def test_names_that_differ_only_in_unicode_composition_are_explained(tmp_path: Path, models) -> None:
+    """A store whose model is "café" composed (U+00E9) against one with it decomposed (e + U+0301): exact
+    matching lists it as missing and new, which read as nonsense since both print alike; the lines say why."""
+    import unicodedata
+
+    composed, decomposed = (unicodedata.normalize(form, "café") for form in ("NFC", "NFD"))
+    base = write_store(tmp_path / "b.db", [make_record(dataclasses.replace(models["full"], name=composed))])
+    cand = write_store(tmp_path / "c.db", [make_record(dataclasses.replace(models["full"], name=decomposed))])
+    report = _report(base, cand)
+    assert {p.model: p.verdict for p in report.pairs} == {composed: "missing", decomposed: "new"}
+    for pair in report.pairs:
+        assert "spelled with other Unicode code points (model 'café': baseline U+0063 U+0061 U+0066 U+00E9, " \
+            "candidate U+0063 U+0061 U+0066 U+0065 U+0301)" in pair.reasons[-1], pair.reasons
+    assert "differ between the sides only in Unicode composition" in report.problems[0]
+    assert "one composed and one decomposed" in render_markdown(report)
+
+
 def test_nothing_tested_is_not_reported_as_nothing_finished_on_both_sides(tmp_path: Path, models) -> None:
     """Two seeds a side and no predictions: no paired test and no single CI, so the one pair is untested. The
     report must not say that no pair has a finished run on both sides while listing it on both."""

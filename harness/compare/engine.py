@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import numpy as np
 from harness.compare.latency import LatencyComparison, compare_latency
 from harness.compare.policy import Policy
 from harness.compare.results import ResultSet
-from harness.errors import HarnessError, close_match
+from harness.errors import HarnessError, close_match, code_points, spelled_apart
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
 from harness.metrics.evaluate import MAX_N_BOOT
 from harness.metrics.registry import metric_from_description
@@ -143,10 +144,11 @@ def compare_results(
     base, cand = baseline.by_pair(), candidate.by_pair()
     _check_gates_computable(base, cand, policy, metrics)
     pairs = []
+    spelling = _spelled_apart_pairs(base, cand)
     for key in sorted(set(base) | set(cand), key=lambda k: (k[1], k[2], k[0])):
         pair = compare_pair(key, base.get(key, []), cand.get(key, []), policy, metrics)
         if pair is not None:
-            pairs.append(pair)
+            pairs.append(dataclasses.replace(pair, reasons=(*pair.reasons, spelling[key])) if key in spelling else pair)
     pairs, gate_tests = _correct(pairs, policy)
     notes = tuple(
         f"{side} {rs.source}: {rs.superseded} older run(s) of the same (model, task, protocol, seed) ignored; "
@@ -156,8 +158,42 @@ def compare_results(
     )
     problems = _required_problems(candidate, policy)
     if not policy.allow_nothing_comparable and not any(p.verdict in PAIRED for p in pairs):
-        problems += (_nothing_comparable(baseline, candidate, pairs),)
+        twins = (
+            f" The names of {len(spelling) // 2} (model, task, protocol) differ between the sides only in Unicode "
+            "composition (see their lines)." if spelling else ""
+        )
+        problems += (_nothing_comparable(baseline, candidate, pairs) + twins,)
     return ComparisonReport(baseline.source, candidate.source, policy, tuple(pairs), problems, notes, gate_tests)
+
+
+def _spelled_apart_pairs(
+    base: Mapping[tuple[str, str, str], object], cand: Mapping[tuple[str, str, str], object]
+) -> dict[tuple[str, str, str], str]:
+    """A reason for each (model, task, protocol) on one side only whose twin on the other side prints alike: the
+    same names after NFC, one side composed (e + U+0301 from a macOS path), the other decomposed. Matched
+    exactly they are one missing and one new pair; they are not matched after NFC because a store keeps names
+    as written, so one store may hold both spellings as two models."""
+    def nfc(key: tuple[str, str, str]) -> tuple[str, ...]:
+        return tuple(unicodedata.normalize("NFC", part) for part in key)
+
+    only_cand = {nfc(k): k for k in set(cand) - set(base)}
+    out = {}
+    for key in set(base) - set(cand):
+        twin = only_cand.get(nfc(key))
+        if twin is None:
+            continue
+        parts = "; ".join(
+            f"{what} {b!r}: baseline {code_points(b)}, candidate {code_points(c)}"
+            for what, b, c in zip(("model", "task", "protocol"), key, twin, strict=True)
+            if spelled_apart(b, c)
+        )
+        text = (
+            "The {} has this pair spelled with other Unicode code points ({}): the names print alike, one "
+            "composed and one decomposed, but compare matches names exactly. Re-run one side under the other's "
+            "spelling to compare them."
+        )
+        out[key], out[twin] = text.format("candidate", parts), text.format("baseline", parts)
+    return out
 
 
 def _correct(pairs: list[PairComparison], policy: Policy) -> tuple[list[PairComparison], int]:
