@@ -767,18 +767,27 @@ def test_missing_label_column_suggests_close_match(tmp_path):
     assert 'Did you mean "star"?' in message and "'review'" in message
 
 
-def test_csv_cells_are_read_as_the_text_written(tmp_path):
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"type": "csv", "path": "all.csv"},
+        # datasets' csv builder typed them (007 read as 7, NA as missing) while the csv source kept the text
+        {"type": "hf", "id": "csv", "data_files": "all.csv"},
+        {"type": "hf", "id": "csv", "data_files": {"train": ["a*.csv"]}},
+    ],
+)
+def test_csv_cells_are_read_as_the_text_written(tmp_path, source):
     texts = ["007", "0.10", "1e3", "NA", "null", "n/a", "None", "True", " 3"]
     lines = [f'"{texts[i % len(texts)]} {i // len(texts)}",{["NA", "True"][i % 2]}' for i in range(36)]
     lines[:len(texts)] = [f'"{t}",{["NA", "True"][i % 2]}' for i, t in enumerate(texts)]
     (tmp_path / "all.csv").write_text("review,stars\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    task = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "csv", "path": "all.csv"}, labels=["NA", "True"])))
-    raw = task.read_raw()
+    task = YamlTask(_write_yaml(tmp_path / "t.yaml", _text_task(source=source, labels=["NA", "True"])))
+    raw = task.read_raw("train" if source["type"] == "hf" else "")
     assert list(raw.inputs[: len(texts)]) == texts
     assert raw.encoded_labels(task.spec.labels).tolist() == [i % 2 for i in range(36)]
     # Only an empty cell is missing.
     (tmp_path / "all.csv").write_text("review,stars\n" + "\n".join([*lines, ',NA', '"",True']) + "\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"2 of 38 rows have no text in column 'review' \(empty, whitespace or missing: line 38, line 39\)"):
+    with pytest.raises(DataError, match=r"2 of 38 rows have no text in column 'review' \(empty, whitespace or missing: (line 38, line 39|id 'train-36', id 'train-37')\)"):
         YamlTask(tmp_path / "t.yaml").load()
 
 
@@ -1068,3 +1077,12 @@ def test_a_linked_folder_inside_an_image_or_dataset_folder_is_refused_not_skippe
     hf = _hf_task(tmp_path, {"id": "reviews"})
     with pytest.raises(DataError, match=r"dataset folder .*reviews: .*reviews/more is a link to a folder"):
         YamlTask(hf).load()
+
+
+def test_hf_csv_builder_with_a_remote_glob_is_refused_not_typed() -> None:
+    """The header that declares every column as text cannot be read from a remote glob pattern."""
+    from harness.data.loaders import Columns, load_hf_split
+
+    columns = Columns(input="review", label="stars", modality="text")
+    with pytest.raises(DataError, match=r"data file 'hf://datasets/org/d/\*\.csv' is a remote glob pattern; .* use source type csv"):
+        load_hf_split("csv", split="train", columns=columns, data_files={"train": "hf://datasets/org/d/*.csv"})

@@ -525,6 +525,17 @@ def is_datasets_builder(name: str) -> bool:
     return name in _PACKAGED_DATASETS_MODULES
 
 
+def data_file_entries(files: DataFiles | None) -> list[str]:
+    """Every path, url or glob pattern of a data_files value, in order."""
+    if files is None:
+        return []
+    if isinstance(files, str):
+        return [files]
+    if isinstance(files, Mapping):
+        return [e for v in files.values() for e in data_file_entries(v)]
+    return list(files)
+
+
 def has_glob(pattern: str) -> bool:
     """Whether a data_files entry is a glob pattern (datasets expands *, ?, [...] and **)."""
     return any(c in pattern for c in "*?[")
@@ -558,6 +569,8 @@ def load_hf_split(
     local = Path(dataset_id)
     if data_files is None and local.is_absolute() and local.is_dir():  # a local dataset folder, read whole
         refuse_linked_folders(local, f"dataset folder {local}")
+    # datasets' csv builder reads with pandas, which types cells: as text, as a csv source reads them
+    extra = _csv_as_text(_first_csv(data_files, where), None, where) if dataset_id == "csv" and data_files else {}
     dataset = _load_dataset(
         where,
         _HUB_HINT,
@@ -567,6 +580,7 @@ def load_hf_split(
         data_files=data_files,
         split=split,
         cache_dir=cache_dir,
+        **extra,
     )
     return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix or split)
 
@@ -659,7 +673,25 @@ def _check_csv_header(path: Path, encoding: str | None) -> None:
             )
 
 
-def _csv_as_text(path: Path, encoding: str | None, where: str) -> dict[str, Any]:
+def _first_csv(data_files: DataFiles, where: str) -> str:
+    """The data file whose header names the columns of an hf csv source (every file must have those): the
+    first entry, or the first local file its glob pattern matches."""
+    first = data_file_entries(data_files)[0]
+    if not has_glob(first):
+        return first
+    if "://" in first:
+        raise DataError(
+            f"{where}: data file {first!r} is a remote glob pattern; the csv reader needs one file's header to "
+            "read every cell as the text written in it. Name the remote files, or download them and use source "
+            "type csv."
+        )
+    matched = matching_files(first)
+    if not matched:
+        raise DataError(f"{where}: no file matches the data_files pattern {first!r}.")
+    return str(matched[0])
+
+
+def _csv_as_text(path: Path | str, encoding: str | None, where: str) -> dict[str, Any]:
     """load_dataset settings that read every CSV cell as the text written there: pandas would otherwise
     make 007 the number 7.0 and 1e3 1000.0, read the texts NA, null and n/a as missing, and True/False as
     booleans. Only an empty cell is missing."""

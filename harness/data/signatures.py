@@ -18,7 +18,8 @@ from harness.file_tree import walk_folder
 #    Labels: a value maps to its class however the reader typed it (1, "1", 1.0 alike).
 # 3: CSV cells are read as the text written in them (no numeric or NA guessing).
 # 4: JSON Lines files are read line by line by our own reader (values keep their written text).
-DATA_CODE_VERSION = "4"
+# 5: an hf source on datasets' csv builder (id: csv) reads cells as text too, as a csv source does.
+DATA_CODE_VERSION = "5"
 
 
 def file_stats(path: Path) -> list[tuple[str, int, int]]:

@@ -77,6 +77,7 @@ from harness.data.loaders import (
     DataFiles,
     FileFormat,
     RawExamples,
+    data_file_entries,
     has_glob,
     is_datasets_builder,
     load_file_split,
@@ -119,16 +120,6 @@ class HfSource:
     path: str
     data_files: DataFiles | None
     local: tuple[Path, ...]
-
-
-def _data_file_entries(files: DataFiles | None) -> list[str]:
-    if files is None:
-        return []
-    if isinstance(files, str):
-        return [files]
-    if isinstance(files, Mapping):
-        return [e for v in files.values() for e in _data_file_entries(v)]
-    return list(files)
 
 
 @dataclass(frozen=True)
@@ -394,7 +385,7 @@ class YamlTask(Task):
 
     def _hf_with_files(self, path: str, base: Path, folder: Path | None) -> HfSource:
         data_files = self._hf_data_files(base)
-        entries = _data_file_entries(data_files)
+        entries = data_file_entries(data_files)
         local = [folder] if folder is not None else []
         for entry in entries:
             if "://" not in entry:
