@@ -1086,3 +1086,17 @@ def test_hf_csv_builder_with_a_remote_glob_is_refused_not_typed() -> None:
     columns = Columns(input="review", label="stars", modality="text")
     with pytest.raises(DataError, match=r"data file 'hf://datasets/org/d/\*\.csv' is a remote glob pattern; .* use source type csv"):
         load_hf_split("csv", split="train", columns=columns, data_files={"train": "hf://datasets/org/d/*.csv"})
+
+
+def test_hf_json_builder_numbers_in_the_text_column_are_refused_not_retyped(tmp_path) -> None:
+    """datasets' json builder read {"review": 1e3} as 1000.0 and scored the text '1000.0'; a jsonl source
+    keeps '1e3'. Strings stay strings there, and numeric labels map by the label rule, so only this is refused."""
+    lines = [json.dumps({"review": f"text {i}", "stars": ["bad", "good"][i % 2]}) for i in range(20)]
+    (tmp_path / "s.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    strings = YamlTask(_write_yaml(tmp_path / "s.yaml", _text_task(source={"type": "hf", "id": "json", "data_files": "s.jsonl"})))
+    assert strings.read_raw("train").inputs[0] == "text 0"
+    numbers = [line.replace(f'"text {i}"', f"{i}e3") for i, line in enumerate(lines)]
+    (tmp_path / "n.jsonl").write_text("\n".join(numbers) + "\n", encoding="utf-8")
+    task = YamlTask(_write_yaml(tmp_path / "n.yaml", _text_task(source={"type": "hf", "id": "json", "data_files": "n.jsonl"})))
+    with pytest.raises(DataError, match=r"column 'review' holds JSON numbers \(float64\), which datasets' json reader re-types .* use source type jsonl"):
+        task.read_raw("train")

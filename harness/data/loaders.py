@@ -582,7 +582,24 @@ def load_hf_split(
         cache_dir=cache_dir,
         **extra,
     )
+    if dataset_id == "json":
+        _refuse_retyped_json_texts(dataset, columns, where)
     return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix or split)
+
+
+def _refuse_retyped_json_texts(dataset: Any, columns: Columns, where: str) -> None:
+    """datasets' json builder parses a JSON number in the text column as a float or integer: its written
+    text is gone (1e3 becomes "1000.0", 0.10 "0.1"), unlike a jsonl source, which keeps it. Refused, naming
+    the column. (JSON strings stay strings, and a number as a label maps by the label rule.)"""
+    feature = getattr(dataset, "features", {}).get(columns.input)
+    dtype = str(getattr(feature, "dtype", ""))
+    if columns.modality == "text" and dtype.startswith(("int", "uint", "float", "double", "decimal")):
+        raise DataError(
+            f"{where}: column {columns.input!r} holds JSON numbers ({dtype}), which datasets' json reader "
+            "re-types (1e3 read as 1000.0, 0.10 as 0.1), so the texts scored would not be the ones written. "
+            "Write the texts as JSON strings, or use source type jsonl (one JSON object per line), which keeps "
+            "each number's written text."
+        )
 
 
 def refuse_linked_folders(directory: Path, where: str) -> None:
