@@ -903,6 +903,25 @@ def test_source_signature_follows_the_data_file(tmp_path):
     assert changed_yaml.source_signature() != before
 
 
+def test_source_signature_sees_a_file_rewritten_in_place_with_its_time_set_back(tmp_path):
+    """Same size, same inode, mtime restored (touch -d, cp -p onto it, rsync -t): the stored fingerprint of the
+    old content was reused and its results served."""
+    import pandas as pd
+
+    pd.DataFrame(_reviews(40)).to_csv(tmp_path / "all.csv", index=False)
+    path = _write_yaml(tmp_path / "t.yaml", _text_task(source={"type": "csv", "path": "all.csv"}))
+    before_sig = YamlTask(path).source_signature()
+    st = (tmp_path / "all.csv").stat()
+    data = (tmp_path / "all.csv").read_bytes()
+    with (tmp_path / "all.csv").open("r+b") as fh:
+        fh.write(data.replace(b"good", b"gooD", 1) if b"good" in data else data[:-2] + b"x\n")
+    os.utime(tmp_path / "all.csv", ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = (tmp_path / "all.csv").stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    assert (tmp_path / "all.csv").read_bytes() != data
+    assert YamlTask(path).source_signature() != before_sig
+
+
 # -- hf sources on local files: paths from the task file, every file read is tracked ------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -107,6 +108,13 @@ def test_digest_cache_hashes_once_and_sees_in_place_edits(tmp_path: Path) -> Non
     assert reloaded.digest(weights) == first and reloaded.hashed_bytes == 0
     weights.write_bytes(b"b" * 4096)  # same size, same path
     assert reloaded.digest(weights) != first and reloaded.hashed_bytes == 4096
+    second = reloaded.digest(weights)
+    before = weights.stat()
+    with weights.open("r+b") as fh:  # rewritten in place (same inode and size), its time set back (touch -d, cp -p)
+        fh.write(b"c" * 4096)
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert weights.stat().st_mtime_ns == before.st_mtime_ns and weights.stat().st_ino == before.st_ino
+    assert reloaded.digest(weights) not in (first, second)
 
 
 def test_identity_of_every_offline_family(tmp_path: Path) -> None:

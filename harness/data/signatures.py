@@ -22,28 +22,37 @@ from harness.file_tree import walk_folder
 DATA_CODE_VERSION = "5"
 
 
-def file_stats(path: Path) -> list[tuple[str, int, int]]:
-    """(path, size, mtime_ns) of a file, or of every file under a directory (sorted); [] if missing.
+_Stat = tuple[str, int, int, int, int]  # path, size, mtime_ns, inode, ctime_ns
+
+
+def file_stats(path: Path) -> list[_Stat]:
+    """(path, size, mtime_ns, inode, ctime_ns) of a file, or of every file under a directory (sorted); [] if
+    missing. ctime: a file rewritten in place with its mtime set back (touch -d, cp -p, rsync -t) keeps its
+    size, mtime and inode, but no tool sets ctime, which every write updates (a chmod or a copy updates it too:
+    the data is read and fingerprinted again, and the fingerprint, made from the content, stays the same).
 
     A folder is walked as the loaders read it, through links to folders. The path is the real one; a file
     reached through a link is named "<path as read> -> <real path>", so renaming or retargeting a link
     counts. A linked folder whose real folder is walked already (a second link, or a loop) is an entry
-    "<link> -> <real folder>" with size and mtime -1."""
+    "<link> -> <real folder>" with -1 for the numbers."""
     if path.is_file():
-        st = path.stat()
-        return [(str(path.resolve()), st.st_size, st.st_mtime_ns)]
+        return [_stat(str(path.resolve()), path)]
     if not path.is_dir():
         return []
     walk = walk_folder(path)
     root = path.resolve()
-    entries: dict[Path, tuple[str, int, int]] = {}
+    entries: dict[Path, _Stat] = {}
     for p in walk.files:
         if p.is_file():
-            st = p.stat()
-            entries[p] = (_shown(p, path, root), st.st_size, st.st_mtime_ns)
+            entries[p] = _stat(_shown(p, path, root), p)
     for p in walk.repeats:
-        entries[p] = (f"{p} -> {p.resolve()}", -1, -1)
+        entries[p] = (f"{p} -> {p.resolve()}", -1, -1, -1, -1)
     return [entries[p] for p in sorted(entries)]
+
+
+def _stat(shown: str, path: Path) -> _Stat:
+    st = path.stat()
+    return (shown, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def _shown(file: Path, top: Path, real_top: Path) -> str:

@@ -84,7 +84,9 @@ def describe_weights(identity: Any) -> str:
 
 
 class DigestCache:
-    """File content digests keyed by absolute path, valid while size, mtime (ns) and inode are unchanged.
+    """File content digests keyed by absolute path, valid while size, mtime (ns), inode and ctime (ns) are
+    unchanged. ctime: a file rewritten in place with its mtime set back (touch -d, cp -p, rsync -t) keeps the
+    other three, but no tool can set ctime, which every write updates.
 
     One small JSON file; written atomically (temp file + rename) only when a digest was computed."""
 
@@ -108,11 +110,11 @@ class DigestCache:
                 f"{path} is not a regular file (a device or a pipe{', through a link' if path.is_symlink() else ''}): "
                 "a model's weight, config and tokenizer files must be regular files (or links to them)."
             )
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
         key = str(path)
         entry = self.entries.get(key)
-        if isinstance(entry, list) and len(entry) == 4 and entry[:3] == stamp:
-            return str(entry[3])
+        if isinstance(entry, list) and len(entry) == len(stamp) + 1 and entry[:-1] == stamp:
+            return str(entry[-1])
         h = hashlib.sha256()
         with path.open("rb") as fh:
             while chunk := fh.read(_CHUNK):
