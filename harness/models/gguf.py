@@ -63,7 +63,7 @@ def weight_files(spec: ModelSpec, resolved: Path) -> list[Path]:
 
 
 def file_sha256(path: Path) -> str:
-    """The file's content digest (the model-identity digest, kept per process by path + size + mtime + inode)."""
+    """The file's content digest (the model-identity digest, kept per process by path + size + mtime + inode + ctime)."""
     return _DIGESTS.digest(path.resolve())
 
 
