@@ -233,3 +233,21 @@ def test_class_balance_names_a_label_a_split_lacks():
     assert "Warning: the test split has no example of 'c': its recall and F1 are undefined" in text
     assert "train split has no" not in text
     assert "\x1b" not in text and "'a\\x1b[31m'" in text  # the label's ESC shown as repr shows it, never sent
+
+
+def test_every_user_cache_lives_under_xdg_cache_home_unless_its_own_variable_names_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hygiene cache ignored $XDG_CACHE_HOME (it wrote to ~/.cache where the others did not)."""
+    from harness.data.hygiene import default_cache_dir
+    from harness.models.gguf import cache_root
+    from harness.store.run_cache import cache_folder
+
+    for name in ("HARNESS_CACHE_DIR", "HARNESS_MODEL_CACHE", "HARNESS_SITE_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert {default_cache_dir(), cache_root(), cache_folder()} == {
+        tmp_path / "xdg" / "harness" / kind for kind in ("hygiene", "gguf", "site-runs")
+    }
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine" / "hygiene"

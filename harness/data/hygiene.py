@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from harness.cache_dirs import harness_cache_root
 from harness.data.content_hash import content_keys, normalise_text
 from harness.errors import DataError
 from harness.tasks import SPLIT_NAMES, TaskData
@@ -284,7 +285,9 @@ def leak_summary(report_json: str | None) -> str | None:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness") / "hygiene"
+    """$HARNESS_CACHE_DIR/hygiene, else the user's harness cache folder's (it ignored $XDG_CACHE_HOME)."""
+    explicit = os.environ.get("HARNESS_CACHE_DIR")
+    return (Path(explicit) if explicit else harness_cache_root()) / "hygiene"
 
 
 def cached_hygiene_report(

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.cache_dirs import harness_cache_root
 from harness.errors import HarnessError
 from harness.file_tree import walk_folder
 from harness.models.base import ModelSpec
@@ -71,8 +72,7 @@ def cache_root() -> Path:
     explicit = os.environ.get("HARNESS_MODEL_CACHE")
     if explicit:
         return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "harness" / "gguf"
+    return harness_cache_root() / "gguf"
 
 
 def converted_copy(gguf_path: Path, model: str) -> Path:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness.cache_dirs import harness_cache_root
 from harness.digests import code_digest
 from harness.records import MetricValue
 from harness.store.rows import RunRow, Timing
@@ -59,7 +60,7 @@ def cache_folder() -> Path | None:
         return None
     if explicit:
         return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness" / "site-runs"
+    return harness_cache_root() / "site-runs"
 
 
 def for_store(db: Path) -> RunCache | None:
