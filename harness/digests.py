@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,3 +32,21 @@ def code_digest(files: Iterable[Path], *salt: str) -> str:
         h.update(b"\0")
         h.update(path.read_bytes())
     return h.hexdigest()[:32]
+
+
+def plugin_code_digest(*objects: object) -> str | None:
+    """The code_digest of the source files that define `objects` (functions, classes, instances: their
+    class), leaving out the harness's own modules (versioned with the harness); None when no file is left.
+    Job keys and stored data signatures carry it, so an edit to a plugin's code re-runs what it computes
+    instead of serving the results of the old code."""
+    files: set[Path] = set()
+    for obj in objects:
+        if obj is None:
+            continue
+        module_name = getattr(obj, "__module__", None) or type(obj).__module__
+        if module_name.partition(".")[0] == __name__.partition(".")[0]:
+            continue
+        file = getattr(sys.modules.get(module_name), "__file__", None)
+        if file and Path(file).is_file():
+            files.add(Path(file))
+    return code_digest(files) if files else None

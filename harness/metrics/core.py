@@ -16,6 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from harness.digests import plugin_code_digest
 from harness.errors import DataError
 from harness.records import ScoreKind
 
@@ -198,8 +199,11 @@ class TaskMetric:
         }
 
     def key(self) -> str:
-        """Stable text of what shapes the metric's numbers (goes into the job key)."""
-        return json.dumps([self.id, self.metric.name, dict(self.params)], sort_keys=True, default=str)
+        """Stable text of what shapes the metric's numbers (goes into the job key): for a plugin's metric, its
+        code too (an edited point function recomputes the stored values instead of serving the old ones)."""
+        m = self.metric
+        code = plugin_code_digest(m.point, m.from_counts, m.from_confusions, m.resampled, m.check_params)
+        return json.dumps([self.id, m.name, dict(self.params), *([code] if code else [])], sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)

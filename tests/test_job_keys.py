@@ -1,0 +1,108 @@
+"""A job key holds everything that can change its result: an edit to a plugin's code (a metric's function,
+a Python task's loading or splitting) re-runs the job on the next `harness run` instead of serving the old
+result, and an edit that cannot change it (a comment) keeps the key.
+
+Real runs: a TF-IDF linear probe on a small CSV, the real runner and store, each plugin imported afresh per
+run as a new process would."""
+
+from __future__ import annotations
+
+import csv
+import random
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_suite
+from harness.runner import TaskLoader, plan_sweep, run_suite
+from harness.store import Store
+
+METRIC = """
+from harness.metrics import MetricData, MetricDef
+
+
+def point(data: MetricData) -> float:
+    return float((data.y == data.pred).mean())
+
+
+MY_METRIC = MetricDef(name="my_metric", label="My metric", point=point)
+"""
+
+TASK_YAML = """
+name: toy
+version: "1"
+modality: text
+labels: [negative, positive]
+source: {type: csv, path: data.csv}
+text_column: text
+label_column: label
+split: {validation_size: 0.2, test_size: 0.2, seed: 0}
+metrics: [accuracy, my_metric]
+main_metric: accuracy
+"""
+
+SUITE = """
+name: keys
+plugins: [metric.py, task.yaml]
+tasks: [toy]
+models:
+  - {name: tfidf, family: tfidf}
+protocols: [linear_probe]
+timing: {enabled: false}
+bootstrap: {n_boot: 50, seed: 0}
+"""
+
+
+def _write_data(path: Path) -> None:
+    rng = random.Random(0)
+    words = {"positive": ["great", "loved", "wonderful", "fine"], "negative": ["awful", "hated", "boring", "poor"]}
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["text", "label"])
+        for i in range(120):
+            label = rng.choice(sorted(words))
+            out.writerow([f"{rng.choice(words[label])} {rng.choice(words['positive'] + words['negative'])} film {i}", label])
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    _write_data(tmp_path / "data.csv")
+    (tmp_path / "metric.py").write_text(METRIC)
+    (tmp_path / "task.yaml").write_text(TASK_YAML)
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    return tmp_path
+
+
+def _fresh_plugins() -> None:
+    """Forget the imported plugin files, as a new `harness run` process would not have them."""
+    for name in [m for m in sys.modules if m.startswith("_harness_plugin_")]:
+        del sys.modules[name]
+
+
+def _to_run(folder: Path) -> int:
+    _fresh_plugins()
+    with closing(Store(folder / "r.db")) as store:
+        return len(plan_sweep(load_suite(folder / "suite.yaml"), store.reader, TaskLoader(), read_only=True).to_run)
+
+
+def _run(folder: Path) -> None:
+    _fresh_plugins()
+    with closing(Store(folder / "r.db")) as store:
+        summary = run_suite(load_suite(folder / "suite.yaml"), store)
+    assert summary.failed == 0, summary.failures
+
+
+def test_an_edited_plugin_metric_reruns_and_a_comment_in_the_task_file_does_not(folder: Path) -> None:
+    _run(folder)
+    assert _to_run(folder) == 0
+    task = folder / "task.yaml"
+    task.write_text("# a comment, and the keys in another order\n" + "\n".join(reversed(TASK_YAML.splitlines())))
+    assert _to_run(folder) == 0
+    (folder / "metric.py").write_text(METRIC.replace("float((data.y == data.pred).mean())", "0.25"))
+    assert _to_run(folder) == 1
+    _run(folder)
+    with closing(Store(folder / "r.db")) as store:
+        values = sorted(store.db.execute("SELECT value FROM metrics WHERE name = 'my_metric'").fetchall())
+    assert values[0] == (0.25,)
