@@ -106,3 +106,41 @@ def test_an_edited_plugin_metric_reruns_and_a_comment_in_the_task_file_does_not(
     with closing(Store(folder / "r.db")) as store:
         values = sorted(store.db.execute("SELECT value FROM metrics WHERE name = 'my_metric'").fetchall())
     assert values[0] == (0.25,)
+
+
+PYTHON_TASK = """
+import csv
+from pathlib import Path
+
+from harness.data.assemble import PooledTask
+from harness.data.loaders import RawExamples
+from harness.data.signatures import signature
+from harness.tasks import TaskSpec
+
+DATA = Path(__file__).parent / "data.csv"
+
+
+class Toy(PooledTask):
+    spec = TaskSpec(name="toy", version="1", modality="text", labels=("negative", "positive"), metrics=("accuracy",))
+    split_seed = 0
+
+    def read_pool(self) -> RawExamples:
+        with DATA.open() as fh:
+            rows = list(csv.DictReader(fh))
+        ids = tuple(f"row-{i}" for i in range(len(rows)))
+        return RawExamples(ids, [r["text"] for r in rows], [r["label"] for r in rows], where=str(DATA), label_column="label")
+
+    def source_signature(self) -> str:
+        return signature(self.spec.as_dict(), files=[DATA])
+"""
+
+
+def test_an_edited_python_task_reruns_when_its_data_changes_and_not_for_a_comment(folder: Path) -> None:
+    (folder / "task.py").write_text(PYTHON_TASK)
+    (folder / "suite.yaml").write_text(SUITE.replace("[metric.py, task.yaml]", "[task.py]"))
+    _run(folder)
+    assert _to_run(folder) == 0
+    (folder / "task.py").write_text(PYTHON_TASK + "# a comment\n")
+    assert _to_run(folder) == 0  # the data is loaded again, and is the same
+    (folder / "task.py").write_text(PYTHON_TASK.replace("split_seed = 0", "split_seed = 7"))  # no version bump
+    assert _to_run(folder) == 1

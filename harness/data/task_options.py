@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from harness.data.splits import subsample_task_data
+from harness.digests import plugin_code_digest
 from harness.errors import ConfigError
 from harness.seeding import check_seed
 from harness.tasks import SPLIT_NAMES, Task, TaskData
@@ -163,7 +164,12 @@ class CachedTask(Task):
             return self._data
 
     def source_signature(self) -> str:
-        return self.inner.source_signature()
+        """The task's own signature, and for a task written in Python outside the harness (a plugin) the digest
+        of its source file: an edit to how it loads or splits its data (e.g. its `split_seed`) is then seen
+        without a version bump, the data is loaded and fingerprinted again, and jobs re-run if it changed."""
+        inner = self.inner.source_signature()
+        code = plugin_code_digest(self.inner)
+        return inner if code is None else hashlib.sha256(f"{inner}{code}".encode()).hexdigest()[:16]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
