@@ -222,3 +222,24 @@ def test_a_causal_lm_folder_counts_the_files_behind_a_linked_folder(tmp_path: Pa
     spec = ModelSpec(name="m", family="hf_causal_lm", source=str(folder))
     files = weight_files(spec, folder)
     assert sorted(f.relative_to(folder).as_posix() for f in files) == ["config.json", "weights/model.safetensors"]
+
+
+def test_onnx_external_data_named_in_the_graph_is_part_of_the_identity(tmp_path: Path) -> None:
+    """An export whose tensors keep their data in a file not named after the graph (onnx.save_model(...,
+    location="weights.bin_dat"), torch.onnx.export's one file per tensor): that file is hashed too, so a
+    changed weights file re-runs (it was left out: the old results were served)."""
+    export = Path(resolve_source(ONNX))
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    graph = (export / "onnx" / "model.onnx").read_bytes()
+    assert graph.count(b"model.onnx_data") > 0
+    (folder / "model.onnx").write_bytes(graph.replace(b"model.onnx_data", b"weights.bin_dat"))
+    (folder / "weights.bin_dat").symlink_to(export / "onnx" / "model.onnx_data")
+    (folder / "tokenizer.json").symlink_to(export / "tokenizer.json")
+    spec = ModelSpec("m", "onnx", str(folder))
+    cache = DigestCache(None)
+    before = model_identity(spec, cache)
+    assert before.n_files == 3
+    (folder / "weights.bin_dat").unlink()
+    (folder / "weights.bin_dat").write_bytes(b"\0" * 64)  # retrained weights, same graph
+    assert model_identity(spec, cache).weights_sha256 != before.weights_sha256

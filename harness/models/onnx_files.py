@@ -4,10 +4,14 @@ so model identity (harness.models.identity) can list them at plan time."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
 from harness.models import resolve_source
 from harness.models.base import ModelSpec
+
+if TYPE_CHECKING:
+    import mmap
 
 
 def locate_files(spec: ModelSpec, source: Path) -> tuple[Path, Path]:
@@ -48,7 +52,75 @@ def locate_files(spec: ModelSpec, source: Path) -> tuple[Path, Path]:
 
 
 def onnx_files(spec: ModelSpec, source: Path) -> list[Path]:
-    """Every file the ONNX model reads: the graph, its external-data files (model.onnx_data, ...) and the tokenizer."""
+    """Every file the ONNX model reads: the graph, its external-data files (model.onnx_data, ..., and the files
+    its tensors name, whatever their names) and the tokenizer."""
     model_path, tokenizer_path = locate_files(spec, source)
-    external = [p for p in model_path.parent.glob(f"{model_path.name}?*") if p.is_file()]
-    return [model_path, *external, tokenizer_path]
+    named = {model_path.parent / location for location in external_data_locations(model_path)}
+    external = {p for p in [*model_path.parent.glob(f"{model_path.name}?*"), *named] if p.is_file()}
+    return [model_path, *sorted(external), tokenizer_path]
+
+
+# Which length-delimited fields of which ONNX protobuf message hold the messages that can hold tensors
+# (onnx.proto: ModelProto.graph; GraphProto.node, .initializer, .sparse_initializer; NodeProto.attribute;
+# AttributeProto.t, .g, .tensors, .graphs, .sparse_tensor, .sparse_tensors; SparseTensorProto.values, .indices;
+# TensorProto.external_data, a list of key/value entries).
+_CHILDREN: dict[str, dict[int, str]] = {
+    "model": {7: "graph"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {13: "entry"},
+}
+
+
+def external_data_locations(model_path: Path) -> list[str]:
+    """The `location` of every tensor the graph keeps outside the file (external data), read from the protobuf
+    without the onnx package: only field headers are read, tensor bytes are skipped. [] for a graph that
+    cannot be parsed (loading it fails the job, naming the file)."""
+    import mmap
+
+    found: list[str] = []
+    try:
+        with model_path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            _walk(buf, 0, len(buf), "model", found)
+    except (OSError, ValueError, IndexError):
+        return []
+    return found
+
+
+def _walk(buf: mmap.mmap, pos: int, end: int, kind: str, found: list[str]) -> None:
+    entry: dict[int, bytes] = {}
+    while pos < end:
+        tag, pos = _varint(buf, pos)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            pos = _varint(buf, pos)[1]
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            if pos + size > end:
+                raise ValueError("field runs past its message")
+            if kind == "entry":
+                entry[field] = buf[pos : pos + size]
+            elif field in _CHILDREN.get(kind, {}):
+                _walk(buf, pos, pos + size, _CHILDREN[kind][field], found)
+            pos += size
+        else:
+            raise ValueError(f"wire type {wire}")
+    if kind == "entry" and entry.get(1) == b"location" and 2 in entry:
+        found.append(entry[2].decode("utf-8", "replace"))
+
+
+def _varint(buf: mmap.mmap, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
