@@ -243,3 +243,17 @@ def test_onnx_external_data_named_in_the_graph_is_part_of_the_identity(tmp_path:
     (folder / "weights.bin_dat").unlink()
     (folder / "weights.bin_dat").write_bytes(b"\0" * 64)  # retrained weights, same graph
     assert model_identity(spec, cache).weights_sha256 != before.weights_sha256
+
+
+@pytest.mark.parametrize("family", ["hf_text", "sentence_transformers", "hf_classifier", "efficientnet_lite", "torchvision", "timm", "hf_causal_lm"])
+def test_the_torch_version_is_part_of_a_torch_model_identity(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch computes these families' outputs (as onnxruntime does ONNX's): a torch upgrade re-runs their jobs
+    instead of serving the results computed by the old torch."""
+    import harness.models.identity as identity
+
+    spec = ModelSpec("m", family, "resnet18" if family in ("torchvision", "timm") else MINILM)
+    before = model_identity(spec, DigestCache(None))
+    real = identity._version
+    monkeypatch.setattr(identity, "_version", lambda dist: "9.9.9" if dist == "torch" else real(dist))
+    after = model_identity(spec, DigestCache(None))
+    assert dict(after.packages)["torch"] == "9.9.9" and after.token != before.token

@@ -53,7 +53,8 @@ class Family:
     # "module:function"(spec, resolved source path) -> the files the model reads, for families whose model is
     # not just "the source file or folder" (the model identity hashes them).
     weight_files: str | None = None
-    # Distributions whose code computes the family's outputs: their versions are part of the model identity.
+    # Distributions whose code computes the family's outputs: their versions are part of the model identity
+    # (torch too for the families it runs: a torch upgrade can change their features).
     packages: tuple[str, ...] = ()
     # A source that is no file names weights the library ships (torchvision, timm): pinned by its version only.
     library_weights: bool = False
@@ -119,10 +120,10 @@ CODE_ONLY: tuple[str, ...] = ()  # TF-IDF, raw pixels, the VADER lexicon: comput
 # library (pinned by its version), so no hub revision.
 IMAGE_KEYS: tuple[str, ...] = ("source", "normalize")
 BUILTIN_FAMILIES: tuple[Family, ...] = (
-    Family("hf_text", "text", "harness.models.hf_text:HFTextEncoder", spec_check=FOLDER_SOURCE, packages=("transformers",)),
+    Family("hf_text", "text", "harness.models.hf_text:HFTextEncoder", spec_check=FOLDER_SOURCE, packages=("transformers", "torch")),
     Family(
         "sentence_transformers", "text", "harness.models.sentence_tf:SentenceTransformerEncoder", spec_check=FOLDER_SOURCE,
-        packages=("sentence-transformers", "transformers"),
+        packages=("sentence-transformers", "transformers", "torch"),
         spec_keys=("source", "revision", "normalize", "max_length", "trust_remote_code"),  # its own pooling module
     ),
     Family(
@@ -130,23 +131,23 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         weight_files="harness.models.onnx_files:onnx_files", packages=("onnxruntime", "tokenizers"),
         spec_keys=("source", "pooling", "normalize", "max_length"),  # a local graph, no transformers code
     ),
-    Family("hf_classifier", "text", "harness.models.hf_classifier:HFSequenceClassifier", options="harness.models.hf_classifier:ClassifierOptions", spec_check=FOLDER_SOURCE, packages=("transformers",)),
+    Family("hf_classifier", "text", "harness.models.hf_classifier:HFSequenceClassifier", options="harness.models.hf_classifier:ClassifierOptions", spec_check=FOLDER_SOURCE, packages=("transformers", "torch")),
     Family(
         "efficientnet_lite", "image", "harness.models.efficientnet_lite:EfficientNetLite", options="harness.models.efficientnet_lite:EfficientNetLiteOptions",
-        packages=("efficientnet-lite-pytorch",), spec_keys=IMAGE_KEYS,
+        packages=("efficientnet-lite-pytorch", "torch"), spec_keys=IMAGE_KEYS,
     ),
     Family(
         "torchvision", "image", "harness.models.torchvision_models:TorchvisionClassifier", options="harness.models.torchvision_models:TorchvisionOptions",
-        packages=("torchvision",), library_weights=True, spec_keys=IMAGE_KEYS,
+        packages=("torchvision", "torch"), library_weights=True, spec_keys=IMAGE_KEYS,
     ),
-    Family("timm", "image", "harness.models.timm_models:TimmModel", options="harness.models.timm_models:TimmOptions", packages=("timm",), library_weights=True, spec_keys=IMAGE_KEYS),
+    Family("timm", "image", "harness.models.timm_models:TimmModel", options="harness.models.timm_models:TimmOptions", packages=("timm", "torch"), library_weights=True, spec_keys=IMAGE_KEYS),
     Family("tfidf", "text", "harness.models.tfidf:TfidfFeaturizer", options="harness.models.tfidf:TfidfOptions", cpu_only=True, fp32_only=True, spec_keys=CODE_ONLY, packages=("scikit-learn",)),
     Family("pixels", "image", "harness.models.pixels:RawPixels", options="harness.models.pixels:PixelOptions", cpu_only=True, fp32_only=True, spec_keys=CODE_ONLY, packages=("scikit-learn",)),
     Family("vader", "text", "harness.models.vader:VaderSentiment", options="harness.models.vader:VaderOptions", cpu_only=True, fp32_only=True, spec_keys=CODE_ONLY, packages=("vaderSentiment",)),
     Family(
         "hf_causal_lm", "text", "harness.models.hf_causal_lm:HFCausalLM", options="harness.models.causal_lm_spec:CausalLMOptions",
         spec_check="harness.models.causal_lm_spec:check_spec", weight_files="harness.models.gguf:weight_files",
-        packages=("transformers", "gguf"),  # gguf de-quantises GGUF weights
+        packages=("transformers", "gguf", "torch"),  # gguf de-quantises GGUF weights
     ),
 )  # fmt: skip
 
