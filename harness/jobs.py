@@ -19,7 +19,8 @@ import numpy as np
 
 from harness import RESULT_SCHEMA_VERSION
 from harness.config import ModelEntry, ProtocolRef, SuiteConfig, TaskRef
-from harness.digests import json_digest
+from harness.data.signatures import package_version
+from harness.digests import json_digest, plugin_code_digest
 from harness.environment import run_environment
 from harness.errors import HarnessError, ModelOutputError, NotApplicable
 from harness.features import FeatureCache
@@ -82,12 +83,25 @@ def job_config(
                 "lm_prompt": task.spec.lm_prompt,
             },
         },
-        "protocol": {"name": protocol.name, "protocol": protocol.protocol, "config": dataclasses.asdict(protocol.config)},
+        "protocol": protocol_key(protocol),
         "seed": seed,
         "bootstrap": dataclasses.asdict(suite.bootstrap),
         "timing": dataclasses.asdict(suite.timing),
         "schema_version": RESULT_SCHEMA_VERSION,
     }
+
+
+def protocol_key(protocol: ProtocolRef) -> dict[str, Any]:
+    """The protocol's part of the job key: its name and options, the versions of the libraries it computes
+    with, and the code of a protocol an installed package adds (an upgrade or edit re-runs its jobs)."""
+    definition = get_protocol(protocol.protocol)
+    key: dict[str, Any] = {"name": protocol.name, "protocol": protocol.protocol, "config": dataclasses.asdict(protocol.config)}
+    if definition.packages:
+        key["packages"] = {dist: package_version(dist) for dist in definition.packages}
+    code = plugin_code_digest(definition.run)
+    if code is not None:
+        key["code"] = code
+    return key
 
 
 def make_job(

@@ -144,3 +144,37 @@ def test_an_edited_python_task_reruns_when_its_data_changes_and_not_for_a_commen
     assert _to_run(folder) == 0  # the data is loaded again, and is the same
     (folder / "task.py").write_text(PYTHON_TASK.replace("split_seed = 0", "split_seed = 7"))  # no version bump
     assert _to_run(folder) == 1
+
+
+def test_the_probe_library_and_a_plugin_protocol_code_are_in_the_protocol_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scikit-learn upgrade can change a fitted probe, and an installed package's protocol can be edited or
+    upgraded: either re-keys the jobs. Built-in protocols computed by the harness alone keep their keys."""
+    import importlib.util
+
+    from harness import jobs
+    from harness.config import ProtocolRef
+    from harness.protocols import ProtocolDef
+    from harness.protocols.linear_probe import LinearProbeConfig
+    from harness.protocols.zero_shot import ZeroShotConfig
+
+    zero_shot = ProtocolRef("zero_shot", "zero_shot", ZeroShotConfig())
+    assert set(jobs.protocol_key(zero_shot)) == {"name", "protocol", "config"}
+    probe = ProtocolRef("linear_probe", "linear_probe", LinearProbeConfig())
+    before = jobs.protocol_key(probe)
+    monkeypatch.setattr(jobs, "package_version", lambda dist: "9.9.9")
+    assert jobs.protocol_key(probe) != before
+
+    module_file = tmp_path / "my_protocol.py"
+    module_file.write_text("def run(adapter, data, config, ctx):\n    return None\n")
+    spec = importlib.util.spec_from_file_location("my_protocol", module_file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "my_protocol", module)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(jobs, "get_protocol", lambda name: ProtocolDef("mine", ZeroShotConfig, module.run, "a plugin"))
+    mine = ProtocolRef("mine", "mine", ZeroShotConfig())
+    first = jobs.protocol_key(mine)
+    module_file.write_text("def run(adapter, data, config, ctx):\n    return 1\n")
+    assert jobs.protocol_key(mine) != first

@@ -27,6 +27,9 @@ class ProtocolDef:
     config_cls: type
     run: Callable[..., Any]
     description: str
+    # Distributions whose code computes the protocol's results beyond the model's (the probe's classifier):
+    # their versions are part of the job key.
+    packages: tuple[str, ...] = ()
 
 
 def protocol_defs() -> dict[str, ProtocolDef]:
@@ -75,6 +78,7 @@ def _builtin_defs() -> list[ProtocolDef]:
             linear_probe.LinearProbeConfig,
             linear_probe.run,
             "frozen features -> logistic regression (C on validation)",
+            packages=("scikit-learn",),
         ),
         ProtocolDef(
             "finetune",
