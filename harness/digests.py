@@ -6,6 +6,7 @@ A leaf module: standard library only, so the store and everything above it can u
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import sys
 from collections.abc import Iterable
@@ -36,17 +37,31 @@ def code_digest(files: Iterable[Path], *salt: str) -> str:
 
 def plugin_code_digest(*objects: object) -> str | None:
     """The code_digest of the source files that define `objects` (functions, classes, instances: their
-    class), leaving out the harness's own modules (versioned with the harness); None when no file is left.
-    Job keys and stored data signatures carry it, so an edit to a plugin's code re-runs what it computes
-    instead of serving the results of the old code."""
+    class; a str names a module, found without running it), leaving out the harness's own modules
+    (versioned with the harness); None when no file is left. Job keys and stored data signatures carry
+    it, so an edit to a plugin's code re-runs what it computes instead of serving the results of the old code."""
     files: set[Path] = set()
     for obj in objects:
         if obj is None:
             continue
-        module_name = getattr(obj, "__module__", None) or type(obj).__module__
+        module_name = obj if isinstance(obj, str) else getattr(obj, "__module__", None) or type(obj).__module__
         if module_name.partition(".")[0] == __name__.partition(".")[0]:
             continue
-        file = getattr(sys.modules.get(module_name), "__file__", None)
-        if file and Path(file).is_file():
-            files.add(Path(file))
+        file = _module_file(module_name)
+        if file is not None:
+            files.add(file)
     return code_digest(files) if files else None
+
+
+def _module_file(name: str) -> Path | None:
+    module = sys.modules.get(name)
+    file = getattr(module, "__file__", None) if module is not None else _spec_origin(name)
+    return Path(file) if file and Path(file).is_file() else None
+
+
+def _spec_origin(name: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None else None

@@ -185,3 +185,16 @@ def test_reading_the_table_imports_no_model_code() -> None:
     code = "import sys, harness.models; harness.models.families(); print(sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_edit_to_an_installed_family_adapter_changes_the_model_identity(site: Path) -> None:
+    """An editable install (pip install -e) of a family's package: its version stays, its code changes. The
+    adapter's source file is part of the identity, so the jobs re-run instead of keeping the old code's results."""
+    install(site, "letters = letterfam:LETTER_COUNTS")
+    spec = ModelSpec(name="letters", family="letter_counts")
+    before = model_identity(spec, DigestCache(None))
+    install(site, "letters = letterfam:LETTER_COUNTS", PACKAGE.replace("out[i, j] += 1", "out[i, j] += 2"))
+    after = model_identity(spec, DigestCache(None))
+    assert after.packages == before.packages and after.token != before.token
+    assert "code" in after.as_dict()  # built-in families keep their identities: no code entry
+    assert "code" not in model_identity(ModelSpec(name="t", family="tfidf"), DigestCache(None)).as_dict()

@@ -11,7 +11,9 @@ checkpoint is retrained in place, a hub branch moves or an asset package is upgr
 - a hub id: the commit the requested revision resolves to (a pinned 40-hex revision is taken as is;
   offline, the commit of the local Hugging Face cache snapshot; otherwise recorded as unresolved);
 - the version of the package a `pkg://` source lives in, and of the libraries that implement the family
-  (`Family.packages`): code-only models (TF-IDF, pixels, VADER) are pinned by these alone.
+  (`Family.packages`): code-only models (TF-IDF, pixels, VADER) are pinned by these alone;
+- for a family an installed package adds, the digest of its adapter's source file (an editable install's
+  edits keep the version but change the outputs).
 
 The identity goes into the job key, the feature-cache key, the models table, each run's config (so
 `compare` can say "model weights changed") and the runs table.
@@ -28,12 +30,12 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.digests import json_digest
+from harness.digests import json_digest, plugin_code_digest
 from harness.errors import HarnessError
 from harness.file_tree import walk_folder
 from harness.models import PKG_SCHEME, family, package_distribution, resolve_source
@@ -53,10 +55,13 @@ class ModelIdentity:
     commit: str | None = None  # resolved hub commit (kind "hub")
     unresolved: str | None = None  # why the weights could not be pinned, in words
     packages: tuple[tuple[str, str], ...] = ()  # (distribution, version) of the source package and the family code
+    code: str | None = None  # digest of the adapter's source file, for a family an installed package adds
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["packages"] = dict(self.packages)
+        if self.code is None:  # the built-in families: their identities (and job keys) stay as they were
+            del d["code"]
         return d
 
     @property
@@ -140,6 +145,12 @@ class DigestCache:
 
 def model_identity(spec: ModelSpec, digests: DigestCache) -> ModelIdentity:
     """The identity of `spec`'s model, from files, the local hub cache and package metadata (no model load)."""
+    identity = _model_identity(spec, digests)
+    code = plugin_code_digest(family(spec.family).adapter.partition(":")[0])
+    return identity if code is None else replace(identity, code=code)
+
+
+def _model_identity(spec: ModelSpec, digests: DigestCache) -> ModelIdentity:
     packages = [(dist, _version(dist)) for dist in family(spec.family).packages]
     source = spec.source
     if not source:
