@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ def _shown(file: Path, top: Path, real_top: Path) -> str:
     return f"{file} -> {real}"
 
 
+@cache  # read once per process: a plan asks for it per job, and a metadata look-up takes about a millisecond
 def package_version(distribution: str) -> str:
     try:
         return importlib.metadata.version(distribution)
