@@ -19,7 +19,7 @@ from harness.cli import app
 from harness.errors import ConfigError, DataError, HarnessError, NotApplicable
 from harness.features import FeatureCache
 from harness.models import ModelSpec, load_adapter, resolve_source
-from harness.models.gguf import converted_copy, file_sha256
+from harness.models.gguf import converted_copy, converter_tag, file_sha256
 from harness.models.hf_causal_lm import HFCausalLM
 from harness.models.lm_scoring import score_naive
 from harness.protocols import finetune, linear_probe, lm_loglik, zero_shot
@@ -130,7 +130,7 @@ def test_converted_copy_matches_the_gguf_and_is_keyed_by_content(
 ) -> None:
     gguf = Path(resolve_source(SMOL))
     folder = converted_copy(gguf, "smollm2")
-    assert folder.name == file_sha256(gguf)
+    assert folder.name == f"{file_sha256(gguf)}-{converter_tag()}"
     ours = smol.model.state_dict()
     theirs = reference_model.state_dict()
     assert set(ours) == set(theirs)
@@ -416,3 +416,24 @@ def test_gguf_options_errors_name_the_model_and_the_fix(tmp_path: Path) -> None:
         load_adapter(ModelSpec(name="m", family="hf_causal_lm", source=str(tmp_path)))
     with pytest.raises(HarnessError, match=r"pooling"):
         load_adapter(ModelSpec(name="m", family="hf_causal_lm", source=SMOL, pooling="cls"))
+
+
+def test_a_copy_converted_by_other_library_versions_is_converted_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job of a GGUF model re-runs after a transformers or gguf upgrade (its identity holds their versions);
+    it must then convert again, not load the copy the old versions made (their de-quantising and tokenizer)."""
+    import harness.models.gguf as gguf_module
+
+    class Saved:
+        def save_pretrained(self, folder: Path) -> None:
+            (Path(folder) / "config.json").write_text("{}")
+
+    conversions: list[str] = []
+    monkeypatch.setenv("HARNESS_MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(gguf_module, "load_gguf", lambda path, model: (conversions.append(model) or Saved(), None))
+    monkeypatch.setattr(gguf_module, "dequantised_model", lambda loaded: Saved())
+    source = tmp_path / "m.gguf"
+    source.write_bytes(b"GGUF" + bytes(60))
+    first = converted_copy(source, "m")
+    assert converted_copy(source, "m") == first and len(conversions) == 1
+    monkeypatch.setattr(gguf_module, "package_version", lambda dist: "9.9.9", raising=False)
+    assert converted_copy(source, "m") != first and len(conversions) == 2

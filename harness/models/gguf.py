@@ -3,8 +3,9 @@
 transformers loads a GGUF file (`from_pretrained(folder, gguf_file=name)`) by de-quantising every tensor:
 18-28 s for SmolLM2-135M on 2 cores (plus ~15 s to build the tokenizer from the GGUF vocabulary), on every
 load. The harness pays that once per distinct file: the de-quantised fp32 model and its tokenizer are saved
-under `<cache>/<sha256 of the .gguf>/` (reload: ~0.3 s). The key is the file's content, never its path, so
-a GGUF replaced in place is converted again and a copy elsewhere reuses the cache. A model loaded from GGUF
+under `<cache>/<sha256 of the .gguf>-<converter_tag()>/` (reload: ~0.3 s). The key is the file's content,
+never its path, so a GGUF replaced in place is converted again and a copy elsewhere reuses the cache; and the
+versions of the converting libraries, so an upgrade converts again. A model loaded from GGUF
 cannot be `save_pretrained` directly (it carries a GGUF quantization_config), so the copy is a fresh model
 built from the config without it, given the loaded state dict.
 
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.cache_dirs import harness_cache_root
+from harness.data.signatures import package_version
+from harness.digests import json_digest
 from harness.errors import HarnessError
 from harness.file_tree import walk_folder
 from harness.models.base import ModelSpec
@@ -68,6 +71,13 @@ def file_sha256(path: Path) -> str:
     return _DIGESTS.digest(path.resolve())
 
 
+def converter_tag() -> str:
+    """The versions of the libraries that make a copy (gguf reads the file, transformers de-quantises it and
+    builds the tokenizer from its vocabulary), as 8 hex digits: a job re-run after an upgrade (the model
+    identity holds these versions) converts again instead of loading the copy the old versions made."""
+    return json_digest({dist: package_version(dist) for dist in ("gguf", "transformers", "tokenizers")}, 8)
+
+
 def cache_root() -> Path:
     explicit = os.environ.get("HARNESS_MODEL_CACHE")
     if explicit:
@@ -78,7 +88,7 @@ def cache_root() -> Path:
 def converted_copy(gguf_path: Path, model: str) -> Path:
     """The folder of a de-quantised transformers copy of `gguf_path` (converted now if not cached)."""
     check_gguf(gguf_path, model)
-    target = cache_root() / file_sha256(gguf_path)
+    target = cache_root() / f"{file_sha256(gguf_path)}-{converter_tag()}"
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
