@@ -247,8 +247,9 @@ def test_onnx_external_data_named_in_the_graph_is_part_of_the_identity(tmp_path:
 
 @pytest.mark.parametrize("family", ["hf_text", "sentence_transformers", "hf_classifier", "efficientnet_lite", "torchvision", "timm", "hf_causal_lm"])
 def test_the_torch_version_is_part_of_a_torch_model_identity(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """torch computes these families' outputs (as onnxruntime does ONNX's): a torch upgrade re-runs their jobs
-    instead of serving the results computed by the old torch."""
+    """torch computes these families' outputs (as onnxruntime does ONNX's), and the transformers families
+    tokenize with the tokenizers library: an upgrade of either re-runs their jobs instead of serving the
+    results the old versions computed."""
     import harness.models.identity as identity
 
     spec = ModelSpec("m", family, "resnet18" if family in ("torchvision", "timm") else MINILM)
@@ -257,3 +258,6 @@ def test_the_torch_version_is_part_of_a_torch_model_identity(family: str, monkey
     monkeypatch.setattr(identity, "_version", lambda dist: "9.9.9" if dist == "torch" else real(dist))
     after = model_identity(spec, DigestCache(None))
     assert dict(after.packages)["torch"] == "9.9.9" and after.token != before.token
+    if family.startswith("hf_") or family == "sentence_transformers":  # fast tokenizers: the tokens themselves
+        monkeypatch.setattr(identity, "_version", lambda dist: "9.9.9" if dist == "tokenizers" else real(dist))
+        assert model_identity(spec, DigestCache(None)).token != before.token

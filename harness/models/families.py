@@ -120,10 +120,10 @@ CODE_ONLY: tuple[str, ...] = ()  # TF-IDF, raw pixels, the VADER lexicon: comput
 # library (pinned by its version), so no hub revision.
 IMAGE_KEYS: tuple[str, ...] = ("source", "normalize")
 BUILTIN_FAMILIES: tuple[Family, ...] = (
-    Family("hf_text", "text", "harness.models.hf_text:HFTextEncoder", spec_check=FOLDER_SOURCE, packages=("transformers", "torch")),
+    Family("hf_text", "text", "harness.models.hf_text:HFTextEncoder", spec_check=FOLDER_SOURCE, packages=("transformers", "tokenizers", "torch")),
     Family(
         "sentence_transformers", "text", "harness.models.sentence_tf:SentenceTransformerEncoder", spec_check=FOLDER_SOURCE,
-        packages=("sentence-transformers", "transformers", "torch"),
+        packages=("sentence-transformers", "transformers", "tokenizers", "torch"),
         spec_keys=("source", "revision", "normalize", "max_length", "trust_remote_code"),  # its own pooling module
     ),
     Family(
@@ -131,7 +131,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
         weight_files="harness.models.onnx_files:onnx_files", packages=("onnxruntime", "tokenizers"),
         spec_keys=("source", "pooling", "normalize", "max_length"),  # a local graph, no transformers code
     ),
-    Family("hf_classifier", "text", "harness.models.hf_classifier:HFSequenceClassifier", options="harness.models.hf_classifier:ClassifierOptions", spec_check=FOLDER_SOURCE, packages=("transformers", "torch")),
+    Family("hf_classifier", "text", "harness.models.hf_classifier:HFSequenceClassifier", options="harness.models.hf_classifier:ClassifierOptions", spec_check=FOLDER_SOURCE, packages=("transformers", "tokenizers", "torch")),
     Family(
         "efficientnet_lite", "image", "harness.models.efficientnet_lite:EfficientNetLite", options="harness.models.efficientnet_lite:EfficientNetLiteOptions",
         packages=("efficientnet-lite-pytorch", "torch"), spec_keys=IMAGE_KEYS,
@@ -147,7 +147,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
     Family(
         "hf_causal_lm", "text", "harness.models.hf_causal_lm:HFCausalLM", options="harness.models.causal_lm_spec:CausalLMOptions",
         spec_check="harness.models.causal_lm_spec:check_spec", weight_files="harness.models.gguf:weight_files",
-        packages=("transformers", "gguf", "torch"),  # gguf de-quantises GGUF weights
+        packages=("transformers", "tokenizers", "gguf", "torch"),  # gguf de-quantises GGUF weights
     ),
 )  # fmt: skip
 
