@@ -98,7 +98,7 @@ def leaderboard_tables(
             by_task[(row["task"], limited_run_note(row["task_version"]) or "")].append(row)
     out: list[RenderableType] = []
     for task_name, limited in sorted(by_task):
-        runs = by_task[(task_name, limited)]
+        runs, older = _newest_per_slot(by_task[(task_name, limited)])
         infos, main_id = stored_metric_infos(specs.get(task_name))
         main = next((m for m in infos if m.id == main_id), MetricInfo(main_id, main_id))
         declared_others = [m for m in infos if m.scalar and m.id != main.id]
@@ -143,6 +143,13 @@ def leaderboard_tables(
         out.append(table)
         if len(done) < len(every_done):
             out.append(Text(f"  ... and {_more(len(every_done) - len(done), 'finished run')} ranked below these ({_ALL})"))
+        if older:
+            out.append(
+                Text(
+                    f"  {older:,} older run{'s' if older != 1 else ''} of a listed model, protocol and seed not shown: "
+                    "each row is the newest finished one, as on the site and in compare (harness export lists every run)"
+                )
+            )
         if len(declared_others) > len(others):
             rest = ", ".join(m.label for m in declared_others[len(others) :])
             out.append(_line(f"  also stored: {rest} (site task pages and the metrics table show every metric)"))
@@ -171,6 +178,20 @@ def leaderboard_tables(
 
 
 _ALL = "--top 0 lists every run; --task and --model narrow the tables"
+
+
+def _newest_per_slot(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The run the site and compare take of each (model, protocol, seed, task data): the newest finished one,
+    else the newest (a re-run under a new job key, e.g. after a library upgrade, leaves the old run stored).
+    Returns them in the given order and how many were left out."""
+    best: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in runs:
+        slot = (r["model"], r["protocol"], r["seed"], r["task_version"], r["data_fingerprint"])
+        held = best.get(slot)
+        if held is None or (r["status"] == "done", r["finished_at"]) > (held["status"] == "done", held["finished_at"]):
+            best[slot] = r
+    kept = {id(r) for r in best.values()}
+    return [r for r in runs if id(r) in kept], len(runs) - len(best)
 
 
 def _more(n: int, what: str) -> str:
