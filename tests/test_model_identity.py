@@ -248,6 +248,27 @@ def test_onnx_external_data_named_in_the_graph_is_part_of_the_identity(tmp_path:
     assert model_identity(spec, cache).weights_sha256 != before.weights_sha256
 
 
+def test_a_graph_nested_past_any_export_is_read_as_unparsable_not_a_recursion_error(tmp_path: Path) -> None:
+    """A crafted model.onnx of subgraphs in subgraphs (If bodies, 3 bytes a level): the walk that finds the
+    external-data files recursed once per level, and 20,000 levels ended planning with a RecursionError."""
+    from harness.models.onnx_files import external_data_locations
+
+    def field(number: int, body: bytes) -> bytes:
+        size, length = len(body), b""
+        while True:
+            length += bytes([(size & 0x7F) | (0x80 if size > 0x7F else 0)])
+            size >>= 7
+            if not size:
+                break
+        return bytes([(number << 3) | 2]) + length + body
+
+    graph = b""
+    for _ in range(20_000):  # graph.node -> node.attribute -> attribute.g -> graph ...
+        graph = field(1, field(5, field(6, graph)))
+    (tmp_path / "model.onnx").write_bytes(field(7, graph))
+    assert external_data_locations(tmp_path / "model.onnx") == []
+
+
 @pytest.mark.parametrize("family", ["hf_text", "sentence_transformers", "hf_classifier", "efficientnet_lite", "torchvision", "timm", "hf_causal_lm"])
 def test_the_torch_version_is_part_of_a_torch_model_identity(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """torch computes these families' outputs (as onnxruntime does ONNX's), and the transformers families

@@ -89,7 +89,12 @@ def external_data_locations(model_path: Path) -> list[str]:
     return found
 
 
-def _walk(buf: mmap.mmap, pos: int, end: int, kind: str, found: list[str]) -> None:
+_MAX_DEPTH = 64  # subgraphs in subgraphs (If/Loop bodies) nest a few levels; a crafted file, thousands
+
+
+def _walk(buf: mmap.mmap, pos: int, end: int, kind: str, found: list[str], depth: int = 0) -> None:
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"messages nested deeper than {_MAX_DEPTH}")
     entry: dict[int, bytes] = {}
     while pos < end:
         tag, pos = _varint(buf, pos)
@@ -105,7 +110,7 @@ def _walk(buf: mmap.mmap, pos: int, end: int, kind: str, found: list[str]) -> No
             if kind == "entry":
                 entry[field] = buf[pos : pos + size]
             elif field in _CHILDREN.get(kind, {}):
-                _walk(buf, pos, pos + size, _CHILDREN[kind][field], found)
+                _walk(buf, pos, pos + size, _CHILDREN[kind][field], found, depth + 1)
             pos += size
         else:
             raise ValueError(f"wire type {wire}")
