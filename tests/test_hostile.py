@@ -1599,6 +1599,46 @@ def test_run_prints_markup_names_verbatim(tmp_path: Path) -> None:
     assert EVIL_MODEL in result.output and EVIL_PROTOCOL in result.output and "r[/].db" in result.output
 
 
+METRIC_PLUGIN = """import dataclasses
+import random
+from harness.builtin_tasks.digits import Digits
+from harness.metrics import MetricDef
+
+
+def point(data):
+{body}
+
+
+HOSTILE = MetricDef(name="hostile", label="Hostile", point=point, bounds=(0.0, 1.0))
+
+
+class Digits2(Digits):
+    spec = dataclasses.replace(Digits.spec, name="digits2", metrics=("hostile", "accuracy", "macro_f1"), main_metric="accuracy")
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        # accuracy (computed next) read 1.000 on all-zero labels and predictions, and the run stored them: exit 0
+        ("    data.pred[:] = 0\n    data.y[:] = 0\n    return 0.5", "plug.py:8 (a metric must not change its input"),
+        # exit 0, then show, site, compare, pick and export refused the whole store (exit 2)
+        ("    return 7.5", 'metric "hostile" gave 7.5 (value) on this test set, outside the range'),
+        # a stored value its CI did not describe, exit 0
+        ("    return random.random()", 'metric "hostile" is not reproducible'),
+    ],
+    ids=["mutates-its-input", "outside-its-bounds", "random"],
+)
+def test_a_plugin_metric_that_misbehaves_fails_its_job_and_the_store_stays_readable(env: Env, body: str, needle: str) -> None:
+    suite = env.write("s.yaml", good_suite(tasks="tasks:\n" + DIGITS.replace("name: digits", "name: digits2")))
+    plugin = env.write("plug.py", METRIC_PLUGIN.format(body=body))
+    result = invoke(["run", str(suite), "--db", str(env.db), "--plugin", str(plugin)])
+    assert_clean_failure(result, 1, ("FAILED pixels / digits2 / linear_probe", needle))
+    shown = invoke(["show", "--db", str(env.db), "--task", "digits2"])
+    assert shown.exit_code == 0 and "FAILED" in shown.output, shown.output
+    assert invoke(["show", "--db", str(env.db)]).exit_code == 0
+
+
 def test_nothing_comparable_passes_only_when_asked(env: Env) -> None:
     result = invoke(nothing_comparable("--allow-nothing-comparable")(env))
     assert result.exit_code == 0, result.output

@@ -296,7 +296,7 @@ def test_ece_bins_are_bounded_before_any_job_runs() -> None:
 def test_a_metric_that_is_not_a_finite_number_is_a_note_or_names_itself() -> None:
     """inf was stored and broke the site's JSON (a traceback in harness site); None failed its job with
     'float() argument must be ...', naming no metric."""
-    from harness.metrics.core import MetricDef
+    from harness.metrics.core import MetricCodeError, MetricDef
 
     def registry(point):  # noqa: ANN001 - the plugin's function
         reg = MetricRegistry()
@@ -307,7 +307,7 @@ def test_a_metric_that_is_not_a_finite_number_is_a_note_or_names_itself() -> Non
     ev = evaluate(registry(lambda d, **p: float("inf")), data, ["a", "b"], BootstrapConfig(n_boot=100))
     assert [m.name for m in ev.values] == ["accuracy"]
     assert "odd came out inf" in ev.not_applicable["odd"] and "not stored" in ev.not_applicable["odd"]
-    with pytest.raises(ValueError, match=r'metric "odd" returned NoneType None, not a number'):
+    with pytest.raises(MetricCodeError, match=r'metric "odd" returned NoneType None, not a number'):
         evaluate(registry(lambda d, **p: None), data, ["a", "b"], BootstrapConfig(n_boot=100))
     with pytest.raises(ConfigError, match=r"params.w: metric \"odd\" needs a finite number, got inf"):
         reg = MetricRegistry()
@@ -351,3 +351,59 @@ def test_metric_bounds_are_stored_with_the_task_and_known_for_descriptions_from_
     assert described_bounds({"id": "x", "name": "a-plugin-metric"}) is None
     with pytest.raises(ValueError, match="bounds must be"):
         MetricDef(name="m", label="M", point=lambda d: 0.0, bounds=(1.0, 0.0))
+
+
+
+def _plugin_metrics(point, **fields):  # noqa: ANN001, ANN003, ANN202 - the plugin's function and MetricDef fields
+    from harness.metrics.core import MetricDef
+
+    reg = MetricRegistry()
+    reg.add(MetricDef(name="odd", label="Odd", point=point, **fields), "plugin file m.py")
+    return reg.resolve([MetricRef("odd", {}), MetricRef("accuracy", {}), MetricRef("macro_f1", {})], "accuracy", 2, where="t")
+
+
+_RNG = np.random.default_rng(0)
+HOSTILE_POINTS = {
+    "a string": (lambda d: "0.25", {}, "returned str '0.25', not a number"),  # was stored as 0.25
+    "a bool": (lambda d: True, {}, "returned bool True, not a number"),  # was stored as 1.0
+    "a numpy bool": (lambda d: np.bool_(False), {}, "returned bool np.False_, not a number"),
+    "an int too big for a float": (lambda d: 10**400, {}, "too large for a float"),  # a bare OverflowError
+    "raises": (lambda d: 1 / 0, {}, 'metric "odd" raised ZeroDivisionError: division by zero at '),
+    "a value outside its bounds": (  # stored; then every reader of the store refused the store (exit 2)
+        lambda d: 7.5, {"bounds": (0.0, 1.0)}, 'metric "odd" gave 7.5 (value) on this test set, outside the range'
+    ),
+    "a CI end outside its bounds": (
+        lambda d: 2 * float((d.y == d.pred).mean()) - 0.5,  # 1.0 on the test set, up to 1.5 on a resample
+        {"bounds": (0.0, 1.0)},
+        "(CI high end) on this test set",
+    ),
+    "random": (lambda d: _RNG.random(), {}, 'metric "odd" is not reproducible: point() gave'),  # CI of another metric
+    "a vectorised form that disagrees": (
+        lambda d: float((d.y == d.pred).mean()),
+        {"from_confusions": lambda cms: np.zeros(len(cms))},
+        "and its vectorised form from_confusions() gave 0.0",
+    ),
+    "mutates its input": (  # the next metric saw the changed predictions, and the run stored changed labels
+        lambda d: d.y.fill(0), {}, "(a metric must not change its input: MetricData's arrays are read-only)"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_POINTS))
+def test_a_plugin_metric_that_misbehaves_fails_its_job_naming_itself(case: str) -> None:
+    from harness.metrics.core import MetricCodeError
+
+    point, fields, needle = HOSTILE_POINTS[case]
+    y = np.array([0, 1, 1, 0, 1, 0, 0, 1])
+    pred = np.array([0, 1, 0, 0, 1, 1, 0, 1])
+    with pytest.raises(MetricCodeError, match="odd") as caught:
+        evaluate(_plugin_metrics(point, **fields), MetricData.of(y, pred, 2), ["a", "b"], BootstrapConfig(n_boot=100))
+    assert needle in str(caught.value)
+    assert y.tolist() == [0, 1, 1, 0, 1, 0, 0, 1] and y.flags.writeable  # the caller's arrays: untouched, its own
+
+
+def test_a_well_behaved_plugin_metric_passes_the_checks() -> None:
+    y, pred = np.array([0, 1, 1, 0, 1, 0, 0, 1]), np.array([0, 1, 0, 0, 1, 1, 0, 1])
+    metrics = _plugin_metrics(lambda d: float((d.y == d.pred).mean()), bounds=(0.0, 1.0))
+    values = {v.name: v for v in evaluate(metrics, MetricData.of(y, pred, 2), ["a", "b"], BootstrapConfig(n_boot=100)).values}
+    assert values["odd"].value == values["accuracy"].value == 0.75

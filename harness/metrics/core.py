@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -17,7 +18,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from harness.digests import plugin_code_digest
-from harness.errors import DataError
+from harness.errors import DataError, HarnessError
 from harness.records import ScoreKind
 
 Needs = Literal["labels", "scores"]
@@ -52,8 +53,10 @@ class MetricData:
         scores: Any = None,
         score_kind: ScoreKind | None = None,
     ) -> MetricData:
-        s = None if scores is None else np.asarray(scores, dtype=np.float64)
-        y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+        # Own, read-only copies: a metric's code that writes into them (a plugin's `data.pred[:] = 0`) fails its
+        # job, naming the line, instead of changing the next metric's input and the labels the run stores.
+        s = None if scores is None else _frozen(scores, np.float64)
+        y, pred = _frozen(y, np.int64), _frozen(pred, np.int64)
         for what, a in (("label", y), ("prediction", pred)):
             if a.size and (a.min() < 0 or a.max() >= n_labels):
                 raise DataError(f"a {what} is outside the {n_labels} label indices 0..{n_labels - 1}.")
@@ -72,6 +75,12 @@ class MetricData:
     @property
     def labels(self) -> list[int]:
         return list(range(self.n_labels))
+
+
+def _frozen(values: Any, dtype: type) -> np.ndarray:
+    a: np.ndarray = np.array(values, dtype=dtype)
+    a.setflags(write=False)
+    return a
 
 
 class ClassCounts(NamedTuple):
@@ -172,17 +181,31 @@ class TaskMetric:
         return self.metric.shape == "scalar"
 
     def point(self, data: MetricData) -> float:
-        value = self.metric.point(data, **self.params)
-        try:
-            return float(value)
-        except (TypeError, ValueError):  # a plugin's point(): its job fails naming the metric, not float()
-            raise ValueError(
+        value = self.values(data)
+        number = isinstance(value, (int, float, np.integer, np.floating)) or (
+            isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"
+        )
+        # A plugin's point() returning True or "0.5" was stored as 1.0 or 0.5; one returning 10**400 failed
+        # its job with a bare "int too large to convert to float", naming no metric.
+        if not number or isinstance(value, bool):
+            raise MetricCodeError(
                 f'metric "{self.id}" returned {type(value).__name__} {repr(value)[:60]}, not a number (a metric\'s '
                 "point() returns a float)."
+            )
+        try:
+            return float(value)
+        except OverflowError:
+            raise MetricCodeError(
+                f'metric "{self.id}" returned {type(value).__name__} {repr(value)[:60]}, too large for a float.'
             ) from None
 
     def values(self, data: MetricData) -> Any:
-        return self.metric.point(data, **self.params)
+        """What the metric's point function returns; an exception it raises fails the job naming the metric
+        and the line of its code that raised."""
+        try:
+            return self.metric.point(data, **self.params)
+        except Exception as exc:
+            raise MetricCodeError(_code_failure(self.id, self.metric.point, exc)) from exc
 
     def describe(self) -> dict[str, Any]:
         """What the store keeps about a task's metric (tasks.spec_json), so readers need no plugin code."""
@@ -239,9 +262,38 @@ class MetricInfo:
         return cls(tm.id, tm.label, tm.higher_is_better, tm.scalar)
 
 
+class MetricCodeError(HarnessError):
+    """A metric's code raised, or returned what no metric can: its job fails with this one paragraph."""
+
+
+def _code_failure(metric_id: str, fn: Callable[..., Any], exc: Exception) -> str:
+    code = getattr(fn, "__code__", None)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if code is None or f.filename == code.co_filename]
+    at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    detail = " ".join(str(exc).split())
+    text = f'metric "{metric_id}" raised {type(exc).__name__}' + (f": {detail}" if detail else "") + at
+    if isinstance(exc, ValueError) and "read-only" in detail:
+        text += " (a metric must not change its input: MetricData's arrays are read-only)"
+    return text + "."
+
+
 def bounds_json(bounds: tuple[float, float]) -> list[float | None]:
     """MetricDef.bounds as a stored description holds them: JSON has no infinity, an open end is null."""
     return [v if math.isfinite(v) else None for v in bounds]
+
+
+BOUNDS_SLACK = 1e-9  # floating-point sums may pass a bound by an ulp (the weighted F1 of a perfect run)
+
+
+def within_bounds(value: float, bounds: tuple[float, float]) -> bool:
+    return bounds[0] - BOUNDS_SLACK <= value <= bounds[1] + BOUNDS_SLACK
+
+
+def bounds_text(bounds: tuple[float, float]) -> str:
+    lo, hi = bounds
+    if lo == -math.inf:
+        return f"at most {hi:g}"
+    return f"at least {lo:g}" if hi == math.inf else f"from {lo:g} to {hi:g}"
 
 
 def described_bounds(d: Mapping[str, Any]) -> tuple[float, float] | None:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.metrics.core import MetricData
+from harness.metrics.core import MetricCodeError, MetricData, TaskMetric, bounds_text, within_bounds
 from harness.metrics.registry import TaskMetrics
-from harness.metrics.resample import percentile_ci, resampled_values
+from harness.metrics.resample import percentile_ci, resampled_values, values_at
 from harness.records import MetricValue
 from harness.seeding import check_seed
 
@@ -70,11 +70,51 @@ def evaluate(
             else:
                 points[metric.id] = value
     scalar = [m for m in metrics.scalar() if m.id in points]
+    if scalar and len(data):
+        _check_reproducible(scalar, data, points)
     boot = resampled_values(scalar, [data], cfg.n_boot, cfg.seed) if scalar and len(data) else {}
     for metric in scalar:
         low, high = percentile_ci(boot[metric.id][0], cfg.confidence) if boot else (None, None)
         out.append(MetricValue(metric.id, points[metric.id], low, high))
+    _check_bounds(metrics, out)
     order = {m.id: i for i, m in enumerate(metrics.metrics)}
     out.sort(key=lambda v: order.get(v.name.split("/")[0], len(order)))
     return Evaluation(tuple(out), notes, confusion)
 
+
+
+def _form(metric: TaskMetric) -> str:
+    fn = metric.metric
+    return next(
+        (name for name in ("from_counts", "from_confusions", "resampled") if getattr(fn, name) is not None), "point"
+    )
+
+
+def _check_reproducible(scalar: Sequence[TaskMetric], data: MetricData, points: Mapping[str, float]) -> None:
+    """Each metric again on the whole test set, in the form its bootstrap uses: a metric that is random, or whose
+    vectorised form disagrees with its point function, had a stored value its CI did not describe."""
+    again = values_at(scalar, [data], np.arange(len(data))[None, :])
+    for metric in scalar:
+        first, second = points[metric.id], float(again[metric.id][0, 0])
+        if not np.isclose(first, second, rtol=1e-6, atol=1e-9):
+            how = "point()" if _form(metric) == "point" else f"its vectorised form {_form(metric)}()"
+            raise MetricCodeError(
+                f'metric "{metric.id}" is not reproducible: point() gave {first!r} on the test set and {how} gave '
+                f"{second!r} on the same examples. A metric must be a deterministic function of the predictions "
+                "(seed any randomness), with vectorised forms that agree with point(); otherwise its bootstrap CI "
+                "does not describe the value stored."
+            )
+
+
+def _check_bounds(metrics: TaskMetrics, values: Sequence[MetricValue]) -> None:
+    """A value outside its metric's declared range is a fault of the metric's code (or bounds): stored, it made
+    every reader of the store refuse the store."""
+    for v in values:
+        metric = metrics.get(v.name.split("/", 1)[0])
+        bounds = metric.metric.bounds
+        for what, x in (("value", v.value), ("CI low end", v.ci_low), ("CI high end", v.ci_high)):
+            if bounds is not None and x is not None and math.isfinite(x) and not within_bounds(x, bounds):
+                raise MetricCodeError(
+                    f'metric "{v.name}" gave {x!r} ({what}) on this test set, outside the range its definition '
+                    f"declares ({bounds_text(bounds)}, MetricDef.bounds): fix the metric or its bounds. Not stored."
+                )

@@ -94,31 +94,37 @@ def resampled_values(
     """metric id -> (len(datas), n_boot) values; every data (model) sees the same resampled examples.
 
     All datas must hold the same examples in the same order (checked by the callers)."""
-    n = len(datas[0])
     out = {m.id: np.empty((len(datas), n_boot)) for m in metrics}
-    by_counts = [m for m in metrics if m.metric.from_counts is not None]
     pos = 0
-    for idx in resample_indices(n, n_boot, seed):
-        rows = slice(pos, pos + len(idx))
-        for batch, counts in class_counts(datas, idx) if by_counts else ():
-            for metric in by_counts:
-                assert metric.metric.from_counts is not None
-                values = metric.metric.from_counts(counts, **metric.params)
-                out[metric.id][batch, rows] = np.asarray(values).reshape(len(idx), len(batch)).T
-        for j, data in enumerate(datas):
-            cms: np.ndarray | None = None
-            for metric in metrics:
-                fn = metric.metric
-                if fn.from_counts is not None:
-                    continue
-                if fn.from_confusions is not None:
-                    cms = confusions(data, idx) if cms is None else cms
-                    out[metric.id][j, rows] = fn.from_confusions(cms, **metric.params)
-                elif fn.resampled is not None:
-                    out[metric.id][j, rows] = fn.resampled(data, idx, **metric.params)
-                else:
-                    out[metric.id][j, rows] = [metric.point(data.take(row)) for row in idx]
+    for idx in resample_indices(len(datas[0]), n_boot, seed):
+        for metric_id, values in values_at(metrics, datas, idx).items():
+            out[metric_id][:, pos : pos + len(idx)] = values
         pos += len(idx)
+    return out
+
+
+def values_at(metrics: Sequence[TaskMetric], datas: Sequence[MetricData], idx: np.ndarray) -> dict[str, np.ndarray]:
+    """metric id -> (len(datas), m) values on the m resamples (rows of idx), each metric in its cheapest form."""
+    out = {m.id: np.empty((len(datas), len(idx))) for m in metrics}
+    by_counts = [m for m in metrics if m.metric.from_counts is not None]
+    for batch, counts in class_counts(datas, idx) if by_counts else ():
+        for metric in by_counts:
+            assert metric.metric.from_counts is not None
+            values = metric.metric.from_counts(counts, **metric.params)
+            out[metric.id][batch] = np.asarray(values).reshape(len(idx), len(batch)).T
+    for j, data in enumerate(datas):
+        cms: np.ndarray | None = None
+        for metric in metrics:
+            fn = metric.metric
+            if fn.from_counts is not None:
+                continue
+            if fn.from_confusions is not None:
+                cms = confusions(data, idx) if cms is None else cms
+                out[metric.id][j] = fn.from_confusions(cms, **metric.params)
+            elif fn.resampled is not None:
+                out[metric.id][j] = fn.resampled(data, idx, **metric.params)
+            else:
+                out[metric.id][j] = [metric.point(data.take(row)) for row in idx]
     return out
 
 

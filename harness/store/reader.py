@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError, close_match
+from harness.metrics.core import BOUNDS_SLACK, bounds_text, within_bounds
 from harness.records import ClassScores, MetricValue, ScoreKind, TimingRecord
 from harness.store.rows import (
     ClassDetail,
@@ -922,7 +923,7 @@ def _json_list(raw: str | None) -> list[Any]:
 # calls the full check only for a row it doubts); check_stored_numbers scans for text where a number
 # belongs, to name the value behind a failure elsewhere.
 
-_SLACK = 1e-9  # floating-point sums may pass a bound by an ulp (the weighted F1 of a perfect run)
+_SLACK = BOUNDS_SLACK
 _INF = math.inf
 _BIG = 1.7976931348623157e308  # the largest finite float
 _OPEN = (-_BIG, _BIG)
@@ -952,13 +953,6 @@ def _is_number(v: Any) -> bool:
     return (v.__class__ is float or (isinstance(v, int) and not isinstance(v, bool))) and -_INF < v < _INF
 
 
-def _range_text(bounds: tuple[float, float]) -> str:
-    lo, hi = bounds
-    if lo == -_INF:
-        return f"at most {hi:g}"
-    return f"at least {lo:g}" if hi == _INF else f"from {lo:g} to {hi:g}"
-
-
 def _numbers(
     run_key: str, name: str, value: Any, ci_low: Any, ci_high: Any, bounds: tuple[float, float] | None = None
 ) -> bool:
@@ -971,8 +965,8 @@ def _numbers(
             continue
         if not _is_number(v):
             raise StoredValueError("metrics", column, row, v, "a finite number" + (" or NULL" if column != "value" else ""))
-        if bounds is not None and not bounds[0] - _SLACK <= v <= bounds[1] + _SLACK:
-            raise StoredValueError("metrics", column, row, v, f"a number {_range_text(bounds)} (the metric's range)")
+        if bounds is not None and not within_bounds(v, bounds):
+            raise StoredValueError("metrics", column, row, v, f"a number {bounds_text(bounds)} (the metric's range)")
     if ci_low is not None and ci_high is not None and ci_low > ci_high:
         raise StoredValueError(
             "metrics", "ci_low", row, ci_low, f"at most its ci_high, {ci_high!r} (an interval runs from low to high)"
