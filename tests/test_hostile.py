@@ -1226,6 +1226,29 @@ CASES |= {
     "baseline-json-model-with-escape-codes": Case(
         baseline_json(_set("model", "m\x1b]0;owned\x07")), ("runs[0].model", "without control characters", "'m\\x1b]0;owned\\x07'")
     ),
+    # compare asked numpy for a (1000, 10**15, 10**15) confusion stack: a MemoryError traceback, exit 1
+    "baseline-json-n-labels-huge": Case(
+        baseline_json(_set("n_labels", 10**15)),
+        ("runs[0].n_labels: expected 10, the number of labels config.task.prompting.labels lists", "1000000000000000"),
+    ),
+    "baseline-json-n-labels-huge-without-the-label-list": Case(
+        baseline_json(lambda d: [d["runs"][0]["config"]["task"].pop("prompting"), _set("n_labels", 10**15)(d)]),
+        ("runs[0].n_labels: expected a number of labels from 1 to 10,000",),
+    ),
+    # the later entry decided the verdict (ok one way round, improved the other), exit 0
+    "baseline-json-run-given-twice": Case(
+        baseline_json(lambda d: d["runs"].append({**d["runs"][0], "metrics": {}})),
+        ("runs[0] and runs[2] are both", "/ seed 0; a baseline holds one run of each (model, task, protocol, seed)"),
+    ),
+    # a repeated id paired the wrong predictions: "not comparable: ground-truth labels differ", exit 0
+    "baseline-json-example-id-repeated": Case(
+        baseline_json(lambda d: d["runs"][0]["predictions"]["ids"].__setitem__(1, d["runs"][0]["predictions"]["ids"][0])),
+        ("runs[0].predictions.ids: expected distinct example ids (strings)",),
+    ),
+    "baseline-json-example-id-number": Case(
+        baseline_json(lambda d: d["runs"][0]["predictions"].__setitem__("ids", list(range(100)))),
+        ("runs[0].predictions.ids: expected distinct example ids (strings), got int 0",),
+    ),
     "baseline-json-not-json": Case(
         lambda env: [
             "compare",

@@ -100,8 +100,16 @@ def read_baseline(path: Path) -> list[dict[str, Any]]:
     raw = data.get("runs")
     if not isinstance(raw, list):
         raise HarnessError(f'{path}: "runs" must be a list of runs.')
+    first: dict[tuple[Any, ...], int] = {}
     for i, entry in enumerate(raw):
         _check_run_entry(entry, f"{path}: runs[{i}]")
+        slot = (entry["model"], entry["task"], entry["protocol"], entry["seed"])
+        if slot in first:  # export-baseline writes one run per slot; which to compare against was left to order
+            raise HarnessError(
+                f"{path}: runs[{first[slot]}] and runs[{i}] are both {slot[0]!r} / {slot[1]!r} / {slot[2]!r} / seed "
+                f"{slot[3]}; a baseline holds one run of each (model, task, protocol, seed). {_REEXPORT}"
+            )
+        first[slot] = i
     return raw
 
 
@@ -158,12 +166,18 @@ def _check_run_entry(d: Any, where: str, fix: str = _REEXPORT) -> None:
         ok = isinstance(stat, list) and 1 <= len(stat) <= 3 and _finite(stat[0])
         if not ok or any(v is not None and not _finite(v) for v in stat):
             raise _bad(f"{where}.metrics.{name}", "[value, ci_low, ci_high] finite numbers (a CI end may be null)", stat, fix)
+    n_labels = d.get("n_labels")
+    if n_labels is not None:
+        _check_n_labels(d, n_labels, where, fix)
     preds = d.get("predictions")
     if preds:
         ids = preds.get("ids")
         if not isinstance(ids, list):
             raise _bad(f"{where}.predictions.ids", "a list of example ids", ids, fix)
-        n_labels = d.get("n_labels")
+        # Ids pair the two sides' examples: a repeated one paired the wrong predictions ("labels differ").
+        odd = [i for i in ids if not isinstance(i, str)][:1] or [i for i in [_repeated(ids)] if i is not None]
+        if odd:
+            raise _bad(f"{where}.predictions.ids", "distinct example ids (strings)", odd[0], fix)
         for part in ("labels", "preds"):
             values = preds.get(part)
             if not (isinstance(values, list) and len(values) == len(ids)) or not all(
@@ -176,6 +190,30 @@ def _check_run_entry(d: Any, where: str, fix: str = _REEXPORT) -> None:
                 raise _bad(f"{where}.predictions.{part}", f"class indices from {indices}", outside, fix)
     _check_timing_types(d, where, fix)
     _check_numbers(d, where, fix)
+
+
+def _repeated(values: Sequence[Any]) -> Any:
+    seen: set[Any] = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
+MAX_LABELS = 10_000  # without the task's label list: compare builds (resamples, labels, labels) confusion stacks
+
+
+def _check_n_labels(d: dict[str, Any], n_labels: int, where: str, fix: str) -> None:
+    """n_labels is the number of labels the run's task lists (10**15 made compare ask numpy for petabytes)."""
+    task = (d.get("config") or {}).get("task")
+    prompting = task.get("prompting") if isinstance(task, dict) else None
+    labels = prompting.get("labels") if isinstance(prompting, dict) else None
+    if isinstance(labels, list):
+        if n_labels != len(labels):
+            raise _bad(f"{where}.n_labels", f"{len(labels)}, the number of labels config.task.prompting.labels lists", n_labels, fix)
+    elif not 1 <= n_labels <= MAX_LABELS:
+        raise _bad(f"{where}.n_labels", f"a number of labels from 1 to {MAX_LABELS:,}", n_labels, fix)
 
 
 def _check_numbers(d: dict[str, Any], where: str, fix: str) -> None:
