@@ -22,6 +22,7 @@ from result_fixtures import (
     logreg,
     make_record,
     measured_timing,
+    task_metrics,
     train,
     write_store,
 )
@@ -340,6 +341,32 @@ def test_nothing_tested_is_not_reported_as_nothing_finished_on_both_sides(tmp_pa
     (problem,) = report.problems
     assert problem.startswith("Nothing tested: 1 (model, task, protocol) have a finished run on both sides")
     assert "logreg / digits-fixture / linear_probe" in problem and "no (model, task, protocol) has" not in problem
+
+
+@pytest.mark.parametrize("with_predictions", [True, False])
+def test_a_metric_whose_definition_changed_is_recomputed_or_not_compared(tmp_path: Path, models, with_predictions: bool) -> None:
+    """The task's `topk` is top-2 accuracy in the baseline and top-3 in the candidate. Without predictions to
+    recompute it, the stored top-2 and top-3 values were compared as one metric and decided the verdict."""
+    full = models["full"]
+
+    def store(path: Path, k: int) -> Path:
+        metrics = task_metrics((MetricRef("top_k_accuracy", {"k": k}, "topk"), "accuracy"), "topk")
+        return write_store(path, [make_record(full, metrics=metrics, with_predictions=with_predictions)], metrics=metrics)
+
+    (pair,) = _report(store(tmp_path / "b.db", 2), store(tmp_path / "c.db", 3)).pairs
+    changed = 'topk: its definition changed (top_k_accuracy {"k": 2} -> top_k_accuracy {"k": 3})'
+    if with_predictions:  # both sides recomputed with the candidate's definition: a fair comparison, said so
+        assert pair.verdict == "ok" and pair.metrics[0].paired and pair.metrics[0].diff == 0
+        assert any(n.startswith(changed + "; both sides recomputed") for n in pair.notes)
+    else:
+        assert pair.verdict == "not_comparable"
+        assert pair.reasons == (
+            'Not comparable: the definition of the gated metric topk changed (top_k_accuracy {"k": 2} -> '
+            'top_k_accuracy {"k": 3}), and it cannot be recomputed on both sides from per-example predictions.',
+        )
+        assert any(n.startswith(changed + " and it is not recomputed here") for n in pair.notes)
+        assert pair.metrics[0].test == "none"
+        assert _report(store(tmp_path / "b2.db", 2), store(tmp_path / "c2.db", 2)).pairs[0].verdict != "not_comparable"
 
 
 COST_METRIC = Path(__file__).resolve().parent.parent / "docs" / "examples" / "cost_metric.py"

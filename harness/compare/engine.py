@@ -563,8 +563,29 @@ def compare_metrics(
                 "stored values and CIs only."
             )
 
+    changed = _changed_definitions(base, cand)
+
+    def stored(name: str) -> MetricComparison:
+        """The stored values of both sides; none where the metric's definition differs between the sides (the
+        numbers measure different things: top-2 accuracy against top-3 passed or failed the gate)."""
+        if name not in changed:
+            return _unpaired(name, base, cand, hib[name])
+        notes.append(f"{name}: its definition changed ({changed[name]}) and it is not recomputed here: stored values not compared.")
+        return _unpaired(name, (), (), hib[name])
+
+    gate_changed = (
+        f"Not comparable: the definition of the gated metric {gate} changed ({changed[gate]}), and it cannot be "
+        "recomputed on both sides from per-example predictions."
+        if gate in changed
+        else None
+    )
+
+    def stored_all(problem: str | None = None) -> tuple[tuple[MetricComparison, ...], list[str], str | None]:
+        return tuple(stored(n) for n in names), notes, problem or gate_changed
+
     def unpaired_all(extra: list[str], problem: str | None = None) -> tuple[tuple[MetricComparison, ...], list[str], str | None]:
-        return tuple(_unpaired(n, base, cand, hib[n]) for n in names), notes + extra, problem
+        notes.extend(extra)
+        return stored_all(problem)
 
     runs = [*base, *cand]
     if any(r.predictions is None for r in runs):
@@ -581,23 +602,37 @@ def compare_metrics(
     y = aligned[0].y
     mismatched = max(int(np.sum(d.y != y)) for d in aligned)
     if mismatched:
-        problem = f"Not comparable: ground-truth labels differ on {mismatched} of {len(ids)} shared examples."
-        return tuple(_unpaired(n, base, cand, hib[n]) for n in names), notes, problem
+        return stored_all(f"Not comparable: ground-truth labels differ on {mismatched} of {len(ids)} shared examples.")
 
     sizes = {len(r.predictions.ids) for r in runs}  # type: ignore[union-attr]
     if sizes != {len(ids)}:
         notes.append(f"Compared on the {len(ids)} test examples both sides share (run sizes: {sorted(sizes)}).")
     out = []
+    problem = None
     for name in names:
         metric = resolved[name]
         reason = next((why for d in aligned if metric and (why := metric.metric.not_applicable(d))), None)
         if metric is None or reason:
             if reason:
                 notes.append(f"{name}: {reason} Compared by stored values and CIs only.")
-            out.append(_unpaired(name, base, cand, hib[name]))
+            out.append(stored(name))
+            if name == gate:
+                problem = gate_changed
             continue
+        if name in changed:
+            notes.append(f"{name}: its definition changed ({changed[name]}); both sides recomputed with the candidate's.")
         out.append(_paired(metric, aligned[: len(base)], aligned[len(base) :], policy))
-    return tuple(out), notes, None
+    return tuple(out), notes, problem
+
+
+def _changed_definitions(base: Sequence[RunResult], cand: Sequence[RunResult]) -> dict[str, str]:
+    """Metric id -> "definition -> definition" for the ids both sides declare with a different metric or parameters."""
+
+    def text(d: Mapping[str, Any]) -> str:
+        return f"{d.get('name')} {_canon(d.get('params') or {})}"
+
+    b, c = _descriptions(base), _descriptions(cand)
+    return {i: f"{text(b[i])} -> {text(c[i])}" for i in b.keys() & c.keys() if text(b[i]) != text(c[i])}
 
 
 def _aligned(run: RunResult, ids: Sequence[str]) -> MetricData:
