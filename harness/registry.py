@@ -16,13 +16,14 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import os
 import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.data.task_options import CachedTask, ConfiguredTask, TaskOptions
 from harness.data.yaml_task import YamlTask
@@ -99,20 +100,33 @@ def _import_path(path: Path) -> ModuleType:
         raise ConfigError(f"Plugin {path}: cannot be imported as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+    real_exit = os._exit
+    os._exit = _refuse_os_exit  # it ended the command at once with the plugin's status, 0 included
     try:
         spec.loader.exec_module(module)
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt from a plugin must not end the run
         del sys.modules[module_name]
         raise ConfigError(_import_failure(path, exc)) from None
+    finally:
+        os._exit = real_exit
     return module
+
+
+class _OsExit(BaseException):
+    """os._exit called by a plugin being imported."""
+
+
+def _refuse_os_exit(status: int) -> NoReturn:
+    raise _OsExit(status)
 
 
 def _import_failure(path: Path, exc: BaseException) -> str:
     """One paragraph: what the plugin raised while being imported and the line of the plugin that did it."""
     lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
     at = f" (line {lines[-1]})" if lines else ""
-    if isinstance(exc, SystemExit):
-        what = f"it called sys.exit({exc.code!r}) (a plugin must define tasks, not end the program)"
+    if isinstance(exc, (SystemExit, _OsExit)):
+        call = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"os._exit({exc.args[0]!r})"
+        what = f"it called {call} (a plugin must define tasks, not end the program)"
     else:
         detail = " ".join(str(exc).split())
         what = type(exc).__name__ + (f": {detail}" if detail else "")
@@ -160,8 +174,7 @@ def discover_metrics(plugins: Sequence[Path | str] = ()) -> MetricRegistry:
     """Built-in metrics + the harness.metrics entry point group + MetricDefs of the .py plugins named (task
     files and folders among them are TaskRegistry's; a path that does not exist is an error, not ignored)."""
     found = _entry_point_metrics()
-    for raw in plugins:
-        path = _plugin_path(raw)
+    for path in _plugin_paths(plugins):
         if path.suffix == ".py" and not path.is_dir():
             found.extend((m, f"plugin file {path}") for m in _module_metrics(_import_path(path)))
     return MetricRegistry(found)
@@ -199,8 +212,13 @@ def _plugin_path(raw: Path | str) -> Path:
     return path
 
 
-def _path_tasks(raw: Path | str) -> list[tuple[Task, str]]:
-    path = _plugin_path(raw)
+def _plugin_paths(plugins: Sequence[Path | str]) -> list[Path]:
+    """Each plugin path once: a file named twice (in a suite's plugins: and by --plugin) was loaded twice, and
+    refused as defining every one of its tasks and metrics twice."""
+    return list(dict.fromkeys(_plugin_path(raw) for raw in plugins))
+
+
+def _path_tasks(path: Path) -> list[tuple[Task, str]]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in _YAML_SUFFIXES and p.is_file())
         if not files:
@@ -239,7 +257,7 @@ class TaskRegistry:
     def discover(cls, plugins: Sequence[Path | str] = ()) -> TaskRegistry:
         entries = _builtin_tasks()
         entries += _entry_point_tasks()
-        for path in plugins:
+        for path in _plugin_paths(plugins):
             entries += _path_tasks(path)
         return cls(entries, discover_metrics(plugins))
 

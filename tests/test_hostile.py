@@ -1662,6 +1662,31 @@ def test_a_plugin_metric_that_misbehaves_fails_its_job_and_the_store_stays_reada
     assert invoke(["show", "--db", str(env.db)]).exit_code == 0
 
 
+def test_a_plugin_calling_os_exit_at_import_is_a_clear_error(env: Env) -> None:
+    """os._exit(0) in a plugin ended `harness run` at once with exit 0 and an empty new store. In a subprocess:
+    without the guard it would end the test session too."""
+    plugin = env.write("plug.py", "import os\nos._exit(0)\n")
+    db = env.tmp / "new.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", str(env.write("s.yaml", good_suite())), "--db", str(db), "--plugin", str(plugin)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "plug.py failed to import (line 2): it called os._exit(0)" in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr and not db.exists()
+
+
+def test_a_plugin_named_twice_is_loaded_once(env: Env) -> None:
+    """A suite's plugins: and --plugin naming one file: it was refused as defining each of its tasks and metrics
+    twice ('Two metrics are named "hostile": one from plugin file X, one from plugin file X')."""
+    plugin = env.write("plug.py", METRIC_PLUGIN.format(body="    return 0.5"))
+    suite = env.write("s.yaml", good_suite(tasks="tasks:\n" + DIGITS.replace("name: digits", "name: digits2")) + "plugins: [plug.py]\n")
+    result = invoke(["run", str(suite), "--db", str(env.db), "--plugin", str(plugin), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    listed = invoke(["tasks", "--plugin", str(plugin), "--plugin", str(env.tmp / "." / "plug.py")])
+    assert listed.exit_code == 0 and "digits2" in listed.output, listed.output
+
+
 def test_nothing_comparable_passes_only_when_asked(env: Env) -> None:
     result = invoke(nothing_comparable("--allow-nothing-comparable")(env))
     assert result.exit_code == 0, result.output
