@@ -11,6 +11,7 @@ so a bad `metrics:` / `main_metric:` is a ConfigError at load naming the file an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
@@ -103,7 +104,8 @@ def _import_path(path: Path) -> ModuleType:
     real_exit = os._exit
     os._exit = _refuse_os_exit  # it ended the command at once with the plugin's status, 0 included
     try:
-        spec.loader.exec_module(module)
+        with contextlib.redirect_stdout(sys.stderr):  # its print() went into `tasks --json` and the like
+            spec.loader.exec_module(module)
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt from a plugin must not end the run
         del sys.modules[module_name]
         raise ConfigError(_import_failure(path, exc)) from None

@@ -1687,6 +1687,27 @@ def test_a_plugin_named_twice_is_loaded_once(env: Env) -> None:
     assert listed.exit_code == 0 and "digits2" in listed.output, listed.output
 
 
+def test_a_plugin_that_prints_leaves_json_output_parseable(env: Env) -> None:
+    """A plugin's print() at import and in its metric went to stdout, into the JSON of tasks --json, compare
+    --format json and pick --json."""
+    plugin = env.write("plug.py", "print('noise at import')\n" + METRIC_PLUGIN.format(body="    print('noise')\n    return 0.5"))
+    listed = invoke(["tasks", "--json", "--plugin", str(plugin)])  # the first import of the plugin
+    assert listed.exit_code == 0 and json.loads(listed.stdout) and "noise at import" in listed.stderr, listed.output
+    suite = env.write("s.yaml", good_suite(tasks="tasks:\n" + DIGITS.replace("name: digits", "name: digits2")))
+    assert invoke(["run", str(suite), "--db", str(env.db), "--plugin", str(plugin), "--quiet"]).exit_code == 0
+    other = env.tmp / "other.db"
+    checkpoint(env.db)
+    shutil.copyfile(env.db, other)
+    for args in (
+        ["compare", "--baseline", str(env.db), "--candidate", str(other), "--task", "digits2", "--format", "json"],
+        ["pick", "--task", "digits2", "--db", str(env.db), "--metric", "hostile", "--json"],
+    ):
+        result = invoke([*args, "--plugin", str(plugin)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout), args
+        assert "noise" in result.stderr or args[0] == "pick", args  # pick with one candidate tests nothing
+
+
 def test_nothing_comparable_passes_only_when_asked(env: Env) -> None:
     result = invoke(nothing_comparable("--allow-nothing-comparable")(env))
     assert result.exit_code == 0, result.output

@@ -7,6 +7,7 @@ or a candidate run failed), 2 usage or data error (raised as HarnessError; the C
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 from pathlib import Path
@@ -169,7 +170,9 @@ def compare(
         )
     from harness.registry import discover_metrics
 
-    report = compare_results(base, cand, policy, discover_metrics(plugin or []))
+    # A plugin's print() (at import, or in its metric) went into the report on stdout: JSON no script could parse.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = compare_results(base, cand, policy, discover_metrics(plugin or []))
 
     if output_format == "table":
         if out is None:

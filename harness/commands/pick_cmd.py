@@ -5,6 +5,7 @@ Exit codes: 0 a model was recommended, 1 no candidate satisfies the constraints,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -96,10 +97,11 @@ def pick_command(
     )
     from harness.registry import discover_metrics
 
-    result = pick(
-        db, task, protocol=protocol, constraints=constraints, metric=metric, hardware=hardware, alpha=alpha,
-        n_boot=n_boot, metrics=discover_metrics(plugin or []),
-    )  # fmt: skip
+    with contextlib.redirect_stdout(sys.stderr):  # a plugin's print() would go into the --json output
+        result = pick(
+            db, task, protocol=protocol, constraints=constraints, metric=metric, hardware=hardware, alpha=alpha,
+            n_boot=n_boot, metrics=discover_metrics(plugin or []),
+        )  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(result_as_dict(result), indent=2) + "\n")
     else:
