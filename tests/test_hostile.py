@@ -619,6 +619,11 @@ CASES |= {
     ),
     "compare-max-drop-negative": Case(compare("--max-drop", "-0.1"), ("key 'max_drop' is an allowed drop, a finite number >= 0", "got -0.1")),
     "compare-max-drop-inf": Case(compare("--max-drop", "inf"), ("key 'max_drop' is an allowed drop, a finite number", "got inf")),
+    # an allowed drop as wide as the metric's range: no pair could fail, and compare passed (exit 0)
+    "compare-max-drop-the-metrics-whole-range": Case(
+        compare("--max-drop", "1e308"),
+        ("max_drop 1e+308", "whole range of the gated metric macro_f1 of task digits (from 0 to 1)", "could never fail"),
+    ),
     "compare-latency-ratio-inf": Case(compare("--max-latency-ratio", "1e999"), ("key 'max_latency_ratio' must be a finite number >= 1", "got inf")),
     "compare-latency-ratio-nan": Case(compare("--max-latency-ratio", "nan"), ("key 'max_latency_ratio' must be a number, got nan",)),
 }

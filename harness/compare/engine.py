@@ -34,6 +34,7 @@ from harness.compare.policy import Policy
 from harness.compare.results import ResultSet
 from harness.errors import HarnessError, close_match, code_points, spelled_apart
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
+from harness.metrics.core import bounds_text, described_bounds
 from harness.metrics.evaluate import MAX_N_BOOT
 from harness.metrics.registry import metric_from_description
 from harness.metrics.stats import holm, mcnemar, paired_bootstrap, uses_mcnemar
@@ -262,6 +263,7 @@ def _check_gates_computable(
         description = _descriptions([*b, *c]).get(gate, {"id": gate, "name": gate})
         if metric_from_description(description, registry) is None:
             missing.setdefault((gate, str(description.get("name", gate))), []).append(key[1])
+        _check_max_drop(policy, gate, key[1], described_bounds(description))
     if not missing:
         return
     parts = []
@@ -275,6 +277,16 @@ def _check_gates_computable(
         "so it needs the definition: pass --plugin FILE, the .py file that defines the metric (as given to "
         "harness run), or gate on a built-in metric with --metric."
     )
+
+
+def _check_max_drop(policy: Policy, gate: str, task: str, bounds: tuple[float, float] | None) -> None:
+    """An allowed drop as wide as the gated metric's whole range (max_drop 5 for a share) passed every pair."""
+    if bounds is not None and policy.max_drop >= bounds[1] - bounds[0]:
+        raise HarnessError(
+            f"max_drop {policy.max_drop:g} (--max-drop, policy key max_drop) is at least the whole range of the gated "
+            f"metric {gate} of task {task} ({bounds_text(bounds)}): no drop could fail the gate, so the check could "
+            f"never fail. Give an allowed drop below {bounds[1] - bounds[0]:g} (e.g. 0.01)."
+        )
 
 
 def _check_metric_name(name: str, runs: Sequence[RunResult], registry: MetricRegistry) -> None:
