@@ -383,6 +383,11 @@ HOSTILE_POINTS = {
         {"from_confusions": lambda cms: np.zeros(len(cms))},
         "and its vectorised form from_confusions() gave 0.0",
     ),
+    "a vectorised form returning one number": (  # spread over every resample: a CI of width 0, exit 0
+        lambda d: float((d.y == d.pred).mean()),
+        {"from_confusions": lambda cms: float(np.trace(cms.sum(0)) / cms.sum())},
+        "its from_confusions() returned float of shape (); expected one number per resample, shape (1,)",
+    ),
     "mutates its input": (  # the next metric saw the changed predictions, and the run stored changed labels
         lambda d: d.y.fill(0), {}, "(a metric must not change its input: MetricData's arrays are read-only)"
     ),
@@ -407,3 +412,28 @@ def test_a_well_behaved_plugin_metric_passes_the_checks() -> None:
     metrics = _plugin_metrics(lambda d: float((d.y == d.pred).mean()), bounds=(0.0, 1.0))
     values = {v.name: v for v in evaluate(metrics, MetricData.of(y, pred, 2), ["a", "b"], BootstrapConfig(n_boot=100)).values}
     assert values["odd"].value == values["accuracy"].value == 0.75
+
+
+def test_a_plugin_metrics_check_params_that_raises_or_returns_a_non_text_is_a_config_error() -> None:
+    """check_params raising ended `harness run` with a ZeroDivisionError traceback; returning True printed
+    'metric "odd": True.'."""
+    from harness.metrics.core import MetricDef
+
+    for check, needle in (
+        (lambda p, n: 1 / 0, 'metric "odd" (m.py): its check_params raised ZeroDivisionError: division by zero.'),
+        (lambda p, n: True, 'its check_params returned bool True; expected None (the parameters are valid) or an error text.'),
+    ):
+        reg = MetricRegistry()
+        reg.add(MetricDef(name="odd", label="Odd", point=lambda d, w: 0.5, params={"w": 1}, check_params=check), "m.py")
+        with pytest.raises(ConfigError) as caught:
+            reg.resolve([MetricRef("odd", {})], "odd", 2, where="t.yaml")
+        assert str(caught.value).startswith("t.yaml: key 'metrics[0]': ") and needle in str(caught.value)
+
+
+@pytest.mark.parametrize(("field", "value"), [("needs", "score"), ("shape", "vector")])
+def test_a_metric_def_with_an_unknown_needs_or_shape_is_refused(field: str, value: str) -> None:
+    """needs="score" (a typo) was read as "labels": the metric ran without the class scores it needed."""
+    from harness.metrics.core import MetricDef
+
+    with pytest.raises(ValueError, match=f"metric 'odd': {field} must be one of .*got '{value}'"):
+        MetricDef(name="odd", label="Odd", point=lambda d: 0.5, **{field: value})

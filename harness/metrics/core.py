@@ -135,6 +135,10 @@ class MetricDef:
     bounds: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        # A plugin's typo (needs="score") was read as "labels": the metric ran without the scores it needs.
+        for key, value, allowed in (("needs", self.needs, ("labels", "scores")), ("shape", self.shape, ("scalar", "per_class", "matrix"))):
+            if value not in allowed:
+                raise ValueError(f"metric {self.name!r}: {key} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
         b = self.bounds
         if b is not None and not (
             isinstance(b, tuple) and len(b) == 2 and all(isinstance(v, (int, float)) for v in b) and b[0] < b[1]

@@ -149,7 +149,18 @@ class MetricRegistry:
                     raise ConfigError(f'{where}.params: metric "{metric.name}" needs parameter "{key}".')
                 params[key] = default
         if metric.check_params is not None:
-            problem = metric.check_params(params, n_labels)
+            try:
+                problem = metric.check_params(params, n_labels)
+            except Exception as exc:  # a plugin's check: one paragraph naming it, not a traceback
+                raise ConfigError(
+                    f'{where}: metric "{metric.name}" ({self._origins[metric.name]}): its check_params raised '
+                    f"{type(exc).__name__}: {exc}."
+                ) from None
+            if problem is not None and not isinstance(problem, str):
+                raise ConfigError(
+                    f'{where}: metric "{metric.name}" ({self._origins[metric.name]}): its check_params returned '
+                    f"{type(problem).__name__} {problem!r}; expected None (the parameters are valid) or an error text."
+                )
             if problem:
                 raise ConfigError(f'{where}: metric "{metric.name}": {problem}.')
         metric_id = ref.id or ref.name

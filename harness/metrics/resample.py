@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from harness.metrics.core import ClassCounts, MetricData, TaskMetric
+from harness.metrics.core import ClassCounts, MetricCodeError, MetricData, TaskMetric
 
 # Cells of one (chunk, n) index matrix: bounds memory (32 MB of int64) whatever n is.
 CHUNK_CELLS = 4_000_000
@@ -110,8 +110,8 @@ def values_at(metrics: Sequence[TaskMetric], datas: Sequence[MetricData], idx: n
     for batch, counts in class_counts(datas, idx) if by_counts else ():
         for metric in by_counts:
             assert metric.metric.from_counts is not None
-            values = metric.metric.from_counts(counts, **metric.params)
-            out[metric.id][batch] = np.asarray(values).reshape(len(idx), len(batch)).T
+            values = _shaped(metric, "from_counts", metric.metric.from_counts(counts, **metric.params), len(idx) * len(batch))
+            out[metric.id][batch] = values.reshape(len(idx), len(batch)).T
     for j, data in enumerate(datas):
         cms: np.ndarray | None = None
         for metric in metrics:
@@ -120,11 +120,26 @@ def values_at(metrics: Sequence[TaskMetric], datas: Sequence[MetricData], idx: n
                 continue
             if fn.from_confusions is not None:
                 cms = confusions(data, idx) if cms is None else cms
-                out[metric.id][j] = fn.from_confusions(cms, **metric.params)
+                out[metric.id][j] = _shaped(metric, "from_confusions", fn.from_confusions(cms, **metric.params), len(idx))
             elif fn.resampled is not None:
-                out[metric.id][j] = fn.resampled(data, idx, **metric.params)
+                out[metric.id][j] = _shaped(metric, "resampled", fn.resampled(data, idx, **metric.params), len(idx))
             else:
                 out[metric.id][j] = [metric.point(data.take(row)) for row in idx]
+    return out
+
+
+def _shaped(metric: TaskMetric, form: str, values: object, m: int) -> np.ndarray:
+    """A vectorised form's values: one number per resample (a single number was spread over all of them, a
+    CI of width 0 around whatever it was)."""
+    try:
+        out = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        out = np.asarray(None)
+    if out.shape != (m,):
+        raise MetricCodeError(
+            f'metric "{metric.id}": its {form}() returned {type(values).__name__} of shape {np.shape(out)}; expected '
+            f"one number per resample, shape ({m},)."
+        )
     return out
 
 
