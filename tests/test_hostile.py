@@ -1254,6 +1254,15 @@ CASES |= {
         baseline_json(lambda d: d["runs"][0]["predictions"].__setitem__("ids", list(range(100)))),
         ("runs[0].predictions.ids: expected distinct example ids (strings), got int 0",),
     ),
+    # a main metric none of the declared ones: compare gated on the first declared (accuracy) instead, exit 0
+    "baseline-json-main-metric-undeclared": Case(
+        baseline_json(_set("main_metric", "macro_f2")),
+        ("runs[0].main_metric: expected one of the task's metrics (accuracy, macro_f1,", "got str 'macro_f2'"),
+    ),
+    "baseline-json-task-metrics-not-descriptions": Case(
+        baseline_json(_set("task_metrics", [{"noid": 1}])),
+        ("runs[0].task_metrics: expected a list of metric descriptions", "[{'noid': 1}]"),
+    ),
     "baseline-json-not-json": Case(
         lambda env: [
             "compare",

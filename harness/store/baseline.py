@@ -169,6 +169,7 @@ def _check_run_entry(d: Any, where: str, fix: str = _REEXPORT) -> None:
     n_labels = d.get("n_labels")
     if n_labels is not None:
         _check_n_labels(d, n_labels, where, fix)
+    _check_task_metrics(d, where, fix)
     preds = d.get("predictions")
     if preds:
         ids = preds.get("ids")
@@ -190,6 +191,26 @@ def _check_run_entry(d: Any, where: str, fix: str = _REEXPORT) -> None:
                 raise _bad(f"{where}.predictions.{part}", f"class indices from {indices}", outside, fix)
     _check_timing_types(d, where, fix)
     _check_numbers(d, where, fix)
+
+
+def _check_task_metrics(d: dict[str, Any], where: str, fix: str) -> None:
+    """The task's declared metrics and its main metric, as the store keeps them: a main metric that is none of
+    them was replaced by the first one declared, and compare gated on that, silently."""
+    declared, main = d.get("task_metrics"), d.get("main_metric")
+    ids = None
+    if declared:
+        described = isinstance(declared, list) and all(
+            isinstance(x, dict) and isinstance(x.get("id"), str) and isinstance(x.get("name"), str)
+            and isinstance(x.get("params", {}), dict) and x.get("shape", "scalar") in ("scalar", "per_class", "matrix")
+            for x in declared
+        )  # fmt: skip
+        if not described:
+            raise _bad(f"{where}.task_metrics", "a list of metric descriptions (objects with an id, a name, params)", declared, fix)
+        ids = [x["id"] for x in declared if x.get("shape", "scalar") == "scalar"]
+    if main is not None and not isinstance(main, str):
+        raise _bad(f"{where}.main_metric", "a metric id (a string)", main, fix)
+    if main and ids is not None and main not in ids:
+        raise _bad(f"{where}.main_metric", f"one of the task's metrics ({', '.join(ids)})", main, fix)
 
 
 def _repeated(values: Sequence[Any]) -> Any:
