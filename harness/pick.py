@@ -20,6 +20,7 @@ from harness.compare.policy import Percentile
 from harness.compare.results import load_results
 from harness.errors import HarnessError, close_match, unknown_name
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
+from harness.metrics.evaluate import check_plugin_reproducible
 from harness.metrics.registry import metric_from_description
 from harness.metrics.stats import RankedEntry, interval_reaches, rank_with_ties, uses_mcnemar
 from harness.records import MetricValue, TimingRecord
@@ -437,6 +438,7 @@ def _tie_group(
         for c, d in zip(testable, aligned, strict=True)
     )
     try:
+        check_plugin_reproducible(metric, aligned[0])
         ranked = rank_with_ties(
             [c.name for c in testable], aligned, metric, alpha=alpha, n_boot=n_boot, seed=seed,
             observed=[c.value for c in testable] if stored else None,

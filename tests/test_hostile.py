@@ -1722,6 +1722,22 @@ def test_a_plugin_that_prints_leaves_json_output_parseable(env: Env) -> None:
         assert "noise" in result.stderr or args[0] == "pick", args  # pick with one candidate tests nothing
 
 
+def test_compare_refuses_to_gate_on_a_random_plugin_metric(env: Env) -> None:
+    """compare recomputes a plugin metric from the --plugin given to it (not necessarily the run's): a random
+    one passed or failed the gate by chance, exit 0 or 1."""
+    suite = env.write("s.yaml", good_suite(tasks="tasks:\n" + DIGITS.replace("name: digits", "name: digits2")))
+    plugin = env.write("plug.py", METRIC_PLUGIN.format(body="    return 0.5"))
+    assert invoke(["run", str(suite), "--db", str(env.db), "--plugin", str(plugin), "--quiet"]).exit_code == 0
+    checkpoint(env.db)
+    other = env.tmp / "other.db"
+    shutil.copyfile(env.db, other)
+    random_plugin = env.write("rand.py", METRIC_PLUGIN.format(body="    return random.random()"))
+    args = ["compare", "--baseline", str(env.db), "--candidate", str(other), "--task", "digits2", "--metric", "hostile"]
+    assert invoke([*args, "--plugin", str(plugin)]).exit_code == 0
+    result = invoke([*args, "--plugin", str(random_plugin)])
+    assert_clean_failure(result, 2, ('metric "hostile" is not reproducible: point() gave',))
+
+
 def test_nothing_comparable_passes_only_when_asked(env: Env) -> None:
     result = invoke(nothing_comparable("--allow-nothing-comparable")(env))
     assert result.exit_code == 0, result.output

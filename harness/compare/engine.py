@@ -35,7 +35,7 @@ from harness.compare.results import ResultSet
 from harness.errors import HarnessError, close_match, code_points, spelled_apart
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
 from harness.metrics.core import bounds_text, described_bounds
-from harness.metrics.evaluate import MAX_N_BOOT
+from harness.metrics.evaluate import MAX_N_BOOT, check_plugin_reproducible
 from harness.metrics.registry import metric_from_description
 from harness.metrics.stats import holm, mcnemar, paired_bootstrap, uses_mcnemar
 from harness.models.identity import describe_weights
@@ -671,6 +671,7 @@ def _paired(
     n_labels = max(d.n_labels for d in [*side_b, *side_c])
     side_b = [d if d.n_labels == n_labels else MetricData.of(d.y, d.pred, n_labels) for d in side_b]
     side_c = [d if d.n_labels == n_labels else MetricData.of(d.y, d.pred, n_labels) for d in side_c]
+    check_plugin_reproducible(metric, side_b[0])
     base_value = float(np.mean([metric.point(d) for d in side_b]))
     cand_value = float(np.mean([metric.point(d) for d in side_c]))
     # The observed difference passed in: each point value is a sklearn call (~6 ms); computing them twice

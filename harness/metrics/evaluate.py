@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.metrics.builtin import BUILTIN_METRICS
 from harness.metrics.core import MetricCodeError, MetricData, TaskMetric, bounds_text, within_bounds
 from harness.metrics.registry import TaskMetrics
 from harness.metrics.resample import percentile_ci, resampled_values, values_at
@@ -71,7 +72,7 @@ def evaluate(
                 points[metric.id] = value
     scalar = [m for m in metrics.scalar() if m.id in points]
     if scalar and len(data):
-        _check_reproducible(scalar, data, points)
+        check_reproducible(scalar, data, points)
     boot = resampled_values(scalar, [data], cfg.n_boot, cfg.seed) if scalar and len(data) else {}
     for metric in scalar:
         low, high = percentile_ci(boot[metric.id][0], cfg.confidence) if boot else (None, None)
@@ -90,7 +91,14 @@ def _form(metric: TaskMetric) -> str:
     )
 
 
-def _check_reproducible(scalar: Sequence[TaskMetric], data: MetricData, points: Mapping[str, float]) -> None:
+def check_plugin_reproducible(metric: TaskMetric, data: MetricData) -> None:
+    """check_reproducible for a plugin metric recomputed by compare or pick (another --plugin file than the run's
+    may be given); built-in ones are tested."""
+    if not any(metric.metric is builtin for builtin in BUILTIN_METRICS):
+        check_reproducible([metric], data, {metric.id: metric.point(data)})
+
+
+def check_reproducible(scalar: Sequence[TaskMetric], data: MetricData, points: Mapping[str, float]) -> None:
     """Each metric again on the whole test set, in the form its bootstrap uses: a metric that is random, or whose
     vectorised form disagrees with its point function, had a stored value its CI did not describe."""
     again = values_at(scalar, [data], np.arange(len(data))[None, :])
