@@ -207,8 +207,16 @@ def test_changed_data_task_protocol_or_revision_is_not_comparable(
     (pair,) = report.pairs
     assert pair.verdict == "not_comparable"
     assert any(reason in r for r in pair.reasons), pair.reasons
-    assert report.exit_code == 0
+    # Nothing else to compare: the gate tested nothing, which does not pass unless asked (it passed, exit 0).
+    assert report.exit_code == 1 and any("Nothing tested: 1 (model, task, protocol)" in p for p in report.problems)
+    assert _report(base, cand, Policy(allow_nothing_comparable=True)).exit_code == 0
     assert _report(base, cand, Policy(fail_on_not_comparable=True)).exit_code == 1
+    # Beside a pair that was tested, a not comparable one does not fail the gate by default.
+    other = dataclasses.replace(full, name="other")
+    base2 = write_store(tmp_path / "b2.db", [make_record(full), make_record(other)])
+    cand2 = write_store(tmp_path / "c2.db", [make_record(candidate_model, **record_kw), make_record(other)])
+    mixed = _report(base2, cand2)
+    assert sorted(p.verdict for p in mixed.pairs) == ["not_comparable", "ok"] and mixed.exit_code == 0
 
 
 def test_latency_on_different_hardware_is_reported_as_not_comparable(tmp_path: Path, models) -> None:

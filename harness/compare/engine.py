@@ -43,9 +43,9 @@ from harness.store.rows import RunResult
 
 Verdict = Literal["ok", "improved", "regression", "failed", "not_comparable", "untested", "missing", "new"]
 FAILING: frozenset[str] = frozenset({"regression", "failed"})
-# Verdicts of a pair with a finished run on both sides (not_comparable ones are governed by
-# fail_on_not_comparable); a report with none of them compared nothing.
-PAIRED: frozenset[str] = frozenset({"ok", "improved", "regression", "not_comparable"})
+# Verdicts of a pair whose gate was tested; a report with none of them tested nothing (not_comparable pairs
+# fail only under fail_on_not_comparable, but a gate that compared nothing does not pass by default either).
+TESTED: frozenset[str] = frozenset({"ok", "improved", "regression"})
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def compare_results(
         if rs.superseded
     )
     problems = _required_problems(candidate, policy)
-    if not policy.allow_nothing_comparable and not any(p.verdict in PAIRED for p in pairs):
+    if not policy.allow_nothing_comparable and not any(p.verdict in TESTED for p in pairs):
         twins = (
             f" The names of {len(spelling) // 2} (model, task, protocol) differ between the sides only in Unicode "
             "composition (see their lines)." if spelling else ""
@@ -224,11 +224,14 @@ def _shown(names: Sequence[str]) -> str:
 
 
 def _nothing_comparable(baseline: ResultSet, candidate: ResultSet, pairs: Sequence[PairComparison]) -> str:
-    untested = [p.name for p in pairs if p.verdict == "untested" and p.baseline_seeds and p.candidate_seeds]
+    untested = [
+        p.name for p in pairs if p.verdict in ("untested", "not_comparable") and p.baseline_seeds and p.candidate_seeds
+    ]
     if untested:  # finished on both sides, but no test was possible: not "no finished run on both sides"
         return (
             f"Nothing tested: {len(untested)} (model, task, protocol) have a finished run on both sides "
-            f"({_shown(untested)}), but none could be tested (each pair's reason is listed). Pass "
+            f"({_shown(untested)}), but none could be tested or compared (each pair's reason is listed: e.g. the "
+            "task's data, the protocol or the model's weights changed). Pass "
             "--allow-nothing-comparable (policy: allow_nothing_comparable: true) if an untested comparison "
             "should pass."
         )
