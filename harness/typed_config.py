@@ -9,7 +9,7 @@ ConfigError paragraph; the CLI escapes it for rich when it prints it.
 
 Field types: str (YAML integers are accepted and turned into strings, as errors.FromInteger: a message about
 one, e.g. an unknown name in ``protocols: [3]``, says the integer 3 was written, not a string '3'), int,
-float (NaN refused), bool (also yes/no/on/off), Literal[...] (a closed value set; a close match is
+float (NaN and infinities refused), bool (also yes/no/on/off), Literal[...] (a closed value set; a close match is
 suggested), X | None, unions, tuple[X, ...] / list[X] (a YAML list), Mapping[K, V] / dict (a YAML mapping),
 Any, nested dataclasses (a YAML mapping with the dataclass's keys) and classes with their own syntax: a
 ``from_yaml(value)`` classmethod that raises ValueError, and an ``EXPECTED`` text (e.g.
@@ -96,6 +96,8 @@ def shown(value: Any) -> str:
         return "null"
     if isinstance(value, float) and math.isnan(value):
         return "nan (not a number)"
+    if isinstance(value, float) and math.isinf(value):
+        return f"{value} (not a finite number)"
     text = str(value) if isinstance(value, FromInteger) else repr(value)
     if len(text) > 80:
         text = text[:77] + "..."
@@ -188,8 +190,15 @@ def convert(value: Any, tp: Any, *, file: str | Path, key: str) -> Any:
             return value
         raise schema_error(file, key, describe(tp), value)
     if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
-            return float(value)  # NaN passes every range check silently
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an integer past the float range
+                number = math.inf
+            # NaN passes every range check silently, inf every check without an upper bound; and a stored
+            # setting must be JSON (a run's config and choices: export and export-baseline write them).
+            if math.isfinite(number):
+                return number
         raise schema_error(file, key, describe(tp), value)
     if origin in (tuple, list) or tp in (tuple, list):
         if not isinstance(value, list | tuple):

@@ -512,6 +512,21 @@ CASES |= {
         run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, Cs: [.nan]}]\n"),
         ("key 'protocols[0].Cs[0]' must be a number, got nan",),
     ),
+    # An infinite C ran (sklearn reads it as no penalty) and was stored as the JSON-invalid `Infinity`:
+    # `harness export` and `export-baseline` then ended in a ValueError traceback.
+    "probe-infinite-C": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, Cs: [1.0, .inf]}]\n"),
+        ("key 'protocols[0].Cs[1]' must be a number, got inf (not a finite number)",),
+    ),
+    # An infinite head learning rate failed the job as "loss diverged ... (lr 5e-05)", naming another setting.
+    "finetune-infinite-head-lr": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: finetune, head_lr: .inf}]\n"),
+        ("key 'protocols[0].head_lr' must be a number, got inf (not a finite number)",),
+    ),
+    "finetune-lr-past-the-float-range": Case(  # was an OverflowError traceback
+        run_suite_with(protocols="protocols: [{name: p, protocol: finetune, lr: 1" + "0" * 400 + "}]\n"),
+        ("key 'protocols[0].lr' must be a number, got integer 1000",),
+    ),
     "lm-prompt-option-with-a-huge-format-width": Case(
         run_suite_with(protocols="protocols: [{name: lm, protocol: lm_loglik, prompt: 'T: {text:>99999999}'}]\n"),
         ("suite.yaml", "key 'protocols[0].prompt'", "has {text:>99999999}", "no conversion or format spec"),
@@ -618,13 +633,15 @@ CASES |= {
         ("/proc/self/mem is not a readable baseline JSON file", "Input/output error"),
     ),
     "compare-max-drop-negative": Case(compare("--max-drop", "-0.1"), ("key 'max_drop' is an allowed drop, a finite number >= 0", "got -0.1")),
-    "compare-max-drop-inf": Case(compare("--max-drop", "inf"), ("key 'max_drop' is an allowed drop, a finite number", "got inf")),
+    "compare-max-drop-inf": Case(compare("--max-drop", "inf"), ("key 'max_drop' must be a number, got inf (not a finite number)",)),
     # an allowed drop as wide as the metric's range: no pair could fail, and compare passed (exit 0)
     "compare-max-drop-the-metrics-whole-range": Case(
         compare("--max-drop", "1e308"),
         ("max_drop 1e+308", "whole range of the gated metric macro_f1 of task digits (from 0 to 1)", "could never fail"),
     ),
-    "compare-latency-ratio-inf": Case(compare("--max-latency-ratio", "1e999"), ("key 'max_latency_ratio' must be a finite number >= 1", "got inf")),
+    "compare-latency-ratio-inf": Case(
+        compare("--max-latency-ratio", "1e999"), ("key 'max_latency_ratio' must be a number, got inf (not a finite number)",)
+    ),
     "compare-latency-ratio-nan": Case(compare("--max-latency-ratio", "nan"), ("key 'max_latency_ratio' must be a number, got nan",)),
 }
 
