@@ -547,6 +547,20 @@ CASES |= {
         run_suite_with(protocols="protocols: [{name: p, protocol: finetune, max_steps: 99999999999}]\n"),
         ("key 'protocols[0].max_steps' must be at most 10,000,000",),
     ),
+    # repeats without a draw to repeat: one fit was stored as a run of several draws (a config key of its
+    # own, no spread recorded), exit 0.
+    "probe-repeats-without-k-shot": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, repeats: 5}]\n"),
+        ("key 'protocols[0].repeats' must be 1 without k_shot, got 5", "seeds"),
+    ),
+    "lm-repeats-without-k-shot": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: lm_loglik, repeats: 3}]\n"),
+        ("key 'protocols[0].repeats' must be 1 without k_shot, got 3",),
+    ),
+    "finetune-repeats-without-a-draw": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: few_shot_finetune, train_examples: null}]\n"),
+        ("key 'protocols[0].repeats' must be 1 without k_shot or train_examples, got 3",),
+    ),
     "finetune-absurd-repeats": Case(
         run_suite_with(protocols="protocols: [{name: p, protocol: few_shot_finetune, repeats: 99999999}]\n"),
         ("key 'protocols[0].repeats' must be at most 1,000",),

@@ -55,7 +55,7 @@ class FinetuneConfig:
     k_shot: int | None = None  # few-shot: examples per class drawn from train
     train_examples: int | None = None  # few-shot: stratified budget drawn from train
     val_examples: int | None = None  # stratified budget drawn from validation
-    repeats: int = 1  # few-shot draws, each with its own seed (ignored without k_shot / train_examples)
+    repeats: int = 1  # few-shot draws, each with its own seed (k_shot / train_examples only)
 
     def __post_init__(self) -> None:
         positive = {
@@ -94,6 +94,12 @@ class FinetuneConfig:
             raise ValueError("sweep_epochs has no effect when max_steps is set (max_steps overrides epochs)")
         if self.k_shot is not None and self.train_examples is not None:
             raise ValueError("give either k_shot (per class) or train_examples (a total), not both")
+        if self.repeats > 1 and not self.few_shot:  # one training run would be stored as several draws
+            raise ValueError(
+                f"repeats must be 1 without k_shot or train_examples, got {self.repeats}: repeats are few-shot "
+                "draws, and the whole train split is drawn only one way (set k_shot or train_examples, or use "
+                "the suite's seeds for runs with other seeds)"
+            )
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.bn_momentum is not None and not 0.0 < self.bn_momentum <= 1.0:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class LinearProbeConfig:
     Cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
     k_shot: int | None = None  # examples per class from train; None = the whole train split
-    repeats: int = 1  # k-shot draws (ignored without k_shot)
+    repeats: int = 1  # k-shot draws (k_shot only)
     max_iter: int = 2000
     standardize: bool = True
     refit_on_train_val: bool = True
@@ -47,6 +47,11 @@ class LinearProbeConfig:
             raise ValueError("repeats must be >= 1")
         if self.repeats > MAX_REPEATS:
             raise ValueError(f"repeats must be at most {MAX_REPEATS:,}, got {self.repeats}")
+        if self.repeats > 1 and self.k_shot is None:  # one fit would be stored as a run of several draws
+            raise ValueError(
+                f"repeats must be 1 without k_shot, got {self.repeats}: repeats are k-shot draws, and the whole "
+                "train split is drawn only one way (set k_shot, or use the suite's seeds for runs with other seeds)"
+            )
         if self.max_iter < 1:
             raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
 

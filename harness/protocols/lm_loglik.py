@@ -59,6 +59,11 @@ class LMLoglikConfig:
             raise ValueError("repeats must be >= 1")
         if self.repeats > MAX_REPEATS:
             raise ValueError(f"repeats must be at most {MAX_REPEATS:,}, got {self.repeats}")
+        if self.repeats > 1 and self.k_shot == 0:  # one scoring pass would be stored as several draws
+            raise ValueError(
+                f"repeats must be 1 without k_shot, got {self.repeats}: repeats are draws of in-context "
+                "demonstrations, and a zero-shot prompt has none to draw (set k_shot)"
+            )
         if self.demo_max_tokens < 1:
             raise ValueError("demo_max_tokens must be >= 1")
         if self.prompt is not None and (problem := lm_prompt_problem(self.prompt)):
