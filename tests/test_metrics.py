@@ -79,6 +79,24 @@ def test_label_metrics_match_sklearn_and_their_confusion_form(name: str, n_label
     assert vec == pytest.approx([tm.point(d.take(row)) for row in idx], abs=1e-12)
 
 
+def test_mcc_of_a_test_set_of_one_class_is_undefined_not_zero() -> None:
+    """A perfect model on a one-class test set had MCC 0.000 [0.000, 0.000] (sklearn's value for 0/0), ranked
+    as chance; it is n/a with the reason, as Cohen's kappa. A constant prediction of varied truth stays 0."""
+    metrics = REGISTRY.resolve(["accuracy", "mcc", "cohen_kappa"], "accuracy", 3, where="t")
+    one_class = MetricData.of([0] * 6, [0] * 6, 3)
+    ev = evaluate(metrics, one_class, list("abc"), BootstrapConfig(n_boot=100))
+    assert {v.name for v in ev.values} == {"accuracy"}
+    assert "undefined" in ev.not_applicable["mcc"] and "undefined" in ev.not_applicable["cohen_kappa"]
+    mcc = metrics.get("mcc")
+    assert mcc.point(MetricData.of([0, 0, 1, 1], [0, 0, 0, 0], 3)) == 0.0
+    # resamples holding one true class are left out of the interval, as for the point value
+    d = MetricData.of([0, 1, 1, 1], [0, 1, 1, 0], 3)
+    cms = confusions(d, np.array([[1, 2, 3, 3], [0, 1, 2, 3]]))
+    assert mcc.metric.from_confusions is not None
+    vec = mcc.metric.from_confusions(cms)
+    assert np.isnan(vec[0]) and vec[1] == pytest.approx(mcc.point(d))
+
+
 def test_class_counts_are_the_confusion_matrices_counts_exactly() -> None:
     """Per-class counts from one-hot products (up to 16 labels, batched per label count) or from confusion
     matrices (more labels) are the same numbers; so are the resampled values of every label metric."""

@@ -67,7 +67,15 @@ def _mcc_counts(c: ClassCounts) -> np.ndarray:
     cov_ypyp = s**2 - (p * p).sum(axis=1)
     cov_ytyt = s**2 - (t * t).sum(axis=1)
     denom = np.sqrt(cov_ytyt * cov_ypyp)
-    return _safe_div(cov_ytyp, denom)
+    # One true class: a correlation with a constant is undefined (sklearn's 0 scored a perfect model as
+    # chance). A constant prediction of varied truth keeps sklearn's 0 (no information, as Cohen's kappa).
+    return np.where(cov_ytyt > 0, _safe_div(cov_ytyp, denom), np.nan)
+
+
+def _mcc(d: MetricData) -> float:
+    if len(np.unique(d.y)) < 2:
+        return math.nan
+    return float(_sk().matthews_corrcoef(d.y, d.pred))
 
 
 def _kappa_counts(c: ClassCounts) -> np.ndarray:
@@ -145,8 +153,9 @@ MACRO_RECALL = _labels_metric(
     lambda c: _safe_div(c.tp, c.support).mean(axis=1), "Unweighted mean of per-class recall over all declared labels.",
 )  # fmt: skip
 MCC = _labels_metric(
-    "mcc", "MCC", lambda d: float(_sk().matthews_corrcoef(d.y, d.pred)), _mcc_counts,
-    "Matthews correlation coefficient (multiclass R_K); 0 when undefined.", bounds=CORRELATION,
+    "mcc", "MCC", _mcc, _mcc_counts,
+    "Matthews correlation coefficient (multiclass R_K); 0 for a constant prediction, undefined (not stored) "
+    "when the test set holds one class.", bounds=CORRELATION,
 )  # fmt: skip
 COHEN_KAPPA = _labels_metric(
     "cohen_kappa", "Cohen's kappa", lambda d: float(_sk().cohen_kappa_score(d.y, d.pred, labels=d.labels)), _kappa_counts,
