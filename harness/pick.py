@@ -123,6 +123,21 @@ def pick(
     hib = task_metric.higher_is_better
     hw, hw_reason = _resolve_hardware(runs, hardware, Path(db))
     candidates = [_candidate(group, hw, constraints.at, task_metric) for group in _by_candidate(runs).values()]
+    # A run whose metric is undefined (e.g. MCC or ROC-AUC on a test set of one class) has no value to rank: it
+    # was recommended as "mcc nan".
+    undefined = [c.name for c in candidates if math.isnan(c.value)]
+    candidates = [c for c in candidates if not math.isnan(c.value)]
+    if not candidates:
+        raise HarnessError(
+            f'No run of task "{task}" has a value of {metric}: it is undefined on the runs\' test set or does not '
+            f"apply to their scores (`harness show --task {task}` gives the reason). Rank by another metric the task "
+            "declares with --metric."
+        )
+    if undefined:
+        notes.append(
+            f"Not candidates, no value of {metric} stored for their run (undefined on its test set, or not "
+            f"applicable to its scores): {', '.join(undefined)}."
+        )
     candidates = [replace(c, violations=_violations(c, constraints)) for c in candidates]
     candidates = sorted(_mark_pareto(candidates, hib), key=lambda c: _by_value(c, hib))
     notes += [f"{c.name}: {c.latency_note}." for c in candidates if c.latency_note]
