@@ -12,6 +12,7 @@ numbers (fixed_timing) where a test must assert on latency logic without dependi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -264,6 +265,17 @@ def make_record(
         timing=timing,
         env=env,
     )
+
+
+def one_class_record(record: RunRecord, metrics: TaskMetrics = DEFAULT_METRICS) -> RunRecord:
+    """`record` on the test examples of label 0 only, its metrics evaluated again (MCC, kappa, ROC-AUC: n/a)."""
+    p = record.predictions
+    assert p is not None
+    keep = np.flatnonzero(p.labels == 0)
+    one = Predictions(tuple(p.example_ids[i] for i in keep), p.labels[keep], p.preds[keep], p.scores[keep])
+    evaluation = evaluate(metrics, MetricData.of(one.labels, one.preds, len(LABELS)), LABELS, BootstrapConfig(n_boot=200))
+    notes = {"metrics_not_applicable": dict(evaluation.not_applicable)} if evaluation.not_applicable else {}
+    return dataclasses.replace(record, metrics=evaluation.values, confusion=evaluation.confusion, predictions=one, selected=notes)
 
 
 def failed_record(

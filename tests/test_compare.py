@@ -22,6 +22,7 @@ from result_fixtures import (
     logreg,
     make_record,
     measured_timing,
+    one_class_record,
     task_metrics,
     train,
     write_store,
@@ -375,6 +376,22 @@ def test_a_metric_whose_definition_changed_is_recomputed_or_not_compared(tmp_pat
         assert any(n.startswith(changed + " and it is not recomputed here") for n in pair.notes)
         assert pair.metrics[0].test == "none"
         assert _report(store(tmp_path / "b2.db", 2), store(tmp_path / "c2.db", 2)).pairs[0].verdict != "not_comparable"
+
+
+def test_a_gate_metric_undefined_on_the_test_set_is_untested_not_a_pass(tmp_path: Path, models) -> None:
+    """MCC on a test set of one class is undefined on both sides: the gate compared NaN with NaN, counted it as
+    a paired bootstrap test, showed "[+nan, +nan]" and passed (exit 0)."""
+    metrics = task_metrics(("accuracy", "mcc"), "mcc")
+    run = one_class_record(make_record(models["full"], metrics=metrics), metrics)
+    base = write_store(tmp_path / "b.db", [run], metrics)
+    cand = write_store(tmp_path / "c.db", [run], metrics)
+    report = _report(base, cand)
+    (pair,) = report.pairs
+    gate = pair.metric("mcc")
+    assert gate is not None and gate.test == "none" and gate.ci_low is None and gate.p_value is None
+    assert pair.verdict == "untested" and report.exit_code == 1
+    assert "mcc is undefined on both sides" in pair.reasons[0]
+    assert "nan" not in render_markdown(report).lower()
 
 
 COST_METRIC = Path(__file__).resolve().parent.parent / "docs" / "examples" / "cost_metric.py"

@@ -10,18 +10,25 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import typer
-from result_fixtures import HW_A, HW_B, TASK, fixed_timing, make_record, task_metrics, write_store, zoo_model
+from result_fixtures import (
+    HW_A,
+    HW_B,
+    TASK,
+    fixed_timing,
+    make_record,
+    one_class_record,
+    task_metrics,
+    write_store,
+    zoo_model,
+)
 from typer.testing import CliRunner
 
 import harness.pick
 from harness.commands.pick_cmd import pick_command
 from harness.errors import HarnessError
-from harness.metrics import MetricData, evaluate
 from harness.pick import Constraints, pick
-from harness.records import Predictions
 from harness.units import parse_bytes, parse_count
 
 REAL_CURRENT_HARDWARE = harness.pick.current_hardware
@@ -299,17 +306,8 @@ def test_a_run_whose_metric_is_undefined_is_no_candidate(tmp_path: Path) -> None
     recommended as "with mcc nan"; it is left out with a note, and with no other run pick says why."""
     metrics = task_metrics(("accuracy", "mcc"), "mcc")
     good = make_record(zoo_model("logreg"), timing=fixed_timing(0.15), metrics=metrics)
-    bad = make_record(zoo_model("tree-depth4"), timing=fixed_timing(0.05), metrics=metrics)
-    p = bad.predictions
-    assert p is not None
-    zeros = np.flatnonzero(p.labels == 0)  # its test set: the examples of one class
-    one_class = Predictions(tuple(p.example_ids[i] for i in zeros), p.labels[zeros], p.preds[zeros], p.scores[zeros])
-    evaluation = evaluate(metrics, MetricData.of(one_class.labels, one_class.preds, 10), list("0123456789"))
-    assert "mcc" in evaluation.not_applicable
-    bad = dataclasses.replace(
-        bad, metrics=evaluation.values, predictions=one_class,
-        selected={"metrics_not_applicable": dict(evaluation.not_applicable)},
-    )  # fmt: skip
+    bad = one_class_record(make_record(zoo_model("tree-depth4"), timing=fixed_timing(0.05), metrics=metrics), metrics)
+    assert "mcc" in bad.selected["metrics_not_applicable"]
     result = pick(write_store(tmp_path / "both.db", [good, bad], metrics), TASK)
     assert result.recommendation is not None and result.recommendation.model == "logreg"
     assert [c.model for c in result.candidates] == ["logreg"]

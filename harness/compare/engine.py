@@ -409,7 +409,16 @@ def decide(
     worse_word = "dropped" if gate.higher_is_better else "rose (worse)"
     if gate.test == "none":
         v = "untested"
-        reasons.append(f"No paired predictions and no confidence intervals for {gate.metric}: cannot test.")
+        if math.isnan(gate.baseline) or math.isnan(gate.candidate):
+            side = "both sides" if math.isnan(gate.baseline) and math.isnan(gate.candidate) else (
+                "the baseline" if math.isnan(gate.baseline) else "the candidate"
+            )
+            reasons.append(
+                f"{gate.metric} is undefined on {side} (no value: e.g. a test set of one class, or scores it does "
+                "not apply to): cannot test."
+            )
+        else:
+            reasons.append(f"No paired predictions and no confidence intervals for {gate.metric}: cannot test.")
     elif gate.significant and gate.worse and abs(gate.diff) > policy.max_drop:
         v = "regression"
         reasons.append(_describe_change(gate, policy, worse_word, tests))
@@ -677,6 +686,11 @@ def _paired(
     check_plugin_reproducible(metric, side_b[0])
     base_value = float(np.mean([metric.point(d) for d in side_b]))
     cand_value = float(np.mean([metric.point(d) for d in side_c]))
+    if not (math.isfinite(base_value) and math.isfinite(cand_value)):  # e.g. MCC of a test set of one class
+        nan = float("nan")
+        return MetricComparison(
+            metric.id, base_value, cand_value, nan, None, None, None, "none", False, False, None, metric.higher_is_better
+        )
     # The observed difference passed in: each point value is a sklearn call (~6 ms); computing them twice
     # was half of a compare of 3,000 pairs.
     boot = paired_bootstrap(
