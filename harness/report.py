@@ -129,6 +129,7 @@ def leaderboard_tables(
         )
         done = every_done[:top] if top else every_done
         notes: list[tuple[str, str]] = []
+        cautions: list[str] = []
         for r in done:
             cells = [esc(r["model"]), esc(r["protocol"])] + ([str(r["seed"])] if multi_seed else [])
             cells += [f"v{esc(r['task_version'])} {r['data_fingerprint'][:8]}"] if several_data else []
@@ -140,6 +141,7 @@ def leaderboard_tables(
             ]  # fmt: skip
             table.add_row(*cells)
             notes += [(f"{r['model']} / {r['protocol']}: {name}", str(why)) for name, why in r["metric_notes"].items()]
+            cautions += [f"{r['model']} / {r['protocol']}: {why}" for why in r["warnings"]]
         out.append(table)
         if len(done) < len(every_done):
             out.append(Text(f"  ... and {_more(len(every_done) - len(done), 'finished run')} ranked below these ({_ALL})"))
@@ -167,6 +169,8 @@ def leaderboard_tables(
             out.append(Text.from_markup("  [bold yellow]data leak:[/bold yellow] ", end="") + _line(leaks))
         for where, why in notes:
             out.append(Text.from_markup("  [dim]n/a[/dim] ", end="") + _line(f"{where}: {why}"))
+        for caution in cautions:
+            out.append(Text.from_markup("  [bold yellow]warning:[/bold yellow] ", end="") + _line(caution))
         unfinished = sorted((r for r in runs if r["status"] != "done"), key=lambda r: (r["status"], r["model"]))
         for r in unfinished[:top] if top else unfinished:
             reason = (r["error"] or "").splitlines()[0] if r["error"] else ""

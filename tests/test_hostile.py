@@ -1769,6 +1769,23 @@ def test_compare_refuses_to_gate_on_a_random_plugin_metric(env: Env) -> None:
     assert_clean_failure(result, 2, ('metric "hostile" is not reproducible: point() gave',))
 
 
+def test_a_probe_that_did_not_converge_says_so_in_the_store_and_in_show(tmp_path: Path) -> None:
+    """max_iter: 1 stopped every lbfgs fit after one step: sklearn printed 8-line ConvergenceWarnings to the
+    console during the run, and the stored result (exit 0) and `harness show` gave no sign of it."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(good_suite(protocols="protocols: [{name: p, protocol: linear_probe, max_iter: 1, Cs: [1.0]}]\n"))
+    db = tmp_path / "r.db"
+    result = invoke(["run", str(suite), "--db", str(db), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT" not in result.output
+    (row,) = sqlite3.connect(db).execute("SELECT selected_json FROM runs").fetchall()
+    (warning,) = json.loads(row[0])["warnings"]
+    assert "did not converge within max_iter 1 for C=1 (validation), C=1 (final fit)" in warning
+    shown = invoke(["show", "--db", str(db)])
+    assert shown.exit_code == 0
+    assert "warning: pixels / p: the probe's solver (lbfgs) did not converge" in " ".join(shown.output.split())
+
+
 def test_nothing_comparable_passes_only_when_asked(env: Env) -> None:
     result = invoke(nothing_comparable("--allow-nothing-comparable")(env))
     assert result.exit_code == 0, result.output

@@ -9,6 +9,7 @@ job (k_shot_indices): a run labelled k-shot always trained on k examples of each
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,20 @@ def _probe(C: float, sparse: bool, cfg: LinearProbeConfig, seed: int) -> Pipelin
     return make_pipeline(*steps)
 
 
+def _fit(C: float, sparse: bool, cfg: LinearProbeConfig, seed: int, X: Any, y: np.ndarray) -> tuple[Pipeline, bool]:
+    """(fitted probe, whether its solver converged). sklearn's ConvergenceWarning (8 lines per fit on the
+    console, stored nowhere) becomes the flag; other warnings pass through."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = _probe(C, sparse, cfg, seed).fit(X, y)
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return model, not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
 def k_shot_indices(
     labels: np.ndarray, k: int, rng: np.random.Generator, names: Sequence[str] = ()
 ) -> np.ndarray:
@@ -104,20 +119,24 @@ def _fit_one(
     n_labels: int,
     cfg: LinearProbeConfig,
     seed: int,
-) -> tuple[Pipeline, float, dict[str, float]]:
+) -> tuple[Pipeline, float, dict[str, float], list[str]]:
+    """(final probe, its C, validation macro-F1 by C, the fits whose solver did not converge, in words)."""
     if len(np.unique(y_tr)) < 2:
         raise DataError("linear probe needs at least two classes in the training examples")
     sparse = sp.issparse(X_tr)
     val_scores: dict[str, float] = {}
+    unconverged: list[str] = []
     for C in cfg.Cs:
-        model = _probe(C, sparse, cfg, seed).fit(X_tr, y_tr)
+        model, converged = _fit(C, sparse, cfg, seed, X_tr, y_tr)
         val_scores[repr(C)] = macro_f1(y_val, model.predict(X_val), n_labels)
+        unconverged += [] if converged else [f"C={C:g} (validation)"]
     best_C = float(max(cfg.Cs, key=lambda c: (val_scores[repr(c)], -abs(np.log10(c)))))
     if cfg.refit_on_train_val and cfg.k_shot is None:  # k-shot stays k-shot: no refit on the whole val split
-        final = _probe(best_C, sparse, cfg, seed).fit(_stack(X_tr, X_val), np.concatenate([y_tr, y_val]))
+        final, converged = _fit(best_C, sparse, cfg, seed, _stack(X_tr, X_val), np.concatenate([y_tr, y_val]))
     else:
-        final = _probe(best_C, sparse, cfg, seed).fit(X_tr, y_tr)
-    return final, best_C, val_scores
+        final, converged = _fit(best_C, sparse, cfg, seed, X_tr, y_tr)
+    unconverged += [] if converged else [f"C={best_C:g} (final fit)"]
+    return final, best_C, val_scores, unconverged
 
 
 def _train_subsets(
@@ -139,13 +158,14 @@ def _fit_repeat(
     n_labels: int,
     cfg: LinearProbeConfig,
     seed: int,
-) -> tuple[Pipeline, float, dict[str, float], np.ndarray, np.ndarray, int]:
-    """(probe, C, validation scores, test predictions, (N_test, n_labels) test probabilities, n_train)."""
-    probe, best_C, val_scores = _fit_one(X_train[idx], y_train[idx], X_val, y_val, n_labels, cfg, seed)
+) -> tuple[Pipeline, float, dict[str, float], np.ndarray, np.ndarray, int, list[str]]:
+    """(probe, C, validation scores, test predictions, (N_test, n_labels) test probabilities, n_train, the
+    fits that did not converge)."""
+    probe, best_C, val_scores, unconverged = _fit_one(X_train[idx], y_train[idx], X_val, y_val, n_labels, cfg, seed)
     # A label absent from the training examples (k-shot of a rare class) gets probability 0.
     proba = np.zeros((X_test.shape[0], n_labels), dtype=np.float64)
     proba[:, probe.classes_] = probe.predict_proba(X_test)
-    return probe, best_C, val_scores, proba.argmax(axis=1), proba, len(idx)
+    return probe, best_C, val_scores, proba.argmax(axis=1), proba, len(idx), unconverged
 
 
 def run(
@@ -168,8 +188,17 @@ def run(
             for r, idx in enumerate(_train_subsets(y_train, config, ctx.seed, repeats, data.spec.labels))
         ]
 
-    probe, best_C, val_scores, preds, proba, n_train = outcomes[0]
+    probe, best_C, val_scores, preds, proba, n_train, _ = outcomes[0]
     extra = repeat_metrics(y_test, [o[3] for o in outcomes], n_labels) if repeats > 1 else ()
+    unconverged = [f"{fit}{f' of repeat {r}' if repeats > 1 else ''}" for r, o in enumerate(outcomes) for fit in o[6]]
+    notes = {}
+    if unconverged:
+        listed = ", ".join(unconverged[:6]) + (f" and {len(unconverged) - 6} more" if len(unconverged) > 6 else "")
+        notes["warnings"] = [
+            f"the probe's solver (lbfgs) did not converge within max_iter {config.max_iter} for {listed}: its "
+            "predictions may be far from the optimum. Raise max_iter, or lower C."
+        ]
+        warnings.warn(notes["warnings"][0], UserWarning, stacklevel=2)
 
     def predict(inputs: Sequence[Any]) -> np.ndarray:
         return np.asarray(probe.predict(featurizer.encode(inputs)))
@@ -184,6 +213,7 @@ def run(
             "n_train_examples": int(n_train),
             "refit_on_train_val": config.refit_on_train_val and config.k_shot is None,
             "selected_C_per_repeat": [o[1] for o in outcomes],
+            **notes,
         },
         extra_metrics=extra,
         class_scores=proba,

@@ -597,7 +597,8 @@ class StoreReader:
 
     def results_table(self, task: str | None = None) -> list[dict[str, Any]]:
         """One row per stored run with its timing and `metrics` (id -> value and CI, every single-number
-        metric stored for it) and `metric_notes` (id -> why a declared metric does not apply)."""
+        metric stored for it), `metric_notes` (id -> why a declared metric does not apply) and `warnings` (what
+        the protocol recorded about the result's reliability, e.g. a probe that did not converge)."""
         sql = """
         SELECT r.key, r.suite, r.label, r.model, r.task, r.task_version, r.data_fingerprint, r.protocol, r.seed,
                r.status, r.error, r.finished_at, r.hardware, r.selected_json, r.config_json, r.model_weights,
@@ -626,10 +627,12 @@ class StoreReader:
         for row in rows:
             row["metrics"] = metrics.get(row["key"], {})
             try:
-                notes = json.loads(row["selected_json"] or "{}").get("metrics_not_applicable") or {}
+                selected = json.loads(row["selected_json"] or "{}")
+                notes, cautions = selected.get("metrics_not_applicable") or {}, selected.get("warnings") or []
             except (ValueError, AttributeError):
-                notes = {}
+                notes, cautions = {}, []
             row["metric_notes"] = notes if isinstance(notes, dict) else {}
+            row["warnings"] = [str(w) for w in cautions] if isinstance(cautions, list) else []
         return rows
 
     def task_specs(self) -> dict[str, dict[str, Any]]:
