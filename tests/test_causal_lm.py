@@ -276,6 +276,10 @@ def test_k_shot_above_a_labels_train_examples_fails_the_job_naming_the_split_siz
     y = np.asarray(data.train.labels)
     two = linear_probe.k_shot_indices(y, 2, np.random.default_rng(0), data.spec.labels)
     assert sorted(y[two]) == [0, 0, 1, 1, 2, 2]
+    # A declared label with no train example at all was skipped: 2-shot of 3 labels trained on 2 of them.
+    no_neutral = y[y != 1]
+    with pytest.raises(DataError, match=r"1 label\(s\) fewer than 2 \('neutral' 0\)\. A label with no train example cannot"):
+        linear_probe.k_shot_indices(no_neutral, 2, np.random.default_rng(0), data.spec.labels)
 
 
 def test_hidden_state_probe_and_last_token_finetune(smol: HFCausalLM) -> None:

@@ -92,10 +92,14 @@ def _fit(C: float, sparse: bool, cfg: LinearProbeConfig, seed: int, X: Any, y: n
 def k_shot_indices(
     labels: np.ndarray, k: int, rng: np.random.Generator, names: Sequence[str] = ()
 ) -> np.ndarray:
-    """k examples of each class in `labels` (the train split's label indices; `names`: the task's labels),
+    """k examples of each class (`labels`: the train split's label indices; `names`: the task's labels),
     sorted; deterministic for a given rng. A class with fewer than k examples is a DataError: taking all of
-    it instead made a run stored as k_shot: 1000 train on 18 examples, mislabelled on every leaderboard."""
-    classes, counts = np.unique(labels, return_counts=True)
+    it instead made a run stored as k_shot: 1000 train on 18 examples, mislabelled on every leaderboard. A
+    declared label with no train example at all counts too (it was skipped: a 2-shot run of 3 labels trained
+    on 2 of them)."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=len(names)) if labels.size else np.zeros(len(names), dtype=np.int64)
+    classes = np.arange(len(counts))
     short = [(int(c), int(n)) for c, n in zip(classes, counts, strict=True) if n < k]
     if short:
         def name(c: int) -> str:
@@ -104,8 +108,13 @@ def k_shot_indices(
         listed = ", ".join(f"{name(c)} {n}" for c, n in short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
         raise DataError(
             f"k_shot {k} asks for {k} train examples of each label, but the train split has {len(labels)} "
-            f"examples and {len(short)} label(s) fewer than {k} ({listed}). Set k_shot to at most "
-            f"{int(counts.min())}, so that every k-shot draw holds k examples of each label."
+            f"examples and {len(short)} label(s) fewer than {k} ({listed}). "
+            + (
+                f"Set k_shot to at most {int(counts.min())}, so that every k-shot draw holds k examples of each label."
+                if counts.min() > 0
+                else "A label with no train example cannot be drawn: add train examples of it, or leave k_shot out "
+                "(the whole train split)."
+            )
         )
     chosen = [rng.choice(np.flatnonzero(labels == cls), size=k, replace=False) for cls in classes]
     return np.sort(np.concatenate(chosen))
