@@ -17,7 +17,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from harness.config import load_suite
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.features import FeatureCache
 from harness.metrics.stats import mcnemar
 from harness.models import ModelSpec, load_adapter, resolve_source
@@ -435,3 +435,16 @@ def test_precision_benchmark_script_runs_on_cpu(
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("bert-small")]
     assert len(rows) == 2 and " fp32 " in rows[0] and " bf16 " in rows[1]
     assert rows[0].endswith("1.00x") and rows[1].endswith("x")
+
+
+def test_a_train_split_of_one_label_fails_the_job(tiny_bert: ModelAdapter, bbc: TaskData) -> None:
+    """Fine-tuning on examples of one label trained a head that can only say it; the run was stored (exit 0)
+    with test numbers that measure nothing. The probe already refused this; both say so the same way."""
+    y = np.asarray(bbc.train.labels)
+    one = dataclasses.replace(bbc, splits={**bbc.splits, "train": bbc.train.subset(np.flatnonzero(y == y[0]))})
+    label = bbc.spec.labels[int(y[0])]
+    with pytest.raises(DataError, match=f"finetune needs training examples of at least two labels, but all {int((y == y[0]).sum())} are labelled '{label}'"):
+        _run(tiny_bert, one, FinetuneConfig(max_steps=1, batch_size=8))
+    # a budget too small to hold two labels, too
+    with pytest.raises(DataError, match="but all 1 are labelled"):
+        _run(tiny_bert, bbc, FewShotFinetuneConfig(train_examples=1, repeats=1, max_steps=1, batch_size=8))

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import DataError
 from harness.features import FeatureCache
 from harness.models.base import ModelAdapter
 from harness.records import MetricValue, ScoreKind
@@ -43,6 +44,18 @@ class ProtocolContext:
         if cache_id is not None and variant:
             cache_id = f"{cache_id}-{variant}"
         return self.features.get(cache_id, split, compute)
+
+
+def require_two_labels(labels: np.ndarray, names: Sequence[str], protocol: str) -> None:
+    """A DataError unless the training examples hold at least two labels: a classifier trained on one learns
+    only to say it, and its test numbers measure nothing."""
+    present = np.unique(np.asarray(labels))
+    if len(present) < 2:
+        only = f"all {len(labels)} are labelled {names[int(present[0])]!r}" if len(present) else "there are none"
+        raise DataError(
+            f"{protocol} needs training examples of at least two labels, but {only}. Add train examples of the "
+            "other labels (or a larger few-shot budget)."
+        )
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

@@ -19,7 +19,14 @@ from sklearn.metrics import accuracy_score
 from harness.data.splits import apportion
 from harness.devices import release_cuda_memory, resolve_device
 from harness.models.base import ModelAdapter
-from harness.protocols.base import ProtocolContext, ProtocolOutput, macro_f1, repeat_metrics, softmax
+from harness.protocols.base import (
+    ProtocolContext,
+    ProtocolOutput,
+    macro_f1,
+    repeat_metrics,
+    require_two_labels,
+    softmax,
+)
 from harness.protocols.finetune import FinetuneConfig
 from harness.protocols.finetune_loop import EvalPoint, TrainOutcome, TrainSettings, train_classifier
 from harness.protocols.finetune_model import predict_logits
@@ -220,6 +227,9 @@ def run_finetune(
     with backend_settings(deterministic=config.deterministic, tf32=config.tf32) as backend:
         for r in range(n_repeats):
             train, val = _draw(data, config, rng)
+            if len(np.unique(train.labels)) < 2:
+                adapter.trainable_backbone()  # a model that cannot be fine-tuned is not applicable, whatever the data
+                require_two_labels(train.labels, data.spec.labels, "finetune")
             seed = ctx.seed + r
             outcome, grid = _train_selected(
                 adapter, train, val, n_labels, config, seed, device, precision, eval_batch_size

@@ -20,7 +20,13 @@ from threadpoolctl import threadpool_limits
 
 from harness.errors import DataError
 from harness.models.base import ModelAdapter
-from harness.protocols.base import ProtocolContext, ProtocolOutput, macro_f1, repeat_metrics
+from harness.protocols.base import (
+    ProtocolContext,
+    ProtocolOutput,
+    macro_f1,
+    repeat_metrics,
+    require_two_labels,
+)
 from harness.protocols.limits import MAX_CS, MAX_REPEATS
 from harness.tasks import TaskData
 
@@ -130,8 +136,6 @@ def _fit_one(
     seed: int,
 ) -> tuple[Pipeline, float, dict[str, float], list[str]]:
     """(final probe, its C, validation macro-F1 by C, the fits whose solver did not converge, in words)."""
-    if len(np.unique(y_tr)) < 2:
-        raise DataError("linear probe needs at least two classes in the training examples")
     sparse = sp.issparse(X_tr)
     val_scores: dict[str, float] = {}
     unconverged: list[str] = []
@@ -186,6 +190,9 @@ def run(
     X_train = ctx.encode(featurizer, data.train)
     X_val = ctx.encode(featurizer, data.validation)
     X_test = ctx.encode(featurizer, data.test)
+    # After encoding, so a model without features is not applicable whatever the data. (A k-shot draw holds
+    # every label.)
+    require_two_labels(data.train.labels, data.spec.labels, "linear_probe")
     y_train, y_val, y_test = (np.asarray(s.labels) for s in (data.train, data.validation, data.test))
 
     repeats = config.repeats if config.k_shot else 1
