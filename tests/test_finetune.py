@@ -328,6 +328,8 @@ bootstrap: {{n_boot: 100}}
     assert (summary.done, summary.failed) == (1, 2), summary.failures
     (diverged,) = store.reader.runs(model="tiny", protocol="diverging")
     assert diverged["status"] == "failed" and diverged["error"].startswith("loss diverged (NaN) at step 3")
+    # every rate that can blow up is named (a huge head_lr alone was reported as "lr 5e-05": the wrong setting)
+    assert "(lr 1e+06, head_lr 1e+06, weight_decay 0.01, precision fp32)" in diverged["error"]
     (oom,) = store.reader.runs(model="tiny-oom", protocol="finetune")
     assert oom["status"] == "failed" and "out of memory at micro-batch size 1" in oom["error"]
     (ok,) = store.reader.runs(model="tiny", protocol="finetune")

@@ -561,6 +561,14 @@ CASES |= {
         run_suite_with(protocols="protocols: [{name: p, protocol: few_shot_finetune, train_examples: null}]\n"),
         ("key 'protocols[0].repeats' must be 1 without k_shot or train_examples, got 3",),
     ),
+    "finetune-zero-sweep-epochs": Case(  # named the key sweep_lr
+        run_suite_with(protocols="protocols: [{name: p, protocol: finetune, sweep_epochs: [2, 0]}]\n"),
+        ("key 'protocols[0].sweep_epochs' must hold positive epoch counts, got [2, 0]",),
+    ),
+    "probe-negative-C": Case(
+        run_suite_with(protocols="protocols: [{name: p, protocol: linear_probe, Cs: [1, -1]}]\n"),
+        ("key 'protocols[0].Cs' must be a non-empty list of positive numbers, got [1.0, -1.0]",),
+    ),
     "finetune-absurd-repeats": Case(
         run_suite_with(protocols="protocols: [{name: p, protocol: few_shot_finetune, repeats: 99999999}]\n"),
         ("key 'protocols[0].repeats' must be at most 1,000",),

@@ -88,8 +88,10 @@ class FinetuneConfig:
             raise ValueError(f"max_steps must be at most {MAX_STEPS:,}, got {self.max_steps}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if any(v <= 0 for v in self.sweep_lr) or any(v <= 0 for v in self.sweep_epochs):
-            raise ValueError("sweep_lr and sweep_epochs must hold positive numbers")
+        if any(v <= 0 for v in self.sweep_lr):
+            raise ValueError(f"sweep_lr must hold positive learning rates, got {list(self.sweep_lr)}")
+        if any(v <= 0 for v in self.sweep_epochs):
+            raise ValueError(f"sweep_epochs must hold positive epoch counts, got {list(self.sweep_epochs)}")
         if self.sweep_epochs and self.max_steps is not None:
             raise ValueError("sweep_epochs has no effect when max_steps is set (max_steps overrides epochs)")
         if self.k_shot is not None and self.train_examples is not None:

@@ -310,9 +310,10 @@ class Trainer:
             advice = "lower the learning rate" + (
                 " or train in fp32" if self.precision.name != "fp32" else ""
             )
+            s = self.settings
             raise ModelOutputError(
-                f"loss diverged ({kind}) at step {self.step + 1} (lr {self.settings.lr:g}, precision "
-                f"{self.precision.name}): {advice}."
+                f"loss diverged ({kind}) at step {self.step + 1} (lr {s.lr:g}, head_lr {s.head_lr:g}, weight_decay "
+                f"{s.weight_decay:g}, precision {self.precision.name}): {advice}."
             )
         return mean_loss * len(idx)
 

@@ -45,13 +45,13 @@ class LinearProbeConfig:
 
     def __post_init__(self) -> None:
         if not self.Cs or any(c <= 0 for c in self.Cs):
-            raise ValueError("Cs must be a non-empty list of positive numbers")
+            raise ValueError(f"Cs must be a non-empty list of positive numbers, got {list(self.Cs)}")
         if self.k_shot is not None and self.k_shot < 1:
-            raise ValueError("k_shot must be >= 1")
+            raise ValueError(f"k_shot must be >= 1, got {self.k_shot}")
         if len(self.Cs) > MAX_CS:
             raise ValueError(f"Cs must list at most {MAX_CS} values, got {len(self.Cs)}")
         if self.repeats < 1:
-            raise ValueError("repeats must be >= 1")
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
         if self.repeats > MAX_REPEATS:
             raise ValueError(f"repeats must be at most {MAX_REPEATS:,}, got {self.repeats}")
         if self.repeats > 1 and self.k_shot is None:  # one fit would be stored as a run of several draws

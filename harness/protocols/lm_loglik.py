@@ -54,9 +54,9 @@ class LMLoglikConfig:
 
     def __post_init__(self) -> None:
         if self.k_shot < 0:
-            raise ValueError("k_shot must be >= 0")
+            raise ValueError(f"k_shot must be >= 0, got {self.k_shot}")
         if self.repeats < 1:
-            raise ValueError("repeats must be >= 1")
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
         if self.repeats > MAX_REPEATS:
             raise ValueError(f"repeats must be at most {MAX_REPEATS:,}, got {self.repeats}")
         if self.repeats > 1 and self.k_shot == 0:  # one scoring pass would be stored as several draws
@@ -65,7 +65,7 @@ class LMLoglikConfig:
                 "demonstrations, and a zero-shot prompt has none to draw (set k_shot)"
             )
         if self.demo_max_tokens < 1:
-            raise ValueError("demo_max_tokens must be >= 1")
+            raise ValueError(f"demo_max_tokens must be >= 1, got {self.demo_max_tokens}")
         if self.prompt is not None and (problem := lm_prompt_problem(self.prompt)):
             raise ValueError(f"prompt {self.prompt!r} {problem}")
 
