@@ -3,6 +3,7 @@ score-kind applicability, and task declarations resolved with clear errors."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,9 @@ def test_mcc_of_a_test_set_of_one_class_is_undefined_not_zero() -> None:
     as chance; it is n/a with the reason, as Cohen's kappa. A constant prediction of varied truth stays 0."""
     metrics = REGISTRY.resolve(["accuracy", "mcc", "cohen_kappa"], "accuracy", 3, where="t")
     one_class = MetricData.of([0] * 6, [0] * 6, 3)
-    ev = evaluate(metrics, one_class, list("abc"), BootstrapConfig(n_boot=100))
+    with warnings.catch_warnings():  # sklearn's 3-line UndefinedMetricWarnings reached the run's console
+        warnings.simplefilter("error")
+        ev = evaluate(metrics, one_class, list("abc"), BootstrapConfig(n_boot=100))
     assert {v.name for v in ev.values} == {"accuracy"}
     assert "undefined" in ev.not_applicable["mcc"] and "undefined" in ev.not_applicable["cohen_kappa"]
     mcc = metrics.get("mcc")

@@ -157,8 +157,14 @@ MCC = _labels_metric(
     "Matthews correlation coefficient (multiclass R_K); 0 for a constant prediction, undefined (not stored) "
     "when the test set holds one class.", bounds=CORRELATION,
 )  # fmt: skip
+def _kappa(d: MetricData) -> float:
+    with warnings.catch_warnings():  # "undefined ... set to nan": the run's n/a note says it once, in words
+        warnings.simplefilter("ignore", UserWarning)
+        return float(_sk().cohen_kappa_score(d.y, d.pred, labels=d.labels))
+
+
 COHEN_KAPPA = _labels_metric(
-    "cohen_kappa", "Cohen's kappa", lambda d: float(_sk().cohen_kappa_score(d.y, d.pred, labels=d.labels)), _kappa_counts,
+    "cohen_kappa", "Cohen's kappa", _kappa, _kappa_counts,
     "Agreement between predicted and true labels corrected for chance.", bounds=CORRELATION,
 )  # fmt: skip
 PER_CLASS_F1 = MetricDef(
