@@ -24,6 +24,7 @@ from harness.models.hf_causal_lm import HFCausalLM
 from harness.models.lm_scoring import score_naive
 from harness.protocols import finetune, linear_probe, lm_loglik, zero_shot
 from harness.protocols.base import ProtocolContext
+from harness.seeding import MAX_SEED
 from harness.tasks import Split, TaskData, TaskSpec
 
 pytestmark = pytest.mark.slow
@@ -302,6 +303,25 @@ def test_hidden_state_probe_and_last_token_finetune(smol: HFCausalLM) -> None:
     )
     assert tuned.selected["steps"] == 2
     assert smol.model.training is False  # the cached inference model was not trained
+
+
+def test_a_gpt2_style_lm_probes_and_fine_tunes(tiny_lm: HFCausalLM) -> None:
+    """The decoder was taken as `model.model` (Llama's name): a GPT-2 (`model.transformer`) failed every probe
+    and fine-tune job with "AttributeError: 'GPT2LMHeadModel' object has no attribute 'model'"."""
+    data = _task()
+    probe = linear_probe.run(tiny_lm, data, linear_probe.LinearProbeConfig(Cs=(1.0,)), _ctx())
+    assert probe.preds.shape == (len(TWEETS),)
+    tuned = finetune.run(tiny_lm, data, finetune.FinetuneConfig(max_steps=1, batch_size=4), _ctx())
+    assert tuned.selected["steps"] == 1
+
+
+def test_k_shot_repeats_of_the_largest_seed() -> None:
+    """Repeat r of run seed s fits with seed s + r: for s = 2**32 - 1 (a valid run seed) sklearn refused
+    the probe's random_state and the job failed with its InvalidParameterError."""
+    tfidf = load_adapter(ModelSpec(name="tfidf", family="tfidf"))
+    ctx = ProtocolContext(features=FeatureCache(root=None), seed=MAX_SEED)
+    out = linear_probe.run(tfidf, _task(), linear_probe.LinearProbeConfig(Cs=(1.0,), k_shot=2, repeats=2), ctx)
+    assert out.selected["selected_C_per_repeat"] == [1.0, 1.0]
 
 
 def test_lm_loglik_is_not_applicable_to_a_model_that_is_not_a_language_model() -> None:

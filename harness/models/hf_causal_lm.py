@@ -201,7 +201,7 @@ class HFCausalLM(TorchAdapter, LengthBatchedTextEncoder, LanguageModel):
     # -- features (probe: encode from LengthBatchedTextEncoder) and fine-tune -----------------------
     def _embed_batch(self, texts: Sequence[str]) -> torch.Tensor:
         batch = to_device(self._collate(texts), self.torch_device)
-        hidden = self.model.model(**batch).last_hidden_state
+        hidden = self.model.base_model(**batch).last_hidden_state  # the decoder under the LM head, any architecture
         pooled = pool_hidden(hidden, batch["attention_mask"], self.pooling)
         if self.spec.normalize:
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
@@ -212,7 +212,7 @@ class HFCausalLM(TorchAdapter, LengthBatchedTextEncoder, LanguageModel):
         return Tokenize(self.tokenizer, self.max_length)
 
     def trainable_backbone(self) -> TrainableBackbone:
-        module = PooledDecoder(trainable_copy(self.model.model), self.pooling)
+        module = PooledDecoder(trainable_copy(self.model.base_model), self.pooling)
         return TrainableBackbone(
             module=module, collate=self._collate, feature_dim=self.feature_dim, layers=transformer_layers(module.decoder)
         )
