@@ -77,7 +77,8 @@ def _probe(C: float, sparse: bool, cfg: LinearProbeConfig, seed: int) -> Pipelin
     steps: list[Any] = []
     if cfg.standardize:
         steps.append(StandardScaler(with_mean=not sparse))
-    steps.append(LogisticRegression(C=C, max_iter=cfg.max_iter, random_state=seed))
+    # seed is the run seed + the repeat: past 2**32 - 1 for the largest run seeds, which sklearn refuses.
+    steps.append(LogisticRegression(C=C, max_iter=cfg.max_iter, random_state=seed % 2**32))
     return make_pipeline(*steps)
 
 
