@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Tests send Ctrl-C (SIGINT) to the processes they start (harness serve, a site build's workers). A test run
+# started in the background of a non-interactive shell (`nohup ... &`, some CI runners) has SIGINT ignored,
+# which every child inherits and Python honours: those processes would never stop. Take it back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 
