@@ -7,7 +7,9 @@ whose names, protocol variant, suite name and label hold rich markup (``[/]``, `
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -1792,6 +1794,17 @@ def test_a_probe_that_did_not_converge_says_so_in_the_store_and_in_show(tmp_path
     shown = invoke(["show", "--db", str(db)])
     assert shown.exit_code == 0
     assert "warning: pixels / p: the probe's solver (lbfgs) did not converge" in " ".join(shown.output.split())
+    # the site and its downloads carry it too: the task page's row, the index's cell, the model page, results.csv
+    site = tmp_path / "site"
+    assert invoke(["site", "--db", str(db), "--out", str(site)]).exit_code == 0
+    task_page = next((site / "tasks").glob("*.html")).read_text()
+    assert "caution: the probe&#x27;s solver (lbfgs) did not converge" in task_page
+    assert 'title="Caution: the probe&#x27;s solver (lbfgs) did not converge within max_iter 1' in task_page
+    index = (site / "index.html").read_text()
+    assert re.search(r'<td class="heat done caution [^"]*" title="Caution: the probe', index)
+    assert "caution: the probe&#x27;s solver" in next((site / "models").glob("*.html")).read_text()
+    (csv_row,) = csv.DictReader(io.StringIO((site / "results.csv").read_text()))
+    assert csv_row["warnings"] == warning
 
 
 def test_nothing_comparable_passes_only_when_asked(env: Env) -> None:

@@ -53,17 +53,25 @@ def test_a_rebuild_reads_only_new_changed_runs_and_drops_deleted_ones(store_db: 
     victim = store.db.execute("SELECT key FROM runs WHERE model = 'tree-d4' LIMIT 1").fetchone()[0]
     store.db.execute("UPDATE metrics SET value = 0.5 WHERE run_key = ? AND name = 'accuracy'", [victim])
     store.db.execute("UPDATE runs SET status = 'failed' WHERE key = ?", [victim])  # a re-run that failed
+    cautioned = store.db.execute("SELECT key FROM runs WHERE model = 'naive-bayes' AND status = 'done'").fetchone()[0]
+    store.db.execute(  # a re-run whose protocol recorded a warning (e.g. a probe that did not converge)
+        "UPDATE runs SET selected_json = json_set(coalesce(selected_json, '{}'), '$.warnings', json('[\"w <1>\"]')),"
+        " finished_at = '2031-01-02T00:00:00+00:00' WHERE key = ?",
+        [cautioned],
+    )
     store.close()
     full = _full(db)
     base = cache.path.read_bytes()
     runs, cache = _cached(db, folder)
     assert runs == full  # the order too
-    changed = sum(1 for r in full if r.model == "logreg" and r.seed == 1) + 1
+    changed = sum(1 for r in full if r.model == "logreg" and r.seed == 1) + 2
     assert cache.changed and cache.read_from_store == changed
     assert len(full) > 20 and not any(r.key == gone for r in runs)
+    assert [r.warnings for r in full if r.key == cautioned] == [("w <1>",)]
     # a few changes are saved as a delta beside the untouched base
     assert cache.path.read_bytes() == base and cache.delta_path.exists()
-    assert _cached(db, folder)[1].read_from_store == 0
+    runs, cache = _cached(db, folder)
+    assert runs == full and cache.read_from_store == 0  # the warning came back from the copy
     cache.delta_path.write_bytes(b"damaged")  # then the changes it held are read from the store again
     runs, cache = _cached(db, folder)
     assert runs == full and cache.read_from_store == changed
@@ -76,8 +84,8 @@ def test_a_rebuild_reads_only_new_changed_runs_and_drops_deleted_ones(store_db: 
         lambda data: data[: len(data) // 2],  # cut short
         lambda data: b"\x00garbage" * 100,
         lambda data: marshal.dumps(("another", "harness")),  # a copy from another version
-        lambda data: marshal.dumps((*marshal.loads(data)[:2], ((("k",), (), None, ()),))),  # right stamp, bad rows
-        lambda data: marshal.dumps((*marshal.loads(data)[:2], ((marshal.loads(data)[2][0][0], ((1,),), None, ()),))),
+        lambda data: marshal.dumps((*marshal.loads(data)[:2], ((("k",), (), None, (), ()),))),  # right stamp, bad rows
+        lambda data: marshal.dumps((*marshal.loads(data)[:2], ((marshal.loads(data)[2][0][0], ((1,),), None, (), ()),))),
     ],
     ids=["empty", "truncated", "garbage", "stamp", "short-run", "short-metric"],
 )
@@ -164,9 +172,9 @@ def test_a_build_that_fails_on_a_value_from_the_copy_drops_it(
     _, cache = _cached(store_db, tmp_path / "cache")
     stamp, base_id, flat = marshal.loads(cache.path.read_bytes())
     i = next(i for i, run in enumerate(flat) if run[1])  # a run with metrics
-    fields, metrics, timing, notes = flat[i]
+    fields, metrics, timing, notes, cautions = flat[i]
     bad = ((metrics[0][0], "not a number", *metrics[0][2:]), *metrics[1:])
-    flat = (*flat[:i], (fields, bad, timing, notes), *flat[i + 1 :])
+    flat = (*flat[:i], (fields, bad, timing, notes, cautions), *flat[i + 1 :])
     cache.path.write_bytes(marshal.dumps((stamp, base_id, flat), 2))
     with pytest.raises((TypeError, ValueError)):
         build_site(store_db, tmp_path / "site", workers=1)

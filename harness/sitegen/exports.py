@@ -49,6 +49,7 @@ def columns(metrics: Sequence[str]) -> tuple[str, ...]:
         *RUN_FIELDS,
         *(f"{m}{suffix}" for m in metrics for suffix in ("", "_ci_low", "_ci_high")),
         *TIMING_FIELDS,
+        "warnings",  # what the protocol recorded about the result's reliability, one per line
     )
 
 
@@ -302,6 +303,7 @@ def run_rows(snapshot: StoreSnapshot) -> Table:
             cols.append(encode_column(timing[name]))
         elif name == rounded[0]:
             cols.append(encode_floats([timing[f] for f in rounded], [TIMING_DIGITS[f] for f in rounded]))
+    cols.append(encode_column(["\n".join(w) if w else None for w in fields["warnings"]]))
     return Table(columns(metrics), tuple(cols))
 
 

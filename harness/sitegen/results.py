@@ -64,6 +64,16 @@ class Result(NamedTuple):
     def metric(self, name: str) -> MetricValue | None:
         return self.metrics.get(name)
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the protocol recorded about the reliability of the done runs (e.g. a probe that did not
+        converge), each warning once."""
+        if self.status != "done":
+            return ()
+        if len(self.runs) == 1:
+            return self.representative.warnings
+        return tuple(dict.fromkeys(w for run in self.runs for w in run.warnings))
+
 
 @dataclass(frozen=True, slots=True)
 class TaskGroup:

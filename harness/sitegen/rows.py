@@ -202,6 +202,8 @@ class RowMaker:
                     n = len(r.runs)
                     status = "done" if n == 1 else f"done ({n} seeds)"
                     reason_td = "<td>"
+                    if cautions := r.warnings:
+                        status, reason_td = f"{status}, {caution_note(cautions)}", f"<td{_title(caution_title(cautions))}>"
                     get = r.metrics.get
                     cells = "".join([_metric_td(get(m.id), r, m) for m in metrics])
                 else:
@@ -249,6 +251,8 @@ class RowMaker:
             protocol = self.word(r.protocol)
             if r.status == "done":
                 status = f'<span class="status">{len(r.runs)} seeds averaged</span>' if len(r.runs) > 1 else ""
+                if cautions := r.warnings:
+                    status += f'<span class="status"{_title(caution_title(cautions))}>{caution_note(cautions)}</span>'
                 rank = _rank_td(per_task.get((r.task, r.protocol), _EMPTY).get(r.model), True)
             else:
                 status = f'<span class="status">{_unfinished(r.status)}: {_escape(fmt.short_reason(r.reason))}</span>'
@@ -400,6 +404,18 @@ def board_table(
 
 _NOT_RUN_TD = f'<td class="heat missing" title="not run">{fmt.DASH}</td>'
 _LEAK_MARK = '<span class="leak-mark" aria-label="leaky splits">⚠</span>'
+_CAUTION_MARK = '<span class="caution-mark" aria-label="caution">!</span>'
+
+
+def caution_note(warnings: Sequence[str]) -> str:
+    """A result's warnings as a table cell shows them (marked, the first one clipped; escaped)."""
+    more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
+    return f"{_CAUTION_MARK} caution: {_escape(fmt.short_reason(warnings[0], 120))}{more}"
+
+
+def caution_title(warnings: Sequence[str]) -> str:
+    """Every warning of a result, for a title (escaped)."""
+    return _escape("Caution: " + " ".join(warnings))
 
 
 class _HeatColumn(NamedTuple):
@@ -434,11 +450,15 @@ class _HeatColumn(NamedTuple):
         value = m.value if m else None
         status = "done leak" if self.leak else "done"
         mark = _LEAK_MARK if self.leak else ""
+        title = self.leak
+        if cautions := result.warnings:
+            status, mark = f"{status} caution", f"{mark}{_CAUTION_MARK}"
+            title = f"{title} {caution_title(cautions)}" if title else caution_title(cautions)
         if value is None or not isfinite(value):
-            return f'<td class="heat {status}"{_title(self.leak)}>{fmt.DASH}{mark}</td>'
+            return f'<td class="heat {status}"{_title(title)}>{fmt.DASH}{mark}</td>'
         lo, hi = self.lo, self.hi
         heat = heat_class((self.sign * value - lo) / (hi - lo) if hi > lo else 1.0)
-        return f'<td class="heat {status} {heat}"{_title(self.leak)}>{value:.3f}{mark}</td>'
+        return f'<td class="heat {status} {heat}"{_title(title)}>{value:.3f}{mark}</td>'
 
 
 class PointView(NamedTuple):

@@ -302,6 +302,7 @@ class StoreReader:
                r.started_at, r.finished_at, r.duration_s, r.harness_version, r.git_hash,
                CASE WHEN instr(r.selected_json, 'metrics_not_applicable')
                     THEN json_extract({selected}, '$.metrics_not_applicable') END,
+               CASE WHEN instr(r.selected_json, '"warnings"') THEN json_extract({selected}, '$.warnings') END,
                t.hardware, t.device, t.batch_size, t.p50_ms, t.p95_ms, t.p99_ms, t.items_per_s, t.peak_mem_mb,
                t.params, t.n_timed, t.contended, t.run_wait_frac, t.others_cpu_frac, t.weights_mb, t.load_s
         FROM runs r LEFT JOIN timings t ON t.run_key = r.key
@@ -316,11 +317,13 @@ class StoreReader:
         one = shared.setdefault
         fromisoformat = datetime.fromisoformat
         for row in self.conn.execute(sql, () if keys is None else (json.dumps(keys),)):
-            key, suite_path, notes, hardware = row[0], row[2], row[16], row[17]
+            key, suite_path, notes, cautions, hardware = row[0], row[2], row[16], row[17], row[18]
             if suite_path.__class__ is not str or not suite_path:
                 suite_path = str(suite_path) if isinstance(suite_path, (int, float)) and str(suite_path) else None
             if notes:
                 notes = {str(k): str(v) for k, v in _json_object(notes).items()} or no_notes
+            if cautions:
+                cautions = tuple(str(w) for w in _json_list(cautions))
             try:  # the few columns that can hold a wrong value the site would show: a quick test of each row
                 plausible = (
                     row[8].__class__ is int and row[13].__class__ is float and 0.0 <= row[13] < _INF
@@ -336,7 +339,7 @@ class StoreReader:
             if hardware is None:
                 timing = None
             else:
-                t = row[17:]
+                t = row[18:]
                 if not _plausible_timing(t):
                     _timing_numbers(key, dict(zip(Timing._fields, t, strict=True)))
                 timing = new(Timing, (one(hardware, hardware), one(t[1], t[1]), *t[2:]))
@@ -350,6 +353,7 @@ class StoreReader:
                         get_metrics(key, no_metrics),
                         timing,
                         notes or no_notes,
+                        cautions or (),
                     ),
                 )
             )  # fmt: skip

@@ -68,6 +68,7 @@ class RunRow(NamedTuple):
     metrics: Mapping[str, MetricValue]
     timing: Timing | None
     metric_notes: Mapping[str, str] = {}  # metric id -> why it is not applicable to this run
+    warnings: tuple[str, ...] = ()  # what the protocol recorded about the result's reliability (selected.warnings)
 
     def metric(self, name: str) -> MetricValue | None:
         return self.metrics.get(name)

@@ -41,7 +41,7 @@ _FORMAT = 1
 # off the pages' path (the downloads' process).
 _MARSHAL_VERSION = 4
 _STORE_CODE = ("reader.py", "rows.py", "run_cache.py")  # the code that makes a RunRow: a change drops every copy
-_N_FIELDS, _N_TIMING, _N_METRIC = len(RunRow._fields) - 3, len(Timing._fields), len(MetricValue._fields)
+_N_FIELDS, _N_TIMING, _N_METRIC = len(RunRow._fields) - 4, len(Timing._fields), len(MetricValue._fields)
 
 
 @lru_cache(maxsize=1)
@@ -182,7 +182,7 @@ class RunCache:
 def _flat(runs: Iterable[RunRow]) -> Any:
     return tuple(
         (tuple(r[:_N_FIELDS]), tuple(tuple(m) for m in r.metrics.values()), None if r.timing is None else tuple(r.timing),
-         tuple(r.metric_notes.items()))
+         tuple(r.metric_notes.items()), r.warnings)
         for r in runs
     )  # fmt: skip
 
@@ -202,8 +202,11 @@ def _rows(flat: tuple[Any, ...]) -> dict[str, RunRow]:
     new = tuple.__new__
     out: dict[str, RunRow] = {}
     no_notes: dict[str, str] = {}
-    for fields, metrics, timing, notes in flat:
-        if len(fields) != _N_FIELDS or fields[0].__class__ is not str or (timing and len(timing) != _N_TIMING):
+    for fields, metrics, timing, notes, cautions in flat:
+        if (
+            len(fields) != _N_FIELDS or fields[0].__class__ is not str or (timing and len(timing) != _N_TIMING)
+            or cautions.__class__ is not tuple
+        ):  # fmt: skip
             raise ValueError("malformed run")
         values = {}
         for m in metrics:
@@ -211,5 +214,5 @@ def _rows(flat: tuple[Any, ...]) -> dict[str, RunRow]:
                 raise ValueError("malformed metric")
             values[m[0]] = new(MetricValue, m)
         timing = None if timing is None else new(Timing, timing)
-        out[fields[0]] = new(RunRow, (*fields, values, timing, dict(notes) if notes else no_notes))
+        out[fields[0]] = new(RunRow, (*fields, values, timing, dict(notes) if notes else no_notes, cautions))
     return out
