@@ -9,8 +9,11 @@ from result_fixtures import LABELS, digits, logreg, task_metrics, train, zoo_mod
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
+from harness.compare import Policy
+from harness.compare.engine import _paired, decide
 from harness.errors import DataError
 from harness.metrics import MetricData, MetricDef, TaskMetric
+from harness.metrics.evaluate import evaluate
 from harness.metrics.stats import holm, mcnemar, paired_bootstrap, rank_with_ties, tie_groups
 
 METRICS = task_metrics(("accuracy", "macro_f1", "mcc", "roc_auc", "log_loss"), "macro_f1")
@@ -174,3 +177,36 @@ def test_the_pick_forms_tie_tests_screen_in_the_metrics_direction() -> None:
     assert tie_tests(cands, [0], higher_is_better=False) == {0: [1]}
     flipped = [cand("c", 0.35, 0.30, 0.40), cand("b", 0.20, 0.15, 0.25), cand("a", 0.15, 0.10, 0.20)]
     assert tie_tests(flipped, [0], higher_is_better=True) == {0: []}
+
+
+def _right_and_wrong(n: int) -> tuple[MetricData, MetricData]:
+    y = np.arange(n, dtype=np.int64) % 2
+    return MetricData.of(y, y.copy(), 2), MetricData.of(y, 1 - y, 2)
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_a_handful_of_examples_never_shows_a_significant_difference(n: int) -> None:
+    """One example: every bootstrap resample was that example, so a model right on it "beat" one wrong on it
+    at p = 1/(n_boot + 1) (a site rank, a pick, a failed CI gate) and its own 95% CI had width 0. No exact
+    paired test of 5 examples or fewer can reach p < 0.05 (its smallest p is 2/2**n)."""
+    right, wrong = _right_and_wrong(n)
+    f1 = METRICS.get("macro_f1")
+    assert paired_bootstrap(f1, [right], [wrong]).p_value >= 2.0 ** (1 - n) > 0.05
+    placed = tie_groups(["right", "wrong"], [right, wrong], f1)
+    assert placed["wrong"].rank == 1 and placed["wrong"].tied_with == "right"
+    evaluation = evaluate(METRICS, right, ["a", "b"])
+    scalar = {v.name: (v.ci_low, v.ci_high) for v in evaluation.values if "/" not in v.name}
+    assert {"accuracy", "macro_f1"} <= set(scalar) and set(scalar.values()) == {(None, None)}
+    gate = _paired(f1, [right], [wrong], Policy())
+    verdict, (reason,) = decide(gate, None, Policy())
+    assert verdict == "untested" and f"Only {n} paired test example(s)" in reason
+
+
+def test_six_examples_are_enough_for_a_test_and_an_interval() -> None:
+    right, wrong = _right_and_wrong(8)
+    f1 = METRICS.get("macro_f1")
+    assert paired_bootstrap(f1, [right], [wrong]).p_value < 0.01
+    assert tie_groups(["right", "wrong"], [right, wrong], f1)["wrong"].rank == 2
+    ci = {v.name: (v.ci_low, v.ci_high) for v in evaluate(METRICS, wrong, ["a", "b"]).values}
+    assert ci["accuracy"] == (0.0, 0.0) and ci["macro_f1"] == (0.0, 0.0)  # all wrong: a real (if narrow) interval
+    assert decide(_paired(f1, [right], [wrong], Policy()), None, Policy())[0] == "regression"

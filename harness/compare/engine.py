@@ -37,7 +37,7 @@ from harness.metrics import MetricData, MetricRegistry, TaskMetric
 from harness.metrics.core import bounds_text, described_bounds
 from harness.metrics.evaluate import MAX_N_BOOT, check_plugin_reproducible
 from harness.metrics.registry import metric_from_description
-from harness.metrics.stats import holm, mcnemar, paired_bootstrap, uses_mcnemar
+from harness.metrics.stats import can_reach, holm, mcnemar, paired_bootstrap, smallest_paired_p, uses_mcnemar
 from harness.models.identity import describe_weights
 from harness.store.rows import RunResult
 
@@ -417,6 +417,12 @@ def decide(
                 f"{gate.metric} is undefined on {side} (no value: e.g. a test set of one class, or scores it does "
                 "not apply to): cannot test."
             )
+        elif gate.paired and gate.n_examples is not None:
+            reasons.append(
+                f"Only {gate.n_examples} paired test example(s): no paired test of so few can reach p < alpha "
+                f"{policy.alpha:g} (an exact one's smallest p is {smallest_paired_p(gate.n_examples):.3g}), so a "
+                f"drop in {gate.metric} could never fail the check: cannot test. Evaluate on a larger test split."
+            )
         else:
             reasons.append(f"No paired predictions and no confidence intervals for {gate.metric}: cannot test.")
     elif gate.significant and gate.worse and abs(gate.diff) > policy.max_drop:
@@ -691,6 +697,12 @@ def _paired(
         return MetricComparison(
             metric.id, base_value, cand_value, nan, None, None, None, "none", False, False, None, metric.higher_is_better
         )
+    n = len(side_b[0])
+    if not can_reach(policy.alpha, n):  # no paired test of so few examples can flag anything: not a pass
+        return MetricComparison(
+            metric.id, base_value, cand_value, cand_value - base_value, None, None, None, "none", True, False, n,
+            metric.higher_is_better,
+        )  # fmt: skip
     # The observed difference passed in: each point value is a sklearn call (~6 ms); computing them twice
     # was half of a compare of 3,000 pairs.
     boot = paired_bootstrap(

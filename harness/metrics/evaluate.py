@@ -12,6 +12,7 @@ from harness.metrics.builtin import BUILTIN_METRICS
 from harness.metrics.core import MetricCodeError, MetricData, TaskMetric, bounds_text, within_bounds
 from harness.metrics.registry import TaskMetrics
 from harness.metrics.resample import percentile_ci, resampled_values, values_at
+from harness.metrics.stats import can_reach
 from harness.records import MetricValue
 from harness.seeding import check_seed
 
@@ -73,7 +74,10 @@ def evaluate(
     scalar = [m for m in metrics.scalar() if m.id in points]
     if scalar and len(data):
         check_reproducible(scalar, data, points)
-    boot = resampled_values(scalar, [data], cfg.n_boot, cfg.seed) if scalar and len(data) else {}
+    # No interval where the examples cannot support one (one example: every resample is that example, and
+    # the "95% CI" had width 0): the value is stored without a CI, as for a metric that has none.
+    intervals = scalar and can_reach(1 - cfg.confidence, len(data))
+    boot = resampled_values(scalar, [data], cfg.n_boot, cfg.seed) if intervals else {}
     for metric in scalar:
         low, high = percentile_ci(boot[metric.id][0], cfg.confidence) if boot else (None, None)
         out.append(MetricValue(metric.id, points[metric.id], low, high))

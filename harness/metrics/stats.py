@@ -85,12 +85,26 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult:
     return McNemarResult(n01, n10, float(stat), float(chi2.sf(stat, 1)), exact=False)
 
 
-def bootstrap_p(diffs: np.ndarray, observed: float) -> float:
+def smallest_paired_p(n_examples: int) -> float:
+    """The smallest two-sided p any paired test of `n_examples` examples can honestly give: an exact sign-flip
+    (permutation) test's, 2 / 2**n (1 example: 1; 5: 0.0625; 6: 0.031). A bootstrap of a handful of examples
+    draws from a handful of distinct resamples, all pointing the same way: unfloored, one example "showed" a
+    difference at p = 1/(n_boot + 1), and its 95% interval had width 0."""
+    return min(1.0, 2.0 ** (1 - n_examples)) if n_examples > 0 else 1.0
+
+
+def can_reach(alpha: float, n_examples: int) -> bool:
+    """Whether a paired test (or a (1 - alpha) interval) on `n_examples` examples can mean anything at alpha."""
+    return smallest_paired_p(n_examples) < alpha
+
+
+def bootstrap_p(diffs: np.ndarray, observed: float, n_examples: int) -> float:
     """Two-sided p of a paired bootstrap: resampled differences at least as far from the observed one as
-    the observed one is from 0 (the bootstrap distribution shifted to H0), +1 corrected so p > 0."""
+    the observed one is from 0 (the bootstrap distribution shifted to H0), +1 corrected so p > 0, and never
+    below smallest_paired_p of the examples resampled."""
     diffs = diffs[np.isfinite(diffs)]
     extreme = int(np.sum(np.abs(diffs - observed) >= abs(observed) - 1e-12))
-    return min(1.0, (extreme + 1) / (len(diffs) + 1))
+    return min(1.0, max((extreme + 1) / (len(diffs) + 1), smallest_paired_p(n_examples)))
 
 
 def paired_bootstrap(
@@ -120,7 +134,7 @@ def paired_bootstrap(
         diff=diff,
         ci_low=float(np.quantile(finite, 0.025)) if finite.size else float("nan"),
         ci_high=float(np.quantile(finite, 0.975)) if finite.size else float("nan"),
-        p_value=bootstrap_p(diffs, diff),
+        p_value=bootstrap_p(diffs, diff, len(datas[0])),
         n_boot=n_boot,
     )
 
@@ -216,7 +230,7 @@ def tie_groups(
 
         def p_value(a: int, b: int) -> float:
             assert boot is not None
-            return bootstrap_p(boot[b] - boot[a], values[b] - values[a])
+            return bootstrap_p(boot[b] - boot[a], values[b] - values[a], len(datas[a]))
 
     return greedy_groups(
         names, values, p_value, alpha, higher_is_better=metric.higher_is_better, holm_correct=holm_correct

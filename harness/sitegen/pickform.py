@@ -256,7 +256,7 @@ def p_values(
         if uses_mcnemar(metric):
             p = mcnemar(a.preds == a.labels, b.preds == b.labels).p_value
         else:
-            p = bootstrap_p(boot[j] - boot[lead], observed[j] - observed[lead])
+            p = bootstrap_p(boot[j] - boot[lead], observed[j] - observed[lead], len(a.labels))
         out[(lead, j)] = p
         cache[_cache_key(cands[lead], cands[j], metric.id, n_labels, cfg)] = p
     return out

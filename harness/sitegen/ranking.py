@@ -347,6 +347,7 @@ def _rank_aggregate(
 
     observed = np.zeros(len(names))
     boot = np.zeros((len(names), cfg.n_boot))
+    n_examples = sum(len(next(iter(vectors.values())).labels) for vectors in per_task_vectors if vectors)
     for t_index, (task, vectors) in enumerate(zip(tasks, per_task_vectors, strict=True)):
         declared = len(board.task(task).labels)
         n_labels = max(declared, 1 + max(int(max(v.labels.max(), v.preds.max())) for v in vectors.values()))
@@ -366,7 +367,7 @@ def _rank_aggregate(
     return greedy_groups(
         names,
         list(observed),
-        lambda a, b: bootstrap_p(boot[b] - boot[a], observed[b] - observed[a]),
+        lambda a, b: bootstrap_p(boot[b] - boot[a], observed[b] - observed[a], n_examples),
         cfg.alpha,
         holm_correct=cfg.holm,
     )
