@@ -1779,6 +1779,21 @@ def test_compare_refuses_to_gate_on_a_random_plugin_metric(env: Env) -> None:
     assert_clean_failure(result, 2, ('metric "hostile" is not reproducible: point() gave',))
 
 
+def test_the_site_refuses_to_rank_by_a_random_plugin_metric(env: Env) -> None:
+    """The site recomputes a task's main metric from --plugin for its tie groups (as compare and pick do, which
+    refuse a random one): a random main metric drew the site's ranks by chance, exit 0."""
+    main_is_plugin = METRIC_PLUGIN.replace('main_metric="accuracy"', 'main_metric="hostile"')
+    models = "models:\n  - {name: pixels, family: pixels}\n  - {name: pixels-b16, family: pixels, batch_size: 16}\n"
+    suite = env.write("s.yaml", good_suite(tasks="tasks:\n" + DIGITS.replace("name: digits", "name: digits2"), models=models))
+    plugin = env.write("plug.py", main_is_plugin.format(body="    return 0.5"))
+    assert invoke(["run", str(suite), "--db", str(env.db), "--plugin", str(plugin), "--quiet"]).exit_code == 0
+    assert invoke(["site", "--db", str(env.db), "--out", str(env.tmp / "ok"), "--plugin", str(plugin)]).exit_code == 0
+    random_plugin = env.write("rand.py", main_is_plugin.format(body="    return random.random()"))
+    result = invoke(["site", "--db", str(env.db), "--out", str(env.tmp / "site"), "--plugin", str(random_plugin)])
+    assert_clean_failure(result, 2, ('metric "hostile" is not reproducible: point() gave',))
+    assert not (env.tmp / "site").exists()
+
+
 def test_a_probe_that_did_not_converge_says_so_in_the_store_and_in_show(tmp_path: Path) -> None:
     """max_iter: 1 stopped every lbfgs fit after one step: sklearn printed 8-line ConvergenceWarnings to the
     console during the run, and the stored result (exit 0) and `harness show` gave no sign of it."""

@@ -32,6 +32,7 @@ import numpy as np
 
 from harness.digests import json_digest
 from harness.metrics import MetricData, MetricRegistry, TaskMetric
+from harness.metrics.evaluate import check_plugin_reproducible
 from harness.metrics.registry import metric_from_description
 from harness.metrics.resample import resampled_values
 from harness.metrics.stats import (
@@ -242,6 +243,7 @@ def _rank_task(
     datas = [metric_data(v, max(n_labels, top)) for _, v in aligned]
     if any(metric.metric.not_applicable(d) for d in datas):
         return {name: Placement(1, None, None, False) for name, _ in aligned[:1]}
+    check_plugin_reproducible(metric, datas[0])  # a random one would draw the tie groups by chance
     stored = {r.model: r.representative.metric(metric.id) for r in candidates}
     observed = [m.value if (m := stored[name]) else float("nan") for name, _ in aligned]
     keys = {r.model: r.representative.key for r in candidates}
@@ -355,6 +357,7 @@ def _rank_aggregate(
         datas = [metric_data(vectors[n], n_labels) for n in names]
         if metric is None or any(metric.metric.not_applicable(d) for d in datas):
             return {name: Placement(i + 1, None, None, False) for i, name in enumerate(names)}
+        check_plugin_reproducible(metric, datas[0])
         sign = 1.0 if metric.higher_is_better else -1.0
         for i, name in enumerate(names):
             stored = board.results[(task, protocol, name)].representative.metric(metric.id)
