@@ -1813,11 +1813,12 @@ def test_a_probe_that_did_not_converge_says_so_in_the_store_and_in_show(tmp_path
     site = tmp_path / "site"
     assert invoke(["site", "--db", str(db), "--out", str(site)]).exit_code == 0
     task_page = next((site / "tasks").glob("*.html")).read_text()
-    assert "caution: the probe&#x27;s solver (lbfgs) did not converge" in task_page
-    assert 'title="Caution: the probe&#x27;s solver (lbfgs) did not converge within max_iter 1' in task_page
+    caution = 'title="Caution: the probe&#x27;s solver (lbfgs) did not converge within max_iter 1'
+    assert re.search(re.escape(caution) + r'[^"]*">done, <span class="caution-mark"[^>]*>!</span> caution<', task_page)
+    assert re.search(r'</a><span class="caution-mark" ' + re.escape(caution), task_page)  # beside the model's name
     index = (site / "index.html").read_text()
     assert re.search(r'<td class="heat done caution [^"]*" title="Caution: the probe', index)
-    assert "caution: the probe&#x27;s solver" in next((site / "models").glob("*.html")).read_text()
+    assert re.search(re.escape(caution) + r'[^"]*"><span class="caution-mark"', next((site / "models").glob("*.html")).read_text())
     (csv_row,) = csv.DictReader(io.StringIO((site / "results.csv").read_text()))
     assert csv_row["warnings"] == warning
 

@@ -221,6 +221,8 @@ class RowMaker:
                     )
                 body = _json_text(f"{cells}{rest}<td>{hw_cell}</td>{reason_td}{status}</td></tr>\n")
             cand = f'" data-cand="{pick_id}' if pick_id else ""
+            if cautions := r.warnings:  # next to the name too: the status cell is the table's last column
+                name_th = f'{name_th[:-5]}<span class="caution-mark"{_title(caution_title(cautions))}>!</span></th>'
             head = f'{opening}{hw_id}{cand}" class="status-{self.word(r.status)}">{rank}{name_th}'
             out.append(_json_text(head) + body)
             keys.append(key)
@@ -408,9 +410,9 @@ _CAUTION_MARK = '<span class="caution-mark" aria-label="caution">!</span>'
 
 
 def caution_note(warnings: Sequence[str]) -> str:
-    """A result's warnings as a table cell shows them (marked, the first one clipped; escaped)."""
-    more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
-    return f"{_CAUTION_MARK} caution: {_escape(fmt.short_reason(warnings[0], 120))}{more}"
+    """A result's warnings as a table cell shows them: marked and counted, the text on hover (caution_title)
+    and in the downloads; a sentence in the cell made its row many lines tall in the table's last column."""
+    return f"{_CAUTION_MARK} caution" + (f" ({len(warnings)})" if len(warnings) > 1 else "")
 
 
 def caution_title(warnings: Sequence[str]) -> str:
