@@ -7,14 +7,16 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import huggingface_hub.constants
 import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.config import load_suite
+from harness.hub import hub_commit
 from harness.models import resolve_source
 from harness.models.base import ModelSpec
-from harness.models.identity import DigestCache, hub_commit, model_identity
+from harness.models.identity import DigestCache, model_identity
 from harness.runner import run_suite
 from harness.store import Store
 
@@ -150,17 +152,17 @@ def test_identity_of_every_offline_family(tmp_path: Path) -> None:
 
 def test_hub_commit_pinned_from_local_snapshot_or_unresolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # the library's, as downloads use
     sha = "0123456789abcdef0123456789abcdef01234567"
-    assert hub_commit("org/model", sha) == (sha, None)  # a pinned commit is the identity as is
-    commit, why = hub_commit("org/model", None)
+    assert hub_commit("org/model", sha, offline=True) == (sha, None)  # a pinned commit is the identity as is
+    commit, why = hub_commit("org/model", None, offline=True)
     assert commit is None and why and "not resolved" in why
     refs = tmp_path / "models--org--model" / "refs"
     refs.mkdir(parents=True)
     (refs / "main").write_text(sha + "\n")
     (refs / "v2").write_text("f" * 40)
-    assert hub_commit("org/model", None) == (sha, None)
-    assert hub_commit("org/model", "v2") == ("f" * 40, None)
+    assert hub_commit("org/model", None, offline=True) == (sha, None)
+    assert hub_commit("org/model", "v2", offline=True) == ("f" * 40, None)
     ident = model_identity(ModelSpec("m", "hf_text", "org/model", revision="v2"), DigestCache(None))
     assert ident.kind == "hub" and ident.weights == "commit:ffffffffffff"
 

@@ -26,7 +26,6 @@ import importlib
 import importlib.metadata
 import json
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Iterable
@@ -38,12 +37,12 @@ from typing import Any, Literal
 from harness.digests import json_digest, plugin_code_digest
 from harness.errors import HarnessError
 from harness.file_tree import walk_folder
+from harness.hub import hub_commit
 from harness.models import PKG_SCHEME, family, package_distribution, resolve_source
 from harness.models.base import ModelSpec
 
 SourceKind = Literal["files", "hub", "name", "none"]
 
-_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 4 << 20
 
 
@@ -171,7 +170,7 @@ def _model_identity(spec: ModelSpec, digests: DigestCache) -> ModelIdentity:
         return ModelIdentity("files", weights_sha256=digest, n_files=len(files), packages=tuple(packages))
     if family(spec.family).library_weights:  # a library's model name; its weights are pinned by the library version
         return ModelIdentity("name", unresolved="weights named by the library; pinned by its version only", packages=tuple(packages))
-    commit, why = hub_commit(source, spec.revision)
+    commit, why = hub_commit(source, spec.revision, offline=_offline())
     return ModelIdentity("hub", commit=commit, unresolved=why, packages=tuple(packages))
 
 
@@ -198,42 +197,8 @@ def files_digest(files: Iterable[Path], base: Path, digests: DigestCache) -> str
     return h.hexdigest()
 
 
-def hub_commit(repo_id: str, revision: str | None) -> tuple[str | None, str | None]:
-    """(commit, None) for a hub id at `revision`, or (None, why) when it cannot be resolved.
-
-    A 40-hex revision is a commit already. Online (HF_HUB_OFFLINE unset), the hub is asked; otherwise, or
-    when it cannot be reached, the commit the local Hugging Face cache snapshot points at is used."""
-    rev = revision or "main"
-    if _SHA_RE.match(rev):
-        return rev, None
-    if not _offline():
-        try:
-            from huggingface_hub import HfApi
-
-            sha = HfApi().model_info(repo_id, revision=rev, timeout=10).sha
-            if sha:
-                return sha, None
-        except Exception:  # noqa: BLE001 - no network, unknown repo, ...: fall back to the local cache
-            pass
-    ref = _hf_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "refs" / rev
-    try:
-        commit = ref.read_text().strip()
-    except OSError:
-        commit = ""
-    if _SHA_RE.match(commit):
-        return commit, None
-    return None, f"hub revision {rev!r} of {repo_id!r} not resolved (hub unreachable and no local snapshot)"
-
-
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _hf_cache_dir() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
-    return Path(home).expanduser() / "hub"
 
 
 @cache
