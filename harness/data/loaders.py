@@ -24,6 +24,7 @@ import numpy as np
 
 from harness.data.labels import encode_labels
 from harness.errors import DataError, HarnessError, close_match
+from harness.hub import SHA_RE, hub_commit
 from harness.tasks import Modality, Split
 
 FileFormat = Literal["csv", "json", "parquet"]
@@ -562,9 +563,11 @@ def load_hf_split(
     data_files: DataFiles | None = None,
     cache_dir: str | None = None,
     id_prefix: str | None = None,
+    commit: str | None = None,
 ) -> RawExamples:
     """One split of a dataset on the hub (or a local dataset directory) via `datasets.load_dataset`.
-    Rows are numbered `<id_prefix or split>-<row>` unless `columns.id` names an id column."""
+    Rows are numbered `<id_prefix or split>-<row>` unless `columns.id` names an id column. `commit`: the hub
+    commit the task's signature holds (hub_dataset_commit); data datasets loaded from another commit is refused."""
     where = f"dataset {dataset_id!r}" + (f" (config {config!r})" if config else "") + f" split {split!r}"
     local = Path(dataset_id)
     if data_files is None and local.is_absolute() and local.is_dir():  # a local dataset folder, read whole
@@ -582,9 +585,36 @@ def load_hf_split(
         cache_dir=cache_dir,
         **extra,
     )
+    if commit is not None:
+        _check_loaded_commit(dataset, commit, revision, where)
     if dataset_id == "json":
         _refuse_retyped_json_texts(dataset, columns, where)
     return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix or split)
+
+
+def hub_dataset_commit(repo_id: str, revision: str | None) -> tuple[str | None, str | None]:
+    """(commit, None) that a hub dataset's revision resolves to, or (None, why): as for hub models, asked of
+    the hub, else read from the local hub cache (datasets records the revision it loads there when online)."""
+    import datasets.config
+
+    return hub_commit(repo_id, revision, offline=bool(datasets.config.HF_HUB_OFFLINE), repo_type="dataset")
+
+
+def _check_loaded_commit(dataset: Any, commit: str, revision: str | None, where: str) -> None:
+    """datasets prepares a hub dataset under a folder named by its commit. Offline it loads the most recently
+    prepared copy, whatever revision it is asked for, and online the revision may have moved since the plan:
+    data of another commit than the one the task is keyed by is refused (it would be stored as `commit`'s)."""
+    loaded = {Path(f["filename"]).parent.name for f in getattr(dataset, "cache_files", None) or []}
+    other = sorted(c for c in loaded if SHA_RE.match(c) and c != commit)
+    if other:
+        asked = "the task pins" if revision == commit else f"{f'revision {revision!r}' if revision else 'main'} is"
+        raise DataError(
+            f"{where}: {asked} commit {commit}, but datasets loaded commit {other[0]} (offline, datasets "
+            "loads the most recently prepared copy whatever revision it is asked for; online, the revision may "
+            f"have moved since the run was planned). Run again; offline, set source.revision to {other[0]} to use "
+            "that copy, load the dataset once with a hub reachable, or remove the other copies from the datasets "
+            "cache (HF_DATASETS_CACHE)."
+        )
 
 
 def _refuse_retyped_json_texts(dataset: Any, columns: Columns, where: str) -> None:

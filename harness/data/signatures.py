@@ -20,7 +20,9 @@ from harness.file_tree import walk_folder
 # 3: CSV cells are read as the text written in them (no numeric or NA guessing).
 # 4: JSON Lines files are read line by line by our own reader (values keep their written text).
 # 5: an hf source on datasets' csv builder (id: csv) reads cells as text too, as a csv source does.
-DATA_CODE_VERSION = "5"
+# 6: a hub dataset is pinned by the commit its revision resolves to; the datasets version is part of the
+#    signature of the sources datasets' readers parse (hf, csv, parquet, imagefolder).
+DATA_CODE_VERSION = "6"
 
 
 _Stat = tuple[str, int, int, int, int]  # path, size, mtime_ns, inode, ctime_ns

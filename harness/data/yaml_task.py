@@ -15,7 +15,9 @@ Schema (relative paths resolve from the YAML file's folder)::
                                    # declared label is an integer
     source:
       type: hf                     # hf | csv | jsonl | parquet | imagefolder | textfolder
-      id: stanfordnlp/sst2         # hf: hub id (or a local dataset folder); config, revision, data_files
+      id: stanfordnlp/sst2         # hf: hub id (or a local dataset folder); config, revision, data_files;
+                                   # a hub id is pinned by the commit its revision (default main) resolves
+                                   # to, from the hub or the local hub cache (see docs/adding-a-task.md)
                                    # id: csv (json, parquet, ... a datasets builder) needs data_files: paths
                                    # or glob patterns from this file's folder (a local dataset folder's
                                    # own data_files are from that folder); every local file read is tracked
@@ -63,10 +65,13 @@ import codecs
 import encodings.aliases
 import hashlib
 import re
+import secrets
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from harness.assets import PKG_SCHEME, resolve_package_path
 from harness.data.assemble import group_aware_split
@@ -79,6 +84,7 @@ from harness.data.loaders import (
     RawExamples,
     data_file_entries,
     has_glob,
+    hub_dataset_commit,
     is_datasets_builder,
     load_file_split,
     load_hf_split,
@@ -99,6 +105,10 @@ DataFilesValue = str | tuple[str, ...] | Mapping[str, str | tuple[str, ...]]
 _FILE_FORMAT: dict[str, FileFormat] = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 DEFAULT_DEDUPE: DedupeMode = "drop-test-leaks"
+_DATASETS_READ = ("hf", "csv", "parquet", "imagefolder")  # source types datasets' readers parse
+# In the signature of a hub dataset whose commit is unknown: no stored fingerprint matches it, so its data is
+# loaded and fingerprinted by content on every run.
+_UNPINNED = secrets.token_hex(8)
 
 
 @dataclass(frozen=True)
@@ -115,11 +125,13 @@ class SourceConfig:
 @dataclass(frozen=True)
 class HfSource:
     """An hf source as datasets is given it: `path` a hub id, a builder name (csv, ...) or an absolute local
-    folder; `data_files` with local entries absolute; `local` the local files and folders it reads."""
+    folder; `data_files` with local entries absolute; `local` the local files and folders it reads; `hub` whether
+    `path` is a hub dataset id."""
 
     path: str
     data_files: DataFiles | None
     local: tuple[Path, ...]
+    hub: bool = False
 
 
 @dataclass(frozen=True)
@@ -381,7 +393,25 @@ class YamlTask(Task):
                     "folder: write the folder's path relative to the task file (or absolute), or run from "
                     "another folder to load the hub dataset."
                 )
-        return HfSource(path=s.id, data_files=self._hf_data_files(None), local=())
+        hub = "://" not in s.id and not Path(s.id).expanduser().is_absolute()
+        return HfSource(path=s.id, data_files=self._hf_data_files(None), local=(), hub=hub)
+
+    @cached_property
+    def hub_pin(self) -> tuple[str | None, str | None] | None:
+        """(commit, None) a hub dataset source is pinned to, (None, why) when it cannot be resolved; None for
+        other sources. Resolved once per task object: every plan and load of it uses the same commit."""
+        s = self.config.source
+        if s.type != "hf" or not self._hf_source().hub:
+            return None
+        assert s.id is not None
+        commit, why = hub_dataset_commit(s.id, s.revision)
+        if commit is None:
+            warnings.warn(
+                f"{self.path}: hub dataset {s.id!r}: {why}; its data is loaded and fingerprinted by content on "
+                "every run instead of being pinned to a commit.",
+                stacklevel=2,
+            )
+        return commit, why
 
     def _hf_with_files(self, path: str, base: Path, folder: Path | None) -> HfSource:
         data_files = self._hf_data_files(base)
@@ -431,6 +461,7 @@ class YamlTask(Task):
                 revision=s.revision,
                 data_files=hf.data_files,
                 id_prefix=c.id_prefix,
+                commit=self.hub_pin[0] if self.hub_pin else None,
             )
         if s.type in _FOLDER_TYPES:
             root = self._resolve(s.path or ".")
@@ -499,8 +530,16 @@ class YamlTask(Task):
             self.spec.as_dict(),
             self._file_digest,
             *([package_version("datasketch")] if near else []),
+            *self._reader_parts(),
             files=self.local_paths(),
         )
+
+    def _reader_parts(self) -> list[Any]:
+        """The datasets version, for sources its readers parse; the commit of a hub dataset."""
+        parts: list[Any] = [package_version("datasets")] if self.config.source.type in _DATASETS_READ else []
+        if self.hub_pin is not None:
+            parts.append({"hub_commit": self.hub_pin[0] or f"unresolved {_UNPINNED}"})
+        return parts
 
 
 def _few_distinct(pool: Split) -> str:
