@@ -143,6 +143,19 @@ def test_a_pinned_revision_is_used_as_given_and_another_cached_commit_is_refused
     assert YamlTask(_task(tmp_path / "tag", revision="v2")).hub_pin == (C, None)
 
 
+def test_offline_with_only_the_datasets_cache_the_prepared_copys_commit_pins_the_task(hub: FakeHub, tmp_path: Path) -> None:
+    """A datasets cache copied to an offline machine (the hub cache left behind): pinned by the commit of the
+    copy datasets loads, not read again on every run."""
+    hub.publish(A, _texts(60))
+    shutil.rmtree(hub.hub)
+    path = _task(tmp_path / "suite")
+    assert YamlTask(path).hub_pin == (A, None)
+    hub.publish(B, _texts(80))
+    shutil.rmtree(hub.hub)
+    assert YamlTask(path).hub_pin == (B, None)
+    assert len(YamlTask(path).load().test) == 16
+
+
 def test_an_unresolved_hub_dataset_is_read_on_every_run_and_says_so(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _task(tmp_path / "suite")
     task = YamlTask(path)

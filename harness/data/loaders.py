@@ -592,12 +592,34 @@ def load_hf_split(
     return dataset_to_examples(dataset, columns=columns, where=where, id_prefix=id_prefix or split)
 
 
-def hub_dataset_commit(repo_id: str, revision: str | None) -> tuple[str | None, str | None]:
+def hub_dataset_commit(
+    repo_id: str, revision: str | None, *, config: str | None, data_files: DataFiles | None
+) -> tuple[str | None, str | None]:
     """(commit, None) that a hub dataset's revision resolves to, or (None, why): as for hub models, asked of
-    the hub, else read from the local hub cache (datasets records the revision it loads there when online)."""
+    the hub, else read from the local hub cache (datasets records the revision it loads there when online).
+    Offline with no revision named and no ref in the hub cache (only the datasets cache was copied here), the
+    commit of the prepared copy datasets will load."""
     import datasets.config
 
-    return hub_commit(repo_id, revision, offline=bool(datasets.config.HF_HUB_OFFLINE), repo_type="dataset")
+    offline = bool(datasets.config.HF_HUB_OFFLINE)
+    commit, why = hub_commit(repo_id, revision, offline=offline, repo_type="dataset")
+    if commit is None and offline and revision is None and data_files is None:
+        commit = _prepared_commit(repo_id, config)
+    return (commit, None) if commit else (None, why)
+
+
+def _prepared_commit(repo_id: str, config: str | None) -> str | None:
+    """The commit of the prepared copy datasets loads offline (the newest), found by datasets' own look-up
+    (a private function: if it moves or fails, the commit is unresolved and the data read every run)."""
+    try:
+        from datasets.packaged_modules.cache.cache import _find_hash_in_cache
+
+        found = _find_hash_in_cache(
+            dataset_name=repo_id, config_name=config, cache_dir=None, config_kwargs={}, custom_features=None
+        )[2]
+    except Exception:  # noqa: BLE001 - nothing prepared, or datasets changed: unresolved
+        return None
+    return found if SHA_RE.match(str(found)) else None
 
 
 def _check_loaded_commit(dataset: Any, commit: str, revision: str | None, where: str) -> None:

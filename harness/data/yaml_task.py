@@ -404,7 +404,7 @@ class YamlTask(Task):
         if s.type != "hf" or not self._hf_source().hub:
             return None
         assert s.id is not None
-        commit, why = hub_dataset_commit(s.id, s.revision)
+        commit, why = hub_dataset_commit(s.id, s.revision, config=s.config, data_files=s.data_files)
         if commit is None:
             warnings.warn(
                 f"{self.path}: hub dataset {s.id!r}: {why}; its data is loaded and fingerprinted by content on "
