@@ -44,8 +44,8 @@ def hub_commit(
             pass
     ref = hub_cache_dir() / f"{repo_type}s--{repo_id.replace('/', '--')}" / "refs" / rev
     try:
-        commit = ref.read_text().strip()
-    except OSError:
+        commit = ref.read_text().strip() if ref.is_file() else ""  # a pipe would never end: not read
+    except (OSError, UnicodeDecodeError):
         commit = ""
     if SHA_RE.match(commit):
         return commit, None

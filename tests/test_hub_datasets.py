@@ -8,7 +8,9 @@ holds the prepared copy under <owner>___<name>/default/0.0.0/<commit>/, which da
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -22,6 +24,7 @@ from harness.config import load_suite
 from harness.data import yaml_task
 from harness.data.yaml_task import YamlTask
 from harness.errors import DataError
+from harness.hub import hub_commit
 from harness.runner import TaskLoader, plan_sweep, run_suite
 from harness.store import Store
 
@@ -178,3 +181,19 @@ def test_the_datasets_version_is_part_of_the_signature_of_what_its_readers_parse
     real = yaml_task.package_version
     monkeypatch.setattr(yaml_task, "package_version", lambda dist: "0.0-other" if dist == "datasets" else real(dist))
     assert YamlTask(path).source_signature() != before
+
+
+def test_a_damaged_ref_in_the_hub_cache_is_unresolved_not_a_traceback_or_a_hang(hub: FakeHub) -> None:
+    """Before: a ref holding bytes that are not UTF-8 raised UnicodeDecodeError out of the plan, and a named
+    pipe in its place blocked the plan forever."""
+    refs = hub.hub / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_bytes(b"\xff\xfe\x00garbage")
+    commit, why = hub_commit("org/reviews", None, offline=True, repo_type="dataset")
+    assert commit is None and why and "not resolved" in why
+    os.mkfifo(refs / "v2")
+    done: list[tuple[str | None, str | None]] = []
+    reader = threading.Thread(target=lambda: done.append(hub_commit("org/reviews", "v2", offline=True, repo_type="dataset")), daemon=True)
+    reader.start()
+    reader.join(10)
+    assert done and done[0][0] is None
