@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from harness.errors import HarnessError, close_match
-from harness.models.base import PRECISIONS, DeviceKind
+from harness.models.base import PRECISIONS, DeviceKind, Inference, ModelSpec
 
 _DEVICE_WORDS: tuple[str, ...] = get_args(DeviceKind)
 
@@ -52,6 +52,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise HarnessError(
         f'Unknown device "{name}".{close_match(text, _DEVICE_WORDS)} Expected auto, cpu, cuda or cuda:N.'
     )
+
+
+def planned_inference(spec: ModelSpec) -> Inference:
+    """What a torch model of `spec` will run as on this machine (the rules of resolve_device and
+    effective_precision), part of its job key. An explicit cuda on a machine without a GPU (a Ray driver
+    planning for GPU workers) is planned as asked: the worker checks what it resolves against the plan, and
+    the local executor refuses the device before any job."""
+    text = spec.device.strip().lower()
+    cuda = torch.cuda.is_available()
+    if text == "cpu" or (text == "auto" and not cuda):
+        return Inference("cpu", effective_precision(torch.device("cpu"), spec.precision))
+    if not cuda:
+        return Inference("cuda", spec.precision)
+    return Inference("cuda", effective_precision(torch.device("cuda"), spec.precision))
 
 
 def effective_precision(device: torch.device, requested: str) -> str:

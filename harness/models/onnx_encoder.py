@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from harness.errors import FieldError, HarnessError, close_match
 from harness.models import resolve_source
-from harness.models.base import ModelInfo, ModelSpec, check_pooling, require_source
+from harness.models.base import Inference, ModelInfo, ModelSpec, check_pooling, require_source
 from harness.models.onnx_files import locate_files
 from harness.models.options import parse_options
 from harness.models.outputs import as_texts, checked_features, l2_normalize, length_order, unsort
@@ -129,9 +129,7 @@ class OnnxTextEncoder(TextEncoderAdapter):
 
     @property
     def device(self) -> str:
-        first = self.providers[0]
-        name, settings = first if isinstance(first, tuple) else (first, {})
-        return f"cuda:{settings.get('device_id', 0)}" if name == "CUDAExecutionProvider" else "cpu"
+        return _providers_device(self.providers)
 
     def encode(self, inputs: Sequence[Any]) -> np.ndarray:
         texts = as_texts(inputs, self.spec)
@@ -166,6 +164,20 @@ class OnnxTextEncoder(TextEncoderAdapter):
             mask = arrays["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         return l2_normalize(pooled) if self.spec.normalize else pooled
+
+
+def _providers_device(providers: list[Any]) -> str:
+    first = providers[0]
+    name, settings = first if isinstance(first, tuple) else (first, {})
+    return f"cuda:{settings.get('device_id', 0)}" if name == "CUDAExecutionProvider" else "cpu"
+
+
+def planned_inference(spec: ModelSpec) -> Inference:
+    """The family's Family.inference: the device of the providers the adapter will use; always fp32."""
+    providers = parse_options(spec, OnnxOptions).providers
+    if providers is None and spec.device.strip().lower().startswith("cuda"):
+        return Inference("cuda", "fp32")  # as asked, also where this onnxruntime lacks CUDA (a Ray driver)
+    return Inference.of(_providers_device(list(providers or _providers_for_device(spec))), "fp32")
 
 
 def _providers_for_device(spec: ModelSpec) -> list[Any]:

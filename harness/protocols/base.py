@@ -31,6 +31,9 @@ class ProtocolContext:
     features: FeatureCache
     seed: int
     model_identity: str = ""  # ModelIdentity.token: features of changed weights are never served from cache
+    # The job's Inference as "cuda-bf16" ("" for a CPU-only family): features a GPU computed in bf16 are not
+    # served to a run on the CPU from a shared cache, nor the reverse.
+    inference: str = ""
 
     def encode(self, adapter: ModelAdapter, split: Split) -> Any:
         return self.cached(adapter, split, lambda: adapter.encode(split.inputs))
@@ -41,6 +44,8 @@ class ProtocolContext:
         cache_id = adapter.feature_cache_id
         if cache_id is not None and self.model_identity:
             cache_id = f"{cache_id}-{self.model_identity}"
+        if cache_id is not None and self.inference:
+            cache_id = f"{cache_id}-{self.inference}"
         if cache_id is not None and variant:
             cache_id = f"{cache_id}-{variant}"
         return self.features.get(cache_id, split, compute)
