@@ -261,6 +261,7 @@ def test_a_store_filled_without_a_gpu_is_not_served_to_a_run_with_one(
     out = dry_run()
     assert "1 job(s) to run, 2 already done" in out
     assert "run (new) │ auto-bf16" in out
+    assert "Planned on this machine (part of the job keys): auto-bf16 on cuda in bf16; on-cpu on cpu in fp32." in out
 
 
 def test_a_worker_that_resolves_another_device_than_the_plan_fails_the_job(

@@ -316,6 +316,10 @@ def render_plan(sweep: SweepPlan, suite_name: str, db: Path, console: Console, s
         table.add_row(f"[{style}]{esc(state)}[/{style}]" if style else esc(state), esc(model), esc(task),
                       esc(", ".join(protocols)), esc(reason))  # fmt: skip
     console.print(table)
+    devices = {j.identity.model: j.inference.describe() for j in sweep.selected if j.inference is not None}
+    if devices:  # part of the job keys: why a store filled on another machine runs again here
+        where = "; ".join(f"{model} on {inference}" for model, inference in devices.items())
+        console.print(f"Planned on this machine (part of the job keys): {esc(where)}.", highlight=False)
     for note in sorted({n for t in plan.tasks.values() if (n := _limit_note(t.spec.version))}):
         console.print(f"[bold yellow]LIMITED RUN:[/bold yellow] {esc(note)}.", highlight=False)
     n_pairs = sum(len(v) for k, v in rows.items() if k[4].startswith("modality differs"))
