@@ -170,17 +170,28 @@ def test_an_unresolved_hub_dataset_is_read_on_every_run_and_says_so(hub: FakeHub
         assert YamlTask(path).source_signature() != signature
 
 
-@pytest.mark.parametrize("source", ["{type: csv, path: d.csv}", "{type: hf, id: csv, data_files: d.csv}"])
-def test_the_datasets_version_is_part_of_the_signature_of_what_its_readers_parse(
-    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("source", "readers"),
+    [
+        ("{type: csv, path: d.csv}", ("datasets", "pyarrow", "pandas")),
+        ("{type: hf, id: csv, data_files: d.csv}", ("datasets", "pyarrow", "pandas", "pillow")),
+    ],
+)
+def test_the_versions_of_the_libraries_that_parse_a_source_are_part_of_its_signature(
+    source: str, readers: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An upgrade of the library that parses a source (datasets' readers, pandas for CSV, pyarrow, Pillow
+    decoding images) can change what is read: the data is read again (jobs re-run only if it changed)."""
     (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in _texts(30)))
     path = tmp_path / "task.yaml"
     path.write_text(TASK.replace("{type: hf, id: org/reviews%s}", source))
     before = YamlTask(path).source_signature()
     real = yaml_task.package_version
-    monkeypatch.setattr(yaml_task, "package_version", lambda dist: "0.0-other" if dist == "datasets" else real(dist))
-    assert YamlTask(path).source_signature() != before
+    for upgraded in readers:
+        monkeypatch.setattr(yaml_task, "package_version", lambda dist, up=upgraded: "0.0-other" if dist == up else real(dist))
+        assert YamlTask(path).source_signature() != before, upgraded
+    monkeypatch.setattr(yaml_task, "package_version", lambda dist: "0.0-other" if dist == "torch" else real(dist))
+    assert YamlTask(path).source_signature() == before  # a library that does not read it
 
 
 def test_a_damaged_ref_in_the_hub_cache_is_unresolved_not_a_traceback_or_a_hang(hub: FakeHub) -> None:

@@ -105,7 +105,14 @@ DataFilesValue = str | tuple[str, ...] | Mapping[str, str | tuple[str, ...]]
 _FILE_FORMAT: dict[str, FileFormat] = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 DEFAULT_DEDUPE: DedupeMode = "drop-test-leaks"
-_DATASETS_READ = ("hf", "csv", "parquet", "imagefolder")  # source types datasets' readers parse
+# The libraries that parse each source type (datasets' readers over pyarrow, pandas for CSV, Pillow decoding
+# images): an upgrade can change what is read, so their versions are in the source's signature.
+_READERS = {
+    "hf": ("datasets", "pyarrow", "pandas", "pillow"),
+    "csv": ("datasets", "pyarrow", "pandas"),
+    "parquet": ("datasets", "pyarrow"),
+    "imagefolder": ("datasets", "pyarrow", "pillow"),
+}
 # In the signature of a hub dataset whose commit is unknown: no stored fingerprint matches it, so its data is
 # loaded and fingerprinted by content on every run.
 _UNPINNED = secrets.token_hex(8)
@@ -535,8 +542,8 @@ class YamlTask(Task):
         )
 
     def _reader_parts(self) -> list[Any]:
-        """The datasets version, for sources its readers parse; the commit of a hub dataset."""
-        parts: list[Any] = [package_version("datasets")] if self.config.source.type in _DATASETS_READ else []
+        """The versions of the libraries that parse the source; the commit of a hub dataset."""
+        parts: list[Any] = [f"{name} {package_version(name)}" for name in _READERS.get(self.config.source.type, ())]
         if self.hub_pin is not None:
             parts.append({"hub_commit": self.hub_pin[0] or f"unresolved {_UNPINNED}"})
         return parts
