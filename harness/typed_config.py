@@ -104,10 +104,11 @@ def shown(value: Any) -> str:
     return f"{_YAML_TYPE.get(type(value), type(value).__name__)} {text}"
 
 
-_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{REORDERING}]")
+# Lone surrogates too: how Python passes on bytes of a command-line argument that are not UTF-8 (\udcff)
+_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{REORDERING}\\ud800-\\udfff]")
 NAME_RULE = (
     "a non-empty name without control characters (newline, tab, escape codes, NUL, "
-    "bidirectional overrides such as \\u202e)"
+    "bidirectional overrides such as \\u202e) or bytes that are not UTF-8"
 )
 
 

@@ -28,6 +28,7 @@ MAX_DEPTH = 64
 MAX_NODES = 200_000
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 TRUE_WORDS = ("true", "yes", "on")
 FALSE_WORDS = ("false", "no", "off")
 
@@ -78,11 +79,23 @@ class _Loader(yaml.SafeLoader):
         value = str(self.construct_scalar(node))
         sign = -1 if value.startswith("-") else 1
         digits = value.lstrip("+-")
+        if len(digits) > 1000:  # Python converts no more than 4300 decimal digits, to or from text
+            raise _Limit(f"an integer of {len(digits):,} digits (no setting takes one that large)", node.start_mark)
         if digits.startswith("0o"):
             return sign * int(digits[2:], 8)
         if digits.startswith("0x"):
             return sign * int(digits[2:], 16)
         return sign * int(digits, 10)
+
+    def construct_scalar(self, node: ScalarNode | MappingNode) -> str:
+        value = super().construct_scalar(node)
+        if isinstance(value, str) and _SURROGATE.search(value):  # from a "\ud800" escape: no UTF-8 for it
+            raise _Limit(
+                "a \\uD800-\\uDFFF escape is half of a UTF-16 pair, not a character (it cannot be stored or "
+                "printed); write the character itself or a \\U0001F600-style escape",
+                node.start_mark,
+            )
+        return value
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
@@ -137,7 +150,14 @@ def _at(mark: Any) -> str:
 
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text (from `source`, used in errors). Empty documents give None."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids anywhere (NUL, other C0 controls)
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            f"{source}: not valid YAML at line {line}: character U+{exc.character:04X} is not allowed in a "
+            "YAML file (YAML allows no control character but tab and newline, and no noncharacter); remove it."
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:

