@@ -33,7 +33,7 @@ def parse_count(text: str, option: str = "--max-params") -> int:
     """'50M' -> 50_000_000, '1.5B' -> 1_500_000_000, '500k', '22700000'."""
     m = _NUMBER_RE.fullmatch(text)
     unit = m.group(2).lower() if m else ""
-    if m is None or unit not in _COUNT_UNITS:
+    if m is None or unit not in _COUNT_UNITS or not math.isfinite(float(m.group(1)) * _COUNT_UNITS[unit]):
         hint = " That is a memory size; did you mean --max-memory?" if unit.endswith("b") and len(unit) > 1 else ""
         raise HarnessError(
             f'{option} "{text}" is not a parameter count: use a number with an optional K, M or B suffix, '
@@ -46,7 +46,7 @@ def parse_bytes(text: str, option: str = "--max-memory") -> int:
     """'2GB' -> 2e9 bytes, '512MB', '1.5GiB' (binary). A bare number is refused: the unit is ambiguous."""
     m = _NUMBER_RE.fullmatch(text)
     unit = m.group(2).lower() if m else ""
-    if m is None or unit not in _BYTE_UNITS:
+    if m is None or unit not in _BYTE_UNITS or not math.isfinite(float(m.group(1)) * _BYTE_UNITS[unit]):
         raise HarnessError(
             f'{option} "{text}" is not a memory size: give a number with a unit, e.g. 512MB, 2GB or 1.5GiB '
             "(KB/MB/GB are powers of 1000, KiB/MiB/GiB powers of 1024)."

@@ -1565,6 +1565,12 @@ CASES |= {
         lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--label", "l\udcff"],
         ("--label must be", "bytes that are not UTF-8", "'l\\udcff'"),
     ),
+    "pick-max-params-past-the-float-range": Case(
+        pick("--max-params", "9" * 400), ('--max-params "999', "is not a parameter count")
+    ),
+    "pick-max-memory-past-the-float-range": Case(
+        pick("--max-memory", "9" * 300 + "GB"), ('--max-memory "999', "is not a memory size")
+    ),
 }
 
 @pytest.mark.parametrize("name", list(CASES))
