@@ -1571,6 +1571,10 @@ CASES |= {
     "pick-max-memory-past-the-float-range": Case(
         pick("--max-memory", "9" * 300 + "GB"), ('--max-memory "999', "is not a memory size")
     ),
+    "serve-host-with-markup": Case(
+        lambda env: ["serve", "--site", str(env.tmp / "site"), "--db", str(env.db), "--host", "[/]", "--port", "0"],
+        ("Cannot listen on --host [/] (",),
+    ),
 }
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -64,7 +64,7 @@ def serve(
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:
     """Whether --host or --port is at fault, from the error the socket layer gave."""
-    shown = esc(host) if len(host) <= 80 else esc(host[:77]) + "..."
+    shown = host if len(host) <= 80 else host[:77] + "..."  # the message is escaped where it is printed
     reason = exc.strerror or str(exc)
     if isinstance(exc, socket.gaierror) or exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
         return (f"Cannot listen on --host {shown} ({reason}): give an address of this machine, e.g. 127.0.0.1 "
