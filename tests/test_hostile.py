@@ -1575,6 +1575,14 @@ CASES |= {
         lambda env: ["serve", "--site", str(env.tmp / "site"), "--db", str(env.db), "--host", "[/]", "--port", "0"],
         ("Cannot listen on --host [/] (",),
     ),
+    "dry-run-executor-misspelt": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--dry-run", "--executor", "rey"],
+        ('Unknown executor "rey". Did you mean "ray"?',),
+    ),
+    "dry-run-address-without-ray": Case(
+        lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--dry-run", "--address", "auto"],
+        ("--address auto only applies to --executor ray",),
+    ),
 }
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -26,6 +26,7 @@ from harness.typed_config import NAME_RULE, bad_name
 
 if TYPE_CHECKING:
     from harness.config import SuiteConfig
+    from harness.executors import Executor
     from harness.jobs import Job
     from harness.runner import RunControl, Selection, SweepPlan
     from harness.store import Store
@@ -94,6 +95,7 @@ def run(
     from harness.adhoc import RunOverrides, adhoc_suite_data, write_implied_suite
     from harness.config import load_suite, parse_suite, read_suite_data
     from harness.data.task_options import parse_limit
+    from harness.executors import make_executor
     from harness.runner import RunControl, Selection
 
     model, task, protocol, plugin = model or [], task or [], protocol or [], plugin or []
@@ -113,6 +115,7 @@ def run(
     overrides = RunOverrides(device=device, precision=precision, batch_size=batch_size, limit=limit_value)
     control = RunControl(force=force, failed="only" if retry_failed else "skip" if skip_failed else "rerun")
     selection = Selection(tuple(only_model or ()), tuple(only_task or ()), tuple(only_protocol or ()))
+    runner = make_executor(executor, address)  # a misspelt --executor is refused by a dry run too
 
     suite: SuiteConfig
     adhoc: dict[str, Any] | None = None
@@ -154,7 +157,7 @@ def run(
             written = write_implied_suite(implied, db)
             console.print(f"Ad-hoc suite written to {esc(str(written))}; `harness run {esc(str(written))}` reproduces it.", highlight=False)
 
-    _run(suite, db, selection, control, label, plugin, quiet, executor, address, planned)
+    _run(suite, db, selection, control, label, plugin, quiet, runner, planned)
 
 
 def _check_selection(suite: SuiteConfig, selection: Selection, suite_file: Path | None) -> None:
@@ -170,15 +173,13 @@ def _check_selection(suite: SuiteConfig, selection: Selection, suite_file: Path 
 
 
 def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl, label: str, plugin: list[Path], quiet: bool,
-         executor: str, address: str | None, planned: Callable[[Console], None] | None = None) -> None:  # fmt: skip
-    from harness.executors import make_executor
+         runner: Executor, planned: Callable[[Console], None] | None = None) -> None:  # fmt: skip
     from harness.report import leaderboard_tables
     from harness.runner import check_model_options, run_suite
     from harness.store import Store
 
     console = output_console()
     err_console = Console(stderr=True)
-    runner = make_executor(executor, address)
     if not db.exists():  # a typo in a family option must not even create an empty store
         check_model_options(suite, {m.spec.name for m in suite.models if not selection.models or m.spec.name in selection.models})
     # In an existing store the plan checks the options of every model with a job to run before any runs (an
