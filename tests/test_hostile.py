@@ -1537,6 +1537,11 @@ CASES |= {
 }
 
 
+def _hard_link(env: Env) -> list[str]:
+    link = env.tmp / "same.db"
+    os.link(env.db, link)
+    return ["compare", "--baseline", str(link), "--candidate", str(env.db)]
+
 
 # Characters and numbers past Python's own limits (a YAML NUL, an integer of more than 4300 digits, a lone
 # surrogate from a "\udcff" escape or a command-line argument that is not UTF-8, a number past the float range),
@@ -1582,6 +1587,11 @@ CASES |= {
     "dry-run-address-without-ray": Case(
         lambda env: ["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--dry-run", "--address", "auto"],
         ("--address auto only applies to --executor ray",),
+    ),
+    "compare-baseline-is-a-hard-link-to-the-candidate": Case(_hard_link, ("same result set",)),
+    "compare-candidate-is-a-device": Case(
+        lambda env: ["compare", "--baseline", str(env.db), "--candidate", "/dev/null"],
+        ("/dev/null is not a regular file (a device or a pipe)",),
     ),
 }
 

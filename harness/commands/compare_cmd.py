@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -134,7 +135,10 @@ def compare(
             "--baseline-label X --candidate-label Y for two labelled result sets in one database (--db)."
         )
     base_path, cand_path = baseline or db, candidate or db
-    if base_path.resolve() == cand_path.resolve() and baseline_label == candidate_label:
+    same_file = base_path.resolve() == cand_path.resolve() or (
+        base_path.is_file() and cand_path.is_file() and os.path.samefile(base_path, cand_path)  # a hard link
+    )
+    if same_file and baseline_label == candidate_label:
         raise HarnessError(
             f"Baseline and candidate are the same result set ({base_path}"
             + (f" [{baseline_label}]" if baseline_label else "")

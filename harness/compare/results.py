@@ -143,7 +143,9 @@ def load_results(
         return load_db(p, selector, task=task, protocol=protocol)
     if p.is_dir():
         raise HarnessError(f"{p} is a folder; expected a results .db or an exported baseline .json file.")
-    if not p.is_file():
+    if not p.exists():
         raise HarnessError(f"{p} does not exist (expected a results .db or an exported baseline .json).")
+    if not p.is_file():
+        raise HarnessError(f"{p} is not a regular file (a device or a pipe); expected a results .db or an exported baseline .json.")
     loader = load_db if has_sqlite_header(p) else load_baseline_json
     return loader(p, selector, task=task, protocol=protocol)
