@@ -27,6 +27,7 @@ from harness.data.task_options import TaskOptions
 from harness.errors import ConfigError, close_match, quoted
 from harness.metrics import BootstrapConfig
 from harness.models.base import ModelSpec
+from harness.outfile import is_symlink_loop
 from harness.protocols import protocol_defs
 from harness.seeding import check_seed
 from harness.timing import TimingConfig
@@ -227,7 +228,7 @@ def load_suite(path: str | Path, overrides: RunOverrides | None = None) -> Suite
 
 def read_suite_data(path: Path) -> Any:
     """The suite file's YAML content, unchecked."""
-    if not path.exists():  # a folder, a pipe or a device exists: load_yaml says what it is instead
+    if not path.exists() and not is_symlink_loop(path):  # load_yaml says what a folder, pipe, device or loop is
         hint = ""
         if path.parent.is_dir():
             hint = close_match(path.name, [p.name for p in path.parent.glob("*.y*ml") if p.name != path.name])

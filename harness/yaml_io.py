@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,8 @@ def read_text(path: Path, what: str = "File") -> str:
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist.") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{what} {path} is a symbolic link that leads back to itself (a loop); give the file itself.") from None
         raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}.") from None
     try:
         return raw.decode("utf-8-sig")

@@ -1589,6 +1589,10 @@ CASES |= {
         ("--address auto only applies to --executor ray",),
     ),
     "compare-baseline-is-a-hard-link-to-the-candidate": Case(_hard_link, ("same result set",)),
+    "yaml-suite-is-a-symlink-loop": Case(
+        lambda env: ["run", str(_symlink(env.tmp / "suite.yaml", "suite.yaml")), "--db", str(env.db)],
+        ("suite.yaml is a symbolic link that leads back to itself (a loop)",),
+    ),
     "compare-candidate-is-a-device": Case(
         lambda env: ["compare", "--baseline", str(env.db), "--candidate", "/dev/null"],
         ("/dev/null is not a regular file (a device or a pipe)",),
