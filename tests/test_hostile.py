@@ -2545,6 +2545,25 @@ def test_a_site_folder_named_with_an_escape_code_is_printed_escaped(env: Env) ->
     assert "\x1b" not in result.output and "x\\x1b[2Jy" in result.output
 
 
+NEWLINE_PATHS: dict[str, Callable[[Env, Path], list[str]]] = {
+    "site": lambda env, p: ["site", "--db", str(env.db), "--out", str(p)],
+    "export": lambda env, p: ["export", "--db", str(env.db), "--out", f"{p}.json"],
+    "export-baseline": lambda env, p: ["export-baseline", "--db", str(env.db), "--out", f"{p}.json"],
+    "compare": lambda env, p: ["compare", "--baseline", str(env.db), "--candidate", str(shutil.copyfile(env.db, env.tmp / "c.db")), "--out", f"{p}.md"],
+    "validate": lambda env, p: ["validate", env.write(f"{p}.yaml", good_suite()).name],
+    "run-dry-run": lambda env, p: ["run", str(env.write("s.yaml", good_suite())), "--db", f"{p}.db", "--dry-run"],
+}
+
+
+@pytest.mark.parametrize("name", list(NEWLINE_PATHS))
+def test_a_path_with_a_newline_is_printed_on_one_line(name: str, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file may be named with a newline: the line that names it stays one line, the newline shown as \\n."""
+    monkeypatch.chdir(env.tmp)  # a short relative name: no wrapped line can break inside it
+    result = invoke(NEWLINE_PATHS[name](env, Path("a\nb")))
+    assert result.exit_code == 0, result.output
+    assert "a\nb" not in result.output and "a\\nb" in result.output
+
+
 # ---- a model folder that cannot be loaded: the job fails with a clear reason, no code from it runs -------------
 
 TINY_BERT = (

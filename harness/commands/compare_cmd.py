@@ -29,7 +29,7 @@ from harness.compare import (
     write_baseline,
 )
 from harness.compare.policy import parse_correction, parse_percentile
-from harness.console import output_console, plain
+from harness.console import one_paragraph, output_console, plain
 from harness.errors import HarnessError, close_match
 from harness.outfile import check_out, write_out
 from harness.store import DEFAULT_DB
@@ -195,7 +195,7 @@ def compare(
     if out is not None:
         from harness.compare.render import summary_line
 
-        Console(stderr=True).print(plain(f"{summary_line(report)} Report written to {out}."), markup=False, highlight=False)
+        Console(stderr=True).print(plain(one_paragraph(f"{summary_line(report)} Report written to {out}.")), markup=False, highlight=False)
     raise typer.Exit(report.exit_code)
 
 
@@ -223,7 +223,7 @@ def export_baseline(
     with_preds = sum(r.predictions is not None for r in results.runs)
     size_kb = out.stat().st_size / 1024
     Console(stderr=True).print(
-        plain(f"Wrote {len(results.runs)} runs ({with_preds} with per-example predictions, {size_kb:.0f} KiB) to {out}."),
+        plain(one_paragraph(f"Wrote {len(results.runs)} runs ({with_preds} with per-example predictions, {size_kb:.0f} KiB) to {out}.")),
         markup=False,
         highlight=False,
     )

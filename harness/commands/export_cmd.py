@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
-from harness.console import esc
+from harness.console import esc, one_paragraph
 from harness.outfile import check_out
 from harness.store import DEFAULT_DB
 
@@ -40,7 +40,7 @@ def export(
     where = RunFilter(tuple(task or ()), tuple(model or ()), tuple(protocol or ()))
     n = export_runs(db, fmt, out, where, predictions, sys.stdout)
     if out is not None:
-        Console(stderr=True).print(f"{n} run(s) exported to {esc(str(out))} ({fmt}).", highlight=False)
+        Console(stderr=True).print(f"{n} run(s) exported to {esc(one_paragraph(out))} ({fmt}).", highlight=False)
     elif n == 0:
         Console(stderr=True).print("No stored run matches.", highlight=False)
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.console import esc, output_console
+from harness.console import esc, one_paragraph, output_console
 from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.models.base import DEVICE_RE, Precision
 from harness.store import DEFAULT_DB
@@ -155,7 +155,7 @@ def run(
 
         def planned(console: Console) -> None:  # once the plan holds (task names found, store opened): no file left by a typo
             written = write_implied_suite(implied, db)
-            console.print(f"Ad-hoc suite written to {esc(str(written))}; `harness run {esc(str(written))}` reproduces it.", highlight=False)
+            console.print(f"Ad-hoc suite written to {esc(one_paragraph(written))}; `harness run {esc(one_paragraph(written))}` reproduces it.", highlight=False)
 
     _run(suite, db, selection, control, label, plugin, quiet, runner, planned)
 
@@ -237,7 +237,7 @@ def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl
         left += f", {summary.recorded_elsewhere} run meanwhile by another harness process on this store"
     if summary.ran == 0:
         console.print(
-            f"0 jobs run: all {summary.total - summary.not_rerun} selected job(s) already in {esc(str(db))}{left} "
+            f"0 jobs run: all {summary.total - summary.not_rerun} selected job(s) already in {esc(one_paragraph(db))}{left} "
             f"({summary.models_loaded} models loaded, {summary.forward_passes} forward passes). {wall:.1f}s.",
             highlight=False,
         )
@@ -246,7 +246,7 @@ def _run(suite: SuiteConfig, db: Path, selection: Selection, control: RunControl
             f"{summary.ran} job(s) run ({summary.done} done, {summary.not_applicable} not applicable, "
             f"{summary.failed} failed), {summary.already_done} skipped as already done{left}; "
             f"{summary.models_loaded} model load(s), {summary.forward_passes} feature pass(es); {wall:.1f}s. "
-            f"Results: {esc(str(db))}",
+            f"Results: {esc(one_paragraph(db))}",
             highlight=False,
         )
     if summary.failed:
@@ -276,7 +276,7 @@ def render_plan(sweep: SweepPlan, suite_name: str, db: Path, console: Console, s
     """The dry-run report: one row per (state, model, task) with its protocols x seeds, and reasons."""
     plan = sweep.plan
     where = f"{db}" if db.exists() else f"{db} (does not exist yet)"
-    console.print(f"[bold]Dry run[/bold] of suite {esc(suite_name)} against {esc(where)}. Nothing is run or written.", highlight=False)
+    console.print(f"[bold]Dry run[/bold] of suite {esc(suite_name)} against {esc(one_paragraph(where))}. Nothing is run or written.", highlight=False)
     failed_keys = {j.key: e for j, e in sweep.failed_last}
     run_keys = {j.key for j in sweep.to_run}
     new_keys = {j.key for j in sweep.new}

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from harness.console import esc, output_console
+from harness.console import esc, one_paragraph, output_console
 from harness.errors import HarnessError
 from harness.store import DEFAULT_DB
 
@@ -50,9 +50,9 @@ def serve(
         except BaseException:
             server.server_close()
             raise
-        console.print(f"Built the site from {esc(str(db))} into {esc(str(site_dir))}/ ({len(stats.written)} files written).", highlight=False)
+        console.print(f"Built the site from {esc(one_paragraph(db))} into {esc(one_paragraph(site_dir))}/ ({len(stats.written)} files written).", highlight=False)
     url = server_url(server)
-    console.print(f"Serving {esc(str(site_dir))}/ at [bold]{url}[/bold]  (Ctrl-C to stop)", highlight=False, soft_wrap=True)
+    console.print(f"Serving {esc(one_paragraph(site_dir))}/ at [bold]{url}[/bold]  (Ctrl-C to stop)", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     try:
         server.serve_forever()

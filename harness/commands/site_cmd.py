@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from harness.console import esc, output_console, plain
+from harness.console import esc, one_paragraph, output_console, plain
 from harness.sitegen import BuildStats, build_site
 from harness.store import DEFAULT_DB
 
@@ -40,10 +40,10 @@ def site(
     console = output_console()
     stats = build_with_status(console, db, out, discover_metrics(plugin or []), full=full)
     console.print(
-        plain(
+        plain(one_paragraph(
             f"Site in {out}/: {len(stats.written)} files written, {len(stats.unchanged)} unchanged, "
             f"{len(stats.removed)} removed ({stats.seconds['total']:.1f} s)."
-        ),
+        )),
         markup=False,
         highlight=False,
     )

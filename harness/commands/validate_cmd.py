@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from harness.console import esc, output_console
+from harness.console import esc, one_paragraph, output_console
 
 
 def validate(
@@ -65,7 +65,7 @@ def validate(
             sizes = ", ".join(f"{k} {v}" for k, v in data.sizes().items())
             console.print(f"  {esc(name)}: {sizes} (fingerprint {data.fingerprint})", highlight=False)
     console.print(
-        f"[green]valid[/green]: {esc(str(suite_file))} (suite {esc(suite.name)}): {len(suite.models)} model(s), "
+        f"[green]valid[/green]: {esc(one_paragraph(suite_file))} (suite {esc(suite.name)}): {len(suite.models)} model(s), "
         f"{len(suite.tasks)} task(s), {len(suite.protocols)} protocol(s), {len(suite.seeds)} seed(s): {n_jobs} job(s).",
         highlight=False,
     )
