@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,7 +30,7 @@ def code_digest(files: Iterable[Path], *salt: str) -> str:
         h.update(part.encode())
         h.update(b"\0")
     for path in sorted(Path(f) for f in files):
-        h.update(path.name.encode())
+        h.update(os.fsencode(path.name))  # a file name may hold bytes that are not UTF-8
         h.update(b"\0")
         h.update(path.read_bytes())
     return h.hexdigest()[:32]

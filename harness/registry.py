@@ -92,7 +92,7 @@ def _entry_point_tasks() -> list[tuple[Task, str]]:
 
 
 def _import_path(path: Path) -> ModuleType:
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:8]  # a file name may hold bytes that are not UTF-8
     module_name = f"_harness_plugin_{path.stem}_{digest}"
     if module_name in sys.modules:
         return sys.modules[module_name]

@@ -27,3 +27,11 @@ def test_code_digest_follows_the_files_bytes_and_names_not_their_order(tmp_path:
     assert code_digest([a, b], "1.0") == first
     b.rename(tmp_path / "c.py")
     assert code_digest([a, tmp_path / "c.py"], "1.0") != first
+
+
+def test_code_digest_of_a_file_named_with_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    """A plugin file named so (Python passes the byte 0xff on as '\\udcff'): its digest was UnicodeEncodeError."""
+    odd = tmp_path / "pl\udcffug.py"
+    odd.write_text("x = 1\n")
+    assert len(code_digest([odd])) == 32
+    assert code_digest([odd]) != code_digest([odd.rename(tmp_path / "plug.py")])

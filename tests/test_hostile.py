@@ -2564,6 +2564,15 @@ def test_a_path_with_a_newline_is_printed_on_one_line(name: str, env: Env, monke
     assert "a\nb" not in result.output and "a\\nb" in result.output
 
 
+def test_a_plugin_file_named_with_bytes_that_are_not_utf8_is_loaded(env: Env) -> None:
+    """Python passes the byte 0xff of a file name on as '\\udcff': hashing the name for the module's name was a
+    UnicodeEncodeError traceback."""
+    task = TASK_PLUGIN.format(init="        pass", load="        pass")
+    result = invoke(["tasks", "--plugin", str(env.write("pl\udcffug.py", task)), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"exits"' in result.stdout
+
+
 # ---- a model folder that cannot be loaded: the job fails with a clear reason, no code from it runs -------------
 
 TINY_BERT = (
