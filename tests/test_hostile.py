@@ -1593,6 +1593,27 @@ CASES |= {
         lambda env: ["run", str(_symlink(env.tmp / "suite.yaml", "suite.yaml")), "--db", str(env.db)],
         ("suite.yaml is a symbolic link that leads back to itself (a loop)",),
     ),
+    "plugin-task-load-raises": Case(
+        lambda env: [
+            "run",
+            str(env.write("s.yaml", good_suite(tasks="tasks: [exits]\n", models=model_line(family="tfidf")))),
+            "--db",
+            str(env.db),
+            "--plugin",
+            str(env.write("plug.py", TASK_PLUGIN.format(init="        pass", load="        raise RuntimeError('no [/] data')"))),
+        ],
+        ("Task 'exits' could not load its data at", "plug.py:12: RuntimeError: no [/] data."),
+    ),
+    "plugin-task-load-raises-in-tasks-check": Case(
+        lambda env: [
+            "tasks",
+            "--check",
+            "exits",
+            "--plugin",
+            str(env.write("plug.py", TASK_PLUGIN.format(init="        pass", load="        raise KeyError('text')"))),
+        ],
+        ("Task 'exits' could not load its data at", "plug.py:12: KeyError: 'text'."),
+    ),
     "compare-candidate-is-a-device": Case(
         lambda env: ["compare", "--baseline", str(env.db), "--candidate", "/dev/null"],
         ("/dev/null is not a regular file (a device or a pipe)",),

@@ -17,13 +17,14 @@ import hashlib
 import math
 import re
 import threading
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from harness.data.splits import subsample_task_data
 from harness.digests import plugin_code_digest
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.seeding import check_seed
 from harness.tasks import SPLIT_NAMES, Task, TaskData
 from harness.typed_config import build, shown
@@ -160,7 +161,18 @@ class CachedTask(Task):
     def load(self) -> TaskData:
         with self._lock:
             if self._data is None:
-                self._data = self._load_uncached()
+                try:
+                    self._data = self._load_uncached()
+                except HarnessError:
+                    raise
+                except Exception as exc:  # a plugin task's own code: one paragraph naming the task and the line
+                    frames = traceback.extract_tb(exc.__traceback__)
+                    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+                    detail = " ".join(str(exc).split())
+                    raise HarnessError(
+                        f"Task {self.spec.name!r} could not load its data{where}: {type(exc).__name__}"
+                        + (f": {detail}." if detail else ".")
+                    ) from exc
             return self._data
 
     def source_signature(self) -> str:
