@@ -1614,6 +1614,10 @@ CASES |= {
         ],
         ("Task 'exits' could not load its data at", "plug.py:12: KeyError: 'text'."),
     ),
+    "plugin-task-load-returns-none": Case(
+        lambda env: ["tasks", "--check", "exits", "--plugin", str(env.write("plug.py", TASK_PLUGIN.format(init="        pass", load="        pass")))],
+        ("Task 'exits': load() returned NoneType, expected a harness.tasks.TaskData.",),
+    ),
     "compare-candidate-is-a-device": Case(
         lambda env: ["compare", "--baseline", str(env.db), "--candidate", "/dev/null"],
         ("/dev/null is not a regular file (a device or a pipe)",),

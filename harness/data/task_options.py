@@ -156,7 +156,15 @@ class CachedTask(Task):
         return f"CachedTask({self.inner!r})"
 
     def _load_uncached(self) -> TaskData:
-        return self.inner.load()
+        return self._inner_data()
+
+    def _inner_data(self) -> TaskData:
+        data = self.inner.load()
+        if not isinstance(data, TaskData):  # a plugin's load() that forgot its return
+            raise HarnessError(
+                f"Task {self.spec.name!r}: load() returned {type(data).__name__}, expected a harness.tasks.TaskData."
+            )
+        return data
 
     def load(self) -> TaskData:
         with self._lock:
@@ -206,7 +214,7 @@ class ConfiguredTask(CachedTask):
         return f"ConfiguredTask({self.inner!r}, {self.options!r})"
 
     def _load_uncached(self) -> TaskData:
-        data = self.inner.load()
+        data = self._inner_data()
         if self.options.subsample is not None:
             data = subsample_task_data(data, self.options.subsample.sizes, self.options.subsample.seed)
         if self.options.limit is not None:
