@@ -1618,6 +1618,13 @@ CASES |= {
         lambda env: ["tasks", "--check", "exits", "--plugin", str(env.write("plug.py", TASK_PLUGIN.format(init="        pass", load="        pass")))],
         ("Task 'exits': load() returned NoneType, expected a harness.tasks.TaskData.",),
     ),
+    "compare-baseline-is-a-pipe-named-json": Case(
+        lambda env: ["compare", "--baseline", str(_fifo(env.tmp / "base.json")), "--candidate", str(env.db)],
+        ("base.json is not a regular file (a device or a pipe)",),
+    ),
+    "show-db-is-a-pipe": Case(
+        lambda env: ["show", "--db", str(_fifo(env.tmp / "runs.db"))], ("runs.db is not a harness results database: it is a named pipe",)
+    ),
     "compare-candidate-is-a-device": Case(
         lambda env: ["compare", "--baseline", str(env.db), "--candidate", "/dev/null"],
         ("/dev/null is not a regular file (a device or a pipe)",),

@@ -137,6 +137,8 @@ def load_results(
 ) -> ResultSet:
     """Read a .db results database or a .json exported baseline (by suffix, else by content)."""
     p = Path(path)
+    if p.exists() and not p.is_file() and not p.is_dir():  # a named pipe nobody writes would block the read
+        raise HarnessError(f"{p} is not a regular file (a device or a pipe); expected a results .db or an exported baseline .json.")
     if p.suffix.lower() == ".json":
         return load_baseline_json(p, selector, task=task, protocol=protocol)
     if p.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
@@ -145,7 +147,5 @@ def load_results(
         raise HarnessError(f"{p} is a folder; expected a results .db or an exported baseline .json file.")
     if not p.exists():
         raise HarnessError(f"{p} does not exist (expected a results .db or an exported baseline .json).")
-    if not p.is_file():
-        raise HarnessError(f"{p} is not a regular file (a device or a pipe); expected a results .db or an exported baseline .json.")
     loader = load_db if has_sqlite_header(p) else load_baseline_json
     return loader(p, selector, task=task, protocol=protocol)

@@ -13,6 +13,7 @@ import functools
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
@@ -207,6 +208,8 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
         raise HarnessError(f"No results database at {path} (the file does not exist). Run a suite first (harness run SUITE --db {path}) or {hint}.")
     if path.is_dir():
         raise HarnessError(f"--db {path} is a directory; give the results file, e.g. {path}/harness.db.")
+    if stat.S_ISFIFO(path.stat().st_mode):  # reading one that nobody writes would wait forever
+        raise HarnessError(f"{path} is not a harness results database: it is a named pipe; {hint}.")
     try:
         with path.open("rb") as fh:
             header = fh.read(len(SQLITE_HEADER))
