@@ -1435,7 +1435,7 @@ CASES |= {
     ),
     "compare-out-in-new-folders-then-no-runs-leaves-no-folder": Case(
         lambda env: compare("--task", "digitz", "--out", str(env.tmp / "nd" / "a" / "r.md"))(env),
-        ("has no runs for task 'digitz'",),
+        ("has no runs for task 'digitz'. Did you mean \"digits\"?",),
     ),
     "export-out-is-a-pipe-nobody-reads": Case(
         lambda env: ["export", "--db", str(env.db), "--out", str(_fifo(env.tmp / "runs.json"))],
@@ -1624,6 +1624,10 @@ CASES |= {
     ),
     "show-db-is-a-pipe": Case(
         lambda env: ["show", "--db", str(_fifo(env.tmp / "runs.db"))], ("runs.db is not a harness results database: it is a named pipe",)
+    ),
+    "export-baseline-task-misspelt": Case(
+        lambda env: ["export-baseline", "--db", str(env.db), "--out", str(env.tmp / "b.json"), "--task", "digitz"],
+        ("has no runs for task 'digitz'. Did you mean \"digits\"?",),
     ),
     "compare-candidate-is-a-device": Case(
         lambda env: ["compare", "--baseline", str(env.db), "--candidate", "/dev/null"],

@@ -163,9 +163,7 @@ def compare(
     base = load_results(base_path, baseline_label, task=task)
     cand = load_results(cand_path, candidate_label, task=task)
     if not base.runs:
-        raise HarnessError(
-            f"The baseline {base.source} has no runs" + (f" for task {task!r}." if task else ".")
-        )
+        raise _no_runs(f"The baseline {base.source}", base_path, baseline_label, task)
     if base_path.resolve() == cand_path.resolve() and {r.key for r in base.runs} == {r.key for r in cand.runs}:
         raise HarnessError(
             f"--baseline-label {baseline_label!r} and --candidate-label {candidate_label!r} select the same "
@@ -216,9 +214,7 @@ def export_baseline(
     check_out(out, "--out", (db,), example="baseline.json")
     results = load_results(db, label, task=task)
     if not results.runs:
-        raise HarnessError(
-            f"No runs to export from {results.source}" + (f" for task {task!r}." if task else ".")
-        )
+        raise _no_runs(f"Nothing to export: {results.source}", db, label, task)
     write_baseline(results, out)
     with_preds = sum(r.predictions is not None for r in results.runs)
     size_kb = out.stat().st_size / 1024
@@ -228,3 +224,11 @@ def export_baseline(
         highlight=False,
     )
 
+
+def _no_runs(what: str, path: Path, selector: str | None, task: str | None) -> HarnessError:
+    """`WHAT has no runs [for task 'x'. Did you mean "y"?]`: the stored task names are read only to explain."""
+    if task is None:
+        return HarnessError(f"{what} has no runs.")
+    tasks = sorted({r.task for r in load_results(path, selector).runs})
+    hint = close_match(task, tasks) or f" Stored: {', '.join(map(repr, tasks)) or 'none'}."
+    return HarnessError(f"{what} has no runs for task {task!r}.{hint}")
