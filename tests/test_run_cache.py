@@ -3,7 +3,9 @@ and what it gets is exactly what a full read gets; a damaged or foreign copy is 
 
 from __future__ import annotations
 
+import hashlib
 import marshal
+import os
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +299,15 @@ def test_a_full_build_after_a_hand_edit_is_the_site_a_cold_build_makes(
         for path in cold.rglob("*"):
             if path.is_file() and path.name != ".harness-site.json":
                 assert (out / path.relative_to(cold)).read_bytes() == path.read_bytes(), (build, path)
+
+
+def test_a_store_whose_path_is_not_utf8_has_a_copy(store_db: Path, tmp_path: Path) -> None:
+    """A store named with a byte that is not UTF-8 (Python's '\\udcff'): harness run wrote it, and every site
+    build then failed with a UnicodeEncodeError traceback naming the copy's file name. The name of a UTF-8
+    path's copy is what it was (same bytes hashed)."""
+    db = tmp_path / os.fsdecode(b"\xff.db")
+    db.write_bytes(store_db.read_bytes())
+    runs, cache = _cached(db, tmp_path / "cache")
+    assert runs == _full(db) and cache.path.exists()
+    plain = tmp_path / "plain.db"
+    assert RunCache(plain, tmp_path).path.name.startswith(hashlib.sha256(str(plain.resolve()).encode()).hexdigest()[:32])

@@ -77,7 +77,7 @@ class RunCache:
     writes only the delta, and the base again once the delta holds a fifth of it."""
 
     def __init__(self, db: Path, folder: Path, min_runs: int | None = None) -> None:
-        name = hashlib.sha256(str(Path(db).resolve()).encode()).hexdigest()[:32]
+        name = hashlib.sha256(os.fsencode(Path(db).resolve())).hexdigest()[:32]
         self.path = folder / f"{name}.marshal"
         self.delta_path = folder / f"{name}.delta.marshal"
         self.min_runs = MIN_RUNS if min_runs is None else min_runs
