@@ -296,6 +296,7 @@ def run_suite(
     in-process) and write each result as it arrives."""
     t0 = time.perf_counter()
     loader = TaskLoader()
+    lease = lease_seconds()  # a bad $HARNESS_CLAIM_LEASE_S is refused before anything is planned or written
     sweep = plan_sweep(suite, store.reader, loader, selection=selection, control=control, plugins=plugins)
     plan, todo = sweep.plan, list(sweep.to_run)
     store.record_task_groups(suite.name, suite.task_groups)
@@ -315,7 +316,7 @@ def run_suite(
     )
     stats = ExecutionStats()
     if todo:
-        claims = JobClaims(store, new_owner(), lease_seconds(), store.reader.run_states([j.key for j in todo]))
+        claims = JobClaims(store, new_owner(), lease, store.reader.run_states([j.key for j in todo]))
         with claims.heartbeat():
             pending: list[Job] = todo
             while pending:

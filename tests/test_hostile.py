@@ -1815,6 +1815,17 @@ def test_a_plugin_metric_that_misbehaves_fails_its_job_and_the_store_stays_reada
     assert invoke(["show", "--db", str(env.db)]).exit_code == 0
 
 
+@pytest.mark.parametrize("lease", ["nan", "-1", "0", "inf", "2 minutes"])
+def test_a_bad_claim_lease_is_refused_before_anything_runs(lease: str, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$HARNESS_CLAIM_LEASE_S of nan, -1 or "2 minutes" was silently replaced by the default; inf was taken as
+    an endless lease (the claims of a run that crashed held against every other run, forever)."""
+    monkeypatch.setenv("HARNESS_CLAIM_LEASE_S", lease)
+    before = store_state(env.db)
+    result = invoke(["run", str(env.write("s.yaml", good_suite())), "--db", str(env.db), "--force"])
+    assert_clean_failure(result, 2, (f"$HARNESS_CLAIM_LEASE_S is {lease!r}; expected a positive number of seconds",))
+    assert store_state(env.db) == before
+
+
 def test_a_plugin_calling_os_exit_at_import_is_a_clear_error(env: Env) -> None:
     """os._exit(0) in a plugin ended `harness run` at once with exit 0 and an empty new store. In a subprocess:
     without the guard it would end the test session too."""

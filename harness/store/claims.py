@@ -9,6 +9,7 @@ OOM-killer) releases its claims at once. `Store.write_run` deletes the claim wit
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sqlite3
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+from harness.errors import HarnessError
 from harness.store.reader import store_error
 from harness.store.rows import RunState
 from harness.store.writer import Store
@@ -31,11 +33,22 @@ ClaimOutcome = Literal["claimed", "busy", "recorded"]
 
 
 def lease_seconds() -> float:
-    try:
-        value = float(os.environ.get(LEASE_ENV, DEFAULT_LEASE_S))
-    except ValueError:
+    """$HARNESS_CLAIM_LEASE_S, checked: a lease that is not a positive finite number of seconds was ignored
+    (nan, -1: the default, silently) or taken as endless (inf: a crashed run's claims held forever)."""
+    text = os.environ.get(LEASE_ENV)
+    if text is None:
         return DEFAULT_LEASE_S
-    return value if value > 0 else DEFAULT_LEASE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise HarnessError(
+            f"${LEASE_ENV} is {text!r}; expected a positive number of seconds (how long a run that "
+            f"stopped answering keeps its claimed jobs before another run takes them; default {DEFAULT_LEASE_S:g}). "
+            "Set it to e.g. 300, or unset it."
+        )
+    return value
 
 
 def new_owner() -> str:
