@@ -1815,6 +1815,18 @@ def test_a_plugin_metric_that_misbehaves_fails_its_job_and_the_store_stays_reada
     assert invoke(["show", "--db", str(env.db)]).exit_code == 0
 
 
+def test_reading_a_store_from_a_newer_harness_says_so(env: Env) -> None:
+    """show, site, pick, export and compare read a store a newer harness wrote (schema version 99) with exit 0
+    and no word that what they showed might leave out what that version added (run refuses to write it)."""
+    newer = hand_edited("PRAGMA user_version = 99")(env)
+    for args in (["show", "--db", str(newer)], ["site", "--db", str(newer), "--out", str(env.tmp / "site")]):
+        result = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        warning = " ".join(result.stderr.split())
+        assert "edited.db was written by a newer harness (store schema version 99; this harness reads up to" in warning
+        assert "Upgrade harness to read it in full" in warning
+
+
 @pytest.mark.parametrize("lease", ["nan", "-1", "0", "inf", "2 minutes"])
 def test_a_bad_claim_lease_is_refused_before_anything_runs(lease: str, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """$HARNESS_CLAIM_LEASE_S of nan, -1 or "2 minutes" was silently replaced by the default; inf was taken as

@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import stat
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
@@ -240,8 +241,17 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
     if lacking:
         conn.close()
         raise HarnessError(f"{path} is not a harness results database: it has a runs table but not a harness store's tables ({lacking}); {hint}.")
-    if schema_version(conn) == 0:
+    version = schema_version(conn)
+    if version == 0:
         _show_added_columns(conn)
+    elif version > SCHEMA_VERSION:  # read as far as this harness understands it, and said so
+        warnings.warn(
+            f"{path} was written by a newer harness (store schema version {version}; this harness reads up to "
+            f"version {SCHEMA_VERSION}): what it shows is what this version understands of it, and what the newer "
+            "one added is left out. Upgrade harness to read it in full.",
+            UserWarning,
+            stacklevel=2,
+        )
     return conn
 
 
