@@ -148,6 +148,9 @@ def plan_suite(
     skipped: list[tuple[str, str]] = []
     for model in suite.models:  # cheap checks first: a spec refused here hashes no weights, writes no cache
         check_spec(model.spec)
+    for i, model in enumerate(suite.models):  # options an inference rule reads (onnx: its providers) checked first
+        if not family(model.spec.family).cpu_only:
+            family(model.spec.family).check_options(model.spec, str(suite.path), f"models[{i}]")
     inferences = {model.spec.name: family(model.spec.family).planned_inference(model.spec) for model in suite.models}
     digests = DigestCache(digest_cache_path(store.path.resolve()))
     identities = {model.spec.name: model_identity(model.spec, digests) for model in suite.models}
