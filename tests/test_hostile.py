@@ -1343,6 +1343,17 @@ def plugin_run(code: str) -> Callable[[Env], list[str]]:
     return make
 
 
+def task_plugin_run(load: str) -> Callable[[Env], list[str]]:
+    """`harness run` of the plugin task "exits" (TASK_PLUGIN) whose load() body is `load`, on a tfidf model."""
+
+    def make(env: Env) -> list[str]:
+        suite = env.write("s.yaml", good_suite(tasks="tasks: [exits]\n", models=model_line(family="tfidf")))
+        plugin = env.write("plug.py", TASK_PLUGIN.format(init="        pass", load=load))
+        return ["run", str(suite), "--db", str(env.db), "--plugin", str(plugin)]
+
+    return make
+
+
 def nothing_comparable(*extra: str) -> Callable[[Env], list[str]]:
     def make(env: Env) -> list[str]:
         other = env.tmp / "other.db"
@@ -1398,14 +1409,7 @@ CASES |= {
         ("plug.py", "could not create task class Exits", "SystemExit"),
     ),
     "plugin-task-load-exits": Case(
-        lambda env: [
-            "run",
-            str(env.write("s.yaml", good_suite(tasks="tasks: [exits]\n", models=model_line(family="tfidf")))),
-            "--db",
-            str(env.db),
-            "--plugin",
-            str(env.write("plug.py", TASK_PLUGIN.format(init="        pass", load="        sys.exit(0)"))),
-        ],
+        task_plugin_run("        sys.exit(0)"),
         ("sys.exit(0) was called at", "plug.py:12", "harness run", "did not finish"),
     ),
     "pick-plugin-missing": Case(pick("--plugin", "no-such-metrics.py"), ("Plugin path not found: no-such-metrics.py",)),
@@ -1594,14 +1598,7 @@ CASES |= {
         ("suite.yaml is a symbolic link that leads back to itself (a loop)",),
     ),
     "plugin-task-load-raises": Case(
-        lambda env: [
-            "run",
-            str(env.write("s.yaml", good_suite(tasks="tasks: [exits]\n", models=model_line(family="tfidf")))),
-            "--db",
-            str(env.db),
-            "--plugin",
-            str(env.write("plug.py", TASK_PLUGIN.format(init="        pass", load="        raise RuntimeError('no [/] data')"))),
-        ],
+        task_plugin_run("        raise RuntimeError('no [/] data')"),
         ("Task 'exits' could not load its data at", "plug.py:12: RuntimeError: no [/] data."),
     ),
     "plugin-task-load-raises-in-tasks-check": Case(
