@@ -34,19 +34,23 @@ from harness.timing import (
     usable_cpus,
 )
 
-HOG = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
+HOG = "import time\nend = time.monotonic() + {seconds}\nprint(flush=True)\nwhile time.monotonic() < end:\n    pass\n"
 
 
 @contextmanager
 def cpu_hogs(seconds: float = 60.0) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Two busy loops for every CPU this process may use, plus one; each stops by itself after `seconds`. (One
     per CPU plus one once let a re-measurement find the CPUs free enough under CI's own load: the timing kept
-    is the less contended attempt.)"""
+    is the less contended attempt.) It yields once every hog has started its loop: a measurement taken while the
+    hogs' interpreters were still starting once found the CPUs free and kept that uncontended attempt."""
     procs = [
-        subprocess.Popen([sys.executable, "-c", HOG.format(seconds=seconds)])
+        subprocess.Popen([sys.executable, "-c", HOG.format(seconds=seconds)], stdout=subprocess.PIPE)
         for _ in range(2 * len(usable_cpus()) + 1)
     ]
     try:
+        for p in procs:
+            assert p.stdout is not None
+            p.stdout.readline()  # the hog's line, printed just before its busy loop
         yield procs
     finally:
         for p in procs:
