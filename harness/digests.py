@@ -10,8 +10,11 @@ import importlib.util
 import json
 import os
 import sys
+import sysconfig
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -37,21 +40,74 @@ def code_digest(files: Iterable[Path], *salt: str) -> str:
 
 
 def plugin_code_digest(*objects: object) -> str | None:
-    """The code_digest of the source files that define `objects` (functions, classes, instances: their
-    class; a str names a module, found without running it), leaving out the harness's own modules
-    (versioned with the harness); None when no file is left. Job keys and stored data signatures carry
-    it, so an edit to a plugin's code re-runs what it computes instead of serving the results of the old code."""
-    files: set[Path] = set()
+    """The code_digest of the source files of the plugin code behind `objects` (functions, classes, instances:
+    their class; a str names a module, found without running it), leaving out the harness's own modules
+    (versioned with the harness); None when no file is left. Job keys and stored data signatures carry it, so
+    an edit to a plugin's code re-runs what it computes instead of serving the results of the old code.
+
+    The files: each object's defining module, and the modules of the user's own code that one uses, followed
+    through their globals (`import helpers`, `from helpers import score`, in turn theirs): a module of the same
+    top-level package as a defining one, or any module outside the standard library and site-packages. An edit
+    to a helper a metric calls changed its values under the old key. Libraries are left out (their code is
+    neither the plugin's nor its to version: a protocol names those that compute its results)."""
+    names: list[str] = []
     for obj in objects:
         if obj is None:
             continue
-        module_name = obj if isinstance(obj, str) else getattr(obj, "__module__", None) or type(obj).__module__
-        if module_name.partition(".")[0] == __name__.partition(".")[0]:
-            continue
-        file = _module_file(module_name)
-        if file is not None:
-            files.add(file)
+        names.append(obj if isinstance(obj, str) else getattr(obj, "__module__", None) or type(obj).__module__)
+    files = _plugin_files(names)
     return code_digest(files) if files else None
+
+
+def _plugin_files(defining: list[str]) -> set[Path]:
+    """The source files of the modules `defining` and of the user-code modules reachable from their globals."""
+    own = __name__.partition(".")[0]
+    packages = {name.partition(".")[0] for name in defining}
+    files: set[Path] = set()
+    seen: set[str] = set()
+    todo = list(defining)
+    while todo:
+        name = todo.pop()
+        if name in seen or name.partition(".")[0] == own:
+            continue
+        seen.add(name)
+        file = _module_file(name)
+        if file is None or (name.partition(".")[0] not in packages and _in_library(file)):
+            continue
+        files.add(file)
+        module = sys.modules.get(name)
+        if module is not None:  # not imported (found by its spec): what it would use is unknown
+            todo.extend(_used_modules(module))
+    return files
+
+
+def _used_modules(module: ModuleType) -> list[str]:
+    """The modules whose objects (or themselves) `module`'s globals hold."""
+    used = []
+    for value in list(vars(module).values()):
+        try:
+            name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+        except Exception:  # noqa: BLE001 - a proxy object whose attribute lookup raises names no module
+            continue
+        if isinstance(name, str):
+            used.append(name)
+    return used
+
+
+@lru_cache(maxsize=1)
+def _library_roots() -> tuple[Path, ...]:
+    """The standard library's and the installed packages' folders (of this environment and the base one)."""
+    roots = set()
+    for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
+        paths = sysconfig.get_paths(vars=scheme_vars)
+        roots |= {Path(paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    return tuple(sorted(roots))
+
+
+def _in_library(file: Path) -> bool:
+    if {"site-packages", "dist-packages"} & set(file.parts):
+        return True
+    return any(file.is_relative_to(root) for root in _library_roots())
 
 
 def _module_file(name: str) -> Path | None:

@@ -76,8 +76,9 @@ def folder(tmp_path: Path) -> Path:
 
 
 def _fresh_plugins() -> None:
-    """Forget the imported plugin files, as a new `harness run` process would not have them."""
-    for name in [m for m in sys.modules if m.startswith("_harness_plugin_")]:
+    """Forget the imported plugin files (and the helper modules they import), as a new `harness run` process
+    would not have them."""
+    for name in [m for m in sys.modules if m.startswith(("_harness_plugin_", "keys_helper"))]:
         del sys.modules[name]
 
 
@@ -106,6 +107,31 @@ def test_an_edited_plugin_metric_reruns_and_a_comment_in_the_task_file_does_not(
     with closing(Store(folder / "r.db")) as store:
         values = sorted(store.db.execute("SELECT value FROM metrics WHERE name = 'my_metric'").fetchall())
     assert values[0] == (0.25,)
+
+
+HELPER = """
+def share_right(y, pred) -> float:
+    return float((y == pred).mean())
+"""
+
+
+def test_an_edited_helper_module_a_plugin_metric_imports_reruns(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metric's own file is unchanged; the user's module it imports (on PYTHONPATH) is edited."""
+    helpers = folder / "lib"
+    (helpers / "keys_helper").mkdir(parents=True)
+    (helpers / "keys_helper" / "__init__.py").write_text("")
+    (helpers / "keys_helper" / "scores.py").write_text(HELPER)
+    monkeypatch.syspath_prepend(str(helpers))
+    metric = METRIC.replace("float((data.y == data.pred).mean())", "share_right(data.y, data.pred)")
+    (folder / "metric.py").write_text("from keys_helper.scores import share_right\n" + metric)
+    _run(folder)
+    assert _to_run(folder) == 0
+    (helpers / "keys_helper" / "scores.py").write_text(HELPER.replace("float((y == pred).mean())", "0.5"))
+    assert _to_run(folder) == 1
+    _run(folder)
+    with closing(Store(folder / "r.db")) as store:
+        values = sorted(store.db.execute("SELECT value FROM metrics WHERE name = 'my_metric'").fetchall())
+    assert values[0] == (0.5,)
 
 
 PYTHON_TASK = """
