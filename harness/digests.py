@@ -11,11 +11,14 @@ import json
 import os
 import sys
 import sysconfig
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+_RACY_NS = 3_000_000_000  # see code_digest
 
 
 def json_digest(value: Any, length: int) -> str:
@@ -27,12 +30,32 @@ def json_digest(value: Any, length: int) -> str:
 
 def code_digest(files: Iterable[Path], *salt: str) -> str:
     """32 hex digits over the names and bytes of `files` (in sorted order) and `salt` (e.g. a version): what a
-    cache stamps itself with, so that a change to the code that made it drops it."""
+    cache stamps itself with, so that a change to the code that made it drops it. The bytes are read again only
+    when a file's path, size, mtime or inode changed since the last call in this process (a plan keys every job
+    by its plugins' code: a plugin using a large package of the user's would be read once per job). A file changed
+    in the last seconds is always read: timestamps tick coarsely, so an edit of the same size just after the last
+    read could keep all four (git's "racy" files)."""
+    paths = sorted(Path(f) for f in files)
+    try:
+        stats = tuple((p, st.st_size, st.st_mtime_ns, st.st_ino) for p in paths for st in (p.stat(),))
+    except OSError:
+        return _code_digest(tuple(paths), salt)  # raises as reading it does
+    if any(mtime > time.time_ns() - _RACY_NS for _, _, mtime, _ in stats):
+        return _code_digest(tuple(paths), salt)
+    return _code_digest_of(stats, salt)
+
+
+@lru_cache(maxsize=512)
+def _code_digest_of(stats: tuple[tuple[Path, int, int, int], ...], salt: tuple[str, ...]) -> str:
+    return _code_digest(tuple(p for p, *_ in stats), salt)
+
+
+def _code_digest(paths: tuple[Path, ...], salt: tuple[str, ...]) -> str:
     h = hashlib.sha256()
     for part in salt:
         h.update(part.encode())
         h.update(b"\0")
-    for path in sorted(Path(f) for f in files):
+    for path in paths:
         h.update(os.fsencode(path.name))  # a file name may hold bytes that are not UTF-8
         h.update(b"\0")
         h.update(path.read_bytes())

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
+import harness.digests as digests
 from harness.digests import code_digest, json_digest
 
 
@@ -35,3 +39,28 @@ def test_code_digest_of_a_file_named_with_bytes_that_are_not_utf8(tmp_path: Path
     odd.write_text("x = 1\n")
     assert len(code_digest([odd])) == 32
     assert code_digest([odd]) != code_digest([odd.rename(tmp_path / "plug.py")])
+
+
+def test_code_digest_reads_an_unchanged_file_once_and_a_just_edited_one_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan keys every job by its plugins' code; unchanged files are not read again. A file edited in the last
+    seconds is read each time: an edit of the same size could keep its size, inode and coarse mtime."""
+    reads: list[Path] = []
+    real = digests._code_digest
+
+    def counting(paths: tuple[Path, ...], salt: tuple[str, ...]) -> str:
+        reads.extend(paths)
+        return real(paths, salt)
+
+    monkeypatch.setattr(digests, "_code_digest", counting)
+    old, fresh = tmp_path / "old.py", tmp_path / "fresh.py"
+    old.write_text("x = 1\n")
+    os.utime(old, ns=(1_000_000_000, 1_000_000_000))  # last edited long ago
+    fresh.write_text("y = 1\n")
+    first = [code_digest([old]) for _ in range(3)]
+    assert reads == [old] and len(set(first)) == 1
+    before = code_digest([fresh])
+    fresh.write_text("y = 2\n")  # the same size, maybe within the same clock tick
+    assert code_digest([fresh]) != before
+    assert reads.count(fresh) == 2
