@@ -42,9 +42,13 @@ class FeatureCache:
             if path is not None and isinstance(feats, np.ndarray):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npy")
-                with os.fdopen(fd, "wb") as fh:
-                    np.save(fh, feats, allow_pickle=False)
-                os.replace(tmp, path)
+                try:
+                    with os.fdopen(fd, "wb") as fh:
+                        np.save(fh, feats, allow_pickle=False)
+                    os.replace(tmp, path)
+                except BaseException:  # a full disk, or the job's time limit: no half-written file left
+                    Path(tmp).unlink(missing_ok=True)
+                    raise
         self.memory[key] = feats
         return feats
 

@@ -21,6 +21,7 @@ import numpy as np
 from harness import RESULT_SCHEMA_VERSION
 from harness.config import ModelEntry, ProtocolRef, SuiteConfig, TaskRef
 from harness.data.signatures import package_version
+from harness.deadline import JobTimedOut, job_deadline
 from harness.digests import json_digest, plugin_code_digest
 from harness.environment import run_environment
 from harness.errors import HarnessError, ModelOutputError, NotApplicable
@@ -232,6 +233,14 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n{tail}"
 
 
+def _timed_out_text(exc: JobTimedOut) -> str:
+    return (
+        f"The job ran past its time limit of {exc.seconds:g} s (--job-timeout) and was stopped{exc.where()}. It is "
+        "recorded as failed: the next `harness run` tries it again (give it more time with a larger --job-timeout, "
+        "or leave it alone with --skip-failed)."
+    )
+
+
 def check_inference(job: Job, adapter: ModelAdapter) -> None:
     """The job key says where and in what precision the model runs, as planned on the driver: a worker that
     resolves otherwise (no GPU where the driver has one, a GPU without bf16) must not store its result under it."""
@@ -247,9 +256,16 @@ def check_inference(job: Job, adapter: ModelAdapter) -> None:
 
 
 def execute_job(
-    job: Job, state: WorkerState, suite: SuiteConfig, task: Task, data: TaskData, task_metrics: TaskMetrics
+    job: Job,
+    state: WorkerState,
+    suite: SuiteConfig,
+    task: Task,
+    data: TaskData,
+    task_metrics: TaskMetrics,
+    timeout_s: float | None = None,
 ) -> JobResult:
-    """Run one job to a record. Never raises for the job's own failure: it is recorded as failed."""
+    """Run one job to a record. Never raises for the job's own failure: it is recorded as failed. timeout_s:
+    the job's time limit (model load, protocol, metrics, timing; the task data is loaded before)."""
     started, t0 = _now(), time.perf_counter()
     hw = hardware_info()["fingerprint"]
     env = run_environment(hw)
@@ -259,48 +275,51 @@ def execute_job(
     notes: dict[str, str] = {}
     info: ModelInfo | None = None
     try:
-        seed_everything(job.identity.seed)
-        adapter = state.get_adapter(job.model, job.model_identity)
-        info = adapter.info()
-        check_inference(job, adapter)
-        inference = {"device": adapter.device, "precision": adapter.precision}
-        protocol = get_protocol(job.protocol.protocol)
-        ctx = ProtocolContext(
-            features=state.features,
-            seed=job.identity.seed,
-            model_identity=job.model_identity.token,
-            inference="" if job.inference is None else job.inference.tag,
-        )
-        out = protocol.run(adapter, data, job.protocol.config, ctx)
-        y = np.asarray(data.test.labels)
-        # Metrics are computed from the float32 scores the store keeps, so they can be recomputed from it.
-        class_scores = None if out.class_scores is None else np.asarray(out.class_scores, dtype=np.float32)
-        evaluation = evaluate(
-            task_metrics,
-            MetricData.of(y, out.preds, len(data.spec.labels), class_scores, out.score_kind),
-            data.spec.labels,
-            suite.bootstrap,
-        )
-        metrics, confusion, notes = evaluation.values + tuple(out.extra_metrics), evaluation.confusion, dict(evaluation.not_applicable)
-        predictions = Predictions(
-            data.test.ids, y, np.asarray(out.preds), np.asarray(out.scores), class_scores, out.score_kind
-        )
-        selected = {"inference": inference, **out.selected}
-        if notes:
-            selected["metrics_not_applicable"] = notes
-        if suite.timing.enabled:
-            timing = measure(
-                out.predict,
-                data.test.inputs,
-                batch_size=job.model.spec.batch_size,
-                device=adapter.device,
-                params=info.params,
-                cfg=suite.timing,
-                weight_bytes=info.weight_bytes,
-                load_s=state.load_s,
+        with job_deadline(timeout_s):
+            seed_everything(job.identity.seed)
+            adapter = state.get_adapter(job.model, job.model_identity)
+            info = adapter.info()
+            check_inference(job, adapter)
+            inference = {"device": adapter.device, "precision": adapter.precision}
+            protocol = get_protocol(job.protocol.protocol)
+            ctx = ProtocolContext(
+                features=state.features,
+                seed=job.identity.seed,
+                model_identity=job.model_identity.token,
+                inference="" if job.inference is None else job.inference.tag,
             )
+            out = protocol.run(adapter, data, job.protocol.config, ctx)
+            y = np.asarray(data.test.labels)
+            # Metrics are computed from the float32 scores the store keeps, so they can be recomputed from it.
+            class_scores = None if out.class_scores is None else np.asarray(out.class_scores, dtype=np.float32)
+            evaluation = evaluate(
+                task_metrics,
+                MetricData.of(y, out.preds, len(data.spec.labels), class_scores, out.score_kind),
+                data.spec.labels,
+                suite.bootstrap,
+            )
+            metrics, confusion, notes = evaluation.values + tuple(out.extra_metrics), evaluation.confusion, dict(evaluation.not_applicable)
+            predictions = Predictions(
+                data.test.ids, y, np.asarray(out.preds), np.asarray(out.scores), class_scores, out.score_kind
+            )
+            selected = {"inference": inference, **out.selected}
+            if notes:
+                selected["metrics_not_applicable"] = notes
+            if suite.timing.enabled:
+                timing = measure(
+                    out.predict,
+                    data.test.inputs,
+                    batch_size=job.model.spec.batch_size,
+                    device=adapter.device,
+                    params=info.params,
+                    cfg=suite.timing,
+                    weight_bytes=info.weight_bytes,
+                    load_s=state.load_s,
+                )
     except NotApplicable as exc:
         status, error = "not_applicable", str(exc)
+    except JobTimedOut as exc:
+        status, error = "failed", _timed_out_text(exc)
     except Exception as exc:  # the sweep goes on; the failure is recorded with its reason
         status, error = "failed", _error_text(exc)
     except SystemExit as exc:  # model or task code calling sys.exit fails this job, not the whole sweep

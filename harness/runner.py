@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from harness.config import SuiteConfig, TaskRef
+from harness.deadline import check_job_timeout
 from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.executors import Executor, LocalExecutor, ProgressCallback, SweepContext
 from harness.executors.base import ExecutionStats
@@ -50,10 +51,12 @@ class RunControl:
 
     force: also the finished ones (each new result replaces the stored one in one transaction; features
     are recomputed, not read from the on-disk cache). failed: "only" runs just the jobs that failed last
-    time (--retry-failed), "skip" leaves them alone (--skip-failed)."""
+    time (--retry-failed), "skip" leaves them alone (--skip-failed). job_timeout_s: each job's time limit
+    (--job-timeout); a job past it is stopped and recorded as failed, and the run goes on."""
 
     force: bool = False
     failed: FailedJobs = "rerun"
+    job_timeout_s: float | None = None
 
 
 @dataclass
@@ -300,6 +303,7 @@ def run_suite(
     t0 = time.perf_counter()
     loader = TaskLoader()
     lease = lease_seconds()  # a bad $HARNESS_CLAIM_LEASE_S is refused before anything is planned or written
+    check_job_timeout(control.job_timeout_s, executor.name if executor else LocalExecutor.name)
     sweep = plan_sweep(suite, store.reader, loader, selection=selection, control=control, plugins=plugins)
     plan, todo = sweep.plan, list(sweep.to_run)
     store.record_task_groups(suite.name, suite.task_groups)
@@ -316,6 +320,7 @@ def run_suite(
         feature_dir=feature_cache_dir(store.path.resolve()),
         tasks=PlannedTasks(plan, loader),
         refresh_features=control.force,
+        job_timeout_s=control.job_timeout_s,
     )
     stats = ExecutionStats()
     if todo:

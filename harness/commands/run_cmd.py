@@ -78,6 +78,14 @@ def run(
     skip_failed: Annotated[
         bool, typer.Option("--skip-failed", help="Run only jobs never attempted; leave the failed ones as they are.")
     ] = False,
+    job_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--job-timeout",
+            metavar="SECONDS",
+            help="Stop a job that runs longer (model load, protocol, metrics, timing) and record it as failed.",
+        ),
+    ] = None,
     label: Annotated[str, typer.Option("--label", help="Label stored with these runs (for harness compare).")] = "",
     plugin: Annotated[
         list[Path] | None, typer.Option("--plugin", help="Task plugin: a .py file, a task .yaml file or a folder of them.")
@@ -95,6 +103,7 @@ def run(
     from harness.adhoc import RunOverrides, adhoc_suite_data, write_implied_suite
     from harness.config import load_suite, parse_suite, read_suite_data
     from harness.data.task_options import parse_limit
+    from harness.deadline import check_job_timeout
     from harness.executors import make_executor
     from harness.runner import RunControl, Selection
 
@@ -113,9 +122,12 @@ def run(
         raise HarnessError(f"--device must be auto, cpu, cuda or cuda:N (N a GPU index), got {device!r}.")
     limit_value = parse_limit(limit, "--limit").value() if limit is not None else None
     overrides = RunOverrides(device=device, precision=precision, batch_size=batch_size, limit=limit_value)
-    control = RunControl(force=force, failed="only" if retry_failed else "skip" if skip_failed else "rerun")
+    control = RunControl(
+        force=force, failed="only" if retry_failed else "skip" if skip_failed else "rerun", job_timeout_s=job_timeout
+    )
     selection = Selection(tuple(only_model or ()), tuple(only_task or ()), tuple(only_protocol or ()))
     runner = make_executor(executor, address)  # a misspelt --executor is refused by a dry run too
+    check_job_timeout(job_timeout, runner.name)
 
     suite: SuiteConfig
     adhoc: dict[str, Any] | None = None

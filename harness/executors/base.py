@@ -45,6 +45,7 @@ class SweepContext:
     feature_dir: Path  # on-disk feature cache (absolute)
     tasks: TaskSource  # the driver's planned tasks and their cached data
     refresh_features: bool = False  # --force: recompute features instead of reading the on-disk cache
+    job_timeout_s: float | None = None  # --job-timeout: each job's time limit (None: none)
 
 
 @dataclass
@@ -79,14 +80,23 @@ class JobWorker:
     """Runs jobs in this process. Jobs should arrive grouped by model: one model is kept loaded at a time;
     task data and features are cached for the life of the worker."""
 
-    def __init__(self, suite: SuiteConfig, tasks: TaskSource, feature_dir: Path, refresh_features: bool = False) -> None:
+    def __init__(
+        self,
+        suite: SuiteConfig,
+        tasks: TaskSource,
+        feature_dir: Path,
+        refresh_features: bool = False,
+        timeout_s: float | None = None,
+    ) -> None:
         self.suite = suite
         self.tasks = tasks
+        self.timeout_s = timeout_s
         self.state = WorkerState(features=FeatureCache(feature_dir, refresh=refresh_features))
 
     def execute(self, job: Job) -> JobResult:
         task = self.tasks.task(job.task)
-        return execute_job(job, self.state, self.suite, task, self.tasks.data(task), self.tasks.metrics(job.task))
+        data, metrics = self.tasks.data(task), self.tasks.metrics(job.task)
+        return execute_job(job, self.state, self.suite, task, data, metrics, self.timeout_s)
 
     def stats(self) -> ExecutionStats:
         return ExecutionStats(self.state.models_loaded, self.state.features.forward_passes)

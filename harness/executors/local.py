@@ -16,7 +16,9 @@ class LocalExecutor(Executor):
     def run(
         self, jobs: Iterable[Job], context: SweepContext, progress: ProgressCallback
     ) -> Generator[JobResult, None, None]:
-        worker = JobWorker(context.suite, context.tasks, context.feature_dir, context.refresh_features)
+        worker = JobWorker(
+            context.suite, context.tasks, context.feature_dir, context.refresh_features, context.job_timeout_s
+        )
         try:
             for job in jobs:
                 progress(job, None)
