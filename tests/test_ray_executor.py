@@ -153,7 +153,9 @@ def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # Workers inherit the environment of the Ray instance started here.
     os.environ["HARNESS_TEST_DRIVER_PID"] = str(os.getpid())
     os.environ["HARNESS_TEST_MARKER_DIR"] = str(markers)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # One GPU that is not there: workers of GPU-capable models get CUDA_VISIBLE_DEVICES and find no CUDA (and the
+    # plan, asking such a worker, keys them as CPU runs, like the local executor's).
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     try:
         yield markers
     finally:
@@ -227,3 +229,27 @@ def test_worker_killed_mid_job_is_retried_up_to_the_limit(ray_instance: Path, tm
         for t in ("digits-killed-once", "digits")
     )
     assert once == plain and len(once) > 3
+
+
+def test_the_plan_asks_a_ray_worker_given_a_gpu_what_it_runs_on(
+    ray_instance: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A driver without a GPU, a cluster with one: device: auto is planned (and keyed) as a worker given a GPU
+    resolves it, asked by one Ray task with the worker's GPU request. The probe is replaced by one that reports
+    a bf16 GPU wherever Ray assigned one (this machine has none: the real probe honestly says cpu)."""
+    import harness.executors.ray as ray_executor
+    from harness.models.base import Accelerator
+
+    def probe() -> Accelerator:  # runs in the Ray worker (a nested function travels by value)
+        assigned = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        return Accelerator(cuda=bool(assigned), bf16=bool(assigned))
+
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(SUITE)
+    monkeypatch.setattr(ray_executor, "gpu_probe", probe)
+    out = CliRunner().invoke(app, ["run", str(suite_path), "--db", str(tmp_path / "r.db"), "--executor", "ray", "--dry-run"])
+    assert out.exit_code == 0, out.output
+    assert "Planned for the Ray workers (part of the job keys): minilm on cuda in fp32." in " ".join(out.output.split())
+    tuned = RayExecutor(RayOptions(num_gpus=0.5)).accelerator()
+    assert tuned == Accelerator(cuda=True, bf16=True)
+    assert RayExecutor(RayOptions(num_gpus=0)).accelerator() == Accelerator(cuda=False)  # workers get no GPU

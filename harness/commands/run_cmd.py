@@ -151,6 +151,8 @@ def run(
     _check_selection(suite, selection, suite_file)
 
     if dry_run:
+        from contextlib import closing
+
         from harness.runner import TaskLoader, plan_sweep
         from harness.store import StoreReader
         from harness.store.schema import check_writable_store
@@ -158,8 +160,12 @@ def run(
         if db.is_file() and db.stat().st_size > 0:  # the plan of a run that would be refused is no plan
             check_writable_store(db)
 
-        sweep = plan_sweep(suite, StoreReader.open_or_empty(db), TaskLoader(), selection=selection, control=control, plugins=plugin, read_only=True)
-        render_plan(sweep, suite.name, db, output_console(), selection)
+        with closing(runner):  # --executor ray: the plan asks the cluster's GPU workers what they run on
+            sweep = plan_sweep(
+                suite, StoreReader.open_or_empty(db), TaskLoader(), selection=selection, control=control, plugins=plugin,
+                read_only=True, accelerator=runner.accelerator,
+            )  # fmt: skip
+        render_plan(sweep, suite.name, db, output_console(), selection, "on this machine" if executor == "local" else "for the Ray workers")
         return
     planned: Callable[[Console], None] | None = None
     if adhoc is not None:
@@ -284,7 +290,9 @@ def store_file(arg: str) -> Path:
     return Path(arg)
 
 
-def render_plan(sweep: SweepPlan, suite_name: str, db: Path, console: Console, selection: Selection) -> None:
+def render_plan(
+    sweep: SweepPlan, suite_name: str, db: Path, console: Console, selection: Selection, planned: str = "on this machine"
+) -> None:
     """The dry-run report: one row per (state, model, task) with its protocols x seeds, and reasons."""
     plan = sweep.plan
     where = f"{db}" if db.exists() else f"{db} (does not exist yet)"
@@ -332,7 +340,7 @@ def render_plan(sweep: SweepPlan, suite_name: str, db: Path, console: Console, s
     devices = {j.identity.model: j.inference.describe() for j in sweep.selected if j.inference is not None}
     if devices:  # part of the job keys: why a store filled on another machine runs again here
         where = "; ".join(f"{model} on {inference}" for model, inference in devices.items())
-        console.print(f"Planned on this machine (part of the job keys): {esc(where)}.", highlight=False)
+        console.print(f"Planned {planned} (part of the job keys): {esc(where)}.", highlight=False)
     for note in sorted({n for t in plan.tasks.values() if (n := _limit_note(t.spec.version))}):
         console.print(f"[bold yellow]LIMITED RUN:[/bold yellow] {esc(note)}.", highlight=False)
     n_pairs = sum(len(v) for k, v in rows.items() if k[4].startswith("modality differs"))

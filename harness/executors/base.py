@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from harness.features import FeatureCache
 from harness.jobs import Job, JobResult, WorkerState, execute_job
+from harness.models.base import Accelerator
 
 if TYPE_CHECKING:
     from harness.config import SuiteConfig, TaskRef
@@ -74,6 +75,16 @@ class Executor(ABC):
         """Yield one result per job, in completion order, as soon as each is known. Closing the
         generator early stops the workers. `jobs` may be lazy (the runner claims each job as it is
         taken): iterate it once, as late as the executor can."""
+
+    def accelerator(self) -> Accelerator:
+        """What a worker of this executor that gets a GPU resolves `device: auto` and the precisions with: the
+        plan keys jobs by it (runner.plan_suite). Default: this process, where in-process workers run."""
+        from harness.devices import local_accelerator
+
+        return local_accelerator()
+
+    def close(self) -> None:  # noqa: B027 - most executors hold nothing between runs
+        """Release what planning or a run left open (the Ray executor's connection)."""
 
 
 class JobWorker:

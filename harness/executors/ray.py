@@ -21,7 +21,7 @@ import logging
 import socket
 import warnings
 from collections import deque
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -39,6 +39,7 @@ from harness.executors.base import (
 )
 from harness.jobs import Job, JobResult
 from harness.models import family
+from harness.models.base import Accelerator
 
 if TYPE_CHECKING:
     from harness.config import SuiteConfig
@@ -86,6 +87,32 @@ def worker_resources(spec: ModelSpec, options: RayOptions, cluster_gpus: float) 
     if family(spec.family).gpu_capable and spec.device.strip().lower() != "cpu":  # CPU-only: Ray gives no GPU
         gpus = options.num_gpus if options.num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)
     return {"num_cpus": options.num_cpus, "num_gpus": gpus}
+
+
+def gpu_worker_accelerator(ray: ModuleType, options: RayOptions) -> Accelerator:
+    """What a worker given the GPU request of a GPU-capable model's worker (worker_resources) resolves."""
+    gpus = float(ray.cluster_resources().get("GPU", 0.0))
+    request = options.num_gpus if options.num_gpus is not None else 1.0
+    if gpus <= 0 or request <= 0 or request > gpus:  # workers get no GPU (or wait for none: refused when run)
+        return Accelerator(cuda=False)
+    probe = ray.remote(num_cpus=0, num_gpus=request, max_retries=0)(gpu_probe)
+    try:
+        accelerator: Accelerator = ray.get(probe.remote())
+    except ray.exceptions.RayError as exc:
+        raise HarnessError(
+            f"Could not ask a Ray worker with a GPU what it runs models on (device: auto, bf16 support), which the "
+            f"job keys record: {_last_line(exc)}. Every node needs harness and torch installed (see docs/ray.md)."
+        ) from None
+    return accelerator
+
+
+def _probe_here() -> Accelerator:
+    from harness.devices import local_accelerator
+
+    return local_accelerator()
+
+
+gpu_probe: Callable[[], Accelerator] = _probe_here  # run in a GPU worker by gpu_worker_accelerator
 
 
 def plan_lanes(jobs: Sequence[Job], workers_per_model: int = 1) -> list[list[Job]]:
@@ -158,6 +185,19 @@ class RayExecutor(Executor):
     def __init__(self, options: RayOptions = RayOptions()) -> None:
         super().__init__()
         self.options = options
+        self._owns_connection = False  # this executor called ray.init (and calls ray.shutdown)
+
+    def accelerator(self) -> Accelerator:
+        """Asked of the cluster, whose workers may have GPUs the driver lacks (or lack the driver's): one task
+        given a worker's GPU request reports what it sees. No GPU in the cluster: the workers get none."""
+        ray = import_ray()
+        self._connect(ray)
+        return gpu_worker_accelerator(ray, self.options)
+
+    def close(self) -> None:
+        if self._owns_connection:
+            import_ray().shutdown()
+            self._owns_connection = False
 
     def run(
         self, jobs: Iterable[Job], context: SweepContext, progress: ProgressCallback
@@ -166,7 +206,7 @@ class RayExecutor(Executor):
         if not claimed:
             return
         ray = import_ray()
-        owns_connection = self._connect(ray)
+        self._connect(ray)
         lanes: list[_Lane] = []
         try:
             cluster = ray.cluster_resources()
@@ -209,13 +249,12 @@ class RayExecutor(Executor):
         finally:
             for lane in lanes:
                 self._retire(ray, lane)
-            if owns_connection:
-                ray.shutdown()
+            self.close()
 
-    def _connect(self, ray: ModuleType) -> bool:
-        """Connect unless this process already is; True when this run owns (and must close) the connection."""
+    def _connect(self, ray: ModuleType) -> None:
+        """Connect unless this process already is (then the connection is not this executor's to close)."""
         if ray.is_initialized():
-            return False
+            return
         address = self.options.address
         try:
             ray.init(address=address, logging_level=logging.WARNING)
@@ -225,7 +264,7 @@ class RayExecutor(Executor):
                 f"Could not connect to a Ray cluster {where}: {str(exc).strip().rstrip('.')}. Start one with `ray start --head` and pass "
                 "--address auto (see docs/ray.md), fix --address, or leave --address out to start a local Ray."
             ) from None
-        return True
+        self._owns_connection = True
 
     def _resources(self, spec: ModelSpec, cluster: dict[str, float]) -> dict[str, float]:
         wanted = worker_resources(spec, self.options, float(cluster.get("GPU", 0.0)))

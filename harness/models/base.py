@@ -55,6 +55,16 @@ class Inference:
 
 
 @dataclass(frozen=True)
+class Accelerator:
+    """What the device and precision rules read of the machine a model will run on: whether torch sees a usable
+    CUDA GPU and whether it supports bf16. The plan resolves `device: auto` and the precisions with the
+    Accelerator of the workers (harness.executors.Executor.accelerator), not necessarily the planning machine's."""
+
+    cuda: bool
+    bf16: bool = False
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A model as named in a suite file. `source` is a hub id, a local path, or pkg://package/sub/path."""
 

@@ -26,7 +26,7 @@ from harness.tasks import Modality
 from harness.typed_config import build
 
 if TYPE_CHECKING:
-    from harness.models.base import Inference, ModelAdapter, ModelSpec
+    from harness.models.base import Accelerator, Inference, ModelAdapter, ModelSpec
 
 ENTRY_POINT_GROUP = "harness.models"
 BUILTIN_PREFIX = "harness.models."
@@ -65,10 +65,11 @@ class Family:
     # "module:Class": the frozen dataclass of the family's `options:` (harness.models.options.parse_options);
     # the runner checks a suite's options against it before any job runs.
     options: str | None = None
-    # "module:function"(spec) -> models.base.Inference: the device kind and precision the family's adapter will
-    # report (its `inference`) on this machine, worked out at plan time without loading the model. Part of the job
-    # key of every family but the CPU-only ones (device: auto and precision: bf16 run differently with a GPU);
-    # a worker that resolves otherwise fails the job. Default: torch's rule (models.torch_adapter.TorchAdapter).
+    # "module:function"(spec, accelerator) -> models.base.Inference: the device kind and precision the family's
+    # adapter will report (its `inference`) on the workers, whose models.base.Accelerator is given, worked out at
+    # plan time without loading the model. Part of the job key of every family but the CPU-only ones (device: auto
+    # and precision: bf16 run differently with a GPU); a worker that resolves otherwise fails the job. Default:
+    # torch's rule (models.torch_adapter.TorchAdapter).
     inference: str = "harness.devices:planned_inference"
 
     def __post_init__(self) -> None:
@@ -111,12 +112,13 @@ class Family:
         if self.options is not None:
             build(pkgutil.resolve_name(self.options), spec.options, file=file, at=f"{key}.options")
 
-    def planned_inference(self, spec: ModelSpec) -> Inference | None:
-        """The job key's device kind and precision; None for a CPU-only family (fp32 on the CPU everywhere)."""
+    def planned_inference(self, spec: ModelSpec, accelerator: Accelerator) -> Inference | None:
+        """The job key's device kind and precision on the workers (`accelerator`); None for a CPU-only family
+        (fp32 on the CPU everywhere)."""
         if self.cpu_only:
             return None
-        planned: Callable[[ModelSpec], Inference] = pkgutil.resolve_name(self.inference)
-        return planned(spec)
+        planned: Callable[[ModelSpec, Accelerator], Inference] = pkgutil.resolve_name(self.inference)
+        return planned(spec, accelerator)
 
     def files(self, spec: ModelSpec, resolved: Path) -> Iterable[Path] | None:
         """The files the model reads when the family declares them (weight_files), else None."""

@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from harness.errors import FieldError, HarnessError, close_match
 from harness.models import resolve_source
-from harness.models.base import Inference, ModelInfo, ModelSpec, check_pooling, require_source
+from harness.models.base import Accelerator, Inference, ModelInfo, ModelSpec, check_pooling, require_source
 from harness.models.onnx_files import locate_files
 from harness.models.options import parse_options
 from harness.models.outputs import as_texts, checked_features, l2_normalize, length_order, unsort
@@ -172,8 +172,9 @@ def _providers_device(providers: list[Any]) -> str:
     return f"cuda:{settings.get('device_id', 0)}" if name == "CUDAExecutionProvider" else "cpu"
 
 
-def planned_inference(spec: ModelSpec) -> Inference:
-    """The family's Family.inference: the device of the providers the adapter will use; always fp32."""
+def planned_inference(spec: ModelSpec, accelerator: Accelerator) -> Inference:
+    """The family's Family.inference: the device of the providers the adapter will use; always fp32. The
+    providers are this onnxruntime's (`accelerator` holds what torch sees, which says nothing about them)."""
     providers = parse_options(spec, OnnxOptions).providers
     if providers is None and spec.device.strip().lower().startswith("cuda"):
         return Inference("cuda", "fp32")  # as asked, also where this onnxruntime lacks CUDA (a Ray driver)

@@ -30,6 +30,10 @@ class ProtocolDef:
     # Distributions whose code computes the protocol's results beyond the model's (the probe's classifier):
     # their versions are part of the job key.
     packages: tuple[str, ...] = ()
+    # (config, device kind "cpu"/"cuda", the GPU supports bf16) -> the precision a protocol that trains runs in
+    # (fine-tune's precision: auto is bf16 on one GPU and fp16 on another). Resolved at plan time for the workers
+    # and part of the job key where the GPU's bf16 support changes it; a worker that resolves otherwise fails the job.
+    training_precision: Callable[[Any, str, bool], str] | None = None
 
 
 def protocol_defs() -> dict[str, ProtocolDef]:
@@ -66,6 +70,11 @@ def _check(d: Any, origin: str) -> None:
         raise ConfigError(f"{origin}: protocol {d.name!r}: config_cls must be a dataclass (its options), got {d.config_cls!r}.")
     if not callable(d.run):
         raise ConfigError(f"{origin}: protocol {d.name!r}: run must be a function, got {type(d.run).__name__}.")
+    if d.training_precision is not None and not callable(d.training_precision):
+        raise ConfigError(
+            f"{origin}: protocol {d.name!r}: training_precision must be a function or None, got "
+            f"{type(d.training_precision).__name__}."
+        )
 
 
 def _builtin_defs() -> list[ProtocolDef]:
@@ -85,12 +94,14 @@ def _builtin_defs() -> list[ProtocolDef]:
             finetune.FinetuneConfig,
             finetune.run,
             "backbone + new head, all weights trained (AdamW, warm-up + decay), early stopping on validation",
+            training_precision=finetune.training_precision,
         ),
         ProtocolDef(
             "few_shot_finetune",
             finetune.FewShotFinetuneConfig,
             finetune.run,
             "fine-tune on VTAB-1k style draws (800 train / 200 validation), repeated with seeds",
+            training_precision=finetune.training_precision,
         ),
         ProtocolDef(
             "lm_loglik",

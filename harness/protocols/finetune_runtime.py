@@ -43,16 +43,20 @@ class TrainPrecision:
 
 
 def training_precision(device: torch.device, requested: str) -> TrainPrecision:
+    """The precision a run on `device` trains in (train_precision_rule, with this GPU's bf16 support)."""
+    return train_precision_rule(device.type, requested, device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
+def train_precision_rule(device: str, requested: str, bf16_supported: bool) -> TrainPrecision:
     """auto: bf16 autocast on a CUDA GPU that supports it, else fp16 + GradScaler on CUDA, else fp32.
 
     On CPU only an explicit "bf16" turns autocast on (CPU bf16 autocast exists but is rarely faster);
-    fp16 on CPU runs as fp32.
+    fp16 on CPU runs as fp32. `device` is a device kind ("cpu", "cuda"): the plan resolves it for the workers.
     """
     if requested not in TRAIN_PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {requested!r}")
-    if device.type == "cuda":
-        bf16_ok = torch.cuda.is_bf16_supported()
-        if requested in ("auto", "bf16") and bf16_ok:
+    if device == "cuda":
+        if requested in ("auto", "bf16") and bf16_supported:
             return TrainPrecision("bf16", requested)
         if requested == "bf16":
             return TrainPrecision(
