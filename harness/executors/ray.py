@@ -12,7 +12,11 @@ that can use one (every family but the CPU-only baselines, unless the model's de
 cluster has GPUs. Ray assigns the GPU through CUDA_VISIBLE_DEVICES, so models should say
 `device: auto` (or `cuda`), not `cuda:N`.
 
-`import ray` happens only here, when a sweep starts.
+Planning: job keys hold the device kind and precisions the workers resolve, so the plan asks the cluster
+(`RayExecutor.accelerator`: one task with a worker's GPU request reports torch's view of its GPU), not the
+driver, which may have no GPU. The connection opened for it is kept for the run and closed by `close()`.
+
+`import ray` happens only here, when a sweep is planned or starts.
 """
 
 from __future__ import annotations
