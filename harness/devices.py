@@ -54,12 +54,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     )
 
 
-def local_accelerator() -> Accelerator:
-    """This process's Accelerator (a Ray worker given a GPU reports its own through the Ray executor)."""
-    cuda = torch.cuda.is_available()
-    return Accelerator(cuda, cuda and torch.cuda.is_bf16_supported())
-
-
 def planned_inference(spec: ModelSpec, accelerator: Accelerator) -> Inference:
     """What a torch model of `spec` will run as on a machine like `accelerator` (the rules of resolve_device and
     effective_precision), part of its job key. An explicit cuda where no GPU is known (a Ray driver planning for a

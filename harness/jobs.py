@@ -283,9 +283,7 @@ def check_training(job: Job, adapter: ModelAdapter) -> None:
     rule = get_protocol(job.protocol.protocol).training_precision
     if job.training is None or rule is None:
         return
-    from harness.devices import local_accelerator
-
-    here = rule(job.protocol.config, adapter.inference.device, local_accelerator().bf16)
+    here = rule(job.protocol.config, adapter.inference.device, Accelerator.here().bf16)
     if here == job.training:
         return
     raise HarnessError(

@@ -202,9 +202,7 @@ def _workers_accelerator(suite: SuiteConfig, accelerator: Callable[[], Accelerat
     if not any(family(m.spec.family).gpu_capable and m.spec.device.strip().lower() != "cpu" for m in suite.models):
         return Accelerator(cuda=False)
     if accelerator is None:
-        from harness.devices import local_accelerator
-
-        return local_accelerator()
+        return Accelerator.here()
     return accelerator()
 
 

