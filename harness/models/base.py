@@ -38,7 +38,7 @@ DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:[0-9]+)$")
 class Inference:
     """Where and how a model computes on a machine: the device kind (not the GPU index, which Ray assigns per
     worker) and the precision that actually runs. `device: auto` and `precision: bf16` resolve differently on
-    a machine with a GPU and one without, so the job key holds this (see harness.devices.planned_inference)."""
+    a machine with a GPU and one without, so the job key holds this (see harness.models.inference_plan.planned_inference)."""
 
     device: Literal["cpu", "cuda"]
     precision: str  # a Precision; a plugin adapter's own word is kept as is, to be compared

@@ -70,7 +70,7 @@ class Family:
     # plan time without loading the model. Part of the job key of every family but the CPU-only ones (device: auto
     # and precision: bf16 run differently with a GPU); a worker that resolves otherwise fails the job. Default:
     # torch's rule (models.torch_adapter.TorchAdapter).
-    inference: str = "harness.devices:planned_inference"
+    inference: str = "harness.models.inference_plan:planned_inference"
 
     def __post_init__(self) -> None:
         """A malformed row fails where it is written (a plugin's: when its entry point is loaded, naming it)."""

@@ -144,6 +144,6 @@ def run(
 
 def training_precision(config: FinetuneConfig, device: str, bf16_supported: bool) -> str:
     """The protocol's ProtocolDef.training_precision: the rule a run applies (finetune_runtime)."""
-    from harness.protocols.finetune_runtime import train_precision_rule
+    from harness.protocols.train_precision import train_precision_rule
 
     return train_precision_rule(device, config.precision, bf16_supported).name
