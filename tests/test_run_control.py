@@ -517,10 +517,12 @@ def test_the_cli_starts_without_the_heavy_libraries() -> None:
     """`harness --help`, `show`, `site` on an unchanged site and `pick` never compute a metric point value
     or a McNemar test; importing sklearn.metrics (with scipy, pandas' extras) or torch at start-up cost them
     1-2 s each. The libraries are imported where a metric is computed or a model runs. The causal LM's
-    plan-time spec check runs on every re-run of a suite with a causal LM: it needs neither."""
+    plan-time spec check runs on every re-run of a suite with a causal LM, and the device and precision rules
+    on every re-run of a suite with a torch model: they need neither."""
     heavy = ("sklearn", "scipy.stats", "torch", "transformers", "datasets", "sentence_transformers")
     code = (
-        "import sys, harness.cli, harness.sitegen.build, harness.pick, harness.models.causal_lm_spec; "
+        "import sys, harness.cli, harness.sitegen.build, harness.pick, harness.models.causal_lm_spec, "
+        "harness.models.inference_plan, harness.protocols.train_precision; "
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
