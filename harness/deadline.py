@@ -38,23 +38,14 @@ class JobTimedOut(BaseException):
 
 
 def check_job_timeout(seconds: float | None, executor: str = "local", flag: str = "--job-timeout") -> None:
-    """Refuse a limit that is not a positive finite number of seconds, or that the jobs' process cannot enforce."""
+    """Refuse a limit that is not a positive finite number of seconds, or that this process cannot enforce when
+    the jobs run in it (the local executor; a Ray actor runs its jobs in its own main thread)."""
     if seconds is None:
         return
     if not math.isfinite(seconds) or seconds <= 0:
         raise HarnessError(f"{flag} must be a positive number of seconds (e.g. 600), got {seconds!r}.")
-    if executor != "local":
-        raise HarnessError(
-            f"{flag} is enforced by the local executor only; the {executor} executor would ignore it. Leave it out, "
-            "or run with --executor local."
-        )
-    if not hasattr(signal, "setitimer"):
-        raise HarnessError(f"{flag} needs timer signals (SIGALRM), which this platform lacks; leave it out here.")
-    if threading.current_thread() is not threading.main_thread():
-        raise HarnessError(
-            f"{flag} stops a job with a timer signal, which only the main thread receives; this run was started "
-            "from another thread. Run it from the main thread, or leave the limit out."
-        )
+    if executor == "local" and not _timer_signals_here():
+        raise HarnessError(_cannot_enforce(seconds))
 
 
 @contextmanager
@@ -63,6 +54,8 @@ def job_deadline(seconds: float | None) -> Iterator[None]:
     if seconds is None:
         yield
         return
+    if not _timer_signals_here():
+        raise HarnessError(_cannot_enforce(seconds))
 
     def expired(signum: int, frame: FrameType | None) -> None:
         raise JobTimedOut(seconds)
@@ -78,3 +71,15 @@ def job_deadline(seconds: float | None) -> Iterator[None]:
         if their_delay:  # a timer someone else set (a test runner's) goes on with what it had left
             left = max(their_delay - (time.monotonic() - started), 1e-3)
             signal.setitimer(signal.ITIMER_REAL, left, their_interval)
+
+
+def _timer_signals_here() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+def _cannot_enforce(seconds: float) -> str:
+    return (
+        f"A job time limit ({seconds:g} s, --job-timeout) cannot be enforced here: it stops a job with a timer "
+        "signal, which needs Linux or macOS and reaches only the main thread (this run was started from another "
+        "thread, or on Windows). Run it from the main thread, or leave the limit out."
+    )

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -62,19 +63,35 @@ bootstrap: {n_boot: 50, seed: 0}
 """
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
+def write_timeout_suite(folder: Path) -> Path:
+    """Two small CSV tasks for a TF-IDF probe, one with a plugin metric that sleeps; returns the suite file (also
+    used by the Ray executor's test)."""
     rng = random.Random(0)
-    with (tmp_path / "data.csv").open("w", newline="") as fh:
+    with (folder / "data.csv").open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["text", "label"])
         for i in range(80):
             label = rng.choice(["negative", "positive"])
             out.writerow([f"{'great' if label == 'positive' else 'awful'} film {i}", label])
-    (tmp_path / "slow.py").write_text(SLOW_METRIC)
-    (tmp_path / "slow.yaml").write_text(TASK.format(name="slow-task", metrics="[accuracy, slow_metric]"))
-    (tmp_path / "fast.yaml").write_text(TASK.format(name="fast-task", metrics="[accuracy]"))
-    (tmp_path / "suite.yaml").write_text(SUITE)
+    (folder / "slow.py").write_text(SLOW_METRIC)
+    (folder / "slow.yaml").write_text(TASK.format(name="slow-task", metrics="[accuracy, slow_metric]"))
+    (folder / "fast.yaml").write_text(TASK.format(name="fast-task", metrics="[accuracy]"))
+    (folder / "suite.yaml").write_text(SUITE)
+    return folder / "suite.yaml"
+
+
+def assert_timed_out(db: Path, seconds: str) -> None:
+    """The slow task's job failed at its limit, naming where it was; the other job is done."""
+    with closing(sqlite3.connect(db)) as con:
+        rows = dict(con.execute("SELECT task, status || ': ' || coalesce(error, '') FROM runs").fetchall())
+    assert rows["fast-task"] == "done: "
+    assert rows["slow-task"].startswith(f"failed: The job ran past its time limit of {seconds} s (--job-timeout)")
+    assert "stopped in point (slow.py:8)" in rows["slow-task"]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[Path]:
+    write_timeout_suite(tmp_path)
     yield tmp_path
     for name in [m for m in sys.modules if m.startswith("_harness_plugin_")]:
         del sys.modules[name]
@@ -84,11 +101,7 @@ def test_a_job_past_its_limit_is_stopped_recorded_as_failed_and_the_run_goes_on(
     with closing(Store(folder / "r.db")) as store:
         summary = run_suite(load_suite(folder / "suite.yaml"), store, control=RunControl(job_timeout_s=2))
     assert (summary.done, summary.failed) == (1, 1)
-    with closing(sqlite3.connect(folder / "r.db")) as db:
-        rows = dict(db.execute("SELECT task, status || ': ' || coalesce(error, '') FROM runs").fetchall())
-    assert rows["fast-task"] == "done: "
-    assert rows["slow-task"].startswith("failed: The job ran past its time limit of 2 s (--job-timeout)")
-    assert "stopped in point (slow.py:8)" in rows["slow-task"]
+    assert_timed_out(folder / "r.db", "2")
 
 
 def test_a_job_within_its_limit_is_not_touched_and_no_timer_is_left_running(folder: Path) -> None:
@@ -114,7 +127,6 @@ def test_the_deadline_raises_through_a_plugins_except_exception() -> None:
         (["--job-timeout", "-5"], "--job-timeout must be a positive number of seconds"),
         (["--job-timeout", "nan"], "--job-timeout must be a positive number of seconds (e.g. 600), got nan."),
         (["--job-timeout", "inf"], "--job-timeout must be a positive number of seconds (e.g. 600), got inf."),
-        (["--job-timeout", "60", "--executor", "ray"], "--job-timeout is enforced by the local executor only"),
     ],
 )
 def test_a_bad_limit_is_refused_before_anything_runs(folder: Path, args: list[str], expected: str) -> None:

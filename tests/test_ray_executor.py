@@ -253,3 +253,17 @@ def test_the_plan_asks_a_ray_worker_given_a_gpu_what_it_runs_on(
     tuned = RayExecutor(RayOptions(num_gpus=0.5)).accelerator()
     assert tuned == Accelerator(cuda=True, bf16=True)
     assert RayExecutor(RayOptions(num_gpus=0)).accelerator() == Accelerator(cuda=False)  # workers get no GPU
+
+
+def test_a_job_past_its_time_limit_on_a_ray_worker_is_stopped_and_the_run_goes_on(
+    ray_instance: Path, tmp_path: Path
+) -> None:
+    """The limit travels to the actors, which stop the job in their own main thread (a timer signal)."""
+    from test_job_timeout import assert_timed_out, write_timeout_suite
+
+    from harness.runner import RunControl
+
+    suite = load_suite(write_timeout_suite(tmp_path))
+    summary = run_suite(suite, Store(tmp_path / "r.db"), executor=RayExecutor(), control=RunControl(job_timeout_s=3))
+    assert (summary.done, summary.failed) == (1, 1), summary.failures
+    assert_timed_out(tmp_path / "r.db", "3")

@@ -148,6 +148,7 @@ class ModelWorker:
         feature_dir: Path,
         cpus: float | None = None,
         refresh_features: bool = False,
+        job_timeout_s: float | None = None,
     ) -> None:
         from harness.timing import configure_threads
 
@@ -155,7 +156,7 @@ class ModelWorker:
         # the hardware fingerprint and each timing row), not one thread per core each.
         configure_threads(cpus if cpus else None)
         self.tasks = DiscoveredTasks((*suite.plugins, *plugins))
-        self.worker = JobWorker(suite, self.tasks, feature_dir, refresh_features)
+        self.worker = JobWorker(suite, self.tasks, feature_dir, refresh_features, job_timeout_s)
 
     def execute(self, job: Job) -> WorkerReply:
         data = self.tasks.data(self.tasks.task(job.task))
@@ -223,7 +224,7 @@ class RayExecutor(Executor):
                 if lane.actor is None:
                     lane.actor = actor_class.options(max_restarts=0, **lane.resources).remote(
                         context.suite, context.plugins, context.feature_dir, lane.resources["num_cpus"],
-                        context.refresh_features,
+                        context.refresh_features, context.job_timeout_s,
                     )
                 job = lane.jobs[0]
                 progress(job, None)
