@@ -112,6 +112,28 @@ def test_cli_rejects_a_mistyped_executor_before_touching_the_store(tmp_path: Pat
     assert not db.exists()
 
 
+def test_an_address_where_nothing_listens_is_refused_at_once(tmp_path: Path) -> None:
+    """ray.init retried it for minutes, then called sys.exit and left the run hung (runs before the module's Ray
+    instance starts: a connected process does not connect again)."""
+    pytest.importorskip("ray", reason="Ray is the optional extra harness[ray]")
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once this closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    db = tmp_path / "r.db"
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        result = CliRunner().invoke(
+            app, ["run", str(tmp_path / "suite.yaml"), "--db", str(db), "--executor", "ray", "--address", address]
+        )
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert f"Could not connect to a Ray cluster at '{address}': nothing answers at 127.0.0.1:{port}" in " ".join(
+            result.output.split()
+        )
+        assert not db.exists()
+
+
 def test_missing_ray_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(HarnessError, match=r"pip install 'harness\[ray\]'"):

@@ -22,6 +22,7 @@ driver, which may have no GPU. The connection opened for it is kept for the run 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import warnings
 from collections import deque
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
     from harness.models.base import ModelSpec
 
 INSTALL_HINT = "pip install 'harness[ray]'"
+
+
+REACH_TIMEOUT_S = 5.0  # how long the head node may take to accept a TCP connection
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,7 @@ class RayExecutor(Executor):
         if ray.is_initialized():
             return
         address = self.options.address
+        _check_reachable(address or os.environ.get("RAY_ADDRESS") or None)
         try:
             ray.init(address=address, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -330,6 +335,25 @@ def _label(job: Job) -> str:
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+def _check_reachable(address: str | None) -> None:
+    """Refuse at once a HOST:PORT (or ray://HOST:PORT) where nothing listens: ray.init retried such an address for
+    minutes and then called sys.exit, leaving the run hung. "auto" and a new local instance are Ray's to find."""
+    if not address or address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rstrip("/").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return  # Ray explains a malformed address itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise HarnessError(
+            f"Could not connect to a Ray cluster at {address!r}: nothing answers at {host}:{port} ({reason}, within "
+            f"{REACH_TIMEOUT_S:g} s). Check that the head node runs (`ray status` there), fix --address (or "
+            "RAY_ADDRESS), or leave --address out to start a local Ray."
+        ) from None
 
 
 def _last_line(exc: BaseException) -> str:
