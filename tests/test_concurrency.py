@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.errors import HarnessError
 from harness.store import Store
 from harness.store.claims import JobClaims
 
@@ -136,3 +138,48 @@ def test_claim_lease(tmp_path: Path, owner: str, age_s: float, expected: str) ->
     assert claims.claim("k") == expected
     holder = store.db.execute("SELECT owner FROM claims WHERE key = 'k'").fetchone()[0]
     assert holder == ("me:1:x" if expected == "claimed" else owner)
+
+
+def _hold_write_lock(db: Path, seconds: float, store: bool) -> threading.Thread:
+    """A thread holding the store's write lock for `seconds`: through a harness Store (another run) or a plain
+    SQLite connection (another program); returns once the lock is held."""
+    held = threading.Event()
+
+    def hold() -> None:
+        if store:
+            writer = Store(db)
+            writer.begin_immediate()
+            conn = writer.db.conn
+        else:
+            conn = sqlite3.connect(db, isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+        if store:
+            writer.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert held.wait(30)
+    return thread
+
+
+def test_a_write_waits_for_another_run_but_not_long_for_another_program(tmp_path: Path) -> None:
+    """Another harness run holding the write lock longer than the short wait is waited for (runs share a
+    store); a lock another program holds is refused within seconds, not after 30 s at every write."""
+    db = tmp_path / "s.db"
+    Store(db).close()
+    store = Store(db)
+    holder = _hold_write_lock(db, 3.0, store=True)
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM claims")
+    holder.join()
+    holder = _hold_write_lock(db, 8.0, store=False)
+    t0 = time.monotonic()
+    with pytest.raises(HarnessError, match="locked"), store.transaction() as conn:
+        conn.execute("DELETE FROM claims")
+    assert time.monotonic() - t0 < 6
+    holder.join()
+    store.close()

@@ -2173,6 +2173,33 @@ def test_read_only_store_is_refused_before_any_job_runs(tmp_path: Path, pristine
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
 
 
+def test_a_forced_run_on_a_store_another_program_holds_locked_is_refused_promptly(env: Env) -> None:
+    """Another program (not a harness run) holding the store's write lock: `run --force` waited 30 s at its
+    claim, 30 s in the heartbeat and 30 s releasing its claims (~94 s) before its clean exit 2."""
+    import subprocess
+    import sys
+    import time
+
+    suite = env.write("s.yaml", EVIL_SUITE)
+    before = store_state(env.db)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(120)", str(env.db)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        t0 = time.monotonic()
+        result = invoke(["run", str(suite), "--db", str(env.db), "--quiet", "--force"])
+        took = time.monotonic() - t0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_clean_failure(result, 2, (str(env.db), "cannot be written", "locked", "Nothing of the failed write was stored"))
+    assert took < 20, took
+    assert store_state(env.db) == before
+
+
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_a_terminal_that_cannot_show_a_character_gets_it_escaped(encoding: str, pristine: Path) -> None:
     """show prints an em dash for a missing value (and names may hold any character): a pipe or terminal

@@ -24,7 +24,7 @@ from typing import Literal
 from harness.errors import HarnessError
 from harness.store.reader import store_error
 from harness.store.rows import RunState
-from harness.store.writer import Store
+from harness.store.writer import BUSY_ALONE_S, Store
 
 DEFAULT_LEASE_S = 120.0
 LEASE_ENV = "HARNESS_CLAIM_LEASE_S"  # seconds; how long a silent holder keeps its claims
@@ -83,7 +83,7 @@ class JobClaims:
         db = self.store.db
         now = time.time()
         try:
-            db.execute("BEGIN IMMEDIATE")
+            self.store.begin_immediate()
         except sqlite3.DatabaseError as exc:  # busy past the timeout: another program holds the write lock
             raise store_error(self.store.path, exc, "written") from None
         try:
@@ -118,7 +118,7 @@ class JobClaims:
 
         def beat() -> None:
             try:
-                conn = sqlite3.connect(str(self.store.path), timeout=30, isolation_level=None)
+                conn = sqlite3.connect(str(self.store.path), timeout=BUSY_ALONE_S, isolation_level=None)
             except sqlite3.Error:  # the store gone or unreadable: the run's own next write says so
                 return
             try:
@@ -126,7 +126,7 @@ class JobClaims:
                     try:
                         conn.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?", [time.time(), self.owner])
                     except sqlite3.Error:
-                        continue  # busy past the timeout: try again next beat
+                        continue  # busy past the timeout (kept short, so that a stopped run is not kept waiting): try again next beat
             finally:
                 conn.close()
 

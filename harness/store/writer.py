@@ -38,6 +38,11 @@ if TYPE_CHECKING:
     from harness.models.base import ModelInfo
 
 
+# How long a write waits for the store's write lock (seconds): briefly, unless another harness run shares the store.
+BUSY_ALONE_S = 2.0
+BUSY_SHARED_S = 30.0
+
+
 class Store:
     """A results database opened for writing: created when missing, migrated to the current schema.
     `reader` reads it through the same connection (planning a sweep: which jobs are finished)."""
@@ -72,7 +77,7 @@ class Store:
         try:
             import sqlite_utils  # here, not at the top: it imports pandas (~0.3 s of every command that only reads)
 
-            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_ALONE_S, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.enable_wal()
@@ -103,12 +108,34 @@ class Store:
         """Whether the file at `path` is still the one opened (not deleted, moved or replaced meanwhile)."""
         return self._users.same_file(self.path)
 
+    def begin_immediate(self) -> None:
+        """BEGIN IMMEDIATE (the write lock), waiting BUSY_ALONE_S for it, or BUSY_SHARED_S while another harness
+        run has the store open (its transactions are short, and job claims keep the runs apart): a lock some
+        other program holds is refused within seconds, not after a 30 s wait at each write of the run."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF != sqlite3.SQLITE_BUSY or not self.used_by_another_process():
+                raise
+            self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_SHARED_S * 1000)}")
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            finally:
+                self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_ALONE_S * 1000)}")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One transaction; SQLite failing in it (a damaged store) is one HarnessError, nothing written."""
+        """One transaction; SQLite failing in it (a damaged store, a lock held too long) is one HarnessError,
+        nothing written."""
         try:
-            with self.db.atomic():
+            self.begin_immediate()
+            try:
                 yield self.db
+            except BaseException:
+                if self.db.conn.in_transaction:  # a RAISE(ROLLBACK) trigger may have ended it already
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise store_error(self.path, exc, "written") from None
 
@@ -312,7 +339,8 @@ class _StoreUsers:
             return True  # unknown: keep the store
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError:  # a refused conversion has dropped the shared lock (flock(2)): take it back
+            fcntl.flock(self.fd, fcntl.LOCK_SH)
             return True
         fcntl.flock(self.fd, fcntl.LOCK_SH)
         return False
