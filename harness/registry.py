@@ -18,6 +18,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import os
+import stat
 import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +33,7 @@ from harness.entry_points import items, load_group
 from harness.errors import ConfigError, HarnessError, unknown_name
 from harness.metrics import MetricDef, MetricRegistry, TaskMetrics
 from harness.metrics.builtin import BUILTIN_METRICS
+from harness.outfile import is_symlink_loop
 from harness.package_data import BUILTIN_TASKS_MODULE, data_folder
 from harness.tasks import Task, TaskSpec
 
@@ -220,9 +222,32 @@ def _plugin_paths(plugins: Sequence[Path | str]) -> list[Path]:
     return list(dict.fromkeys(_plugin_path(raw) for raw in plugins))
 
 
+def _not_a_task_file(path: Path) -> str | None:
+    """Why a folder's entry named like a task file is not one to read (None: a regular file, or a link to one)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if path.is_symlink():
+            return f"a symbolic link that {'leads back to itself (a loop)' if is_symlink_loop(path) else 'leads to no file'}"
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "a named pipe" if stat.S_ISFIFO(mode) else "not a regular file (a device or a socket)"
+
+
 def _path_tasks(path: Path) -> list[tuple[Task, str]]:
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in _YAML_SUFFIXES and p.is_file())
+        named = sorted(p for p in path.iterdir() if p.suffix in _YAML_SUFFIXES)
+        if bad := [f"{p.name} is {why}" for p in named if (why := _not_a_task_file(p))]:
+            # skipped, a task file the user put there would be missing (or the folder said to have none)
+            raise ConfigError(
+                f"Plugin folder {path} holds {'entries' if len(bad) > 1 else 'an entry'} named like task files "
+                f"that cannot be read as one: {'; '.join(bad)}. Replace each with the task file it should be, or "
+                "remove it from the folder."
+            )
+        files = named
         if not files:
             raise ConfigError(
                 f"Plugin folder {path} has no .yaml/.yml task files (Python plugins must be named one by one)."

@@ -1417,6 +1417,20 @@ CASES |= {
         lambda env: ["tasks", "--plugin", str(_fifo(env.tmp / "metrics.py"))],
         ("metrics.py is not a regular file (a device or a pipe)",),
     ),
+    "tasks-plugin-folder-of-a-pipe-and-a-link-loop": Case(
+        lambda env: [
+            "tasks", "--plugin",
+            str((_fifo(_folder(env.tmp / "plug") / "a.yaml"), _symlink(env.tmp / "plug" / "b.yml", "b.yml"))[0].parent),
+        ],
+        ("Plugin folder", "plug", "a.yaml is a named pipe", "b.yml is a symbolic link that leads back to itself (a loop)"),
+    ),
+    "run-plugin-folder-with-a-dangling-link-beside-a-task-file": Case(
+        lambda env: [
+            *suite_file(good_suite())(env), "--plugin",
+            str((env.write("plug/t.yaml", TEXT_TASK), _symlink(env.tmp / "plug" / "gone.yaml", "moved.yaml"))[0].parent),
+        ],
+        ("Plugin folder", "gone.yaml is a symbolic link that leads to no file", "remove it from the folder"),
+    ),
     "pick-plugin-is-a-pipe-named-py": Case(
         lambda env: [*pick()(env), "--plugin", str(_fifo(env.tmp / "metrics.py"))], ("metrics.py is not a regular file",)
     ),
