@@ -918,6 +918,26 @@ for _command in ("pick", "site", "show", "export-json", "export-baseline"):
         read_command(_command, hand_edited(_NULL_METRIC)),
         ("metrics.value of run", "(metric 'macro_f1') is NULL; expected a finite number"),
     )
+# A runs table rebuilt without NOT NULL, a name set to NULL: the site, compare and pick stopped with a TypeError,
+# show and export printed None; a run key set to NULL (a TEXT primary key allows it) was compared as "untested".
+_NULL_RUN_MODEL = """CREATE TABLE r2 AS SELECT * FROM runs; DROP TABLE runs; ALTER TABLE r2 RENAME TO runs;
+                     UPDATE runs SET model = NULL;"""
+for _command in ("site", "compare", "pick", "show-json", "export-json"):
+    CASES[f"hand-edited-run-model-null-{_command}"] = Case(
+        read_command(_command, hand_edited(_NULL_RUN_MODEL)),
+        ("edited.db holds a value this harness cannot read: runs.model of run", "is NULL; expected text"),
+    )
+for _command in ("site", "compare"):
+    CASES[f"hand-edited-run-key-null-{_command}"] = Case(
+        read_command(_command, hand_edited("UPDATE runs SET key = NULL")),
+        ("edited.db holds a value this harness cannot read: runs.key of row 1 is NULL",),
+    )
+_NULL_METRIC_NAME = """CREATE TABLE m2 AS SELECT * FROM metrics; DROP TABLE metrics; ALTER TABLE m2 RENAME TO metrics;
+                       UPDATE metrics SET name = NULL WHERE name = 'macro_f1';"""
+for _command in ("export-json", "pick", "compare"):
+    CASES[f"hand-edited-metric-name-null-{_command}"] = Case(
+        read_command(_command, hand_edited(_NULL_METRIC_NAME)), ("metrics.name of run", "is NULL; expected text")
+    )
 # A model's parameter count as text: the site and pick stopped with a TypeError, show blamed the timing row.
 for _command in ("site", "pick", "show", "export-json", "compare"):
     CASES[f"hand-edited-model-params-text-{_command}"] = Case(

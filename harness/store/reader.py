@@ -49,6 +49,7 @@ from harness.store.schema import (
     SCHEMA,
     SCORE_DTYPE,
     SCORE_KINDS,
+    column_info,
     connect_readonly,
     numeric_columns,
     required_columns,
@@ -62,6 +63,16 @@ from harness.store.schema import (
 # settles the rare full tie, so that a snapshot read in full and one merged from a RunCache agree.
 _RUN_ORDER = itemgetter(4, 7, 3, 8, 12, 0)
 
+
+# The tables whose values the checks name, each with the column and words that name one of its rows.
+_ROW_NAMES = (
+    ("runs", "key", "run {}"),
+    ("metrics", "run_key", "run {}"),
+    ("timings", "run_key", "run {}"),
+    ("models", "name", "model {!r}"),
+    ("predictions", "run_key", "run {}"),
+    ("class_scores", "run_key", "run {}"),
+)
 
 _ONLY_KEYS = " {column} IN (SELECT value FROM json_each(?))"  # WHERE/AND clause: keys as one JSON array
 
@@ -150,6 +161,12 @@ class StoreReader:
             raise HarnessError(
                 f"{self.path} is not a harness results database ({exc}); pass --db with the file `harness run` wrote."
             ) from exc
+        try:
+            if (found := self._null_text()) is not None:
+                raise self.value_error(found)
+        except BaseException:
+            self.conn.close()
+            raise
 
     @classmethod
     def over(cls, conn: sqlite3.Connection, path: Path) -> StoreReader:
@@ -245,16 +262,28 @@ class StoreReader:
             "another program? Re-run the affected suite into a new --db."
         )
 
+    @_reads_cleanly
+    def _null_text(self) -> StoredValueError | None:
+        """A NULL run key, or a NULL in a NOT NULL text column of a table rebuilt without the constraint (by
+        hand: SQLite enforces it otherwise), which every command took as a name (a TypeError deep in the site,
+        compare or pick; show and export printed None). Only such tables are scanned: a store this harness
+        wrote costs one index lookup. (NULL numbers are named where they are read.)"""
+        for (rowid,) in self.conn.execute("SELECT rowid FROM runs WHERE key IS NULL LIMIT 1"):
+            return StoredValueError("runs", "key", f"row {rowid}", None, "the run's key (text)")
+        for table, row_key, describe in _ROW_NAMES:
+            texts = {name for name, sql_type, _ in column_info(table) if sql_type == "TEXT"} & required_columns(table)
+            loose = [row[1] for row in self.conn.execute(f"PRAGMA table_info({table})") if row[1] in texts and not row[3]]
+            if not loose:
+                continue
+            test = " OR ".join(f"{c} IS NULL" for c in loose)
+            for row in self.conn.execute(f"SELECT {row_key}, {', '.join(loose)} FROM {table} WHERE {test} LIMIT 1"):
+                column = next(c for c, v in zip(loose, row[1:], strict=True) if v is None)
+                return StoredValueError(table, column, describe.format(row[0]), None, "text (the column is NOT NULL)")
+        return None
+
     def _stored_value_problem(self) -> StoredValueError | None:
         try:
-            for table, row_key, describe in (
-                ("runs", "key", "run {}"),
-                ("metrics", "run_key", "run {}"),
-                ("timings", "run_key", "run {}"),
-                ("models", "name", "model {!r}"),
-                ("predictions", "run_key", "run {}"),
-                ("class_scores", "run_key", "run {}"),
-            ):
+            for table, row_key, describe in _ROW_NAMES:
                 present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
                 columns = [c for c in numeric_columns(table) if c in present]
                 if not columns:

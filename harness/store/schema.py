@@ -278,7 +278,7 @@ def _core_columns() -> dict[str, tuple[str, ...]]:
 
 
 @functools.cache
-def _column_info(table: str) -> tuple[tuple[str, str, bool], ...]:
+def column_info(table: str) -> tuple[tuple[str, str, bool], ...]:
     """(name, SQL type, NOT NULL) of each column of `table` in the current schema."""
     conn = sqlite3.connect(":memory:")
     conn.executescript(SCHEMA)
@@ -293,13 +293,13 @@ def _column_info(table: str) -> tuple[tuple[str, str, bool], ...]:
 @functools.cache
 def numeric_columns(table: str) -> tuple[str, ...]:
     """The REAL and INTEGER columns of `table` in the current schema."""
-    return tuple(name for name, sql_type, _ in _column_info(table) if sql_type in ("REAL", "INTEGER"))
+    return tuple(name for name, sql_type, _ in column_info(table) if sql_type in ("REAL", "INTEGER"))
 
 
 @functools.cache
 def required_columns(table: str) -> frozenset[str]:
     """The NOT NULL columns of `table` in the current schema."""
-    return frozenset(name for name, _, not_null in _column_info(table) if not_null)
+    return frozenset(name for name, _, not_null in column_info(table) if not_null)
 
 
 def missing_schema(conn: sqlite3.Connection) -> str:
