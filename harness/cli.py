@@ -64,7 +64,10 @@ warnings.showwarning = _print_warning  # data-hygiene and other user-facing warn
 # Options naming a stored or known thing: an empty one (an unset shell variable) is refused rather than read as
 # "no filter", which showed, compared or exported everything.
 _NAME_OPTIONS = frozenset(
-    {"task", "model", "protocol", "metric", "baseline_label", "candidate_label", "only_model", "only_task", "check"}
+    {
+        "task", "model", "protocol", "metric", "baseline_label", "candidate_label", "only_model", "only_task", "check",
+        "require_model", "require_task",
+    }
 )
 
 

@@ -1459,6 +1459,14 @@ CASES |= {
         ("notes.txt: expected a .py file, a .yaml/.yml task file, or a folder of task files",),
     ),
     "compare-plugin-missing": Case(compare("--plugin", "metrcs.py"), ("Plugin path not found: metrcs.py",)),
+    # An unset shell variable: the gate failed (exit 1) on a model named '' instead of refusing the option.
+    "compare-require-model-empty": Case(compare("--require-model", ""), ("--require-model is empty; give a name",)),
+    "compare-require-task-empty": Case(
+        compare("--require-model", EVIL_MODEL, "--require-task", ""), ("--require-task is empty; give a name",)
+    ),
+    "compare-policy-required-model-empty": Case(
+        policy_file('required_models: ["pix[/]els", ""]\n'), ("policy.yaml", "'required_models' holds an empty name")
+    ),
     "site-plugin-missing": Case(
         lambda env: ["site", "--db", str(env.db), "--out", str(env.tmp / "site"), "--plugin", "gone.py"],
         ("Plugin path not found: gone.py",),

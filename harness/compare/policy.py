@@ -55,6 +55,9 @@ class Policy:
             raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {self.correction!r}.")
         if self.latency_at not in PERCENTILES:
             raise ValueError(f"latency_at must be one of {', '.join(PERCENTILES)}, got {self.latency_at!r}.")
+        for key in ("required_models", "required_tasks"):
+            if "" in getattr(self, key):  # no run has an empty name: the gate would fail on an unset variable
+                raise ValueError(f"{key} holds an empty name: {list(getattr(self, key))!r}; give names, or leave it out.")
         if self.n_boot < 100:
             raise ValueError(f"n_boot must be >= 100 for a usable p-value, got {self.n_boot}.")
         if self.n_boot > MAX_N_BOOT:
