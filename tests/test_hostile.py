@@ -2215,6 +2215,18 @@ def test_read_only_store_is_refused_before_any_job_runs(tmp_path: Path, pristine
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
 
 
+@pytest.mark.parametrize("variable", ["HARNESS_CACHE_DIR", "XDG_CACHE_HOME"])
+def test_a_cache_folder_variable_naming_a_file_is_named_in_the_error(
+    variable: str, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tasks --check caches its report under $HARNESS_CACHE_DIR (else $XDG_CACHE_HOME/harness): set to a file,
+    the error named only the path (".../hygiene: Not a directory"), not the variable that chose it."""
+    monkeypatch.delenv("HARNESS_CACHE_DIR", raising=False)
+    monkeypatch.setenv(variable, str(env.write("a-file", "x")))
+    result = invoke(["tasks", "--check", "digits"])
+    assert_clean_failure(result, 2, (f"${variable} is ", "a-file", "Not a directory", f"Set ${variable} to a writable folder"))
+
+
 def test_a_forced_run_on_a_store_another_program_holds_locked_is_refused_promptly(env: Env) -> None:
     """Another program (not a harness run) holding the store's write lock: `run --force` waited 30 s at its
     claim, 30 s in the heartbeat and 30 s releasing its claims (~94 s) before its clean exit 2."""

@@ -311,10 +311,19 @@ def cached_hygiene_report(
     report = hygiene_report(
         data, near_duplicates=near_duplicates, near_threshold=near_threshold, shingle_words=shingle_words
     )
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp", encoding="utf-8") as f:
-        f.write(report.to_json())
-    os.replace(f.name, path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp", encoding="utf-8") as f:
+            f.write(report.to_json())
+        os.replace(f.name, path)
+    except OSError as exc:
+        variable = next((v for v in ("HARNESS_CACHE_DIR", "XDG_CACHE_HOME") if os.environ.get(v)), None)
+        if cache_dir is not None or variable is None:
+            raise
+        raise DataError(
+            f"The data hygiene report cannot be cached in {directory} (${variable} is {os.environ[variable]!r}): "
+            f"{exc.strerror or exc}. Set ${variable} to a writable folder, or unset it."
+        ) from None
     return report
 
 
