@@ -2254,6 +2254,41 @@ def test_a_forced_run_on_a_store_another_program_holds_locked_is_refused_promptl
     assert store_state(env.db) == before
 
 
+@pytest.mark.parametrize("shm", ["kept", "missing"])
+def test_a_store_in_a_read_only_folder_is_read_with_the_changes_its_wal_holds(
+    shm: str, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only folder (modelled by os.access) was read as immutable, which ignores the -wal file: a run
+    deleted in the WAL was still exported, with exit 0. Now the WAL is read (with its -shm file), or, without
+    the -shm file (which SQLite cannot create there), the store is refused with what to do."""
+    folder = _folder(env.tmp / "ro")
+    db = folder / "store.db"
+    shutil.copyfile(env.db, db)
+    writer = sqlite3.connect(db, isolation_level=None)  # held open: its WAL is not checkpointed into the file
+    try:
+        writer.execute("PRAGMA journal_mode = wal")
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("DELETE FROM runs WHERE model = ?", [EVIL_MODEL_2])
+        if shm == "missing":
+            copy = _folder(env.tmp / "ro-copy") / "copy.db"
+            shutil.copyfile(db, copy)
+            shutil.copyfile(f"{db}-wal", f"{copy}-wal")
+            db = copy
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == db.parent and mode == os.W_OK else real_access(p, mode, **kw))
+        out = env.tmp / "runs.jsonl"
+        result = invoke(["export", "--db", str(db), "--format", "jsonl", "--out", str(out)])
+    finally:
+        writer.close()
+    if shm == "kept":
+        assert result.exit_code == 0, result.output
+        models = {json.loads(line)["model"]["name"] for line in out.read_text().splitlines()}
+        assert models == {EVIL_MODEL}
+    else:
+        assert_clean_failure(result, 2, ("copy.db is in a read-only folder beside a -wal file", "-shm file, which is missing"))
+        assert not out.exists()
+
+
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_a_terminal_that_cannot_show_a_character_gets_it_escaped(encoding: str, pristine: Path) -> None:
     """show prints an em dash for a missing value (and names may hold any character): a pipe or terminal

@@ -196,6 +196,7 @@ def migrate(db: sqlite_utils.Database, path: Path) -> None:
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+_WAL_HEADER_BYTES = 32  # a -wal file no longer than its header holds no change
 
 
 def connect_readonly(path: str | Path) -> sqlite3.Connection:
@@ -223,8 +224,19 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
     uri = f"{path.resolve().as_uri()}?mode=ro"
     if not os.access(path.parent, os.W_OK):
         # A WAL store in a read-only folder (a read-only mount, a CI artifact): SQLite cannot create its -shm
-        # file there, and no writer can be changing the file either, so read it as immutable.
-        uri += "&immutable=1"
+        # file there, and no writer can be changing the file either, so read it as immutable. Unless a -wal file
+        # holds changes not yet in the file: immutable reads leave them out (deleted runs shown, new ones
+        # missing), while a plain read-only open reads them as long as the -shm file is there too.
+        wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+        if not (wal.exists() and wal.stat().st_size > _WAL_HEADER_BYTES):
+            uri += "&immutable=1"
+        elif not shm.exists():
+            raise HarnessError(
+                f"Results database {path} is in a read-only folder beside a -wal file that holds changes not yet "
+                f"written into it, and SQLite can read those only with its -shm file, which is missing and cannot be "
+                f"created there. Copy {path.name} with {wal.name} to a writable folder and pass --db with the copy, "
+                f"or checkpoint it where it was written (sqlite3 {path} 'PRAGMA wal_checkpoint')."
+            )
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
         has_runs = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
