@@ -2254,6 +2254,33 @@ def test_a_forced_run_on_a_store_another_program_holds_locked_is_refused_promptl
     assert store_state(env.db) == before
 
 
+def test_a_store_another_program_locks_exclusively_is_a_lock_error_not_a_foreign_file(env: Env) -> None:
+    """A store switched to a rollback journal by hand, under another program's BEGIN EXCLUSIVE: show waited 30 s,
+    then called it "not a harness results database"."""
+    import subprocess
+    import sys
+    import time
+
+    conn = sqlite3.connect(env.db)
+    conn.execute("PRAGMA journal_mode = delete")
+    conn.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(120)", str(env.db)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        t0 = time.monotonic()
+        result = invoke(["show", "--db", str(env.db)])
+        took = time.monotonic() - t0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_clean_failure(result, 2, ("store.db cannot be read", "another program holds an exclusive lock on it"))
+    assert took < 20, took
+
+
 @pytest.mark.parametrize("shm", ["kept", "missing"])
 def test_a_store_in_a_read_only_folder_is_read_with_the_changes_its_wal_holds(
     shm: str, env: Env, monkeypatch: pytest.MonkeyPatch

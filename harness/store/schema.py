@@ -238,9 +238,14 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
                 f"or checkpoint it where it was written (sqlite3 {path} 'PRAGMA wal_checkpoint')."
             )
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)
         has_runs = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
     except sqlite3.DatabaseError as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY:  # not the file's fault
+            raise HarnessError(
+                f"{path} cannot be read (SQLite: {exc}): another program holds an exclusive lock on it (a store "
+                "this harness writes is in WAL mode, which readers never wait for). Run again once it has finished."
+            ) from None
         raise HarnessError(f"{path} is not a harness results database: SQLite cannot read it ({exc}); {hint}.") from None
     if not has_runs:
         conn.close()
