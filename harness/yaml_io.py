@@ -203,8 +203,9 @@ def read_text(path: Path, what: str = "File") -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
+        utf16 = " (it starts with a UTF-16 byte order mark: saved as UTF-16)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
         raise ConfigError(
-            f"{path}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at byte offset {exc.start} (line {line}). "
+            f"{path}: not UTF-8 text{utf16}: byte 0x{raw[exc.start]:02x} at byte offset {exc.start} (line {line}). "
             "Save the file as UTF-8."
         ) from None
 

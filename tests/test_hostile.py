@@ -196,6 +196,13 @@ CASES: dict[str, Case] = {
         suite_file(NOT_UTF8), ("suite.yaml", "not UTF-8", "byte 0xe9 at byte offset 9", "line 1")
     ),
     "yaml-not-utf8-task": Case(task_file(NOT_UTF8), ("task.yaml", "byte offset 9")),
+    "yaml-utf16-suite": Case(
+        suite_file(good_suite().encode("utf-16")), ("suite.yaml", "not UTF-8 text (it starts with a UTF-16 byte order mark")
+    ),
+    "suite-listing-itself-as-a-plugin": Case(
+        suite_file(good_suite(name="name: ok\nplugins: [suite.yaml]\n")),
+        ("suite.yaml is read as a task file (a plugin), but it looks like a suite file", "models, plugins, protocols, tasks"),
+    ),
     "yaml-not-utf8-policy": Case(policy_file(NOT_UTF8), ("policy.yaml", "byte offset 9")),
     "yaml-deep-flow-suite": Case(suite_file(DEEP), ("suite.yaml", "nested deeper than 64 levels")),
     "yaml-deep-block-task": Case(

@@ -295,10 +295,19 @@ def _check_encoding(src: SourceConfig, file: Path, fail: Callable[[str], ConfigE
             raise schema_error(file, key, "a text encoding Python knows", name, close_match(name, known)) from None
 
 
+SUITE_ONLY_KEYS = frozenset({"models", "protocols", "plugins", "tasks"})  # a suite's, never a task file's
+
+
 def load_yaml_task_config(path: Path) -> YamlTaskConfig:
     if not path.is_file():
         raise ConfigError(f"Task file not found: {path}.")
     data = load_yaml(path, "Task file")
+    if isinstance(data, dict) and (suite_keys := sorted(SUITE_ONLY_KEYS & data.keys())):
+        raise ConfigError(
+            f"{path} is read as a task file (a plugin), but it looks like a suite file: it has the keys "
+            f"{', '.join(suite_keys)}, which no task file has. List task files (.yaml or .py) under a suite's "
+            "plugins: or give them with --plugin, not a suite itself; run a suite with `harness run SUITE`."
+        )
     config = build(YamlTaskConfig, data, file=path)
     _check(config, path)
     return config
