@@ -409,6 +409,12 @@ HOSTILE_POINTS = {
         {"from_confusions": lambda cms: float(np.trace(cms.sum(0)) / cms.sum())},
         "its from_confusions() returned float of shape (); expected one number per resample, shape (1,)",
     ),
+    # Each failed its job with a bare "ZeroDivisionError: division by zero" and harness's traceback, naming no metric.
+    "from_confusions raises": (
+        lambda d: 0.5, {"from_confusions": lambda cms: 1 / 0}, 'metric "odd" (its from_confusions()) raised ZeroDivisionError'
+    ),
+    "from_counts raises": (lambda d: 0.5, {"from_counts": lambda c: c.nope}, "(its from_counts()) raised AttributeError"),
+    "resampled raises": (lambda d: 0.5, {"resampled": lambda d, idx: {}[1]}, "(its resampled()) raised KeyError: 1 at "),
     "mutates its input": (  # the next metric saw the changed predictions, and the run stored changed labels
         lambda d: d.y.fill(0), {}, "(a metric must not change its input: MetricData's arrays are read-only)"
     ),

@@ -206,10 +206,15 @@ class TaskMetric:
     def values(self, data: MetricData) -> Any:
         """What the metric's point function returns; an exception it raises fails the job naming the metric
         and the line of its code that raised."""
+        return self.call("point", self.metric.point, data)
+
+    def call(self, form: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args, **params)`, one of the metric's functions (`form`: point, from_counts, ...); an exception it
+        raises is a MetricCodeError naming the metric, the function and the line of its code that raised."""
         try:
-            return self.metric.point(data, **self.params)
+            return fn(*args, **self.params)
         except Exception as exc:
-            raise MetricCodeError(_code_failure(self.id, self.metric.point, exc)) from exc
+            raise MetricCodeError(_code_failure(self.id, form, fn, exc)) from exc
 
     def describe(self) -> dict[str, Any]:
         """What the store keeps about a task's metric (tasks.spec_json), so readers need no plugin code."""
@@ -270,12 +275,13 @@ class MetricCodeError(HarnessError):
     """A metric's code raised, or returned what no metric can: its job fails with this one paragraph."""
 
 
-def _code_failure(metric_id: str, fn: Callable[..., Any], exc: Exception) -> str:
+def _code_failure(metric_id: str, form: str, fn: Callable[..., Any], exc: Exception) -> str:
     code = getattr(fn, "__code__", None)
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if code is None or f.filename == code.co_filename]
     at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
     detail = " ".join(str(exc).split())
-    text = f'metric "{metric_id}" raised {type(exc).__name__}' + (f": {detail}" if detail else "") + at
+    whose = "" if form == "point" else f" (its {form}())"
+    text = f'metric "{metric_id}"{whose} raised {type(exc).__name__}' + (f": {detail}" if detail else "") + at
     if isinstance(exc, ValueError) and "read-only" in detail:
         text += " (a metric must not change its input: MetricData's arrays are read-only)"
     return text + "."

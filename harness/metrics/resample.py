@@ -110,7 +110,7 @@ def values_at(metrics: Sequence[TaskMetric], datas: Sequence[MetricData], idx: n
     for batch, counts in class_counts(datas, idx) if by_counts else ():
         for metric in by_counts:
             assert metric.metric.from_counts is not None
-            values = _shaped(metric, "from_counts", metric.metric.from_counts(counts, **metric.params), len(idx) * len(batch))
+            values = _shaped(metric, "from_counts", metric.call("from_counts", metric.metric.from_counts, counts), len(idx) * len(batch))
             out[metric.id][batch] = values.reshape(len(idx), len(batch)).T
     for j, data in enumerate(datas):
         cms: np.ndarray | None = None
@@ -120,9 +120,9 @@ def values_at(metrics: Sequence[TaskMetric], datas: Sequence[MetricData], idx: n
                 continue
             if fn.from_confusions is not None:
                 cms = confusions(data, idx) if cms is None else cms
-                out[metric.id][j] = _shaped(metric, "from_confusions", fn.from_confusions(cms, **metric.params), len(idx))
+                out[metric.id][j] = _shaped(metric, "from_confusions", metric.call("from_confusions", fn.from_confusions, cms), len(idx))
             elif fn.resampled is not None:
-                out[metric.id][j] = _shaped(metric, "resampled", fn.resampled(data, idx, **metric.params), len(idx))
+                out[metric.id][j] = _shaped(metric, "resampled", metric.call("resampled", fn.resampled, data, idx), len(idx))
             else:
                 out[metric.id][j] = [metric.point(data.take(row)) for row in idx]
     return out
