@@ -464,3 +464,25 @@ def test_a_metric_def_with_an_unknown_needs_or_shape_is_refused(field: str, valu
 
     with pytest.raises(ValueError, match=f"metric 'odd': {field} must be one of .*got '{value}'"):
         MetricDef(name="odd", label="Odd", point=lambda d: 0.5, **{field: value})
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        # Read as True: a lower-is-better metric was ranked, gated and tie-grouped the wrong way round.
+        ({"higher_is_better": "lower"}, "higher_is_better must be True or False, got 'lower'"),
+        ({"mcnemar": 1}, "mcnemar must be True or False, got 1"),
+        # Misspelt: the metric was "not applicable" on every run, with no word about the typo.
+        ({"needs": "scores", "score_kinds": ("probabilty",)}, 'got (\'probabilty\',). Did you mean "probability"?'),
+        ({"needs": "scores", "score_kinds": "probability"}, "score_kinds must be a tuple of 'probability'"),
+        ({"point": 0.5}, "point must be a function, got 0.5"),
+        ({"from_counts": "fast"}, "from_counts must be a function, got 'fast'"),
+        ({"params": ["cost"]}, "params must be a mapping of parameter -> default, got ['cost']"),
+    ],
+)
+def test_a_malformed_metric_definition_is_refused_where_it_is_written(fields: dict, needle: str) -> None:
+    from harness.metrics.core import MetricDef
+
+    with pytest.raises(ValueError) as caught:
+        MetricDef(**{"name": "odd", "label": "Odd", "point": lambda d: 0.0, **fields})
+    assert str(caught.value).startswith("metric 'odd': ") and needle in str(caught.value)

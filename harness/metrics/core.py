@@ -13,12 +13,12 @@ import math
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
 from harness.digests import plugin_code_digest
-from harness.errors import DataError, HarnessError
+from harness.errors import DataError, HarnessError, close_match
 from harness.records import ScoreKind
 
 Needs = Literal["labels", "scores"]
@@ -139,6 +139,26 @@ class MetricDef:
         for key, value, allowed in (("needs", self.needs, ("labels", "scores")), ("shape", self.shape, ("scalar", "per_class", "matrix"))):
             if value not in allowed:
                 raise ValueError(f"metric {self.name!r}: {key} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        # higher_is_better="lower" was read as True: the metric ranked and gated the wrong way round. A score kind
+        # misspelt ("probabilty") made the metric "not applicable" on every run.
+        for key in ("higher_is_better", "mcnemar"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"metric {self.name!r}: {key} must be True or False, got {getattr(self, key)!r}")
+        for key in ("point", "from_counts", "from_confusions", "resampled", "check_params"):
+            fn = getattr(self, key)
+            if not callable(fn) and (key == "point" or fn is not None):
+                raise ValueError(f"metric {self.name!r}: {key} must be a function, got {fn!r}")
+        if not isinstance(self.params, Mapping):
+            raise ValueError(f"metric {self.name!r}: params must be a mapping of parameter -> default, got {self.params!r}")
+        kinds = get_args(ScoreKind)
+        listed = isinstance(self.score_kinds, (tuple, list))
+        wrong = [k for k in self.score_kinds if k not in kinds] if listed else [self.score_kinds]
+        if wrong:
+            hint = close_match(str(wrong[0]), kinds) if listed else ""
+            raise ValueError(
+                f"metric {self.name!r}: score_kinds must be a tuple of {', '.join(map(repr, kinds))} (empty: any kind), "
+                f"got {self.score_kinds!r}.{hint}".rstrip(".")
+            )
         b = self.bounds
         if b is not None and not (
             isinstance(b, tuple) and len(b) == 2 and all(isinstance(v, (int, float)) for v in b) and b[0] < b[1]
