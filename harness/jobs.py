@@ -30,8 +30,8 @@ from harness.metrics import MetricData, TaskMetrics, evaluate
 from harness.models.base import Accelerator, Inference, ModelAdapter, ModelInfo
 from harness.models.identity import ModelIdentity
 from harness.protocols import get_protocol
-from harness.protocols.base import ProtocolContext
-from harness.records import JobIdentity, Predictions, RunRecord, RunStatus, TaskRecord
+from harness.protocols.base import ProtocolContext, checked_output
+from harness.records import JobIdentity, MetricValue, Predictions, RunRecord, RunStatus, TaskRecord
 from harness.seeding import seed_everything
 from harness.tasks import Task, TaskData
 from harness.timing import hardware_info, measure
@@ -311,7 +311,8 @@ def execute_job(
     env = run_environment(hw)
     status: RunStatus = "done"
     error: str | None = None
-    metrics, confusion, predictions, timing, selected = (), None, None, None, {}
+    metrics: tuple[MetricValue, ...] = ()
+    confusion, predictions, timing, selected = None, None, None, {}
     notes: dict[str, str] = {}
     info: ModelInfo | None = None
     try:
@@ -329,7 +330,9 @@ def execute_job(
                 model_identity=job.model_identity.token,
                 inference="" if job.inference is None else job.inference.tag,
             )
-            out = protocol.run(adapter, data, job.protocol.config, ctx)
+            out = checked_output(
+                protocol.run(adapter, data, job.protocol.config, ctx), protocol.name, len(data.test), len(data.spec.labels)
+            )
             y = np.asarray(data.test.labels)
             # Metrics are computed from the float32 scores the store keeps, so they can be recomputed from it.
             class_scores = None if out.class_scores is None else np.asarray(out.class_scores, dtype=np.float32)

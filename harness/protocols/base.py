@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
-from harness.errors import DataError
+from harness.errors import DataError, close_match
 from harness.features import FeatureCache
 from harness.models.base import ModelAdapter
 from harness.records import MetricValue, ScoreKind
@@ -24,6 +24,88 @@ class ProtocolOutput:
     extra_metrics: tuple[MetricValue, ...] = ()
     class_scores: np.ndarray | None = None  # (N_test, n_labels) scores of every label, kind in score_kind
     score_kind: ScoreKind | None = None
+
+
+def checked_output(out: object, protocol: str, n_test: int, n_labels: int) -> ProtocolOutput:
+    """What a protocol's run() returned, checked before any metric or the store sees it: predictions wrong in
+    length failed the job blaming the built-in "accuracy", fractional ones were truncated to label indices and
+    stored, a short `scores` crashed the store writer, and probabilities that were not probabilities were
+    scored by the calibration metrics."""
+    where = f'protocol "{protocol}"'
+    if not isinstance(out, ProtocolOutput):
+        raise DataError(
+            f"{where}: run() returned {type(out).__name__}, expected a harness.protocols.base.ProtocolOutput."
+        )
+    preds = np.asarray(out.preds)
+    if preds.shape != (n_test,):
+        raise DataError(
+            f"{where} returned preds of shape {preds.shape} for {n_test} test examples; expected one label index "
+            f"per test example, shape ({n_test},)."
+        )
+    whole = preds.dtype.kind in "iu" or (preds.dtype.kind == "f" and bool(np.all(np.mod(preds, 1) == 0)))
+    if not whole or (n_test and (preds.min() < 0 or preds.max() >= n_labels)):
+        raise DataError(
+            f"{where} returned preds of dtype {preds.dtype} ({_first(preds)}...); expected label indices, "
+            f"integers from 0 to {n_labels - 1} (the position of the label in the task's labels)."
+        )
+    _check_numbers(where, "scores", out.scores, (n_test,), "the confidence of each prediction")
+    if out.class_scores is not None:
+        kinds = get_args(ScoreKind)
+        if out.score_kind not in kinds:
+            raise DataError(
+                f"{where} returned class scores of score_kind {out.score_kind!r}; expected one of "
+                f"{', '.join(map(repr, kinds))}.{close_match(str(out.score_kind), kinds)}"
+            )
+        class_scores = _check_numbers(where, "class_scores", out.class_scores, (n_test, n_labels), "a score per label")
+        if out.score_kind == "probability" and n_test and (
+            class_scores.min() < 0 or class_scores.max() > 1 or not np.allclose(class_scores.sum(axis=1), 1, atol=1e-3)
+        ):
+            raise DataError(
+                f"{where} returned class scores of score_kind 'probability' that are not probabilities (rows in "
+                f"0..1 summing to 1; row 0 sums to {class_scores[0].sum():g}): log-loss, Brier and ECE would score "
+                "them. Return softmax probabilities, or name their kind (e.g. 'logit')."
+            )
+    if not isinstance(out.selected, Mapping):
+        raise DataError(f"{where} returned selected of {type(out.selected).__name__}; expected a mapping (a dict).")
+    bad = _non_finite(out.selected, "selected")
+    if bad is not None:  # stored as JSON NaN: `harness export` then failed with a traceback
+        raise DataError(
+            f"{where} returned {bad[0]} = {bad[1]!r}: what a protocol selected is stored as JSON, which has no NaN or "
+            "infinity. Store None, or a text, instead."
+        )
+    if not callable(out.predict):
+        raise DataError(f"{where}: predict must be a function of raw inputs, got {type(out.predict).__name__}.")
+    return out
+
+
+def _non_finite(value: object, path: str) -> tuple[str, float] | None:
+    """(where, value) of the first NaN or infinite float in nested mappings and sequences, or None."""
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return path, float(value)
+    if isinstance(value, Mapping):
+        items: Any = ((f"{path}[{k!r}]", v) for k, v in value.items())
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((bad for p, v in items if (bad := _non_finite(v, p)) is not None), None)
+
+
+def _first(values: np.ndarray) -> str:
+    return ", ".join(map(repr, values.ravel()[:3].tolist()))
+
+
+def _check_numbers(where: str, field_name: str, values: object, shape: tuple[int, ...], what: str) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{where} returned {field_name} of {type(values).__name__}; expected numbers, {what}.") from None
+    if array.shape != shape:
+        raise DataError(f"{where} returned {field_name} of shape {array.shape}; expected {shape}, {what}.")
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).reshape(len(array), -1).any(axis=1).sum()) if array.size else 0
+        raise DataError(f"{where} returned NaN or infinite {field_name} for {bad} of {len(array)} test examples.")
+    return array
 
 
 @dataclass
