@@ -415,6 +415,11 @@ HOSTILE_POINTS = {
     ),
     "from_counts raises": (lambda d: 0.5, {"from_counts": lambda c: c.nope}, "(its from_counts()) raised AttributeError"),
     "resampled raises": (lambda d: 0.5, {"resampled": lambda d, idx: {}[1]}, "(its resampled()) raised KeyError: 1 at "),
+    # Failed its job with a bare "zip() argument 2 is longer than argument 1", naming no metric.
+    "a per-class metric with a value too many": (
+        lambda d: [0.5, 0.5, 0.5], {"shape": "per_class"}, "returned list [0.5, 0.5, 0.5]; expected one number per label, 2 in all"
+    ),
+    "a per-class metric returning text": (lambda d: "ab", {"shape": "per_class"}, "returned str 'ab'; expected one number"),
     "mutates its input": (  # the next metric saw the changed predictions, and the run stored changed labels
         lambda d: d.y.fill(0), {}, "(a metric must not change its input: MetricData's arrays are read-only)"
     ),
@@ -486,3 +491,15 @@ def test_a_malformed_metric_definition_is_refused_where_it_is_written(fields: di
     with pytest.raises(ValueError) as caught:
         MetricDef(**{"name": "odd", "label": "Odd", "point": lambda d: 0.0, **fields})
     assert str(caught.value).startswith("metric 'odd': ") and needle in str(caught.value)
+
+
+def test_a_plugin_per_class_value_that_is_not_finite_is_a_note_and_a_matrix_metric_is_refused() -> None:
+    """NaN was stored as a value of the run; a plugin "matrix" metric replaced the run's stored confusion matrix."""
+    from harness.metrics.core import MetricDef
+
+    metrics = _plugin_metrics(lambda d: [0.5, float("nan")], shape="per_class")
+    ev = evaluate(metrics, MetricData.of([0, 1, 1, 0], [0, 1, 0, 0], 2), ["a", "b"], BootstrapConfig(n_boot=100))
+    assert "odd/a" in [v.name for v in ev.values] and "odd/b" not in [v.name for v in ev.values]
+    assert ev.not_applicable["odd"] == "odd is not a finite number on this test set for b: not stored."
+    with pytest.raises(ConfigError, match=r'm.py: metric "mine" has shape "matrix": the confusion matrix is the only'):
+        MetricRegistry().add(MetricDef(name="mine", label="M", point=lambda d: [[1]], shape="matrix"), "m.py")

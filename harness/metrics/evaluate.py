@@ -59,10 +59,11 @@ def evaluate(
         elif metric.metric.shape == "matrix":
             confusion = np.asarray(metric.values(data)).astype(int).tolist()
         elif metric.metric.shape == "per_class":
-            values = np.asarray(metric.values(data), dtype=np.float64)
-            out.extend(
-                MetricValue(f"{metric.id}/{label}", float(v)) for label, v in zip(label_names, values, strict=True)
-            )
+            values = dict(zip(label_names, _per_class(metric, data, len(label_names)).tolist(), strict=True))
+            out.extend(MetricValue(f"{metric.id}/{label}", v) for label, v in values.items() if math.isfinite(v))
+            undefined = [label for label, v in values.items() if not math.isfinite(v)]
+            if undefined:
+                notes[metric.id] = f"{metric.id} is not a finite number on this test set for {', '.join(undefined)}: not stored."
         else:
             value = metric.point(data)
             if math.isnan(value):
@@ -86,6 +87,21 @@ def evaluate(
     out.sort(key=lambda v: order.get(v.name.split("/")[0], len(order)))
     return Evaluation(tuple(out), notes, confusion)
 
+
+
+def _per_class(metric: TaskMetric, data: MetricData, n_labels: int) -> np.ndarray:
+    """A per-class metric's values, one number per label (NaN: undefined for that label, not stored)."""
+    values = metric.values(data)
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = np.asarray(None)
+    if array.shape != (n_labels,) or isinstance(values, str):
+        raise MetricCodeError(
+            f'metric "{metric.id}" (shape "per_class") returned {type(values).__name__} {repr(values)[:60]}; expected '
+            f"one number per label, {n_labels} in all."
+        )
+    return array
 
 
 def _form(metric: TaskMetric) -> str:

@@ -67,6 +67,11 @@ class MetricRegistry:
                 f'Two metrics are named "{metric.name}": one from {self._origins[metric.name]}, one from {origin}. '
                 "Rename the plugin's metric (metric names must be unique)."
             )
+        if metric.shape == "matrix" and origin != "built-in":  # it replaced the run's stored confusion matrix
+            raise ConfigError(
+                f'{origin}: metric "{metric.name}" has shape "matrix": the confusion matrix is the only matrix a run '
+                'stores. Give a single number ("scalar") or one per label ("per_class").'
+            )
         if not metric.name or not set(metric.name) <= _ID_CHARS:
             raise ConfigError(f"{origin}: metric name {metric.name!r} must use letters, digits, '_', '-', '.'.")
         self._defs[metric.name] = metric
