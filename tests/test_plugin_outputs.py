@@ -109,3 +109,39 @@ def test_a_protocol_plugins_bad_output_fails_its_job_and_the_others_finish(
         errors = [e for (e,) in store.db.execute("SELECT error FROM runs WHERE status = 'failed'")]
     assert (summary.done, summary.failed) == (1, 1) and rows == {"short": "failed", "linear_probe": "done"}
     assert errors == ['protocol "short" returned scores of shape (23,); expected (24,), the confidence of each prediction.']
+
+
+_X = np.arange(24, dtype=np.float32).reshape(6, 4)
+BAD_FEATURES: dict[str, tuple[Any, str]] = {
+    # Each failed inside the probe (sklearn's "Found input variables with inconsistent numbers of samples",
+    # "Found array with dim 3", "could not convert string to float"), naming no model.
+    "a row short": (_X[:-1], "produced features of shape (5, 4), expected (6, D): one row per input"),
+    "3-D": (_X[:, :, None], "produced features of shape (6, 4, 1), expected (6, D)"),
+    "text": (np.array([["a"] * 4] * 6), "produced features that are not numbers (ndarray of dtype <U1"),
+    "NaN": (np.where(_X == 5, np.nan, _X), "produced NaN/inf features for 1 of 6 inputs"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FEATURES))
+def test_a_plugin_adapters_bad_features_name_the_model(case: str) -> None:
+    from harness.errors import ModelOutputError
+    from harness.features import FeatureCache
+    from harness.models.base import ModelAdapter, ModelInfo, ModelSpec
+    from harness.protocols.base import ProtocolContext
+    from harness.tasks import Split
+
+    features, needle = BAD_FEATURES[case]
+
+    class Odd(ModelAdapter):
+        modality = "text"
+
+        def encode(self, inputs: Any) -> Any:
+            return features
+
+        def info(self) -> ModelInfo:
+            return self.model_info(params=0)
+
+    split = Split("test", tuple("abcdef"), list("abcdef"), np.zeros(6, dtype=np.int64))
+    with pytest.raises(ModelOutputError) as caught:
+        ProtocolContext(FeatureCache(None), seed=0).encode(Odd(ModelSpec(name="odd", family="oddfam")), split)
+    assert str(caught.value).startswith("model 'odd' (oddfam) produced") and needle in str(caught.value), str(caught.value)

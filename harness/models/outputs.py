@@ -11,19 +11,30 @@ from harness.errors import DataError, ModelOutputError
 from harness.models.base import ModelSpec
 
 
-def checked_features(features: np.ndarray, spec: ModelSpec, what: str = "features") -> np.ndarray:
-    """float32, C-contiguous, 2-D and finite, or ModelOutputError naming the model."""
-    out = np.ascontiguousarray(features, dtype=np.float32)
-    if out.ndim != 2:
+def checked_features(
+    features: np.ndarray, spec: ModelSpec, what: str = "features", n_inputs: int | None = None
+) -> np.ndarray:
+    """float32, C-contiguous, 2-D (`n_inputs` rows when given) and finite, or ModelOutputError naming the model."""
+    try:
+        out = np.ascontiguousarray(features, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
         raise ModelOutputError(
-            f"model {spec.name!r} ({spec.family}) produced {what} of shape {out.shape}, expected (N, D)."
+            f"model {spec.name!r} ({spec.family}) produced {what} that are not numbers ({type(features).__name__}"
+            f"{f' of dtype {features.dtype}' if isinstance(features, np.ndarray) else ''}: {exc}); expected a float32 "
+            "array (N, D)."
+        ) from None
+    if out.ndim != 2 or (n_inputs is not None and len(out) != n_inputs):
+        rows = "N" if n_inputs is None else str(n_inputs)
+        raise ModelOutputError(
+            f"model {spec.name!r} ({spec.family}) produced {what} of shape {out.shape}, expected ({rows}, D)"
+            + (": one row per input, in input order." if n_inputs is not None else ".")
         )
     finite = np.isfinite(out)
     if not finite.all():
         bad_rows = int((~finite).any(axis=1).sum())
         raise ModelOutputError(
             f"model {spec.name!r} ({spec.family}) produced NaN/inf {what} for {bad_rows} of {len(out)} inputs "
-            f"(precision {spec.precision!r}; try fp32 or check the weights)."
+            + ("(check the weights)." if spec.precision == "fp32" else f"(precision {spec.precision!r}; try fp32 or check the weights).")
         )
     return out
 

@@ -11,6 +11,7 @@ import numpy as np
 from harness.errors import DataError, close_match
 from harness.features import FeatureCache
 from harness.models.base import ModelAdapter
+from harness.models.outputs import checked_features
 from harness.records import MetricValue, ScoreKind
 from harness.tasks import Split
 
@@ -118,7 +119,11 @@ class ProtocolContext:
     inference: str = ""
 
     def encode(self, adapter: ModelAdapter, split: Split) -> Any:
-        return self.cached(adapter, split, lambda: adapter.encode(split.inputs))
+        # A plugin adapter's encode() that skips checked_features: 71 rows for 72 inputs, a 3-D array or text
+        # features failed the probe naming no model.
+        return self.cached(
+            adapter, split, lambda: checked_features(adapter.encode(split.inputs), adapter.spec, n_inputs=len(split))
+        )
 
     def cached(self, adapter: ModelAdapter, split: Split, compute: Callable[[], Any], variant: str = "") -> Any:
         """`compute()` for `split` through the feature cache, keyed by the adapter, its weights and `variant`
