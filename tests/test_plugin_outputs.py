@@ -115,8 +115,10 @@ _X = np.arange(24, dtype=np.float32).reshape(6, 4)
 BAD_FEATURES: dict[str, tuple[Any, str]] = {
     # Each failed inside the probe (sklearn's "Found input variables with inconsistent numbers of samples",
     # "Found array with dim 3", "could not convert string to float"), naming no model.
-    "a row short": (_X[:-1], "produced features of shape (5, 4), expected (6, D): one row per input"),
+    "a row short": (_X[:-1], "produced features of shape (5, 4), expected (6, D) with D >= 1: one row per input"),
     "3-D": (_X[:, :, None], "produced features of shape (6, 4, 1), expected (6, D)"),
+    "no columns": (_X[:, :0], "produced features of shape (6, 0), expected (6, D) with D >= 1"),  # StandardScaler's error
+    "None": (None, "produced features NoneType None, expected (6, D)"),  # "of shape (1,)"
     "text": (np.array([["a"] * 4] * 6), "produced features that are not numbers (ndarray of dtype <U1"),
     "NaN": (np.where(_X == 5, np.nan, _X), "produced NaN/inf features for 1 of 6 inputs"),
 }

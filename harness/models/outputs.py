@@ -23,10 +23,11 @@ def checked_features(
             f"{f' of dtype {features.dtype}' if isinstance(features, np.ndarray) else ''}: {exc}); expected a float32 "
             "array (N, D)."
         ) from None
-    if out.ndim != 2 or (n_inputs is not None and len(out) != n_inputs):
+    if np.ndim(features) != 2 or (n_inputs is not None and len(out) != n_inputs) or out.shape[1] == 0:
         rows = "N" if n_inputs is None else str(n_inputs)
+        got = f"of shape {out.shape}" if np.ndim(features) else f"{type(features).__name__} {repr(features)[:40]}"
         raise ModelOutputError(
-            f"model {spec.name!r} ({spec.family}) produced {what} of shape {out.shape}, expected ({rows}, D)"
+            f"model {spec.name!r} ({spec.family}) produced {what} {got}, expected ({rows}, D) with D >= 1"
             + (": one row per input, in input order." if n_inputs is not None else ".")
         )
     finite = np.isfinite(out)
