@@ -147,3 +147,32 @@ def test_a_plugin_adapters_bad_features_name_the_model(case: str) -> None:
     with pytest.raises(ModelOutputError) as caught:
         ProtocolContext(FeatureCache(None), seed=0).encode(Odd(ModelSpec(name="odd", family="oddfam")), split)
     assert str(caught.value).startswith("model 'odd' (oddfam) produced") and needle in str(caught.value), str(caught.value)
+
+
+def test_a_plugin_adapter_whose_feature_width_differs_between_splits_names_the_model() -> None:
+    """A featurizer fitted on every encode() call: sklearn's 'X has 4 features, but StandardScaler is expecting 8'."""
+    from harness.errors import ModelOutputError
+    from harness.features import FeatureCache
+    from harness.models.base import ModelAdapter, ModelInfo, ModelSpec
+    from harness.protocols.base import ProtocolContext
+    from harness.protocols.linear_probe import LinearProbeConfig
+    from harness.protocols.linear_probe import run as probe_run
+    from harness.tasks import Split, TaskData, TaskSpec
+
+    class Refits(ModelAdapter):
+        modality = "text"
+
+        def encode(self, inputs: Any) -> Any:
+            return np.ones((len(inputs), len(inputs)), dtype=np.float32)  # one column per word "learnt"
+
+        def info(self) -> ModelInfo:
+            return self.model_info(params=0)
+
+    def split(name: str, n: int) -> Split:
+        return Split(name, tuple(f"{name}{i}" for i in range(n)), [f"t{i}" for i in range(n)], np.arange(n) % 2)
+
+    spec = TaskSpec(name="t", version="1", modality="text", labels=("a", "b"))
+    data = TaskData(spec, {"train": split("train", 8), "validation": split("validation", 4), "test": split("test", 6)})
+    with pytest.raises(ModelOutputError, match=r"model 'refits' \(mine\) produced features of different widths for the "
+                       r"splits \(train 8, validation 4, test 6\)"):
+        probe_run(Refits(ModelSpec(name="refits", family="mine")), data, LinearProbeConfig(), ProtocolContext(FeatureCache(None), seed=0))

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from harness.errors import DataError
+from harness.errors import DataError, ModelOutputError
 from harness.models.base import ModelAdapter
 from harness.protocols.base import (
     ProtocolContext,
@@ -191,6 +191,13 @@ def run(
     X_train = ctx.encode(featurizer, data.train)
     X_val = ctx.encode(featurizer, data.validation)
     X_test = ctx.encode(featurizer, data.test)
+    widths = {split.name: x.shape[1] for split, x in ((data.train, X_train), (data.validation, X_val), (data.test, X_test))}
+    if len(set(widths.values())) > 1:  # sklearn's "X has 4 features, but StandardScaler is expecting 8" named no model
+        raise ModelOutputError(
+            f"model {adapter.spec.name!r} ({adapter.spec.family}) produced features of different widths for the splits "
+            f"({', '.join(f'{name} {d}' for name, d in widths.items())}): encode() must give every input the same "
+            "number of features (a featurizer fitted once, in fit_featurizer, not per call)."
+        )
     # After encoding, so a model without features is not applicable whatever the data. (A k-shot draw holds
     # every label.)
     require_two_labels(data.train.labels, data.spec.labels, "linear_probe")
