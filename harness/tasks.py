@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -97,6 +98,11 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         owner = f"Task {self.name!r}"
+        for i, label in enumerate(self.labels):
+            if not isinstance(label, str):
+                raise FieldError(owner, f"labels[{i}]", f"is {type(label).__name__} {label!r}; labels are names (strings).")
+            if label in self.labels[:i]:
+                raise FieldError(owner, f"labels[{i}]", f"is {label!r} again: each label is listed once.")
         if self.lm_prompt is not None and (problem := lm_prompt_problem(self.lm_prompt)):
             raise FieldError(owner, "lm_prompt", f"{self.lm_prompt!r} {problem}.")
         for label, word in self.label_verbalizers.items():
@@ -179,6 +185,25 @@ class Split:
                 f"Split {self.name!r}: ids ({len(self.ids)}), inputs ({len(self.inputs)}) and labels "
                 f"({len(self.labels)}) must have the same length."
             )
+        # A plugin task's repeated id was stored as "r.db cannot be written ... the file is damaged"; an int id
+        # failed the fingerprint with "'int' object has no attribute 'encode'".
+        not_text = next((i for i in self.ids if not isinstance(i, str)), None)
+        if not_text is not None:
+            raise DataError(f"Split {self.name!r}: example ids must be strings, got {type(not_text).__name__} {not_text!r}.")
+        if len(set(self.ids)) != len(self.ids):
+            repeated = [i for i, n in Counter(self.ids).items() if n > 1]
+            raise DataError(
+                f"Split {self.name!r}: example ids must be unique; {len(repeated)} repeat, e.g. "
+                f"{', '.join(map(repr, repeated[:3]))}."
+            )
+        labels = np.asarray(self.labels)
+        # Float labels were truncated to indices (0.5 -> 0) and label names failed with a numpy comparison error.
+        if labels.size and (labels.ndim != 1 or labels.dtype.kind not in "iu"):
+            shown = ", ".join(map(repr, labels.ravel()[:3].tolist()))
+            raise DataError(
+                f"Split {self.name!r}: labels must be a 1-D array of integer label indices (positions in the task's "
+                f"labels), got {labels.dtype} of shape {labels.shape} ({shown}...)."
+            )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -234,6 +259,15 @@ class TaskData:
                     f"Task {self.spec.name!r}, split {name!r}: label index outside the "
                     f"{len(self.spec.labels)} declared labels."
                 )
+            if self.spec.modality == "text":  # None or a number failed the hygiene check with a TypeError traceback
+                inputs = self.splits[name].inputs
+                bad = next((i for i, x in enumerate(inputs) if not isinstance(x, str)), None)
+                if bad is not None:
+                    raise DataError(
+                        f"Task {self.spec.name!r}, split {name!r}: example {self.splits[name].ids[bad]!r} (position "
+                        f"{bad}) has input {type(inputs[bad]).__name__} {repr(inputs[bad])[:40]}; a text task's inputs "
+                        "are strings."
+                    )
 
     @property
     def train(self) -> Split:

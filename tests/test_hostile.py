@@ -1381,6 +1381,24 @@ def task_plugin_run(load: str) -> Callable[[Env], list[str]]:
     return make
 
 
+SPLITS_LOAD = """        import numpy as np
+        from harness.tasks import Split, TaskData
+
+        splits = {{}}
+        for name in ("train", "validation", "test"):
+            ids = [f"{{name}}{{i}}" for i in range(20)]
+            texts, y = [f"{{'good' if i % 2 else 'bad'}} {{name}} {{i}}" for i in range(20)], np.arange(20) % 2
+            if name == "test":
+                {edit}
+            splits[name] = Split(name, tuple(ids), texts, y)
+        return TaskData(self.spec, splits)"""
+
+
+def task_split_run(edit: str) -> Callable[[Env], list[str]]:
+    """task_plugin_run of a load() that builds its splits itself and applies `edit` to the test split's lists."""
+    return task_plugin_run(SPLITS_LOAD.format(edit=edit))
+
+
 def nothing_comparable(*extra: str) -> Callable[[Env], list[str]]:
     def make(env: Env) -> list[str]:
         other = env.tmp / "other.db"
@@ -1438,6 +1456,32 @@ CASES |= {
     "plugin-task-load-exits": Case(
         task_plugin_run("        sys.exit(0)"),
         ("sys.exit(0) was called at", "plug.py:12", "harness run", "did not finish"),
+    ),
+    # A Python task's load() building its own splits: each was a traceback, or a store error, or a wrong number.
+    "task-plugin-repeated-test-id": Case(  # was "r.db cannot be written (... UNIQUE constraint failed ...) damaged"
+        task_split_run("ids[1] = ids[0]"),
+        ("Split 'test': example ids must be unique; 1 repeat, e.g. 'test0'", "(task 'exits', load() at ", "plug.py:"),
+    ),
+    "task-plugin-int-ids": Case(  # was "'int' object has no attribute 'encode'"
+        task_split_run("ids = list(range(20))"), ("Split 'test': example ids must be strings, got int 0",)
+    ),
+    "task-plugin-none-text": Case(  # was a TypeError traceback from the hygiene check
+        task_split_run("texts[3] = None"),
+        ("Task 'exits', split 'test': example 'test3' (position 3) has input NoneType None", "inputs are strings"),
+    ),
+    "task-plugin-fractional-labels": Case(  # truncated to label indices: every 0.5 was label "a"
+        task_split_run("y = y + 0.5"), ("Split 'test': labels must be a 1-D array of integer label indices", "float64"),
+    ),
+    "task-plugin-label-names-as-labels": Case(
+        task_split_run("y = np.array(['a', 'b'] * 10)"), ("labels must be a 1-D array of integer label indices", "'a', 'b'"),
+    ),
+    "task-plugin-label-listed-twice": Case(
+        plugin_run(TASK_PLUGIN.format(init="        pass", load="        pass").replace('("a", "b")', '("a", "b", "a")')),
+        ("Task 'exits': key 'labels[2]' is 'a' again: each label is listed once",),
+    ),
+    "task-plugin-label-not-a-string": Case(
+        plugin_run(TASK_PLUGIN.format(init="        pass", load="        pass").replace('("a", "b")', '("a", 1)')),
+        ("Task 'exits': key 'labels[1]' is int 1; labels are names (strings)",),
     ),
     "pick-plugin-missing": Case(pick("--plugin", "no-such-metrics.py"), ("Plugin path not found: no-such-metrics.py",)),
     "tasks-plugin-is-a-pipe-named-py": Case(

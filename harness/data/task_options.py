@@ -14,17 +14,19 @@ Supported options:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import re
 import threading
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.data.splits import subsample_task_data
 from harness.digests import plugin_code_digest
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.seeding import check_seed
 from harness.tasks import SPLIT_NAMES, Task, TaskData
 from harness.typed_config import build, shown
@@ -143,6 +145,18 @@ class TaskOptions:
         return "".join(f"+{option.tag()}" for option in (self.subsample, self.limit) if option is not None)
 
 
+def _in_task_file(exc: BaseException, task: Task) -> str | None:
+    """'file:line' of the last frame of `exc`'s traceback in the file that defines a plugin task's class."""
+    try:
+        source = inspect.getsourcefile(type(task))
+    except TypeError:
+        return None
+    if source is None or Path(source).resolve().is_relative_to(Path(__file__).resolve().parents[1]):
+        return None  # the harness's own task classes (YAML tasks) name their files themselves
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+
+
 class CachedTask(Task):
     """Loads the wrapped task once per process (thread-safe); pickles without the loaded data."""
 
@@ -171,6 +185,12 @@ class CachedTask(Task):
             if self._data is None:
                 try:
                     self._data = self._load_uncached()
+                except DataError as exc:  # e.g. the Split a plugin task's load() built: say which line built it
+                    at = _in_task_file(exc, self.inner)
+                    if at is None:
+                        raise
+                    task = "" if str(exc).startswith(f"Task {self.spec.name!r}") else f"task {self.spec.name!r}, "
+                    raise DataError(f"{str(exc).rstrip('.')} ({task}load() at {at}).") from exc
                 except HarnessError:
                     raise
                 except Exception as exc:  # a plugin task's own code: one paragraph naming the task and the line
