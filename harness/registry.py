@@ -134,7 +134,7 @@ def _import_failure(path: Path, exc: BaseException) -> str:
     else:
         detail = " ".join(str(exc).split())
         what = type(exc).__name__ + (f": {detail}" if detail else "")
-    return f"Plugin {path} failed to import{at}: {what}."
+    return f"Plugin {path} failed to import{at}: {what}" + ("" if what.endswith((".", "?")) else ".")
 
 
 def _task_classes(module: ModuleType) -> list[type[Task]]:
