@@ -295,3 +295,15 @@ def test_a_plugin_file_may_import_a_builtin_metric_and_alias_its_own(tmp_path):
     )
     registry = discover_metrics([plugin])
     assert registry.get("weird").label == "Weird" and registry.get("accuracy") is not None
+
+
+def test_a_plugin_import_error_ending_in_a_question_gets_no_second_period(tmp_path):
+    """'... Did you mean "probability"?.' was printed."""
+    plugin = tmp_path / "m.py"
+    plugin.write_text(
+        "from harness.metrics import MetricDef\n"
+        "M = MetricDef(name='m', label='M', point=lambda d: 0.0, needs='scores', score_kinds=('probabilty',))\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        discover_metrics([plugin])
+    assert str(caught.value).endswith('Did you mean "probability"?') and "(line 2)" in str(caught.value)
