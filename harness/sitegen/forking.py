@@ -4,8 +4,11 @@ that its workers read as it was at the fork, instead of having it pickled to the
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
+import threading
+from collections.abc import Iterator
 from multiprocessing.pool import Pool
 from typing import Any
 
@@ -22,9 +25,27 @@ def forked_pool(processes: int, inherited: Any) -> Pool:
     global _INHERITED
     _INHERITED = inherited
     try:
-        return multiprocessing.get_context("fork").Pool(processes, initializer=_leave_ctrl_c_to_the_parent)
+        with _workers_start_with_default_sigterm():
+            return multiprocessing.get_context("fork").Pool(processes, initializer=_leave_ctrl_c_to_the_parent)
     finally:
         _INHERITED = None
+
+
+@contextlib.contextmanager
+def _workers_start_with_default_sigterm() -> Iterator[None]:
+    """Fork with SIGTERM at its default action, so a worker terminate() reaches before its initializer ran dies.
+    Forked with the parent's Python handler (the CLI's, or one a library installed), such a SIGTERM was only
+    noted, then dropped once the initializer had reset the handler; the worker lived on and the parent's
+    terminate() waited for it forever (a build failing right after its pool forked). Main thread only (signals)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _leave_ctrl_c_to_the_parent() -> None:
