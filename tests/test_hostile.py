@@ -7,6 +7,7 @@ whose names, protocol variant, suite name and label hold rich markup (``[/]``, `
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -19,8 +20,9 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -2278,28 +2280,31 @@ def test_a_cache_folder_variable_naming_a_file_is_named_in_the_error(
     assert_clean_failure(result, 2, (f"${variable} is ", "a-file", "Not a directory", f"Set ${variable} to a writable folder"))
 
 
-def test_a_forced_run_on_a_store_another_program_holds_locked_is_refused_promptly(env: Env) -> None:
-    """Another program (not a harness run) holding the store's write lock: `run --force` waited 30 s at its
-    claim, 30 s in the heartbeat and 30 s releasing its claims (~94 s) before its clean exit 2."""
-    import subprocess
-    import sys
-    import time
-
-    suite = env.write("s.yaml", EVIL_SUITE)
-    before = store_state(env.db)
+@contextlib.contextmanager
+def locked_by_another_program(db: Path, mode: str) -> Iterator[None]:
+    """Another program (not a harness run) holds `BEGIN <mode>` on the store while the block runs."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
-         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(120)", str(env.db)],
+         f"c.execute('BEGIN {mode}'); print('locked', flush=True); time.sleep(120)", str(db)],
         stdout=subprocess.PIPE, text=True,
-    )
+    )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
-        t0 = time.monotonic()
-        result = invoke(["run", str(suite), "--db", str(env.db), "--quiet", "--force"])
-        took = time.monotonic() - t0
+        yield
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_forced_run_on_a_store_another_program_holds_locked_is_refused_promptly(env: Env) -> None:
+    """Another program (not a harness run) holding the store's write lock: `run --force` waited 30 s at its
+    claim, 30 s in the heartbeat and 30 s releasing its claims (~94 s) before its clean exit 2."""
+    suite = env.write("s.yaml", EVIL_SUITE)
+    before = store_state(env.db)
+    with locked_by_another_program(env.db, "IMMEDIATE"):
+        t0 = time.monotonic()
+        result = invoke(["run", str(suite), "--db", str(env.db), "--quiet", "--force"])
+        took = time.monotonic() - t0
     assert_clean_failure(result, 2, (str(env.db), "cannot be written", "locked", "Nothing of the failed write was stored"))
     assert took < 20, took
     assert store_state(env.db) == before
@@ -2308,26 +2313,13 @@ def test_a_forced_run_on_a_store_another_program_holds_locked_is_refused_promptl
 def test_a_store_another_program_locks_exclusively_is_a_lock_error_not_a_foreign_file(env: Env) -> None:
     """A store switched to a rollback journal by hand, under another program's BEGIN EXCLUSIVE: show waited 30 s,
     then called it "not a harness results database"."""
-    import subprocess
-    import sys
-    import time
-
     conn = sqlite3.connect(env.db)
     conn.execute("PRAGMA journal_mode = delete")
     conn.close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
-         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(120)", str(env.db)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    with locked_by_another_program(env.db, "EXCLUSIVE"):
         t0 = time.monotonic()
         result = invoke(["show", "--db", str(env.db)])
         took = time.monotonic() - t0
-    finally:
-        holder.kill()
-        holder.wait()
     assert_clean_failure(result, 2, ("store.db cannot be read", "another program holds an exclusive lock on it"))
     assert took < 20, took
 
